@@ -1,0 +1,217 @@
+//! A connected client: its socket, query buffer, parsed argv, reply buffer and state
+//! (selected db, protocol, MULTI, WATCH, name), as `client` in upstream's `server.h`.
+
+use std::io::{self, Read, Write};
+use std::os::unix::io::{AsRawFd, RawFd};
+
+use crate::reply::ReplyBuf;
+
+/// The transport of a client.
+pub enum Conn {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Conn {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+/// Client flags (a subset of upstream's CLIENT_* bits that this server uses).
+pub mod flags {
+    /// Inside MULTI: commands are queued.
+    pub const MULTI: u64 = 1 << 3;
+    /// A watched key was touched: EXEC will fail.
+    pub const DIRTY_CAS: u64 = 1 << 5;
+    /// Close after the pending replies are written.
+    pub const CLOSE_AFTER_REPLY: u64 = 1 << 6;
+    /// A command queued in MULTI failed: EXEC will abort.
+    pub const DIRTY_EXEC: u64 = 1 << 12;
+    /// Close as soon as possible, dropping pending output.
+    pub const CLOSE_ASAP: u64 = 1 << 10;
+    /// CLIENT REPLY SKIP: drop the reply of the next command.
+    pub const REPLY_SKIP_NEXT: u64 = 1 << 22;
+    /// CLIENT REPLY SKIP in effect for the current command.
+    pub const REPLY_SKIP: u64 = 1 << 23;
+    /// CLIENT REPLY OFF.
+    pub const REPLY_OFF: u64 = 1 << 24;
+    /// Connected through the unix socket.
+    pub const UNIX_SOCKET: u64 = 1 << 11;
+    /// CLIENT NO-EVICT on.
+    pub const NO_EVICT: u64 = 1 << 43;
+    /// CLIENT NO-TOUCH on.
+    pub const NO_TOUCH: u64 = 1 << 45;
+    /// The client is executing EXEC (commands run inside a transaction).
+    pub const IN_EXEC: u64 = 1 << 50;
+}
+
+/// The request type being parsed, as `reqtype`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReqType {
+    None,
+    Inline,
+    Multibulk,
+}
+
+/// A command queued by MULTI.
+pub struct QueuedCommand {
+    /// Index in the command table.
+    pub id: usize,
+    pub argv: Vec<Vec<u8>>,
+}
+
+pub struct Client {
+    /// Unique, monotonically increasing id (CLIENT ID).
+    pub id: u64,
+    /// The slab key (also the mio token / client_data).
+    pub slot: usize,
+    pub conn: Conn,
+    pub fd: RawFd,
+    /// "ip:port" of the peer, or the unix socket path.
+    pub addr: String,
+    pub laddr: String,
+    pub name: Option<Vec<u8>>,
+    pub lib_name: Option<Vec<u8>>,
+    pub lib_ver: Option<Vec<u8>>,
+    pub db: usize,
+    pub flags: u64,
+    /// Bytes read and not yet parsed.
+    pub query_buf: Vec<u8>,
+    /// Parse position inside `query_buf`.
+    pub qb_pos: usize,
+    pub req_type: ReqType,
+    /// Multibulk elements still expected for the command being parsed (0 when none).
+    pub multibulk_len: i64,
+    /// Length of the bulk being read, or -1.
+    pub bulk_len: i64,
+    /// Arguments of the command being run.
+    pub argv: Vec<Vec<u8>>,
+    /// Total bytes of `argv`, for the client-query-buffer accounting.
+    pub argv_len_sum: usize,
+    pub reply: ReplyBuf,
+    /// Unix time (ms) of creation and of the last interaction.
+    pub ctime_ms: i64,
+    pub last_interaction_ms: i64,
+    /// The last command run, for CLIENT LIST `cmd=`.
+    pub last_cmd: &'static str,
+    pub authenticated: bool,
+    pub user: String,
+    /// MULTI queue.
+    pub mstate: Vec<QueuedCommand>,
+    /// Keys this client WATCHes: (db, key).
+    pub watched_keys: Vec<(usize, Vec<u8>)>,
+    /// Total bytes read and written, for INFO and CLIENT LIST.
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub commands_processed: u64,
+    /// Whether the WRITABLE handler is installed.
+    pub write_handler_installed: bool,
+    /// Whether the client is in the server's pending-write list.
+    pub pending_write: bool,
+    /// Peak of the query buffer since the last cron check.
+    pub query_buf_peak: usize,
+}
+
+impl Client {
+    pub fn new(id: u64, slot: usize, conn: Conn, addr: String, laddr: String, now_ms: i64) -> Self {
+        let fd = conn.fd();
+        let unix = matches!(conn, Conn::Unix(_));
+        Client {
+            id,
+            slot,
+            conn,
+            fd,
+            addr,
+            laddr,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            db: 0,
+            flags: if unix { flags::UNIX_SOCKET } else { 0 },
+            query_buf: Vec::new(),
+            qb_pos: 0,
+            req_type: ReqType::None,
+            multibulk_len: 0,
+            bulk_len: -1,
+            argv: Vec::new(),
+            argv_len_sum: 0,
+            reply: ReplyBuf::new(),
+            ctime_ms: now_ms,
+            last_interaction_ms: now_ms,
+            last_cmd: "NULL",
+            authenticated: false,
+            user: "default".into(),
+            mstate: Vec::new(),
+            watched_keys: Vec::new(),
+            net_input_bytes: 0,
+            net_output_bytes: 0,
+            commands_processed: 0,
+            write_handler_installed: false,
+            pending_write: false,
+            query_buf_peak: 0,
+        }
+    }
+
+    #[inline]
+    pub fn has_flag(&self, f: u64) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Whether output is waiting to be written.
+    pub fn has_pending_replies(&self) -> bool {
+        self.reply.pending() > 0
+    }
+
+    /// Argument `i` as lossy UTF-8 (for error messages).
+    pub fn arg_str(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.argv[i]).into_owned()
+    }
+
+    /// The value of `flags=` in CLIENT LIST.
+    pub fn flags_string(&self) -> String {
+        let mut s = String::new();
+        if self.has_flag(flags::MULTI) {
+            s.push('x');
+        }
+        if self.has_flag(flags::DIRTY_CAS) {
+            s.push('d');
+        }
+        if self.has_flag(flags::CLOSE_AFTER_REPLY) {
+            s.push('c');
+        }
+        if self.has_flag(flags::CLOSE_ASAP) {
+            s.push('A');
+        }
+        if self.has_flag(flags::UNIX_SOCKET) {
+            s.push('U');
+        }
+        if self.has_flag(flags::NO_EVICT) {
+            s.push('e');
+        }
+        if self.has_flag(flags::NO_TOUCH) {
+            s.push('T');
+        }
+        if s.is_empty() {
+            s.push('N');
+        }
+        s
+    }
+}

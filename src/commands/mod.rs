@@ -1,0 +1,598 @@
+//! The command table and the one gate every command passes: [`process_command`].
+//!
+//! # Layout
+//! Commands are data, as upstream's `src/commands/*.json`: each family module exports a
+//! `COMMANDS: &[CommandDef]` slice with name, arity (negative means "at least"), flags, ACL
+//! categories, key specs and subcommands, and the handlers beside them:
+//!
+//! | module           | family                                                        |
+//! |------------------|---------------------------------------------------------------|
+//! | `string.rs`      | GET, SET, INCR, APPEND, GETRANGE, LCS, ...                    |
+//! | `keys.rs`        | DEL, EXISTS, EXPIRE, TTL, SCAN, KEYS, RENAME, COPY, OBJECT... |
+//! | `connection.rs`  | PING, ECHO, SELECT, HELLO, AUTH, CLIENT, RESET, QUIT          |
+//! | `server.rs`      | INFO, CONFIG, COMMAND, DEBUG, DBSIZE, FLUSH*, TIME, SHUTDOWN  |
+//! | `transaction.rs` | MULTI, EXEC, DISCARD, WATCH, UNWATCH                          |
+//!
+//! [`CommandTable::new`] gathers them into one lookup table at startup.
+//!
+//! # The gate
+//! [`process_command`] runs upstream's checks in upstream's order; every rejection is a
+//! reply and the connection stays open. [`call`] runs the handler and accounts for it.
+//! EXEC runs its queued commands through [`call`] too, after the same gate ran at queueing.
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+pub mod transaction;
+
+use std::collections::HashMap;
+
+use crate::client::{flags as cflags, Client, QueuedCommand};
+use crate::reply;
+use crate::server::Server;
+
+/// A command handler.
+pub type CommandProc = fn(&mut Server, &mut Client);
+
+/// Command flags, as upstream's `CMD_*` (names as COMMAND INFO prints them).
+pub mod flags {
+    pub const WRITE: u64 = 1 << 0;
+    pub const READONLY: u64 = 1 << 1;
+    pub const DENYOOM: u64 = 1 << 2;
+    pub const MODULE: u64 = 1 << 3;
+    pub const ADMIN: u64 = 1 << 4;
+    pub const PUBSUB: u64 = 1 << 5;
+    pub const NOSCRIPT: u64 = 1 << 6;
+    pub const BLOCKING: u64 = 1 << 8;
+    pub const LOADING: u64 = 1 << 9;
+    pub const STALE: u64 = 1 << 10;
+    pub const SKIP_MONITOR: u64 = 1 << 11;
+    pub const SKIP_SLOWLOG: u64 = 1 << 12;
+    pub const ASKING: u64 = 1 << 13;
+    pub const FAST: u64 = 1 << 14;
+    pub const NO_AUTH: u64 = 1 << 15;
+    pub const MAY_REPLICATE: u64 = 1 << 16;
+    pub const SENTINEL: u64 = 1 << 17;
+    pub const ONLY_SENTINEL: u64 = 1 << 18;
+    pub const NO_MANDATORY_KEYS: u64 = 1 << 19;
+    pub const PROTECTED: u64 = 1 << 20;
+    pub const NO_ASYNC_LOADING: u64 = 1 << 23;
+    pub const NO_MULTI: u64 = 1 << 24;
+    pub const MOVABLE_KEYS: u64 = 1 << 25;
+    pub const ALLOW_BUSY: u64 = 1 << 26;
+    pub const TOUCHES_ARBITRARY_KEYS: u64 = 1 << 28;
+
+    /// Names in the order COMMAND INFO lists them.
+    pub const NAMES: &[(u64, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (MODULE, "module"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// ACL categories, as upstream's `ACL_CATEGORY_*`.
+pub mod acl_cat {
+    pub const KEYSPACE: u64 = 1 << 0;
+    pub const READ: u64 = 1 << 1;
+    pub const WRITE: u64 = 1 << 2;
+    pub const SET: u64 = 1 << 3;
+    pub const SORTEDSET: u64 = 1 << 4;
+    pub const LIST: u64 = 1 << 5;
+    pub const HASH: u64 = 1 << 6;
+    pub const STRING: u64 = 1 << 7;
+    pub const BITMAP: u64 = 1 << 8;
+    pub const HYPERLOGLOG: u64 = 1 << 9;
+    pub const GEO: u64 = 1 << 10;
+    pub const STREAM: u64 = 1 << 11;
+    pub const PUBSUB: u64 = 1 << 12;
+    pub const ADMIN: u64 = 1 << 13;
+    pub const FAST: u64 = 1 << 14;
+    pub const SLOW: u64 = 1 << 15;
+    pub const BLOCKING: u64 = 1 << 16;
+    pub const DANGEROUS: u64 = 1 << 17;
+    pub const CONNECTION: u64 = 1 << 18;
+    pub const TRANSACTION: u64 = 1 << 19;
+    pub const SCRIPTING: u64 = 1 << 20;
+
+    pub const NAMES: &[(u64, &str)] = &[
+        (KEYSPACE, "keyspace"),
+        (READ, "read"),
+        (WRITE, "write"),
+        (SET, "set"),
+        (SORTEDSET, "sortedset"),
+        (LIST, "list"),
+        (HASH, "hash"),
+        (STRING, "string"),
+        (BITMAP, "bitmap"),
+        (HYPERLOGLOG, "hyperloglog"),
+        (GEO, "geo"),
+        (STREAM, "stream"),
+        (PUBSUB, "pubsub"),
+        (ADMIN, "admin"),
+        (FAST, "fast"),
+        (SLOW, "slow"),
+        (BLOCKING, "blocking"),
+        (DANGEROUS, "dangerous"),
+        (CONNECTION, "connection"),
+        (TRANSACTION, "transaction"),
+        (SCRIPTING, "scripting"),
+    ];
+}
+
+/// Key spec flags, as upstream's `CMD_KEY_*`.
+pub mod key_flags {
+    pub const RO: u32 = 1 << 0;
+    pub const RW: u32 = 1 << 1;
+    pub const OW: u32 = 1 << 2;
+    pub const RM: u32 = 1 << 3;
+    pub const ACCESS: u32 = 1 << 4;
+    pub const UPDATE: u32 = 1 << 5;
+    pub const INSERT: u32 = 1 << 6;
+    pub const DELETE: u32 = 1 << 7;
+    pub const NOT_KEY: u32 = 1 << 8;
+    pub const INCOMPLETE: u32 = 1 << 9;
+    pub const VARIABLE_FLAGS: u32 = 1 << 10;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (RO, "RO"),
+        (RW, "RW"),
+        (OW, "OW"),
+        (RM, "RM"),
+        (ACCESS, "access"),
+        (UPDATE, "update"),
+        (INSERT, "insert"),
+        (DELETE, "delete"),
+        (NOT_KEY, "not_key"),
+        (INCOMPLETE, "incomplete"),
+        (VARIABLE_FLAGS, "variable_flags"),
+    ];
+}
+
+/// Where the search for keys begins.
+#[derive(Clone, Copy, Debug)]
+pub enum BeginSearch {
+    /// At a fixed argument index.
+    Index(i32),
+    /// After a keyword, searching from `startfrom` (negative: from the end).
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
+}
+
+/// How keys are found after the beginning.
+#[derive(Clone, Copy, Debug)]
+pub enum FindKeys {
+    /// `lastkey` relative to the begin (-1: the last argument), every `step`; `limit` for
+    /// dividing the remaining arguments.
+    Range {
+        lastkey: i32,
+        keystep: i32,
+        limit: i32,
+    },
+    /// The number of keys is at `keynumidx`, the first key at `firstkey`.
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    },
+}
+
+/// A key specification, as upstream's `keySpec`.
+#[derive(Clone, Copy, Debug)]
+pub struct KeySpec {
+    pub flags: u32,
+    pub begin: BeginSearch,
+    pub find: FindKeys,
+}
+
+impl KeySpec {
+    /// The common case: keys from index `first` to `last` (-1: the end) every `step`.
+    pub const fn range(flags: u32, first: i32, lastkey: i32, step: i32) -> KeySpec {
+        KeySpec {
+            flags,
+            begin: BeginSearch::Index(first),
+            find: FindKeys::Range {
+                lastkey,
+                keystep: step,
+                limit: 0,
+            },
+        }
+    }
+}
+
+/// One command, or one subcommand of a container command.
+pub struct CommandDef {
+    /// Lower-case name (for a subcommand, the part after `|`).
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u64,
+    pub acl_categories: u64,
+    pub key_specs: &'static [KeySpec],
+    pub subcommands: &'static [CommandDef],
+    pub proc_: CommandProc,
+    /// COMMAND DOCS fields.
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    /// Command tips (`nondeterministic_output`, `request_policy:...`).
+    pub tips: &'static [&'static str],
+}
+
+impl CommandDef {
+    /// A command with no key specs, subcommands, docs or tips; chain the builders below
+    /// to add them. `const`, so tables stay static data.
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u64,
+        acl_categories: u64,
+        proc_: CommandProc,
+    ) -> CommandDef {
+        CommandDef {
+            name,
+            arity,
+            flags,
+            acl_categories,
+            key_specs: &[],
+            subcommands: &[],
+            proc_,
+            group: "generic",
+            since: "1.0.0",
+            summary: "",
+            complexity: "",
+            tips: &[],
+        }
+    }
+
+    pub const fn keys(mut self, key_specs: &'static [KeySpec]) -> CommandDef {
+        self.key_specs = key_specs;
+        self
+    }
+
+    pub const fn subs(mut self, subcommands: &'static [CommandDef]) -> CommandDef {
+        self.subcommands = subcommands;
+        self
+    }
+
+    pub const fn doc(
+        mut self,
+        group: &'static str,
+        since: &'static str,
+        summary: &'static str,
+        complexity: &'static str,
+    ) -> CommandDef {
+        self.group = group;
+        self.since = since;
+        self.summary = summary;
+        self.complexity = complexity;
+        self
+    }
+
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> CommandDef {
+        self.tips = tips;
+        self
+    }
+}
+
+/// A handler for container commands called without a valid subcommand (never reached: the
+/// gate answers first).
+pub fn container_proc(_: &mut Server, c: &mut Client) {
+    let sub = c.argv.get(1).cloned().unwrap_or_default();
+    let name = String::from_utf8_lossy(&c.argv[0]).into_owned();
+    c.reply
+        .add_error(&reply::err_unknown_subcommand(&name, &sub));
+}
+
+/// Per-command statistics (INFO commandstats).
+#[derive(Default, Clone, Debug)]
+pub struct CmdStats {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+/// A command as registered at runtime: its definition, full name and statistics.
+pub struct Command {
+    pub def: &'static CommandDef,
+    /// `get` or `client|list`.
+    pub full_name: String,
+    pub id: usize,
+    pub parent: Option<usize>,
+    /// Subcommand ids by lower-case name.
+    pub subs: HashMap<Vec<u8>, usize>,
+}
+
+/// All commands, looked up by lower-case name.
+pub struct CommandTable {
+    pub commands: Vec<Command>,
+    by_name: HashMap<Vec<u8>, usize>,
+    pub stats: Vec<CmdStats>,
+}
+
+/// Every family's table.
+pub fn all_families() -> [&'static [CommandDef]; 5] {
+    [
+        string::COMMANDS,
+        keys::COMMANDS,
+        connection::COMMANDS,
+        server::COMMANDS,
+        transaction::COMMANDS,
+    ]
+}
+
+impl CommandTable {
+    pub fn new() -> CommandTable {
+        let mut t = CommandTable {
+            commands: Vec::new(),
+            by_name: HashMap::new(),
+            stats: vec![],
+        };
+        for fam in all_families() {
+            for def in fam {
+                let id = t.push(def, def.name.to_string(), None);
+                t.by_name.insert(def.name.as_bytes().to_vec(), id);
+                for sub in def.subcommands {
+                    let full = format!("{}|{}", def.name, sub.name);
+                    let sid = t.push(sub, full, Some(id));
+                    t.commands[id]
+                        .subs
+                        .insert(sub.name.as_bytes().to_vec(), sid);
+                }
+            }
+        }
+        t.stats = vec![CmdStats::default(); t.commands.len()];
+        t
+    }
+
+    fn push(
+        &mut self,
+        def: &'static CommandDef,
+        full_name: String,
+        parent: Option<usize>,
+    ) -> usize {
+        let id = self.commands.len();
+        self.commands.push(Command {
+            def,
+            full_name,
+            id,
+            parent,
+            subs: HashMap::new(),
+        });
+        id
+    }
+
+    /// Looks a top-level command up by name, case-insensitively, without allocating for
+    /// names of ordinary length.
+    #[inline]
+    pub fn lookup_base(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; 32];
+        if name.len() <= buf.len() {
+            for (d, s) in buf.iter_mut().zip(name) {
+                *d = s.to_ascii_lowercase();
+            }
+            self.by_name.get(&buf[..name.len()]).copied()
+        } else {
+            None
+        }
+    }
+
+    /// Looks a command up from argv, resolving a subcommand of a container command.
+    /// Returns `Err(Some(parent))` for a container with an unknown subcommand and
+    /// `Err(None)` for an unknown command.
+    pub fn lookup(&self, argv: &[Vec<u8>]) -> Result<usize, Option<usize>> {
+        let Some(id) = self.lookup_base(&argv[0]) else {
+            return Err(None);
+        };
+        let cmd = &self.commands[id];
+        if cmd.subs.is_empty() || argv.len() < 2 {
+            return Ok(id);
+        }
+        match cmd.subs.get(&argv[1].to_ascii_lowercase()) {
+            Some(&s) => Ok(s),
+            None => Err(Some(id)),
+        }
+    }
+
+    /// Looks a command up by its full name (`client|list`).
+    pub fn lookup_full(&self, name: &[u8]) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        match lower.iter().position(|&b| b == b'|') {
+            None => self.by_name.get(&lower).copied(),
+            Some(p) => {
+                let id = *self.by_name.get(&lower[..p])?;
+                self.commands[id].subs.get(&lower[p + 1..]).copied()
+            }
+        }
+    }
+
+    /// Top-level command ids.
+    pub fn top_level(&self) -> impl Iterator<Item = &Command> {
+        self.commands.iter().filter(|c| c.parent.is_none())
+    }
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether the arity check fails.
+#[inline]
+fn arity_mismatch(arity: i32, argc: usize) -> bool {
+    (arity > 0 && argc as i32 != arity) || (argc as i32) < -arity
+}
+
+/// Formats `unknown command` as upstream: the name and up to 128 bytes of each argument.
+fn err_unknown_command(argv: &[Vec<u8>]) -> String {
+    let mut args = String::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push('\'');
+        args.push_str(&reply::sanitize(a, room));
+        args.push_str("' ");
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        reply::sanitize(&argv[0], 128),
+        args
+    )
+}
+
+/// Rejects the command with an error: counts it as rejected and, inside MULTI, makes
+/// EXEC fail (upstream's `rejectCommand` + `flagTransaction`).
+fn reject(srv: &mut Server, c: &mut Client, cmd: Option<usize>, err: &str) {
+    if let Some(id) = cmd {
+        srv.commands.stats[id].rejected_calls += 1;
+    }
+    if c.has_flag(cflags::MULTI) {
+        c.flags |= cflags::DIRTY_EXEC;
+    }
+    c.reply.add_error(err);
+    srv.stats.note_error(&c.reply);
+}
+
+/// The gate: every command from every source passes here, with upstream's checks in
+/// upstream's order. Returns false if the client must be closed now.
+pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
+    if c.argv.is_empty() {
+        return true;
+    }
+    // 1. Lookup and arity.
+    let id = match srv.commands.lookup(&c.argv) {
+        Ok(id) => id,
+        Err(None) => {
+            let e = err_unknown_command(&c.argv);
+            reject(srv, c, None, &e);
+            return true;
+        }
+        Err(Some(parent)) => {
+            let name = srv.commands.commands[parent].def.name;
+            let e = reply::err_unknown_subcommand(name, &c.argv[1]);
+            reject(srv, c, None, &e);
+            return true;
+        }
+    };
+    let def = srv.commands.commands[id].def;
+    if arity_mismatch(def.arity, c.argv.len()) {
+        let full = srv.commands.commands[id].full_name.clone();
+        let e = reply::err_arity(&full);
+        reject(srv, c, Some(id), &e);
+        return true;
+    }
+    c.last_cmd = def.name;
+
+    // 2. Protected commands (DEBUG, MODULE) behind their enable-* directive.
+    if def.flags & flags::PROTECTED != 0 {
+        let (mode, opt) = (srv.config.enable_debug_command, "enable-debug-command");
+        let local = c.has_flag(cflags::UNIX_SOCKET)
+            || c.addr.starts_with("127.")
+            || c.addr.starts_with("[::1]");
+        let allowed = match mode {
+            crate::config::EnableMode::Yes => true,
+            crate::config::EnableMode::Local => local,
+            crate::config::EnableMode::No => false,
+        };
+        if !allowed {
+            let e = format!(
+                "ERR {} command not allowed. If the {} option is set to \"local\", you can run \
+                 it from a local connection, otherwise you need to set this option in the \
+                 configuration file, and then restart the server.",
+                def.name.to_ascii_uppercase(),
+                opt
+            );
+            reject(srv, c, Some(id), &e);
+            return true;
+        }
+    }
+
+    // 3. Authentication.
+    if !srv.client_is_authenticated(c) && def.flags & flags::NO_AUTH == 0 {
+        reject(srv, c, Some(id), reply::ERR_NOAUTH);
+        return true;
+    }
+
+    // 4. Commands that can not run inside MULTI.
+    if c.has_flag(cflags::MULTI) && def.flags & flags::NO_MULTI != 0 {
+        reject(
+            srv,
+            c,
+            Some(id),
+            "ERR Command not allowed inside a transaction",
+        );
+        return true;
+    }
+
+    // 5. ACL (command, keys, channels): the default user allows everything until the acl
+    //    crate lands (issue 7).
+    // 6. Cluster redirection: cluster mode is issue 13.
+    // 7. OOM: maxmemory is issue 10.
+    // 8. Read-only replica: replication is issue 9.
+
+    // 9. MULTI queueing: everything but the transaction control commands is queued.
+    if c.has_flag(cflags::MULTI)
+        && !matches!(
+            def.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
+        let argv = std::mem::take(&mut c.argv);
+        c.mstate.push(QueuedCommand { id, argv });
+        c.reply.add_status("QUEUED");
+        return true;
+    }
+
+    // 10. The call.
+    call(srv, c, id);
+    true
+}
+
+/// Runs the handler of command `id` on the client's argv and accounts for it (INFO
+/// commandstats, errorstats), as upstream's `call()`.
+pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
+    let def = srv.commands.commands[id].def;
+    let errors_before = c.reply.errors;
+    let start = std::time::Instant::now();
+    let prev_current = srv.current_client.replace(c.slot);
+    (def.proc_)(srv, c);
+    srv.current_client = prev_current;
+    if srv.current_client_add_flags != 0 {
+        c.flags |= srv.current_client_add_flags;
+        srv.current_client_add_flags = 0;
+    }
+    let usec = start.elapsed().as_micros() as u64;
+    let st = &mut srv.commands.stats[id];
+    st.calls += 1;
+    st.usec += usec;
+    if c.reply.errors != errors_before {
+        st.failed_calls += 1;
+        srv.stats.note_error(&c.reply);
+    }
+    c.commands_processed += 1;
+    srv.stats.numcommands += 1;
+}

@@ -1,0 +1,248 @@
+//! The keyspace as commands see it, as upstream's `db.c` and `expire.c`: lookups that apply
+//! lazy expiry and count hits and misses, writes that signal WATCHers, and the active
+//! expire cycle run from cron and before-sleep.
+//!
+//! Commands never touch [`KvStore`] directly for writes: they call [`set_key`],
+//! [`db_delete`] and friends so that every write marks WATCHed keys dirty and counts in
+//! `dirty` (later: keyspace notifications, AOF and replication propagation).
+
+use crate::kvstore::KvStore;
+use crate::object::{ObjType, Value, ValueRef};
+use crate::server::Server;
+
+/// One numbered database.
+pub struct Db {
+    pub id: usize,
+    pub kv: KvStore,
+    /// Average TTL of the keys sampled by the active expire cycle, for INFO keyspace.
+    pub avg_ttl: i64,
+}
+
+impl Db {
+    pub fn new(id: usize) -> Db {
+        Db {
+            id,
+            kv: KvStore::new(),
+            avg_ttl: 0,
+        }
+    }
+}
+
+/// Whether `key` in `db` is logically expired at `now`.
+#[inline]
+pub fn key_is_expired(srv: &Server, db: usize, key: &[u8]) -> bool {
+    match srv.dbs[db].kv.get_expire(key) {
+        Some(when) => when <= srv.mstime,
+        None => false,
+    }
+}
+
+/// Deletes `key` if it is expired (upstream's `expireIfNeeded`); returns true if the key
+/// is (now) gone because it had expired.
+pub fn expire_if_needed(srv: &mut Server, db: usize, key: &[u8]) -> bool {
+    if !key_is_expired(srv, db, key) {
+        return false;
+    }
+    delete_expired_key(srv, db, key);
+    true
+}
+
+/// Deletes a key that expired, with the stats and signals of an expiry.
+pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
+    srv.dbs[db].kv.remove(key);
+    srv.stats.expiredkeys += 1;
+    srv.touch_watched_key(db, key);
+    srv.dirty += 1;
+}
+
+/// Looks `key` up for reading: applies lazy expiry, counts a hit or a miss, updates the
+/// LRU clock unless the client asked NO-TOUCH.
+pub fn lookup_key_read<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
+    if expire_if_needed(srv, db, key) {
+        srv.stats.keyspace_misses += 1;
+        return None;
+    }
+    let lru = srv.lruclock;
+    if srv.dbs[db].kv.get(key).is_some() {
+        srv.stats.keyspace_hits += 1;
+        srv.dbs[db].kv.set_lru(key, lru);
+        srv.dbs[db].kv.get(key)
+    } else {
+        srv.stats.keyspace_misses += 1;
+        None
+    }
+}
+
+/// Looks `key` up for writing: applies lazy expiry, no hit/miss accounting.
+pub fn lookup_key_write<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
+    expire_if_needed(srv, db, key);
+    srv.dbs[db].kv.get(key)
+}
+
+/// Looks `key` up without side effects other than lazy expiry (EXISTS, TYPE, TTL).
+pub fn lookup_key_no_touch<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
+    expire_if_needed(srv, db, key);
+    srv.dbs[db].kv.get(key)
+}
+
+/// The type of `key` after lazy expiry.
+pub fn key_type(srv: &mut Server, db: usize, key: &[u8]) -> Option<ObjType> {
+    lookup_key_no_touch(srv, db, key).map(|v| v.obj_type())
+}
+
+/// Stores `val` at `key` (upstream's `setKey`): signals WATCHers. With `keep_ttl` an
+/// existing TTL survives, else it is removed.
+pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
+    let lru = srv.lruclock;
+    srv.dbs[db].kv.insert(key, val, keep_ttl, lru);
+    signal_modified_key(srv, db, key);
+}
+
+/// Deletes `key`; returns true if it existed. Signals WATCHers.
+pub fn db_delete(srv: &mut Server, db: usize, key: &[u8]) -> bool {
+    if srv.dbs[db].kv.remove(key).is_some() {
+        signal_modified_key(srv, db, key);
+        true
+    } else {
+        false
+    }
+}
+
+/// Every write to a key goes through here (upstream's `signalModifiedKey`).
+#[inline]
+pub fn signal_modified_key(srv: &mut Server, db: usize, key: &[u8]) {
+    srv.touch_watched_key(db, key);
+}
+
+/// Sets the absolute expiry of an existing key; signals WATCHers.
+pub fn set_expire(srv: &mut Server, db: usize, key: &[u8], when_ms: i64) -> bool {
+    let ok = srv.dbs[db].kv.set_expire(key, when_ms);
+    if ok {
+        signal_modified_key(srv, db, key);
+    }
+    ok
+}
+
+/// Empties one database (or all when `db` is None); returns the number of keys removed.
+pub fn empty_data(srv: &mut Server, db: Option<usize>) -> usize {
+    let mut removed = 0;
+    for d in srv.dbs.iter_mut() {
+        if db.is_none_or(|x| x == d.id) {
+            removed += d.kv.len();
+            d.kv.clear();
+            d.avg_ttl = 0;
+        }
+    }
+    srv.touch_all_watched_keys_in_db(db);
+    removed
+}
+
+/// Which active expire cycle to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ExpireCycle {
+    /// From before-sleep: at most [`ACTIVE_EXPIRE_CYCLE_FAST_DURATION_US`].
+    Fast,
+    /// From cron: up to [`ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC`]% of the cron period.
+    Slow,
+}
+
+/// Keys sampled per database per loop, before the effort adjustment.
+pub const ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP: usize = 20;
+pub const ACTIVE_EXPIRE_CYCLE_FAST_DURATION_US: u64 = 1000;
+pub const ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC: u64 = 25;
+/// Stop sampling a db when fewer than this percent of sampled keys were expired.
+pub const ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE: u64 = 10;
+
+/// Upstream's adaptive active expire cycle: sample keys with a TTL in each db, delete the
+/// expired ones, and keep going on a db while more than the acceptable percentage of the
+/// sample was stale, within a time budget.
+pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
+    if !srv.active_expire_enabled {
+        return;
+    }
+    let effort = srv.config.active_expire_effort.clamp(1, 10) as usize - 1;
+    let keys_per_loop =
+        ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP + ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP / 4 * effort;
+    let acceptable_stale = ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE as usize - effort;
+    // Fast cycles are only worth it when some db has keys with TTLs.
+    if kind == ExpireCycle::Fast && srv.dbs.iter().all(|d| d.kv.expires_len() == 0) {
+        return;
+    }
+    let budget_us = match kind {
+        ExpireCycle::Fast => {
+            ACTIVE_EXPIRE_CYCLE_FAST_DURATION_US
+                + ACTIVE_EXPIRE_CYCLE_FAST_DURATION_US / 4 * effort as u64
+        }
+        ExpireCycle::Slow => {
+            (ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC + 2 * effort as u64) * 1_000_000
+                / srv.hz.max(1) as u64
+                / 100
+        }
+    };
+    let start = std::time::Instant::now();
+    srv.update_cached_time();
+    let dbs = srv.dbs.len();
+    let mut sampled_total = 0usize;
+    let mut expired_total = 0usize;
+    for _ in 0..dbs {
+        let db = srv.active_expire_db % dbs;
+        srv.active_expire_db = (srv.active_expire_db + 1) % dbs;
+        loop {
+            if srv.dbs[db].kv.expires_len() == 0 {
+                break;
+            }
+            let sample = srv.dbs[db].kv.sample_expires(keys_per_loop);
+            if sample.is_empty() {
+                break;
+            }
+            let mut expired = 0;
+            let mut ttl_sum = 0i64;
+            let mut ttl_samples = 0i64;
+            for (key, when) in &sample {
+                if *when <= srv.mstime {
+                    delete_expired_key(srv, db, key);
+                    expired += 1;
+                } else {
+                    ttl_sum += when - srv.mstime;
+                    ttl_samples += 1;
+                }
+            }
+            if ttl_samples > 0 {
+                let avg = ttl_sum / ttl_samples;
+                let d = &mut srv.dbs[db];
+                d.avg_ttl = if d.avg_ttl == 0 {
+                    avg
+                } else {
+                    (d.avg_ttl / 50) * 49 + avg / 50
+                };
+            }
+            sampled_total += sample.len();
+            expired_total += expired;
+            if start.elapsed().as_micros() as u64 > budget_us {
+                srv.stats.expired_time_cap_reached_count += 1;
+                return;
+            }
+            if expired * 100 <= sample.len() * acceptable_stale {
+                break;
+            }
+        }
+    }
+    if sampled_total > 0 {
+        let perc = expired_total as f64 / sampled_total as f64;
+        srv.stats.expired_stale_perc = perc * 0.05 + srv.stats.expired_stale_perc * 0.95;
+    }
+}
+
+/// serverCron's database work: the slow expire cycle and incremental rehashing.
+pub fn databases_cron(srv: &mut Server) {
+    active_expire_cycle(srv, ExpireCycle::Slow);
+    // Rehash for at most ~1ms per cron call across dbs, as `databasesCron`.
+    let start = std::time::Instant::now();
+    for d in srv.dbs.iter_mut() {
+        while d.kv.rehash_step(100) {
+            if start.elapsed().as_micros() > 1000 {
+                return;
+            }
+        }
+    }
+}

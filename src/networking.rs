@@ -1,0 +1,816 @@
+//! Sockets and the RESP request parser, as upstream's `networking.c` and `anet.c`.
+//!
+//! - Listeners accept until `WouldBlock` (at most [`MAX_ACCEPTS_PER_CALL`] per event).
+//! - A readable client is read in [`PROTO_IOBUF_LEN`] chunks; every complete command in the
+//!   query buffer is parsed and run before the next read, so a pipeline runs in one turn.
+//! - Replies accumulate in the client's buffer and leave in before-sleep
+//!   ([`handle_clients_with_pending_writes`]); WRITABLE interest is installed only while a
+//!   write could not finish.
+//!
+//! The parser is hostile-input safe: counts and lengths are validated before anything is
+//! sized by them, buffers grow only with bytes actually received, and unauthenticated
+//! clients get the tighter limits upstream applies (CVE-2021-32675).
+
+use std::io::{self, ErrorKind};
+use std::os::unix::io::{AsRawFd, RawFd};
+
+use log::{debug, warn};
+
+use crate::client::{flags as cflags, Client, Conn, ReqType};
+use crate::server::{EventLoop, Server};
+
+/// Read chunk size, as `PROTO_IOBUF_LEN`.
+pub const PROTO_IOBUF_LEN: usize = 16 * 1024;
+/// Longest inline request or header line, as `PROTO_INLINE_MAX_SIZE`.
+pub const PROTO_INLINE_MAX_SIZE: usize = 64 * 1024;
+/// Accepts per readable event on a listener, as `MAX_ACCEPTS_PER_CALL`.
+pub const MAX_ACCEPTS_PER_CALL: usize = 1000;
+/// Reads per readable event before yielding to other clients.
+pub const MAX_READS_PER_EVENT: usize = 16;
+/// Bytes written per client per event before yielding, as `NET_MAX_WRITES_PER_EVENT`.
+pub const NET_MAX_WRITES_PER_EVENT: usize = 64 * 1024;
+/// Before authentication, at most this many arguments per command.
+pub const UNAUTH_MULTIBULK_MAX: i64 = 10;
+/// Before authentication, at most this many bytes per argument.
+pub const UNAUTH_BULK_MAX: i64 = 16384;
+/// An unauthenticated client whose pending output exceeds this is disconnected
+/// (CVE-2025-21605: a peer that never reads must not grow server memory).
+pub const UNAUTH_OUTPUT_MAX: usize = 1024;
+/// Free a reply buffer's excess capacity above this after it drains.
+const REPLY_BUF_KEEP_BYTES: usize = 64 * 1024;
+
+/// A listening socket.
+pub enum Listener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener, String),
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+}
+
+/// Binds every configured address; `-` before an address makes a failure to bind it
+/// non-fatal, as upstream.
+pub fn listen(srv: &mut Server) -> Result<(), String> {
+    if srv.config.port != 0 {
+        let binds = srv.config.bind.clone();
+        for b in binds {
+            let (optional, addr) = match b.strip_prefix('-') {
+                Some(a) => (true, a.to_string()),
+                None => (false, b.clone()),
+            };
+            let addr = if addr == "*" {
+                "0.0.0.0".to_string()
+            } else {
+                addr
+            };
+            let sockaddr = if addr.contains(':') {
+                format!("[{}]:{}", addr, srv.config.port)
+            } else {
+                format!("{}:{}", addr, srv.config.port)
+            };
+            match bind_tcp(&sockaddr, srv.config.tcp_backlog) {
+                Ok(l) => srv.listeners.push(Listener::Tcp(l)),
+                Err(e) => {
+                    if optional {
+                        warn!(
+                            "Failed listening on port {} (tcp), continuing: {}",
+                            srv.config.port, e
+                        );
+                    } else {
+                        return Err(format!(
+                            "Failed listening on port {} (tcp), aborting: {}",
+                            srv.config.port, e
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = srv.config.unixsocket.clone() {
+        let _ = std::fs::remove_file(&path);
+        let l = mio::net::UnixListener::bind(&path)
+            .map_err(|e| format!("Failed opening Unix socket: {}", e))?;
+        let perm = srv.config.unixsocketperm;
+        if perm != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm));
+        }
+        srv.listeners.push(Listener::Unix(l, path));
+    }
+    if srv.listeners.is_empty() {
+        return Err("Configured to not listen anywhere, exiting.".into());
+    }
+    Ok(())
+}
+
+fn bind_tcp(addr: &str, backlog: i32) -> io::Result<mio::net::TcpListener> {
+    use nix::sys::socket::{
+        bind, listen as nlisten, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
+        SockType, SockaddrStorage,
+    };
+    use std::net::ToSocketAddrs;
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let sa = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "bad address"))?;
+    let family = if sa.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io::Error::from)?;
+    if sa.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(io::Error::from)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(sa)).map_err(io::Error::from)?;
+    nlisten(
+        &fd,
+        Backlog::new(backlog.max(1)).unwrap_or(Backlog::MAXCONN),
+    )
+    .map_err(io::Error::from)?;
+    let std_l = unsafe { std::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
+    Ok(mio::net::TcpListener::from_std(std_l))
+}
+
+/// Registers the listeners with the event loop.
+pub fn install_listeners(el: &mut EventLoop, srv: &mut Server) -> io::Result<()> {
+    for (i, l) in srv.listeners.iter().enumerate() {
+        el.create_file_event(l.fd(), ae::READABLE, accept_handler, i)?;
+    }
+    Ok(())
+}
+
+/// Accepts new connections on listener `idx`.
+pub fn accept_handler(el: &mut EventLoop, srv: &mut Server, _fd: RawFd, idx: usize, _: u32) {
+    for _ in 0..MAX_ACCEPTS_PER_CALL {
+        let accepted = match &srv.listeners[idx] {
+            Listener::Tcp(l) => l.accept().map(|(s, a)| {
+                let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                (Conn::Tcp(s), a.to_string(), laddr)
+            }),
+            Listener::Unix(l, path) => {
+                let path = path.clone();
+                l.accept()
+                    .map(|(s, _)| (Conn::Unix(s), format!("{}:0", path), path))
+            }
+        };
+        match accepted {
+            Ok((conn, addr, laddr)) => accept_common(el, srv, conn, addr, laddr),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: stop for this turn instead of spinning on the
+                // same error (CVE-2025-48367); cron retries the accept.
+                warn!("Accepting client connection: {}", e);
+                srv.accept_retry = true;
+                return;
+            }
+        }
+    }
+    // More may be waiting: come back next turn without waiting for a new edge.
+    el.set_pending(srv.listeners[idx].fd(), ae::READABLE);
+}
+
+fn accept_common(
+    el: &mut EventLoop,
+    srv: &mut Server,
+    mut conn: Conn,
+    addr: String,
+    laddr: String,
+) {
+    let fd = conn.fd();
+    if srv.clients.len() >= srv.config.maxclients || fd as usize >= el.setsize() {
+        // Best effort: the socket is non-blocking and the error short.
+        let _ = conn.write(b"-ERR max number of clients reached\r\n");
+        srv.stats.rejected_conn += 1;
+        return;
+    }
+    if let Conn::Tcp(s) = &conn {
+        let _ = s.set_nodelay(true);
+        if srv.config.tcp_keepalive > 0 {
+            let _ = set_keepalive(s.as_raw_fd(), srv.config.tcp_keepalive);
+        }
+    }
+    let id = srv.next_client_id;
+    srv.next_client_id += 1;
+    let entry = srv.clients.vacant_entry();
+    let slot = entry.key();
+    let c = Client::new(id, slot, conn, addr, laddr, srv.mstime);
+    entry.insert(Some(Box::new(c)));
+    if let Err(e) = el.create_file_event(fd, ae::READABLE, read_query_from_client, slot) {
+        warn!("Error registering fd event for the new client: {}", e);
+        srv.clients.remove(slot);
+        return;
+    }
+    srv.stats.numconnections += 1;
+    debug!(
+        "Accepted {}",
+        srv.clients[slot]
+            .as_ref()
+            .map(|c| c.addr.as_str())
+            .unwrap_or("")
+    );
+}
+
+fn set_keepalive(fd: RawFd, interval: u32) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    use std::os::fd::BorrowedFd;
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    setsockopt(&bfd, sockopt::KeepAlive, &true)?;
+    setsockopt(&bfd, sockopt::TcpKeepIdle, &interval)?;
+    setsockopt(&bfd, sockopt::TcpKeepInterval, &(interval / 3).max(1))?;
+    setsockopt(&bfd, sockopt::TcpKeepCount, &3)?;
+    Ok(())
+}
+
+/// Takes client `slot` out of the table for serving; put it back with [`put_client`].
+#[inline]
+pub fn take_client(srv: &mut Server, slot: usize) -> Option<Box<Client>> {
+    srv.clients.get_mut(slot).and_then(|o| o.take())
+}
+
+#[inline]
+pub fn put_client(srv: &mut Server, c: Box<Client>) {
+    let slot = c.slot;
+    srv.clients[slot] = Some(c);
+}
+
+/// The readable handler of a client.
+pub fn read_query_from_client(
+    el: &mut EventLoop,
+    srv: &mut Server,
+    fd: RawFd,
+    slot: usize,
+    _: u32,
+) {
+    let Some(mut c) = take_client(srv, slot) else {
+        return;
+    };
+    srv.update_cached_time();
+    let mut close = false;
+    let mut reads = 0;
+    loop {
+        if c.has_flag(cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP) {
+            break;
+        }
+        if reads == MAX_READS_PER_EVENT {
+            el.set_pending(fd, ae::READABLE);
+            break;
+        }
+        reads += 1;
+        let len = c.query_buf.len();
+        c.query_buf.reserve(PROTO_IOBUF_LEN);
+        let r = read_into_spare(c.fd, &mut c.query_buf);
+        match r {
+            Ok(0) => {
+                close = true;
+                break;
+            }
+            Ok(n) => {
+                debug_assert_eq!(c.query_buf.len(), len + n);
+                c.net_input_bytes += n as u64;
+                srv.stats.net_input_bytes += n as u64;
+                srv.stats.total_reads_processed += 1;
+                c.last_interaction_ms = srv.mstime;
+                if !process_input_buffer(srv, &mut c) {
+                    close = true;
+                    break;
+                }
+                let pending = c.query_buf.len() - c.qb_pos;
+                if pending > c.query_buf_peak {
+                    c.query_buf_peak = pending;
+                }
+                if pending > srv.config.client_query_buffer_limit {
+                    warn!(
+                        "Closing client that reached max query buffer length: addr={} qbuf={}",
+                        c.addr, pending
+                    );
+                    srv.stats.client_qbuf_limit_disconnections += 1;
+                    close = true;
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                debug!("Reading from client: {}", e);
+                close = true;
+                break;
+            }
+        }
+    }
+    if close || c.has_flag(cflags::CLOSE_ASAP) {
+        free_client(el, srv, c);
+        return;
+    }
+    if c.has_pending_replies() && !c.pending_write {
+        c.pending_write = true;
+        srv.clients_pending_write.push(slot);
+    }
+    put_client(srv, c);
+}
+
+/// Reads from `fd` into the spare capacity of `buf` (no zero-filling, no reference to
+/// uninitialised memory), extending its length by the bytes read.
+fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let len = buf.len();
+    let spare = buf.capacity() - len;
+    // SAFETY: the pointer is within the allocation and `spare` bytes are available; the
+    // kernel writes at most `spare` bytes and we only extend the length by what it wrote.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(len) as *mut libc::c_void, spare) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe { buf.set_len(len + n as usize) };
+    Ok(n as usize)
+}
+
+/// Parses and runs every complete command in the query buffer. Returns false if the
+/// client must be closed at once.
+pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
+    while c.qb_pos < c.query_buf.len() {
+        if c.has_flag(cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP) {
+            break;
+        }
+        if c.req_type == ReqType::None {
+            c.req_type = if c.query_buf[c.qb_pos] == b'*' {
+                ReqType::Multibulk
+            } else {
+                ReqType::Inline
+            };
+        }
+        let complete = match c.req_type {
+            ReqType::Inline => process_inline_buffer(srv, c),
+            _ => process_multibulk_buffer(srv, c),
+        };
+        if !complete {
+            break;
+        }
+        if c.argv.is_empty() {
+            // An empty request (`*0`, `*-1`, a blank inline line): nothing to run.
+            reset_client(c);
+            continue;
+        }
+        let skip = c.has_flag(cflags::REPLY_SKIP_NEXT);
+        if skip {
+            c.flags &= !cflags::REPLY_SKIP_NEXT;
+            c.flags |= cflags::REPLY_SKIP;
+            c.reply.silenced = true;
+        }
+        crate::commands::process_command(srv, c);
+        if c.has_flag(cflags::REPLY_SKIP) {
+            c.flags &= !cflags::REPLY_SKIP;
+            c.reply.silenced = c.has_flag(cflags::REPLY_OFF);
+        }
+        reset_client(c);
+        if !srv.client_is_authenticated(c) && c.reply.pending() > UNAUTH_OUTPUT_MAX {
+            // An unauthenticated peer that does not read its replies.
+            return false;
+        }
+    }
+    // Drop the consumed prefix once per batch.
+    if c.qb_pos > 0 {
+        if c.qb_pos == c.query_buf.len() {
+            c.query_buf.clear();
+            if c.query_buf.capacity() > 4 * PROTO_IOBUF_LEN {
+                c.query_buf.shrink_to(PROTO_IOBUF_LEN);
+            }
+        } else {
+            c.query_buf.drain(..c.qb_pos);
+        }
+        c.qb_pos = 0;
+    }
+    true
+}
+
+fn reset_client(c: &mut Client) {
+    c.argv.clear();
+    c.argv_len_sum = 0;
+    c.req_type = ReqType::None;
+    c.multibulk_len = 0;
+    c.bulk_len = -1;
+}
+
+/// Replies with a protocol error and closes the client after the reply, as
+/// `setProtocolError`.
+fn set_protocol_error(c: &mut Client, msg: &str) {
+    debug!("Protocol error ({}) from client: addr={}", msg, c.addr);
+    c.reply.silenced = false;
+    c.reply.add_error(&format!("ERR Protocol error: {}", msg));
+    c.flags |= cflags::CLOSE_AFTER_REPLY;
+    // Discard the rest of the input.
+    c.qb_pos = c.query_buf.len();
+    reset_client(c);
+}
+
+fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
+    buf[from..]
+        .iter()
+        .position(|&b| b == b'\r')
+        .map(|p| p + from)
+}
+
+/// Parses one multibulk request; returns true when argv holds a complete command (or the
+/// request was empty), false when more bytes are needed or a protocol error was set.
+fn process_multibulk_buffer(srv: &Server, c: &mut Client) -> bool {
+    let authed = srv.client_is_authenticated(c);
+    if c.multibulk_len == 0 {
+        let Some(cr) = find_cr(&c.query_buf, c.qb_pos) else {
+            if c.query_buf.len() - c.qb_pos > PROTO_INLINE_MAX_SIZE {
+                set_protocol_error(c, "too big mbulk count string");
+            }
+            return false;
+        };
+        if cr + 1 >= c.query_buf.len() {
+            return false; // The \n has not arrived yet.
+        }
+        let n = crate::util::parse_i64_strict(&c.query_buf[c.qb_pos + 1..cr]);
+        match n {
+            Some(n) if n > i32::MAX as i64 => {
+                set_protocol_error(c, "invalid multibulk length");
+                return false;
+            }
+            Some(n) if !authed && n > UNAUTH_MULTIBULK_MAX => {
+                set_protocol_error(c, "unauthenticated multibulk length");
+                return false;
+            }
+            None => {
+                set_protocol_error(c, "invalid multibulk length");
+                return false;
+            }
+            Some(n) => {
+                c.qb_pos = cr + 2;
+                if n <= 0 {
+                    return true; // Empty request.
+                }
+                c.multibulk_len = n;
+                // Never size anything by an announced count: reserve a bounded amount.
+                c.argv.reserve((n as usize).min(1024));
+            }
+        }
+    }
+    while c.multibulk_len > 0 {
+        if c.bulk_len == -1 {
+            let Some(cr) = find_cr(&c.query_buf, c.qb_pos) else {
+                if c.query_buf.len() - c.qb_pos > PROTO_INLINE_MAX_SIZE {
+                    set_protocol_error(c, "too big bulk count string");
+                }
+                return false;
+            };
+            if cr + 1 >= c.query_buf.len() {
+                return false;
+            }
+            if c.query_buf[c.qb_pos] != b'$' {
+                let got = c.query_buf[c.qb_pos] as char;
+                set_protocol_error(c, &format!("expected '$', got '{}'", got));
+                return false;
+            }
+            let n = crate::util::parse_i64_strict(&c.query_buf[c.qb_pos + 1..cr]);
+            match n {
+                Some(n) if n < 0 || n > srv.config.proto_max_bulk_len => {
+                    set_protocol_error(c, "invalid bulk length");
+                    return false;
+                }
+                Some(n) if !authed && n > UNAUTH_BULK_MAX => {
+                    set_protocol_error(c, "unauthenticated bulk length");
+                    return false;
+                }
+                None => {
+                    set_protocol_error(c, "invalid bulk length");
+                    return false;
+                }
+                Some(n) => {
+                    c.qb_pos = cr + 2;
+                    c.bulk_len = n;
+                }
+            }
+        }
+        let need = c.bulk_len as usize + 2;
+        if c.query_buf.len() - c.qb_pos < need {
+            return false;
+        }
+        let start = c.qb_pos;
+        let arg = c.query_buf[start..start + c.bulk_len as usize].to_vec();
+        c.argv_len_sum += arg.len();
+        c.argv.push(arg);
+        c.qb_pos += need;
+        c.bulk_len = -1;
+        c.multibulk_len -= 1;
+    }
+    true
+}
+
+/// Parses one inline request (a line of space-separated, optionally quoted words).
+fn process_inline_buffer(_srv: &Server, c: &mut Client) -> bool {
+    let Some(nl) = c.query_buf[c.qb_pos..].iter().position(|&b| b == b'\n') else {
+        if c.query_buf.len() - c.qb_pos > PROTO_INLINE_MAX_SIZE {
+            set_protocol_error(c, "too big inline request");
+        }
+        return false;
+    };
+    let end = c.qb_pos + nl;
+    let mut line_end = end;
+    if line_end > c.qb_pos && c.query_buf[line_end - 1] == b'\r' {
+        line_end -= 1;
+    }
+    let line = c.query_buf[c.qb_pos..line_end].to_vec();
+    c.qb_pos = end + 1;
+    match split_args(&line) {
+        Some(args) => {
+            c.argv = args;
+            true
+        }
+        None => {
+            set_protocol_error(c, "unbalanced quotes in request");
+            false
+        }
+    }
+}
+
+fn hex_val(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        b'A'..=b'F' => b - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// Splits a line into arguments as `sdssplitargs`: whitespace separates, "double quotes"
+/// take C escapes (\n \r \t \b \a \\ \" \xHH), 'single quotes' take only \'. A closing
+/// quote must be followed by a space or the end. Returns None on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let mut inq = false;
+        let mut insq = false;
+        loop {
+            if inq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    i += 3;
+                } else if line[i] == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        o => o,
+                    });
+                } else if line[i] == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else if insq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if line[i] == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        i += 1;
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    o => cur.push(o),
+                }
+            }
+            i += 1;
+        }
+        out.push(cur);
+    }
+}
+
+/// Writes as much of the client's pending output as the socket takes. Returns Err if the
+/// connection failed.
+pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
+    let mut written = 0;
+    while c.reply.pending() > 0 {
+        let r = {
+            let (conn, rb) = (&mut c.conn, &c.reply);
+            conn.write(&rb.buf[rb.sent..])
+        };
+        match r {
+            Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "write zero")),
+            Ok(n) => {
+                c.reply.sent += n;
+                written += n;
+                c.net_output_bytes += n as u64;
+                srv.stats.net_output_bytes += n as u64;
+                if written >= NET_MAX_WRITES_PER_EVENT {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    srv.stats.total_writes_processed += 1;
+    if c.reply.pending() == 0 {
+        c.reply.buf.clear();
+        c.reply.sent = 0;
+        if c.reply.buf.capacity() > REPLY_BUF_KEEP_BYTES {
+            c.reply.buf.shrink_to(PROTO_IOBUF_LEN);
+        }
+    } else if c.reply.sent > REPLY_BUF_KEEP_BYTES {
+        let sent = c.reply.sent;
+        c.reply.buf.drain(..sent);
+        c.reply.sent = 0;
+    }
+    if written > 0 {
+        c.last_interaction_ms = srv.mstime;
+    }
+    Ok(())
+}
+
+/// The writable handler, installed only while output is pending.
+pub fn send_reply_to_client(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, _: u32) {
+    let Some(mut c) = take_client(srv, slot) else {
+        return;
+    };
+    if write_to_client(srv, &mut c).is_err() {
+        free_client(el, srv, c);
+        return;
+    }
+    if c.reply.pending() == 0 {
+        el.delete_file_event(fd, ae::WRITABLE);
+        c.write_handler_installed = false;
+        if c.has_flag(cflags::CLOSE_AFTER_REPLY) {
+            free_client(el, srv, c);
+            return;
+        }
+    }
+    put_client(srv, c);
+}
+
+/// before-sleep: try to write every client's output directly; install the writable handler
+/// only for those whose socket did not take it all.
+pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) {
+    let pending = std::mem::take(&mut srv.clients_pending_write);
+    for slot in pending.iter().copied() {
+        let Some(mut c) = take_client(srv, slot) else {
+            continue;
+        };
+        c.pending_write = false;
+        if c.write_handler_installed {
+            put_client(srv, c);
+            continue;
+        }
+        if write_to_client(srv, &mut c).is_err() {
+            free_client(el, srv, c);
+            continue;
+        }
+        if c.reply.pending() > 0 {
+            if el
+                .create_file_event(c.fd, ae::WRITABLE, send_reply_to_client, slot)
+                .is_ok()
+            {
+                c.write_handler_installed = true;
+            }
+        } else if c.has_flag(cflags::CLOSE_AFTER_REPLY) {
+            free_client(el, srv, c);
+            continue;
+        }
+        put_client(srv, c);
+    }
+    // Reuse the allocation of the list.
+    let mut pending = pending;
+    pending.clear();
+    if srv.clients_pending_write.is_empty() {
+        srv.clients_pending_write = pending;
+    }
+}
+
+/// Schedules client `slot` (with id `id`) to be closed in before-sleep.
+pub fn free_client_async(srv: &mut Server, slot: usize, id: u64) {
+    srv.clients_to_close.push((slot, id));
+}
+
+/// before-sleep: frees the clients scheduled by [`free_client_async`].
+pub fn free_clients_in_async_free_queue(el: &mut EventLoop, srv: &mut Server) {
+    if srv.clients_to_close.is_empty() {
+        return;
+    }
+    let list = std::mem::take(&mut srv.clients_to_close);
+    for (slot, id) in list {
+        let matches = matches!(srv.clients.get(slot), Some(Some(c)) if c.id == id);
+        if !matches {
+            continue;
+        }
+        if let Some(mut c) = take_client(srv, slot) {
+            // Flush what can be flushed (the reply to CLIENT KILL of oneself, QUIT).
+            if c.has_flag(cflags::CLOSE_AFTER_REPLY) {
+                let _ = write_to_client(srv, &mut c);
+            }
+            free_client(el, srv, c);
+        }
+    }
+}
+
+/// Closes the connection and releases everything the client holds.
+pub fn free_client(el: &mut EventLoop, srv: &mut Server, c: Box<Client>) {
+    el.delete_file_event(c.fd, ae::READABLE | ae::WRITABLE);
+    crate::commands::transaction::unwatch_all_keys(srv, &c);
+    if srv.clients.contains(c.slot) {
+        srv.clients.remove(c.slot);
+    }
+    drop(c);
+}
+
+/// serverCron's client work: idle timeouts, query buffer shrinking, accept retries.
+pub fn clients_cron(srv: &mut Server) {
+    let timeout_ms = srv.config.timeout as i64 * 1000;
+    let now = srv.mstime;
+    let mut to_close = Vec::new();
+    for (slot, c) in srv.clients.iter_mut() {
+        let Some(c) = c else { continue };
+        if timeout_ms > 0 && now - c.last_interaction_ms > timeout_ms {
+            debug!("Closing idle client");
+            to_close.push((slot, c.id));
+            continue;
+        }
+        if c.query_buf.is_empty() && c.query_buf.capacity() > PROTO_IOBUF_LEN * 2 {
+            c.query_buf = Vec::new();
+        }
+        c.query_buf_peak = 0;
+    }
+    for (slot, id) in to_close {
+        free_client_async(srv, slot, id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_args;
+
+    #[test]
+    fn split_args_like_sdssplitargs() {
+        assert_eq!(
+            split_args(b"set a b").unwrap(),
+            vec![b"set".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(split_args(b"  ").unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            split_args(b"\"a\\x41\\n\" 'it\\'s'").unwrap(),
+            vec![b"aA\n".to_vec(), b"it's".to_vec()]
+        );
+        assert!(split_args(b"\"abc").is_none());
+        assert!(split_args(b"\"abc\"x").is_none());
+        assert!(split_args(b"'abc").is_none());
+    }
+}

@@ -1,0 +1,175 @@
+//! Values stored in the keyspace, their types and encodings (Valkey's `object.c`).
+//!
+//! A string is stored in one of three encodings, as upstream, and OBJECT ENCODING reports
+//! the same name for the same value:
+//! - `int`: the value is the canonical decimal form of an i64 of at most 20 characters;
+//! - `embstr`: at most [`EMBSTR_SIZE_LIMIT`] bytes, kept inline with the key;
+//! - `raw`: longer strings, or any string modified in place (APPEND, SETRANGE).
+//!
+//! Collections (issue 3 onwards) add their own variants.
+
+/// Strings up to this length are created `embstr`, as `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`.
+pub const EMBSTR_SIZE_LIMIT: usize = 44;
+
+/// The type of a value, as reported by TYPE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjType {
+    String,
+    List,
+    Set,
+    ZSet,
+    Hash,
+    Stream,
+}
+
+impl ObjType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjType::String => "string",
+            ObjType::List => "list",
+            ObjType::Set => "set",
+            ObjType::ZSet => "zset",
+            ObjType::Hash => "hash",
+            ObjType::Stream => "stream",
+        }
+    }
+
+    /// Parses a SCAN TYPE argument (case-insensitive).
+    pub fn from_name(s: &[u8]) -> Option<ObjType> {
+        let s = s.to_ascii_lowercase();
+        Some(match &s[..] {
+            b"string" => ObjType::String,
+            b"list" => ObjType::List,
+            b"set" => ObjType::Set,
+            b"zset" => ObjType::ZSet,
+            b"hash" => ObjType::Hash,
+            b"stream" => ObjType::Stream,
+            _ => return None,
+        })
+    }
+}
+
+/// The encoding of a value, as reported by OBJECT ENCODING.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Int,
+    EmbStr,
+    Raw,
+}
+
+impl Encoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Int => "int",
+            Encoding::EmbStr => "embstr",
+            Encoding::Raw => "raw",
+        }
+    }
+}
+
+/// An owned value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// An int-encoded string.
+    Int(i64),
+    /// A string; `raw` tells whether it is raw-encoded (else embstr when short enough).
+    Str { bytes: Vec<u8>, raw: bool },
+}
+
+/// A borrowed view of a stored value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl Value {
+    /// A string value with upstream's encoding choice (`tryObjectEncoding`): int when the
+    /// bytes are an i64 in canonical form of at most 20 characters, else embstr or raw by
+    /// length.
+    pub fn from_bytes(b: &[u8]) -> Value {
+        if b.len() <= 20 {
+            if let Some(n) = crate::util::parse_i64_strict(b) {
+                return Value::Int(n);
+            }
+        }
+        Value::Str {
+            bytes: b.to_vec(),
+            raw: b.len() > EMBSTR_SIZE_LIMIT,
+        }
+    }
+
+    /// Like [`Value::from_bytes`] but taking ownership of the buffer.
+    pub fn from_vec(b: Vec<u8>) -> Value {
+        if b.len() <= 20 {
+            if let Some(n) = crate::util::parse_i64_strict(&b) {
+                return Value::Int(n);
+            }
+        }
+        let raw = b.len() > EMBSTR_SIZE_LIMIT;
+        Value::Str { bytes: b, raw }
+    }
+
+    /// A raw-encoded string (the result of APPEND/SETRANGE), never int or embstr.
+    pub fn raw(b: Vec<u8>) -> Value {
+        Value::Str {
+            bytes: b,
+            raw: true,
+        }
+    }
+
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Str { bytes, .. } => ValueRef::Str(bytes),
+        }
+    }
+
+    pub fn obj_type(&self) -> ObjType {
+        ObjType::String
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        match self {
+            Value::Int(_) => Encoding::Int,
+            Value::Str { raw: true, .. } => Encoding::Raw,
+            Value::Str { bytes, .. } if bytes.len() > EMBSTR_SIZE_LIMIT => Encoding::Raw,
+            Value::Str { .. } => Encoding::EmbStr,
+        }
+    }
+}
+
+impl<'a> ValueRef<'a> {
+    pub fn obj_type(&self) -> ObjType {
+        ObjType::String
+    }
+
+    /// The string bytes of a string value (formatting int-encoded ones).
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            ValueRef::Int(n) => Some(n.to_string().into_bytes()),
+            ValueRef::Str(b) => Some(b.to_vec()),
+        }
+    }
+
+    /// Length in bytes of a string value.
+    pub fn str_len(&self) -> Option<usize> {
+        match self {
+            ValueRef::Int(n) => {
+                let mut t = crate::reply::itoa_buf();
+                Some(crate::reply::fmt_i64(&mut t, *n).len())
+            }
+            ValueRef::Str(b) => Some(b.len()),
+        }
+    }
+
+    pub fn to_owned(&self) -> Value {
+        match self {
+            ValueRef::Int(n) => Value::Int(*n),
+            ValueRef::Str(b) => Value::Str {
+                bytes: b.to_vec(),
+                raw: b.len() > EMBSTR_SIZE_LIMIT,
+            },
+        }
+    }
+}

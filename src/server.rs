@@ -1,0 +1,253 @@
+//! The server state and its periodic work: `Server` is upstream's `struct valkeyServer`,
+//! `server_cron` is `serverCron`, `before_sleep` is `beforeSleep`.
+//!
+//! One thread owns a `Server` and runs every command; the event loop hands it to each
+//! handler by `&mut`, so nothing else can touch the keyspace.
+
+use std::collections::HashMap;
+
+use slab::Slab;
+
+use crate::client::{flags as cflags, Client};
+use crate::commands::CommandTable;
+use crate::config::Config;
+use crate::db::Db;
+use crate::networking::Listener;
+use crate::reply::ReplyBuf;
+use crate::util;
+
+pub type EventLoop = ae::EventLoop<Server>;
+
+/// Server-wide counters for INFO stats.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub numcommands: u64,
+    pub numconnections: u64,
+    pub rejected_conn: u64,
+    pub expiredkeys: u64,
+    pub expired_stale_perc: f64,
+    pub expired_time_cap_reached_count: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+    /// errorstat_<CODE>:count=N.
+    pub errors: HashMap<String, u64>,
+    pub client_qbuf_limit_disconnections: u64,
+    pub client_outbuf_limit_disconnections: u64,
+    pub unexpected_error_replies: u64,
+    pub total_reads_processed: u64,
+    pub total_writes_processed: u64,
+}
+
+impl Stats {
+    /// Records an error reply that was just added to `r`, for INFO errorstats.
+    pub fn note_error(&mut self, r: &ReplyBuf) {
+        self.total_error_replies += 1;
+        if let Some(code) = &r.last_error_code {
+            // Upstream caps the number of distinct error codes it tracks at 128.
+            if self.errors.len() < 128 || self.errors.contains_key(code) {
+                *self.errors.entry(code.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+}
+
+pub struct Server {
+    pub config: Config,
+    pub config_file: Option<String>,
+    pub executable: String,
+    pub dbs: Vec<Db>,
+    /// Connected clients, keyed by slab slot; `None` while the client is being served
+    /// (taken out so handlers can borrow it and the server separately).
+    pub clients: Slab<Option<Box<Client>>>,
+    pub listeners: Vec<Listener>,
+    pub commands: CommandTable,
+    pub stats: Stats,
+    pub next_client_id: u64,
+    /// Slots of clients with output to flush in before-sleep.
+    pub clients_pending_write: Vec<usize>,
+    /// Slots of clients to free in before-sleep (closed asynchronously).
+    pub clients_to_close: Vec<(usize, u64)>,
+    /// An accept failed (EMFILE...): cron retries instead of the loop spinning.
+    pub accept_retry: bool,
+    /// WATCHed keys: (db, key) -> client slots.
+    pub watched_keys: HashMap<(usize, Vec<u8>), Vec<usize>>,
+    /// Changes since the last save (`rdb_changes_since_last_save`).
+    pub dirty: u64,
+    pub start_time_ms: i64,
+    pub run_id: String,
+    /// The cached clocks, updated before each command batch and in cron.
+    pub mstime: i64,
+    pub unixtime: i64,
+    /// serverCron iterations.
+    pub cronloops: u64,
+    /// Current effective hz (dynamic-hz may raise it).
+    pub hz: u32,
+    /// Active expire cycle state.
+    pub active_expire_enabled: bool,
+    pub active_expire_db: usize,
+    pub shutdown_asap: bool,
+    pub lruclock: u32,
+    /// The slot of the client whose command is running (it is taken out of `clients`).
+    pub current_client: Option<usize>,
+    /// Flags to add to the current client when its command returns (DIRTY_CAS when it
+    /// touched a key it WATCHes itself).
+    pub current_client_add_flags: u64,
+    /// Peak of `used_memory`.
+    pub stat_peak_memory: usize,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Server {
+        let now = util::mstime();
+        let dbs = (0..config.databases).map(Db::new).collect();
+        let hz = config.hz;
+        Server {
+            config,
+            config_file: None,
+            executable: std::env::args().next().unwrap_or_default(),
+            dbs,
+            clients: Slab::new(),
+            listeners: Vec::new(),
+            commands: CommandTable::new(),
+            stats: Stats::default(),
+            next_client_id: 1,
+            clients_pending_write: Vec::new(),
+            clients_to_close: Vec::new(),
+            accept_retry: false,
+            watched_keys: HashMap::new(),
+            dirty: 0,
+            start_time_ms: now,
+            run_id: util::random_hex40(),
+            mstime: now,
+            unixtime: now / 1000,
+            cronloops: 0,
+            hz,
+            active_expire_enabled: true,
+            active_expire_db: 0,
+            shutdown_asap: false,
+            lruclock: lru_clock(now),
+            stat_peak_memory: 0,
+            current_client: None,
+            current_client_add_flags: 0,
+        }
+    }
+
+    /// Refreshes the cached clocks.
+    #[inline]
+    pub fn update_cached_time(&mut self) {
+        self.mstime = util::mstime();
+        self.unixtime = self.mstime / 1000;
+    }
+
+    /// Whether `c` may run commands that need authentication. Until ACLs land (issue 7)
+    /// a client is authenticated unless `requirepass` is set and it has not passed AUTH.
+    pub fn client_is_authenticated(&self, c: &Client) -> bool {
+        c.authenticated || self.config.requirepass.is_none()
+    }
+
+    /// Marks every client watching `key` in `db` as dirty (upstream's `touchWatchedKey`).
+    /// Every write to a key must call this, through `db::signal_modified_key`.
+    pub fn touch_watched_key(&mut self, db: usize, key: &[u8]) {
+        if self.watched_keys.is_empty() {
+            return;
+        }
+        if let Some(slots) = self.watched_keys.get(&(db, key.to_vec())) {
+            for &s in slots {
+                if Some(s) == self.current_client {
+                    self.current_client_add_flags |= cflags::DIRTY_CAS;
+                } else if let Some(Some(c)) = self.clients.get_mut(s) {
+                    c.flags |= cflags::DIRTY_CAS;
+                }
+            }
+        }
+    }
+
+    /// Marks every client watching any key of `db` (or every db when None) as dirty:
+    /// FLUSHDB, FLUSHALL, SWAPDB.
+    pub fn touch_all_watched_keys_in_db(&mut self, db: Option<usize>) {
+        let slots: Vec<usize> = self
+            .watched_keys
+            .iter()
+            .filter(|((d, _), _)| db.is_none_or(|x| x == *d))
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        for s in slots {
+            if Some(s) == self.current_client {
+                self.current_client_add_flags |= cflags::DIRTY_CAS;
+            } else if let Some(Some(c)) = self.clients.get_mut(s) {
+                c.flags |= cflags::DIRTY_CAS;
+            }
+        }
+    }
+
+    /// Number of connected clients (including one currently taken out to run).
+    pub fn connected_clients(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+/// LRU clock resolution in ms, as `LRU_CLOCK_RESOLUTION`.
+pub const LRU_CLOCK_RESOLUTION: i64 = 1000;
+/// The LRU clock wraps at 24 bits.
+pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
+
+pub fn lru_clock(now_ms: i64) -> u32 {
+    ((now_ms / LRU_CLOCK_RESOLUTION) as u32) & LRU_CLOCK_MAX
+}
+
+/// Idle ms of an object with the given LRU clock, as `estimateObjectIdleTime`.
+pub fn estimate_idle_time_ms(now_lru: u32, obj_lru: u32) -> u64 {
+    if now_lru >= obj_lru {
+        (now_lru - obj_lru) as u64 * LRU_CLOCK_RESOLUTION as u64
+    } else {
+        (now_lru as u64 + (LRU_CLOCK_MAX - obj_lru) as u64) * LRU_CLOCK_RESOLUTION as u64
+    }
+}
+
+/// `serverCron`: runs `hz` times per second.
+pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
+    srv.update_cached_time();
+    srv.lruclock = lru_clock(srv.mstime);
+    srv.cronloops += 1;
+
+    // Dynamic hz: raise the frequency with the number of clients, as upstream.
+    srv.hz = srv.config.hz.clamp(1, 500);
+    if srv.config.dynamic_hz {
+        let mut clients = srv.connected_clients();
+        while clients / (srv.hz as usize * 200) > 0 && srv.hz < 500 {
+            srv.hz = (srv.hz * 2).min(500);
+            clients /= 2;
+        }
+    }
+
+    crate::networking::clients_cron(srv);
+    crate::db::databases_cron(srv);
+
+    let used = crate::zmalloc::used_memory();
+    if used > srv.stat_peak_memory {
+        srv.stat_peak_memory = used;
+    }
+
+    if srv.shutdown_asap {
+        crate::commands::server::prepare_for_shutdown(srv);
+        el.stop();
+        return ae::NOMORE;
+    }
+    1000 / srv.hz as i64
+}
+
+/// `beforeSleep`: flushes client output, frees clients closed asynchronously, runs the
+/// fast active expire cycle.
+pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
+    crate::networking::handle_clients_with_pending_writes(el, srv);
+    crate::networking::free_clients_in_async_free_queue(el, srv);
+    if srv.shutdown_asap {
+        // SHUTDOWN replied and flagged: leave the loop right away.
+        crate::commands::server::prepare_for_shutdown(srv);
+        el.stop();
+    }
+}

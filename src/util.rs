@@ -1,0 +1,180 @@
+//! Small helpers shared by every subsystem: number parsing with upstream's exact rules
+//! (`string2ll`, `string2ld`), clocks and randomness.
+
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Parses an i64 exactly as `string2ll`: optional `-`, no `+`, no leading zeros (except "0"),
+/// no spaces, no overflow.
+pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > (i64::MAX as u64) + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// Parses a u64 as `string2ull` (used for SCAN cursors).
+pub fn parse_u64_strict(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s[0] == b'-' {
+        return parse_i64_strict(s).map(|v| v as u64);
+    }
+    if s.len() > 1 && s[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// Parses a float as `string2ld`/`getDoubleFromObject`: no surrounding spaces, not NaN,
+/// at most 5120 characters (MAX_LONG_DOUBLE_CHARS).
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 5120 {
+        return None;
+    }
+    if s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
+        return None;
+    }
+    let st = std::str::from_utf8(s).ok()?;
+    let lower = st.to_ascii_lowercase();
+    let v: f64 = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            // strtod accepts hex floats too; Rust's parser does not. Upstream accepts them
+            // in INCRBYFLOAT; they are rare enough to refuse.
+            if lower.contains("nan") || lower.contains("inf") {
+                return None;
+            }
+            st.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// Current unix time in milliseconds.
+pub fn mstime() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Current unix time in microseconds.
+pub fn ustime() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new({
+        let t = ustime() as u64;
+        let p = std::process::id() as u64;
+        (t ^ (p << 32)) | 1
+    });
+}
+
+/// A fast non-cryptographic random number (xorshift64*), for sampling and RANDOMKEY.
+pub fn random_u64() -> u64 {
+    RNG.with(|c| {
+        let mut x = c.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        c.set(x);
+        x.wrapping_mul(0x2545F4914F6CDD1D)
+    })
+}
+
+/// Fills `buf` from the OS random source (for run ids and ACL GENPASS).
+pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// 40 random hex characters (run_id, replication ids).
+pub fn random_hex40() -> String {
+    let mut b = [0u8; 20];
+    if os_random(&mut b).is_err() {
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (random_u64() >> (i % 8)) as u8;
+        }
+    }
+    b.iter().map(|x| format!("{:02x}", x)).collect()
+}
+
+/// Case-insensitive ASCII equality of an argument with a keyword.
+#[inline]
+pub fn eq_ic(a: &[u8], kw: &str) -> bool {
+    a.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_i64() {
+        assert_eq!(parse_i64_strict(b"0"), Some(0));
+        assert_eq!(parse_i64_strict(b"-1"), Some(-1));
+        assert_eq!(parse_i64_strict(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64_strict(b"9223372036854775808"), None);
+        assert_eq!(parse_i64_strict(b"01"), None);
+        assert_eq!(parse_i64_strict(b"+1"), None);
+        assert_eq!(parse_i64_strict(b" 1"), None);
+        assert_eq!(parse_i64_strict(b"-0"), None);
+        assert_eq!(parse_i64_strict(b""), None);
+        assert_eq!(parse_i64_strict(b"-"), None);
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b"abc"), None);
+    }
+}
