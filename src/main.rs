@@ -21,6 +21,7 @@ mod client;
 mod commands;
 mod config;
 mod db;
+mod glob;
 mod kvstore;
 mod networking;
 mod object;

@@ -20,6 +20,7 @@
 //! reply and the connection stays open. [`call`] runs the handler and accounts for it.
 //! EXEC runs its queued commands through [`call`] too, after the same gate ran at queueing.
 
+pub mod config;
 pub mod connection;
 pub mod keys;
 pub mod server;
@@ -332,9 +333,10 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 5] {
+pub fn all_families() -> [&'static [CommandDef]; 6] {
     [
         string::COMMANDS,
+        config::COMMANDS,
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
