@@ -104,6 +104,9 @@ pub struct Client {
     pub bulk_len: i64,
     /// Arguments of the command being run.
     pub argv: Vec<Vec<u8>>,
+    /// Cleared argument buffers kept for reuse by the parser, so a steady stream of
+    /// commands allocates nothing per argument.
+    pub argv_pool: Vec<Vec<u8>>,
     /// Total bytes of `argv`, for the client-query-buffer accounting.
     pub argv_len_sum: usize,
     pub reply: ReplyBuf,
@@ -152,6 +155,7 @@ impl Client {
             multibulk_len: 0,
             bulk_len: -1,
             argv: Vec::new(),
+            argv_pool: Vec::new(),
             argv_len_sum: 0,
             reply: ReplyBuf::new(),
             ctime_ms: now_ms,

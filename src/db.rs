@@ -164,10 +164,26 @@ pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
     let keys_per_loop =
         ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP + ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP / 4 * effort;
     let acceptable_stale = ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE as usize - effort;
-    // Fast cycles are only worth it when some db has keys with TTLs.
-    if kind == ExpireCycle::Fast && srv.dbs.iter().all(|d| d.kv.expires_len() == 0) {
-        return;
+    if kind == ExpireCycle::Fast {
+        // As upstream: a fast cycle only runs when the last cycle ran out of time or the
+        // stale ratio is above the acceptable one, and not more often than every two fast
+        // durations; never when no db has keys with a TTL.
+        if !srv.expire_timelimit_exit
+            && srv.stats.expired_stale_perc < acceptable_stale as f64 / 100.0
+        {
+            return;
+        }
+        let now_us = crate::util::ustime();
+        if now_us < srv.expire_last_fast_cycle_us + 2 * ACTIVE_EXPIRE_CYCLE_FAST_DURATION_US as i64
+        {
+            return;
+        }
+        if srv.dbs.iter().all(|d| d.kv.expires_len() == 0) {
+            return;
+        }
+        srv.expire_last_fast_cycle_us = now_us;
     }
+    srv.expire_timelimit_exit = false;
     let budget_us = match kind {
         ExpireCycle::Fast => {
             ACTIVE_EXPIRE_CYCLE_FAST_DURATION_US
@@ -220,6 +236,7 @@ pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
             expired_total += expired;
             if start.elapsed().as_micros() as u64 > budget_us {
                 srv.stats.expired_time_cap_reached_count += 1;
+                srv.expire_timelimit_exit = true;
                 return;
             }
             if expired * 100 <= sample.len() * acceptable_stale {

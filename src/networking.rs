@@ -397,8 +397,18 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
     true
 }
 
+/// Arguments larger than this are not kept in the reuse pool.
+const ARGV_POOL_ARG_BYTES_MAX: usize = 1024;
+/// At most this many buffers are kept in the reuse pool.
+const ARGV_POOL_LEN_MAX: usize = 16;
+
 fn reset_client(c: &mut Client) {
-    c.argv.clear();
+    while let Some(mut a) = c.argv.pop() {
+        if c.argv_pool.len() < ARGV_POOL_LEN_MAX && a.capacity() <= ARGV_POOL_ARG_BYTES_MAX {
+            a.clear();
+            c.argv_pool.push(a);
+        }
+    }
     c.argv_len_sum = 0;
     c.req_type = ReqType::None;
     c.multibulk_len = 0;
@@ -504,7 +514,14 @@ fn process_multibulk_buffer(srv: &Server, c: &mut Client) -> bool {
             return false;
         }
         let start = c.qb_pos;
-        let arg = c.query_buf[start..start + c.bulk_len as usize].to_vec();
+        let bytes = &c.query_buf[start..start + c.bulk_len as usize];
+        let arg = match c.argv_pool.pop() {
+            Some(mut a) if bytes.len() <= ARGV_POOL_ARG_BYTES_MAX => {
+                a.extend_from_slice(bytes);
+                a
+            }
+            _ => bytes.to_vec(),
+        };
         c.argv_len_sum += arg.len();
         c.argv.push(arg);
         c.qb_pos += need;

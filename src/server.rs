@@ -88,6 +88,10 @@ pub struct Server {
     /// Active expire cycle state.
     pub active_expire_enabled: bool,
     pub active_expire_db: usize,
+    /// The last active expire cycle stopped on its time limit.
+    pub expire_timelimit_exit: bool,
+    /// When the last fast expire cycle started (unix us).
+    pub expire_last_fast_cycle_us: i64,
     pub shutdown_asap: bool,
     pub lruclock: u32,
     /// The slot of the client whose command is running (it is taken out of `clients`).
@@ -127,6 +131,8 @@ impl Server {
             hz,
             active_expire_enabled: true,
             active_expire_db: 0,
+            expire_timelimit_exit: false,
+            expire_last_fast_cycle_us: 0,
             shutdown_asap: false,
             lruclock: lru_clock(now),
             stat_peak_memory: 0,

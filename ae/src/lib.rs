@@ -397,18 +397,10 @@ impl<S> EventLoop<S> {
             timeout
         };
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        loop {
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    events.clear();
-                    break;
-                }
-                Err(_) => {
-                    events.clear();
-                    break;
-                }
-            }
+        // An interrupted or failed poll is treated as a turn with no file events; the
+        // time events still run and the next turn polls again.
+        if self.poll.poll(&mut events, timeout).is_err() {
+            events.clear();
         }
         if flags & CALL_AFTER_SLEEP != 0 {
             if let Some(p) = self.after_sleep {
