@@ -229,6 +229,14 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
         }
     }
 
+    // An accept failed on a resource limit: try the listeners again once per cron tick
+    // rather than spinning (CVE-2025-48367).
+    if srv.accept_retry {
+        srv.accept_retry = false;
+        for l in &srv.listeners {
+            el.set_pending(l.fd(), ae::READABLE);
+        }
+    }
     crate::networking::clients_cron(srv);
     crate::db::databases_cron(srv);
 
