@@ -201,6 +201,8 @@ pub enum FindKeys {
 /// A key specification, as upstream's `keySpec`.
 #[derive(Clone, Copy, Debug)]
 pub struct KeySpec {
+    /// Free text shown as `notes` in COMMAND INFO (empty: none).
+    pub notes: &'static str,
     pub flags: u32,
     pub begin: BeginSearch,
     pub find: FindKeys,
@@ -210,6 +212,7 @@ impl KeySpec {
     /// The common case: keys from index `first` to `last` (-1: the end) every `step`.
     pub const fn range(flags: u32, first: i32, lastkey: i32, step: i32) -> KeySpec {
         KeySpec {
+            notes: "",
             flags,
             begin: BeginSearch::Index(first),
             find: FindKeys::Range {
@@ -218,6 +221,33 @@ impl KeySpec {
                 limit: 0,
             },
         }
+    }
+
+    /// Keys counted by the argument at `keynumidx` (relative to `first`), the first key
+    /// at `firstkey` (relative to `first`), every `keystep`.
+    pub const fn keynum(
+        flags: u32,
+        first: i32,
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    ) -> KeySpec {
+        KeySpec {
+            notes: "",
+            flags,
+            begin: BeginSearch::Index(first),
+            find: FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            },
+        }
+    }
+
+    /// Adds the `notes` text.
+    pub const fn notes(mut self, notes: &'static str) -> KeySpec {
+        self.notes = notes;
+        self
     }
 }
 
