@@ -254,16 +254,23 @@ const SHUTDOWN_ON_SIG: &[(&str, i32)] = &[
     ("nosave", 2),
     ("now", 4),
     ("force", 8),
+    ("safe", 16),
+    ("failover", 32),
 ];
-const REPL_DISKLESS_LOAD: &[(&str, i32)] = &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
+const REPL_DISKLESS_LOAD: &[(&str, i32)] = &[
+    ("disabled", 0),
+    ("on-empty-db", 1),
+    ("swapdb", 2),
+    ("flush-before-load", 3),
+];
 const TLS_AUTH_CLIENTS: &[(&str, i32)] = &[("no", 0), ("yes", 1), ("optional", 2)];
-const TLS_AUTH_CLIENTS_USER: &[(&str, i32)] = &[("off", 0), ("CN", 1), ("URI", 2)];
+const TLS_AUTH_CLIENTS_USER: &[(&str, i32)] = &[("CN", 1), ("URI", 2), ("off", 0)];
 const OOM_SCORE_ADJ: &[(&str, i32)] = &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
 const ACL_PUBSUB_DEFAULT: &[(&str, i32)] = &[("allchannels", 1), ("resetchannels", 0)];
 const PROTECTED_ACTION: &[(&str, i32)] = &[("no", 0), ("yes", 1), ("local", 2)];
 const CLUSTER_ENDPOINT: &[(&str, i32)] = &[("ip", 0), ("hostname", 1), ("unknown-endpoint", 2)];
 const PROPAGATION_ERR: &[(&str, i32)] = &[("ignore", 0), ("panic", 1), ("panic-on-replicas", 2)];
-const LOG_FORMAT: &[(&str, i32)] = &[("legacy", 0), ("logfmt", 1)];
+const LOG_FORMAT: &[(&str, i32)] = &[("legacy", 0), ("logfmt", 1), ("json", 2)];
 const LOG_TIMESTAMP_FORMAT: &[(&str, i32)] = &[("legacy", 0), ("iso8601", 1), ("milliseconds", 2)];
 const RDB_VERSION_CHECK: &[(&str, i32)] = &[("strict", 0), ("relaxed", 1)];
 const CLUSTER_CONFIG_SAVE: &[(&str, i32)] = &[("sync", 0), ("best-effort", 1)];
@@ -281,7 +288,6 @@ pub static TABLE: &[Directive] = &[
     bool_("activerehashing", None, M, true),
     bool_("stop-writes-on-bgsave-error", None, M, true),
     bool_("set-proc-title", None, IMMUTABLE, true),
-    bool_("dynamic-hz", None, M, true),
     bool_("lazyfree-lazy-eviction", None, DEBUG, true),
     bool_("lazyfree-lazy-expire", None, DEBUG, true),
     bool_("lazyfree-lazy-server-del", None, DEBUG, true),
@@ -339,7 +345,7 @@ pub static TABLE: &[Directive] = &[
     bool_("hide-user-data-from-log", None, M, true),
     bool_("import-mode", None, M, false),
     bool_("mptcp", None, IMMUTABLE, false),
-    bool_("repl-mptcp", None, M, false),
+    bool_("repl-mptcp", None, IMMUTABLE, false),
     bool_("tls-cluster", None, M, false),
     bool_("tls-replication", None, M, false),
     bool_("tls-prefer-server-ciphers", None, M, false),
@@ -384,7 +390,7 @@ pub static TABLE: &[Directive] = &[
     str_("hash-seed", None, IMMUTABLE, ""),
     str_("primaryauth", Some("masterauth"), SENSITIVE, ""),
     str_("requirepass", None, SENSITIVE, ""),
-    str_("rdma-bind", None, IMMUTABLE, ""),
+    str_("rdma-bind", None, M, ""),
     str_("tls-cert-file", None, M, ""),
     str_("tls-key-file", None, M, ""),
     str_("tls-key-file-pass", None, SENSITIVE, ""),
@@ -428,7 +434,7 @@ pub static TABLE: &[Directive] = &[
     int_("databases", None, IMMUTABLE, 1, I32MAX, 16),
     int_("cluster-databases", None, IMMUTABLE, 1, I32MAX, 1),
     int_("port", None, M, 0, 65535, 6379),
-    int_("io-threads", None, DEBUG | IMMUTABLE, 1, 256, 1),
+    int_("io-threads", None, DEBUG, 1, 256, 1),
     int_("auto-aof-rewrite-percentage", None, M, 0, I32MAX, 100),
     int_(
         "cluster-replica-validity-factor",
@@ -447,6 +453,7 @@ pub static TABLE: &[Directive] = &[
         -2,
     ),
     int_("tcp-keepalive", None, M, 0, I32MAX, 300),
+    int_("cluster-blacklist-ttl", None, M, i64::MIN, I64MAX, 60),
     int_("cluster-migration-barrier", None, M, 0, I32MAX, 1),
     int_("active-defrag-cycle-min", None, M, 1, 99, 1),
     int_("active-defrag-cycle-max", None, M, 1, 99, 25),
@@ -517,7 +524,7 @@ pub static TABLE: &[Directive] = &[
     int_("repl-diskless-sync-max-replicas", None, M, 0, I32MAX, 0),
     int_("cluster-manual-failover-timeout", None, M, 1, I32MAX, 5000),
     int_("prefetch-batch-max-size", None, M, 0, 128, 16),
-    int_("rdma-port", None, IMMUTABLE, 0, 65535, 0),
+    int_("rdma-port", None, M, 0, 65535, 0),
     int_(
         "rdma-rx-size",
         None,
@@ -625,7 +632,7 @@ pub static TABLE: &[Directive] = &[
         "slot-migration-max-failover-repl-bytes",
         None,
         M,
-        0,
+        -1,
         I64MAX,
         0,
         false,
@@ -995,7 +1002,6 @@ typed_fields! {
     "timeout" => timeout: num,
     "databases" => databases: num,
     "hz" => hz: num,
-    "dynamic-hz" => dynamic_hz: bool,
     "proto-max-bulk-len" => proto_max_bulk_len: num,
     "client-query-buffer-limit" => client_query_buffer_limit: num,
     "loglevel" => loglevel: text,
@@ -1067,7 +1073,7 @@ impl Default for Config {
             timeout: 0,
             databases: 0,
             hz: 0,
-            dynamic_hz: false,
+            dynamic_hz: true,
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             loglevel: String::new(),
@@ -1254,6 +1260,9 @@ fn parse_octal(s: &str) -> Option<i64> {
 
 fn parse_num(v: &str, min: i64, max: i64, fmt: NumFmt, unsigned: bool) -> Result<i64, String> {
     let parsed = match fmt {
+        NumFmt::Memory if min < 0 => parse_memory(v)
+            .map(|u| u as i64)
+            .or_else(|| crate::util::parse_i64_strict(v.as_bytes())),
         NumFmt::Memory => parse_memory(v).map(|u| u as i64),
         NumFmt::MemoryPercent => parse_memory(v).map(|u| u as i64).or_else(|| {
             let p = v.strip_suffix('%').filter(|_| v.len() > 1)?;
@@ -1297,6 +1306,14 @@ fn parse_num(v: &str, min: i64, max: i64, fmt: NumFmt, unsigned: bool) -> Result
     Ok(n)
 }
 
+/// Characters allowed in cluster aux fields (node names, announced addresses).
+fn valid_aux(v: &str) -> bool {
+    v.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || (b.is_ascii_graphic() && !b"!#$%&()*+;<>?@[]^{|}~=,".contains(&b))
+    })
+}
+
 /// Validates a value for a directive with a specific rule (upstream's is_valid_fn).
 fn validate_extra(name: &str, v: &str) -> Result<(), String> {
     let base = |what: &str, dir: bool| -> Result<(), String> {
@@ -1316,6 +1333,31 @@ fn validate_extra(name: &str, v: &str) -> Result<(), String> {
         "dbfilename" => base("dbfilename", false),
         "appendfilename" => base("appendfilename", false),
         "appenddirname" => base("appenddirname", true),
+        "rdma-bind" if !v.is_empty() => Err("No RDMA building support.".into()),
+        "rdma-port" if v != "0" => Err("No RDMA building support.".into()),
+        "cluster-announce-client-ipv4"
+            if !v.is_empty() && v.parse::<std::net::Ipv4Addr>().is_err() =>
+        {
+            Err("Invalid IPv4 address".into())
+        }
+        "cluster-announce-client-ipv6"
+            if !v.is_empty() && v.parse::<std::net::Ipv6Addr>().is_err() =>
+        {
+            Err("Invalid IPv6 address".into())
+        }
+        "cluster-announce-hostname"
+            if !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+        {
+            Err("Hostnames may only contain alphanumeric characters, hyphens or dots".into())
+        }
+        "cluster-announce-human-nodename" if !valid_aux(v) => {
+            Err("Announced human node name contained invalid character".into())
+        }
+        "cluster-announce-ip" if !valid_aux(v) => {
+            Err("cluster-announce-ip contains invalid character".into())
+        }
         "cluster-config-file" if v.is_empty() => Err("cluster-config-file can't be empty".into()),
         "activedefrag" if v == "yes" => {
             Err("Active defragmentation cannot be enabled: it requires a \
@@ -1368,7 +1410,11 @@ impl Config {
                 fmt,
                 unsigned,
                 ..
-            } => Val::Num(parse_num(single()?, min, max, fmt, unsigned)?),
+            } => {
+                let n = parse_num(single()?, min, max, fmt, unsigned)?;
+                validate_extra(d.name, &n.to_string())?;
+                Val::Num(n)
+            }
             Kind::Enum { items, .. } => {
                 let bitflags = d.flags & MULTI_ARG != 0;
                 let mut v = 0i32;
@@ -1636,7 +1682,9 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let (d, _) =
             lookup(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
-        let args = if d.flags & MULTI_ARG != 0 {
+        let args = if d.flags & MULTI_ARG != 0 && value.is_empty() {
+            Vec::new()
+        } else if d.flags & MULTI_ARG != 0 {
             value.split(' ').map(String::from).collect()
         } else {
             vec![value.to_string()]
@@ -2253,6 +2301,15 @@ pub fn init_logging(cfg: &Config) {
     }
 }
 
+impl PartialEq for Config {
+    fn eq(&self, o: &Config) -> bool {
+        TABLE
+            .iter()
+            .filter(|d| d.name != "dir")
+            .all(|d| self.get_directive(d) == o.get_directive(d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2564,14 +2621,5 @@ mod tests {
         // pid:M dd Mon yyyy hh:mm:ss.mmm * hello
         assert_eq!(parts.len(), 7, "{}", l);
         assert_eq!(parts[4].len(), 12);
-    }
-}
-
-impl PartialEq for Config {
-    fn eq(&self, o: &Config) -> bool {
-        TABLE
-            .iter()
-            .filter(|d| d.name != "dir")
-            .all(|d| self.get_directive(d) == o.get_directive(d))
     }
 }

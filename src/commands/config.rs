@@ -137,6 +137,9 @@ fn protected_allowed(srv: &Server, c: &Client) -> bool {
 /// single spaces, as upstream's performInterfaceSet.
 fn set_args(d: &Directive, v: &str) -> Vec<String> {
     if d.flags & dflags::MULTI_ARG != 0 {
+        if v.is_empty() {
+            return Vec::new();
+        }
         v.split(' ').map(String::from).collect()
     } else {
         vec![v.to_string()]
@@ -157,7 +160,7 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     let mut err: Option<(String, &str)> = None;
     for kv in c.argv[2..].chunks(2) {
         let name = String::from_utf8_lossy(&kv[0]).into_owned();
-        let Some((d, _)) = config::lookup(&name) else {
+        let Some((d, is_alias)) = config::lookup(&name) else {
             if unknown.is_none() && err.is_none() {
                 unknown = Some(name);
             }
@@ -178,7 +181,17 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             err = Some((name, "duplicate parameter"));
             continue;
         }
-        pairs.push((d, name, String::from_utf8_lossy(&kv[1]).into_owned()));
+        // Errors name the directive as registered: the alias when the alias was used.
+        let shown = if is_alias {
+            d.alias.unwrap_or(d.name)
+        } else {
+            d.name
+        };
+        pairs.push((
+            d,
+            shown.to_string(),
+            String::from_utf8_lossy(&kv[1]).into_owned(),
+        ));
     }
     if let Some(name) = unknown {
         c.reply.add_error(&format!(
@@ -197,20 +210,20 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     }
     let mut new = srv.config.clone();
     let old_cwd = std::env::current_dir().ok();
-    for (d, _, v) in &pairs {
+    for (d, shown, v) in &pairs {
         if let Err(e) = new.set_directive(d, &set_args(d, v), false) {
             if let Some(cwd) = &old_cwd {
                 let _ = std::env::set_current_dir(cwd);
             }
             c.reply.add_error(&format!(
                 "ERR CONFIG SET failed (possibly related to argument '{}') - {}",
-                d.name, e
+                shown, e
             ));
             return;
         }
     }
     // Runtime effects that can fail.
-    for (d, _, _) in &pairs {
+    for (d, shown, _) in &pairs {
         let fail = match d.name {
             "port" if new.port != srv.config.port => {
                 Some("Unable to listen on this port. Check server logs.")
@@ -228,11 +241,11 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             }
             log::warn!(
                 "Failed applying new configuration. Possibly related to new {} setting. Restoring previous settings.",
-                d.name
+                shown
             );
             c.reply.add_error(&format!(
                 "ERR CONFIG SET failed (possibly related to argument '{}') - {}",
-                d.name, e
+                shown, e
             ));
             return;
         }
