@@ -734,7 +734,7 @@ pub static TABLE: &[Directive] = &[
     ),
     special_("oom-score-adj-values", None, MULTI_ARG, "0 200 800"),
     special_("notify-keyspace-events", None, M, ""),
-    special_("bind", None, MULTI_ARG, "* -::*"),
+    special_("bind", None, MULTI_ARG, "127.0.0.1 -::1"), // Safer than upstream's `* -::*`: loopback only unless configured.
     special_("replicaof", Some("slaveof"), IMMUTABLE | MULTI_ARG, ""),
     special_(
         "latency-tracking-info-percentiles",
@@ -2329,7 +2329,7 @@ mod tests {
             assert_eq!(c.get_directive(d), default_text(d), "{}", d.name);
         }
         assert_eq!(c.get("port").unwrap(), "6379");
-        assert_eq!(c.get("bind").unwrap(), "* -::*");
+        assert_eq!(c.get("bind").unwrap(), "127.0.0.1 -::1");
         assert_eq!(c.get("save").unwrap(), "3600 1 300 100 60 10000");
         assert_eq!(c.get("maxmemory-policy").unwrap(), "noeviction");
         assert_eq!(
