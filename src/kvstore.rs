@@ -1729,10 +1729,11 @@ mod tests {
             kv.is_rehashing(),
             after.saturating_sub(before) as f64 / n as f64
         );
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("key:{i}").into_bytes()).collect();
         let t = std::time::Instant::now();
         let mut hits = 0;
-        for i in 0..n {
-            hits += kv.get(format!("key:{i}").as_bytes()).is_some() as usize;
+        for k in &keys {
+            hits += kv.get(k).is_some() as usize;
         }
         assert_eq!(hits, n);
         println!(
