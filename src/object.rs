@@ -145,6 +145,9 @@ impl<'a> ValueRef<'a> {
     }
 
     /// The string bytes of a string value (formatting int-encoded ones).
+    // By reference on purpose: a by-value `to_owned` would lose to `ToOwned::to_owned` on
+    // `&ValueRef` receivers.
+    #[allow(clippy::wrong_self_convention)]
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
         match self {
             ValueRef::Int(n) => Some(n.to_string().into_bytes()),
@@ -163,6 +166,7 @@ impl<'a> ValueRef<'a> {
         }
     }
 
+    #[allow(clippy::wrong_self_convention)]
     pub fn to_owned(&self) -> Value {
         match self {
             ValueRef::Int(n) => Value::Int(*n),
