@@ -519,6 +519,13 @@ const MIN_FILL: usize = 8;
 /// Grow past this load even when resizing is not allowed, as `dict_force_resize_ratio`.
 const FORCE_RESIZE_RATIO: usize = 4;
 
+/// The outcome of [`KvStore::lookup`].
+pub enum Lookup<'a> {
+    Missing,
+    Expired,
+    Found(ValueRef<'a>),
+}
+
 /// One database's key table.
 pub struct KvStore {
     ht: [Table; 2],
@@ -792,6 +799,26 @@ impl KvStore {
         e.dealloc();
         self.ttl_remove(pos);
         true
+    }
+
+    /// The read path of every command in one hash probe: `Expired` when the key has a TTL
+    /// at or before `now_ms` (the caller deletes it), else the value, with the LRU clock
+    /// set to `lru` when given (None: NO-TOUCH).
+    #[inline]
+    pub fn lookup(&mut self, key: &[u8], now_ms: i64, lru: Option<u32>) -> Lookup<'_> {
+        let Some(e) = self.find(key) else {
+            return Lookup::Missing;
+        };
+        if let Some(when) = e.expire() {
+            if when <= now_ms {
+                return Lookup::Expired;
+            }
+        }
+        if let Some(lru) = lru {
+            e.set_meta((e.meta() & !LRU_MASK) | (lru & LRU_MASK));
+        }
+        // SAFETY: the entry lives as long as the borrow of self returned with it.
+        Lookup::Found(unsafe { e.value_ref() })
     }
 
     /// The LRU clock of the key (OBJECT IDLETIME) or its LFU data (24 bits).
