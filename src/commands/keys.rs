@@ -643,10 +643,12 @@ fn ttl_generic(srv: &mut Server, c: &mut Client, ms: bool, absolute: bool) {
                 when.saturating_sub(srv.mstime)
             }
             .max(0);
+            // Rounded to seconds as upstream's `(ttl + 500) / 1000`, which its compiler
+            // evaluates without overflow for TTLs near i64::MAX.
             c.reply.add_long(if ms {
                 ttl
             } else {
-                ttl.saturating_add(500) / 1000
+                ((ttl as i128 + 500) / 1000) as i64
             });
         }
     }
