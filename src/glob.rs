@@ -89,14 +89,9 @@ fn parse_set(p: &[u8], mut i: usize, nocase: bool) -> ([u64; 4], usize) {
                 lo = c_tolower(lo);
                 hi = c_tolower(hi);
             }
-            for b in 0..=255u8 {
-                let mut c = b as i8 as i32;
-                if nocase {
-                    c = c_tolower(c);
-                }
-                if c >= lo && c <= hi {
-                    set_bit(&mut map, b);
-                }
+            let m = signed_range_map(lo, hi, nocase);
+            for (w, x) in map.iter_mut().zip(m) {
+                *w |= x;
             }
             i += 3;
         } else {
@@ -116,6 +111,48 @@ fn parse_set(p: &[u8], mut i: usize, nocase: bool) -> ([u64; 4], usize) {
         }
     }
     (map, i)
+}
+
+/// The bytes of an unsigned inclusive interval, as a membership map.
+fn interval_map(lo: u32, hi: u32) -> [u64; 4] {
+    let mut map = [0u64; 4];
+    for (w, word) in map.iter_mut().enumerate() {
+        let (base, top) = (w as u32 * 64, w as u32 * 64 + 63);
+        let (a, b) = (lo.max(base), hi.min(top));
+        if a <= b {
+            let width = b - a + 1;
+            let ones = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width) - 1
+            };
+            *word |= ones << (a - base);
+        }
+    }
+    map
+}
+
+/// The bytes `b` whose C value (signed `char`, lowered in nocase mode) lies in the
+/// ordered signed range `lo..=hi` (already lowered in nocase mode).
+fn signed_range_map(lo: i32, hi: i32, nocase: bool) -> [u64; 4] {
+    let mut m = if hi < 0 {
+        interval_map((lo + 256) as u32, (hi + 256) as u32)
+    } else if lo >= 0 {
+        interval_map(lo as u32, hi as u32)
+    } else {
+        let a = interval_map((lo + 256) as u32, 255);
+        let b = interval_map(0, hi as u32);
+        [a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]]
+    };
+    if nocase {
+        // Lowered values: upper-case letters are never the value of a byte; each
+        // lower-case letter value is reached from both cases.
+        const UPPER: u64 = ((1u64 << 26) - 1) << (b'A' - 64);
+        const LOWER: u64 = ((1u64 << 26) - 1) << (b'a' - 64);
+        let w = m[1];
+        m[1] = (w & !UPPER) | ((w & LOWER) >> 32);
+    }
+    m
 }
 
 /// C's `tolower` in the C locale on a (possibly negative) `char` value.
@@ -336,6 +373,29 @@ mod tests {
         assert!(string_match(b"[\x01-\xff]", b"\x00", false));
         assert!(!string_match(b"[\x01-\xff]", b"\x05", false));
         assert!(string_match(b"[\x80-\x7f]", b"\x05", false));
+    }
+
+    #[test]
+    fn range_maps_match_byte_by_byte() {
+        for lo in -128i32..128 {
+            for hi in (lo..128).step_by(3) {
+                for nocase in [false, true] {
+                    let (l, h) = if nocase {
+                        (c_tolower(lo), c_tolower(hi))
+                    } else {
+                        (lo, hi)
+                    };
+                    let m = signed_range_map(l, h, nocase);
+                    for b in 0..=255u8 {
+                        let mut c = b as i8 as i32;
+                        if nocase {
+                            c = c_tolower(c);
+                        }
+                        assert_eq!(has_bit(&m, b), c >= l && c <= h, "{lo} {hi} {nocase} {b}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
