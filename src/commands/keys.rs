@@ -1,29 +1,1109 @@
-//! Generic key commands, as upstream's `db.c` and `expire.c` command handlers.
+//! Generic key commands, as upstream's `db.c`, `expire.c` and `object.c` command
+//! handlers: DEL, UNLINK, EXISTS, TYPE, the EXPIRE and TTL families, PERSIST, TOUCH, KEYS,
+//! SCAN, RANDOMKEY, RENAME(NX), COPY, MOVE, SWAPDB and OBJECT.
 
 use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::client::Client;
 use crate::db;
+use crate::glob::Pattern;
+use crate::object::{ObjType, Value};
+use crate::reply;
 use crate::server::Server;
+use crate::util::{eq_ic, parse_i64_strict};
 
-pub static COMMANDS: &[CommandDef] = &[CommandDef::new(
-    "del",
-    -2,
-    f::WRITE,
-    cat::KEYSPACE | cat::WRITE | cat::SLOW,
-    del_command,
-)
-.keys(&[KeySpec::range(k::RM | k::DELETE, 1, -1, 1)])
-.doc("generic", "1.0.0", "Deletes one or more keys.", "O(N)")
-.tips(&["request_policy:multi_shard", "response_policy:agg_sum"])];
+const TIPS_MULTI_SUM: &[&str] = &["request_policy:multi_shard", "response_policy:agg_sum"];
+const TIP_NONDET: &[&str] = &["nondeterministic_output"];
+
+/// Key spec: the one key at `idx`.
+const fn one(flags: u32, idx: i32) -> KeySpec {
+    KeySpec::range(flags, idx, 0, 1)
+}
+
+pub static COMMANDS: &[CommandDef] = &[
+    CommandDef::new("del", -2, f::WRITE, cat::KEYSPACE | cat::WRITE | cat::SLOW, del_command)
+        .keys(&[KeySpec::range(k::RM | k::DELETE, 1, -1, 1)])
+        .doc(
+            "generic",
+            "1.0.0",
+            "Deletes one or more keys.",
+            "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
+        )
+        .tips(TIPS_MULTI_SUM),
+    CommandDef::new(
+        "unlink",
+        -2,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        del_command,
+    )
+    .keys(&[KeySpec::range(k::RM | k::DELETE, 1, -1, 1)])
+    .doc(
+        "generic",
+        "4.0.0",
+        "Asynchronously deletes one or more keys.",
+        "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
+    )
+    .tips(TIPS_MULTI_SUM),
+    CommandDef::new(
+        "exists",
+        -2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        exists_command,
+    )
+    .keys(&[KeySpec::range(k::RO, 1, -1, 1)])
+    .doc(
+        "generic",
+        "1.0.0",
+        "Determines whether one or more keys exist.",
+        "O(N) where N is the number of keys to check.",
+    )
+    .tips(TIPS_MULTI_SUM),
+    CommandDef::new(
+        "type",
+        2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        type_command,
+    )
+    .keys(&[one(k::RO, 1)])
+    .doc(
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "expire",
+        -3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        expire_command,
+    )
+    .keys(&[one(k::RW | k::UPDATE, 1)])
+    .doc(
+        "generic",
+        "1.0.0",
+        "Sets the expiration time of a key in seconds.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "pexpire",
+        -3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        pexpire_command,
+    )
+    .keys(&[one(k::RW | k::UPDATE, 1)])
+    .doc(
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key in milliseconds.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "expireat",
+        -3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        expireat_command,
+    )
+    .keys(&[one(k::RW | k::UPDATE, 1)])
+    .doc(
+        "generic",
+        "1.2.0",
+        "Sets the expiration time of a key to a Unix timestamp.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "pexpireat",
+        -3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        pexpireat_command,
+    )
+    .keys(&[one(k::RW | k::UPDATE, 1)])
+    .doc(
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "ttl",
+        2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        ttl_command,
+    )
+    .keys(&[one(k::RO | k::ACCESS, 1)])
+    .doc(
+        "generic",
+        "1.0.0",
+        "Returns the expiration time in seconds of a key.",
+        "O(1)",
+    )
+    .tips(TIP_NONDET),
+    CommandDef::new(
+        "pttl",
+        2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        pttl_command,
+    )
+    .keys(&[one(k::RO | k::ACCESS, 1)])
+    .doc(
+        "generic",
+        "2.6.0",
+        "Returns the expiration time in milliseconds of a key.",
+        "O(1)",
+    )
+    .tips(TIP_NONDET),
+    CommandDef::new(
+        "expiretime",
+        2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        expiretime_command,
+    )
+    .keys(&[one(k::RO | k::ACCESS, 1)])
+    .doc(
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix timestamp.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "pexpiretime",
+        2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        pexpiretime_command,
+    )
+    .keys(&[one(k::RO | k::ACCESS, 1)])
+    .doc(
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "persist",
+        2,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        persist_command,
+    )
+    .keys(&[one(k::RW | k::UPDATE, 1)])
+    .doc(
+        "generic",
+        "2.2.0",
+        "Removes the expiration time of a key.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "touch",
+        -2,
+        f::READONLY | f::FAST,
+        cat::KEYSPACE | cat::READ | cat::FAST,
+        touch_command,
+    )
+    .keys(&[KeySpec::range(k::RO, 1, -1, 1)])
+    .doc(
+        "generic",
+        "3.2.1",
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+        "O(N) where N is the number of keys that will be touched.",
+    )
+    .tips(TIPS_MULTI_SUM),
+    CommandDef::new(
+        "keys",
+        2,
+        f::READONLY,
+        cat::KEYSPACE | cat::READ | cat::SLOW | cat::DANGEROUS,
+        keys_command,
+    )
+    .doc(
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
+        "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
+    )
+    .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
+    CommandDef::new(
+        "scan",
+        -2,
+        f::READONLY,
+        cat::KEYSPACE | cat::READ | cat::SLOW,
+        scan_command,
+    )
+    .doc(
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database.",
+        "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.",
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:special",
+        "response_policy:special",
+    ]),
+    CommandDef::new(
+        "randomkey",
+        1,
+        f::READONLY,
+        cat::KEYSPACE | cat::READ | cat::SLOW,
+        randomkey_command,
+    )
+    .doc(
+        "generic",
+        "1.0.0",
+        "Returns a random key name from the database.",
+        "O(1)",
+    )
+    .tips(&[
+        "request_policy:all_shards",
+        "response_policy:special",
+        "nondeterministic_output",
+    ]),
+    CommandDef::new(
+        "rename",
+        3,
+        f::WRITE,
+        cat::KEYSPACE | cat::WRITE | cat::SLOW,
+        rename_command,
+    )
+    .keys(&[
+        one(k::RW | k::ACCESS | k::DELETE, 1),
+        one(k::OW | k::UPDATE, 2),
+    ])
+    .doc(
+        "generic",
+        "1.0.0",
+        "Renames a key and overwrites the destination.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "renamenx",
+        3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        renamenx_command,
+    )
+    .keys(&[
+        one(k::RW | k::ACCESS | k::DELETE, 1),
+        one(k::OW | k::INSERT, 2),
+    ])
+    .doc(
+        "generic",
+        "1.0.0",
+        "Renames a key only when the target key name doesn't exist.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "copy",
+        -3,
+        f::WRITE | f::DENYOOM,
+        cat::KEYSPACE | cat::WRITE | cat::SLOW,
+        copy_command,
+    )
+    .keys(&[one(k::RO | k::ACCESS, 1), one(k::OW | k::UPDATE, 2)])
+    .doc(
+        "generic",
+        "6.2.0",
+        "Copies the value of a key to a new key.",
+        "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.",
+    ),
+    CommandDef::new(
+        "move",
+        3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST,
+        move_command,
+    )
+    .keys(&[one(k::RW | k::ACCESS | k::UPDATE, 1)])
+    .doc("generic", "1.0.0", "Moves a key to another database.", "O(1)"),
+    CommandDef::new(
+        "swapdb",
+        3,
+        f::WRITE | f::FAST,
+        cat::KEYSPACE | cat::WRITE | cat::FAST | cat::DANGEROUS,
+        swapdb_command,
+    )
+    .doc(
+        "server",
+        "4.0.0",
+        "Swaps two databases.",
+        "O(N) where N is the count of clients watching or blocking on keys from both databases.",
+    ),
+    CommandDef::new("object", -2, 0, cat::SLOW, super::container_proc)
+        .doc(
+            "generic",
+            "2.2.3",
+            "A container for object introspection commands.",
+            "Depends on subcommand.",
+        )
+        .subs(&[
+            CommandDef::new(
+                "encoding",
+                3,
+                f::READONLY,
+                cat::KEYSPACE | cat::READ | cat::SLOW,
+                object_encoding_command,
+            )
+            .keys(&[one(k::RO, 2)])
+            .doc(
+                "generic",
+                "2.2.3",
+                "Returns the internal encoding of an object.",
+                "O(1)",
+            )
+            .tips(TIP_NONDET),
+            CommandDef::new(
+                "freq",
+                3,
+                f::READONLY,
+                cat::KEYSPACE | cat::READ | cat::SLOW,
+                object_freq_command,
+            )
+            .keys(&[one(k::RO, 2)])
+            .doc(
+                "generic",
+                "4.0.0",
+                "Returns the logarithmic access frequency counter of an object.",
+                "O(1)",
+            )
+            .tips(TIP_NONDET),
+            CommandDef::new(
+                "help",
+                2,
+                f::LOADING | f::STALE,
+                cat::KEYSPACE | cat::SLOW,
+                object_help_command,
+            )
+            .doc(
+                "generic",
+                "6.2.0",
+                "Returns helpful text about the different subcommands.",
+                "O(1)",
+            ),
+            CommandDef::new(
+                "idletime",
+                3,
+                f::READONLY,
+                cat::KEYSPACE | cat::READ | cat::SLOW,
+                object_idletime_command,
+            )
+            .keys(&[one(k::RO, 2)])
+            .doc(
+                "generic",
+                "2.2.3",
+                "Returns the time since the last access to an object.",
+                "O(1)",
+            )
+            .tips(TIP_NONDET),
+            CommandDef::new(
+                "refcount",
+                3,
+                f::READONLY,
+                cat::KEYSPACE | cat::READ | cat::SLOW,
+                object_refcount_command,
+            )
+            .keys(&[one(k::RO, 2)])
+            .doc(
+                "generic",
+                "2.2.3",
+                "Returns the reference count of a value of a key.",
+                "O(1)",
+            )
+            .tips(TIP_NONDET),
+        ]),
+];
+
+const ERR_SAME_OBJECT: &str = "ERR source and destination objects are the same";
+const ERR_LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
+/// Looks a key up for reading without touching its access time, counting a hit or a
+/// miss (upstream's `lookupKeyReadWithFlags(LOOKUP_NOTOUCH)`). Returns whether it exists.
+fn lookup_read_notouch(srv: &mut Server, db: usize, key: &[u8]) -> bool {
+    if db::expire_if_needed(srv, db, key) {
+        srv.stats.keyspace_misses += 1;
+        return false;
+    }
+    if srv.dbs[db].kv.get(key).is_some() {
+        srv.stats.keyspace_hits += 1;
+        true
+    } else {
+        srv.stats.keyspace_misses += 1;
+        false
+    }
+}
+
+/// Parses an argument as a C `int` (`getIntFromObjectOrReply`).
+fn parse_int(arg: &[u8]) -> Option<i32> {
+    parse_i64_strict(arg).and_then(|v| i32::try_from(v).ok())
+}
+
+/// Parses a SCAN cursor as upstream's `string2ull`: a strict integer (not negative), or
+/// else whatever `strtoull` accepts in full (leading spaces, a sign, leading zeros; a
+/// `-` wraps around), up to the first NUL byte.
+fn parse_scan_cursor(arg: &[u8]) -> Option<u64> {
+    let s = match arg.iter().position(|&b| b == 0) {
+        Some(n) => &arg[..n],
+        None => arg,
+    };
+    if let Some(v) = parse_i64_strict(s) {
+        return if v < 0 { None } else { Some(v as u64) };
+    }
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        neg = s[i] == b'-';
+        i += 1;
+    }
+    let digits = &s[i..];
+    if digits.is_empty() || !digits.iter().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+fn db_index_ok(srv: &Server, id: i32) -> Option<usize> {
+    usize::try_from(id).ok().filter(|&i| i < srv.dbs.len())
+}
 
 fn del_command(srv: &mut Server, c: &mut Client) {
     let mut n = 0;
     for key in c.argv[1..].iter() {
-        db::expire_if_needed(srv, c.db, key);
+        if db::expire_if_needed(srv, c.db, key) {
+            continue;
+        }
         if db::db_delete(srv, c.db, key) {
             srv.dirty += 1;
             n += 1;
         }
     }
     c.reply.add_long(n);
+}
+
+fn exists_command(srv: &mut Server, c: &mut Client) {
+    let mut n = 0;
+    for key in c.argv[1..].iter() {
+        if lookup_read_notouch(srv, c.db, key) {
+            n += 1;
+        }
+    }
+    c.reply.add_long(n);
+}
+
+fn type_command(srv: &mut Server, c: &mut Client) {
+    let name = if lookup_read_notouch(srv, c.db, &c.argv[1]) {
+        srv.dbs[c.db]
+            .kv
+            .get(&c.argv[1])
+            .map(|v| v.obj_type().name())
+            .unwrap_or("none")
+    } else {
+        "none"
+    };
+    c.reply.add_status(name);
+}
+
+fn touch_command(srv: &mut Server, c: &mut Client) {
+    let mut n = 0;
+    for key in c.argv[1..].iter() {
+        if db::lookup_key_read(srv, c.db, key).is_some() {
+            n += 1;
+        }
+    }
+    c.reply.add_long(n);
+}
+
+/* ---------------------------------------------------------------- expire */
+
+const EXPIRE_NX: u8 = 1;
+const EXPIRE_XX: u8 = 2;
+const EXPIRE_GT: u8 = 4;
+const EXPIRE_LT: u8 = 8;
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `basetime` is now for the relative forms and 0
+/// for the absolute ones; `seconds` tells the unit of the argument.
+fn expire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: bool) {
+    let mut flags = 0u8;
+    for opt in c.argv[3..].iter() {
+        if eq_ic(opt, "nx") {
+            flags |= EXPIRE_NX;
+        } else if eq_ic(opt, "xx") {
+            flags |= EXPIRE_XX;
+        } else if eq_ic(opt, "gt") {
+            flags |= EXPIRE_GT;
+        } else if eq_ic(opt, "lt") {
+            flags |= EXPIRE_LT;
+        } else {
+            c.reply.add_error(&format!(
+                "ERR Unsupported option {}",
+                reply::sanitize(opt, opt.len())
+            ));
+            return;
+        }
+    }
+    if flags & EXPIRE_NX != 0 && flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
+        c.reply
+            .add_error("ERR NX and XX, GT or LT options at the same time are not compatible");
+        return;
+    }
+    if flags & EXPIRE_GT != 0 && flags & EXPIRE_LT != 0 {
+        c.reply
+            .add_error("ERR GT and LT options at the same time are not compatible");
+        return;
+    }
+    let Some(mut when) = parse_i64_strict(&c.argv[2]) else {
+        c.reply.add_error(reply::ERR_NOT_INTEGER);
+        return;
+    };
+    let invalid = |c: &mut Client| {
+        let name = String::from_utf8_lossy(&c.argv[0]).to_ascii_lowercase();
+        c.reply
+            .add_error(&format!("ERR invalid expire time in '{}' command", name));
+    };
+    if seconds {
+        match when.checked_mul(1000) {
+            Some(v) => when = v,
+            None => return invalid(c),
+        }
+    }
+    match when.checked_add(basetime) {
+        Some(v) => when = v.max(0),
+        None => return invalid(c),
+    }
+    let key = &c.argv[1];
+    if db::lookup_key_write(srv, c.db, key).is_none() {
+        c.reply.add_long(0);
+        return;
+    }
+    if flags != 0 {
+        let current = srv.dbs[c.db].kv.get_expire(key);
+        let refuse = (flags & EXPIRE_NX != 0 && current.is_some())
+            || (flags & EXPIRE_XX != 0 && current.is_none())
+            || (flags & EXPIRE_GT != 0 && current.is_none_or(|cur| when <= cur))
+            || (flags & EXPIRE_LT != 0 && current.is_some_and(|cur| when >= cur));
+        if refuse {
+            c.reply.add_long(0);
+            return;
+        }
+    }
+    if when <= srv.mstime {
+        // Already in the past: the key goes now, as an expiry.
+        db::delete_expired_key(srv, c.db, key);
+    } else {
+        db::set_expire(srv, c.db, key, when);
+        srv.dirty += 1;
+    }
+    c.reply.add_long(1);
+}
+
+fn expire_command(srv: &mut Server, c: &mut Client) {
+    let now = srv.mstime;
+    expire_generic(srv, c, now, true);
+}
+
+fn pexpire_command(srv: &mut Server, c: &mut Client) {
+    let now = srv.mstime;
+    expire_generic(srv, c, now, false);
+}
+
+fn expireat_command(srv: &mut Server, c: &mut Client) {
+    expire_generic(srv, c, 0, true);
+}
+
+fn pexpireat_command(srv: &mut Server, c: &mut Client) {
+    expire_generic(srv, c, 0, false);
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
+fn ttl_generic(srv: &mut Server, c: &mut Client, ms: bool, absolute: bool) {
+    let key = &c.argv[1];
+    if !lookup_read_notouch(srv, c.db, key) {
+        c.reply.add_long(-2);
+        return;
+    }
+    match srv.dbs[c.db].kv.get_expire(key) {
+        None => c.reply.add_long(-1),
+        Some(when) => {
+            let ttl = if absolute {
+                when
+            } else {
+                when.saturating_sub(srv.mstime)
+            }
+            .max(0);
+            // Rounded to seconds as upstream's `(ttl + 500) / 1000`, which its compiler
+            // evaluates without overflow for TTLs near i64::MAX.
+            c.reply.add_long(if ms {
+                ttl
+            } else {
+                ((ttl as i128 + 500) / 1000) as i64
+            });
+        }
+    }
+}
+
+fn ttl_command(srv: &mut Server, c: &mut Client) {
+    ttl_generic(srv, c, false, false);
+}
+
+fn pttl_command(srv: &mut Server, c: &mut Client) {
+    ttl_generic(srv, c, true, false);
+}
+
+fn expiretime_command(srv: &mut Server, c: &mut Client) {
+    ttl_generic(srv, c, false, true);
+}
+
+fn pexpiretime_command(srv: &mut Server, c: &mut Client) {
+    ttl_generic(srv, c, true, true);
+}
+
+fn persist_command(srv: &mut Server, c: &mut Client) {
+    let key = &c.argv[1];
+    if db::lookup_key_write(srv, c.db, key).is_some() && srv.dbs[c.db].kv.remove_expire(key) {
+        db::signal_modified_key(srv, c.db, key);
+        srv.dirty += 1;
+        c.reply.add_long(1);
+    } else {
+        c.reply.add_long(0);
+    }
+}
+
+/* ---------------------------------------------------------------- iteration */
+
+fn keys_command(srv: &mut Server, c: &mut Client) {
+    let pat = &c.argv[1];
+    let allkeys = pat.as_slice() == b"*";
+    let pattern = if allkeys {
+        None
+    } else {
+        Some(Pattern::new(pat, false))
+    };
+    let now = srv.mstime;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    srv.dbs[c.db].kv.for_each(&mut |key, _, expire| {
+        if pattern.as_ref().is_none_or(|p| p.matches(key)) && expire.is_none_or(|w| w > now) {
+            out.push(key.to_vec());
+        }
+    });
+    c.reply.add_bulk_array(&out);
+}
+
+fn scan_command(srv: &mut Server, c: &mut Client) {
+    let Some(mut cursor) = parse_scan_cursor(&c.argv[1]) else {
+        c.reply.add_error("ERR invalid cursor");
+        return;
+    };
+    let mut count: i64 = 10;
+    let mut pattern: Option<Pattern> = None;
+    let mut type_filter: Option<ObjType> = None;
+    let argv = &c.argv;
+    let mut i = 2;
+    while i < argv.len() {
+        let left = argv.len() - i;
+        let opt = &argv[i];
+        if eq_ic(opt, "count") && left >= 2 {
+            match parse_i64_strict(&argv[i + 1]) {
+                None => {
+                    c.reply.add_error(reply::ERR_NOT_INTEGER);
+                    return;
+                }
+                Some(n) if n < 1 => {
+                    c.reply.add_error(reply::ERR_SYNTAX);
+                    return;
+                }
+                Some(n) => count = n,
+            }
+            i += 2;
+        } else if eq_ic(opt, "match") && left >= 2 {
+            let p = &argv[i + 1];
+            pattern = if p.as_slice() == b"*" {
+                None
+            } else {
+                Some(Pattern::new(p, false))
+            };
+            i += 2;
+        } else if eq_ic(opt, "type") && left >= 2 {
+            match ObjType::from_name(&argv[i + 1]) {
+                Some(t) => type_filter = Some(t),
+                None => {
+                    let name = &argv[i + 1];
+                    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                    c.reply.add_error(&format!(
+                        "ERR unknown type name '{}'",
+                        reply::sanitize(&name[..end], end)
+                    ));
+                    return;
+                }
+            }
+            i += 2;
+        } else if eq_ic(opt, "novalues") {
+            c.reply
+                .add_error("ERR NOVALUES option can only be used in HSCAN");
+            return;
+        } else if eq_ic(opt, "noscores") {
+            c.reply
+                .add_error("ERR NOSCORES option can only be used in ZSCAN");
+            return;
+        } else {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+    }
+
+    // Visit buckets until COUNT keys were sampled, at most 10*COUNT steps, as upstream.
+    let mut candidates: Vec<Vec<u8>> = Vec::new();
+    let mut sampled: i64 = 0;
+    let mut max_iterations = count.saturating_mul(10);
+    let kv = &srv.dbs[c.db].kv;
+    loop {
+        cursor = kv.scan(cursor, &mut |key, val| {
+            sampled += 1;
+            if type_filter.is_some_and(|t| t != val.obj_type()) {
+                return;
+            }
+            if pattern.as_ref().is_some_and(|p| !p.matches(key)) {
+                return;
+            }
+            candidates.push(key.to_vec());
+        });
+        if cursor == 0 || max_iterations == 0 || sampled >= count {
+            break;
+        }
+        max_iterations -= 1;
+    }
+    // Expired keys are deleted on the way and left out.
+    candidates.retain(|key| !db::expire_if_needed(srv, c.db, key));
+
+    c.reply.add_array_len(2);
+    let mut buf = reply::itoa_buf();
+    let mut n = cursor;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    c.reply.add_bulk(&buf[i..]);
+    c.reply.add_bulk_array(&candidates);
+}
+
+fn randomkey_command(srv: &mut Server, c: &mut Client) {
+    // Expired keys met on the way are deleted, as upstream; after a bounded number of
+    // tries the first live key found by a full walk is returned.
+    for _ in 0..100 {
+        let Some(key) = srv.dbs[c.db].kv.random_key() else {
+            c.reply.add_null();
+            return;
+        };
+        if !db::expire_if_needed(srv, c.db, &key) {
+            c.reply.add_bulk(&key);
+            return;
+        }
+    }
+    let now = srv.mstime;
+    let mut found: Option<Vec<u8>> = None;
+    srv.dbs[c.db].kv.for_each(&mut |key, _, expire| {
+        if found.is_none() && expire.is_none_or(|w| w > now) {
+            found = Some(key.to_vec());
+        }
+    });
+    match found {
+        Some(k) => c.reply.add_bulk(&k),
+        None => c.reply.add_null(),
+    }
+}
+
+/* ---------------------------------------------------------------- rename, copy, move */
+
+/// Removes `key` from `db` and returns its value, TTL and LRU, signalling the change.
+fn take_key(srv: &mut Server, db: usize, key: &[u8]) -> Option<(Value, Option<i64>, u32)> {
+    let kv = &mut srv.dbs[db].kv;
+    let expire = kv.get_expire(key);
+    let lru = kv.lru(key)?;
+    let val = kv.remove(key)?;
+    db::signal_modified_key(srv, db, key);
+    Some((val, expire, lru))
+}
+
+/// Stores a value taken by [`take_key`] at `key` in `db`, with its TTL and LRU.
+fn put_key(srv: &mut Server, db: usize, key: &[u8], val: Value, expire: Option<i64>, lru: u32) {
+    db::set_key(srv, db, key, val, false);
+    srv.dbs[db].kv.set_lru(key, lru);
+    if let Some(when) = expire {
+        db::set_expire(srv, db, key, when);
+    }
+}
+
+fn rename_generic(srv: &mut Server, c: &mut Client, nx: bool) {
+    let (src, dst) = (&c.argv[1], &c.argv[2]);
+    if db::lookup_key_write(srv, c.db, src).is_none() {
+        c.reply.add_error(reply::ERR_NO_SUCH_KEY);
+        return;
+    }
+    if src == dst {
+        if nx {
+            c.reply.add_long(0);
+        } else {
+            c.reply.add_ok();
+        }
+        return;
+    }
+    if db::lookup_key_write(srv, c.db, dst).is_some() {
+        if nx {
+            c.reply.add_long(0);
+            return;
+        }
+        db::db_delete(srv, c.db, dst);
+    }
+    if let Some((val, expire, lru)) = take_key(srv, c.db, src) {
+        put_key(srv, c.db, dst, val, expire, lru);
+    }
+    srv.dirty += 1;
+    if nx {
+        c.reply.add_long(1);
+    } else {
+        c.reply.add_ok();
+    }
+}
+
+fn rename_command(srv: &mut Server, c: &mut Client) {
+    rename_generic(srv, c, false);
+}
+
+fn renamenx_command(srv: &mut Server, c: &mut Client) {
+    rename_generic(srv, c, true);
+}
+
+fn move_command(srv: &mut Server, c: &mut Client) {
+    let Some(id) = parse_int(&c.argv[2]) else {
+        c.reply.add_error(reply::ERR_NOT_INTEGER);
+        return;
+    };
+    let Some(dst) = db_index_ok(srv, id) else {
+        c.reply.add_error(reply::ERR_DB_INDEX);
+        return;
+    };
+    if dst == c.db {
+        c.reply.add_error(ERR_SAME_OBJECT);
+        return;
+    }
+    let key = &c.argv[1];
+    if db::lookup_key_write(srv, c.db, key).is_none() {
+        c.reply.add_long(0);
+        return;
+    }
+    if db::lookup_key_write(srv, dst, key).is_some() {
+        c.reply.add_long(0);
+        return;
+    }
+    if let Some((val, expire, lru)) = take_key(srv, c.db, key) {
+        put_key(srv, dst, key, val, expire, lru);
+    }
+    srv.dirty += 1;
+    c.reply.add_long(1);
+}
+
+fn copy_command(srv: &mut Server, c: &mut Client) {
+    let mut dst = c.db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < c.argv.len() {
+        let additional = c.argv.len() - j - 1;
+        if eq_ic(&c.argv[j], "replace") {
+            replace = true;
+        } else if eq_ic(&c.argv[j], "db") && additional >= 1 {
+            let Some(id) = parse_int(&c.argv[j + 1]) else {
+                c.reply.add_error(reply::ERR_NOT_INTEGER);
+                return;
+            };
+            let Some(d) = db_index_ok(srv, id) else {
+                c.reply.add_error(reply::ERR_DB_INDEX);
+                return;
+            };
+            dst = d;
+            j += 1;
+        } else {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+        j += 1;
+    }
+    let (key, newkey) = (&c.argv[1], &c.argv[2]);
+    if dst == c.db && key == newkey {
+        c.reply.add_error(ERR_SAME_OBJECT);
+        return;
+    }
+    if db::lookup_key_read(srv, c.db, key).is_none() {
+        c.reply.add_long(0);
+        return;
+    }
+    let expire = srv.dbs[c.db].kv.get_expire(key);
+    let Some(val) = srv.dbs[c.db].kv.get_mut(key).map(|v| v.clone()) else {
+        c.reply.add_long(0);
+        return;
+    };
+    if db::lookup_key_write(srv, dst, newkey).is_some() {
+        if !replace {
+            c.reply.add_long(0);
+            return;
+        }
+        db::db_delete(srv, dst, newkey);
+    }
+    db::set_key(srv, dst, newkey, val, false);
+    if let Some(when) = expire {
+        db::set_expire(srv, dst, newkey, when);
+    }
+    srv.dirty += 1;
+    c.reply.add_long(1);
+}
+
+fn swapdb_command(srv: &mut Server, c: &mut Client) {
+    let Some(id1) = parse_int(&c.argv[1]) else {
+        c.reply.add_error("ERR invalid first DB index");
+        return;
+    };
+    let Some(id2) = parse_int(&c.argv[2]) else {
+        c.reply.add_error("ERR invalid second DB index");
+        return;
+    };
+    let (Some(a), Some(b)) = (db_index_ok(srv, id1), db_index_ok(srv, id2)) else {
+        c.reply.add_error(reply::ERR_DB_INDEX);
+        return;
+    };
+    if a != b {
+        // WATCHed keys of either db that exist in either of them now see another value
+        // (or none): their transactions must fail.
+        let watched: Vec<(usize, Vec<u8>)> = srv
+            .watched_keys
+            .keys()
+            .filter(|(d, _)| *d == a || *d == b)
+            .cloned()
+            .collect();
+        for (d, key) in watched {
+            let other = if d == a { b } else { a };
+            if srv.dbs[d].kv.get(&key).is_some() || srv.dbs[other].kv.get(&key).is_some() {
+                srv.touch_watched_key(d, &key);
+            }
+        }
+        srv.dbs.swap(a, b);
+        srv.dbs[a].id = a;
+        srv.dbs[b].id = b;
+    }
+    srv.dirty += 1;
+    c.reply.add_ok();
+}
+
+/* ---------------------------------------------------------------- object */
+
+/// The key of an OBJECT subcommand, looked up without touching it; replies null if
+/// missing.
+fn object_lookup(srv: &mut Server, c: &mut Client) -> bool {
+    if lookup_read_notouch(srv, c.db, &c.argv[2]) {
+        true
+    } else {
+        c.reply.add_null();
+        false
+    }
+}
+
+fn object_encoding_command(srv: &mut Server, c: &mut Client) {
+    if !object_lookup(srv, c) {
+        return;
+    }
+    match srv.dbs[c.db].kv.encoding(&c.argv[2]) {
+        Some(e) => c.reply.add_bulk(e.name().as_bytes()),
+        None => c.reply.add_null(),
+    }
+}
+
+fn object_freq_command(srv: &mut Server, c: &mut Client) {
+    if !object_lookup(srv, c) {
+        return;
+    }
+    // No LFU maxmemory policy exists yet (maxmemory is issue 10).
+    c.reply.add_error(ERR_LFU_NOT_SELECTED);
+}
+
+fn object_idletime_command(srv: &mut Server, c: &mut Client) {
+    if !object_lookup(srv, c) {
+        return;
+    }
+    let lru = srv.dbs[c.db].kv.lru(&c.argv[2]).unwrap_or(srv.lruclock);
+    let idle = crate::server::estimate_idle_time_ms(srv.lruclock, lru) / 1000;
+    c.reply.add_long(idle as i64);
+}
+
+fn object_refcount_command(srv: &mut Server, c: &mut Client) {
+    if !object_lookup(srv, c) {
+        return;
+    }
+    // Values are never shared between keys (upstream 9 embeds the key in the value).
+    c.reply.add_long(1);
+}
+
+fn object_help_command(_srv: &mut Server, c: &mut Client) {
+    c.reply.add_help(
+        "OBJECT",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_cursor_parsing() {
+        assert_eq!(parse_scan_cursor(b"0"), Some(0));
+        assert_eq!(parse_scan_cursor(b"123"), Some(123));
+        assert_eq!(parse_scan_cursor(b"-1"), None);
+        assert_eq!(parse_scan_cursor(b"abc"), None);
+        assert_eq!(parse_scan_cursor(b""), None);
+        assert_eq!(parse_scan_cursor(b"01"), Some(1));
+        assert_eq!(parse_scan_cursor(b"+1"), Some(1));
+        assert_eq!(parse_scan_cursor(b" 1"), Some(1));
+        assert_eq!(parse_scan_cursor(b"1 "), None);
+        assert_eq!(parse_scan_cursor(b"-01"), Some(u64::MAX));
+        assert_eq!(parse_scan_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_scan_cursor(b"18446744073709551616"), None);
+        assert_eq!(parse_scan_cursor(b"5\0junk"), Some(5));
+        assert_eq!(parse_scan_cursor(b"+"), None);
+    }
+
+    #[test]
+    fn int_args() {
+        assert_eq!(parse_int(b"15"), Some(15));
+        assert_eq!(parse_int(b"99999999999"), None);
+        assert_eq!(parse_int(b"-1"), Some(-1));
+        assert_eq!(parse_int(b"x"), None);
+    }
 }
