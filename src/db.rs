@@ -101,9 +101,27 @@ pub fn key_type(srv: &mut Server, db: usize, key: &[u8]) -> Option<ObjType> {
 
 /// Stores `val` at `key` (upstream's `setKey`): signals WATCHers. With `keep_ttl` an
 /// existing TTL survives, else it is removed.
-pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
+pub fn set_key(srv: &mut Server, db: usize, key: &[u8], mut val: Value, keep_ttl: bool) {
     let lru = srv.lruclock;
+    let with_ttl = keep_ttl && srv.dbs[db].kv.get_expire(key).is_some();
+    val.settle_encoding(key.len(), with_ttl);
     srv.dbs[db].kv.insert(key, val, keep_ttl, lru);
+    signal_modified_key(srv, db, key);
+}
+
+/// Stores `val` at `key` with the absolute expiry `expire_ms` (SET ... EX): as [`set_key`]
+/// then [`set_expire`], with the encoding chosen knowing the key will have a TTL.
+pub fn set_key_with_expire(
+    srv: &mut Server,
+    db: usize,
+    key: &[u8],
+    mut val: Value,
+    expire_ms: i64,
+) {
+    let lru = srv.lruclock;
+    val.settle_encoding(key.len(), true);
+    srv.dbs[db].kv.insert(key, val, false, lru);
+    srv.dbs[db].kv.set_expire(key, expire_ms);
     signal_modified_key(srv, db, key);
 }
 

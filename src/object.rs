@@ -8,8 +8,25 @@
 //!
 //! Collections (issue 3 onwards) add their own variants.
 
-/// Strings up to this length are created `embstr`, as `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`.
+/// Strings up to this length are stored inline in the key's entry by the key table.
 pub const EMBSTR_SIZE_LIMIT: usize = 44;
+
+/// Valkey 9 embeds key, value and expiry in one allocation and reports `embstr` while
+/// they fit: measured on 9.1.2, a string is `embstr` when
+/// `key_len + key_header + value_len + (8 if it has a TTL)` is at most this, where the key
+/// header is 1 byte for keys under 32 bytes and 3 bytes otherwise.
+pub const EMBED_BUDGET_BYTES: usize = 114;
+
+/// Whether a string created for a key of `key_len` bytes reports `embstr` (else `raw`).
+pub fn embstr_fits(key_len: usize, val_len: usize, with_ttl: bool) -> bool {
+    let key_header = if key_len < 32 { 1 } else { 3 };
+    let ttl = if with_ttl { 8 } else { 0 };
+    key_len
+        .saturating_add(key_header)
+        .saturating_add(val_len)
+        .saturating_add(ttl)
+        <= EMBED_BUDGET_BYTES
+}
 
 /// The type of a value, as reported by TYPE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +112,17 @@ impl Value {
         }
         Value::Str {
             bytes: b.to_vec(),
-            raw: b.len() > EMBSTR_SIZE_LIMIT,
+            raw: false,
+        }
+    }
+
+    /// Settles the encoding of a freshly created string for the key it is stored under
+    /// (see [`embstr_fits`]); raw strings stay raw.
+    pub fn settle_encoding(&mut self, key_len: usize, with_ttl: bool) {
+        if let Value::Str { bytes, raw } = self {
+            if !*raw {
+                *raw = !embstr_fits(key_len, bytes.len(), with_ttl);
+            }
         }
     }
 
@@ -106,7 +133,7 @@ impl Value {
                 return Value::Int(n);
             }
         }
-        let raw = b.len() > EMBSTR_SIZE_LIMIT;
+        let raw = false;
         Value::Str { bytes: b, raw }
     }
 
@@ -133,7 +160,6 @@ impl Value {
         match self {
             Value::Int(_) => Encoding::Int,
             Value::Str { raw: true, .. } => Encoding::Raw,
-            Value::Str { bytes, .. } if bytes.len() > EMBSTR_SIZE_LIMIT => Encoding::Raw,
             Value::Str { .. } => Encoding::EmbStr,
         }
     }
@@ -172,7 +198,7 @@ impl<'a> ValueRef<'a> {
             ValueRef::Int(n) => Value::Int(*n),
             ValueRef::Str(b) => Value::Str {
                 bytes: b.to_vec(),
-                raw: b.len() > EMBSTR_SIZE_LIMIT,
+                raw: false,
             },
         }
     }

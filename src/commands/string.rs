@@ -3,7 +3,7 @@
 use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::client::Client;
 use crate::db;
-use crate::object::{ObjType, Value, ValueRef, EMBSTR_SIZE_LIMIT};
+use crate::object::{ObjType, Value, ValueRef};
 use crate::reply;
 use crate::server::Server;
 use crate::util::{eq_ic, parse_i64_strict};
@@ -421,9 +421,9 @@ fn set_generic(
         }
     }
     let val = Value::from_vec(std::mem::take(&mut c.argv[val_idx]));
-    db::set_key(srv, db, &c.argv[1], val, flags & O_KEEPTTL != 0);
-    if let Some(w) = when {
-        db::set_expire(srv, db, &c.argv[1], w);
+    match when {
+        Some(w) => db::set_key_with_expire(srv, db, &c.argv[1], val, w),
+        None => db::set_key(srv, db, &c.argv[1], val, flags & O_KEEPTTL != 0),
     }
     srv.dirty += 1;
     if !get {
@@ -642,9 +642,9 @@ fn msetex_command(srv: &mut Server, c: &mut Client) {
             continue;
         }
         let val = Value::from_vec(std::mem::take(&mut c.argv[ki + 1]));
-        db::set_key(srv, db, &c.argv[ki], val, o.flags & O_KEEPTTL != 0);
-        if let Some(w) = when {
-            db::set_expire(srv, db, &c.argv[ki], w);
+        match when {
+            Some(w) => db::set_key_with_expire(srv, db, &c.argv[ki], val, w),
+            None => db::set_key(srv, db, &c.argv[ki], val, o.flags & O_KEEPTTL != 0),
         }
         srv.dirty += 1;
     }
@@ -801,8 +801,16 @@ fn incrbyfloat_command(srv: &mut Server, c: &mut Client) {
     };
     let s = sum.format_human().into_bytes();
     c.reply.add_bulk(&s);
-    let raw = s.len() > EMBSTR_SIZE_LIMIT;
-    db::set_key(srv, db, &c.argv[1], Value::Str { bytes: s, raw }, true);
+    db::set_key(
+        srv,
+        db,
+        &c.argv[1],
+        Value::Str {
+            bytes: s,
+            raw: false,
+        },
+        true,
+    );
     srv.dirty += 1;
 }
 
