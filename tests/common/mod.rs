@@ -480,8 +480,9 @@ fn is_space(b: u8) -> bool {
 
 /// Splits a line into arguments with the rules of upstream's `sdssplitargs` (what
 /// redis-cli and inline commands use): spaces separate; "double quotes" take \xHH, \n, \r,
-/// \t, \b, \a and \<any>; 'single quotes' take only \'; a closing quote must be followed
-/// by a space or the end of the line. None on unbalanced quotes.
+/// \t, \b, \a and \<any>; 'single quotes' take only \'. As Valkey 9's inline parser (checked
+/// against the reference), quoted parts join the unquoted text around them into one
+/// argument, like a shell: `a"b c"d` is `ab cd`. None on unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -524,11 +525,8 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     });
                     i += 1;
                 } else if c == b'"' {
-                    if next.is_some_and(|b| !is_space(b)) {
-                        return None;
-                    }
-                    i += 1;
-                    break;
+                    // The quoted part ends; the token goes on until a space.
+                    in_dq = false;
                 } else {
                     cur.push(c);
                 }
@@ -539,11 +537,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     cur.push(b'\'');
                     i += 1;
                 } else if c == b'\'' {
-                    if next.is_some_and(|b| !is_space(b)) {
-                        return None;
-                    }
-                    i += 1;
-                    break;
+                    in_sq = false;
                 } else {
                     cur.push(c);
                 }
@@ -595,14 +589,43 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Servers to run a scenario against: valkey-rs always, the reference too when installed
-/// (so expectations written from upstream's behaviour are checked against upstream).
-pub fn servers(extra: &[&str]) -> Vec<Server> {
-    let mut v = vec![Server::ours(extra)];
-    if let Some(bin) = reference_binary() {
-        v.push(Server::reference(&bin, extra));
+/// The implementations a scenario runs against: valkey-rs always, the reference too when
+/// installed (so expectations written from upstream's behaviour are checked against
+/// upstream). `VALKEY_TEST_TARGET=reference` selects the reference only (to check the
+/// tests themselves), `=ours` valkey-rs only.
+pub fn targets() -> Vec<Target> {
+    let target = std::env::var("VALKEY_TEST_TARGET").unwrap_or_default();
+    let mut v = Vec::new();
+    if target != "reference" {
+        v.push(Target::Ours);
+    }
+    if target != "ours" {
+        if let Some(bin) = reference_binary() {
+            v.push(Target::Reference(bin));
+        }
     }
     v
+}
+
+/// One implementation to start, see [`targets`].
+#[derive(Clone, Debug)]
+pub enum Target {
+    Ours,
+    Reference(PathBuf),
+}
+
+impl Target {
+    pub fn start(&self, extra: &[&str]) -> Server {
+        match self {
+            Target::Ours => Server::ours(extra),
+            Target::Reference(bin) => Server::reference(bin, extra),
+        }
+    }
+}
+
+/// One started server per [`targets`] entry.
+pub fn servers(extra: &[&str]) -> Vec<Server> {
+    targets().iter().map(|t| t.start(extra)).collect()
 }
 
 #[cfg(test)]
@@ -622,7 +645,14 @@ mod tests {
         );
         assert_eq!(v(r#""""#).unwrap(), vec![Vec::<u8>::new()]);
         assert!(v("\"abc").is_none());
-        assert!(v("\"abc\"x").is_none());
+        assert_eq!(v("\"abc\"x").unwrap(), vec![b"abcx".to_vec()]);
+        assert_eq!(
+            v("a\"b c\"d 'e'\"f\"").unwrap(),
+            vec![b"ab cd".to_vec(), b"ef".to_vec()]
+        );
+        assert_eq!(v("\"\"\"\"").unwrap(), vec![Vec::<u8>::new()]);
+        assert!(v("ab\"").is_none());
+        assert!(v("it's").is_none());
         assert!(v("'abc").is_none());
         assert_eq!(v("   ").unwrap(), Vec::<Vec<u8>>::new());
     }
