@@ -571,12 +571,11 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
 
     // 4. Commands that can not run inside MULTI.
     if c.has_flag(cflags::MULTI) && def.flags & flags::NO_MULTI != 0 {
-        reject(
-            srv,
-            c,
-            Some(id),
-            "ERR Command not allowed inside a transaction",
+        let e = format!(
+            "ERR Command '{}' not allowed inside a transaction",
+            srv.commands.commands[id].full_name
         );
+        reject(srv, c, Some(id), &e);
         return true;
     }
 

@@ -15,7 +15,7 @@ pub static COMMANDS: &[CommandDef] = &[
     CommandDef {
         name: "multi",
         arity: 1,
-        flags: f::NOSCRIPT | f::LOADING | f::STALE | f::FAST | f::ALLOW_BUSY,
+        flags: f::NOSCRIPT | f::LOADING | f::STALE | f::FAST | f::NO_MULTI | f::ALLOW_BUSY,
         acl_categories: cat::FAST | cat::TRANSACTION,
         key_specs: &[],
         subcommands: &[],
@@ -57,7 +57,7 @@ pub static COMMANDS: &[CommandDef] = &[
     CommandDef {
         name: "watch",
         arity: -2,
-        flags: f::NOSCRIPT | f::LOADING | f::STALE | f::FAST | f::ALLOW_BUSY,
+        flags: f::NOSCRIPT | f::LOADING | f::STALE | f::FAST | f::NO_MULTI | f::ALLOW_BUSY,
         acl_categories: cat::FAST | cat::TRANSACTION,
         key_specs: &[super::KeySpec::range(super::key_flags::RO, 1, -1, 1)],
         subcommands: &[],

