@@ -568,8 +568,9 @@ fn hex_val(b: u8) -> u8 {
 }
 
 /// Splits a line into arguments as `sdssplitargs`: whitespace separates, "double quotes"
-/// take C escapes (\n \r \t \b \a \\ \" \xHH), 'single quotes' take only \'. A closing
-/// quote must be followed by a space or the end. Returns None on unbalanced quotes.
+/// take C escapes (\n \r \t \b \a \\ \" \xHH), 'single quotes' take only \'. As in
+/// Valkey 9, quoted parts join the text next to them (`"a"b` is `ab`). Returns None on
+/// unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -608,11 +609,8 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         o => o,
                     });
                 } else if line[i] == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return None;
-                    }
-                    i += 1;
-                    break;
+                    // Valkey 9 joins a quoted part with adjacent text, as a shell does.
+                    inq = false;
                 } else {
                     cur.push(line[i]);
                 }
@@ -624,11 +622,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     cur.push(b'\'');
                 } else if line[i] == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return None;
-                    }
-                    i += 1;
-                    break;
+                    insq = false;
                 } else {
                     cur.push(line[i]);
                 }
@@ -827,7 +821,11 @@ mod tests {
             vec![b"aA\n".to_vec(), b"it's".to_vec()]
         );
         assert!(split_args(b"\"abc").is_none());
-        assert!(split_args(b"\"abc\"x").is_none());
+        assert_eq!(split_args(b"\"abc\"x").unwrap(), vec![b"abcx".to_vec()]);
+        assert_eq!(
+            split_args(b"a\"b c\"d 'x'y").unwrap(),
+            vec![b"ab cd".to_vec(), b"xy".to_vec()]
+        );
         assert!(split_args(b"'abc").is_none());
     }
 }

@@ -515,8 +515,23 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     if c.argv.is_empty() {
         return true;
     }
-    // 1. Lookup and arity.
-    let id = match srv.commands.lookup(&c.argv) {
+    // 1. Lookup.
+    let found = srv.commands.lookup(&c.argv);
+
+    // 2. Authentication, before telling the client anything about the command: as in
+    //    Valkey 9, an unauthenticated client gets NOAUTH even for an unknown command or a
+    //    wrong arity, so it learns nothing about the command table.
+    if !srv.client_is_authenticated(c) {
+        let no_auth =
+            matches!(found, Ok(id) if srv.commands.commands[id].def.flags & flags::NO_AUTH != 0);
+        if !no_auth {
+            reject(srv, c, found.ok(), reply::ERR_NOAUTH);
+            return true;
+        }
+    }
+
+    // 3. Unknown command or subcommand, and arity.
+    let id = match found {
         Ok(id) => id,
         Err(None) => {
             let e = err_unknown_command(&c.argv);
@@ -539,7 +554,7 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     }
     c.last_cmd = def.name;
 
-    // 2. Protected commands (DEBUG, MODULE) behind their enable-* directive.
+    // 4. Protected commands (DEBUG, MODULE) behind their enable-* directive.
     if def.flags & flags::PROTECTED != 0 {
         let (mode, opt) = (srv.config.enable_debug_command, "enable-debug-command");
         let local = c.has_flag(cflags::UNIX_SOCKET)
@@ -563,13 +578,7 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         }
     }
 
-    // 3. Authentication.
-    if !srv.client_is_authenticated(c) && def.flags & flags::NO_AUTH == 0 {
-        reject(srv, c, Some(id), reply::ERR_NOAUTH);
-        return true;
-    }
-
-    // 4. Commands that can not run inside MULTI.
+    // 5. Commands that can not run inside MULTI.
     if c.has_flag(cflags::MULTI) && def.flags & flags::NO_MULTI != 0 {
         let e = format!(
             "ERR Command '{}' not allowed inside a transaction",
@@ -579,13 +588,13 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         return true;
     }
 
-    // 5. ACL (command, keys, channels): the default user allows everything until the acl
+    // 6. ACL (command, keys, channels): the default user allows everything until the acl
     //    crate lands (issue 7).
-    // 6. Cluster redirection: cluster mode is issue 13.
-    // 7. OOM: maxmemory is issue 10.
-    // 8. Read-only replica: replication is issue 9.
+    // 7. Cluster redirection: cluster mode is issue 13.
+    // 8. OOM: maxmemory is issue 10.
+    // 9. Read-only replica: replication is issue 9.
 
-    // 9. MULTI queueing: everything but the transaction control commands is queued.
+    // 10. MULTI queueing: everything but the transaction control commands is queued.
     if c.has_flag(cflags::MULTI)
         && !matches!(
             def.name,
@@ -598,7 +607,7 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         return true;
     }
 
-    // 10. The call.
+    // 11. The call.
     call(srv, c, id);
     true
 }
