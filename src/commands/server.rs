@@ -631,7 +631,7 @@ fn command_info_command(srv: &mut Server, c: &mut Client) {
                 let cmd = &srv.commands.commands[id];
                 add_command_info(reply, &cmd.full_name, cmd.def);
             }
-            None => reply.add_null_array(),
+            None => reply.add_null(),
         }
     }
 }
@@ -1023,7 +1023,7 @@ fn debug_populate(srv: &mut Server, c: &mut Client) {
         let val = if size == 0 {
             text.into_bytes()
         } else {
-            let mut v = vec![b' '; size];
+            let mut v = vec![0u8; size];
             let n = size.min(text.len());
             v[..n].copy_from_slice(&text.as_bytes()[..n]);
             v
