@@ -1,14 +1,61 @@
-//! Server commands: INFO, CONFIG, COMMAND, DEBUG, DBSIZE, FLUSHDB, FLUSHALL, TIME,
+//! Server commands: INFO, COMMAND, DEBUG, DBSIZE, FLUSHDB, FLUSHALL, TIME, LASTSAVE,
 //! SHUTDOWN.
 
-use super::{acl_cat as cat, flags as f, CommandDef};
-use crate::client::Client;
+use std::fmt::Write as _;
+
+use super::{acl_cat as cat, flags as f, key_flags, BeginSearch, CommandDef, FindKeys, KeySpec};
+use crate::client::{flags as cflags, Client};
+use crate::reply::{self, ReplyBuf};
 use crate::server::Server;
+use crate::util::eq_ic;
 
 /// The version valkey-rs reports as `valkey_version` (the upstream release it mirrors).
 pub const VALKEY_VERSION: &str = "9.1.2";
 
 pub static COMMANDS: &[CommandDef] = &[
+    CommandDef::new(
+        "info",
+        -1,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::DANGEROUS,
+        info_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+        "O(1)",
+    )
+    .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+
+    CommandDef::new(
+        "command",
+        -1,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_command,
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+        "O(N) where N is the total number of commands",
+    )
+    .tips(&["nondeterministic_output_order"])
+    .subs(COMMAND_SUBCOMMANDS),
+    CommandDef::new(
+        "debug",
+        -2,
+        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        debug_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "A container for debugging commands.",
+        "Depends on subcommand.",
+    ),
     CommandDef::new(
         "dbsize",
         1,
@@ -24,6 +71,20 @@ pub static COMMANDS: &[CommandDef] = &[
     )
     .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
     CommandDef::new(
+        "flushdb",
+        -1,
+        f::WRITE,
+        cat::KEYSPACE | cat::WRITE | cat::SLOW | cat::DANGEROUS,
+        flushdb_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from the current database.",
+        "O(N) where N is the number of keys in the selected database",
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    CommandDef::new(
         "flushall",
         -1,
         f::WRITE,
@@ -34,9 +95,142 @@ pub static COMMANDS: &[CommandDef] = &[
         "server",
         "1.0.0",
         "Removes all keys from all databases.",
-        "O(N)",
+        "O(N) where N is the total number of keys in all databases",
     )
     .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    CommandDef::new(
+        "time",
+        1,
+        f::LOADING | f::STALE | f::FAST,
+        cat::FAST,
+        time_command,
+    )
+    .doc(
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+        "O(1)",
+    )
+    .tips(&["nondeterministic_output"]),
+    CommandDef::new(
+        "lastsave",
+        1,
+        f::LOADING | f::STALE | f::FAST,
+        cat::ADMIN | cat::FAST | cat::DANGEROUS,
+        lastsave_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Returns the Unix timestamp of the last successful save to disk.",
+        "O(1)",
+    )
+    .tips(&["nondeterministic_output"]),
+    CommandDef::new(
+        "shutdown",
+        -1,
+        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE | f::NO_MULTI | f::ALLOW_BUSY,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        shutdown_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk and shuts down the server.",
+        "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+    ),
+];
+
+static COMMAND_SUBCOMMANDS: &[CommandDef] = &[
+    CommandDef::new(
+        "count",
+        2,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_count_command,
+    )
+    .doc("server", "2.8.13", "Returns a count of commands.", "O(1)"),
+    CommandDef::new(
+        "docs",
+        -2,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_docs_command,
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up",
+    )
+    .tips(&["nondeterministic_output_order"]),
+    CommandDef::new(
+        "getkeys",
+        -3,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_getkeys_command,
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Extracts the key names from an arbitrary command.",
+        "O(N) where N is the number of arguments to the command",
+    ),
+    CommandDef::new(
+        "getkeysandflags",
+        -3,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_getkeysandflags_command,
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "Extracts the key names and access flags for an arbitrary command.",
+        "O(N) where N is the number of arguments to the command",
+    ),
+    CommandDef::new(
+        "help",
+        2,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_help_command,
+    )
+    .doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "info",
+        -2,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_info_command,
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up",
+    )
+    .tips(&["nondeterministic_output_order"]),
+    CommandDef::new(
+        "list",
+        -2,
+        f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        command_list_command,
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "Returns a list of command names.",
+        "O(N) where N is the total number of commands",
+    )
+    .tips(&["nondeterministic_output_order"]),
 ];
 
 pub fn version_line() -> String {
@@ -52,12 +246,1202 @@ pub fn prepare_for_shutdown(srv: &mut Server) {
     }
 }
 
+const COMMAND_HELP: &[&str] = &[
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands in this server.",
+    "LIST",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full command.",
+];
+
+const DEBUG_HELP: &[&str] = &[
+    "OBJECT <key> [fast]",
+    "    Show low level info about `key` and associated value.",
+    "    Some fields of the default behavior may be time consuming to fetch,",
+    "    and `fast` can be passed to avoid fetching them.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cluster slots are not respected so keys not belonging to the",
+    "    current node can be created in cluster mode.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+];
+
+// ---------------------------------------------------------------------------------------
+// DBSIZE, FLUSHDB, FLUSHALL, TIME, LASTSAVE, SHUTDOWN
+// ---------------------------------------------------------------------------------------
+
 fn dbsize_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_long(srv.dbs[c.db].kv.len() as i64);
 }
 
+/// Parses the optional ASYNC|SYNC argument of FLUSHDB / FLUSHALL.
+fn flush_flags_ok(c: &mut Client) -> bool {
+    match c.argv.len() {
+        1 => true,
+        2 if eq_ic(&c.argv[1], "async") || eq_ic(&c.argv[1], "sync") => true,
+        _ => {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            false
+        }
+    }
+}
+
+fn flushdb_command(srv: &mut Server, c: &mut Client) {
+    if !flush_flags_ok(c) {
+        return;
+    }
+    let n = crate::db::empty_data(srv, Some(c.db));
+    srv.dirty += n as u64;
+    c.reply.add_ok();
+}
+
 fn flushall_command(srv: &mut Server, c: &mut Client) {
+    if !flush_flags_ok(c) {
+        return;
+    }
     let n = crate::db::empty_data(srv, None);
     srv.dirty += n as u64 + 1;
     c.reply.add_ok();
+}
+
+fn time_command(_srv: &mut Server, c: &mut Client) {
+    let us = crate::util::ustime();
+    c.reply.add_array_len(2);
+    c.reply.add_bulk_i64(us / 1_000_000);
+    c.reply.add_bulk_i64(us % 1_000_000);
+}
+
+fn lastsave_command(srv: &mut Server, c: &mut Client) {
+    c.reply.add_long(srv.start_time_ms / 1000);
+}
+
+fn shutdown_command(srv: &mut Server, c: &mut Client) {
+    if c.argv.len() > 6 {
+        c.reply.add_error(reply::ERR_SYNTAX);
+        return;
+    }
+    let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
+    for a in &c.argv[1..] {
+        if eq_ic(a, "nosave") {
+            nosave = true;
+        } else if eq_ic(a, "save") {
+            save = true;
+        } else if eq_ic(a, "now") || eq_ic(a, "force") {
+            other = true;
+        } else if eq_ic(a, "abort") {
+            abort = true;
+        } else {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+    }
+    if (abort && (nosave || save || other)) || (nosave && save) {
+        c.reply.add_error(reply::ERR_SYNTAX);
+        return;
+    }
+    if abort {
+        // Shutdown is immediate here: there is never one in progress to abort.
+        c.reply.add_error("ERR No shutdown in progress.");
+        return;
+    }
+    // No reply: the connection closes with the server (as upstream).
+    srv.shutdown_asap = true;
+    c.flags |= cflags::CLOSE_AFTER_REPLY;
+}
+
+// ---------------------------------------------------------------------------------------
+// COMMAND
+// ---------------------------------------------------------------------------------------
+
+/// The command flags COMMAND INFO shows: the defined ones plus `movablekeys` when the key
+/// specs can not be expressed as one legacy first/last/step range.
+fn effective_flags(def: &CommandDef) -> u64 {
+    let (_, movable) = legacy_range(def);
+    if movable {
+        def.flags | f::MOVABLE_KEYS
+    } else {
+        def.flags
+    }
+}
+
+/// ACL categories with the implicit ones upstream derives from the flags.
+pub fn effective_acl_categories(def: &CommandDef) -> u64 {
+    let mut cats = def.acl_categories;
+    if def.flags & f::WRITE != 0 {
+        cats |= cat::WRITE;
+    }
+    if def.flags & f::READONLY != 0 && cats & cat::SCRIPTING == 0 {
+        cats |= cat::READ;
+    }
+    if def.flags & f::ADMIN != 0 {
+        cats |= cat::ADMIN | cat::DANGEROUS;
+    }
+    if def.flags & f::PUBSUB != 0 {
+        cats |= cat::PUBSUB;
+    }
+    if def.flags & f::FAST != 0 {
+        cats |= cat::FAST;
+    }
+    if def.flags & f::BLOCKING != 0 {
+        cats |= cat::BLOCKING;
+    }
+    if cats & cat::FAST == 0 {
+        cats |= cat::SLOW;
+    }
+    cats
+}
+
+/// The legacy (first, last, step) triple derived from the key specs, and whether the keys
+/// are movable (specs the triple can not describe), as upstream's
+/// `populateCommandLegacyRangeSpec`.
+fn legacy_range(def: &CommandDef) -> ((i64, i64, i64), bool) {
+    let specs = def.key_specs;
+    if specs.is_empty() {
+        return ((0, 0, 0), false);
+    }
+    let range_of = |s: &KeySpec| match (s.begin, s.find) {
+        (
+            BeginSearch::Index(pos),
+            FindKeys::Range {
+                lastkey, keystep, ..
+            },
+        ) => Some((pos, lastkey, keystep)),
+        _ => None,
+    };
+    if specs.len() == 1 {
+        if let Some((pos, lastkey, step)) = range_of(&specs[0]) {
+            let last = if lastkey >= 0 { pos + lastkey } else { lastkey };
+            let movable = specs[0].flags & key_flags::INCOMPLETE != 0;
+            return ((pos as i64, last as i64, step as i64), movable);
+        }
+    }
+    let mut movable = false;
+    let mut first = i32::MAX;
+    let mut last: i32 = 0;
+    let mut prev_last: i32 = 0;
+    for s in specs {
+        let Some((pos, lastkey, step)) = range_of(s) else {
+            movable = true;
+            continue;
+        };
+        if step != 1 || (prev_last != 0 && prev_last != pos - 1) {
+            movable = true;
+            continue;
+        }
+        if s.flags & key_flags::INCOMPLETE != 0 {
+            movable = true;
+        }
+        first = first.min(pos);
+        let abs = if lastkey >= 0 { lastkey + pos } else { lastkey };
+        // Unsigned comparison, so a negative (relative to the end) index wins.
+        if (abs as u32) > (last as u32) {
+            last = abs;
+        }
+        prev_last = last;
+    }
+    if first == i32::MAX {
+        return ((0, 0, 0), true);
+    }
+    ((first as i64, last as i64, 1), movable)
+}
+
+fn add_flag_set(r: &mut ReplyBuf, names: &[&str]) {
+    r.add_set_len(names.len());
+    for n in names {
+        r.add_status(n);
+    }
+}
+
+fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
+    r.add_map_len(3);
+    r.add_bulk(b"flags");
+    let names: Vec<&str> = key_flags::NAMES
+        .iter()
+        .filter(|(b, _)| ks.flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    add_flag_set(r, &names);
+    r.add_bulk(b"begin_search");
+    r.add_map_len(2);
+    r.add_bulk(b"type");
+    match ks.begin {
+        BeginSearch::Index(pos) => {
+            r.add_bulk(b"index");
+            r.add_bulk(b"spec");
+            r.add_map_len(1);
+            r.add_bulk(b"index");
+            r.add_long(pos as i64);
+        }
+        BeginSearch::Keyword { keyword, startfrom } => {
+            r.add_bulk(b"keyword");
+            r.add_bulk(b"spec");
+            r.add_map_len(2);
+            r.add_bulk(b"keyword");
+            r.add_bulk(keyword.as_bytes());
+            r.add_bulk(b"startfrom");
+            r.add_long(startfrom as i64);
+        }
+    }
+    r.add_bulk(b"find_keys");
+    r.add_map_len(2);
+    r.add_bulk(b"type");
+    match ks.find {
+        FindKeys::Range {
+            lastkey,
+            keystep,
+            limit,
+        } => {
+            r.add_bulk(b"range");
+            r.add_bulk(b"spec");
+            r.add_map_len(3);
+            r.add_bulk(b"lastkey");
+            r.add_long(lastkey as i64);
+            r.add_bulk(b"keystep");
+            r.add_long(keystep as i64);
+            r.add_bulk(b"limit");
+            r.add_long(limit as i64);
+        }
+        FindKeys::Keynum {
+            keynumidx,
+            firstkey,
+            keystep,
+        } => {
+            r.add_bulk(b"keynum");
+            r.add_bulk(b"spec");
+            r.add_map_len(3);
+            r.add_bulk(b"keynumidx");
+            r.add_long(keynumidx as i64);
+            r.add_bulk(b"firstkey");
+            r.add_long(firstkey as i64);
+            r.add_bulk(b"keystep");
+            r.add_long(keystep as i64);
+        }
+    }
+}
+
+/// One command's COMMAND INFO entry (10 elements), as `addReplyCommandInfo`.
+fn add_command_info(r: &mut ReplyBuf, full_name: &str, def: &CommandDef) {
+    let ((first, last, step), _) = legacy_range(def);
+    let flags = effective_flags(def);
+    let cats = effective_acl_categories(def);
+    r.add_array_len(10);
+    r.add_bulk(full_name.as_bytes());
+    r.add_long(def.arity as i64);
+    let names: Vec<&str> = f::NAMES
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    add_flag_set(r, &names);
+    r.add_long(first);
+    r.add_long(last);
+    r.add_long(step);
+    let cat_names: Vec<String> = cat::NAMES
+        .iter()
+        .filter(|(b, _)| cats & b != 0)
+        .map(|(_, n)| format!("@{}", n))
+        .collect();
+    r.add_set_len(cat_names.len());
+    for n in &cat_names {
+        r.add_status(n);
+    }
+    r.add_set_len(def.tips.len());
+    for t in def.tips {
+        r.add_bulk(t.as_bytes());
+    }
+    r.add_array_len(def.key_specs.len());
+    for ks in def.key_specs {
+        add_key_spec(r, ks);
+    }
+    r.add_array_len(def.subcommands.len());
+    for sub in def.subcommands {
+        let full = format!("{}|{}", def.name, sub.name);
+        add_command_info(r, &full, sub);
+    }
+}
+
+/// One command's COMMAND DOCS entry, as `addReplyCommandDocs` (no argument tree yet).
+fn add_command_docs(r: &mut ReplyBuf, def: &CommandDef) {
+    let n = if def.subcommands.is_empty() { 4 } else { 5 };
+    r.add_map_len(n);
+    r.add_bulk(b"summary");
+    r.add_bulk(def.summary.as_bytes());
+    r.add_bulk(b"since");
+    r.add_bulk(def.since.as_bytes());
+    r.add_bulk(b"group");
+    r.add_bulk(def.group.as_bytes());
+    r.add_bulk(b"complexity");
+    r.add_bulk(def.complexity.as_bytes());
+    if !def.subcommands.is_empty() {
+        r.add_bulk(b"subcommands");
+        r.add_map_len(def.subcommands.len());
+        for sub in def.subcommands {
+            r.add_bulk(format!("{}|{}", def.name, sub.name).as_bytes());
+            add_command_docs(r, sub);
+        }
+    }
+}
+
+fn command_command(srv: &mut Server, c: &mut Client) {
+    let r = &mut c.reply;
+    let top: Vec<&super::Command> = srv.commands.top_level().collect();
+    r.add_array_len(top.len());
+    for cmd in top {
+        add_command_info(r, &cmd.full_name, cmd.def);
+    }
+}
+
+fn command_count_command(srv: &mut Server, c: &mut Client) {
+    c.reply.add_long(srv.commands.top_level().count() as i64);
+}
+
+fn command_help_command(_srv: &mut Server, c: &mut Client) {
+    c.reply.add_help("command", COMMAND_HELP);
+}
+
+fn command_info_command(srv: &mut Server, c: &mut Client) {
+    if c.argv.len() == 2 {
+        command_command(srv, c);
+        return;
+    }
+    let Client { argv, reply, .. } = c;
+    reply.add_array_len(argv.len() - 2);
+    for name in &argv[2..] {
+        match srv.commands.lookup_full(name) {
+            Some(id) => {
+                let cmd = &srv.commands.commands[id];
+                add_command_info(reply, &cmd.full_name, cmd.def);
+            }
+            None => reply.add_null(),
+        }
+    }
+}
+
+fn command_docs_command(srv: &mut Server, c: &mut Client) {
+    let Client { argv, reply, .. } = c;
+    let ids: Vec<usize> = if argv.len() == 2 {
+        srv.commands.top_level().map(|c| c.id).collect()
+    } else {
+        argv[2..]
+            .iter()
+            .filter_map(|n| srv.commands.lookup_full(n))
+            .collect()
+    };
+    reply.add_map_len(ids.len());
+    for id in ids {
+        let cmd = &srv.commands.commands[id];
+        reply.add_bulk(cmd.full_name.as_bytes());
+        add_command_docs(reply, cmd.def);
+    }
+}
+
+fn command_list_command(srv: &mut Server, c: &mut Client) {
+    enum Filter {
+        None,
+        Module,
+        AclCat(Option<u64>),
+        Pattern(Vec<u8>),
+    }
+    let filter = match c.argv.len() {
+        2 => Filter::None,
+        5 if eq_ic(&c.argv[2], "filterby") => {
+            let v = &c.argv[4];
+            if eq_ic(&c.argv[3], "module") {
+                Filter::Module
+            } else if eq_ic(&c.argv[3], "aclcat") {
+                Filter::AclCat(
+                    cat::NAMES
+                        .iter()
+                        .find(|(_, n)| eq_ic(v, n))
+                        .map(|(b, _)| *b),
+                )
+            } else if eq_ic(&c.argv[3], "pattern") {
+                Filter::Pattern(v.clone())
+            } else {
+                c.reply.add_error(reply::ERR_SYNTAX);
+                return;
+            }
+        }
+        _ => {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+    };
+    let names: Vec<&str> = srv
+        .commands
+        .commands
+        .iter()
+        .filter(|cmd| match &filter {
+            Filter::None => true,
+            Filter::Module => false,
+            Filter::AclCat(None) => false,
+            Filter::AclCat(Some(b)) => effective_acl_categories(cmd.def) & b != 0,
+            Filter::Pattern(p) => crate::glob::string_match(p, cmd.full_name.as_bytes(), true),
+        })
+        .map(|cmd| cmd.full_name.as_str())
+        .collect();
+    c.reply.add_bulk_array(&names);
+}
+
+/// A key found by [`get_keys`]: its argument index and the flags of its spec.
+pub struct KeyRef {
+    pub pos: usize,
+    pub flags: u32,
+}
+
+/// Extracts the keys of `argv` (the full command, argv[0] = name) from the key specs of
+/// `def`, as upstream's `getKeysUsingKeySpecs`. Returns None when a spec can not be
+/// applied to the arguments (bad key count).
+pub fn get_keys(def: &CommandDef, argv: &[Vec<u8>]) -> Option<Vec<KeyRef>> {
+    let argc = argv.len() as i64;
+    let mut keys = Vec::new();
+    for spec in def.key_specs {
+        let first: i64 = match spec.begin {
+            BeginSearch::Index(pos) => pos as i64,
+            BeginSearch::Keyword { keyword, startfrom } => {
+                let start = if startfrom > 0 {
+                    startfrom as i64
+                } else {
+                    argc + startfrom as i64
+                };
+                let end = if startfrom > 0 { argc - 1 } else { 0 };
+                let mut found = 0;
+                let mut i = start;
+                while i != end {
+                    if i >= argc || i < 1 {
+                        break;
+                    }
+                    if eq_ic(&argv[i as usize], keyword) {
+                        found = i + 1;
+                        break;
+                    }
+                    i += if start <= end { 1 } else { -1 };
+                }
+                if found == 0 {
+                    continue;
+                }
+                found
+            }
+        };
+        let (first, last, step) = match spec.find {
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + lastkey as i64
+                } else if limit <= 1 {
+                    argc + lastkey as i64
+                } else {
+                    first + ((argc - first) / limit as i64 + lastkey as i64)
+                };
+                (first, last, keystep as i64)
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                let idx = first + keynumidx as i64;
+                if idx >= argc || idx < 0 {
+                    return None;
+                }
+                let n = crate::util::parse_i64_strict(&argv[idx as usize])?;
+                if n < 0 {
+                    return None;
+                }
+                let f0 = first + firstkey as i64;
+                let step = keystep as i64;
+                let last = f0.checked_add((n - 1).checked_mul(step)?)?;
+                (f0, last, step)
+            }
+        };
+        if step <= 0 {
+            continue;
+        }
+        let mut i = first;
+        while i <= last {
+            if i >= argc || i < first {
+                // A variable-arity command with too few arguments: the command itself
+                // reports the error.
+                if def.arity < 0 {
+                    break;
+                }
+                return None;
+            }
+            keys.push(KeyRef {
+                pos: i as usize,
+                flags: spec.flags,
+            });
+            i += step;
+        }
+    }
+    Some(keys)
+}
+
+fn getkeys_common(srv: &mut Server, c: &mut Client, with_flags: bool) {
+    let args = &c.argv[2..];
+    let Ok(id) = srv.commands.lookup(args) else {
+        c.reply.add_error("ERR Invalid command specified");
+        return;
+    };
+    let def = srv.commands.commands[id].def;
+    if def.key_specs.is_empty() {
+        c.reply.add_error("ERR The command has no key arguments");
+        return;
+    }
+    let argc = args.len() as i64;
+    if (def.arity > 0 && def.arity as i64 != argc) || argc < -(def.arity as i64) {
+        c.reply
+            .add_error("ERR Invalid number of arguments specified for command");
+        return;
+    }
+    let keys = match get_keys(def, args) {
+        Some(k) if !k.is_empty() => k,
+        _ => {
+            if def.flags & f::NO_MANDATORY_KEYS != 0 {
+                c.reply.add_array_len(0);
+            } else {
+                c.reply
+                    .add_error("ERR Invalid arguments specified for command");
+            }
+            return;
+        }
+    };
+    let Client { argv, reply, .. } = c;
+    reply.add_array_len(keys.len());
+    for k in keys {
+        let key = &argv[2 + k.pos];
+        if with_flags {
+            reply.add_array_len(2);
+            reply.add_bulk(key);
+            let names: Vec<&str> = key_flags::NAMES
+                .iter()
+                .filter(|(b, _)| k.flags & b != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            add_flag_set(reply, &names);
+        } else {
+            reply.add_bulk(key);
+        }
+    }
+}
+
+fn command_getkeys_command(srv: &mut Server, c: &mut Client) {
+    getkeys_common(srv, c, false);
+}
+
+fn command_getkeysandflags_command(srv: &mut Server, c: &mut Client) {
+    getkeys_common(srv, c, true);
+}
+
+// ---------------------------------------------------------------------------------------
+// DEBUG
+// ---------------------------------------------------------------------------------------
+
+/// `strtod`-like: the longest float prefix, 0 when there is none.
+fn strtod_lenient(s: &[u8]) -> f64 {
+    let s = String::from_utf8_lossy(s);
+    let t = s.trim_start();
+    let mut end = 0;
+    let mut best = 0.0;
+    for (i, _) in t.char_indices().chain(std::iter::once((t.len(), ' '))) {
+        if let Ok(v) = t[..i].parse::<f64>() {
+            best = v;
+            end = i;
+        }
+    }
+    let _ = end;
+    best
+}
+
+/// `atoi`-like: the leading integer, 0 when there is none.
+fn atoi_lenient(s: &[u8]) -> i64 {
+    let mut it = s.iter().skip_while(|b| b.is_ascii_whitespace()).peekable();
+    let neg = match it.peek() {
+        Some(b'-') => {
+            it.next();
+            true
+        }
+        Some(b'+') => {
+            it.next();
+            false
+        }
+        _ => false,
+    };
+    let mut n: i64 = 0;
+    for &b in it {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n.saturating_mul(10).saturating_add((b - b'0') as i64);
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// Bytes of an RDB length prefix.
+fn rdb_len_size(n: usize) -> usize {
+    if n < 64 {
+        1
+    } else if n < 16384 {
+        2
+    } else if n <= u32::MAX as usize {
+        5
+    } else {
+        9
+    }
+}
+
+/// The RDB serialized length of a string value (without LZF compression).
+fn serialized_len(v: crate::object::ValueRef<'_>) -> usize {
+    let int_len = |n: i64| {
+        if (i8::MIN as i64..=i8::MAX as i64).contains(&n) {
+            Some(2)
+        } else if (i16::MIN as i64..=i16::MAX as i64).contains(&n) {
+            Some(3)
+        } else if (i32::MIN as i64..=i32::MAX as i64).contains(&n) {
+            Some(5)
+        } else {
+            None
+        }
+    };
+    match v {
+        crate::object::ValueRef::Int(n) => int_len(n).unwrap_or_else(|| {
+            let l = n.to_string().len();
+            rdb_len_size(l) + l
+        }),
+        crate::object::ValueRef::Str(b) => {
+            if b.len() <= 11 {
+                if let Some(n) = crate::util::parse_i64_strict(b) {
+                    if let Some(l) = int_len(n) {
+                        return l;
+                    }
+                }
+            }
+            rdb_len_size(b.len()) + b.len()
+        }
+    }
+}
+
+fn debug_command(srv: &mut Server, c: &mut Client) {
+    let argc = c.argv.len();
+    let sub = c.argv[1].clone();
+    if eq_ic(&sub, "help") && argc == 2 {
+        c.reply.add_help("debug", DEBUG_HELP);
+    } else if eq_ic(&sub, "sleep") && argc == 3 {
+        let secs = strtod_lenient(&c.argv[2]);
+        if let Ok(d) = std::time::Duration::try_from_secs_f64(secs) {
+            std::thread::sleep(d);
+        }
+        c.reply.add_ok();
+    } else if eq_ic(&sub, "set-active-expire") && argc == 3 {
+        srv.active_expire_enabled = atoi_lenient(&c.argv[2]) != 0;
+        c.reply.add_ok();
+    } else if eq_ic(&sub, "object") && (argc == 3 || argc == 4) {
+        let fast = argc == 4 && eq_ic(&c.argv[3], "fast");
+        let key = c.argv[2].clone();
+        let dbid = c.db;
+        let Some(v) = crate::db::lookup_key_no_touch(srv, dbid, &key) else {
+            c.reply.add_error(reply::ERR_NO_SUCH_KEY);
+            return;
+        };
+        let addr = match v {
+            crate::object::ValueRef::Str(b) => b.as_ptr() as usize,
+            crate::object::ValueRef::Int(_) => 0,
+        };
+        let slen = serialized_len(v);
+        let db = &srv.dbs[dbid];
+        let enc = db.kv.encoding(&key).map(|e| e.name()).unwrap_or("raw");
+        let lru = db.kv.lru(&key).unwrap_or(0);
+        let idle = crate::server::estimate_idle_time_ms(srv.lruclock, lru) / 1000;
+        let mut s = format!("Value at:{:#x} refcount:1 encoding:{}", addr, enc);
+        if !fast {
+            let _ = write!(s, " serializedlength:{}", slen);
+        }
+        let _ = write!(s, " lru:{} lru_seconds_idle:{}", lru, idle);
+        c.reply.add_status(&s);
+    } else if eq_ic(&sub, "populate") && (3..=5).contains(&argc) {
+        debug_populate(srv, c);
+    } else {
+        let e = format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            reply::sanitize(&sub, 128)
+        );
+        c.reply.add_error(&e);
+    }
+}
+
+fn debug_populate(srv: &mut Server, c: &mut Client) {
+    const ERR_POSITIVE: &str = "ERR value is out of range, must be positive";
+    let Some(count) = crate::util::parse_i64_strict(&c.argv[2]).filter(|&n| n >= 0) else {
+        c.reply.add_error(ERR_POSITIVE);
+        return;
+    };
+    let prefix = c.argv.get(3).cloned().unwrap_or_else(|| b"key".to_vec());
+    let size = match c.argv.get(4) {
+        None => 0,
+        Some(a) => match crate::util::parse_i64_strict(a).filter(|&n| n >= 0) {
+            Some(n) => n as usize,
+            None => {
+                c.reply.add_error(ERR_POSITIVE);
+                return;
+            }
+        },
+    };
+    let dbid = c.db;
+    for j in 0..count {
+        let mut key = prefix.clone();
+        let _ = write!(VecWriter(&mut key), ":{}", j);
+        if crate::db::lookup_key_write(srv, dbid, &key).is_some() {
+            continue;
+        }
+        let text = format!("value:{}", j);
+        let val = if size == 0 {
+            text.into_bytes()
+        } else {
+            let mut v = vec![0u8; size];
+            let n = size.min(text.len());
+            v[..n].copy_from_slice(&text.as_bytes()[..n]);
+            v
+        };
+        crate::db::set_key(srv, dbid, &key, crate::object::Value::from_vec(val), false);
+    }
+    c.reply.add_ok();
+}
+
+/// `fmt::Write` into a byte vector.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// INFO
+// ---------------------------------------------------------------------------------------
+
+/// Sections in output order: (name, header, in "default").
+const INFO_SECTIONS: &[(&str, &str, bool)] = &[
+    ("server", "Server", true),
+    ("tls", "TLS", false),
+    ("clients", "Clients", true),
+    ("memory", "Memory", true),
+    ("persistence", "Persistence", true),
+    ("stats", "Stats", true),
+    ("replication", "Replication", true),
+    ("cpu", "CPU", true),
+    ("modules", "Modules", true),
+    ("commandstats", "Commandstats", false),
+    ("errorstats", "Errorstats", true),
+    ("latencystats", "Latencystats", false),
+    ("cluster", "Cluster", true),
+    ("keyspace", "Keyspace", true),
+];
+
+/// Human-readable bytes, as upstream's `bytesToHuman`.
+fn bytes_to_human(n: u64) -> String {
+    let d = n as f64;
+    if n < 1024 {
+        format!("{}B", n)
+    } else if n < 1024 * 1024 {
+        format!("{:.2}K", d / 1024.0)
+    } else if n < 1024 * 1024 * 1024 {
+        format!("{:.2}M", d / (1024.0 * 1024.0))
+    } else if n < 1024u64.pow(4) {
+        format!("{:.2}G", d / (1024.0 * 1024.0 * 1024.0))
+    } else if n < 1024u64.pow(5) {
+        format!("{:.2}T", d / 1024f64.powi(4))
+    } else {
+        format!("{:.2}P", d / 1024f64.powi(5))
+    }
+}
+
+/// User and system CPU seconds of this process (and of its children).
+fn cpu_times() -> (f64, f64, f64, f64) {
+    let mut self_ru: RUsage = unsafe { std::mem::zeroed() };
+    let mut child_ru: RUsage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the zeroed structs we own.
+    unsafe {
+        getrusage(0, &mut self_ru);
+        getrusage(-1, &mut child_ru);
+    }
+    let t = |tv: &[i64; 2]| tv[0] as f64 + tv[1] as f64 / 1e6;
+    (
+        t(&self_ru.utime),
+        t(&self_ru.stime),
+        t(&child_ru.utime),
+        t(&child_ru.stime),
+    )
+}
+
+/// The prefix of `struct rusage` (Linux x86_64 / aarch64 layout) plus room for the rest.
+#[repr(C)]
+struct RUsage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    rest: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut RUsage) -> i32;
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
+    let now_ms = crate::util::mstime();
+    let uptime = (now_ms - srv.start_time_ms).max(0) / 1000;
+    match name {
+        "server" => {
+            let os = format!(
+                "{} {} {}",
+                read_trimmed("/proc/sys/kernel/ostype"),
+                read_trimmed("/proc/sys/kernel/osrelease"),
+                std::env::consts::ARCH
+            );
+            let _ = write!(
+                s,
+                "redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:{}\r\n\
+                 valkey_release_stage:ga\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n\
+                 redis_build_id:0000000000000000\r\nserver_mode:standalone\r\nos:{}\r\n\
+                 arch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\n\
+                 multiplexing_api:epoll\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\n\
+                 process_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\n\
+                 uptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\n\
+                 clients_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\
+                 io_threads_active:0\r\navailability_zone:\r\n",
+                VALKEY_VERSION,
+                os,
+                std::process::id(),
+                srv.run_id,
+                srv.config.port,
+                crate::util::ustime(),
+                uptime,
+                uptime / 86400,
+                srv.hz,
+                srv.config.hz,
+                srv.hz,
+                srv.lruclock,
+                srv.executable,
+                srv.config_file.as_deref().unwrap_or("")
+            );
+            let mut binds = String::new();
+            if srv.config.bind.is_empty() {
+                binds.push_str("bind=*,bind=-::*,");
+            }
+            for b in &srv.config.bind {
+                let _ = write!(binds, "bind={},", b);
+            }
+            let _ = write!(
+                s,
+                "listener0:name=tcp,{}port={}\r\n",
+                binds, srv.config.port
+            );
+            if let Some(p) = &srv.config.unixsocket {
+                let _ = write!(s, "listener1:name=unix,bind={}\r\n", p);
+            }
+        }
+        "tls" => s.push_str(
+            "tls_server_cert_serial:none\r\ntls_server_cert_expires_in_seconds:0\r\n\
+             tls_client_cert_serial:none\r\ntls_client_cert_expires_in_seconds:0\r\n\
+             tls_ca_cert_serial:none\r\ntls_ca_cert_expires_in_seconds:0\r\n",
+        ),
+        "clients" => {
+            let mut watching = usize::from(!c.watched_keys.is_empty());
+            let mut max_in = c.query_buf.len();
+            let mut max_out = c.reply.pending();
+            for (_, o) in srv.clients.iter() {
+                if let Some(cl) = o.as_deref() {
+                    watching += usize::from(!cl.watched_keys.is_empty());
+                    max_in = max_in.max(cl.query_buf.len());
+                    max_out = max_out.max(cl.reply.pending());
+                }
+            }
+            let _ = write!(
+                s,
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
+                 client_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\n\
+                 blocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:0\r\n\
+                 watching_clients:{}\r\nclients_in_timeout_table:0\r\ntotal_watched_keys:{}\r\n\
+                 total_blocking_keys:0\r\ntotal_blocking_keys_on_nokey:0\r\n\
+                 paused_reason:none\r\npaused_actions:none\r\npaused_timeout_milliseconds:0\r\n",
+                srv.connected_clients(),
+                srv.config.maxclients,
+                max_in,
+                max_out,
+                watching,
+                srv.watched_keys.len()
+            );
+        }
+        "memory" => {
+            let used = crate::zmalloc::used_memory() as u64;
+            let rss = crate::zmalloc::rss() as u64;
+            let peak = (srv.stat_peak_memory as u64).max(used);
+            let sys = crate::zmalloc::total_system_memory() as u64;
+            let overhead: u64 = srv.dbs.iter().map(|d| d.kv.overhead_bytes() as u64).sum();
+            let dataset = used.saturating_sub(overhead);
+            let pct = |a: u64, b: u64| {
+                if b == 0 {
+                    0.0
+                } else {
+                    a as f64 * 100.0 / b as f64
+                }
+            };
+            let frag = if used == 0 {
+                0.0
+            } else {
+                rss as f64 / used as f64
+            };
+            let _ = write!(
+                s,
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
+                 used_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\n\
+                 used_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\n\
+                 used_memory_overhead:{overhead}\r\nused_memory_startup:0\r\n\
+                 used_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\n\
+                 allocator_allocated:{used}\r\nallocator_active:{rss}\r\n\
+                 allocator_resident:{rss}\r\nallocator_muzzy:0\r\n\
+                 total_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\n\
+                 used_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\n\
+                 used_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\n\
+                 number_of_functions:0\r\nnumber_of_libraries:0\r\n\
+                 used_memory_vm_functions:0\r\nused_memory_vm_total:0\r\n\
+                 used_memory_vm_total_human:0B\r\nused_memory_functions:0\r\n\
+                 used_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:0\r\n\
+                 maxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n\
+                 allocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\n\
+                 allocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\n\
+                 rss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\n\
+                 mem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{}\r\n\
+                 mem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\n\
+                 mem_total_replication_buffers:0\r\nmem_replicas_repl_buffer:0\r\n\
+                 mem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\n\
+                 mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:0\r\n\
+                 mem_allocator:libc\r\nmem_overhead_db_hashtable_rehashing:0\r\n\
+                 active_defrag_running:0\r\nlazyfree_pending_objects:0\r\n\
+                 lazyfreed_objects:0\r\n",
+                bytes_to_human(used),
+                bytes_to_human(rss),
+                bytes_to_human(peak),
+                pct(used, peak),
+                pct(dataset, used.saturating_sub(0)),
+                bytes_to_human(sys),
+                rss as i64 - used as i64,
+            );
+        }
+        "persistence" => {
+            let _ = write!(
+                s,
+                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
+                 current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n\
+                 current_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+                 rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\n\
+                 rdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\n\
+                 rdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\n\
+                 rdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\n\
+                 rdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\
+                 aof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\n\
+                 aof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\n\
+                 aof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\n\
+                 aof_last_write_status:ok\r\naof_last_cow_size:0\r\n\
+                 module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\
+                 slot_migration_fork_in_progress:0\r\n",
+                srv.dirty,
+                srv.start_time_ms / 1000
+            );
+        }
+        "stats" => {
+            let st = &srv.stats;
+            let ops = if uptime > 0 {
+                st.numcommands / uptime as u64
+            } else {
+                0
+            };
+            let _ = write!(
+                s,
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+                 instantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\n\
+                 total_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\n\
+                 total_net_repl_output_bytes:0\r\ntotal_net_cluster_slot_import_bytes:0\r\n\
+                 total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:0.00\r\n\
+                 instantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\n\
+                 instantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\n\
+                 sync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\n\
+                 expired_fields:0\r\nexpired_stale_perc:{:.2}\r\n\
+                 expired_keys_with_volatile_items_stale_perc:0.00\r\n\
+                 expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
+                 evicted_keys:0\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
+                 total_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\n\
+                 keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\n\
+                 pubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\n\
+                 total_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
+                 active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
+                 active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
+                 current_active_defrag_time:0\r\ntracking_total_keys:0\r\n\
+                 tracking_total_items:0\r\ntracking_total_prefixes:0\r\n\
+                 unexpected_error_replies:{}\r\ntotal_error_replies:{}\r\n\
+                 dump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\n\
+                 total_writes_processed:{}\r\nio_threaded_reads_processed:0\r\n\
+                 io_threaded_writes_processed:0\r\nio_threaded_freed_objects:0\r\n\
+                 io_threaded_accept_processed:0\r\nio_threaded_poll_processed:0\r\n\
+                 io_threaded_total_prefetch_batches:0\r\n\
+                 io_threaded_total_prefetch_entries:0\r\n\
+                 client_query_buffer_limit_disconnections:{}\r\n\
+                 client_output_buffer_limit_disconnections:{}\r\nreply_buffer_shrinks:0\r\n\
+                 reply_buffer_expands:0\r\neventloop_cycles:{}\r\neventloop_duration_sum:0\r\n\
+                 eventloop_duration_cmd_sum:0\r\ninstantaneous_eventloop_cycles_per_sec:0\r\n\
+                 instantaneous_eventloop_duration_usec:0\r\nacl_access_denied_auth:0\r\n\
+                 acl_access_denied_cmd:0\r\nacl_access_denied_key:0\r\n\
+                 acl_access_denied_channel:0\r\nacl_access_denied_tls_cert:0\r\n\
+                 acl_access_denied_db:0\r\n",
+                st.numconnections,
+                st.numcommands,
+                st.net_input_bytes,
+                st.net_output_bytes,
+                st.rejected_conn,
+                st.expiredkeys,
+                st.expired_stale_perc,
+                st.expired_time_cap_reached_count,
+                st.keyspace_hits,
+                st.keyspace_misses,
+                st.unexpected_error_replies,
+                st.total_error_replies,
+                st.total_reads_processed,
+                st.total_writes_processed,
+                st.client_qbuf_limit_disconnections,
+                st.client_outbuf_limit_disconnections,
+                srv.cronloops
+            );
+        }
+        "replication" => {
+            let _ = write!(
+                s,
+                "role:master\r\nconnected_slaves:0\r\nreplicas_waiting_psync:0\r\n\
+                 master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
+                 master_replid2:0000000000000000000000000000000000000000\r\n\
+                 master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
+                 repl_backlog_size:10485760\r\nrepl_backlog_first_byte_offset:0\r\n\
+                 repl_backlog_histlen:0\r\n",
+                srv.run_id
+            );
+        }
+        "cpu" => {
+            let (u, sy, cu, csy) = cpu_times();
+            let _ = write!(
+                s,
+                "used_cpu_sys:{sy:.6}\r\nused_cpu_user:{u:.6}\r\n\
+                 used_cpu_sys_children:{csy:.6}\r\nused_cpu_user_children:{cu:.6}\r\n\
+                 used_cpu_sys_main_thread:{sy:.6}\r\nused_cpu_user_main_thread:{u:.6}\r\n\
+                 used_active_time_main_thread:{:.6}\r\n",
+                u + sy
+            );
+        }
+        "commandstats" => {
+            for cmd in &srv.commands.commands {
+                let st = &srv.commands.stats[cmd.id];
+                if st.calls == 0 && st.failed_calls == 0 && st.rejected_calls == 0 {
+                    continue;
+                }
+                let per = if st.calls == 0 {
+                    0.0
+                } else {
+                    st.usec as f64 / st.calls as f64
+                };
+                let _ = write!(
+                    s,
+                    "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},\
+                     failed_calls={}\r\n",
+                    cmd.full_name, st.calls, st.usec, per, st.rejected_calls, st.failed_calls
+                );
+            }
+        }
+        "errorstats" => {
+            let mut codes: Vec<(&String, &u64)> = srv.stats.errors.iter().collect();
+            codes.sort();
+            for (code, n) in codes {
+                let _ = write!(s, "errorstat_{}:count={}\r\n", code, n);
+            }
+        }
+        "cluster" => s.push_str("cluster_enabled:0\r\n"),
+        "keyspace" => {
+            for db in &srv.dbs {
+                let keys = db.kv.len();
+                if keys == 0 {
+                    continue;
+                }
+                let _ = write!(
+                    s,
+                    "db{}:keys={},expires={},avg_ttl={},keys_with_volatile_items=0\r\n",
+                    db.id,
+                    keys,
+                    db.kv.expires_len(),
+                    db.avg_ttl
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The text of INFO for the given section arguments (empty: "default").
+pub fn gen_info(srv: &Server, c: &Client, args: &[Vec<u8>]) -> String {
+    let mut want: Vec<&str> = Vec::new();
+    let (mut all, mut default) = (false, args.is_empty());
+    for a in args {
+        if eq_ic(a, "all") || eq_ic(a, "everything") {
+            all = true;
+        } else if eq_ic(a, "default") {
+            default = true;
+        } else if let Some((n, _, _)) = INFO_SECTIONS.iter().find(|(n, _, _)| eq_ic(a, n)) {
+            want.push(n);
+        }
+    }
+    let mut out = String::with_capacity(4096);
+    for (name, header, in_default) in INFO_SECTIONS {
+        if !(all || (default && *in_default) || want.contains(name)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let _ = write!(out, "# {}\r\n", header);
+        info_section(srv, c, name, &mut out);
+    }
+    out
+}
+
+fn info_command(srv: &mut Server, c: &mut Client) {
+    let text = gen_info(srv, c, &c.argv[1..]);
+    c.reply.add_verbatim(text.as_bytes(), "txt");
 }
