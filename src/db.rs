@@ -58,14 +58,19 @@ pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
 /// Looks `key` up for reading: applies lazy expiry, counts a hit or a miss, updates the
 /// LRU clock unless the client asked NO-TOUCH.
 pub fn lookup_key_read<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
-    let (now, lru) = (srv.mstime, srv.lruclock);
+    let now = srv.mstime;
+    let lru = if srv.current_client_no_touch {
+        None
+    } else {
+        Some(srv.lruclock)
+    };
     let kv: *mut KvStore = &mut srv.dbs[db].kv;
     // SAFETY: `kv` points into `srv.dbs`, which nothing below resizes or drops while the
     // returned borrow lives: the found path only touches `srv.stats`, and the expired path
     // drops the lookup result before deleting. The raw pointer only works around the
     // borrow checker's conditional-return limitation (one hash probe instead of two on the
     // hot path).
-    match unsafe { (*kv).lookup(key, now, Some(lru)) } {
+    match unsafe { (*kv).lookup(key, now, lru) } {
         Lookup::Found(v) => {
             srv.stats.keyspace_hits += 1;
             Some(v)

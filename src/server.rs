@@ -96,6 +96,8 @@ pub struct Server {
     pub lruclock: u32,
     /// The slot of the client whose command is running (it is taken out of `clients`).
     pub current_client: Option<usize>,
+    /// The running client asked CLIENT NO-TOUCH: reads do not update the LRU clock.
+    pub current_client_no_touch: bool,
     /// Flags to add to the current client when its command returns (DIRTY_CAS when it
     /// touched a key it WATCHes itself).
     pub current_client_add_flags: u64,
@@ -138,6 +140,7 @@ impl Server {
             stat_peak_memory: 0,
             current_client: None,
             current_client_add_flags: 0,
+            current_client_no_touch: false,
         }
     }
 

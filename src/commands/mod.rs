@@ -349,6 +349,8 @@ pub struct Command {
     pub def: &'static CommandDef,
     /// `get` or `client|list`.
     pub full_name: String,
+    /// The same, for `Client::last_cmd` (the table lives as long as the process).
+    pub full_name_static: &'static str,
     pub id: usize,
     pub parent: Option<usize>,
     /// Subcommand ids by lower-case name.
@@ -405,9 +407,11 @@ impl CommandTable {
         parent: Option<usize>,
     ) -> usize {
         let id = self.commands.len();
+        let full_name_static: &'static str = Box::leak(full_name.clone().into_boxed_str());
         self.commands.push(Command {
             def,
             full_name,
+            full_name_static,
             id,
             parent,
             subs: HashMap::new(),
@@ -552,7 +556,7 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         reject(srv, c, Some(id), &e);
         return true;
     }
-    c.last_cmd = def.name;
+    c.last_cmd = srv.commands.commands[id].full_name_static;
 
     // 4. Protected commands (DEBUG, MODULE) behind their enable-* directive.
     if def.flags & flags::PROTECTED != 0 {
@@ -619,8 +623,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let errors_before = c.reply.errors;
     let start = std::time::Instant::now();
     let prev_current = srv.current_client.replace(c.slot);
+    let prev_no_touch = srv.current_client_no_touch;
+    srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
     (def.proc_)(srv, c);
     srv.current_client = prev_current;
+    srv.current_client_no_touch = prev_no_touch;
     if srv.current_client_add_flags != 0 {
         c.flags |= srv.current_client_add_flags;
         srv.current_client_add_flags = 0;

@@ -472,7 +472,13 @@ fn add_flag_set(r: &mut ReplyBuf, names: &[&str]) {
 }
 
 fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
-    r.add_map_len(3);
+    if ks.notes.is_empty() {
+        r.add_map_len(3);
+    } else {
+        r.add_map_len(4);
+        r.add_bulk(b"notes");
+        r.add_bulk(ks.notes.as_bytes());
+    }
     r.add_bulk(b"flags");
     let names: Vec<&str> = key_flags::NAMES
         .iter()
@@ -568,7 +574,8 @@ fn add_command_info(r: &mut ReplyBuf, full_name: &str, def: &CommandDef) {
     for t in def.tips {
         r.add_bulk(t.as_bytes());
     }
-    r.add_array_len(def.key_specs.len());
+    // Key specs are a set in RESP3, as upstream.
+    r.add_set_len(def.key_specs.len());
     for ks in def.key_specs {
         add_key_spec(r, ks);
     }

@@ -142,7 +142,7 @@ fn exec_command(srv: &mut Server, c: &mut Client) {
     let saved_argv = std::mem::take(&mut c.argv);
     for q in queue {
         c.argv = q.argv;
-        c.last_cmd = srv.commands.commands[q.id].def.name;
+        c.last_cmd = srv.commands.commands[q.id].full_name_static;
         call(srv, c, q.id);
     }
     c.argv = saved_argv;

@@ -137,10 +137,8 @@ impl Server {
                 "--dir".into(),
                 dir.to_string_lossy().into_owned(),
             ];
-            if kind == Kind::Reference {
-                for a in ["--save", "", "--appendonly", "no", "--daemonize", "no"] {
-                    args.push(a.into());
-                }
+            for a in ["--save", "", "--appendonly", "no", "--daemonize", "no"] {
+                args.push(a.into());
             }
             args.extend(extra.iter().map(|s| s.to_string()));
             let child = Command::new(bin)
