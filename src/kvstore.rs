@@ -821,6 +821,24 @@ impl KvStore {
         Lookup::Found(unsafe { e.value_ref() })
     }
 
+    /// Overwrites an int-encoded value in place (INCR and friends), keeping its TTL; sets
+    /// the LRU clock. Returns false, changing nothing, if the key is missing or its value
+    /// is not stored as an int.
+    #[inline]
+    pub fn update_int_in_place(&mut self, key: &[u8], n: i64, lru: u32) -> bool {
+        let Some(e) = self.find(key) else {
+            return false;
+        };
+        if e.kind() != KIND_INT {
+            return false;
+        }
+        // SAFETY: int entries store an i64 at the value offset; `&mut self` gives
+        // exclusive access to the entry.
+        unsafe { ptr::write_unaligned(e.0.add(e.value_off()) as *mut i64, n) };
+        e.set_meta((e.meta() & !LRU_MASK) | (lru & LRU_MASK));
+        true
+    }
+
     /// The LRU clock of the key (OBJECT IDLETIME) or its LFU data (24 bits).
     pub fn lru(&self, key: &[u8]) -> Option<u32> {
         self.find(key).map(|e| e.meta() & LRU_MASK)
@@ -1289,6 +1307,23 @@ mod tests {
         }
         assert_ne!(hash_bytes(1, b"abc"), hash_bytes(1, b"abd"));
         assert_ne!(hash_bytes(1, b""), hash_bytes(1, b"\0"));
+    }
+
+    #[test]
+    fn update_int_in_place_keeps_ttl_and_refuses_other_kinds() {
+        let mut kv = KvStore::new();
+        kv.insert(b"n", Value::Int(5), false, 0);
+        kv.set_expire(b"n", 12345);
+        assert!(kv.update_int_in_place(b"n", -7, 3));
+        assert_eq!(kv.get(b"n"), Some(ValueRef::Int(-7)));
+        assert_eq!(kv.get_expire(b"n"), Some(12345));
+        assert_eq!(kv.lru(b"n"), Some(3));
+        kv.insert(b"s", Value::from_bytes(b"abc"), false, 0);
+        assert!(!kv.update_int_in_place(b"s", 1, 0));
+        assert_eq!(kv.get(b"s"), Some(ValueRef::Str(b"abc")));
+        assert!(!kv.update_int_in_place(b"missing", 1, 0));
+        assert!(kv.get(b"missing").is_none());
+        kv.check();
     }
 
     #[test]

@@ -85,6 +85,8 @@ fn main() {
     };
     config::init_logging(&cfg);
     setup_signal_handlers();
+    // Calibrate the command timer before serving.
+    let _ = util::ticks_to_us(0);
     let mut srv = server::Server::new(cfg);
     srv.config_file = cfg_file;
     info!("oO0OoO0OoO0Oo valkey-rs is starting oO0OoO0OoO0Oo");

@@ -99,6 +99,53 @@ pub fn mstime() -> i64 {
         .unwrap_or(0)
 }
 
+/// A monotonic tick counter for timing commands, as upstream's `getMonotonicUs` with the
+/// processor clock: the TSC on x86_64 (a few ns to read, against ~20 ns for
+/// clock_gettime), elsewhere nanoseconds from `Instant`. Convert with [`ticks_to_us`].
+#[inline]
+pub fn monotonic_ticks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
+    }
+}
+
+static TICKS_PER_US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Measures ticks per microsecond once (about 2 ms at the first call).
+fn ticks_per_us() -> u64 {
+    *TICKS_PER_US.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let t0 = std::time::Instant::now();
+            let c0 = monotonic_ticks();
+            while t0.elapsed() < std::time::Duration::from_millis(2) {}
+            let c1 = monotonic_ticks();
+            let us = t0.elapsed().as_micros().max(1) as u64;
+            (c1.wrapping_sub(c0) / us).max(1)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            1000
+        }
+    })
+}
+
+/// Converts a difference of [`monotonic_ticks`] to microseconds.
+#[inline]
+pub fn ticks_to_us(ticks: u64) -> u64 {
+    ticks / ticks_per_us()
+}
+
 /// Current unix time in microseconds.
 pub fn ustime() -> i64 {
     SystemTime::now()

@@ -748,7 +748,13 @@ fn incr_decr(srv: &mut Server, c: &mut Client, incr: i64) {
         c.reply.add_error(reply::ERR_INCR_OVERFLOW);
         return;
     };
-    db::set_key(srv, db, &c.argv[1], Value::Int(new), true);
+    // The common case rewrites the 8 bytes of an int-encoded value where they are.
+    let lru = srv.lruclock;
+    if srv.dbs[db].kv.update_int_in_place(&c.argv[1], new, lru) {
+        db::signal_modified_key(srv, db, &c.argv[1]);
+    } else {
+        db::set_key(srv, db, &c.argv[1], Value::Int(new), true);
+    }
     srv.dirty += 1;
     c.reply.add_long(new);
 }
