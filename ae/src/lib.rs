@@ -39,6 +39,10 @@ pub const WRITABLE: u32 = 2;
 /// run the write first (used when the reply must be persisted before it is sent).
 pub const BARRIER: u32 = 4;
 
+/// Passed with READABLE to a handler when the peer closed its side (or the descriptor is in
+/// error): reading will reach the end, so the handler must read until it does.
+pub const READ_CLOSED: u32 = 8;
+
 /// Returned by a time event handler to delete the time event.
 pub const NOMORE: i64 = -1;
 
@@ -333,7 +337,12 @@ impl<S> EventLoop<S> {
         processed
     }
 
-    fn fire(&mut self, state: &mut S, fd: RawFd, readable: bool, writable: bool) {
+    fn fire(&mut self, state: &mut S, fd: RawFd, readable: bool, writable: bool, closed: bool) {
+        let rmask = if closed {
+            READABLE | READ_CLOSED
+        } else {
+            READABLE
+        };
         let Some(fe) = self.file_events.get(fd as usize) else {
             return;
         };
@@ -342,7 +351,7 @@ impl<S> EventLoop<S> {
         let mut fired_read: Option<usize> = None;
         if !invert && readable && fe.mask & READABLE != 0 {
             if let Some(p) = fe.rfile_proc {
-                p(self, state, fd, fe.client_data, READABLE);
+                p(self, state, fd, fe.client_data, rmask);
                 fired_read = Some(p as usize);
             }
         }
@@ -363,7 +372,7 @@ impl<S> EventLoop<S> {
             if let Some(fe) = self.file_events.get(fd as usize) {
                 if fe.mask & READABLE != 0 {
                     if let Some(p) = fe.rfile_proc {
-                        p(self, state, fd, fe.client_data, READABLE);
+                        p(self, state, fd, fe.client_data, rmask);
                     }
                 }
             }
@@ -409,24 +418,26 @@ impl<S> EventLoop<S> {
         }
         if flags & FILE_EVENTS != 0 {
             let pending = std::mem::take(&mut self.pending);
-            let mut ready: Vec<(RawFd, bool, bool)> = Vec::with_capacity(events.iter().count());
+            let mut ready: Vec<(RawFd, bool, bool, bool)> =
+                Vec::with_capacity(events.iter().count());
             for ev in events.iter() {
                 let fd = ev.token().0 as RawFd;
-                let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let closed = ev.is_read_closed() || ev.is_error();
+                let r = ev.is_readable() || closed;
                 let w = ev.is_writable() || ev.is_write_closed();
-                ready.push((fd, r, w));
+                ready.push((fd, r, w, closed));
             }
             for (fd, m) in pending {
-                match ready.iter_mut().find(|(f, _, _)| *f == fd) {
+                match ready.iter_mut().find(|(f, _, _, _)| *f == fd) {
                     Some(e) => {
                         e.1 |= m == READABLE;
                         e.2 |= m == WRITABLE;
                     }
-                    None => ready.push((fd, m == READABLE, m == WRITABLE)),
+                    None => ready.push((fd, m == READABLE, m == WRITABLE, false)),
                 }
             }
-            for (fd, r, w) in ready {
-                self.fire(state, fd, r, w);
+            for (fd, r, w, closed) in ready {
+                self.fire(state, fd, r, w, closed);
                 processed += 1;
             }
         }
