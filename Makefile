@@ -46,7 +46,7 @@ deps:
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --release --workspace --no-fail-fast
+	$(CARGO) test --release --workspace --no-fail-fast --lib --bins --tests
 
 bench:
 	./utils/bench.sh
