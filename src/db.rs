@@ -55,48 +55,111 @@ pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
     srv.dirty += 1;
 }
 
-/// Looks `key` up for reading: applies lazy expiry, counts a hit or a miss, updates the
-/// LRU clock unless the client asked NO-TOUCH.
-pub fn lookup_key_read<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
+/// How a lookup behaves, as upstream's `LOOKUP_*` flags.
+#[derive(Clone, Copy)]
+struct LookupFlags {
+    /// Update the LRU clock (unless the running client asked CLIENT NO-TOUCH).
+    touch: bool,
+    /// Count a keyspace hit or miss.
+    count: bool,
+}
+
+/// Every key lookup, in one hash probe (upstream's `lookupKey`): lazy expiry, then the
+/// flags' side effects.
+fn lookup_key<'a>(
+    srv: &'a mut Server,
+    db: usize,
+    key: &[u8],
+    f: LookupFlags,
+) -> Option<ValueRef<'a>> {
     let now = srv.mstime;
-    let lru = if srv.current_client_no_touch {
-        None
-    } else {
+    let lru = if f.touch && !srv.current_client_no_touch {
         Some(srv.lruclock)
+    } else {
+        None
     };
     let kv: *mut KvStore = &mut srv.dbs[db].kv;
     // SAFETY: `kv` points into `srv.dbs`, which nothing below resizes or drops while the
     // returned borrow lives: the found path only touches `srv.stats`, and the expired path
     // drops the lookup result before deleting. The raw pointer only works around the
-    // borrow checker's conditional-return limitation (one hash probe instead of two on the
-    // hot path).
-    match unsafe { (*kv).lookup(key, now, lru) } {
-        Lookup::Found(v) => {
-            srv.stats.keyspace_hits += 1;
-            Some(v)
-        }
-        Lookup::Missing => {
-            srv.stats.keyspace_misses += 1;
-            None
-        }
+    // borrow checker's conditional-return limitation (one hash probe instead of two).
+    let found = match unsafe { (*kv).lookup(key, now, lru) } {
+        Lookup::Found(v) => Some(v),
+        Lookup::Missing => None,
         Lookup::Expired => {
             delete_expired_key(srv, db, key);
-            srv.stats.keyspace_misses += 1;
             None
         }
+    };
+    if f.count {
+        if found.is_some() {
+            srv.stats.keyspace_hits += 1;
+        } else {
+            srv.stats.keyspace_misses += 1;
+        }
     }
+    found
 }
 
-/// Looks `key` up for writing: applies lazy expiry, no hit/miss accounting.
+/// Looks `key` up for reading: applies lazy expiry, counts a hit or a miss, updates the
+/// LRU clock unless the client asked NO-TOUCH.
+#[inline]
+pub fn lookup_key_read<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
+    lookup_key(
+        srv,
+        db,
+        key,
+        LookupFlags {
+            touch: true,
+            count: true,
+        },
+    )
+}
+
+/// Looks `key` up for reading without touching its access time, still counting a hit or
+/// a miss (upstream's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL family, OBJECT).
+pub fn lookup_key_read_no_touch<'a>(
+    srv: &'a mut Server,
+    db: usize,
+    key: &[u8],
+) -> Option<ValueRef<'a>> {
+    lookup_key(
+        srv,
+        db,
+        key,
+        LookupFlags {
+            touch: false,
+            count: true,
+        },
+    )
+}
+
+/// Looks `key` up for writing: applies lazy expiry, no hit/miss accounting (the write
+/// that follows sets the LRU clock when it stores).
+#[inline]
 pub fn lookup_key_write<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
-    expire_if_needed(srv, db, key);
-    srv.dbs[db].kv.get(key)
+    lookup_key(
+        srv,
+        db,
+        key,
+        LookupFlags {
+            touch: false,
+            count: false,
+        },
+    )
 }
 
-/// Looks `key` up without side effects other than lazy expiry (EXISTS, TYPE, TTL).
+/// Looks `key` up without side effects other than lazy expiry.
 pub fn lookup_key_no_touch<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
-    expire_if_needed(srv, db, key);
-    srv.dbs[db].kv.get(key)
+    lookup_key(
+        srv,
+        db,
+        key,
+        LookupFlags {
+            touch: false,
+            count: false,
+        },
+    )
 }
 
 /// The type of `key` after lazy expiry.
@@ -106,10 +169,9 @@ pub fn key_type(srv: &mut Server, db: usize, key: &[u8]) -> Option<ObjType> {
 
 /// Stores `val` at `key` (upstream's `setKey`): signals WATCHers. With `keep_ttl` an
 /// existing TTL survives, else it is removed.
-pub fn set_key(srv: &mut Server, db: usize, key: &[u8], mut val: Value, keep_ttl: bool) {
+pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
     let lru = srv.lruclock;
-    let with_ttl = keep_ttl && srv.dbs[db].kv.get_expire(key).is_some();
-    val.settle_encoding(key.len(), with_ttl);
+    // The key table settles the string encoding in the same probe as the insert.
     srv.dbs[db].kv.insert(key, val, keep_ttl, lru);
     signal_modified_key(srv, db, key);
 }

@@ -854,8 +854,14 @@ impl KvStore {
 
     /// Inserts or overwrites. With `keep_ttl` an existing TTL survives; otherwise it is
     /// cleared. Returns true if the key existed.
-    pub fn insert(&mut self, key: &[u8], val: Value, keep_ttl: bool, lru: u32) -> bool {
+    pub fn insert(&mut self, key: &[u8], mut val: Value, keep_ttl: bool, lru: u32) -> bool {
         self.rehash_if_rehashing(1);
+        let found = self.find_link(key);
+        // A fresh string reports embstr or raw by whether it fits with its key and TTL.
+        // SAFETY (closure): a link from `find_link` points at a live entry.
+        let with_ttl =
+            keep_ttl && found.is_some_and(|(link, _)| Entry(unsafe { *link }).has_expire());
+        val.settle_encoding(key.len(), with_ttl);
         let stored = match val {
             Value::Int(n) => Stored::Int(n),
             Value::Str {
@@ -864,8 +870,8 @@ impl KvStore {
             } if bytes.len() <= EMBSTR_SIZE_LIMIT => Stored::Emb(bytes),
             other => Stored::Boxed(Box::new(other)),
         };
-        if let Some((link, _)) = self.find_link(key) {
-            // SAFETY: link points at a live entry.
+        if let Some((link, _)) = found {
+            // SAFETY: link points at a live entry (nothing changed the table since).
             let old = Entry(unsafe { *link });
             let exp = old.expire().map(|w| (w, old.ttl_pos()));
             let new = old.rebuild(Some(stored), lru, if keep_ttl { exp } else { None });

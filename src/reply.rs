@@ -177,9 +177,7 @@ impl ReplyBuf {
     /// An integer as a bulk string (GET of an int-encoded value).
     pub fn add_bulk_i64(&mut self, n: i64) {
         let mut tmp = itoa_buf();
-        let s = fmt_i64(&mut tmp, n);
-        let v: Vec<u8> = s.to_vec();
-        self.add_bulk(&v);
+        self.add_bulk(fmt_i64(&mut tmp, n));
     }
 
     /// The null bulk string: `$-1` in RESP2, `_` in RESP3.

@@ -10,21 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{encode_command, escape, servers, used_memory, Conn, Server};
+use common::{encode_command, escape, expect, servers, used_memory, Conn, Server};
 
 const MB: i64 = 1024 * 1024;
 const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
-
-/// Asserts the reply bytes, naming the server.
-#[track_caller]
-fn expect(srv: &Server, got: &[u8], want: &[u8]) {
-    assert_eq!(
-        escape(got),
-        escape(want),
-        "{}: unexpected reply",
-        srv.kind.name()
-    );
-}
 
 /// Sends raw bytes (write errors ignored: the server may close first) and expects exactly
 /// `want`, then the connection closed.

@@ -6,21 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, servers, Conn, Server};
+use common::{expect, servers, Conn, Server};
 
 const OK: &[u8] = b"+OK\r\n";
 const QUEUED: &[u8] = b"+QUEUED\r\n";
 const NULL_ARRAY: &[u8] = b"*-1\r\n";
-
-#[track_caller]
-fn expect(srv: &Server, got: &[u8], want: &[u8]) {
-    assert_eq!(
-        escape(got),
-        escape(want),
-        "{}: unexpected reply",
-        srv.kind.name()
-    );
-}
 
 /// WATCH k, MULTI, SET k in the transaction; returns the connection ready for EXEC.
 fn watch_and_queue(s: &Server, c: &mut Conn, key: &str) {

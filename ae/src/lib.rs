@@ -116,6 +116,8 @@ pub struct EventLoop<S> {
     time_event_next_id: u64,
     /// Descriptors whose handlers asked to run again without a new readiness edge.
     pending: BTreeSet<(RawFd, u32)>,
+    /// The descriptors fired in a turn: (fd, readable, writable, read_closed).
+    ready: Vec<(RawFd, bool, bool, bool)>,
     stop: bool,
     before_sleep: Option<SleepProc<S>>,
     after_sleep: Option<SleepProc<S>>,
@@ -132,6 +134,7 @@ impl<S> EventLoop<S> {
             time_events: Vec::new(),
             time_event_next_id: 0,
             pending: BTreeSet::new(),
+            ready: Vec::new(),
             stop: false,
             before_sleep: None,
             after_sleep: None,
@@ -418,8 +421,9 @@ impl<S> EventLoop<S> {
         }
         if flags & FILE_EVENTS != 0 {
             let pending = std::mem::take(&mut self.pending);
-            let mut ready: Vec<(RawFd, bool, bool, bool)> =
-                Vec::with_capacity(events.iter().count());
+            // Reuse the list across turns: no allocation per loop turn.
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
             for ev in events.iter() {
                 let fd = ev.token().0 as RawFd;
                 let closed = ev.is_read_closed() || ev.is_error();
@@ -436,10 +440,11 @@ impl<S> EventLoop<S> {
                     None => ready.push((fd, m == READABLE, m == WRITABLE, false)),
                 }
             }
-            for (fd, r, w, closed) in ready {
+            for &(fd, r, w, closed) in ready.iter() {
                 self.fire(state, fd, r, w, closed);
                 processed += 1;
             }
+            self.ready = ready;
         }
         self.events = events;
         if flags & TIME_EVENTS != 0 {

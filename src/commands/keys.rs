@@ -423,22 +423,6 @@ pub static COMMANDS: &[CommandDef] = &[
 const ERR_SAME_OBJECT: &str = "ERR source and destination objects are the same";
 const ERR_LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
-/// Looks a key up for reading without touching its access time, counting a hit or a
-/// miss (upstream's `lookupKeyReadWithFlags(LOOKUP_NOTOUCH)`). Returns whether it exists.
-fn lookup_read_notouch(srv: &mut Server, db: usize, key: &[u8]) -> bool {
-    if db::expire_if_needed(srv, db, key) {
-        srv.stats.keyspace_misses += 1;
-        return false;
-    }
-    if srv.dbs[db].kv.get(key).is_some() {
-        srv.stats.keyspace_hits += 1;
-        true
-    } else {
-        srv.stats.keyspace_misses += 1;
-        false
-    }
-}
-
 /// Parses an argument as a C `int` (`getIntFromObjectOrReply`).
 fn parse_int(arg: &[u8]) -> Option<i32> {
     parse_i64_strict(arg).and_then(|v| i32::try_from(v).ok())
@@ -496,7 +480,7 @@ fn del_command(srv: &mut Server, c: &mut Client) {
 fn exists_command(srv: &mut Server, c: &mut Client) {
     let mut n = 0;
     for key in c.argv[1..].iter() {
-        if lookup_read_notouch(srv, c.db, key) {
+        if db::lookup_key_read_no_touch(srv, c.db, key).is_some() {
             n += 1;
         }
     }
@@ -504,7 +488,7 @@ fn exists_command(srv: &mut Server, c: &mut Client) {
 }
 
 fn type_command(srv: &mut Server, c: &mut Client) {
-    let name = if lookup_read_notouch(srv, c.db, &c.argv[1]) {
+    let name = if db::lookup_key_read_no_touch(srv, c.db, &c.argv[1]).is_some() {
         srv.dbs[c.db]
             .kv
             .get(&c.argv[1])
@@ -630,7 +614,7 @@ fn pexpireat_command(srv: &mut Server, c: &mut Client) {
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
 fn ttl_generic(srv: &mut Server, c: &mut Client, ms: bool, absolute: bool) {
     let key = &c.argv[1];
-    if !lookup_read_notouch(srv, c.db, key) {
+    if db::lookup_key_read_no_touch(srv, c.db, key).is_none() {
         c.reply.add_long(-2);
         return;
     }
@@ -1014,7 +998,7 @@ fn swapdb_command(srv: &mut Server, c: &mut Client) {
 /// The key of an OBJECT subcommand, looked up without touching it; replies null if
 /// missing.
 fn object_lookup(srv: &mut Server, c: &mut Client) -> bool {
-    if lookup_read_notouch(srv, c.db, &c.argv[2]) {
+    if db::lookup_key_read_no_touch(srv, c.db, &c.argv[2]).is_some() {
         true
     } else {
         c.reply.add_null();

@@ -471,6 +471,25 @@ fn add_flag_set(r: &mut ReplyBuf, names: &[&str]) {
     }
 }
 
+/// `{type: <kind>, spec: {` with `fields` entries to follow: one begin_search or
+/// find_keys map of COMMAND INFO.
+fn add_spec_header(r: &mut ReplyBuf, kind: &str, fields: usize) {
+    r.add_map_len(2);
+    r.add_bulk(b"type");
+    r.add_bulk(kind.as_bytes());
+    r.add_bulk(b"spec");
+    r.add_map_len(fields);
+}
+
+/// A begin_search or find_keys map whose spec fields are all integers.
+fn add_spec(r: &mut ReplyBuf, kind: &str, fields: &[(&str, i32)]) {
+    add_spec_header(r, kind, fields.len());
+    for (name, v) in fields {
+        r.add_bulk(name.as_bytes());
+        r.add_long(*v as i64);
+    }
+}
+
 fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
     if ks.notes.is_empty() {
         r.add_map_len(3);
@@ -487,20 +506,10 @@ fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
         .collect();
     add_flag_set(r, &names);
     r.add_bulk(b"begin_search");
-    r.add_map_len(2);
-    r.add_bulk(b"type");
     match ks.begin {
-        BeginSearch::Index(pos) => {
-            r.add_bulk(b"index");
-            r.add_bulk(b"spec");
-            r.add_map_len(1);
-            r.add_bulk(b"index");
-            r.add_long(pos as i64);
-        }
+        BeginSearch::Index(pos) => add_spec(r, "index", &[("index", pos)]),
         BeginSearch::Keyword { keyword, startfrom } => {
-            r.add_bulk(b"keyword");
-            r.add_bulk(b"spec");
-            r.add_map_len(2);
+            add_spec_header(r, "keyword", 2);
             r.add_bulk(b"keyword");
             r.add_bulk(keyword.as_bytes());
             r.add_bulk(b"startfrom");
@@ -508,39 +517,29 @@ fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
         }
     }
     r.add_bulk(b"find_keys");
-    r.add_map_len(2);
-    r.add_bulk(b"type");
     match ks.find {
         FindKeys::Range {
             lastkey,
             keystep,
             limit,
-        } => {
-            r.add_bulk(b"range");
-            r.add_bulk(b"spec");
-            r.add_map_len(3);
-            r.add_bulk(b"lastkey");
-            r.add_long(lastkey as i64);
-            r.add_bulk(b"keystep");
-            r.add_long(keystep as i64);
-            r.add_bulk(b"limit");
-            r.add_long(limit as i64);
-        }
+        } => add_spec(
+            r,
+            "range",
+            &[("lastkey", lastkey), ("keystep", keystep), ("limit", limit)],
+        ),
         FindKeys::Keynum {
             keynumidx,
             firstkey,
             keystep,
-        } => {
-            r.add_bulk(b"keynum");
-            r.add_bulk(b"spec");
-            r.add_map_len(3);
-            r.add_bulk(b"keynumidx");
-            r.add_long(keynumidx as i64);
-            r.add_bulk(b"firstkey");
-            r.add_long(firstkey as i64);
-            r.add_bulk(b"keystep");
-            r.add_long(keystep as i64);
-        }
+        } => add_spec(
+            r,
+            "keynum",
+            &[
+                ("keynumidx", keynumidx),
+                ("firstkey", firstkey),
+                ("keystep", keystep),
+            ],
+        ),
     }
 }
 

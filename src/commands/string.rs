@@ -306,6 +306,21 @@ fn parse_ext_opts(c: &mut Client, kind: OptKind, start: usize) -> Option<ExtOpts
 }
 
 /// Upstream's `getExpireMillisecondsOrReply`: the absolute expire time in ms.
+/// The absolute expiry asked by the option at `expire` (None: no expiry option), or Err
+/// after replying the error.
+fn expire_opt_ms(
+    srv: &Server,
+    c: &mut Client,
+    expire: Option<usize>,
+    flags: u32,
+    cmd: &str,
+) -> Result<Option<i64>, ()> {
+    match expire {
+        None => Ok(None),
+        Some(i) => expire_ms(srv, c, i, flags, cmd).map(Some).ok_or(()),
+    }
+}
+
 fn expire_ms(srv: &Server, c: &mut Client, idx: usize, flags: u32, cmd: &str) -> Option<i64> {
     let v = arg_i64(c, idx)?;
     let seconds = flags & (O_EX | O_EXAT) != 0;
@@ -361,12 +376,8 @@ fn set_generic(
     abort: Abort,
     cmd: &str,
 ) {
-    let when = match expire {
-        Some(i) => match expire_ms(srv, c, i, flags, cmd) {
-            Some(w) => Some(w),
-            None => return,
-        },
-        None => None,
+    let Ok(when) = expire_opt_ms(srv, c, expire, flags, cmd) else {
+        return;
     };
     let get = flags & O_GET != 0;
     if get && !get_generic(srv, c) {
@@ -468,12 +479,8 @@ fn getex_command(srv: &mut Server, c: &mut Client) {
     let Some(o) = parse_ext_opts(c, OptKind::Get, 2) else {
         return;
     };
-    let when = match o.expire {
-        Some(i) => match expire_ms(srv, c, i, o.flags, "getex") {
-            Some(w) => Some(w),
-            None => return,
-        },
-        None => None,
+    let Ok(when) = expire_opt_ms(srv, c, o.expire, o.flags, "getex") else {
+        return;
     };
     let db = c.db;
     if !get_generic(srv, c) {
@@ -614,12 +621,8 @@ fn msetex_command(srv: &mut Server, c: &mut Client) {
     let Some(o) = parse_ext_opts(c, OptKind::MSet, opts_start) else {
         return;
     };
-    let when = match o.expire {
-        Some(i) => match expire_ms(srv, c, i, o.flags, "msetex") {
-            Some(w) => Some(w),
-            None => return,
-        },
-        None => None,
+    let Ok(when) = expire_opt_ms(srv, c, o.expire, o.flags, "msetex") else {
+        return;
     };
     let db = c.db;
     if o.flags & (O_NX | O_XX) != 0 {

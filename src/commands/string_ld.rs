@@ -249,20 +249,8 @@ pub fn parse(s: &[u8]) -> Option<Num> {
         return None;
     }
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        let mut j = i + 1;
-        let mut eneg = false;
-        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
-            eneg = b[j] == b'-';
-            j += 1;
-        }
-        let start = j;
-        let mut ev: i64 = 0;
-        while j < b.len() && b[j].is_ascii_digit() {
-            ev = (ev * 10 + (b[j] - b'0') as i64).min(1_000_000_000);
-            j += 1;
-        }
-        if j > start {
-            dexp += if eneg { -ev } else { ev };
+        if let Some((ev, j)) = parse_exponent(b, i + 1) {
+            dexp += ev;
             i = j;
         }
     }
@@ -359,20 +347,8 @@ fn parse_hex(neg: bool, b: &[u8]) -> Option<Num> {
         return None;
     }
     if i < b.len() && b[i] == b'p' {
-        let mut j = i + 1;
-        let mut eneg = false;
-        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
-            eneg = b[j] == b'-';
-            j += 1;
-        }
-        let start = j;
-        let mut ev: i64 = 0;
-        while j < b.len() && b[j].is_ascii_digit() {
-            ev = (ev * 10 + (b[j] - b'0') as i64).min(1_000_000_000);
-            j += 1;
-        }
-        if j > start {
-            bexp += if eneg { -ev } else { ev };
+        if let Some((ev, j)) = parse_exponent(b, i + 1) {
+            bexp += ev;
             i = j;
         }
     }
@@ -384,6 +360,28 @@ fn parse_hex(neg: bool, b: &[u8]) -> Option<Num> {
     }
     let (m, adj) = round_big(&n, sticky);
     finite(neg, m, adj + bexp)
+}
+
+/// Reads the signed decimal exponent after `e`/`p` starting at `j`, as strtold: returns
+/// its value (clamped to ±1e9, far past any finite long double) and the index after it,
+/// or None when no digit follows (the marker is then not part of the number).
+fn parse_exponent(b: &[u8], mut j: usize) -> Option<(i64, usize)> {
+    let mut neg = false;
+    if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+        neg = b[j] == b'-';
+        j += 1;
+    }
+    let start = j;
+    let mut ev: i64 = 0;
+    while j < b.len() && b[j].is_ascii_digit() {
+        ev = (ev * 10 + (b[j] - b'0') as i64).min(1_000_000_000);
+        j += 1;
+    }
+    if j > start {
+        Some((if neg { -ev } else { ev }, j))
+    } else {
+        None
+    }
 }
 
 impl Ld {

@@ -626,6 +626,17 @@ pub fn servers(extra: &[&str]) -> Vec<Server> {
     targets().iter().map(|t| t.start(extra)).collect()
 }
 
+/// Asserts the reply bytes, naming the server.
+#[track_caller]
+pub fn expect(srv: &Server, got: &[u8], want: &[u8]) {
+    assert_eq!(
+        escape(got),
+        escape(want),
+        "{}: unexpected reply",
+        srv.kind.name()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
