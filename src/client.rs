@@ -1,7 +1,7 @@
 //! A connected client: its socket, query buffer, parsed argv, reply buffer and state
 //! (selected db, protocol, MULTI, WATCH, name), as `client` in upstream's `server.h`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
 
 use crate::reply::ReplyBuf;
@@ -17,13 +17,6 @@ impl Conn {
         match self {
             Conn::Tcp(s) => s.as_raw_fd(),
             Conn::Unix(s) => s.as_raw_fd(),
-        }
-    }
-
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
         }
     }
 
@@ -182,11 +175,6 @@ impl Client {
     /// Whether output is waiting to be written.
     pub fn has_pending_replies(&self) -> bool {
         self.reply.pending() > 0
-    }
-
-    /// Argument `i` as lossy UTF-8 (for error messages).
-    pub fn arg_str(&self, i: usize) -> String {
-        String::from_utf8_lossy(&self.argv[i]).into_owned()
     }
 
     /// The value of `flags=` in CLIENT LIST.

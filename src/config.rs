@@ -853,10 +853,6 @@ pub struct ObufLimit {
     pub soft_seconds: i64,
 }
 
-/// The client classes of client-output-buffer-limit, in upstream's order (`master` is a
-/// class name too but can not be limited).
-pub const OBUF_CLASSES: [&str; 3] = ["normal", "replica", "pubsub"];
-
 /// A parsed directive value, the currency between the table and the typed fields.
 #[derive(Clone, Debug, PartialEq)]
 enum Val {
@@ -1370,12 +1366,6 @@ fn validate_extra(name: &str, v: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// Builds the configuration from the command line: an optional config file path
-    /// first, then `--directive value ...` options.
-    pub fn from_args(args: &[String]) -> Result<Config, String> {
-        load_from_args(args).map(|(c, _)| c)
-    }
-
     /// Sets directive `d` from its arguments, as upstream's `interface.set`. Returns the
     /// error text on invalid input; the configuration is unchanged then.
     pub fn set_directive(
@@ -1678,7 +1668,8 @@ impl Config {
     }
 
     /// Sets a directive by name from one value, as CONFIG SET does (multi-argument
-    /// directives split the value on spaces).
+    /// directives split the value on spaces). Used by the unit tests.
+    #[cfg(test)]
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let (d, _) =
             lookup(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;

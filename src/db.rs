@@ -7,7 +7,7 @@
 //! `dirty` (later: keyspace notifications, AOF and replication propagation).
 
 use crate::kvstore::{KvStore, Lookup};
-use crate::object::{ObjType, Value, ValueRef};
+use crate::object::{Value, ValueRef};
 use crate::server::Server;
 
 /// One numbered database.
@@ -160,11 +160,6 @@ pub fn lookup_key_no_touch<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Op
             count: false,
         },
     )
-}
-
-/// The type of `key` after lazy expiry.
-pub fn key_type(srv: &mut Server, db: usize, key: &[u8]) -> Option<ObjType> {
-    lookup_key_no_touch(srv, db, key).map(|v| v.obj_type())
 }
 
 /// Stores `val` at `key` (upstream's `setKey`): signals WATCHers. With `keep_ttl` an

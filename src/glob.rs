@@ -220,11 +220,6 @@ impl Pattern {
         }
     }
 
-    /// Whether the pattern is exactly `*` (matches every non-empty string).
-    pub fn is_match_all(&self) -> bool {
-        self.toks.is_empty() && self.seg_starts.len() == 3
-    }
-
     #[inline]
     fn tok_matches(&self, t: Tok, c: u8) -> bool {
         match t {

@@ -596,17 +596,20 @@ impl KvStore {
     }
 
     /// Whether an incremental rehash is in progress.
+    #[cfg(test)]
     pub fn is_rehashing(&self) -> bool {
         self.rehash_idx.is_some()
     }
 
     /// Number of buckets of the main table (and of the rehash target).
+    #[cfg(test)]
     pub fn buckets(&self) -> (usize, usize) {
         (self.ht[0].size(), self.ht[1].size())
     }
 
     /// Allows or forbids resizing (forbidden while a fork child is alive, as
     /// `dictSetResizeEnabled`); the table still grows when more than 4 times over full.
+    #[allow(dead_code)] // Wired to BGSAVE's fork with the RDB issue.
     pub fn set_resize_allowed(&mut self, allowed: bool) {
         self.resize_allowed = allowed;
     }
@@ -711,6 +714,19 @@ impl KvStore {
     pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
         // SAFETY: the entry lives at least as long as the shared borrow of self.
         self.find(key).map(|e| unsafe { e.value_ref() })
+    }
+
+    /// A copy of the value of `key` with its encoding (COPY), without moving an inline
+    /// value into a box as [`KvStore::get_mut`] would.
+    pub fn get_owned(&self, key: &[u8]) -> Option<Value> {
+        let e = self.find(key)?;
+        Some(if e.kind() == KIND_BOX {
+            // SAFETY: the box is live as long as the entry, and only read here.
+            unsafe { (*e.boxed_ptr()).clone() }
+        } else {
+            // SAFETY: the entry lives at least as long as the shared borrow of self.
+            unsafe { e.value_ref() }.to_owned()
+        })
     }
 
     /// Mutable access to the stored value (collections, raw strings). An `int` or `embstr`
@@ -1215,6 +1231,7 @@ impl KvStore {
 
     /// Bytes allocated for `key`'s entry (and the box of a boxed value, not its contents),
     /// as the allocator reports them, for MEMORY USAGE.
+    #[allow(dead_code)] // For MEMORY USAGE with the memory issue.
     pub fn entry_memory(&self, key: &[u8]) -> Option<usize> {
         let e = self.find(key)?;
         // SAFETY: entries come from the global allocator, which is the system malloc.

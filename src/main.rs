@@ -14,9 +14,6 @@
 //!
 //! See `docs/architecture.md` for how a command flows from socket to reply.
 
-// Much of the shared API is used by command families still being written.
-#![allow(dead_code)]
-
 mod client;
 mod commands;
 mod config;

@@ -101,21 +101,6 @@ pub enum ValueRef<'a> {
 }
 
 impl Value {
-    /// A string value with upstream's encoding choice (`tryObjectEncoding`): int when the
-    /// bytes are an i64 in canonical form of at most 20 characters, else embstr or raw by
-    /// length.
-    pub fn from_bytes(b: &[u8]) -> Value {
-        if b.len() <= 20 {
-            if let Some(n) = crate::util::parse_i64_strict(b) {
-                return Value::Int(n);
-            }
-        }
-        Value::Str {
-            bytes: b.to_vec(),
-            raw: false,
-        }
-    }
-
     /// Settles the encoding of a freshly created string for the key it is stored under
     /// (see [`embstr_fits`]); raw strings stay raw.
     pub fn settle_encoding(&mut self, key_len: usize, with_ttl: bool) {
@@ -126,15 +111,25 @@ impl Value {
         }
     }
 
-    /// Like [`Value::from_bytes`] but taking ownership of the buffer.
+    /// A string value with upstream's encoding choice (`tryObjectEncoding`): int when the
+    /// bytes are an i64 in canonical form of at most 20 characters, else a string whose
+    /// embstr/raw encoding is settled when it is stored (see [`Value::settle_encoding`]).
     pub fn from_vec(b: Vec<u8>) -> Value {
         if b.len() <= 20 {
             if let Some(n) = crate::util::parse_i64_strict(&b) {
                 return Value::Int(n);
             }
         }
-        let raw = false;
-        Value::Str { bytes: b, raw }
+        Value::Str {
+            bytes: b,
+            raw: false,
+        }
+    }
+
+    /// [`Value::from_vec`] of a copy (tests).
+    #[cfg(test)]
+    pub fn from_bytes(b: &[u8]) -> Value {
+        Value::from_vec(b.to_vec())
     }
 
     /// A raw-encoded string (the result of APPEND/SETRANGE), never int or embstr.
@@ -150,10 +145,6 @@ impl Value {
             Value::Int(n) => ValueRef::Int(*n),
             Value::Str { bytes, .. } => ValueRef::Str(bytes),
         }
-    }
-
-    pub fn obj_type(&self) -> ObjType {
-        ObjType::String
     }
 
     pub fn encoding(&self) -> Encoding {

@@ -7,22 +7,17 @@
 //!
 //! Error texts that several commands share are defined once here, with Valkey's prefixes.
 
-use std::io::Write as _;
-
 /// `-ERR wrong number of arguments for '<cmd>' command` is built by [`err_arity`].
 pub const ERR_SYNTAX: &str = "ERR syntax error";
 pub const ERR_NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const ERR_NOT_FLOAT: &str = "ERR value is not a valid float";
 pub const ERR_WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const ERR_NO_SUCH_KEY: &str = "ERR no such key";
-pub const ERR_OUT_OF_RANGE: &str = "ERR index out of range";
 pub const ERR_DB_INDEX: &str = "ERR DB index is out of range";
-pub const ERR_INVALID_EXPIRE: &str = "ERR invalid expire time in '%s' command";
 pub const ERR_NOAUTH: &str = "NOAUTH Authentication required.";
 pub const ERR_INCR_OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const ERR_STRING_TOO_LONG: &str =
     "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-pub const ERR_OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const ERR_NESTED_MULTI: &str = "ERR MULTI calls can not be nested";
 pub const ERR_EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
 pub const ERR_DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
@@ -170,10 +165,6 @@ impl ReplyBuf {
         self.buf.extend_from_slice(b"\r\n");
     }
 
-    pub fn add_bulk_str(&mut self, s: &str) {
-        self.add_bulk(s.as_bytes());
-    }
-
     /// An integer as a bulk string (GET of an int-encoded value).
     pub fn add_bulk_i64(&mut self, n: i64) {
         let mut tmp = itoa_buf();
@@ -229,6 +220,7 @@ impl ReplyBuf {
         self.add_len_prefix(p, n as i64);
     }
 
+    #[allow(dead_code)] // RESP3 type, first used by the collection families.
     /// An attribute-free push header: `>n` in RESP3, an array in RESP2.
     pub fn add_push_len(&mut self, n: usize) {
         if self.silenced {
@@ -238,6 +230,7 @@ impl ReplyBuf {
         self.add_len_prefix(p, n as i64);
     }
 
+    #[allow(dead_code)] // RESP3 type, first used by the collection families.
     /// A double: `,<d>` in RESP3, a bulk string in RESP2, formatted as upstream's
     /// `addReplyDouble` (`%.17g`, with inf/-inf/nan spelled as upstream).
     pub fn add_double(&mut self, d: f64) {
@@ -268,6 +261,7 @@ impl ReplyBuf {
         }
     }
 
+    #[allow(dead_code)] // RESP3 type, first used by the collection families.
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn add_bool(&mut self, b: bool) {
         if self.resp >= 3 {
@@ -401,11 +395,6 @@ pub fn fmt_double_g(d: f64, prec: usize) -> String {
         }
         s
     }
-}
-
-/// Appends formatted text to a byte buffer (for INFO and CLIENT LIST).
-pub fn push_fmt(buf: &mut Vec<u8>, args: std::fmt::Arguments) {
-    let _ = buf.write_fmt(args);
 }
 
 #[cfg(test)]

@@ -41,27 +41,6 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
     }
 }
 
-/// Parses a u64 as `string2ull` (used for SCAN cursors).
-pub fn parse_u64_strict(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    if s[0] == b'-' {
-        return parse_i64_strict(s).map(|v| v as u64);
-    }
-    if s.len() > 1 && s[0] == b'0' {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(v)
-}
-
 /// Parses a float as `string2ld`/`getDoubleFromObject`: no surrounding spaces, not NaN,
 /// at most 5120 characters (MAX_LONG_DOUBLE_CHARS).
 pub fn parse_f64(s: &[u8]) -> Option<f64> {

@@ -938,7 +938,7 @@ fn copy_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     let expire = srv.dbs[c.db].kv.get_expire(key);
-    let Some(val) = srv.dbs[c.db].kv.get_mut(key).map(|v| v.clone()) else {
+    let Some(val) = srv.dbs[c.db].kv.get_owned(key) else {
         c.reply.add_long(0);
         return;
     };

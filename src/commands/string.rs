@@ -695,24 +695,8 @@ fn append_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_long(total as i64);
 }
 
-/// Turns the stored value of `key` into a raw string (as `dbUnshareStringValue`) and
-/// returns its bytes for in-place modification.
-fn unshare_raw<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<&'a mut Vec<u8>> {
-    let v = srv.dbs[db].kv.get_mut(key)?;
-    if let Value::Int(n) = v {
-        *v = Value::raw(n.to_string().into_bytes());
-    }
-    match v {
-        Value::Str { bytes, raw } => {
-            *raw = true;
-            Some(bytes)
-        }
-        _ => None,
-    }
-}
-
 fn append_raw(srv: &mut Server, db: usize, key: &[u8], extra: &[u8]) -> usize {
-    match unshare_raw(srv, db, key) {
+    match srv.dbs[db].kv.get_str_raw_mut(key) {
         Some(b) => {
             b.extend_from_slice(extra);
             b.len()
@@ -907,7 +891,7 @@ fn setrange_command(srv: &mut Server, c: &mut Client) {
     if !exists {
         db::set_key(srv, db, &c.argv[1], Value::raw(Vec::new()), true);
     }
-    let total = match unshare_raw(srv, db, &c.argv[1]) {
+    let total = match srv.dbs[db].kv.get_str_raw_mut(&c.argv[1]) {
         Some(b) => {
             if b.len() < end {
                 b.resize(end, 0);
