@@ -6,8 +6,8 @@
 //! [`db_delete`] and friends so that every write marks WATCHed keys dirty and counts in
 //! `dirty` (later: keyspace notifications, AOF and replication propagation).
 
-use crate::kvstore::{KvStore, Lookup};
-use crate::object::{Value, ValueRef};
+use crate::kvstore::{KvStore, Lookup, LookupMut};
+use crate::object::{ObjType, Value, ValueRef};
 use crate::server::Server;
 
 /// One numbered database.
@@ -162,13 +162,52 @@ pub fn lookup_key_no_touch<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Op
     )
 }
 
+/// Looks `key` up for writing and returns its value mutably (collection commands
+/// modify their value in place): lazy expiry, no hit/miss accounting. The caller signals
+/// the change ([`signal_modified_key`]), counts it in `srv.dirty`, and deletes the key
+/// with [`db_delete`] if the collection became empty.
+#[inline]
+pub fn lookup_key_write_mut<'a>(
+    srv: &'a mut Server,
+    db: usize,
+    key: &[u8],
+) -> Option<&'a mut Value> {
+    let now = srv.mstime;
+    let kv: *mut KvStore = &mut srv.dbs[db].kv;
+    // SAFETY: as in `lookup_key`: the found path returns the borrow without touching
+    // anything else; the expired path drops the lookup result before deleting.
+    match unsafe { (*kv).lookup_mut(key, now) } {
+        LookupMut::Found(v) => Some(v),
+        LookupMut::Missing => None,
+        LookupMut::Expired => {
+            delete_expired_key(srv, db, key);
+            None
+        }
+    }
+}
+
+/// Adds a new key (upstream's `dbAdd`; the key must not exist, e.g. a collection
+/// created by LPUSH/SADD/HSET/ZADD). Wakes clients blocked on the key. The caller signals
+/// the modification and counts it in `dirty`, as for any write.
+pub fn db_add(srv: &mut Server, db: usize, key: &[u8], val: Value) {
+    let lru = srv.lruclock;
+    let t = val.obj_type();
+    srv.dbs[db].kv.insert(key, val, false, lru);
+    crate::blocked::signal_key_as_ready(srv, db, key, t);
+}
+
 /// Stores `val` at `key` (upstream's `setKey`): signals WATCHers. With `keep_ttl` an
-/// existing TTL survives, else it is removed.
+/// existing TTL survives, else it is removed. A list or sorted set stored this way (SORT
+/// STORE, ZUNIONSTORE, RENAME...) wakes clients blocked on the key.
 pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
     let lru = srv.lruclock;
+    let t = val.obj_type();
     // The key table settles the string encoding in the same probe as the insert.
     srv.dbs[db].kv.insert(key, val, keep_ttl, lru);
     signal_modified_key(srv, db, key);
+    if t != ObjType::String {
+        crate::blocked::signal_key_as_ready(srv, db, key, t);
+    }
 }
 
 /// Stores `val` at `key` with the absolute expiry `expire_ms` (SET ... EX): as [`set_key`]

@@ -526,6 +526,13 @@ pub enum Lookup<'a> {
     Found(ValueRef<'a>),
 }
 
+/// The result of [`KvStore::lookup_mut`].
+pub enum LookupMut<'a> {
+    Missing,
+    Expired,
+    Found(&'a mut Value),
+}
+
 /// One database's key table.
 pub struct KvStore {
     ht: [Table; 2],
@@ -835,6 +842,30 @@ impl KvStore {
         }
         // SAFETY: the entry lives as long as the borrow of self returned with it.
         Lookup::Found(unsafe { e.value_ref() })
+    }
+
+    /// The write path of collection commands in one hash probe: as [`KvStore::lookup`]
+    /// but the value is returned mutably (see [`KvStore::get_mut`]; collections are always
+    /// boxed, so this never reallocates for them).
+    pub fn lookup_mut(&mut self, key: &[u8], now_ms: i64) -> LookupMut<'_> {
+        if let Some(e) = self.find(key) {
+            if let Some(when) = e.expire() {
+                if when <= now_ms {
+                    return LookupMut::Expired;
+                }
+            }
+            if e.kind() == KIND_BOX {
+                // SAFETY: the box is owned by the live entry; the borrow of self returned
+                // with it keeps anything else from touching the table meanwhile.
+                return LookupMut::Found(unsafe { &mut *e.boxed_ptr() });
+            }
+        } else {
+            return LookupMut::Missing;
+        }
+        match self.get_mut(key) {
+            Some(v) => LookupMut::Found(v),
+            None => LookupMut::Missing,
+        }
     }
 
     /// Overwrites an int-encoded value in place (INCR and friends), keeping its TTL; sets

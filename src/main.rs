@@ -14,6 +14,7 @@
 //!
 //! See `docs/architecture.md` for how a command flows from socket to reply.
 
+mod blocked;
 mod client;
 mod commands;
 mod config;
@@ -21,9 +22,11 @@ mod db;
 mod glob;
 mod kvstore;
 mod networking;
+mod notify;
 mod object;
 mod reply;
 mod server;
+mod types;
 mod util;
 mod zmalloc;
 

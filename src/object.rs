@@ -6,7 +6,10 @@
 //! - `embstr`: at most [`EMBSTR_SIZE_LIMIT`] bytes, kept inline with the key;
 //! - `raw`: longer strings, or any string modified in place (APPEND, SETRANGE).
 //!
-//! Collections (issue 3 onwards) add their own variants.
+//! Collections are [`crate::types`]: each reports its encoding (`listpack`, `quicklist`,
+//! `intset`, `hashtable`, `skiplist`) from its own state.
+
+use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
 
 /// Strings up to this length are stored inline in the key's entry by the key table.
 pub const EMBSTR_SIZE_LIMIT: usize = 44;
@@ -72,6 +75,11 @@ pub enum Encoding {
     Int,
     EmbStr,
     Raw,
+    Listpack,
+    Quicklist,
+    Intset,
+    Hashtable,
+    Skiplist,
 }
 
 impl Encoding {
@@ -80,6 +88,11 @@ impl Encoding {
             Encoding::Int => "int",
             Encoding::EmbStr => "embstr",
             Encoding::Raw => "raw",
+            Encoding::Listpack => "listpack",
+            Encoding::Quicklist => "quicklist",
+            Encoding::Intset => "intset",
+            Encoding::Hashtable => "hashtable",
+            Encoding::Skiplist => "skiplist",
         }
     }
 }
@@ -90,7 +103,14 @@ pub enum Value {
     /// An int-encoded string.
     Int(i64),
     /// A string; `raw` tells whether it is raw-encoded (else embstr when short enough).
-    Str { bytes: Vec<u8>, raw: bool },
+    Str {
+        bytes: Vec<u8>,
+        raw: bool,
+    },
+    List(List),
+    Hash(Hash),
+    Set(Set),
+    ZSet(ZSet),
 }
 
 /// A borrowed view of a stored value.
@@ -98,6 +118,10 @@ pub enum Value {
 pub enum ValueRef<'a> {
     Int(i64),
     Str(&'a [u8]),
+    List(&'a List),
+    Hash(&'a Hash),
+    Set(&'a Set),
+    ZSet(&'a ZSet),
 }
 
 impl Value {
@@ -144,7 +168,15 @@ impl Value {
         match self {
             Value::Int(n) => ValueRef::Int(*n),
             Value::Str { bytes, .. } => ValueRef::Str(bytes),
+            Value::List(v) => ValueRef::List(v),
+            Value::Hash(v) => ValueRef::Hash(v),
+            Value::Set(v) => ValueRef::Set(v),
+            Value::ZSet(v) => ValueRef::ZSet(v),
         }
+    }
+
+    pub fn obj_type(&self) -> ObjType {
+        self.as_ref().obj_type()
     }
 
     pub fn encoding(&self) -> Encoding {
@@ -152,13 +184,35 @@ impl Value {
             Value::Int(_) => Encoding::Int,
             Value::Str { raw: true, .. } => Encoding::Raw,
             Value::Str { .. } => Encoding::EmbStr,
+            Value::List(v) => v.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
         }
     }
 }
 
 impl<'a> ValueRef<'a> {
     pub fn obj_type(&self) -> ObjType {
-        ObjType::String
+        match self {
+            ValueRef::Int(_) | ValueRef::Str(_) => ObjType::String,
+            ValueRef::List(_) => ObjType::List,
+            ValueRef::Hash(_) => ObjType::Hash,
+            ValueRef::Set(_) => ObjType::Set,
+            ValueRef::ZSet(_) => ObjType::ZSet,
+        }
+    }
+
+    /// The encoding OBJECT ENCODING reports (strings: see [`Value::encoding`]; this view
+    /// cannot tell embstr from raw and says embstr).
+    pub fn collection_encoding(&self) -> Option<Encoding> {
+        match self {
+            ValueRef::List(v) => Some(v.encoding()),
+            ValueRef::Hash(v) => Some(v.encoding()),
+            ValueRef::Set(v) => Some(v.encoding()),
+            ValueRef::ZSet(v) => Some(v.encoding()),
+            _ => None,
+        }
     }
 
     /// The string bytes of a string value (formatting int-encoded ones).
@@ -169,6 +223,7 @@ impl<'a> ValueRef<'a> {
         match self {
             ValueRef::Int(n) => Some(n.to_string().into_bytes()),
             ValueRef::Str(b) => Some(b.to_vec()),
+            _ => None,
         }
     }
 
@@ -180,6 +235,7 @@ impl<'a> ValueRef<'a> {
                 Some(crate::reply::fmt_i64(&mut t, *n).len())
             }
             ValueRef::Str(b) => Some(b.len()),
+            _ => None,
         }
     }
 
@@ -191,6 +247,20 @@ impl<'a> ValueRef<'a> {
                 bytes: b.to_vec(),
                 raw: false,
             },
+            ValueRef::List(v) => Value::List((*v).clone()),
+            ValueRef::Hash(v) => Value::Hash((*v).clone()),
+            ValueRef::Set(v) => Value::Set((*v).clone()),
+            ValueRef::ZSet(v) => Value::ZSet((*v).clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A boxed value is one allocation in the key table: collections keep their large
+    /// parts behind their own pointer so that a raw string's box stays small.
+    #[test]
+    fn value_stays_small() {
+        assert!(std::mem::size_of::<super::Value>() <= 40);
     }
 }

@@ -22,10 +22,15 @@
 
 pub mod config;
 pub mod connection;
+pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod server;
+pub mod set;
+pub mod sort;
 pub mod string;
 pub mod transaction;
+pub mod zset;
 
 use std::collections::HashMap;
 
@@ -412,6 +417,11 @@ pub fn all_families() -> [&'static [CommandDef]; 6] {
         connection::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,
+        list::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        zset::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 

@@ -950,6 +950,8 @@ fn serialized_len(v: crate::object::ValueRef<'_>) -> usize {
             }
             rdb_len_size(b.len()) + b.len()
         }
+        // Collections are serialized by the RDB issue.
+        _ => 0,
     }
 }
 
@@ -977,7 +979,7 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
         };
         let addr = match v {
             crate::object::ValueRef::Str(b) => b.as_ptr() as usize,
-            crate::object::ValueRef::Int(_) => 0,
+            _ => 0,
         };
         let slen = serialized_len(v);
         let db = &srv.dbs[dbid];

@@ -188,6 +188,10 @@ pub fn add_reply_string_value(c: &mut Client, v: Option<ValueRef<'_>>) -> bool {
         None => c.reply.add_null(),
         Some(ValueRef::Int(n)) => c.reply.add_bulk_i64(n),
         Some(ValueRef::Str(b)) => c.reply.add_bulk(b),
+        Some(_) => {
+            c.reply.add_error(reply::ERR_WRONGTYPE);
+            return false;
+        }
     }
     true
 }
@@ -353,6 +357,7 @@ fn value_equals(v: &ValueRef<'_>, other: &[u8]) -> bool {
             let mut t = reply::itoa_buf();
             reply::fmt_i64(&mut t, *n) == other
         }
+        _ => false,
     }
 }
 
@@ -718,10 +723,6 @@ fn incr_decr(srv: &mut Server, c: &mut Client, incr: i64) {
     let db = c.db;
     let old = match db::lookup_key_write(srv, db, &c.argv[1]) {
         None => 0,
-        Some(v) if !is_string(&v) => {
-            c.reply.add_error(reply::ERR_WRONGTYPE);
-            return;
-        }
         Some(ValueRef::Int(n)) => n,
         Some(ValueRef::Str(b)) => match parse_i64_strict(b) {
             Some(n) => n,
@@ -730,6 +731,10 @@ fn incr_decr(srv: &mut Server, c: &mut Client, incr: i64) {
                 return;
             }
         },
+        Some(_) => {
+            c.reply.add_error(reply::ERR_WRONGTYPE);
+            return;
+        }
     };
     let Some(new) = old.checked_add(incr) else {
         c.reply.add_error(reply::ERR_INCR_OVERFLOW);
@@ -772,12 +777,12 @@ fn incrbyfloat_command(srv: &mut Server, c: &mut Client) {
     let db = c.db;
     let old = match db::lookup_key_write(srv, db, &c.argv[1]) {
         None => Some(ld::Num::Finite(ld::Ld::from_i64(0))),
-        Some(v) if !is_string(&v) => {
+        Some(ValueRef::Int(n)) => Some(ld::Num::Finite(ld::Ld::from_i64(n))),
+        Some(ValueRef::Str(b)) => ld::parse(b),
+        Some(_) => {
             c.reply.add_error(reply::ERR_WRONGTYPE);
             return;
         }
-        Some(ValueRef::Int(n)) => Some(ld::Num::Finite(ld::Ld::from_i64(n))),
-        Some(ValueRef::Str(b)) => ld::parse(b),
     };
     let (Some(old), Some(incr)) = (old, ld::parse(&c.argv[2])) else {
         c.reply.add_error(reply::ERR_NOT_FLOAT);
@@ -830,6 +835,10 @@ fn getrange_command(srv: &mut Server, c: &mut Client) {
     let s: &[u8] = match v {
         ValueRef::Int(n) => reply::fmt_i64(&mut t, n),
         ValueRef::Str(b) => b,
+        _ => {
+            reply.add_error(reply::ERR_WRONGTYPE);
+            return;
+        }
     };
     let len = s.len() as i64;
     if start < 0 && end < 0 && start > end {

@@ -1,0 +1,5 @@
+//! SORT commands (being written for issue 3).
+
+use super::CommandDef;
+
+pub static COMMANDS: &[CommandDef] = &[];

@@ -1,0 +1,1 @@
+//! Listpack (placeholder).
