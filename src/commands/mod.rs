@@ -409,7 +409,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 6] {
+pub fn all_families() -> [&'static [CommandDef]; 11] {
     [
         string::COMMANDS,
         config::COMMANDS,
