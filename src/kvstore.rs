@@ -121,7 +121,7 @@ pub fn hash_bytes(seed: u64, key: &[u8]) -> u64 {
 }
 
 /// The process-wide hash seed, from the OS random source (falling back to the PRNG).
-fn global_seed() -> u64 {
+pub(crate) fn global_seed() -> u64 {
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *SEED.get_or_init(|| {
         let mut b = [0u8; 8];
