@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 
 use crate::object::Encoding;
-use crate::types::listpack::{LpEntry, Listpack};
+use crate::types::listpack::{Listpack, LpEntry};
 
 /// Node byte limits for negative fill values (-1 .. -5).
 const OPT_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
@@ -150,7 +150,10 @@ impl Node {
 fn allow_insert(node: Option<&Node>, fill: i32, sz: usize) -> bool {
     match node {
         Some(n) if !n.is_plain() && !is_large(sz, fill) => {
-            let new_sz = n.sz().saturating_add(sz).saturating_add(SIZE_ESTIMATE_OVERHEAD);
+            let new_sz = n
+                .sz()
+                .saturating_add(sz)
+                .saturating_add(SIZE_ESTIMATE_OVERHEAD);
             !exceeds_limit(fill, new_sz, n.count() + 1)
         }
         _ => false,
@@ -221,7 +224,11 @@ impl Quicklist {
             }
             return;
         }
-        let end = if head { self.nodes.front_mut() } else { self.nodes.back_mut() };
+        let end = if head {
+            self.nodes.front_mut()
+        } else {
+            self.nodes.back_mut()
+        };
         if allow_insert(end.as_deref(), fill, v.len()) {
             if let Some(Node::Packed(lp)) = end {
                 if head {
@@ -241,7 +248,11 @@ impl Quicklist {
     }
 
     fn pop(&mut self, head: bool) -> Option<(Vec<u8>, bool)> {
-        let idx = if head { 0 } else { self.nodes.len().checked_sub(1)? };
+        let idx = if head {
+            0
+        } else {
+            self.nodes.len().checked_sub(1)?
+        };
         let node = self.nodes.get_mut(idx)?;
         let out = match node {
             Node::Plain(b) => {
@@ -300,7 +311,9 @@ impl Quicklist {
 
     /// Merges node `a` with node `a + 1` into `a`.
     fn merge_at(&mut self, a: usize) {
-        let Some(b) = self.nodes.remove(a + 1) else { return };
+        let Some(b) = self.nodes.remove(a + 1) else {
+            return;
+        };
         if let (Some(Node::Packed(la)), Node::Packed(lb)) = (self.nodes.get_mut(a), b) {
             if la.len() >= lb.len() {
                 let mut p = lb.first();
@@ -368,7 +381,9 @@ impl Quicklist {
     fn insert(&mut self, ni: usize, offset: usize, v: &[u8], after: bool) {
         let fill = self.fill;
         let sz = v.len();
-        let Some(node) = self.nodes.get(ni) else { return };
+        let Some(node) = self.nodes.get(ni) else {
+            return;
+        };
         let cnt = node.count();
         let full = !allow_insert(Some(node), fill, sz);
         let at_tail = after && offset + 1 == cnt;
@@ -464,16 +479,16 @@ impl Quicklist {
     fn replace(&mut self, ni: usize, offset: usize, v: &[u8]) {
         let fill = self.fill;
         let sz = v.len();
-        let Some(node) = self.nodes.get_mut(ni) else { return };
+        let Some(node) = self.nodes.get_mut(ni) else {
+            return;
+        };
         if let Node::Packed(lp) = node {
+            // Valkey 9.1 replaces in place whenever the element is not large, even past
+            // the node's limit (measured on the reference).
             if !is_large(sz, fill) {
                 if let Some(p) = lp.seek(offset as i64) {
-                    let old = lp.next(p).unwrap_or(lp.total_bytes() - 1) - p;
-                    let projected = (lp.total_bytes() - old).saturating_add(Listpack::entry_size_for(v));
-                    if !exceeds_limit(fill, projected, lp.len()) {
-                        lp.replace(p, v);
-                        return;
-                    }
+                    lp.replace(p, v);
+                    return;
                 }
             }
         } else if let Node::Plain(b) = node {
@@ -510,14 +525,18 @@ impl Quicklist {
         if count == 0 {
             return;
         }
-        let Some((mut ni, mut offset)) = self.locate(start) else { return };
+        let Some((mut ni, mut offset)) = self.locate(start) else {
+            return;
+        };
         let mut extent = if start >= 0 {
             count.min(self.count - start as usize)
         } else {
             count.min(start.unsigned_abs() as usize)
         };
         while extent > 0 {
-            let Some(node) = self.nodes.get_mut(ni) else { break };
+            let Some(node) = self.nodes.get_mut(ni) else {
+                break;
+            };
             let ncount = node.count();
             let del = if offset == 0 && extent >= ncount {
                 ncount
@@ -538,10 +557,14 @@ impl Quicklist {
     }
 
     fn for_each(&self, from: usize, reverse: bool, f: &mut dyn FnMut(Elem<'_>) -> bool) {
-        let Some((mut ni, offset)) = self.locate(from as i64) else { return };
+        let Some((mut ni, offset)) = self.locate(from as i64) else {
+            return;
+        };
         let mut offset = Some(offset);
         loop {
-            let Some(node) = self.nodes.get(ni) else { return };
+            let Some(node) = self.nodes.get(ni) else {
+                return;
+            };
             match node {
                 Node::Plain(b) => {
                     if !f(Elem::Str(b)) {
@@ -737,7 +760,9 @@ impl List {
                 return;
             }
             let (sz_limit, count_limit) = node_limit(fill);
-            let Some(Node::Packed(lp)) = q.nodes.front() else { return };
+            let Some(Node::Packed(lp)) = q.nodes.front() else {
+                return;
+            };
             if lp.total_bytes() > sz_limit / 2 || q.count > count_limit / 2 {
                 return;
             }
@@ -947,7 +972,9 @@ mod tests {
             let mut model: std::collections::VecDeque<Vec<u8>> = Default::default();
             let mut seed = 7u64;
             let mut rnd = |n: u64| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (seed >> 33) % n
             };
             for i in 0..3000u64 {
@@ -955,7 +982,9 @@ mod tests {
                 let v: Vec<u8> = match rnd(4) {
                     0 => format!("{}", rnd(300)).into_bytes(),
                     1 => vec![b'x'; 9000],
-                    _ => format!("v{}", rnd(50)).into_bytes().repeat(1 + rnd(40) as usize),
+                    _ => format!("v{}", rnd(50))
+                        .into_bytes()
+                        .repeat(1 + rnd(40) as usize),
                 };
                 l.grow_check(fill, v.len(), 1);
                 match op {
@@ -970,7 +999,11 @@ mod tests {
                     3 => {
                         let h = rnd(2) == 0;
                         let a = l.pop(h).map(|x| x.0);
-                        let b = if h { model.pop_front() } else { model.pop_back() };
+                        let b = if h {
+                            model.pop_front()
+                        } else {
+                            model.pop_back()
+                        };
                         assert_eq!(a, b);
                     }
                     4 if !model.is_empty() => {
