@@ -541,13 +541,12 @@ fn pop_generic(srv: &mut Server, c: &mut Client, head: bool) {
         c.reply.add_array_len(0);
         return;
     }
-    let removed;
-    if !hascount {
+    let removed = if !hascount {
         match l.pop(head) {
             Some((v, _)) => c.reply.add_bulk(&v),
             None => c.reply.add_null(),
         }
-        removed = 1;
+        1
     } else {
         let llen = l.len() as i64;
         let rangelen = count.min(llen);
@@ -558,8 +557,8 @@ fn pop_generic(srv: &mut Server, c: &mut Client, head: bool) {
         };
         reply_range(c, l, start, end, !head);
         l.del_range(start, rangelen as usize);
-        removed = rangelen as usize;
-    }
+        rangelen as usize
+    };
     elements_removed(srv, db, &c.argv[1], head, removed);
 }
 
@@ -894,8 +893,7 @@ fn serve_pop(
             Ok(Some(l)) if l.is_empty() => continue,
             Ok(Some(l)) => l,
         };
-        let removed;
-        match count {
+        let removed = match count {
             Some(count) => {
                 let llen = l.len() as i64;
                 let rangelen = count.min(llen);
@@ -908,16 +906,16 @@ fn serve_pop(
                 c.reply.add_bulk(&c.argv[j]);
                 reply_range(c, l, start, end, !head);
                 l.del_range(start, rangelen as usize);
-                removed = rangelen as usize;
+                rangelen as usize
             }
             None => {
                 let v = l.pop(head).map(|x| x.0).unwrap_or_default();
                 c.reply.add_array_len(2);
                 c.reply.add_bulk(&c.argv[j]);
                 c.reply.add_bulk(&v);
-                removed = 1;
+                1
             }
-        }
+        };
         elements_removed(srv, db, &c.argv[j], head, removed);
         return true;
     }

@@ -53,7 +53,7 @@ impl<'a> Elem<'a> {
         }
     }
 
-    pub fn to_vec(&self) -> Vec<u8> {
+    pub fn to_vec(self) -> Vec<u8> {
         match self {
             Elem::Str(b) => b.to_vec(),
             Elem::Int(n) => n.to_string().into_bytes(),
@@ -139,6 +139,7 @@ impl Node {
         }
     }
 
+    #[allow(dead_code)]
     fn mem_usage(&self) -> usize {
         match self {
             Node::Packed(lp) => lp.mem_usage(),
@@ -461,7 +462,7 @@ impl Quicklist {
                     lp.delete(p);
                     self.count -= 1;
                 }
-                lp.len() == 0
+                lp.is_empty()
             }
             Some(Node::Plain(_)) => {
                 self.del_node(ni);
@@ -645,7 +646,7 @@ impl Quicklist {
                             p = if reverse { lp.prev(pos) } else { lp.next(pos) };
                         }
                     }
-                    emptied = lp.len() == 0;
+                    emptied = lp.is_empty();
                 }
             }
             if node_gone {
@@ -662,6 +663,7 @@ impl Quicklist {
         removed
     }
 
+    #[allow(dead_code)]
     fn mem_usage(&self) -> usize {
         let mut total = self.nodes.capacity() * std::mem::size_of::<Node>();
         for n in &self.nodes {
@@ -671,6 +673,7 @@ impl Quicklist {
     }
 }
 
+#[allow(dead_code)]
 fn usable(p: *const u8) -> usize {
     // SAFETY: `p` is the start of a live heap allocation (a non-empty boxed slice).
     unsafe { libc::malloc_usable_size(p as *mut libc::c_void) }
@@ -724,6 +727,7 @@ impl List {
 
     /// Bytes allocated for this value's contents, as the allocator reports them
     /// (MEMORY USAGE).
+    #[allow(dead_code)] // Used by MEMORY USAGE once it covers collections.
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Lp(lp) => lp.mem_usage(),
@@ -742,8 +746,8 @@ impl List {
                 lp.len().saturating_add(add_len),
             ) {
                 let mut q = Quicklist::new(fill);
-                let lp = std::mem::replace(lp, Listpack::new());
-                if lp.len() > 0 {
+                let lp = std::mem::take(lp);
+                if !lp.is_empty() {
                     q.count = lp.len();
                     q.nodes.push_back(Node::Packed(lp));
                 }
