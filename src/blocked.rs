@@ -230,6 +230,23 @@ fn signal_ready_logic(srv: &mut Server, db: usize, key: &[u8], t: ObjType, delet
     b.ready_keys.push(entry);
 }
 
+/// After SWAPDB: every key of `db` that clients wait on and that now holds data of a
+/// blocking type is signalled ready (upstream's `scanDatabaseForReadyKeys`).
+pub fn scan_database_for_ready_keys(srv: &mut Server, db: usize) {
+    let Some(map) = srv.blocked.blocking_keys.get(db) else {
+        return;
+    };
+    if map.is_empty() {
+        return;
+    }
+    let keys: Vec<Vec<u8>> = map.keys().cloned().collect();
+    for key in keys {
+        if let Some(t) = key_type_no_effects(srv, db, &key) {
+            signal_key_as_ready(srv, db, &key, t);
+        }
+    }
+}
+
 /// Removes the client from every key it waits on (`unblockClientWaitingData`).
 fn release_keys(b: &mut Blocked, c: &mut Client) {
     let Some(bs) = c.bstate.as_deref_mut() else {
@@ -530,6 +547,86 @@ mod tests {
                 Err("ERR timeout is not a float or out of range")
             );
         }
+    }
+
+    fn fake_client(s: &mut Server) -> Box<Client> {
+        let (a, _b) = mio::net::UnixStream::pair().expect("socketpair");
+        let id = s.next_client_id;
+        s.next_client_id += 1;
+        let slot = s.clients.vacant_entry().key();
+        let c = Client::new(
+            id,
+            slot,
+            crate::client::Conn::Unix(a),
+            String::new(),
+            String::new(),
+            0,
+        );
+        s.clients.insert(None);
+        Box::new(c)
+    }
+
+    #[test]
+    fn block_signal_and_forget() {
+        let mut s = srv();
+        let mut c1 = fake_client(&mut s);
+        let mut c2 = fake_client(&mut s);
+        let keys = vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()];
+        block_for_keys(&mut s, &mut c1, BlockType::List, &keys, 5000, false);
+        block_for_keys(&mut s, &mut c2, BlockType::ZSet, &keys[1..2], 0, false);
+        assert!(c1.has_flag(cflags::BLOCKED | cflags::PENDING_COMMAND));
+        assert_eq!(c1.bstate.as_ref().map(|b| b.keys.len()), Some(2));
+        assert_eq!(s.blocked.blocked_clients, 2);
+        assert_eq!(s.blocked.total_blocking_keys(), 2);
+        assert_eq!(s.blocked.timeouts.len(), 1);
+        // FIFO on b: c1 then c2.
+        let order: Vec<u64> = s.blocked.blocking_keys[0][&b"b"[..]]
+            .clients
+            .values()
+            .map(|&(_, id)| id)
+            .collect();
+        assert_eq!(order, vec![c1.id, c2.id]);
+        // Only types someone blocks for, only keys someone waits on, once.
+        signal_key_as_ready(&mut s, 0, b"a", ObjType::Set);
+        signal_key_as_ready(&mut s, 0, b"zz", ObjType::List);
+        signal_key_as_ready(&mut s, 1, b"a", ObjType::List);
+        assert!(s.blocked.ready_keys.is_empty());
+        signal_key_as_ready(&mut s, 0, b"a", ObjType::List);
+        signal_key_as_ready(&mut s, 0, b"a", ObjType::List);
+        signal_key_as_ready(&mut s, 0, b"b", ObjType::ZSet);
+        assert_eq!(
+            s.blocked.ready_keys,
+            vec![(0, b"a".to_vec()), (0, b"b".to_vec())]
+        );
+        // The deleted-key signal only matters to unblock_on_nokey waiters.
+        s.blocked.ready_keys.clear();
+        s.blocked.ready_set.clear();
+        signal_deleted_key_as_ready(&mut s, 0, b"a", ObjType::List);
+        assert!(s.blocked.ready_keys.is_empty());
+        forget_client(&mut s, &mut c1);
+        assert!(!c1.has_flag(cflags::BLOCKED));
+        assert_eq!(s.blocked.blocked_clients, 1);
+        assert_eq!(s.blocked.total_blocking_keys(), 1);
+        assert!(s.blocked.timeouts.is_empty());
+        forget_client(&mut s, &mut c2);
+        assert_eq!(s.blocked.blocked_clients, 0);
+        assert_eq!(s.blocked.total_blocking_keys(), 0);
+        assert_eq!(s.blocked.by_type, [0, 0, 0]);
+    }
+
+    #[test]
+    fn reexecution_keeps_the_timeout() {
+        let mut s = srv();
+        let mut c = fake_client(&mut s);
+        let keys = vec![b"k".to_vec()];
+        block_for_keys(&mut s, &mut c, BlockType::List, &keys, 1234, false);
+        unblock_client(&mut s, &mut c, false);
+        c.flags &= !cflags::PENDING_COMMAND;
+        c.flags |= cflags::REEXECUTING;
+        block_for_keys(&mut s, &mut c, BlockType::List, &keys, 9999, false);
+        assert_eq!(c.bstate.as_ref().map(|b| b.timeout), Some(1234));
+        assert_eq!(s.blocked.timeouts.len(), 1);
+        assert!(s.blocked.timeouts.contains(&(1234, c.id, c.slot)));
     }
 
     #[test]
