@@ -851,6 +851,8 @@ pub fn free_client_async(srv: &mut Server, slot: usize, id: u64) {
         if c.id == id && c.has_flag(cflags::BLOCKED) {
             if let Some(mut cl) = take_client(srv, slot) {
                 crate::blocked::forget_client(srv, &mut cl);
+                // Nothing more of its input runs before it is freed.
+                cl.flags |= cflags::CLOSE_ASAP;
                 put_client(srv, cl);
             }
         }
