@@ -32,12 +32,16 @@ impl Conn {
 pub mod flags {
     /// Inside MULTI: commands are queued.
     pub const MULTI: u64 = 1 << 3;
+    /// Blocked by a blocking command (BLPOP...): input is buffered, not run.
+    pub const BLOCKED: u64 = 1 << 4;
     /// A watched key was touched: EXEC will fail.
     pub const DIRTY_CAS: u64 = 1 << 5;
     /// Close after the pending replies are written.
     pub const CLOSE_AFTER_REPLY: u64 = 1 << 6;
     /// A command queued in MULTI failed: EXEC will abort.
     pub const DIRTY_EXEC: u64 = 1 << 12;
+    /// In the queue of unblocked clients whose pending input is processed in before-sleep.
+    pub const UNBLOCKED: u64 = 1 << 7;
     /// Close as soon as possible, dropping pending output.
     pub const CLOSE_ASAP: u64 = 1 << 10;
     /// CLIENT REPLY SKIP: drop the reply of the next command.
@@ -52,6 +56,13 @@ pub mod flags {
     pub const NO_EVICT: u64 = 1 << 43;
     /// CLIENT NO-TOUCH on.
     pub const NO_TOUCH: u64 = 1 << 45;
+    /// The blocked command is kept in argv to run again when a key is ready.
+    pub const PENDING_COMMAND: u64 = 1 << 30;
+    /// Blocking commands reply as on timeout instead of blocking (scripts).
+    #[allow(dead_code)]
+    pub const DENY_BLOCKING: u64 = 1 << 41;
+    /// The command runs again after the client was unblocked on a key.
+    pub const REEXECUTING: u64 = 1 << 51;
     /// The client is executing EXEC (commands run inside a transaction).
     pub const IN_EXEC: u64 = 1 << 50;
 }
@@ -62,6 +73,20 @@ pub enum ReqType {
     None,
     Inline,
     Multibulk,
+}
+
+/// What a blocked client waits for (upstream's `blockingState`); kept allocated after the
+/// first block, as the timeout must survive a re-execution that blocks again.
+#[derive(Debug)]
+pub struct BlockState {
+    pub btype: crate::blocked::BlockType,
+    /// Absolute unix ms, 0 = forever.
+    pub timeout: i64,
+    /// The db of the keys.
+    pub db: usize,
+    /// The keys waited on, with the sequence number of the client in each key's queue.
+    pub keys: Vec<(Vec<u8>, u64)>,
+    pub unblock_on_nokey: bool,
 }
 
 /// A command queued by MULTI.
@@ -124,6 +149,8 @@ pub struct Client {
     pub pending_write: bool,
     /// Peak of the query buffer since the last cron check.
     pub query_buf_peak: usize,
+    /// Blocking state, allocated the first time the client blocks.
+    pub bstate: Option<Box<BlockState>>,
 }
 
 impl Client {
@@ -164,6 +191,7 @@ impl Client {
             write_handler_installed: false,
             pending_write: false,
             query_buf_peak: 0,
+            bstate: None,
         }
     }
 
@@ -183,11 +211,17 @@ impl Client {
         if self.has_flag(flags::MULTI) {
             s.push('x');
         }
+        if self.has_flag(flags::BLOCKED) {
+            s.push('b');
+        }
         if self.has_flag(flags::DIRTY_CAS) {
             s.push('d');
         }
         if self.has_flag(flags::CLOSE_AFTER_REPLY) {
             s.push('c');
+        }
+        if self.has_flag(flags::UNBLOCKED) {
+            s.push('u');
         }
         if self.has_flag(flags::CLOSE_ASAP) {
             s.push('A');

@@ -289,10 +289,14 @@ pub fn read_query_from_client(
                 srv.stats.net_input_bytes += n as u64;
                 srv.stats.total_reads_processed += 1;
                 c.last_interaction_ms = srv.mstime;
-                if !process_input_buffer(srv, &mut c) {
-                    close = true;
-                    break;
-                }
+                c = match run_client_input(srv, c) {
+                    Input::Keep(c) => c,
+                    Input::Close(c) => {
+                        free_client(el, srv, c);
+                        return;
+                    }
+                    Input::Gone => return,
+                };
                 let pending = c.query_buf.len() - c.qb_pos;
                 if pending > c.query_buf_peak {
                     c.query_buf_peak = pending;
@@ -349,11 +353,84 @@ fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Parses and runs every complete command in the query buffer. Returns false if the
-/// client must be closed at once.
+/// What became of a client after running its input.
+pub enum Input {
+    /// Still connected: put it back.
+    Keep(Box<Client>),
+    /// Must be freed now.
+    Close(Box<Client>),
+    /// Already gone from the table (freed while blocked clients were served).
+    Gone,
+}
+
+/// Runs the client's buffered commands; after any command that made keys ready (a push to
+/// a key clients block on, or EXEC of such pushes) the client goes back into the table
+/// while the blocked clients are served, then its next command runs.
+pub fn run_client_input(srv: &mut Server, mut c: Box<Client>) -> Input {
+    loop {
+        if !process_input_buffer(srv, &mut c) {
+            return Input::Close(c);
+        }
+        if srv.blocked.ready_keys.is_empty() {
+            return Input::Keep(c);
+        }
+        let (slot, id) = (c.slot, c.id);
+        put_client(srv, c);
+        crate::blocked::handle_clients_blocked_on_keys(srv);
+        c = match take_client(srv, slot) {
+            Some(c) if c.id == id => c,
+            Some(other) => {
+                put_client(srv, other);
+                return Input::Gone;
+            }
+            None => return Input::Gone,
+        };
+    }
+}
+
+/// before-sleep: processes the pending input of clients just unblocked (upstream's
+/// `processUnblockedClients`).
+pub fn process_unblocked_clients(el: &mut EventLoop, srv: &mut Server) {
+    srv.update_cached_time();
+    loop {
+        let list = crate::blocked::take_unblocked(srv);
+        if list.is_empty() {
+            break;
+        }
+        for (slot, id) in list {
+            let Some(mut c) = take_client(srv, slot) else {
+                continue;
+            };
+            if c.id != id {
+                put_client(srv, c);
+                continue;
+            }
+            c.flags &= !cflags::UNBLOCKED;
+            if c.has_flag(cflags::BLOCKED) {
+                put_client(srv, c);
+                continue;
+            }
+            match run_client_input(srv, c) {
+                Input::Keep(mut c) => {
+                    if c.has_pending_replies() && !c.pending_write {
+                        c.pending_write = true;
+                        srv.clients_pending_write.push(c.slot);
+                    }
+                    put_client(srv, c);
+                }
+                Input::Close(c) => free_client(el, srv, c),
+                Input::Gone => {}
+            }
+        }
+    }
+}
+
+/// Parses and runs every complete command in the query buffer, stopping early when the
+/// client blocks or a command made keys ready. Returns false if the client must be
+/// closed at once.
 pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
     while c.qb_pos < c.query_buf.len() {
-        if c.has_flag(cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP) {
+        if c.has_flag(cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP | cflags::BLOCKED) {
             break;
         }
         if c.req_type == ReqType::None {
@@ -386,10 +463,19 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             c.flags &= !cflags::REPLY_SKIP;
             c.reply.silenced = c.has_flag(cflags::REPLY_OFF);
         }
+        if c.has_flag(cflags::BLOCKED) {
+            // The command stays in argv to run again when a key is ready; the rest of
+            // the input waits.
+            break;
+        }
         reset_client(c);
         if !srv.client_is_authenticated(c) && c.reply.pending() > UNAUTH_OUTPUT_MAX {
             // An unauthenticated peer that does not read its replies.
             return false;
+        }
+        if !srv.blocked.ready_keys.is_empty() {
+            // Serve the clients blocked on those keys before the next command.
+            break;
         }
     }
     // Drop the consumed prefix once per batch.
@@ -412,7 +498,8 @@ const ARGV_POOL_ARG_BYTES_MAX: usize = 1024;
 /// At most this many buffers are kept in the reuse pool.
 const ARGV_POOL_LEN_MAX: usize = 16;
 
-fn reset_client(c: &mut Client) {
+/// Clears the parsed command for the next one (`resetClient`).
+pub fn reset_client(c: &mut Client) {
     while let Some(mut a) = c.argv.pop() {
         if c.argv_pool.len() < ARGV_POOL_LEN_MAX && a.capacity() <= ARGV_POOL_ARG_BYTES_MAX {
             a.clear();
@@ -759,6 +846,17 @@ pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) 
 
 /// Schedules client `slot` (with id `id`) to be closed in before-sleep.
 pub fn free_client_async(srv: &mut Server, slot: usize, id: u64) {
+    // A blocked client leaves the queues now, so no push is served to it meanwhile.
+    if let Some(Some(c)) = srv.clients.get_mut(slot) {
+        if c.id == id && c.has_flag(cflags::BLOCKED) {
+            if let Some(mut cl) = take_client(srv, slot) {
+                crate::blocked::forget_client(srv, &mut cl);
+                // Nothing more of its input runs before it is freed.
+                cl.flags |= cflags::CLOSE_ASAP;
+                put_client(srv, cl);
+            }
+        }
+    }
     srv.clients_to_close.push((slot, id));
 }
 
@@ -784,8 +882,9 @@ pub fn free_clients_in_async_free_queue(el: &mut EventLoop, srv: &mut Server) {
 }
 
 /// Closes the connection and releases everything the client holds.
-pub fn free_client(el: &mut EventLoop, srv: &mut Server, c: Box<Client>) {
+pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     el.delete_file_event(c.fd, ae::READABLE | ae::WRITABLE);
+    crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     if srv.clients.contains(c.slot) {
         srv.clients.remove(c.slot);
@@ -800,7 +899,10 @@ pub fn clients_cron(srv: &mut Server) {
     let mut to_close = Vec::new();
     for (slot, c) in srv.clients.iter_mut() {
         let Some(c) = c else { continue };
-        if timeout_ms > 0 && now - c.last_interaction_ms > timeout_ms {
+        if timeout_ms > 0
+            && !c.has_flag(cflags::BLOCKED)
+            && now - c.last_interaction_ms > timeout_ms
+        {
             debug!("Closing idle client");
             to_close.push((slot, c.id));
             continue;

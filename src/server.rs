@@ -103,6 +103,8 @@ pub struct Server {
     pub current_client_add_flags: u64,
     /// Peak of `used_memory`.
     pub stat_peak_memory: usize,
+    /// Clients blocked on keys, ready keys, blocked-client timeouts (src/blocked.rs).
+    pub blocked: crate::blocked::Blocked,
 }
 
 impl Server {
@@ -141,6 +143,7 @@ impl Server {
             current_client: None,
             current_client_add_flags: 0,
             current_client_no_touch: false,
+            blocked: crate::blocked::Blocked::default(),
         }
     }
 
@@ -260,6 +263,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 /// fast active expire cycle.
 pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
+    crate::blocked::blocked_before_sleep(el, srv);
     crate::networking::handle_clients_with_pending_writes(el, srv);
     crate::networking::free_clients_in_async_free_queue(el, srv);
     if srv.shutdown_asap {

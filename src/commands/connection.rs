@@ -259,6 +259,19 @@ static CLIENT_SUBCOMMANDS: &[CommandDef] = &[
     .doc("connection", "2.6.9", "Sets the connection name.", "O(1)")
     .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     CommandDef::new(
+        "unblock",
+        -3,
+        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS | cat::CONNECTION,
+        client_unblock_command,
+    )
+    .doc(
+        "connection",
+        "5.0.0",
+        "Unblocks a client blocked by a blocking command from a different connection.",
+        "O(log N) where N is the number of client connections",
+    ),
+    CommandDef::new(
         "unpause",
         2,
         f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
@@ -593,6 +606,51 @@ fn client_capa_command(_srv: &mut Server, c: &mut Client) {
 
 fn client_unpause_command(_srv: &mut Server, c: &mut Client) {
     c.reply.add_ok();
+}
+
+/// CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: ends another client's blocking command as if it
+/// timed out, or with an -UNBLOCKED error.
+fn client_unblock_command(srv: &mut Server, c: &mut Client) {
+    let mut error = false;
+    // As upstream, the reason is only looked at when it is the last argument.
+    if c.argv.len() == 4 {
+        if eq_ic(&c.argv[3], "timeout") {
+            error = false;
+        } else if eq_ic(&c.argv[3], "error") {
+            error = true;
+        } else {
+            c.reply
+                .add_error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+            return;
+        }
+    }
+    let Some(id) = crate::util::parse_i64_strict(&c.argv[2]) else {
+        c.reply.add_error(reply::ERR_NOT_INTEGER);
+        return;
+    };
+    let slot = srv
+        .clients
+        .iter()
+        .find(|(_, o)| {
+            o.as_deref()
+                .is_some_and(|t| t.id as i64 == id && t.has_flag(cflags::BLOCKED))
+        })
+        .map(|(slot, _)| slot);
+    let Some(mut target) = slot.and_then(|s| crate::networking::take_client(srv, s)) else {
+        c.reply.add_long(0);
+        return;
+    };
+    if error {
+        crate::blocked::unblock_client_on_error(
+            srv,
+            &mut target,
+            "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+        );
+    } else {
+        crate::blocked::unblock_client_on_timeout(srv, &mut target);
+    }
+    crate::networking::put_client(srv, target);
+    c.reply.add_long(1);
 }
 
 fn client_getname_command(_srv: &mut Server, c: &mut Client) {

@@ -991,6 +991,9 @@ fn swapdb_command(srv: &mut Server, c: &mut Client) {
         srv.dbs.swap(a, b);
         srv.dbs[a].id = a;
         srv.dbs[b].id = b;
+        // Clients blocked in either db may now find their keys.
+        crate::blocked::scan_database_for_ready_keys(srv, a);
+        crate::blocked::scan_database_for_ready_keys(srv, b);
     }
     srv.dirty += 1;
     c.reply.add_ok();

@@ -681,6 +681,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         c.flags |= srv.current_client_add_flags;
         srv.current_client_add_flags = 0;
     }
+    if c.has_flag(cflags::BLOCKED) {
+        // The command blocked: it is accounted for when it runs again, times out or is
+        // unblocked (as upstream, which skips the stats of a blocked call).
+        return;
+    }
     let usec = crate::util::ticks_to_us(crate::util::monotonic_ticks().wrapping_sub(start));
     let st = &mut srv.commands.stats[id];
     st.calls += 1;

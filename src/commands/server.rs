@@ -1202,16 +1202,20 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\n\
-                 blocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:0\r\n\
-                 watching_clients:{}\r\nclients_in_timeout_table:0\r\ntotal_watched_keys:{}\r\n\
-                 total_blocking_keys:0\r\ntotal_blocking_keys_on_nokey:0\r\n\
+                 blocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:0\r\n\
+                 watching_clients:{}\r\nclients_in_timeout_table:{}\r\ntotal_watched_keys:{}\r\n\
+                 total_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:{}\r\n\
                  paused_reason:none\r\npaused_actions:none\r\npaused_timeout_milliseconds:0\r\n",
                 srv.connected_clients(),
                 srv.config.maxclients,
                 max_in,
                 max_out,
+                srv.blocked.blocked_clients,
                 watching,
-                srv.watched_keys.len()
+                srv.blocked.timeouts.len(),
+                srv.watched_keys.len(),
+                srv.blocked.total_blocking_keys(),
+                srv.blocked.total_blocking_keys_on_nokey()
             );
         }
         "memory" => {
