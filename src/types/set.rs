@@ -15,10 +15,12 @@
 
 use crate::object::Encoding;
 
-use shim::{Dict, DictKey, Intset, Listpack, LpEntry};
+use crate::types::dict::{self, Dict, WholeKey};
+use crate::types::intset::{self, Intset};
+use crate::types::listpack::{self, Listpack, LpEntry};
 
 /// Upstream's `LISTPACK_MAX_SAFETY_SIZE`: a listpack never grows past this.
-const LISTPACK_MAX_SAFETY_SIZE: usize = 1 << 30;
+const LISTPACK_MAX_SAFETY_SIZE: usize = listpack::MAX_SAFETY_SIZE;
 
 /// The intset bound whatever `set-max-intset-entries` says (upstream's `intsetMaxEntries`).
 const INTSET_MAX_ENTRIES_CAP: usize = 1 << 30;
@@ -81,22 +83,12 @@ impl<'a> From<LpEntry<'a>> for Member<'a> {
     }
 }
 
-/// The hashtable payload is the member itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MemberKey;
-
-impl DictKey for MemberKey {
-    #[inline]
-    fn key(payload: &[u8]) -> &[u8] {
-        payload
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 enum Repr {
-    Intset(Box<Intset>),
-    Listpack(Box<Listpack>),
-    Dict(Box<Dict<MemberKey>>),
+    Intset(Intset),
+    Listpack(Listpack),
+    /// The payload of each node is the member itself.
+    Dict(Box<Dict<WholeKey>>),
 }
 
 /// A set value.
@@ -140,13 +132,13 @@ fn lp_estimate_repeated_int(v: i64, n: usize) -> usize {
 impl Set {
     pub fn new_intset() -> Set {
         Set {
-            repr: Repr::Intset(Box::new(Intset::new())),
+            repr: Repr::Intset(Intset::new()),
         }
     }
 
     pub fn new_listpack() -> Set {
         Set {
-            repr: Repr::Listpack(Box::new(Listpack::new())),
+            repr: Repr::Listpack(Listpack::new()),
         }
     }
 
@@ -230,7 +222,7 @@ impl Set {
         if self.is_dict() {
             return;
         }
-        let mut d: Dict<MemberKey> = Dict::new();
+        let mut d: Dict<WholeKey> = Dict::new();
         d.expand(cap.max(self.len()));
         for m in self.iter() {
             match m {
@@ -249,14 +241,13 @@ impl Set {
     /// Converts an intset to a listpack (the order is the intset's: ascending).
     fn convert_intset_to_listpack(&mut self) {
         let mut lp = Listpack::new();
-        let mut b = crate::reply::itoa_buf();
         for m in self.iter() {
             match m {
-                Member::Int(n) => lp.append(crate::reply::fmt_i64(&mut b, n)),
+                Member::Int(n) => lp.append_int(n),
                 Member::Str(s) => lp.append(s),
             }
         }
-        self.repr = Repr::Listpack(Box::new(lp));
+        self.repr = Repr::Listpack(lp);
     }
 
     /// Makes the set an intset if every member is an integer and it is small enough
@@ -276,7 +267,7 @@ impl Set {
             };
             is.add(v);
         }
-        self.repr = Repr::Intset(Box::new(is));
+        self.repr = Repr::Intset(is);
     }
 
     /// Adds `m`; returns true if it was not a member (upstream's `setTypeAddAux`, with its
@@ -312,10 +303,7 @@ impl Set {
                     return false;
                 }
                 let n = lp.len();
-                if n < lim.lp_entries
-                    && s.len() <= lim.lp_value
-                    && lp.total_bytes().saturating_add(s.len()) <= LISTPACK_MAX_SAFETY_SIZE
-                {
+                if n < lim.lp_entries && s.len() <= lim.lp_value && lp.safe_to_add(s.len()) {
                     lp.append(s);
                 } else {
                     self.convert_to_dict(n + 1);
@@ -338,7 +326,7 @@ impl Set {
                 let n = is.len();
                 let (mut maxlen, mut totsize) = (0, 0);
                 if n > 0 {
-                    let (min, max) = (is.get(0).unwrap_or(0), is.get(n - 1).unwrap_or(0));
+                    let (min, max) = (is.min().unwrap_or(0), is.max().unwrap_or(0));
                     maxlen = sdigits10(min).max(sdigits10(max));
                     totsize =
                         lp_estimate_repeated_int(min, n).max(lp_estimate_repeated_int(max, n));
@@ -417,9 +405,9 @@ impl Set {
     /// order; hashtable: table order).
     pub fn iter(&self) -> SetIter<'_> {
         match &self.repr {
-            Repr::Intset(is) => SetIter::Intset(is, 0),
-            Repr::Listpack(lp) => SetIter::Listpack(lp, lp.first()),
-            Repr::Dict(d) => SetIter::Dict(Box::new(d.iter())),
+            Repr::Intset(is) => SetIter::Intset(is.iter()),
+            Repr::Listpack(lp) => SetIter::Listpack(lp.iter()),
+            Repr::Dict(d) => SetIter::Dict(d.iter()),
         }
     }
 
@@ -494,238 +482,20 @@ impl Set {
 
 /// Iterator over a set's members.
 pub enum SetIter<'a> {
-    Intset(&'a Intset, usize),
-    Listpack(&'a Listpack, Option<usize>),
-    Dict(Box<dyn Iterator<Item = &'a [u8]> + 'a>),
+    Intset(intset::Iter<'a>),
+    Listpack(listpack::Iter<'a>),
+    Dict(dict::Iter<'a, WholeKey>),
 }
 
 impl<'a> Iterator for SetIter<'a> {
     type Item = Member<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Member<'a>> {
         match self {
-            SetIter::Intset(is, i) => {
-                let v = is.get(*i)?;
-                *i += 1;
-                Some(Member::Int(v))
-            }
-            SetIter::Listpack(lp, pos) => {
-                let p = (*pos)?;
-                *pos = lp.next(p);
-                Some(lp.get(p).into())
-            }
+            SetIter::Intset(it) => it.next().map(Member::Int),
+            SetIter::Listpack(it) => it.next().map(Member::from),
             SetIter::Dict(it) => it.next().map(Member::Str),
-        }
-    }
-}
-
-/// Stand-ins with the API of the shared `types::{intset, listpack, dict}` modules until
-/// they land.
-mod shim {
-    use std::collections::HashMap;
-
-    #[derive(Clone, Debug, Default, PartialEq)]
-    pub struct Intset(Vec<i64>);
-
-    impl Intset {
-        pub fn new() -> Self {
-            Intset(Vec::new())
-        }
-        pub fn len(&self) -> usize {
-            self.0.len()
-        }
-        pub fn add(&mut self, v: i64) -> bool {
-            match self.0.binary_search(&v) {
-                Ok(_) => false,
-                Err(i) => {
-                    self.0.insert(i, v);
-                    true
-                }
-            }
-        }
-        pub fn remove(&mut self, v: i64) -> bool {
-            match self.0.binary_search(&v) {
-                Ok(i) => {
-                    self.0.remove(i);
-                    true
-                }
-                Err(_) => false,
-            }
-        }
-        pub fn contains(&self, v: i64) -> bool {
-            self.0.binary_search(&v).is_ok()
-        }
-        pub fn get(&self, i: usize) -> Option<i64> {
-            self.0.get(i).copied()
-        }
-        pub fn random(&self) -> Option<i64> {
-            if self.0.is_empty() {
-                return None;
-            }
-            let i = (crate::util::random_u64() % self.0.len() as u64) as usize;
-            self.0.get(i).copied()
-        }
-        #[allow(dead_code)]
-        pub fn mem_usage(&self) -> usize {
-            8 + self.0.len() * 8
-        }
-    }
-
-    #[derive(Clone, Copy, Debug, PartialEq)]
-    pub enum LpEntry<'a> {
-        Int(i64),
-        Str(&'a [u8]),
-    }
-
-    #[derive(Clone, Debug, Default, PartialEq)]
-    pub struct Listpack(Vec<Vec<u8>>);
-
-    impl Listpack {
-        pub fn new() -> Self {
-            Listpack(Vec::new())
-        }
-        pub fn len(&self) -> usize {
-            self.0.len()
-        }
-        pub fn total_bytes(&self) -> usize {
-            7 + self.0.iter().map(|e| e.len() + 2).sum::<usize>()
-        }
-        pub fn first(&self) -> Option<usize> {
-            if self.0.is_empty() {
-                None
-            } else {
-                Some(0)
-            }
-        }
-        pub fn next(&self, p: usize) -> Option<usize> {
-            if p + 1 < self.0.len() {
-                Some(p + 1)
-            } else {
-                None
-            }
-        }
-        pub fn get(&self, p: usize) -> LpEntry<'_> {
-            let e = &self.0[p];
-            if e.len() <= 20 {
-                if let Some(v) = crate::util::parse_i64_strict(e) {
-                    return LpEntry::Int(v);
-                }
-            }
-            LpEntry::Str(e)
-        }
-        pub fn seek(&self, i: i64) -> Option<usize> {
-            let n = self.0.len() as i64;
-            let i = if i < 0 { n + i } else { i };
-            if i < 0 || i >= n {
-                None
-            } else {
-                Some(i as usize)
-            }
-        }
-        pub fn append(&mut self, s: &[u8]) {
-            self.0.push(s.to_vec());
-        }
-        pub fn delete(&mut self, p: usize) -> Option<usize> {
-            self.0.remove(p);
-            if p < self.0.len() {
-                Some(p)
-            } else {
-                None
-            }
-        }
-        pub fn find(&self, start: usize, s: &[u8], _skip: usize) -> Option<usize> {
-            self.0
-                .iter()
-                .skip(start)
-                .position(|e| e.as_slice() == s)
-                .map(|i| i + start)
-        }
-        #[allow(dead_code)]
-        pub fn mem_usage(&self) -> usize {
-            self.total_bytes()
-        }
-    }
-
-    pub trait DictKey {
-        fn key(payload: &[u8]) -> &[u8];
-    }
-
-    #[derive(Clone, Copy, Debug)]
-    pub struct Node(usize);
-
-    #[derive(Clone, Debug)]
-    pub struct Dict<K> {
-        v: Vec<Box<[u8]>>,
-        idx: HashMap<Box<[u8]>, usize>,
-        _k: std::marker::PhantomData<K>,
-    }
-
-    impl<K> PartialEq for Dict<K> {
-        fn eq(&self, o: &Self) -> bool {
-            self.v.len() == o.v.len() && self.v.iter().all(|k| o.idx.contains_key(k))
-        }
-    }
-
-    impl<K: DictKey> Dict<K> {
-        pub fn new() -> Self {
-            Dict {
-                v: Vec::new(),
-                idx: HashMap::new(),
-                _k: std::marker::PhantomData,
-            }
-        }
-        pub fn len(&self) -> usize {
-            self.v.len()
-        }
-        pub fn expand(&mut self, n: usize) {
-            self.v.reserve(n.min(1 << 20));
-        }
-        pub fn get(&self, k: &[u8]) -> Option<&[u8]> {
-            self.idx.get(k).map(|&i| &*self.v[i])
-        }
-        pub fn insert(&mut self, p: &[u8]) -> Result<Node, Node> {
-            if let Some(&i) = self.idx.get(K::key(p)) {
-                return Err(Node(i));
-            }
-            self.v.push(p.into());
-            self.idx.insert(p.into(), self.v.len() - 1);
-            Ok(Node(self.v.len() - 1))
-        }
-        pub fn remove(&mut self, k: &[u8]) -> bool {
-            let Some(i) = self.idx.remove(k) else {
-                return false;
-            };
-            self.v.swap_remove(i);
-            if i < self.v.len() {
-                let moved = self.v[i].clone();
-                self.idx.insert(moved, i);
-            }
-            true
-        }
-        pub fn random(&self) -> Option<Node> {
-            if self.v.is_empty() {
-                None
-            } else {
-                Some(Node(
-                    (crate::util::random_u64() % self.v.len() as u64) as usize,
-                ))
-            }
-        }
-        pub fn payload(&self, n: Node) -> &[u8] {
-            &self.v[n.0]
-        }
-        pub fn scan(&self, _cursor: u64, f: &mut dyn FnMut(&[u8])) -> u64 {
-            for p in &self.v {
-                f(p);
-            }
-            0
-        }
-        pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-            self.v.iter().map(|b| &**b)
-        }
-        #[allow(dead_code)]
-        pub fn mem_usage(&self) -> usize {
-            self.v.iter().map(|b| b.len() + 16).sum()
         }
     }
 }
