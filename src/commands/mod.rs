@@ -194,6 +194,8 @@ pub enum BeginSearch {
         keyword: &'static str,
         startfrom: i32,
     },
+    /// Keys that can not be found from the arguments alone (SORT's BY/GET/STORE).
+    Unknown,
 }
 
 /// How keys are found after the beginning.
@@ -212,6 +214,8 @@ pub enum FindKeys {
         firstkey: i32,
         keystep: i32,
     },
+    /// See [`BeginSearch::Unknown`].
+    Unknown,
 }
 
 /// A key specification, as upstream's `keySpec`.

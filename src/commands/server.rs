@@ -509,6 +509,7 @@ fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
     add_flag_set(r, &names);
     r.add_bulk(b"begin_search");
     match ks.begin {
+        BeginSearch::Unknown => add_spec(r, "unknown", &[]),
         BeginSearch::Index(pos) => add_spec(r, "index", &[("index", pos)]),
         BeginSearch::Keyword { keyword, startfrom } => {
             add_spec_header(r, "keyword", 2);
@@ -520,6 +521,7 @@ fn add_key_spec(r: &mut ReplyBuf, ks: &KeySpec) {
     }
     r.add_bulk(b"find_keys");
     match ks.find {
+        FindKeys::Unknown => add_spec(r, "unknown", &[]),
         FindKeys::Range {
             lastkey,
             keystep,
@@ -724,6 +726,18 @@ pub fn get_keys(def: &CommandDef, argv: &[Vec<u8>]) -> Option<Vec<KeyRef>> {
     let mut keys = Vec::new();
     for spec in def.key_specs {
         let first: i64 = match spec.begin {
+            BeginSearch::Unknown => {
+                // Only SORT's STORE key can be found (upstream's `sortGetKeys`).
+                if spec.flags & super::key_flags::OW != 0 {
+                    if let Some(pos) = super::sort::store_key_index(def.name, argv) {
+                        keys.push(KeyRef {
+                            pos,
+                            flags: spec.flags,
+                        });
+                    }
+                }
+                continue;
+            }
             BeginSearch::Index(pos) => pos as i64,
             BeginSearch::Keyword { keyword, startfrom } => {
                 let start = if startfrom > 0 {
@@ -751,6 +765,7 @@ pub fn get_keys(def: &CommandDef, argv: &[Vec<u8>]) -> Option<Vec<KeyRef>> {
             }
         };
         let (first, last, step) = match spec.find {
+            FindKeys::Unknown => continue,
             FindKeys::Range {
                 lastkey,
                 keystep,
