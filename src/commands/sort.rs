@@ -428,8 +428,18 @@ mod adapt {
 
     /// `n` elements from index `from` (from the tail end when `rev`: index `from` counts
     /// from the tail and the walk goes to the head).
-    pub fn list_range(_l: &List, _from: usize, _n: usize, _rev: bool) -> Vec<Vec<u8>> {
-        Vec::new()
+    pub fn list_range(l: &List, from: usize, n: usize, rev: bool) -> Vec<Vec<u8>> {
+        let len = l.len();
+        if n == 0 || from >= len {
+            return Vec::new();
+        }
+        let start = if rev { len - 1 - from } else { from };
+        let mut out = Vec::with_capacity(n.min(len));
+        l.for_each_from(start, rev, |e| {
+            out.push(e.to_vec());
+            out.len() < n
+        });
+        out
     }
 
     /// Members of a sorted set by rank, `n` from rank `from` (reverse ranks when `rev`).
@@ -449,7 +459,17 @@ mod adapt {
     }
 
     /// The list SORT ... STORE creates, with the encoding upstream settles on.
-    pub fn build_list(_srv: &Server, _items: &[Vec<u8>]) -> List {
-        List::default()
+    pub fn build_list(srv: &Server, items: &[Vec<u8>]) -> List {
+        let fill = srv.config.list_max_listpack_size;
+        let mut l = List::new();
+        // Upstream cannot predict the result's size: it builds a quicklist and converts
+        // it back at the end if one listpack node can hold it.
+        // An announced size no node can hold forces the quicklist encoding.
+        l.grow_check(fill, usize::MAX, 0);
+        for it in items {
+            l.push(it, false);
+        }
+        l.convert_auto(fill);
+        l
     }
 }

@@ -759,15 +759,29 @@ impl List {
     /// Upstream's `listTypeTryConversion(LIST_CONV_SHRINKING)`: a quicklist of one packed
     /// node under half the limit goes back to a listpack.
     pub fn shrink_check(&mut self, fill: i32) {
+        self.try_convert_quicklist(fill, true);
+    }
+
+    /// Upstream's `listTypeTryConversion(LIST_CONV_AUTO)` on a quicklist (SORT ... STORE
+    /// builds a quicklist, then keeps it only if one node cannot hold it).
+    pub fn convert_auto(&mut self, fill: i32) {
+        self.try_convert_quicklist(fill, false);
+    }
+
+    fn try_convert_quicklist(&mut self, fill: i32, shrinking: bool) {
         if let Repr::Ql(q) = &mut self.repr {
             if q.nodes.len() != 1 {
                 return;
             }
-            let (sz_limit, count_limit) = node_limit(fill);
+            let (mut sz_limit, mut count_limit) = node_limit(fill);
+            if shrinking {
+                sz_limit /= 2;
+                count_limit /= 2;
+            }
             let Some(Node::Packed(lp)) = q.nodes.front() else {
                 return;
             };
-            if lp.total_bytes() > sz_limit / 2 || q.count > count_limit / 2 {
+            if lp.total_bytes() > sz_limit || q.count > count_limit {
                 return;
             }
             if let Some(Node::Packed(lp)) = q.nodes.pop_front() {
