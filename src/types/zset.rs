@@ -369,10 +369,9 @@ impl PartialEq for ZSet {
     fn eq(&self, other: &Self) -> bool {
         self.encoding() == other.encoding()
             && self.len() == other.len()
-            && self
-                .iter_from(0, false)
-                .zip(other.iter_from(0, false))
-                .all(|((m1, s1), (m2, s2))| s1.to_bits() == s2.to_bits() && m1.to_vec() == m2.to_vec())
+            && self.iter_from(0, false).zip(other.iter_from(0, false)).all(
+                |((m1, s1), (m2, s2))| s1.to_bits() == s2.to_bits() && m1.to_vec() == m2.to_vec(),
+            )
     }
 }
 
@@ -427,7 +426,12 @@ impl ZSet {
 
     /// `zsetTypeCreate`: listpack when the hints fit the thresholds, else the large
     /// encoding pre-sized for `size_hint` elements.
-    pub fn create(size_hint: usize, val_len_hint: usize, max_entries: usize, max_value: usize) -> ZSet {
+    pub fn create(
+        size_hint: usize,
+        val_len_hint: usize,
+        max_entries: usize,
+        max_value: usize,
+    ) -> ZSet {
         if size_hint <= max_entries && val_len_hint <= max_value {
             ZSet::new()
         } else {
@@ -436,8 +440,16 @@ impl ZSet {
     }
 
     /// `zsetTypeMaybeConvert`.
-    pub fn maybe_convert(&mut self, size_hint: usize, val_len_hint: usize, max_entries: usize, max_value: usize) {
-        if matches!(self, ZSet::Listpack(_)) && (size_hint > max_entries || val_len_hint > max_value) {
+    pub fn maybe_convert(
+        &mut self,
+        size_hint: usize,
+        val_len_hint: usize,
+        max_entries: usize,
+        max_value: usize,
+    ) {
+        if matches!(self, ZSet::Listpack(_))
+            && (size_hint > max_entries || val_len_hint > max_value)
+        {
             self.convert_to_big(size_hint);
         }
     }
@@ -472,9 +484,18 @@ impl ZSet {
     }
 
     /// `zsetConvertToListpackIfNeeded`.
-    pub fn convert_to_listpack_if_needed(&mut self, maxelelen: usize, totelelen: usize, max_entries: usize, max_value: usize) {
+    pub fn convert_to_listpack_if_needed(
+        &mut self,
+        maxelelen: usize,
+        totelelen: usize,
+        max_entries: usize,
+        max_value: usize,
+    ) {
         if let ZSet::Skiplist(b) = self {
-            if b.dict.len() <= max_entries && maxelelen <= max_value && totelelen <= crate::types::listpack::MAX_SAFETY_SIZE {
+            if b.dict.len() <= max_entries
+                && maxelelen <= max_value
+                && totelelen <= crate::types::listpack::MAX_SAFETY_SIZE
+            {
                 self.convert_to_listpack();
             }
         }
@@ -503,7 +524,9 @@ impl ZSet {
     pub fn mem_usage(&self) -> usize {
         match self {
             ZSet::Listpack(lp) => lp.mem_usage(),
-            ZSet::Skiplist(b) => std::mem::size_of::<Big>() + b.dict.mem_usage() + b.tree.mem_usage(),
+            ZSet::Skiplist(b) => {
+                std::mem::size_of::<Big>() + b.dict.mem_usage() + b.tree.mem_usage()
+            }
         }
     }
 
@@ -555,7 +578,14 @@ impl ZSet {
     }
 
     /// `zsetAdd`: None when the resulting score is NaN (nothing changed).
-    pub fn add(&mut self, score: f64, member: &[u8], f: AddFlags, max_entries: usize, max_value: usize) -> Option<AddOut> {
+    pub fn add(
+        &mut self,
+        score: f64,
+        member: &[u8],
+        f: AddFlags,
+        max_entries: usize,
+        max_value: usize,
+    ) -> Option<AddOut> {
         if score.is_nan() {
             return None;
         }
@@ -586,7 +616,8 @@ impl ZSet {
                 return Some(out);
             } else if !f.xx {
                 let n = lp.len() / 2;
-                if n + 1 > max_entries || member.len() > max_value || !lp.safe_to_add(member.len()) {
+                if n + 1 > max_entries || member.len() > max_value || !lp.safe_to_add(member.len())
+                {
                     self.convert_to_big(n + 1);
                 } else {
                     Self::lp_insert(lp, member, score);
@@ -689,7 +720,11 @@ impl ZSet {
                 IterInner::Lp { lp, pos, rev }
             }
             ZSet::Skiplist(b) => {
-                let r = if rev { len.saturating_sub(1).saturating_sub(rank) } else { rank };
+                let r = if rev {
+                    len.saturating_sub(1).saturating_sub(rank)
+                } else {
+                    rank
+                };
                 let cur = if rank >= len {
                     b.tree.iter_from(len, false)
                 } else {
@@ -888,7 +923,11 @@ impl ZSet {
                     }
                     lp.delete_range_pos(ep, 2);
                     n += 1;
-                    pos = if lp.as_bytes().get(ep) == Some(&0xFF) { None } else { Some(ep) };
+                    pos = if lp.as_bytes().get(ep) == Some(&0xFF) {
+                        None
+                    } else {
+                        Some(ep)
+                    };
                 }
                 n
             }
@@ -962,7 +1001,9 @@ mod tests {
     use super::*;
 
     fn members(z: &ZSet) -> Vec<(Vec<u8>, f64)> {
-        z.iter_from(0, false).map(|(m, s)| (m.to_vec(), s)).collect()
+        z.iter_from(0, false)
+            .map(|(m, s)| (m.to_vec(), s))
+            .collect()
     }
 
     #[test]
@@ -972,13 +1013,18 @@ mod tests {
         assert_eq!(b.encoding(), Encoding::Skiplist);
         let mut seed = 7u64;
         for i in 0..3000u64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let m = format!("m{}", seed % 500);
             let s = ((seed >> 33) % 50) as f64 - 25.0;
             if i % 5 == 4 {
                 assert_eq!(a.remove(m.as_bytes()), b.remove(m.as_bytes()));
             } else {
-                let f = AddFlags { incr: i % 3 == 0, ..Default::default() };
+                let f = AddFlags {
+                    incr: i % 3 == 0,
+                    ..Default::default()
+                };
                 let x = a.add(s, m.as_bytes(), f, usize::MAX, usize::MAX).unwrap();
                 let y = b.add(s, m.as_bytes(), f, 0, 0).unwrap();
                 assert_eq!((x.added, x.updated), (y.added, y.updated));
@@ -992,10 +1038,21 @@ mod tests {
             }
         }
         assert_eq!(a.encoding(), Encoding::Listpack);
-        let range = ScoreRange { min: -3.0, max: 7.0, minex: true, maxex: false };
+        let range = ScoreRange {
+            min: -3.0,
+            max: 7.0,
+            minex: true,
+            maxex: false,
+        };
         assert_eq!(a.count_in_range(&range), b.count_in_range(&range));
-        assert_eq!(a.range_start(&range, 2, false), b.range_start(&range, 2, false));
-        assert_eq!(a.range_start(&range, 2, true), b.range_start(&range, 2, true));
+        assert_eq!(
+            a.range_start(&range, 2, false),
+            b.range_start(&range, 2, false)
+        );
+        assert_eq!(
+            a.range_start(&range, 2, true),
+            b.range_start(&range, 2, true)
+        );
         let c = b.clone();
         assert_eq!(members(&c), members(&b));
         assert_eq!(a.delete_range(&range), b.delete_range(&range));

@@ -436,11 +436,19 @@ impl<'a, H: Copy> Cursor<'a, H> {
                 match node {
                     Child::Leaf(v) => {
                         self.leaf = v;
-                        self.idx = if self.rev { v.len().saturating_sub(1) } else { 0 };
+                        self.idx = if self.rev {
+                            v.len().saturating_sub(1)
+                        } else {
+                            0
+                        };
                         return !v.is_empty();
                     }
                     Child::Inner(b) => {
-                        let k = if self.rev { b.kids.len().saturating_sub(1) } else { 0 };
+                        let k = if self.rev {
+                            b.kids.len().saturating_sub(1)
+                        } else {
+                            0
+                        };
                         self.stack.push((&**b, k));
                         node = &b.kids[k];
                     }
