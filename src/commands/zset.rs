@@ -333,7 +333,7 @@ fn zadd_generic(srv: &mut Server, c: &mut Client, mut fl: AddFlags) {
             .add_error("ERR XX and NX options at the same time are not compatible");
         return;
     }
-    if (fl.gt && fl.nx) || (fl.lt && fl.nx) || (fl.gt && fl.lt) {
+    if (fl.nx && (fl.gt || fl.lt)) || (fl.gt && fl.lt) {
         c.reply
             .add_error("ERR GT, LT, and/or NX options at the same time are not compatible");
         return;

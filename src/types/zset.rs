@@ -469,6 +469,7 @@ impl ZSet {
     }
 
     /// Converts the large encoding to a listpack.
+    #[allow(dead_code)] // For RDB loading/DEBUG; tests use it today.
     pub fn convert_to_listpack(&mut self) {
         if matches!(self, ZSet::Listpack(_)) {
             return;
@@ -481,24 +482,6 @@ impl ZSet {
             lp.append(&sbuf);
         }
         *self = ZSet::Listpack(lp);
-    }
-
-    /// `zsetConvertToListpackIfNeeded`.
-    pub fn convert_to_listpack_if_needed(
-        &mut self,
-        maxelelen: usize,
-        totelelen: usize,
-        max_entries: usize,
-        max_value: usize,
-    ) {
-        if let ZSet::Skiplist(b) = self {
-            if b.dict.len() <= max_entries
-                && maxelelen <= max_value
-                && totelelen <= crate::types::listpack::MAX_SAFETY_SIZE
-            {
-                self.convert_to_listpack();
-            }
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -521,6 +504,7 @@ impl ZSet {
     }
 
     /// Bytes allocated for this value's contents (MEMORY USAGE).
+    #[allow(dead_code)] // MEMORY USAGE of collections comes with a later issue.
     pub fn mem_usage(&self) -> usize {
         match self {
             ZSet::Listpack(lp) => lp.mem_usage(),

@@ -326,19 +326,6 @@ impl<H: Copy> Tree<H> {
         }
     }
 
-    pub fn first(&self) -> Option<H> {
-        self.root.as_ref().and_then(|r| r.first())
-    }
-
-    pub fn last(&self) -> Option<H> {
-        let n = self.len();
-        if n == 0 {
-            None
-        } else {
-            self.get(n - 1)
-        }
-    }
-
     /// The number of leading handles for which `pred` holds (`pred` must hold for a
     /// prefix of the order and fail for the rest).
     pub fn partition_point(&self, pred: &dyn Fn(H) -> bool) -> usize {
@@ -511,9 +498,9 @@ mod tests {
             let pos = model.binary_search(&k);
             let insert_bias = if round < 20000 { 3 } else { 1 };
             if rnd() % 4 < insert_bias {
-                if pos.is_err() {
+                if let Err(p) = pos {
                     t.insert(k, &cmp_to(k));
-                    model.insert(pos.unwrap_err(), k);
+                    model.insert(p, k);
                 }
             } else {
                 let r = t.remove(&cmp_to(k));
@@ -547,7 +534,6 @@ mod tests {
             model.remove(0);
         }
         assert_eq!(t.len(), 0);
-        assert!(t.first().is_none());
     }
 
     #[test]
