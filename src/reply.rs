@@ -230,33 +230,18 @@ impl ReplyBuf {
         self.add_len_prefix(p, n as i64);
     }
 
-    #[allow(dead_code)] // RESP3 type, first used by the collection families.
     /// A double: `,<d>` in RESP3, a bulk string in RESP2, formatted as upstream's
-    /// `addReplyDouble` (`%.17g`, with inf/-inf/nan spelled as upstream).
+    /// `addReplyDouble` (see [`fmt_double_d2string`]).
     pub fn add_double(&mut self, d: f64) {
+        let s = fmt_double_d2string(d);
         if self.resp >= 3 {
-            let s = if d.is_infinite() {
-                if d > 0.0 {
-                    "inf".to_string()
-                } else {
-                    "-inf".to_string()
-                }
-            } else if d.is_nan() {
-                "nan".to_string()
-            } else {
-                fmt_double_g17(d)
-            };
-            self.add_raw(format!(",{}\r\n", s).as_bytes());
+            if self.silenced {
+                return;
+            }
+            self.buf.push(b',');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
         } else {
-            let s = if d.is_infinite() {
-                if d > 0.0 {
-                    "inf".to_string()
-                } else {
-                    "-inf".to_string()
-                }
-            } else {
-                fmt_double_g17(d)
-            };
             self.add_bulk(s.as_bytes());
         }
     }
@@ -336,6 +321,68 @@ pub fn fmt_i64(buf: &mut [u8; 24], n: i64) -> &[u8] {
     &buf[i..]
 }
 
+/// Formats a double as Valkey 9's `d2string` (used by `addReplyDouble` and for listpack
+/// scores): `nan`, `inf`, `-inf`, `0`, `-0`; an integer in `[-2^62, 2^62]` as an
+/// integer; else the shortest round-trip digits laid out as `fpconv_dtoa` does (plain up
+/// to 7 trailing zeros or 6 leading fraction zeros, else `d.ddde[+-]x` without padding).
+pub fn fmt_double_d2string(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    const LIM: f64 = (i64::MAX / 2) as f64;
+    if (-LIM..=LIM).contains(&d) && (d as i64) as f64 == d {
+        return (d as i64).to_string();
+    }
+    let neg = d < 0.0;
+    let e_repr = format!("{:e}", d.abs());
+    let (mant, exp) = e_repr.split_once('e').unwrap_or((&e_repr, "0"));
+    let digits: Vec<u8> = mant.bytes().filter(|&b| b != b'.').collect();
+    let nd = digits.len() as i32;
+    let k = exp.parse::<i32>().unwrap_or(0) - (nd - 1);
+    let exp_abs = (k + nd - 1).abs();
+    let mut out = Vec::with_capacity(32);
+    if neg {
+        out.push(b'-');
+    }
+    if k >= 0 && exp_abs < nd + 7 {
+        out.extend_from_slice(&digits);
+        out.resize(out.len() + k as usize, b'0');
+    } else if k < 0 && (k > -7 || exp_abs < 4) {
+        let offset = nd - k.abs();
+        if offset <= 0 {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + (-offset) as usize, b'0');
+            out.extend_from_slice(&digits);
+        } else {
+            let o = offset as usize;
+            out.extend_from_slice(&digits[..o]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[o..]);
+        }
+    } else {
+        let nd2 = nd.min(18 - neg as i32).max(1) as usize;
+        out.push(digits[0]);
+        if nd2 > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..nd2]);
+        }
+        out.push(b'e');
+        out.push(if k + nd2 as i32 - 1 < 0 { b'-' } else { b'+' });
+        out.extend_from_slice(exp_abs.to_string().as_bytes());
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Formats a double as C's `%.17g`.
 pub fn fmt_double_g17(d: f64) -> String {
     fmt_double_g(d, 17)
@@ -410,6 +457,29 @@ mod tests {
         assert_eq!(fmt_double_g17(-2.5), "-2.5");
         assert_eq!(fmt_double_g(10.5, 17), "10.5");
         assert_eq!(fmt_double_g(123456789.0, 17), "123456789");
+    }
+
+    #[test]
+    fn d2string_matches_valkey() {
+        for (d, s) in [
+            (0.1, "0.1"),
+            (1e17, "100000000000000000"),
+            (1e19, "1e+19"),
+            (1.5e-7, "1.5e-7"),
+            (-1.5e-7, "-1.5e-7"),
+            (1.2345678901234567e19, "12345678901234567000"),
+            (0.000001, "0.000001"),
+            (1.234e-6, "1.234e-6"),
+            (123.456, "123.456"),
+            (12_345_678.123_456_79, "1.234567812345679e+7"),
+            (0.30000000000000004, "0.30000000000000004"),
+            (1e100, "1e+100"),
+            (5e-324, "5e-324"),
+            (-0.0, "-0"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(fmt_double_d2string(d), s, "{d}");
+        }
     }
 
     #[test]
