@@ -443,16 +443,21 @@ mod adapt {
     }
 
     /// Members of a sorted set by rank, `n` from rank `from` (reverse ranks when `rev`).
-    pub fn zset_range(_z: &ZSet, _from: usize, _n: usize, _rev: bool) -> Vec<Vec<u8>> {
-        Vec::new()
+    pub fn zset_range(z: &ZSet, from: usize, n: usize, rev: bool) -> Vec<Vec<u8>> {
+        z.iter_from(from, rev)
+            .take(n)
+            .map(|(m, _)| m.to_vec())
+            .collect()
     }
 
     /// Every member of a sorted set.
-    pub fn zset_members(_z: &ZSet) -> Vec<Vec<u8>> {
-        Vec::new()
+    pub fn zset_members(z: &ZSet) -> Vec<Vec<u8>> {
+        zset_range(z, 0, z.len(), false)
     }
 
-    pub fn zset_to_skiplist(_z: &mut ZSet) {}
+    pub fn zset_to_skiplist(z: &mut ZSet) {
+        z.convert_to_big(z.len());
+    }
 
     pub fn hash_field(_h: &Hash, _field: &[u8]) -> Option<Vec<u8>> {
         None
