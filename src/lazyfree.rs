@@ -38,11 +38,17 @@ fn queue() -> &'static Mutex<Sender<Job>> {
             .name("bio_lazy_free".into())
             .spawn(move || {
                 for job in rx {
-                    let n = match &job {
-                        Job::Value(_) => 1,
-                        Job::Db(kv) => kv.len() as u64,
+                    let n = match job {
+                        Job::Value(v) => {
+                            drop(v);
+                            1
+                        }
+                        Job::Db(kv) => {
+                            let n = kv.len() as u64;
+                            drop(kv);
+                            n
+                        }
                     };
-                    drop(job);
                     PENDING.fetch_sub(n, Ordering::Relaxed);
                     FREED.fetch_add(n, Ordering::Relaxed);
                 }

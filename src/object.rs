@@ -203,18 +203,6 @@ impl<'a> ValueRef<'a> {
         }
     }
 
-    /// The encoding OBJECT ENCODING reports (strings: see [`Value::encoding`]; this view
-    /// cannot tell embstr from raw and says embstr).
-    pub fn collection_encoding(&self) -> Option<Encoding> {
-        match self {
-            ValueRef::List(v) => Some(v.encoding()),
-            ValueRef::Hash(v) => Some(v.encoding()),
-            ValueRef::Set(v) => Some(v.encoding()),
-            ValueRef::ZSet(v) => Some(v.encoding()),
-            _ => None,
-        }
-    }
-
     /// The string bytes of a string value (formatting int-encoded ones).
     // By reference on purpose: a by-value `to_owned` would lose to `ToOwned::to_owned` on
     // `&ValueRef` receivers.

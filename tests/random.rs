@@ -71,7 +71,7 @@ fn gen(r: &mut Rng) -> (Vec<String>, Order) {
     let k = r.pick(KEYS).to_string();
     let k2 = r.pick(KEYS).to_string();
     let m = member(r);
-    let mut v: Vec<String> = Vec::new();
+    let mut v: Vec<String>;
     let mut order = Order::Exact;
     macro_rules! a {
         ($($x:expr),*) => { v = vec![$($x.to_string()),*] };
