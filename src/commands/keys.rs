@@ -431,7 +431,7 @@ fn parse_int(arg: &[u8]) -> Option<i32> {
 /// Parses a SCAN cursor as upstream's `string2ull`: a strict integer (not negative), or
 /// else whatever `strtoull` accepts in full (leading spaces, a sign, leading zeros; a
 /// `-` wraps around), up to the first NUL byte.
-fn parse_scan_cursor(arg: &[u8]) -> Option<u64> {
+pub(crate) fn parse_scan_cursor(arg: &[u8]) -> Option<u64> {
     let s = match arg.iter().position(|&b| b == 0) {
         Some(n) => &arg[..n],
         None => arg,
