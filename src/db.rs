@@ -226,13 +226,23 @@ pub fn set_key_with_expire(
     signal_modified_key(srv, db, key);
 }
 
-/// Deletes `key`; returns true if it existed. Signals WATCHers.
+/// Deletes `key`; returns true if it existed. Signals WATCHers. A big value is freed in
+/// the background when `lazyfree-lazy-server-del` is set (see [`crate::lazyfree`]).
 pub fn db_delete(srv: &mut Server, db: usize, key: &[u8]) -> bool {
-    if srv.dbs[db].kv.remove(key).is_some() {
-        signal_modified_key(srv, db, key);
-        true
-    } else {
-        false
+    let lazy = srv.config.lazyfree_lazy_server_del;
+    db_delete_lazy(srv, db, key, lazy)
+}
+
+/// [`db_delete`] choosing whether a big value is freed in the background (DEL follows
+/// `lazyfree-lazy-user-del`, UNLINK always).
+pub fn db_delete_lazy(srv: &mut Server, db: usize, key: &[u8], lazy: bool) -> bool {
+    match srv.dbs[db].kv.remove(key) {
+        Some(v) => {
+            crate::lazyfree::free_value(v, lazy);
+            signal_modified_key(srv, db, key);
+            true
+        }
+        None => false,
     }
 }
 
@@ -252,12 +262,13 @@ pub fn set_expire(srv: &mut Server, db: usize, key: &[u8], when_ms: i64) -> bool
 }
 
 /// Empties one database (or all when `db` is None); returns the number of keys removed.
-pub fn empty_data(srv: &mut Server, db: Option<usize>) -> usize {
+/// With `lazy` the old tables are freed in the background (FLUSHALL ASYNC).
+pub fn empty_data(srv: &mut Server, db: Option<usize>, lazy: bool) -> usize {
     let mut removed = 0;
     for d in srv.dbs.iter_mut() {
         if db.is_none_or(|x| x == d.id) {
             removed += d.kv.len();
-            d.kv.clear();
+            crate::lazyfree::free_db(std::mem::take(&mut d.kv), lazy);
             d.avg_ttl = 0;
         }
     }

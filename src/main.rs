@@ -21,6 +21,7 @@ mod config;
 mod db;
 mod glob;
 mod kvstore;
+mod lazyfree;
 mod networking;
 mod notify;
 mod object;

