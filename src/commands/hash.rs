@@ -12,8 +12,8 @@ use crate::object::{Value, ValueRef};
 use crate::reply::{self, ReplyBuf};
 use crate::server::Server;
 use crate::types::hash::{
-    Hash, EXPIRE_GT, EXPIRE_LT, EXPIRE_NX, EXPIRE_XX, EXPIRY_NONE, EXP_EXPIRE_ASAP,
-    EXP_SUCCESSFUL, HV,
+    Hash, EXPIRE_GT, EXPIRE_LT, EXPIRE_NX, EXPIRE_XX, EXPIRY_NONE, EXP_EXPIRE_ASAP, EXP_SUCCESSFUL,
+    HV,
 };
 use crate::util::{eq_ic, parse_i64_strict};
 
@@ -191,7 +191,11 @@ pub static COMMANDS: &[CommandDef] = &[
 
 /// Looks the key up for reading: Ok(None) missing, Ok(Some) a hash, Err after replying
 /// WRONGTYPE.
-fn read_hash<'a>(srv: &'a mut Server, c: &mut Client, key_idx: usize) -> Result<Option<&'a Hash>, ()> {
+fn read_hash<'a>(
+    srv: &'a mut Server,
+    c: &mut Client,
+    key_idx: usize,
+) -> Result<Option<&'a Hash>, ()> {
     match db::lookup_key_read(srv, c.db, &c.argv[key_idx]) {
         None => Ok(None),
         Some(ValueRef::Hash(h)) => Ok(Some(h)),
@@ -283,7 +287,11 @@ fn expire_to_unix(c: &mut Client, arg_idx: usize, basetime: i64, seconds: bool) 
         c.reply.add_error(reply::ERR_NOT_INTEGER);
         return None;
     };
-    let ms = if seconds { v.checked_mul(1000) } else { Some(v) };
+    let ms = if seconds {
+        v.checked_mul(1000)
+    } else {
+        Some(v)
+    };
     match ms.filter(|_| v >= 0).and_then(|m| m.checked_add(basetime)) {
         Some(w) => Some(w),
         None => {
@@ -336,7 +344,10 @@ fn hset_command(srv: &mut Server, c: &mut Client) {
     }
     notify_keyspace_event(srv, NOTIFY_HASH, "hset", key, db);
     srv.dirty += ((c.argv.len() - 2) / 2) as u64;
-    if c.argv[0].get(1).is_some_and(|b| b.eq_ignore_ascii_case(&b's')) {
+    if c.argv[0]
+        .get(1)
+        .is_some_and(|b| b.eq_ignore_ascii_case(&b's'))
+    {
         c.reply.add_long(created);
     } else {
         c.reply.add_ok();
@@ -355,7 +366,15 @@ fn hsetnx_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     h.try_conversion(&c.argv[2..4], max_e, max_v);
-    let (_, exp) = h.set(&c.argv[2], &c.argv[3], EXPIRY_NONE, false, now, max_e, max_v);
+    let (_, exp) = h.set(
+        &c.argv[2],
+        &c.argv[3],
+        EXPIRY_NONE,
+        false,
+        now,
+        max_e,
+        max_v,
+    );
     let key = &c.argv[1];
     db::signal_modified_key(srv, db, key);
     if exp {
@@ -660,7 +679,7 @@ fn hrandfield_with_count(srv: &mut Server, c: &mut Client, l: i64, withvalues: b
     let mut body = ReplyBuf::new();
     body.resp = c.reply.resp;
     let mut n: u64 = 0;
-    let mut emit = |body: &mut ReplyBuf, fv: HV<'_>, vv: HV<'_>| {
+    let emit = |body: &mut ReplyBuf, fv: HV<'_>, vv: HV<'_>| {
         if withvalues && resp3 {
             body.add_array_len(2);
         }
@@ -1042,9 +1061,7 @@ fn parse_ext_args(c: &mut Client, end: usize, set: bool) -> Option<(u32, Option<
         let opt = &c.argv[j];
         let has_next = j + 1 < end;
         let exp_opt = |name: &str, me: u32| -> bool {
-            eq_ic(opt, name)
-                && flags & (A_KEEPTTL | A_PERSIST | (A_ANY_EXP & !me)) == 0
-                && has_next
+            eq_ic(opt, name) && flags & (A_KEEPTTL | A_PERSIST | (A_ANY_EXP & !me)) == 0 && has_next
         };
         if set && eq_ic(opt, "nx") && flags & A_XX == 0 {
             flags |= A_NX;
@@ -1088,7 +1105,11 @@ fn ext_when(c: &mut Client, flags: u32, expire_at: Option<usize>, now: i64) -> O
     let Some(idx) = expire_at else {
         return Some(None);
     };
-    let basetime = if flags & (A_EXAT | A_PXAT) != 0 { 0 } else { now };
+    let basetime = if flags & (A_EXAT | A_PXAT) != 0 {
+        0
+    } else {
+        now
+    };
     let seconds = flags & (A_EX | A_EXAT) != 0;
     expire_to_unix(c, idx, basetime, seconds).map(Some)
 }
@@ -1351,9 +1372,6 @@ impl VolatileKeys {
     }
     pub fn insert(&mut self, key: Vec<u8>) {
         self.keys.insert(key);
-    }
-    pub fn len(&self) -> usize {
-        self.keys.len()
     }
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

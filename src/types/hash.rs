@@ -250,9 +250,7 @@ impl Hash {
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Lp(lp) => lp.mem_usage(),
-            Repr::Ht(t) => {
-                std::mem::size_of::<Table>() + t.dict.mem_usage() + t.volatile_bytes
-            }
+            Repr::Ht(t) => std::mem::size_of::<Table>() + t.dict.mem_usage() + t.volatile_bytes,
         }
     }
 
@@ -461,10 +459,7 @@ impl Hash {
                 let Some(fpos) = Self::lp_find(lp, field) else {
                     return false;
                 };
-                if let Some(next) = lp.delete(fpos) {
-                    // `next` is the value that followed the field.
-                    lp.delete(next);
-                }
+                lp.delete_range_pos(fpos, 2);
                 true
             }
             Repr::Ht(t) => {
@@ -593,11 +588,7 @@ impl Hash {
     pub fn live_len(&self, now: i64) -> usize {
         match &self.repr {
             Repr::Ht(t) if !t.volatile.is_empty() => {
-                let expired = t
-                    .volatile
-                    .iter()
-                    .take_while(|(w, _)| *w <= now)
-                    .count();
+                let expired = t.volatile.iter().take_while(|(w, _)| *w <= now).count();
                 t.dict.len() - expired.min(t.dict.len())
             }
             _ => self.len(),
