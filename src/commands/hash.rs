@@ -17,8 +17,9 @@ use crate::types::hash::{
 };
 use crate::util::{eq_ic, parse_i64_strict};
 
+// The long-double emulation INCRBYFLOAT uses (a private module of string.rs).
 #[path = "string_ld.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod ld;
 
 const W_FAST: u64 = f::WRITE | f::DENYOOM | f::FAST;
