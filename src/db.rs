@@ -16,6 +16,8 @@ pub struct Db {
     pub kv: KvStore,
     /// Average TTL of the keys sampled by the active expire cycle, for INFO keyspace.
     pub avg_ttl: i64,
+    /// Keys whose hash has fields with a TTL, for the active field-expiry pass.
+    pub volatile_hashes: crate::commands::hash::VolatileKeys,
 }
 
 impl Db {
@@ -24,6 +26,7 @@ impl Db {
             id,
             kv: KvStore::new(),
             avg_ttl: 0,
+            volatile_hashes: Default::default(),
         }
     }
 }
@@ -190,6 +193,7 @@ pub fn lookup_key_write_mut<'a>(
 /// created by LPUSH/SADD/HSET/ZADD). Wakes clients blocked on the key. The caller signals
 /// the modification and counts it in `dirty`, as for any write.
 pub fn db_add(srv: &mut Server, db: usize, key: &[u8], val: Value) {
+    track_volatile_hash(srv, db, key, &val);
     let lru = srv.lruclock;
     let t = val.obj_type();
     srv.dbs[db].kv.insert(key, val, false, lru);
@@ -200,6 +204,7 @@ pub fn db_add(srv: &mut Server, db: usize, key: &[u8], val: Value) {
 /// existing TTL survives, else it is removed. A list or sorted set stored this way (SORT
 /// STORE, ZUNIONSTORE, RENAME...) wakes clients blocked on the key.
 pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
+    track_volatile_hash(srv, db, key, &val);
     let lru = srv.lruclock;
     let t = val.obj_type();
     // The key table settles the string encoding in the same probe as the insert.
@@ -207,6 +212,16 @@ pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bo
     signal_modified_key(srv, db, key);
     if t != ObjType::String {
         crate::blocked::signal_key_as_ready(srv, db, key, t);
+    }
+}
+
+/// A hash with fields that have a TTL (stored by RENAME, COPY, MOVE...) joins the active
+/// field-expiry pass.
+fn track_volatile_hash(srv: &mut Server, db: usize, key: &[u8], val: &Value) {
+    if let Value::Hash(h) = val {
+        if h.has_volatile() && !srv.dbs[db].volatile_hashes.contains(key) {
+            srv.dbs[db].volatile_hashes.insert(key.to_vec());
+        }
     }
 }
 
@@ -270,6 +285,7 @@ pub fn empty_data(srv: &mut Server, db: Option<usize>, lazy: bool) -> usize {
             removed += d.kv.len();
             crate::lazyfree::free_db(std::mem::take(&mut d.kv), lazy);
             d.avg_ttl = 0;
+            d.volatile_hashes.clear();
         }
     }
     srv.touch_all_watched_keys_in_db(db);
@@ -317,7 +333,11 @@ pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
         {
             return;
         }
-        if srv.dbs.iter().all(|d| d.kv.expires_len() == 0) {
+        if srv
+            .dbs
+            .iter()
+            .all(|d| d.kv.expires_len() == 0 && d.volatile_hashes.is_empty())
+        {
             return;
         }
         srv.expire_last_fast_cycle_us = now_us;
@@ -342,6 +362,13 @@ pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
     for _ in 0..dbs {
         let db = srv.active_expire_db % dbs;
         srv.active_expire_db = (srv.active_expire_db + 1) % dbs;
+        // Hash fields with a TTL (Valkey 9): reclaim expired fields of a batch of hashes.
+        crate::commands::hash::active_expire_fields(
+            srv,
+            db,
+            keys_per_loop,
+            start + std::time::Duration::from_micros(budget_us),
+        );
         loop {
             if srv.dbs[db].kv.expires_len() == 0 {
                 break;
