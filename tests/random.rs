@@ -41,7 +41,31 @@ impl Rng {
     }
 }
 
-const KEYS: &[&str] = &["k0", "k1", "k2", "k3"];
+/// Every key the stream touches: a pair per type (so collections grow deep) and two
+/// shared keys (so types collide: WRONGTYPE, overwrites, conversions by store commands).
+const KEYS: &[&str] = &["l0", "l1", "h0", "h1", "s0", "s1", "z0", "z1", "k0", "k1"];
+
+/// The sorted set lex-range commands use (see op 47 in [`gen`]); not in [`KEYS`] so that
+/// no other command gives it a different score.
+const LEX_KEY: &str = "zlex";
+
+/// A key for a command of the family of `n` (see [`gen`]): mostly that type's own keys.
+fn key_for(r: &mut Rng, n: u64) -> String {
+    let own: &[&str] = match n {
+        0..=13 => &["l0", "l1"],
+        14..=25 => &["h0", "h1"],
+        26..=36 => &["s0", "s1"],
+        // Sorted-set algebra also takes sets.
+        37..=51 | 53..=55 => &["z0", "z1"],
+        52 => &["z0", "z1", "s0"],
+        _ => KEYS,
+    };
+    if r.chance(85) {
+        r.pick(own).to_string()
+    } else {
+        r.pick(KEYS).to_string()
+    }
+}
 
 fn member(r: &mut Rng) -> String {
     match r.below(10) {
@@ -68,15 +92,15 @@ fn idx(r: &mut Rng) -> String {
 
 /// One random command as argv, plus whether its reply is an unordered collection.
 fn gen(r: &mut Rng) -> (Vec<String>, Order) {
-    let k = r.pick(KEYS).to_string();
-    let k2 = r.pick(KEYS).to_string();
+    let n = r.below(64);
+    let k = key_for(r, n);
+    let k2 = key_for(r, n);
     let m = member(r);
     let mut v: Vec<String>;
     let mut order = Order::Exact;
     macro_rules! a {
         ($($x:expr),*) => { v = vec![$($x.to_string()),*] };
     }
-    let n = r.below(64);
     match n {
         // Lists
         0 => {
@@ -171,7 +195,7 @@ fn gen(r: &mut Rng) -> (Vec<String>, Order) {
         }
         35 => a!(
             r.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
-            r.pick(KEYS),
+            key_for(r, n),
             k,
             k2
         ),
@@ -210,9 +234,18 @@ fn gen(r: &mut Rng) -> (Vec<String>, Order) {
             r.pick(&["+inf", "(5", "5", "2"]),
             "WITHSCORES"
         ),
+        // Lex ranges are only defined when all scores are equal (upstream leaves other
+        // cases unspecified): they get a key of their own that only ZADD ... 0 writes.
+        47 if r.chance(40) => a!("ZADD", LEX_KEY, 0, m),
+        47 if r.chance(20) => a!(
+            "ZREMRANGEBYLEX",
+            LEX_KEY,
+            r.pick(&["[c", "(a", "-"]),
+            r.pick(&["[e", "(g"])
+        ),
         47 => a!(
             r.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZLEXCOUNT"]),
-            k,
+            LEX_KEY,
             r.pick(&["-", "[a", "(c", "+"]),
             r.pick(&["+", "[f", "(d", "-"])
         ),
@@ -237,7 +270,7 @@ fn gen(r: &mut Rng) -> (Vec<String>, Order) {
         ),
         52 => a!(
             r.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]),
-            r.pick(KEYS),
+            key_for(r, 40),
             2,
             k,
             k2
@@ -260,7 +293,7 @@ fn gen(r: &mut Rng) -> (Vec<String>, Order) {
             "COUNT",
             r.range(1, 3)
         ),
-        55 => a!("ZRANGESTORE", r.pick(KEYS), k, idx(r), idx(r)),
+        55 => a!("ZRANGESTORE", key_for(r, n), k, idx(r), idx(r)),
         // Keys and strings
         56 => a!("SET", k, m),
         57 => a!("DEL", k),
@@ -362,7 +395,7 @@ fn dump(c: &mut Conn) -> Vec<String> {
     let mut out = Vec::new();
     let keys = canonical(&c.call(&["KEYS", "*"]), Order::Sorted);
     out.push(format!("KEYS {}", escape_short(&keys, 200)));
-    for k in KEYS {
+    for k in KEYS.iter().chain([&LEX_KEY]) {
         let t = c.call(&["TYPE", k]);
         let enc = c.call(&["OBJECT", "ENCODING", k]);
         let (val, order) = match &t[..] {
