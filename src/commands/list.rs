@@ -8,7 +8,7 @@ use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC, NOTIFY_LIST};
 use crate::object::{Value, ValueRef};
 use crate::reply::{self, ERR_NOT_INTEGER, ERR_SYNTAX, ERR_WRONGTYPE};
 use crate::server::Server;
-use crate::types::list::{Elem, List};
+use crate::types::list::{Elem, List, ListOpts};
 use crate::util::{eq_ic, parse_i64_strict};
 
 const CAT_W_FAST: u64 = cat::WRITE | cat::LIST | cat::FAST;
@@ -275,8 +275,11 @@ fn get_position(c: &mut Client, idx: usize) -> Option<bool> {
     }
 }
 
-fn fill(srv: &Server) -> i32 {
-    srv.config.list_max_listpack_size
+fn fill(srv: &Server) -> ListOpts {
+    ListOpts {
+        fill: srv.config.list_max_listpack_size,
+        depth: srv.config.list_compress_depth,
+    }
 }
 
 /// The list at `key` for writing: `Err` after replying WRONGTYPE.
@@ -472,9 +475,8 @@ fn lindex_command(srv: &mut Server, c: &mut Client) {
     let Some(index) = get_long(c, 2, None) else {
         return;
     };
-    match l.get(index) {
-        Some(e) => add_elem(c, e),
-        None => c.reply.add_null(),
+    if l.get(index, |e| add_elem(c, e)).is_none() {
+        c.reply.add_null();
     }
 }
 

@@ -998,6 +998,10 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
             crate::object::ValueRef::Str(b) => b.as_ptr() as usize,
             _ => 0,
         };
+        let (ql, llen) = match v {
+            crate::object::ValueRef::List(l) => (l.quicklist_info(), l.len()),
+            _ => (None, 0),
+        };
         let slen = serialized_len(v);
         let db = &srv.dbs[dbid];
         let enc = db.kv.encoding(&key).map(|e| e.name()).unwrap_or("raw");
@@ -1008,6 +1012,20 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
             let _ = write!(s, " serializedlength:{}", slen);
         }
         let _ = write!(s, " lru:{} lru_seconds_idle:{}", lru, idle);
+        if let Some((nodes, fill, depth, sz)) = ql {
+            let avg = llen as f64 / nodes as f64;
+            let _ = write!(
+                s,
+                " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:{}",
+                nodes,
+                avg,
+                fill,
+                (depth != 0) as u8
+            );
+            if !fast {
+                let _ = write!(s, " ql_uncompressed_size:{}", sz);
+            }
+        }
         c.reply.add_status(&s);
     } else if eq_ic(&sub, "populate") && (3..=5).contains(&argc) {
         debug_populate(srv, c);

@@ -424,7 +424,11 @@ enum Kind {
 /// they follow those types' APIs in one place.
 mod adapt {
     use crate::server::Server;
-    use crate::types::{hash::Hash, list::List, zset::ZSet};
+    use crate::types::{
+        hash::Hash,
+        list::{List, ListOpts},
+        zset::ZSet,
+    };
 
     /// `n` elements from index `from` (from the tail end when `rev`: index `from` counts
     /// from the tail and the walk goes to the head).
@@ -465,16 +469,19 @@ mod adapt {
 
     /// The list SORT ... STORE creates, with the encoding upstream settles on.
     pub fn build_list(srv: &Server, items: &[Vec<u8>]) -> List {
-        let fill = srv.config.list_max_listpack_size;
+        let opts = ListOpts {
+            fill: srv.config.list_max_listpack_size,
+            depth: srv.config.list_compress_depth,
+        };
         let mut l = List::new();
         // Upstream cannot predict the result's size: it builds a quicklist and converts
         // it back at the end if one listpack node can hold it.
         // An announced size no node can hold forces the quicklist encoding.
-        l.grow_check(fill, usize::MAX, 0);
+        l.grow_check(opts, usize::MAX, 0);
         for it in items {
             l.push(it, false);
         }
-        l.convert_auto(fill);
+        l.convert_auto(opts);
         l
     }
 }

@@ -10,8 +10,12 @@
 //! Node filling, splitting and merging follow `quicklist.c` so that encodings change at
 //! the same moments as upstream's.
 //!
-//! `list-compress-depth` (LZF compression of inner nodes) is accepted by the config but
-//! nodes are kept uncompressed.
+//! `list-compress-depth` D > 0 (taken by a quicklist when it is created, as upstream):
+//! every node but the D nodes at each end is kept LZF-compressed when that saves enough
+//! (listpacks of at least 48 bytes, at least 8 bytes saved; plain nodes too). A node is
+//! decompressed when an operation modifies it and compressed again afterwards; readers
+//! decompress into a temporary copy. The window is re-checked after every change that
+//! adds or removes nodes or touches an inner node.
 
 use std::collections::VecDeque;
 
@@ -26,6 +30,26 @@ const SIZE_SAFETY_LIMIT: usize = 8192;
 const SIZE_ESTIMATE_OVERHEAD: usize = 8;
 /// Bounds of a quicklist's own fill (16 bits, signed).
 const FILL_MAX: i32 = (1 << 15) - 1;
+/// Bounds of a quicklist's compress depth (16 bits).
+const COMPRESS_MAX: i32 = (1 << 16) - 1;
+/// Smallest node worth compressing.
+const MIN_COMPRESS_BYTES: usize = 48;
+/// Compression must save more than this many bytes to be kept.
+const MIN_COMPRESS_IMPROVE: usize = 8;
+/// Header of a compressed node: uncompressed size (u32), count (u32), plain flag (u8).
+const LZF_HDR: usize = 9;
+/// Nodes just outside each end's window checked after a change: no operation pushes more
+/// than two nodes out of a window at once.
+const WINDOW_BAND: usize = 2;
+
+/// The list settings an operation takes from the server's config.
+#[derive(Clone, Copy, Debug)]
+pub struct ListOpts {
+    /// `list-max-listpack-size`.
+    pub fill: i32,
+    /// `list-compress-depth`.
+    pub depth: i32,
+}
 
 /// An element read from a list: listpacks store canonical integers as integers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -98,6 +122,16 @@ fn is_large(sz: usize, fill: i32) -> bool {
 enum Node {
     Packed(Listpack),
     Plain(Box<[u8]>),
+    /// A compressed packed or plain node: [`LZF_HDR`] bytes of header, then the LZF data
+    /// of the listpack's bytes or of the element.
+    Lzf(Box<[u8]>),
+}
+
+fn hdr_u32(b: &[u8], at: usize) -> usize {
+    match b.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    }
 }
 
 impl Node {
@@ -105,18 +139,79 @@ impl Node {
         match self {
             Node::Packed(lp) => lp.len(),
             Node::Plain(_) => 1,
+            Node::Lzf(b) => hdr_u32(b, 4),
         }
     }
 
+    /// Uncompressed size in bytes.
     fn sz(&self) -> usize {
         match self {
             Node::Packed(lp) => lp.total_bytes(),
             Node::Plain(b) => b.len(),
+            Node::Lzf(b) => hdr_u32(b, 0),
         }
     }
 
     fn is_plain(&self) -> bool {
-        matches!(self, Node::Plain(_))
+        match self {
+            Node::Plain(_) => true,
+            Node::Lzf(b) => b.get(8) == Some(&1),
+            Node::Packed(_) => false,
+        }
+    }
+
+    #[cfg(test)]
+    fn is_compressed(&self) -> bool {
+        matches!(self, Node::Lzf(_))
+    }
+
+    /// Upstream's `__quicklistCompressNode`: compresses the node if it is big enough and
+    /// compression saves enough. Returns whether the node is compressed.
+    fn compress(&mut self) -> bool {
+        let raw: &[u8] = match self {
+            Node::Lzf(_) => return true,
+            Node::Packed(lp) => lp.as_bytes(),
+            Node::Plain(b) => b,
+        };
+        let sz = raw.len();
+        if sz < MIN_COMPRESS_BYTES || sz > u32::MAX as usize {
+            return false;
+        }
+        let Ok(data) = lzf::compress(raw) else {
+            return false;
+        };
+        if data.len() + MIN_COMPRESS_IMPROVE >= sz {
+            return false;
+        }
+        let mut buf = Vec::with_capacity(LZF_HDR + data.len());
+        buf.extend_from_slice(&(sz as u32).to_le_bytes());
+        buf.extend_from_slice(&(self.count() as u32).to_le_bytes());
+        buf.push(self.is_plain() as u8);
+        buf.extend_from_slice(&data);
+        *self = Node::Lzf(buf.into_boxed_slice());
+        true
+    }
+
+    /// The uncompressed node of a compressed one.
+    fn decompressed(b: &[u8]) -> Node {
+        let sz = hdr_u32(b, 0);
+        let raw = b
+            .get(LZF_HDR..)
+            .and_then(|d| lzf::decompress(d, sz).ok())
+            .filter(|r| r.len() == sz)
+            .expect("quicklist node decompresses");
+        if b.get(8) == Some(&1) {
+            Node::Plain(raw.into_boxed_slice())
+        } else {
+            Node::Packed(Listpack::from_bytes(raw).expect("quicklist node is a listpack"))
+        }
+    }
+
+    /// Decompresses the node in place (upstream's `__quicklistDecompressNode`).
+    fn decompress(&mut self) {
+        if let Node::Lzf(b) = self {
+            *self = Node::decompressed(b);
+        }
     }
 
     fn single(v: &[u8], fill: i32) -> Node {
@@ -129,6 +224,7 @@ impl Node {
         }
     }
 
+    /// Element `offset` of an uncompressed node.
     fn elem(&self, offset: usize) -> Option<Elem<'_>> {
         match self {
             Node::Plain(b) => (offset == 0).then_some(Elem::Str(b)),
@@ -136,14 +232,14 @@ impl Node {
                 let p = lp.seek(offset as i64)?;
                 Some(Elem::from_lp(lp.get(p)))
             }
+            Node::Lzf(_) => None,
         }
     }
 
-    #[allow(dead_code)]
     fn mem_usage(&self) -> usize {
         match self {
             Node::Packed(lp) => lp.mem_usage(),
-            Node::Plain(b) => usable(b.as_ptr()),
+            Node::Plain(b) | Node::Lzf(b) => usable(b.as_ptr()),
         }
     }
 }
@@ -202,14 +298,54 @@ struct Quicklist {
     nodes: VecDeque<Node>,
     count: usize,
     fill: i32,
+    /// Compress depth (0 = no compression).
+    depth: usize,
 }
 
 impl Quicklist {
-    fn new(fill: i32) -> Quicklist {
+    fn new(fill: i32, depth: i32) -> Quicklist {
         Quicklist {
             nodes: VecDeque::new(),
             count: 0,
             fill: fill.clamp(-5, FILL_MAX),
+            depth: depth.clamp(0, COMPRESS_MAX) as usize,
+        }
+    }
+
+    /// Decompresses node `ni` in place before it is modified.
+    fn raw_at(&mut self, ni: usize) {
+        if let Some(n) = self.nodes.get_mut(ni) {
+            n.decompress();
+        }
+    }
+
+    /// Whether node `ni` is among the `depth` nodes at either end.
+    #[cfg(test)]
+    fn in_window(&self, ni: usize) -> bool {
+        ni < self.depth || ni + self.depth >= self.nodes.len()
+    }
+
+    /// Restores the compression invariant after a change (upstream's
+    /// `__quicklistCompress`): the nodes in the window at each end uncompressed, the
+    /// nodes just outside it and the touched nodes `lo..=hi` compressed when possible.
+    fn fix(&mut self, lo: usize, hi: usize) {
+        let d = self.depth;
+        if d == 0 {
+            return;
+        }
+        let len = self.nodes.len();
+        for i in (0..d.min(len)).chain(len.saturating_sub(d)..len) {
+            self.nodes[i].decompress();
+        }
+        if len <= 2 * d {
+            return;
+        }
+        let inner = d..len - d;
+        let head_band = d..(d + WINDOW_BAND).min(inner.end);
+        let tail_band = (inner.end.saturating_sub(WINDOW_BAND)).max(d)..inner.end;
+        let touched = lo.max(d)..hi.saturating_add(1).min(inner.end);
+        for i in head_band.chain(tail_band).chain(touched) {
+            self.nodes[i].compress();
         }
     }
 
@@ -223,7 +359,16 @@ impl Quicklist {
             } else {
                 self.nodes.push_back(n)
             }
+            self.fix(1, 0);
             return;
+        }
+        if self.depth > 0 {
+            let end = if head {
+                0
+            } else {
+                self.nodes.len().saturating_sub(1)
+            };
+            self.raw_at(end);
         }
         let end = if head {
             self.nodes.front_mut()
@@ -246,6 +391,7 @@ impl Quicklist {
         } else {
             self.nodes.push_back(n)
         }
+        self.fix(1, 0);
     }
 
     fn pop(&mut self, head: bool) -> Option<(Vec<u8>, bool)> {
@@ -254,14 +400,17 @@ impl Quicklist {
         } else {
             self.nodes.len().checked_sub(1)?
         };
+        self.raw_at(idx);
         let node = self.nodes.get_mut(idx)?;
         let out = match node {
             Node::Plain(b) => {
                 let v = b.to_vec();
                 self.nodes.remove(idx);
                 self.count -= 1;
+                self.fix(1, 0);
                 return Some((v, true));
             }
+            Node::Lzf(_) => return None,
             Node::Packed(lp) => {
                 let p = if head { lp.first() } else { lp.last() }?;
                 let out = match lp.get(p) {
@@ -274,6 +423,7 @@ impl Quicklist {
         };
         if node.count() == 0 {
             self.nodes.remove(idx);
+            self.fix(1, 0);
         }
         self.count -= 1;
         Some(out)
@@ -312,6 +462,8 @@ impl Quicklist {
 
     /// Merges node `a` with node `a + 1` into `a`.
     fn merge_at(&mut self, a: usize) {
+        self.raw_at(a);
+        self.raw_at(a + 1);
         let Some(b) = self.nodes.remove(a + 1) else {
             return;
         };
@@ -363,6 +515,7 @@ impl Quicklist {
     /// returned node has the rest; else the returned node has `[0, offset)` and the node
     /// keeps the rest.
     fn split(&mut self, ni: usize, offset: usize, after: bool) -> Node {
+        self.raw_at(ni);
         let Some(Node::Packed(lp)) = self.nodes.get_mut(ni) else {
             return Node::Packed(Listpack::new());
         };
@@ -380,6 +533,11 @@ impl Quicklist {
     /// Upstream's `_quicklistInsert`: inserts `v` before/after element `offset` of node
     /// `ni`.
     fn insert(&mut self, ni: usize, offset: usize, v: &[u8], after: bool) {
+        self.insert_inner(ni, offset, v, after);
+        self.fix(ni.saturating_sub(2), ni + 3);
+    }
+
+    fn insert_inner(&mut self, ni: usize, offset: usize, v: &[u8], after: bool) {
         let fill = self.fill;
         let sz = v.len();
         let Some(node) = self.nodes.get(ni) else {
@@ -410,16 +568,19 @@ impl Quicklist {
             return;
         }
         if !full {
+            self.raw_at(ni);
             if let Some(Node::Packed(lp)) = self.nodes.get_mut(ni) {
                 if let Some(p) = lp.seek(offset as i64) {
                     lp.insert(p, v, after);
                 }
             }
         } else if at_tail && avail_next {
+            self.raw_at(ni + 1);
             if let Some(Node::Packed(lp)) = self.nodes.get_mut(ni + 1) {
                 lp.prepend(v);
             }
         } else if at_head && avail_prev {
+            self.raw_at(ni - 1);
             if let Some(Node::Packed(lp)) = self.nodes.get_mut(ni - 1) {
                 lp.append(v);
             }
@@ -456,6 +617,7 @@ impl Quicklist {
     /// Deletes element `offset` of node `ni`; removes the node when it empties. Returns
     /// whether the node is gone.
     fn del_index(&mut self, ni: usize, offset: usize) -> bool {
+        self.raw_at(ni);
         let gone = match self.nodes.get_mut(ni) {
             Some(Node::Packed(lp)) => {
                 if let Some(p) = lp.seek(offset as i64) {
@@ -468,7 +630,7 @@ impl Quicklist {
                 self.del_node(ni);
                 return true;
             }
-            None => return false,
+            Some(Node::Lzf(_)) | None => return false,
         };
         if gone {
             self.nodes.remove(ni);
@@ -478,6 +640,12 @@ impl Quicklist {
 
     /// Upstream's `quicklistReplaceEntry` for element `offset` of node `ni`.
     fn replace(&mut self, ni: usize, offset: usize, v: &[u8]) {
+        self.raw_at(ni);
+        self.replace_inner(ni, offset, v);
+        self.fix(ni.saturating_sub(2), ni + 3);
+    }
+
+    fn replace_inner(&mut self, ni: usize, offset: usize, v: &[u8]) {
         let fill = self.fill;
         let sz = v.len();
         let Some(node) = self.nodes.get_mut(ni) else {
@@ -534,6 +702,7 @@ impl Quicklist {
         } else {
             count.min(start.unsigned_abs() as usize)
         };
+        let first = ni;
         while extent > 0 {
             let Some(node) = self.nodes.get_mut(ni) else {
                 break;
@@ -544,6 +713,9 @@ impl Quicklist {
             } else {
                 (ncount - offset).min(extent)
             };
+            if del < ncount {
+                node.decompress();
+            }
             match node {
                 Node::Packed(lp) if del < ncount => {
                     lp.delete_range(offset as i64, del);
@@ -555,6 +727,7 @@ impl Quicklist {
             extent -= del;
             offset = 0;
         }
+        self.fix(first.saturating_sub(1), first + 1);
     }
 
     fn for_each(&self, from: usize, reverse: bool, f: &mut dyn FnMut(Elem<'_>) -> bool) {
@@ -562,11 +735,17 @@ impl Quicklist {
             return;
         };
         let mut offset = Some(offset);
+        let mut tmp;
         loop {
-            let Some(node) = self.nodes.get(ni) else {
+            let Some(mut node) = self.nodes.get(ni) else {
                 return;
             };
+            if let Node::Lzf(b) = node {
+                tmp = Node::decompressed(b);
+                node = &tmp;
+            }
             match node {
+                Node::Lzf(_) => return,
                 Node::Plain(b) => {
                     if !f(Elem::Str(b)) {
                         return;
@@ -615,7 +794,18 @@ impl Quicklist {
             let mut node_gone = false;
             let mut done = false;
             let mut emptied = false;
+            // A compressed node is searched uncompressed; when nothing is removed from it,
+            // its compressed form is put back as it was.
+            let saved = match &self.nodes[ni] {
+                Node::Lzf(b) => {
+                    let raw = Node::decompressed(b);
+                    Some(std::mem::replace(&mut self.nodes[ni], raw))
+                }
+                _ => None,
+            };
+            let before = removed;
             match &mut self.nodes[ni] {
+                Node::Lzf(_) => {}
                 Node::Plain(b) => {
                     if &b[..] == v {
                         node_gone = true;
@@ -653,17 +843,26 @@ impl Quicklist {
                 self.del_node(ni);
             } else if emptied {
                 self.nodes.remove(ni);
-            } else if !reverse {
-                ni += 1;
+            } else {
+                if let Some(orig) = saved {
+                    if removed == before {
+                        self.nodes[ni] = orig;
+                    } else {
+                        self.nodes[ni].compress();
+                    }
+                }
+                if !reverse {
+                    ni += 1;
+                }
             }
             if done {
                 break;
             }
         }
+        self.fix(1, 0);
         removed
     }
 
-    #[allow(dead_code)]
     fn mem_usage(&self) -> usize {
         let mut total = self.nodes.capacity() * std::mem::size_of::<Node>();
         for n in &self.nodes {
@@ -673,7 +872,6 @@ impl Quicklist {
     }
 }
 
-#[allow(dead_code)]
 fn usable(p: *const u8) -> usize {
     // SAFETY: `p` is the start of a live heap allocation (a non-empty boxed slice).
     unsafe { libc::malloc_usable_size(p as *mut libc::c_void) }
@@ -738,14 +936,15 @@ impl List {
     /// Upstream's `listTypeTryConversionAppend`: before adding `add_len` elements whose
     /// strings total `add_bytes`, converts a listpack that would exceed one node's limit
     /// to a quicklist.
-    pub fn grow_check(&mut self, fill: i32, add_bytes: usize, add_len: usize) {
+    pub fn grow_check(&mut self, opts: ListOpts, add_bytes: usize, add_len: usize) {
+        let fill = opts.fill;
         if let Repr::Lp(lp) = &mut self.repr {
             if exceeds_limit(
                 fill,
                 lp.total_bytes().saturating_add(add_bytes),
                 lp.len().saturating_add(add_len),
             ) {
-                let mut q = Quicklist::new(fill);
+                let mut q = Quicklist::new(fill, opts.depth);
                 let lp = std::mem::take(lp);
                 if !lp.is_empty() {
                     q.count = lp.len();
@@ -758,14 +957,14 @@ impl List {
 
     /// Upstream's `listTypeTryConversion(LIST_CONV_SHRINKING)`: a quicklist of one packed
     /// node under half the limit goes back to a listpack.
-    pub fn shrink_check(&mut self, fill: i32) {
-        self.try_convert_quicklist(fill, true);
+    pub fn shrink_check(&mut self, opts: ListOpts) {
+        self.try_convert_quicklist(opts.fill, true);
     }
 
     /// Upstream's `listTypeTryConversion(LIST_CONV_AUTO)` on a quicklist (SORT ... STORE
     /// builds a quicklist, then keeps it only if one node cannot hold it).
-    pub fn convert_auto(&mut self, fill: i32) {
-        self.try_convert_quicklist(fill, false);
+    pub fn convert_auto(&mut self, opts: ListOpts) {
+        self.try_convert_quicklist(opts.fill, false);
     }
 
     fn try_convert_quicklist(&mut self, fill: i32, shrinking: bool) {
@@ -773,6 +972,7 @@ impl List {
             if q.nodes.len() != 1 {
                 return;
             }
+            q.raw_at(0);
             let (mut sz_limit, mut count_limit) = node_limit(fill);
             if shrinking {
                 sz_limit /= 2;
@@ -819,13 +1019,29 @@ impl List {
         }
     }
 
-    /// The element at `index` (negative: from the tail).
-    pub fn get(&self, index: i64) -> Option<Elem<'_>> {
+    /// Calls `f` on the element at `index` (negative: from the tail); None when out of
+    /// range.
+    pub fn get<R>(&self, index: i64, f: impl FnOnce(Elem<'_>) -> R) -> Option<R> {
         match &self.repr {
-            Repr::Lp(lp) => lp.seek(index).map(|p| Elem::from_lp(lp.get(p))),
+            Repr::Lp(lp) => lp.seek(index).map(|p| f(Elem::from_lp(lp.get(p)))),
             Repr::Ql(q) => {
                 let (ni, off) = q.locate(index)?;
-                q.nodes.get(ni)?.elem(off)
+                match q.nodes.get(ni)? {
+                    Node::Lzf(b) => Node::decompressed(b).elem(off).map(f),
+                    n => n.elem(off).map(f),
+                }
+            }
+        }
+    }
+
+    /// DEBUG OBJECT's quicklist fields: `(nodes, fill, compress depth, total
+    /// uncompressed bytes)`; None for a listpack.
+    pub fn quicklist_info(&self) -> Option<(usize, i32, usize, usize)> {
+        match &self.repr {
+            Repr::Lp(_) => None,
+            Repr::Ql(q) => {
+                let sz = q.nodes.iter().map(Node::sz).sum();
+                Some((q.nodes.len(), q.fill, q.depth, sz))
             }
         }
     }
@@ -884,8 +1100,14 @@ impl List {
             }
             Repr::Ql(q) => {
                 let mut found = None;
-                'outer: for (ni, n) in q.nodes.iter().enumerate() {
+                let mut tmp;
+                'outer: for (ni, mut n) in q.nodes.iter().enumerate() {
+                    if let Node::Lzf(b) = n {
+                        tmp = Node::decompressed(b);
+                        n = &tmp;
+                    }
                     match n {
+                        Node::Lzf(_) => {}
                         Node::Plain(b) => {
                             if &b[..] == pivot {
                                 found = Some((ni, 0));
@@ -983,9 +1205,119 @@ mod tests {
         assert!(std::mem::size_of::<List>() <= 32);
     }
 
+    /// Nodes in the window at each end are uncompressed; every other node is compressed
+    /// unless compressing it would not be kept.
+    fn check_compression(l: &List) {
+        let Repr::Ql(q) = &l.repr else {
+            return;
+        };
+        for (i, n) in q.nodes.iter().enumerate() {
+            if q.depth == 0 || q.in_window(i) {
+                assert!(
+                    !n.is_compressed(),
+                    "node {i} of {} compressed",
+                    q.nodes.len()
+                );
+            } else if !n.is_compressed() {
+                assert!(
+                    !n.clone().compress(),
+                    "node {i} of {} left raw",
+                    q.nodes.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn node_compression_round_trip() {
+        let mut lp = Listpack::new();
+        for i in 0..200 {
+            lp.append(format!("element-{}", i % 7).as_bytes());
+            lp.append(i.to_string().as_bytes());
+        }
+        let packed = Node::Packed(lp);
+        let mut n = packed.clone();
+        assert!(n.compress());
+        assert!(n.is_compressed());
+        assert!(n.mem_usage() < packed.mem_usage());
+        assert_eq!((n.count(), n.sz(), n.is_plain()), (400, packed.sz(), false));
+        n.decompress();
+        assert_eq!(n, packed);
+
+        let plain = Node::Plain(vec![b'a'; 10000].into_boxed_slice());
+        let mut n = plain.clone();
+        assert!(n.compress());
+        assert_eq!((n.count(), n.sz(), n.is_plain()), (1, 10000, true));
+        n.decompress();
+        assert_eq!(n, plain);
+
+        // Too small, or not saving enough: left as is.
+        let mut small = Listpack::new();
+        small.append(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        let mut n = Node::Packed(small);
+        assert!(n.sz() < MIN_COMPRESS_BYTES && !n.compress());
+        let mut x = 88172645463325252u64;
+        let noise: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let mut n = Node::Plain(noise.into_boxed_slice());
+        assert!(!n.compress() && !n.is_compressed());
+    }
+
+    #[test]
+    fn compressed_list_reads_and_writes() {
+        let opts = ListOpts { fill: -2, depth: 1 };
+        let mut l = List::new();
+        for i in 0..5000 {
+            let v = format!("item:{i}");
+            l.grow_check(opts, v.len(), 1);
+            l.push(v.as_bytes(), false);
+        }
+        check_compression(&l);
+        let Repr::Ql(q) = &l.repr else {
+            panic!("not a quicklist")
+        };
+        let n = q.nodes.len();
+        assert!(n > 4);
+        assert_eq!(q.nodes.iter().filter(|n| n.is_compressed()).count(), n - 2);
+        let (nodes, fill, depth, sz) = l.quicklist_info().unwrap();
+        assert_eq!((nodes, fill, depth), (n, -2, 1));
+        assert!(sz > l.mem_usage());
+        assert_eq!(l.get(2500, |e| e.to_vec()).unwrap(), b"item:2500");
+        assert!(l.set(2500, b"changed"));
+        assert!(l.insert_at_pivot(b"item:3000", b"new", true));
+        assert_eq!(l.remove(b"item:10", 0, false), 1);
+        l.del_range(100, 3);
+        check_compression(&l);
+        assert_eq!(l.get(2496, |e| e.to_vec()).unwrap(), b"changed");
+        assert_eq!(l.get(2997, |e| e.to_vec()).unwrap(), b"new");
+        // A list created before a depth change keeps its depth (as upstream).
+        let mut l2 = l.clone();
+        l2.push(b"x", true);
+        l2.shrink_check(ListOpts { fill: -2, depth: 0 });
+        check_compression(&l2);
+    }
+
     #[test]
     fn quicklist_ops_match_model() {
-        for fill in [-1, 4, 1, 3] {
+        for (fill, depth) in [
+            (-1, 0),
+            (4, 0),
+            (1, 0),
+            (3, 0),
+            (-1, 1),
+            (4, 1),
+            (1, 2),
+            (3, 2),
+            (-2, 1),
+            (2, 3),
+        ] {
+            let opts = ListOpts { fill, depth };
             let mut l = List::new();
             let mut model: std::collections::VecDeque<Vec<u8>> = Default::default();
             let mut seed = 7u64;
@@ -1004,7 +1336,7 @@ mod tests {
                         .into_bytes()
                         .repeat(1 + rnd(40) as usize),
                 };
-                l.grow_check(fill, v.len(), 1);
+                l.grow_check(opts, v.len(), 1);
                 match op {
                     0..=2 => {
                         l.push(&v, op == 0);
@@ -1077,13 +1409,14 @@ mod tests {
                     _ => {}
                 }
                 assert_eq!(l.len(), model.len());
+                check_compression(&l);
                 if i % 50 == 0 {
                     assert_eq!(collect(&l), model.iter().cloned().collect::<Vec<_>>());
                     for (k, m) in model.iter().enumerate() {
-                        assert_eq!(l.get(k as i64).unwrap().to_vec(), *m);
+                        assert_eq!(l.get(k as i64, |e| e.to_vec()).unwrap(), *m);
                     }
                 }
-                l.shrink_check(fill);
+                l.shrink_check(opts);
             }
         }
     }
