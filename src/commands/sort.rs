@@ -137,11 +137,12 @@ fn lookup_by_pattern(srv: &mut Server, db: usize, pat: &[u8], elem: &[u8]) -> Op
     key.extend_from_slice(&pat[..star]);
     key.extend_from_slice(elem);
     key.extend_from_slice(post);
+    let now = srv.mstime;
     let v = db::lookup_key_read(srv, db, &key)?;
     match (field, v) {
         (None, ValueRef::Int(n)) => Some(n.to_string().into_bytes()),
         (None, ValueRef::Str(s)) => Some(s.to_vec()),
-        (Some(f), ValueRef::Hash(h)) => adapt::hash_field(h, f),
+        (Some(f), ValueRef::Hash(h)) => adapt::hash_field(h, f, now),
         _ => None,
     }
 }
@@ -463,8 +464,9 @@ mod adapt {
         z.convert_to_big(z.len());
     }
 
-    pub fn hash_field(_h: &Hash, _field: &[u8]) -> Option<Vec<u8>> {
-        None
+    /// A field of a hash (expired fields are absent).
+    pub fn hash_field(h: &Hash, field: &[u8], now: i64) -> Option<Vec<u8>> {
+        h.get(field, now).map(|v| v.to_vec())
     }
 
     /// The list SORT ... STORE creates, with the encoding upstream settles on.
