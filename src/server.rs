@@ -25,6 +25,8 @@ pub struct Stats {
     pub numconnections: u64,
     pub rejected_conn: u64,
     pub expiredkeys: u64,
+    /// Hash fields deleted by field expiration (`expired_fields`).
+    pub expired_fields: u64,
     pub expired_stale_perc: f64,
     pub expired_time_cap_reached_count: u64,
     pub keyspace_hits: u64,

@@ -82,8 +82,18 @@ fn active_field_expiry_reclaims_and_deletes_key() {
             &c.call(&["HPEXPIRE", "h", "100", "FIELDS", "2", "a", "b"]),
             b"*2\r\n:1\r\n:1\r\n",
         );
+        let info = c.call(&["INFO", "keyspace"]);
+        assert!(
+            String::from_utf8_lossy(&info).contains("keys_with_volatile_items=1"),
+            "{}: {}",
+            s.kind.name(),
+            String::from_utf8_lossy(&info)
+        );
+        let before = common::info_field(&c.call(&["INFO", "stats"]), "expired_fields").unwrap();
         // Active expiry reclaims the fields: HLEN drops without any read of them.
         poll(&s, &mut c, &["HLEN", "h"], b":1\r\n");
+        let after = common::info_field(&c.call(&["INFO", "stats"]), "expired_fields").unwrap();
+        assert_eq!(after - before, 2, "{}: expired_fields", s.kind.name());
         expect(
             &s,
             &c.call(&["HGETALL", "h"]),

@@ -1377,6 +1377,11 @@ impl VolatileKeys {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+    /// Keys registered (INFO keyspace `keys_with_volatile_items`; a key deleted by other
+    /// means stays counted until the expiry pass visits it).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
     pub fn clear(&mut self) {
         self.keys.clear();
         self.cursor.clear();
@@ -1434,6 +1439,7 @@ pub fn active_expire_fields(
         if n > 0 {
             total += n;
             srv.dirty += n as u64;
+            srv.stats.expired_fields += n as u64;
             notify_keyspace_event(srv, NOTIFY_HASH, "hexpired", &key, db);
             if empty {
                 db::db_delete(srv, db, &key);

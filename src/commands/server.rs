@@ -1347,7 +1347,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  instantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\n\
                  instantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\n\
                  sync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\n\
-                 expired_fields:0\r\nexpired_stale_perc:{:.2}\r\n\
+                 expired_fields:{}\r\nexpired_stale_perc:{:.2}\r\n\
                  expired_keys_with_volatile_items_stale_perc:0.00\r\n\
                  expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
                  evicted_keys:0\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
@@ -1380,6 +1380,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.net_output_bytes,
                 st.rejected_conn,
                 st.expiredkeys,
+                st.expired_fields,
                 st.expired_stale_perc,
                 st.expired_time_cap_reached_count,
                 st.keyspace_hits,
@@ -1451,11 +1452,12 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 }
                 let _ = write!(
                     s,
-                    "db{}:keys={},expires={},avg_ttl={},keys_with_volatile_items=0\r\n",
+                    "db{}:keys={},expires={},avg_ttl={},keys_with_volatile_items={}\r\n",
                     db.id,
                     keys,
                     db.kv.expires_len(),
-                    db.avg_ttl
+                    db.avg_ttl,
+                    db.volatile_hashes.len()
                 );
             }
         }
