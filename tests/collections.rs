@@ -1137,13 +1137,11 @@ fn memory_per_element_list() {
 }
 
 #[test]
-#[ignore = "bug: 100k-field hash uses ~4 % more used_memory per field than the reference"]
 fn memory_per_element_hash() {
     memory_per_element("hash");
 }
 
 #[test]
-#[ignore = "bug: 100k-member set uses ~3 % more used_memory per member than the reference"]
 fn memory_per_element_set() {
     memory_per_element("set");
 }
