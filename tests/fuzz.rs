@@ -472,10 +472,20 @@ impl Gen {
     }
 
     fn score(&mut self) -> Vec<u8> {
-        if self.r.chance(50) {
-            b(self.r.range(-3, 6).to_string())
-        } else {
-            b(self.r.pick(FLOATS))
+        match self.r.below(10) {
+            0..=4 => b(self.r.range(-3, 6).to_string()),
+            // Any double: its formatting in replies (%.17g-like shortest forms) must match.
+            5 => b(format!(
+                "{}e{}",
+                self.r.range(-99, 99),
+                self.r.range(-330, 310)
+            )),
+            6 => b(format!(
+                "{}.{}",
+                self.r.range(-99_999_999, 99_999_999),
+                self.r.below(1_000_000_000)
+            )),
+            _ => b(self.r.pick(FLOATS)),
         }
     }
 
