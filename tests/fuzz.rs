@@ -21,9 +21,9 @@
 //! runs many long seeds.
 //!
 //! Exclusions (upstream leaves these unspecified, so the generator avoids them):
-//! - lex ranges on a sorted set with different scores: every lex command (ZRANGEBYLEX,
-//!   ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE/ZRANGESTORE ... BYLEX) is redirected
-//!   to `zlex`, a key only `ZADD zlex 0 ...` writes;
+//! - lex ranges on a sorted set with different scores: every key of a lex command
+//!   (ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE/ZRANGESTORE ... BYLEX)
+//!   is redirected to `zlex`, a key only `ZADD zlex 0 ...` writes;
 //! - hashtable iteration order: SMEMBERS/SINTER/SUNION/SDIFF/HKEYS/HVALS/HGETALL are
 //!   compared sorted, SCAN contents only when a full scan from cursor 0 ends in one call on
 //!   both, SORT ... BY <constant> (set order) by shape only;
@@ -1283,8 +1283,9 @@ impl Gen {
             "ZRANGEBYLEX" | "ZREVRANGEBYLEX" | "ZLEXCOUNT" | "ZREMRANGEBYLEX"
         ) || v.iter().any(|a| a.eq_ignore_ascii_case(b"BYLEX"));
         if lex {
+            // Any key of the pool may hold a sorted set by now (store commands, RENAME).
             for a in v.iter_mut().skip(1) {
-                if a == b"z0" || a == b"z1" {
+                if KEYS.iter().any(|k| k.as_bytes() == &a[..]) {
                     *a = b(LEX_KEY);
                 }
             }
