@@ -120,10 +120,32 @@ impl Blocked {
 // Called by the blocking list and sorted set commands.
 #[allow(dead_code)]
 pub fn get_timeout(srv: &Server, arg: &[u8]) -> Result<i64, &'static str> {
-    let Some(secs) = crate::util::parse_f64(arg) else {
+    // Upstream reads the timeout with strtold (`getLongDoubleFromObject`): hex floats,
+    // "inf", the extended exponent range. The value is then scaled to ms in f64, which
+    // only differs from long double in the last ulp of the product.
+    let Some(n) = crate::ld::parse(arg) else {
         return Err("ERR timeout is not a float or out of range");
     };
-    let ms = secs * 1000.0;
+    let ms = match n {
+        crate::ld::Num::Inf if arg.first() == Some(&b'-') => f64::NEG_INFINITY,
+        crate::ld::Num::Inf => f64::INFINITY,
+        crate::ld::Num::Finite(x) => {
+            let ms = if x.m == 0 {
+                0.0
+            } else {
+                // m * 2^e: overflows to inf, underflows to 0 (handled below).
+                (x.m as f64) * 2f64.powi(x.e.clamp(-20_000, 20_000) as i32) * 1000.0
+            };
+            if ms == 0.0 && x.m != 0 && !x.neg {
+                // A positive value too small for f64: ceil(tiny) is still 1 ms.
+                1.0
+            } else if x.neg {
+                -ms
+            } else {
+                ms
+            }
+        }
+    };
     if ms > i64::MAX as f64 {
         return Err("ERR timeout is out of range");
     }

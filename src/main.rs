@@ -22,6 +22,7 @@ mod db;
 mod glob;
 mod kvstore;
 mod lazyfree;
+mod ld;
 mod networking;
 mod notify;
 mod object;

@@ -17,10 +17,7 @@ use crate::types::hash::{
 };
 use crate::util::{eq_ic, parse_i64_strict};
 
-// The long-double emulation INCRBYFLOAT uses (a private module of string.rs).
-#[path = "string_ld.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod ld;
+use crate::ld;
 
 const W_FAST: u64 = f::WRITE | f::DENYOOM | f::FAST;
 const CAT_W_FAST: u64 = cat::WRITE | cat::HASH | cat::FAST;
@@ -981,7 +978,9 @@ fn httl_generic(srv: &mut Server, c: &mut Client, basetime: i64, ms: bool) {
             Some(EXPIRY_NONE) => c.reply.add_long(-1),
             Some(w) => {
                 let r = (w - basetime).max(0);
-                c.reply.add_long(if ms { r } else { (r + 500) / 1000 });
+                // Rounded to the nearest second without overflowing near i64::MAX.
+                let secs = r / 1000 + i64::from(r % 1000 >= 500);
+                c.reply.add_long(if ms { r } else { secs });
             }
         }
     }

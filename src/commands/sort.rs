@@ -107,6 +107,8 @@ fn sort_ro_command(srv: &mut Server, c: &mut Client) {
 /// A score as SORT reads it: a float in full (no spaces, not NaN, not out of range;
 /// `inf` spelled out is fine).
 fn parse_score(b: &[u8]) -> Option<f64> {
+    // Upstream parses the C string: a NUL byte ends the number.
+    let b = &b[..b.iter().position(|&x| x == 0).unwrap_or(b.len())];
     let v = crate::util::parse_f64(b)?;
     if v.is_infinite() && !b.to_ascii_lowercase().windows(3).any(|w| w == b"inf") {
         return None;

@@ -8,8 +8,7 @@ use crate::reply;
 use crate::server::Server;
 use crate::util::{eq_ic, parse_i64_strict};
 
-#[path = "string_ld.rs"]
-mod ld;
+use crate::ld;
 
 const W_FAST: u64 = f::WRITE | f::DENYOOM | f::FAST;
 const W_SLOW: u64 = f::WRITE | f::DENYOOM;

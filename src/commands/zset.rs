@@ -184,6 +184,8 @@ fn parse_range_double(s: &[u8]) -> Option<f64> {
 /// `zslParseRange`.
 fn parse_score_range(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
     let one = |s: &[u8]| -> Option<(f64, bool)> {
+        // Upstream parses the bound as a C string: a NUL byte ends it.
+        let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
         match s.first() {
             Some(b'(') => parse_range_double(&s[1..]).map(|v| (v, true)),
             _ => parse_range_double(s).map(|v| (v, false)),

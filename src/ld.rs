@@ -1,6 +1,5 @@
-// Included into string.rs as `mod ld`.
-
-//! x87 80-bit extended precision ("long double") emulation, for INCRBYFLOAT: upstream
+//! x87 80-bit extended precision ("long double") emulation, for INCRBYFLOAT and
+//! HINCRBYFLOAT (and `strtold` parsing of blocking timeouts): upstream
 //! parses both operands with `strtold`, adds them in `long double` and prints the sum with
 //! `%.17Lf` minus trailing zeros. Doing the same in f64 gives different digits (10.5 + 0.1
 //! prints 10.59999999999999964 in f64 and 10.6 in extended precision), so the three steps
