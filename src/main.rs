@@ -19,6 +19,7 @@ mod client;
 mod commands;
 mod config;
 mod db;
+mod fpconv;
 mod glob;
 mod kvstore;
 mod lazyfree;

@@ -323,64 +323,11 @@ pub fn fmt_i64(buf: &mut [u8; 24], n: i64) -> &[u8] {
 
 /// Formats a double as Valkey 9's `d2string` (used by `addReplyDouble` and for listpack
 /// scores): `nan`, `inf`, `-inf`, `0`, `-0`; an integer in `[-2^62, 2^62]` as an
-/// integer; else the shortest round-trip digits laid out as `fpconv_dtoa` does (plain up
-/// to 7 trailing zeros or 6 leading fraction zeros, else `d.ddde[+-]x` without padding).
+/// integer; else upstream's Grisu2 digits (not always the shortest, see `fpconv`) laid
+/// out as `fpconv_dtoa` does (plain up to 7 trailing zeros or 6 leading fraction zeros,
+/// else `d.ddde[+-]x` without padding).
 pub fn fmt_double_d2string(d: f64) -> String {
-    if d.is_nan() {
-        return "nan".into();
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    const LIM: f64 = (i64::MAX / 2) as f64;
-    if (-LIM..=LIM).contains(&d) && (d as i64) as f64 == d {
-        return (d as i64).to_string();
-    }
-    let neg = d < 0.0;
-    let e_repr = format!("{:e}", d.abs());
-    let (mant, exp) = e_repr.split_once('e').unwrap_or((&e_repr, "0"));
-    let digits: Vec<u8> = mant.bytes().filter(|&b| b != b'.').collect();
-    let nd = digits.len() as i32;
-    let k = exp.parse::<i32>().unwrap_or(0) - (nd - 1);
-    let exp_abs = (k + nd - 1).abs();
-    let mut out = Vec::with_capacity(32);
-    if neg {
-        out.push(b'-');
-    }
-    if k >= 0 && exp_abs < nd + 7 {
-        out.extend_from_slice(&digits);
-        out.resize(out.len() + k as usize, b'0');
-    } else if k < 0 && (k > -7 || exp_abs < 4) {
-        let offset = nd - k.abs();
-        if offset <= 0 {
-            out.extend_from_slice(b"0.");
-            out.resize(out.len() + (-offset) as usize, b'0');
-            out.extend_from_slice(&digits);
-        } else {
-            let o = offset as usize;
-            out.extend_from_slice(&digits[..o]);
-            out.push(b'.');
-            out.extend_from_slice(&digits[o..]);
-        }
-    } else {
-        let nd2 = nd.min(18 - neg as i32).max(1) as usize;
-        out.push(digits[0]);
-        if nd2 > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..nd2]);
-        }
-        out.push(b'e');
-        out.push(if k + nd2 as i32 - 1 < 0 { b'-' } else { b'+' });
-        out.extend_from_slice(exp_abs.to_string().as_bytes());
-    }
-    String::from_utf8(out).unwrap_or_default()
+    crate::fpconv::d2string_owned(d)
 }
 
 /// Formats a double as C's `%.17g`.
