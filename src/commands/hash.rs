@@ -744,14 +744,9 @@ fn hrandfield_with_count(srv: &mut Server, c: &mut Client, l: i64, withvalues: b
     c.reply.add_raw(&body.buf);
 }
 
-/// Parses a SCAN cursor as upstream's `string2ull`.
-fn parse_scan_cursor(arg: &[u8]) -> Option<u64> {
-    super::keys::parse_scan_cursor(arg)
-}
-
 fn hscan_command(srv: &mut Server, c: &mut Client) {
     let now = srv.mstime;
-    let Some(mut cursor) = parse_scan_cursor(&c.argv[2]) else {
+    let Some(mut cursor) = super::keys::parse_scan_cursor(&c.argv[2]) else {
         c.reply.add_error("ERR invalid cursor");
         return;
     };
@@ -765,50 +760,13 @@ fn hscan_command(srv: &mut Server, c: &mut Client) {
         }
         Ok(Some(h)) => h,
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<crate::glob::Pattern> = None;
-    let mut novalues = false;
-    let argv = &c.argv;
-    let mut i = 3;
-    while i < argv.len() {
-        let left = argv.len() - i;
-        let opt = &argv[i];
-        if eq_ic(opt, "count") && left >= 2 {
-            match parse_i64_strict(&argv[i + 1]) {
-                None => {
-                    c.reply.add_error(reply::ERR_NOT_INTEGER);
-                    return;
-                }
-                Some(n) if n < 1 => {
-                    c.reply.add_error(reply::ERR_SYNTAX);
-                    return;
-                }
-                Some(n) => count = n,
-            }
-            i += 2;
-        } else if eq_ic(opt, "match") && left >= 2 {
-            let p = &argv[i + 1];
-            pattern = if p.as_slice() == b"*" {
-                None
-            } else {
-                Some(crate::glob::Pattern::new(p, false))
-            };
-            i += 2;
-        } else if eq_ic(opt, "novalues") {
-            novalues = true;
-            i += 1;
-        } else if eq_ic(opt, "noscores") {
-            c.reply
-                .add_error("ERR NOSCORES option can only be used in ZSCAN");
-            return;
-        } else {
-            c.reply.add_error(reply::ERR_SYNTAX);
-            return;
-        }
-    }
+    let Some(opts) = super::keys::parse_scan_opts(c, 3, super::keys::ScanOf::Hash) else {
+        return;
+    };
+    let (count, novalues) = (opts.count, opts.novalues);
     let mut items: Vec<Vec<u8>> = Vec::new();
     let mut collect = |fv: HV<'_>, vv: HV<'_>| {
-        let keep = fv.with_bytes(|fb| pattern.as_ref().is_none_or(|p| p.matches(fb)));
+        let keep = fv.with_bytes(|fb| opts.matches(fb));
         if keep {
             items.push(fv.to_vec());
             if !novalues {

@@ -688,16 +688,46 @@ fn keys_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_bulk_array(&out);
 }
 
-fn scan_command(srv: &mut Server, c: &mut Client) {
-    let Some(mut cursor) = parse_scan_cursor(&c.argv[1]) else {
-        c.reply.add_error("ERR invalid cursor");
-        return;
+/// What a SCAN-family command iterates: the options each accepts differ.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanOf {
+    Keys,
+    Hash,
+    Set,
+    ZSet,
+}
+
+/// The options of SCAN, HSCAN, SSCAN and ZSCAN.
+pub(crate) struct ScanOpts {
+    pub count: i64,
+    /// None for no MATCH or `MATCH *`.
+    pub pattern: Option<Pattern>,
+    /// SCAN's TYPE.
+    pub type_filter: Option<ObjType>,
+    /// HSCAN's NOVALUES.
+    pub novalues: bool,
+    /// ZSCAN's NOSCORES.
+    pub noscores: bool,
+}
+
+impl ScanOpts {
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.as_ref().is_none_or(|p| p.matches(item))
+    }
+}
+
+/// Parses the options from `argv[first..]` as upstream's `scanGenericCommand` does for
+/// every command of the family, replying the error and returning None when invalid.
+pub(crate) fn parse_scan_opts(c: &mut Client, first: usize, of: ScanOf) -> Option<ScanOpts> {
+    let mut o = ScanOpts {
+        count: 10,
+        pattern: None,
+        type_filter: None,
+        novalues: false,
+        noscores: false,
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<Pattern> = None;
-    let mut type_filter: Option<ObjType> = None;
     let argv = &c.argv;
-    let mut i = 2;
+    let mut i = first;
     while i < argv.len() {
         let left = argv.len() - i;
         let opt = &argv[i];
@@ -705,26 +735,22 @@ fn scan_command(srv: &mut Server, c: &mut Client) {
             match parse_i64_strict(&argv[i + 1]) {
                 None => {
                     c.reply.add_error(reply::ERR_NOT_INTEGER);
-                    return;
+                    return None;
                 }
                 Some(n) if n < 1 => {
                     c.reply.add_error(reply::ERR_SYNTAX);
-                    return;
+                    return None;
                 }
-                Some(n) => count = n,
+                Some(n) => o.count = n,
             }
             i += 2;
         } else if eq_ic(opt, "match") && left >= 2 {
             let p = &argv[i + 1];
-            pattern = if p.as_slice() == b"*" {
-                None
-            } else {
-                Some(Pattern::new(p, false))
-            };
+            o.pattern = (p.as_slice() != b"*").then(|| Pattern::new(p, false));
             i += 2;
-        } else if eq_ic(opt, "type") && left >= 2 {
+        } else if eq_ic(opt, "type") && of == ScanOf::Keys && left >= 2 {
             match ObjType::from_name(&argv[i + 1]) {
-                Some(t) => type_filter = Some(t),
+                Some(t) => o.type_filter = Some(t),
                 None => {
                     let name = &argv[i + 1];
                     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
@@ -732,23 +758,48 @@ fn scan_command(srv: &mut Server, c: &mut Client) {
                         "ERR unknown type name '{}'",
                         reply::sanitize(&name[..end], end)
                     ));
-                    return;
+                    return None;
                 }
             }
             i += 2;
         } else if eq_ic(opt, "novalues") {
-            c.reply
-                .add_error("ERR NOVALUES option can only be used in HSCAN");
-            return;
+            if of != ScanOf::Hash {
+                c.reply
+                    .add_error("ERR NOVALUES option can only be used in HSCAN");
+                return None;
+            }
+            o.novalues = true;
+            i += 1;
         } else if eq_ic(opt, "noscores") {
-            c.reply
-                .add_error("ERR NOSCORES option can only be used in ZSCAN");
-            return;
+            if of != ScanOf::ZSet {
+                c.reply
+                    .add_error("ERR NOSCORES option can only be used in ZSCAN");
+                return None;
+            }
+            o.noscores = true;
+            i += 1;
         } else {
             c.reply.add_error(reply::ERR_SYNTAX);
-            return;
+            return None;
         }
     }
+    Some(o)
+}
+
+fn scan_command(srv: &mut Server, c: &mut Client) {
+    let Some(mut cursor) = parse_scan_cursor(&c.argv[1]) else {
+        c.reply.add_error("ERR invalid cursor");
+        return;
+    };
+    let Some(opts) = parse_scan_opts(c, 2, ScanOf::Keys) else {
+        return;
+    };
+    let ScanOpts {
+        count,
+        pattern,
+        type_filter,
+        ..
+    } = opts;
 
     // Visit buckets until COUNT keys were sampled, at most 10*COUNT steps, as upstream.
     let mut candidates: Vec<Vec<u8>> = Vec::new();

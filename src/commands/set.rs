@@ -10,7 +10,6 @@
 use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::client::{flags as cflags, Client};
 use crate::db;
-use crate::glob::Pattern;
 use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC, NOTIFY_SET};
 use crate::object::{Value, ValueRef};
 use crate::reply;
@@ -1106,13 +1105,8 @@ fn sintercard_command(srv: &mut Server, c: &mut Client) {
     sinter_generic(srv, c, 2..2 + numkeys, InterMode::Card(limit));
 }
 
-/// Parses a SCAN cursor as upstream's `parseScanCursorOrReply` (unsigned decimal).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    super::keys::parse_scan_cursor(arg)
-}
-
 fn sscan_command(srv: &mut Server, c: &mut Client) {
-    let Some(mut cursor) = parse_cursor(&c.argv[2]) else {
+    let Some(mut cursor) = super::keys::parse_scan_cursor(&c.argv[2]) else {
         c.reply.add_error("ERR invalid cursor");
         return;
     };
@@ -1126,52 +1120,15 @@ fn sscan_command(srv: &mut Server, c: &mut Client) {
         }
         Ok(true) => {}
     }
-    let mut count: i64 = 10;
-    let mut pattern: Option<Pattern> = None;
-    let argv = &c.argv;
-    let mut i = 3;
-    while i < argv.len() {
-        let left = argv.len() - i;
-        let opt = &argv[i];
-        if eq_ic(opt, "count") && left >= 2 {
-            match parse_i64_strict(&argv[i + 1]) {
-                None => {
-                    c.reply.add_error(reply::ERR_NOT_INTEGER);
-                    return;
-                }
-                Some(n) if n < 1 => {
-                    c.reply.add_error(reply::ERR_SYNTAX);
-                    return;
-                }
-                Some(n) => count = n,
-            }
-            i += 2;
-        } else if eq_ic(opt, "match") && left >= 2 {
-            let p = &argv[i + 1];
-            pattern = if p.as_slice() == b"*" {
-                None
-            } else {
-                Some(Pattern::new(p, false))
-            };
-            i += 2;
-        } else if eq_ic(opt, "novalues") {
-            c.reply
-                .add_error("ERR NOVALUES option can only be used in HSCAN");
-            return;
-        } else if eq_ic(opt, "noscores") {
-            c.reply
-                .add_error("ERR NOSCORES option can only be used in ZSCAN");
-            return;
-        } else {
-            c.reply.add_error(reply::ERR_SYNTAX);
-            return;
-        }
-    }
+    let Some(opts) = super::keys::parse_scan_opts(c, 3, super::keys::ScanOf::Set) else {
+        return;
+    };
+    let count = opts.count;
     let Some(set) = peek_set(srv, c.db, &c.argv[1]) else {
         return;
     };
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let matches = |m: &[u8]| pattern.as_ref().is_none_or(|p| p.matches(m));
+    let matches = |m: &[u8]| opts.matches(m);
     if set.is_dict() {
         let mut sampled: i64 = 0;
         let mut max_iterations = count.saturating_mul(10);

@@ -5,7 +5,6 @@ use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::blocked::{self, BlockType};
 use crate::client::Client;
 use crate::db;
-use crate::glob::Pattern;
 use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC, NOTIFY_ZSET};
 use crate::object::{Value, ValueRef};
 use crate::reply;
@@ -962,39 +961,8 @@ fn zrevrank_command(srv: &mut Server, c: &mut Client) {
     zrank_generic(srv, c, true);
 }
 
-/// A SCAN cursor as `string2ull` reads it (see SCAN).
-fn parse_scan_cursor(arg: &[u8]) -> Option<u64> {
-    let s = match arg.iter().position(|&b| b == 0) {
-        Some(n) => &arg[..n],
-        None => arg,
-    };
-    if let Some(v) = parse_i64_strict(s) {
-        return if v < 0 { None } else { Some(v as u64) };
-    }
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        i += 1;
-    }
-    let mut neg = false;
-    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        neg = s[i] == b'-';
-        i += 1;
-    }
-    if i >= s.len() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &b in &s[i..] {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 fn zscan_command(srv: &mut Server, c: &mut Client) {
-    let Some(mut cursor) = parse_scan_cursor(&c.argv[2]) else {
+    let Some(mut cursor) = super::keys::parse_scan_cursor(&c.argv[2]) else {
         c.reply.add_error("ERR invalid cursor");
         return;
     };
@@ -1011,49 +979,12 @@ fn zscan_command(srv: &mut Server, c: &mut Client) {
             return;
         }
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<Pattern> = None;
-    let mut noscores = false;
-    let argv = &c.argv;
-    let mut i = 3;
-    while i < argv.len() {
-        let left = argv.len() - i;
-        let opt = &argv[i];
-        if eq_ic(opt, "count") && left >= 2 {
-            match parse_i64_strict(&argv[i + 1]) {
-                None => {
-                    c.reply.add_error(reply::ERR_NOT_INTEGER);
-                    return;
-                }
-                Some(n) if n < 1 => {
-                    c.reply.add_error(reply::ERR_SYNTAX);
-                    return;
-                }
-                Some(n) => count = n,
-            }
-            i += 2;
-        } else if eq_ic(opt, "match") && left >= 2 {
-            let p = &argv[i + 1];
-            pattern = if p.as_slice() == b"*" {
-                None
-            } else {
-                Some(Pattern::new(p, false))
-            };
-            i += 2;
-        } else if eq_ic(opt, "noscores") {
-            noscores = true;
-            i += 1;
-        } else if eq_ic(opt, "novalues") {
-            c.reply
-                .add_error("ERR NOVALUES option can only be used in HSCAN");
-            return;
-        } else {
-            c.reply.add_error(reply::ERR_SYNTAX);
-            return;
-        }
-    }
+    let Some(opts) = super::keys::parse_scan_opts(c, 3, super::keys::ScanOf::ZSet) else {
+        return;
+    };
+    let (count, noscores) = (opts.count, opts.noscores);
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let keep = |m: &[u8]| pattern.as_ref().is_none_or(|p| p.matches(m));
+    let keep = |m: &[u8]| opts.matches(m);
     if matches!(z, ZSet::Listpack(_)) {
         // The listpack is returned whole, with the scores as stored.
         if let ZSet::Listpack(lp) = z {
