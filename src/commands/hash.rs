@@ -11,10 +11,7 @@ use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC, NOTIFY_HASH};
 use crate::object::{Value, ValueRef};
 use crate::reply::{self, ReplyBuf};
 use crate::server::Server;
-use crate::types::hash::{
-    Hash, EXPIRE_GT, EXPIRE_LT, EXPIRE_NX, EXPIRE_XX, EXPIRY_NONE, EXP_EXPIRE_ASAP, EXP_SUCCESSFUL,
-    HV,
-};
+use crate::types::hash::{Hash, EXPIRY_NONE, EXP_EXPIRE_ASAP, EXP_SUCCESSFUL, HV};
 use crate::util::{eq_ic, parse_i64_strict};
 
 use crate::ld;
@@ -825,33 +822,10 @@ fn hexpire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: boo
     let mut num_fields: i64 = 0;
     let mut fields_at = c.argv.len();
     if let Some(fi) = find_fields(&c.argv, 3) {
-        for opt in &c.argv[3..fi] {
-            if eq_ic(opt, "nx") {
-                flags |= EXPIRE_NX;
-            } else if eq_ic(opt, "xx") {
-                flags |= EXPIRE_XX;
-            } else if eq_ic(opt, "gt") {
-                flags |= EXPIRE_GT;
-            } else if eq_ic(opt, "lt") {
-                flags |= EXPIRE_LT;
-            } else {
-                c.reply.add_error(&format!(
-                    "ERR Unsupported option {}",
-                    reply::sanitize(opt, opt.len())
-                ));
-                return;
-            }
-        }
-        if flags & EXPIRE_NX != 0 && flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
-            c.reply
-                .add_error("ERR NX and XX, GT or LT options at the same time are not compatible");
+        let Some(f) = super::keys::parse_expire_flags(c, 3, fi) else {
             return;
-        }
-        if flags & EXPIRE_GT != 0 && flags & EXPIRE_LT != 0 {
-            c.reply
-                .add_error("ERR GT and LT options at the same time are not compatible");
-            return;
-        }
+        };
+        flags = f;
         let Some(n) = parse_i64_strict(&c.argv[fi + 1]) else {
             c.reply.add_error(reply::ERR_NOT_INTEGER);
             return;

@@ -515,16 +515,14 @@ fn touch_command(srv: &mut Server, c: &mut Client) {
 
 /* ---------------------------------------------------------------- expire */
 
-const EXPIRE_NX: u8 = 1;
-const EXPIRE_XX: u8 = 2;
-const EXPIRE_GT: u8 = 4;
-const EXPIRE_LT: u8 = 8;
+pub(crate) use crate::types::hash::{EXPIRE_GT, EXPIRE_LT, EXPIRE_NX, EXPIRE_XX};
 
-/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `basetime` is now for the relative forms and 0
-/// for the absolute ones; `seconds` tells the unit of the argument.
-fn expire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: bool) {
-    let mut flags = 0u8;
-    for opt in c.argv[3..].iter() {
+/// Parses the NX|XX|GT|LT options of the EXPIRE and HEXPIRE families in
+/// `argv[from..to]` (flags as [`EXPIRE_NX`]...), replying the error and returning None
+/// on an unknown or incompatible option.
+pub(crate) fn parse_expire_flags(c: &mut Client, from: usize, to: usize) -> Option<u32> {
+    let mut flags = 0u32;
+    for opt in c.argv.get(from..to).unwrap_or(&[]) {
         if eq_ic(opt, "nx") {
             flags |= EXPIRE_NX;
         } else if eq_ic(opt, "xx") {
@@ -538,19 +536,28 @@ fn expire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: bool
                 "ERR Unsupported option {}",
                 reply::sanitize(opt, opt.len())
             ));
-            return;
+            return None;
         }
     }
     if flags & EXPIRE_NX != 0 && flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
         c.reply
             .add_error("ERR NX and XX, GT or LT options at the same time are not compatible");
-        return;
+        return None;
     }
     if flags & EXPIRE_GT != 0 && flags & EXPIRE_LT != 0 {
         c.reply
             .add_error("ERR GT and LT options at the same time are not compatible");
-        return;
+        return None;
     }
+    Some(flags)
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `basetime` is now for the relative forms and 0
+/// for the absolute ones; `seconds` tells the unit of the argument.
+fn expire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: bool) {
+    let Some(flags) = parse_expire_flags(c, 3, c.argv.len()) else {
+        return;
+    };
     let Some(mut when) = parse_i64_strict(&c.argv[2]) else {
         c.reply.add_error(reply::ERR_NOT_INTEGER);
         return;
