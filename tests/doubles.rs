@@ -17,26 +17,7 @@
 
 mod common;
 
-use common::{encode_command, escape, escape_short, Conn, Server};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-}
+use common::{encode_command, escape, escape_short, Conn, Rng, Server};
 
 /// The double `n` ulps away from `d` (towards +inf for n > 0), staying finite.
 fn step(d: f64, n: i64) -> f64 {

@@ -36,35 +36,9 @@
 
 mod common;
 
-use common::{escape_short, show_argv, Conn, Server};
+use common::{escape_short, show_argv, Conn, Rng, Server};
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: deterministic, so a failing seed replays exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-    fn pick<'a, T: ?Sized>(&mut self, xs: &[&'a T]) -> &'a T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
 
 type Argv = Vec<Vec<u8>>;
 

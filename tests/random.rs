@@ -13,33 +13,7 @@
 
 mod common;
 
-use common::{escape_short, show_argv, Conn, Server};
-
-/// xorshift64*: deterministic, so a failing seed replays exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
+use common::{escape_short, show_argv, Conn, Rng, Server};
 
 /// Every key the stream touches: a pair per type (so collections grow deep) and two
 /// shared keys (so types collide: WRONGTYPE, overwrites, conversions by store commands).
