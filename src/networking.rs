@@ -36,8 +36,12 @@ pub const UNAUTH_BULK_MAX: i64 = 16384;
 /// An unauthenticated client whose pending output exceeds this is disconnected
 /// (CVE-2025-21605: a peer that never reads must not grow server memory).
 pub const UNAUTH_OUTPUT_MAX: usize = 1024;
-/// Free a reply buffer's excess capacity above this after it drains.
+/// A drained reply buffer keeps up to this capacity; clients_cron trims the excess of an
+/// idle client (a client sending pipelined batches with larger replies would otherwise
+/// regrow its buffer, copying it, on every batch).
 const REPLY_BUF_KEEP_BYTES: usize = 64 * 1024;
+/// A drained reply buffer larger than this is trimmed at once.
+const REPLY_BUF_TRIM_NOW_BYTES: usize = 1024 * 1024;
 
 /// A listening socket.
 pub enum Listener {
@@ -772,7 +776,7 @@ pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
     if c.reply.pending() == 0 {
         c.reply.buf.clear();
         c.reply.sent = 0;
-        if c.reply.buf.capacity() > REPLY_BUF_KEEP_BYTES {
+        if c.reply.buf.capacity() > REPLY_BUF_TRIM_NOW_BYTES {
             c.reply.buf.shrink_to(PROTO_IOBUF_LEN);
         }
     } else if c.reply.sent > REPLY_BUF_KEEP_BYTES {
@@ -911,6 +915,11 @@ pub fn clients_cron(srv: &mut Server) {
             c.query_buf = Vec::new();
         }
         c.query_buf_peak = 0;
+        if c.reply.pending() == 0 && c.reply.buf.capacity() > REPLY_BUF_KEEP_BYTES {
+            c.reply.buf.clear();
+            c.reply.sent = 0;
+            c.reply.buf.shrink_to(PROTO_IOBUF_LEN);
+        }
     }
     for (slot, id) in to_close {
         free_client_async(srv, slot, id);

@@ -160,9 +160,39 @@ impl ReplyBuf {
         if self.silenced {
             return;
         }
-        self.add_len_prefix(b'$', b.len() as i64);
-        self.buf.extend_from_slice(b);
-        self.buf.extend_from_slice(b"\r\n");
+        let n = b.len();
+        if n >= 100 {
+            self.add_len_prefix(b'$', n as i64);
+            self.buf.extend_from_slice(b);
+            self.buf.extend_from_slice(b"\r\n");
+            return;
+        }
+        // Short payloads (most elements of multi-element replies): the header has one or
+        // two digits; write header, payload and CRLF with one capacity check.
+        let mut hdr = [b'$', 0, 0, b'\r', b'\n'];
+        let hdr: &[u8] = if n < 10 {
+            hdr[1] = b'0' + n as u8;
+            hdr[2] = b'\r';
+            hdr[3] = b'\n';
+            &hdr[..4]
+        } else {
+            hdr[1] = b'0' + (n / 10) as u8;
+            hdr[2] = b'0' + (n % 10) as u8;
+            &hdr[..]
+        };
+        self.buf.reserve(hdr.len() + n + 2);
+        let len = self.buf.len();
+        // SAFETY: `reserve` made room for `hdr.len() + n + 2` more bytes past `len`; all of
+        // them are written below before the length is extended over them, and the sources
+        // (stack header, caller's slice, literal) cannot overlap the vector's spare space.
+        unsafe {
+            let dst = self.buf.as_mut_ptr().add(len);
+            std::ptr::copy_nonoverlapping(hdr.as_ptr(), dst, hdr.len());
+            let dst = dst.add(hdr.len());
+            std::ptr::copy_nonoverlapping(b.as_ptr(), dst, n);
+            std::ptr::copy_nonoverlapping(b"\r\n".as_ptr(), dst.add(n), 2);
+            self.buf.set_len(len + hdr.len() + n + 2);
+        }
     }
 
     /// An integer as a bulk string (GET of an int-encoded value).

@@ -291,6 +291,7 @@ fn list_mut<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Result<Option<&'a
     }
 }
 
+#[inline]
 fn add_elem(c: &mut Client, e: Elem<'_>) {
     match e {
         Elem::Str(s) => c.reply.add_bulk(s),

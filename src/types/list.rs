@@ -59,6 +59,7 @@ pub enum Elem<'a> {
 }
 
 impl<'a> Elem<'a> {
+    #[inline]
     fn from_lp(e: LpEntry<'a>) -> Elem<'a> {
         match e {
             LpEntry::Int(n) => Elem::Int(n),
@@ -730,7 +731,8 @@ impl Quicklist {
         self.fix(first.saturating_sub(1), first + 1);
     }
 
-    fn for_each(&self, from: usize, reverse: bool, f: &mut dyn FnMut(Elem<'_>) -> bool) {
+    #[inline]
+    fn for_each(&self, from: usize, reverse: bool, mut f: impl FnMut(Elem<'_>) -> bool) {
         let Some((mut ni, offset)) = self.locate(from as i64) else {
             return;
         };
@@ -1048,6 +1050,7 @@ impl List {
 
     /// Calls `f` on the elements from index `from` (0-based, in range) towards the tail,
     /// or towards the head with `reverse`, until it returns false.
+    #[inline]
     pub fn for_each_from(&self, from: usize, reverse: bool, mut f: impl FnMut(Elem<'_>) -> bool) {
         match &self.repr {
             Repr::Lp(lp) => {
@@ -1059,7 +1062,7 @@ impl List {
                     p = if reverse { lp.prev(pos) } else { lp.next(pos) };
                 }
             }
-            Repr::Ql(q) => q.for_each(from, reverse, &mut f),
+            Repr::Ql(q) => q.for_each(from, reverse, f),
         }
     }
 
