@@ -20,14 +20,19 @@
 //! reply and the connection stays open. [`call`] runs the handler and accounts for it.
 //! EXEC runs its queued commands through [`call`] too, after the same gate ran at queueing.
 
+pub mod bitops;
 pub mod config;
 pub mod connection;
+pub mod geo;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -413,7 +418,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 11] {
+pub fn all_families() -> [&'static [CommandDef]; 16] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -426,6 +431,11 @@ pub fn all_families() -> [&'static [CommandDef]; 11] {
         set::COMMANDS,
         zset::COMMANDS,
         sort::COMMANDS,
+        pubsub::COMMANDS,
+        bitops::COMMANDS,
+        hyperloglog::COMMANDS,
+        geo::COMMANDS,
+        stream::COMMANDS,
     ]
 }
 

@@ -1,0 +1,5 @@
+//! bitops commands (issue 4; being written).
+
+use super::CommandDef;
+
+pub static COMMANDS: &[CommandDef] = &[];

@@ -1,0 +1,5 @@
+//! hyperloglog commands (issue 4; being written).
+
+use super::CommandDef;
+
+pub static COMMANDS: &[CommandDef] = &[];

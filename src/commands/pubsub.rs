@@ -1,0 +1,5 @@
+//! pubsub commands (issue 4; being written).
+
+use super::CommandDef;
+
+pub static COMMANDS: &[CommandDef] = &[];
