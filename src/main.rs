@@ -21,6 +21,7 @@ mod config;
 mod db;
 mod fpconv;
 mod glob;
+mod hyperloglog;
 mod kvstore;
 mod lazyfree;
 mod ld;
