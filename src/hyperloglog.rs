@@ -493,7 +493,22 @@ fn estimate(histo: &[u32; 64]) -> u64 {
         z *= 0.5;
     }
     z += m * sigma(histo[0] as f64 / m);
-    (ALPHA_INF * m * m / z).round() as u64
+    // Upstream rounds with llroundl (i64::MIN when out of range, e.g. the infinity of a
+    // crafted HLL whose registers are all 63), stores it in a double, then casts that to
+    // u64 (negative doubles wrap as on x86-64).
+    let e = (ALPHA_INF * m * m / z).round();
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    let r = if (-TWO63..TWO63).contains(&e) {
+        e as i64
+    } else {
+        i64::MIN
+    };
+    let d = r as f64;
+    if d < 0.0 {
+        d as i64 as u64
+    } else {
+        d as u64
+    }
 }
 
 /// The estimated cardinality of a valid-header HLL string (ignoring the cache).
