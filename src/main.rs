@@ -20,6 +20,7 @@ mod commands;
 mod config;
 mod db;
 mod fpconv;
+mod geohash;
 mod glob;
 mod kvstore;
 mod lazyfree;
