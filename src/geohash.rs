@@ -42,14 +42,16 @@ pub struct Area {
 }
 
 /// A search shape: a circle (radius) or an axis-aligned box (width, height), both in
-/// `unit` multiples (`conversion` meters each), centered at `xy` (longitude, latitude).
-#[derive(Clone, Copy, Debug)]
+/// `unit` multiples (`conversion` meters each), centered at `xy` (longitude, latitude),
+/// or a polygon (vertices as (longitude, latitude), centered at its centroid).
+#[derive(Clone, Debug)]
 pub enum ShapeKind {
     Circle { radius: f64 },
     Box { width: f64, height: f64 },
+    Polygon { vertices: Vec<[f64; 2]> },
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Shape {
     pub xy: [f64; 2],
     pub conversion: f64,
@@ -280,13 +282,50 @@ pub fn estimate_steps(range_meters: f64, lat: f64) -> u8 {
     step.clamp(1, 26) as u8
 }
 
+/// A polygon's bounding box [min_lon, min_lat, max_lon, max_lat] and the centroid of its
+/// vertices (the direction of the sum of their unit vectors), as the reference
+/// computes them.
+pub fn polygon_bounds(vertices: &[[f64; 2]]) -> ([f64; 4], [f64; 2]) {
+    let (mut min_lon, mut max_lon) = (LONG_MAX, LONG_MIN);
+    let (mut min_lat, mut max_lat) = (LAT_MAX, LAT_MIN);
+    // The direction of the sum of the vertices' unit vectors (not divided by their
+    // count: the reference's digits depend on it).
+    let (mut x, mut y, mut z) = (0.0f64, 0.0f64, 0.0f64);
+    for &[lon, lat] in vertices {
+        if lon < min_lon {
+            min_lon = lon;
+        }
+        if lon > max_lon {
+            max_lon = lon;
+        }
+        if lat < min_lat {
+            min_lat = lat;
+        }
+        if lat > max_lat {
+            max_lat = lat;
+        }
+        let (lonr, latr) = (deg_rad(lon), deg_rad(lat));
+        x += latr.cos() * lonr.cos();
+        y += latr.cos() * lonr.sin();
+        z += latr.sin();
+    }
+    let clon = y.atan2(x);
+    let hyp = (x * x + y * y).sqrt();
+    let clat = z.atan2(hyp);
+    (
+        [min_lon, min_lat, max_lon, max_lat],
+        [rad_deg(clon), rad_deg(clat)],
+    )
+}
+
 /// The search area's bounding box: [min_lon, min_lat, max_lon, max_lat].
 fn bounding_box(s: &Shape) -> [f64; 4] {
-    let (height, width) = match s.kind {
+    let (height, width) = match &s.kind {
         ShapeKind::Circle { radius } => (s.conversion * radius, s.conversion * radius),
         ShapeKind::Box { width, height } => {
             (s.conversion * height / 2.0, s.conversion * width / 2.0)
         }
+        ShapeKind::Polygon { vertices } => return polygon_bounds(vertices).0,
     };
     let [lon, lat] = s.xy;
     let lat_delta = rad_deg(height / EARTH_RADIUS_IN_METERS);
@@ -307,10 +346,25 @@ fn bounding_box(s: &Shape) -> [f64; 4] {
 pub fn search_cells(s: &Shape) -> [HashBits; 9] {
     let [min_lon, min_lat, max_lon, max_lat] = bounding_box(s);
     let [lon, lat] = s.xy;
-    let radius_m = match s.kind {
-        ShapeKind::Circle { radius } => radius,
+    let radius_m = match &s.kind {
+        ShapeKind::Circle { radius } => *radius,
         ShapeKind::Box { width, height } => {
             ((width / 2.0) * (width / 2.0) + (height / 2.0) * (height / 2.0)).sqrt()
+        }
+        ShapeKind::Polygon { .. } => {
+            let corners = [
+                distance(lon, lat, min_lon, max_lat),
+                distance(lon, lat, max_lon, max_lat),
+                distance(lon, lat, min_lon, min_lat),
+                distance(lon, lat, max_lon, min_lat),
+            ];
+            let mut r = corners[0];
+            for &d in &corners[1..] {
+                if d > r {
+                    r = d;
+                }
+            }
+            r
         }
     } * s.conversion;
     let mut steps = estimate_steps(radius_m, lat);
@@ -401,10 +455,25 @@ pub fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
 /// `geoWithinShape`: the point's distance from the center when it is inside.
 pub fn within(s: &Shape, lon: f64, lat: f64) -> Option<f64> {
     let [cx, cy] = s.xy;
-    match s.kind {
+    match &s.kind {
         ShapeKind::Circle { radius } => {
             let d = distance(cx, cy, lon, lat);
             (d <= radius * s.conversion).then_some(d)
+        }
+        ShapeKind::Polygon { vertices } => {
+            let n = vertices.len();
+            let mut inside = false;
+            let mut j = n.wrapping_sub(1);
+            for i in 0..n {
+                let (a, b) = (vertices[i], vertices[j]);
+                if ((a[1] > lat) != (b[1] > lat))
+                    && (lon < (b[0] - a[0]) * (lat - a[1]) / (b[1] - a[1]) + a[0])
+                {
+                    inside = !inside;
+                }
+                j = i;
+            }
+            inside.then(|| distance(cx, cy, lon, lat))
         }
         ShapeKind::Box { width, height } => {
             let (w, h) = (width * s.conversion, height * s.conversion);

@@ -634,6 +634,7 @@ fn plan(z: Option<&ZSet>, argv: &[Vec<u8>], r: &mut Reply, flags: u32) -> Option
 
     let (mut withdist, mut withhash, mut withcoord) = (false, false, false);
     let (mut frommember, mut fromloc, mut byradius, mut bybox) = (false, false, false, false);
+    let mut bypolygon = false;
     let mut sort = Sort::None;
     let mut any = false;
     let mut count: i64 = 0;
@@ -677,23 +678,29 @@ fn plan(z: Option<&ZSet>, argv: &[Vec<u8>], r: &mut Reply, flags: u32) -> Option
                 i += 1;
             } else if kw(arg, "storedist") && search && flags & GEOSEARCHSTORE != 0 {
                 storedist = true;
-            } else if kw(arg, "frommember") && i + 1 < remaining && search && !fromloc {
+            } else if kw(arg, "frommember") && i + 1 < remaining && search && !fromloc && !bypolygon
+            {
                 if let Some(z) = z {
                     shape.xy = member_xy_or_reply(r, z, &argv[base_args + i + 1])?;
                 }
                 frommember = true;
                 i += 1;
-            } else if kw(arg, "fromlonlat") && i + 2 < remaining && search && !frommember {
+            } else if kw(arg, "fromlonlat")
+                && i + 2 < remaining
+                && search
+                && !frommember
+                && !bypolygon
+            {
                 shape.xy = lonlat_or_reply(r, &argv[base_args + i + 1..])?;
                 fromloc = true;
                 i += 2;
-            } else if kw(arg, "byradius") && i + 2 < remaining && search && !bybox {
+            } else if kw(arg, "byradius") && i + 2 < remaining && search && !bybox && !bypolygon {
                 let (rad, conv) = distance_or_reply(r, &argv[base_args + i + 1..])?;
                 shape.kind = ShapeKind::Circle { radius: rad };
                 shape.conversion = conv;
                 byradius = true;
                 i += 2;
-            } else if kw(arg, "bybox") && i + 3 < remaining && search && !byradius {
+            } else if kw(arg, "bybox") && i + 3 < remaining && search && !byradius && !bypolygon {
                 let (w, h, conv) = box_or_reply(r, &argv[base_args + i + 1..])?;
                 shape.kind = ShapeKind::Box {
                     width: w,
@@ -702,6 +709,37 @@ fn plan(z: Option<&ZSet>, argv: &[Vec<u8>], r: &mut Reply, flags: u32) -> Option
                 shape.conversion = conv;
                 bybox = true;
                 i += 3;
+            } else if kw(arg, "bypolygon")
+                && i + 2 < remaining
+                && search
+                && !byradius
+                && !bybox
+                && !frommember
+                && !fromloc
+            {
+                let nv =
+                    parse_i64_strict(&argv[base_args + i + 1]).and_then(|v| i32::try_from(v).ok());
+                let Some(nv) = nv else {
+                    r.add_error("ERR invalid number of vertices");
+                    return None;
+                };
+                let possible = (remaining - i - 2) / 2;
+                if nv < 3 || possible < nv as usize {
+                    r.add_error("ERR GEOSEARCH BYPOLYGON must have at least 3 vertices");
+                    return None;
+                }
+                let nv = nv as usize;
+                let mut vertices = Vec::with_capacity(nv);
+                for j in 0..nv {
+                    let at = base_args + i + 2 + j * 2;
+                    vertices.push(lonlat_or_reply(r, &argv[at..])?);
+                }
+                let (_, centroid) = geohash::polygon_bounds(&vertices);
+                shape.xy = centroid;
+                shape.conversion = 1.0;
+                shape.kind = ShapeKind::Polygon { vertices };
+                bypolygon = true;
+                i += 1 + nv * 2;
             } else {
                 r.add_error(reply::ERR_SYNTAX);
                 return None;
@@ -719,14 +757,14 @@ fn plan(z: Option<&ZSet>, argv: &[Vec<u8>], r: &mut Reply, flags: u32) -> Option
         return None;
     }
     let name = || String::from_utf8_lossy(&argv[0]).into_owned();
-    if flags & GEOSEARCH != 0 && !(frommember || fromloc) {
+    if flags & GEOSEARCH != 0 && !(frommember || fromloc) && !bypolygon {
         r.add_error(&format!(
             "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {}",
             name()
         ));
         return None;
     }
-    if flags & GEOSEARCH != 0 && !(byradius || bybox) {
+    if flags & GEOSEARCH != 0 && !(byradius || bybox || bypolygon) {
         r.add_error(&format!(
             "ERR exactly one of BYRADIUS, BYBOX and BYPOLYGON can be specified for {}",
             name()
