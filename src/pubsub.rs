@@ -290,75 +290,119 @@ pub fn free_client_pubsub(srv: &mut Server, c: &mut Client) {
 }
 
 /// Publishes `msg` on `chan`; returns the number of receivers.
+///
+/// Each message is encoded once (RESP2 form; RESP3 differs only in its first byte) and
+/// copied to every subscriber's reply buffer.
 pub fn publish(srv: &mut Server, chan: &[u8], msg: &[u8], kind: Kind) -> usize {
+    let Server {
+        pubsub,
+        clients,
+        clients_pending_write,
+        config,
+        current_client,
+        unixtime,
+        ..
+    } = srv;
+    let limit = config.client_obuf_limits[2];
+    let mut over: Vec<usize> = Vec::new();
     let mut receivers = 0;
-    let targets: Vec<usize> = match server_map(srv, kind).get(chan) {
-        Some(set) => set.iter().copied().collect(),
-        None => Vec::new(),
+    let map = match kind {
+        Kind::Global => &pubsub.channels,
+        Kind::Shard => &pubsub.shard_channels,
     };
-    for slot in targets {
-        receivers += 1;
-        if Some(slot) == srv.current_client {
-            srv.pubsub
-                .self_msgs
-                .push(SelfMsg::Msg(kind, chan.to_vec(), msg.to_vec()));
-            continue;
-        }
-        deliver(srv, slot, |c| add_message(c, kind, chan, msg));
-    }
-    if kind == Kind::Shard || srv.pubsub.patterns.is_empty() {
-        return receivers;
-    }
-    let mut hits: Vec<(Vec<u8>, usize)> = Vec::new();
-    for (pat, set) in &srv.pubsub.patterns {
-        if crate::glob::string_match(pat, chan, false) {
-            for &slot in set {
-                hits.push((pat.clone(), slot));
+    if let Some(set) = map.get(chan) {
+        let mut enc = Vec::with_capacity(40 + chan.len() + msg.len());
+        push_len(&mut enc, 2, 3);
+        bulk(
+            &mut enc,
+            if kind == Kind::Shard {
+                b"smessage"
+            } else {
+                b"message"
+            },
+        );
+        bulk(&mut enc, chan);
+        bulk(&mut enc, msg);
+        for &slot in set {
+            receivers += 1;
+            if Some(slot) == *current_client {
+                pubsub
+                    .self_msgs
+                    .push(SelfMsg::Msg(kind, chan.to_vec(), msg.to_vec()));
+            } else if append_encoded(clients, clients_pending_write, slot, &enc, limit, *unixtime) {
+                over.push(slot);
             }
         }
     }
-    for (pat, slot) in hits {
-        receivers += 1;
-        if Some(slot) == srv.current_client {
-            srv.pubsub
-                .self_msgs
-                .push(SelfMsg::PMsg(pat, chan.to_vec(), msg.to_vec()));
-            continue;
+    if kind == Kind::Global && !pubsub.patterns.is_empty() {
+        let mut enc = Vec::new();
+        for (pat, set) in &pubsub.patterns {
+            if !crate::glob::string_match(pat, chan, false) {
+                continue;
+            }
+            enc.clear();
+            push_len(&mut enc, 2, 4);
+            bulk(&mut enc, b"pmessage");
+            bulk(&mut enc, pat);
+            bulk(&mut enc, chan);
+            bulk(&mut enc, msg);
+            for &slot in set {
+                receivers += 1;
+                if Some(slot) == *current_client {
+                    pubsub
+                        .self_msgs
+                        .push(SelfMsg::PMsg(pat.clone(), chan.to_vec(), msg.to_vec()));
+                } else if append_encoded(
+                    clients,
+                    clients_pending_write,
+                    slot,
+                    &enc,
+                    limit,
+                    *unixtime,
+                ) {
+                    over.push(slot);
+                }
+            }
         }
-        deliver(srv, slot, |c| add_pmessage(c, &pat, chan, msg));
+    }
+    for slot in over {
+        close_for_output_limit(srv, slot);
     }
     receivers
 }
 
-/// Appends output to the subscriber in `slot`, schedules its flush and enforces its
-/// output buffer limit.
-fn deliver(srv: &mut Server, slot: usize, f: impl FnOnce(&mut Client)) {
-    let Some(Some(c)) = srv.clients.get_mut(slot) else {
-        return;
+/// Appends an encoded push (`*`-form) to the subscriber in `slot` and schedules its
+/// flush. Returns true when the client went over its output buffer limit.
+fn append_encoded(
+    clients: &mut slab::Slab<Option<Box<Client>>>,
+    pending: &mut Vec<usize>,
+    slot: usize,
+    enc: &[u8],
+    limit: crate::config::ObufLimit,
+    unixtime: i64,
+) -> bool {
+    let Some(Some(c)) = clients.get_mut(slot) else {
+        return false;
     };
     if c.has_flag(cflags::CLOSE_ASAP) {
-        return;
+        return false;
     }
-    f(c);
+    if c.reply.resp >= 3 {
+        c.reply.buf.push(b'>');
+        c.reply.buf.extend_from_slice(&enc[1..]);
+    } else {
+        c.reply.buf.extend_from_slice(enc);
+    }
     if !c.pending_write {
         c.pending_write = true;
-        srv.clients_pending_write.push(slot);
+        pending.push(slot);
     }
-    check_output_limit(srv, slot);
+    over_limit(c, limit, unixtime)
 }
 
-/// Upstream's `checkClientOutputBufferLimits` + `closeClientOnOutputBufferLimitReached`
-/// (asynchronous close) for the client in `slot`.
-pub fn check_output_limit(srv: &mut Server, slot: usize) {
-    let unixtime = srv.unixtime;
-    let Some(Some(c)) = srv.clients.get_mut(slot) else {
-        return;
-    };
-    if c.has_flag(cflags::CLOSE_ASAP) {
-        return;
-    }
-    let class = if c.has_flag(cflags::PUBSUB) { 2 } else { 0 };
-    let lim = srv.config.client_obuf_limits[class];
+/// Upstream's `checkClientOutputBufferLimits` for a subscriber: the hard limit at once,
+/// the soft limit once exceeded continuously for more than its seconds.
+fn over_limit(c: &mut Client, lim: crate::config::ObufLimit, unixtime: i64) -> bool {
     let used = c.reply.pending() as u64;
     let hard = lim.hard > 0 && used >= lim.hard;
     let mut soft = lim.soft > 0 && used >= lim.soft;
@@ -372,7 +416,16 @@ pub fn check_output_limit(srv: &mut Server, slot: usize) {
     } else {
         c.obuf_soft_limit_reached_time = 0;
     }
-    if !(soft || hard) {
+    soft || hard
+}
+
+/// Closes the client in `slot` asynchronously for its output buffer limit, as upstream's
+/// `closeClientOnOutputBufferLimitReached` (log line, INFO counter).
+fn close_for_output_limit(srv: &mut Server, slot: usize) {
+    let Some(Some(c)) = srv.clients.get_mut(slot) else {
+        return;
+    };
+    if c.has_flag(cflags::CLOSE_ASAP) {
         return;
     }
     c.flags |= cflags::CLOSE_ASAP;

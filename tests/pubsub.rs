@@ -147,8 +147,28 @@ fn resp3_pushes_mix_with_replies() {
         // Publishing to oneself: the reply, then the push.
         step(&mut t, &mut sub, &["PUBLISH", "a", "self"]);
         recv(&mut t, &mut sub, 1, "self push");
+        // Inside MULTI/EXEC the pushes follow the whole EXEC reply.
+        step(
+            &mut t,
+            &mut sub,
+            &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        );
+        multi(&mut t, &mut sub, &["PSUBSCRIBE", "__keyspace@0__:*"], 1);
+        step(&mut t, &mut sub, &["MULTI"]);
+        step(&mut t, &mut sub, &["PUBLISH", "a", "in-exec"]);
+        step(&mut t, &mut sub, &["SET", "k", "v2"]);
+        step(&mut t, &mut sub, &["EXEC"]);
+        recv(&mut t, &mut sub, 2, "pushes after exec");
+        step(&mut t, &mut sub, &["DEL", "k"]);
+        recv(&mut t, &mut sub, 1, "self keyspace push");
+        step(
+            &mut t,
+            &mut sub,
+            &["CONFIG", "SET", "notify-keyspace-events", ""],
+        );
         multi(&mut t, &mut sub, &["UNSUBSCRIBE"], 1);
         multi(&mut t, &mut sub, &["UNSUBSCRIBE"], 1);
+        multi(&mut t, &mut sub, &["PUNSUBSCRIBE"], 1);
         multi(&mut t, &mut sub, &["PUNSUBSCRIBE"], 1);
         // RESET leaves every subscription.
         multi(&mut t, &mut sub, &["SUBSCRIBE", "r"], 1);

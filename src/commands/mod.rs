@@ -714,7 +714,8 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let prev_no_touch = srv.current_client_no_touch;
     srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
     (def.proc_)(srv, c);
-    if !srv.pubsub.self_msgs.is_empty() {
+    // Messages published to the client itself follow its reply (after the whole EXEC).
+    if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {
         crate::pubsub::flush_self(srv, c);
     }
     srv.current_client = prev_current;
