@@ -28,6 +28,7 @@ mod ld;
 mod networking;
 mod notify;
 mod object;
+mod pubsub;
 mod reply;
 mod server;
 mod types;
