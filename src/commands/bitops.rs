@@ -449,16 +449,47 @@ fn bitcount_command(srv: &mut Server, c: &mut Client) {
     reply.add_long(n as i64);
 }
 
-/// Position (relative to the start of `s`) of the first bit equal to `bit`, scanning a
-/// word at a time; None if there is none.
+/// Position (relative to the start of `s`) of the first bit equal to `bit`, skipping
+/// 32-byte blocks of the other value at a time; None if there is none.
 fn find_bit(s: &[u8], bit: bool) -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if s.len() >= 64 && std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports the feature the function is compiled for.
+            return unsafe { find_bit_avx2(s, bit) };
+        }
+    }
+    find_bit_words(s, bit)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn find_bit_avx2(s: &[u8], bit: bool) -> Option<u64> {
+    find_bit_words(s, bit)
+}
+
+#[inline(always)]
+fn find_bit_words(s: &[u8], bit: bool) -> Option<u64> {
     let skip = if bit { 0u64 } else { u64::MAX };
-    let mut words = s.chunks_exact(8);
-    let mut base = 0u64;
-    for ch in &mut words {
+    let word = |ch: &[u8]| {
         let mut a = [0u8; 8];
         a.copy_from_slice(ch);
-        let w = u64::from_be_bytes(a);
+        a
+    };
+    // Whole blocks equal to the skip value (compared in any byte order).
+    let skipped = s
+        .chunks_exact(32)
+        .take_while(|ch| {
+            ch.chunks_exact(8)
+                .all(|w| u64::from_ne_bytes(word(w)) == skip)
+        })
+        .count()
+        * 32;
+    let mut base = skipped as u64 * 8;
+    let rest = &s[skipped..];
+    let mut words = rest.chunks_exact(8);
+    for ch in &mut words {
+        let w = u64::from_be_bytes(word(ch));
         if w != skip {
             let x = if bit { w } else { !w };
             return Some(base + x.leading_zeros() as u64);
