@@ -194,7 +194,9 @@ fn with_bit_string<R>(
 ) -> Option<R> {
     let db = c.db;
     // maxbit < 8 * proto-max-bulk-len + 64 (checked by the offset parser).
-    let need = usize::try_from(maxbit >> 3).ok()?.checked_add(1)?;
+    let need = usize::try_from(maxbit >> 3)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     match db::lookup_key_write_mut(srv, db, &c.argv[1]) {
         Some(v) => match raw_buf(v) {
             Some(b) => {
