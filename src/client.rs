@@ -63,6 +63,8 @@ pub mod flags {
     pub const DENY_BLOCKING: u64 = 1 << 41;
     /// The command runs again after the client was unblocked on a key.
     pub const REEXECUTING: u64 = 1 << 51;
+    /// Subscribed to at least one channel, pattern or shard channel.
+    pub const PUBSUB: u64 = 1 << 18;
     /// The client is executing EXEC (commands run inside a transaction).
     pub const IN_EXEC: u64 = 1 << 50;
 }
@@ -151,6 +153,10 @@ pub struct Client {
     pub query_buf_peak: usize,
     /// Blocking state, allocated the first time the client blocks.
     pub bstate: Option<Box<BlockState>>,
+    /// Pub/Sub subscriptions, allocated on the first subscription.
+    pub pubsub: Option<Box<crate::pubsub::ClientPubSub>>,
+    /// Unix time (s) the output buffer went over the soft limit, 0 when under it.
+    pub obuf_soft_limit_reached_time: i64,
 }
 
 impl Client {
@@ -192,6 +198,8 @@ impl Client {
             pending_write: false,
             query_buf_peak: 0,
             bstate: None,
+            pubsub: None,
+            obuf_soft_limit_reached_time: 0,
         }
     }
 
@@ -208,6 +216,9 @@ impl Client {
     /// The value of `flags=` in CLIENT LIST.
     pub fn flags_string(&self) -> String {
         let mut s = String::new();
+        if self.has_flag(flags::PUBSUB) {
+            s.push('P');
+        }
         if self.has_flag(flags::MULTI) {
             s.push('x');
         }

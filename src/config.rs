@@ -826,18 +826,14 @@ pub fn keyspace_events_to_string(f: u32) -> String {
             (EVICTED, 'e'),
             (STREAM, 't'),
             (MODULE, 'd'),
+            (NEW, 'n'),
         ] {
             if f & bit != 0 {
                 s.push(ch);
             }
         }
     }
-    for (bit, ch) in [
-        (KEYSPACE, 'K'),
-        (KEYEVENT, 'E'),
-        (KEY_MISS, 'm'),
-        (NEW, 'n'),
-    ] {
+    for (bit, ch) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
         if f & bit != 0 {
             s.push(ch);
         }

@@ -7,6 +7,7 @@
 //! `dirty` (later: keyspace notifications, AOF and replication propagation).
 
 use crate::kvstore::{KvStore, Lookup, LookupMut};
+use crate::notify::{self, notify_keyspace_event};
 use crate::object::{ObjType, Value, ValueRef};
 use crate::server::Server;
 
@@ -56,6 +57,7 @@ pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
     srv.stats.expiredkeys += 1;
     srv.touch_watched_key(db, key);
     srv.dirty += 1;
+    notify_keyspace_event(srv, notify::NOTIFY_EXPIRED, "expired", key, db);
 }
 
 /// How a lookup behaves, as upstream's `LOOKUP_*` flags.
@@ -99,6 +101,7 @@ fn lookup_key<'a>(
             srv.stats.keyspace_hits += 1;
         } else {
             srv.stats.keyspace_misses += 1;
+            notify_keyspace_event(srv, notify::NOTIFY_KEY_MISS, "keymiss", key, db);
         }
     }
     found
@@ -197,6 +200,7 @@ pub fn db_add(srv: &mut Server, db: usize, key: &[u8], val: Value) {
     let lru = srv.lruclock;
     let t = val.obj_type();
     srv.dbs[db].kv.insert(key, val, false, lru);
+    notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
     crate::blocked::signal_key_as_ready(srv, db, key, t);
 }
 
@@ -207,8 +211,13 @@ pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bo
     track_volatile_hash(srv, db, key, &val);
     let lru = srv.lruclock;
     let t = val.obj_type();
+    let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
+        && srv.dbs[db].kv.get(key).is_none();
     // The key table settles the string encoding in the same probe as the insert.
     srv.dbs[db].kv.insert(key, val, keep_ttl, lru);
+    if is_new {
+        notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
+    }
     signal_modified_key(srv, db, key);
     if t != ObjType::String {
         crate::blocked::signal_key_as_ready(srv, db, key, t);
@@ -236,7 +245,12 @@ pub fn set_key_with_expire(
 ) {
     let lru = srv.lruclock;
     val.settle_encoding(key.len(), true);
+    let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
+        && srv.dbs[db].kv.get(key).is_none();
     srv.dbs[db].kv.insert(key, val, false, lru);
+    if is_new {
+        notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
+    }
     srv.dbs[db].kv.set_expire(key, expire_ms);
     signal_modified_key(srv, db, key);
 }

@@ -890,6 +890,7 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     el.delete_file_event(c.fd, ae::READABLE | ae::WRITABLE);
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
+    crate::pubsub::free_client_pubsub(srv, &mut c);
     if srv.clients.contains(c.slot) {
         srv.clients.remove(c.slot);
     }

@@ -107,6 +107,8 @@ pub struct Server {
     pub stat_peak_memory: usize,
     /// Clients blocked on keys, ready keys, blocked-client timeouts (src/blocked.rs).
     pub blocked: crate::blocked::Blocked,
+    /// Channels, shard channels and patterns with their subscribers (src/pubsub.rs).
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl Server {
@@ -146,6 +148,7 @@ impl Server {
             current_client_add_flags: 0,
             current_client_no_touch: false,
             blocked: crate::blocked::Blocked::default(),
+            pubsub: crate::pubsub::PubSub::default(),
         }
     }
 

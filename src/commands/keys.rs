@@ -6,6 +6,7 @@ use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::client::Client;
 use crate::db;
 use crate::glob::Pattern;
+use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC};
 use crate::object::{ObjType, Value};
 use crate::reply;
 use crate::server::Server;
@@ -475,6 +476,7 @@ fn del_command(srv: &mut Server, c: &mut Client) {
         if db::db_delete_lazy(srv, c.db, key, lazy) {
             srv.dirty += 1;
             n += 1;
+            notify_keyspace_event(srv, NOTIFY_GENERIC, "del", key, c.db);
         }
     }
     c.reply.add_long(n);
@@ -599,6 +601,7 @@ fn expire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: bool
     } else {
         db::set_expire(srv, c.db, key, when);
         srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_GENERIC, "expire", key, c.db);
     }
     c.reply.add_long(1);
 }
@@ -669,6 +672,7 @@ fn persist_command(srv: &mut Server, c: &mut Client) {
     if db::lookup_key_write(srv, c.db, key).is_some() && srv.dbs[c.db].kv.remove_expire(key) {
         db::signal_modified_key(srv, c.db, key);
         srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_GENERIC, "persist", key, c.db);
         c.reply.add_long(1);
     } else {
         c.reply.add_long(0);
@@ -920,6 +924,8 @@ fn rename_generic(srv: &mut Server, c: &mut Client, nx: bool) {
         put_key(srv, c.db, dst, val, expire, lru);
     }
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "rename_from", src, c.db);
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "rename_to", dst, c.db);
     if nx {
         c.reply.add_long(1);
     } else {
@@ -961,6 +967,8 @@ fn move_command(srv: &mut Server, c: &mut Client) {
         put_key(srv, dst, key, val, expire, lru);
     }
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "move_from", key, c.db);
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "move_to", key, dst);
     c.reply.add_long(1);
 }
 
@@ -1015,6 +1023,7 @@ fn copy_command(srv: &mut Server, c: &mut Client) {
         db::set_expire(srv, dst, newkey, when);
     }
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "copy_to", newkey, dst);
     c.reply.add_long(1);
 }
 

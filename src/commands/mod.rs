@@ -655,6 +655,31 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         return true;
     }
 
+    // 5b. RESP2 subscriber mode: only the (un)subscribe commands, PING, QUIT and RESET.
+    if c.has_flag(cflags::PUBSUB)
+        && c.reply.resp == 2
+        && !matches!(
+            srv.commands.commands[id].full_name.as_str(),
+            "ping"
+                | "subscribe"
+                | "ssubscribe"
+                | "unsubscribe"
+                | "sunsubscribe"
+                | "psubscribe"
+                | "punsubscribe"
+                | "quit"
+                | "reset"
+        )
+    {
+        let e = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+             RESET are allowed in this context",
+            srv.commands.commands[id].full_name
+        );
+        reject(srv, c, Some(id), &e);
+        return true;
+    }
+
     // 6. ACL (command, keys, channels): the default user allows everything until the acl
     //    crate lands (issue 7).
     // 7. Cluster redirection: cluster mode is issue 13.
@@ -689,6 +714,10 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let prev_no_touch = srv.current_client_no_touch;
     srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
     (def.proc_)(srv, c);
+    // Messages published to the client itself follow its reply (after the whole EXEC).
+    if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {
+        crate::pubsub::flush_self(srv, c);
+    }
     srv.current_client = prev_current;
     srv.current_client_no_touch = prev_no_touch;
     if srv.current_client_add_flags != 0 {

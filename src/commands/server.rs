@@ -829,7 +829,12 @@ fn getkeys_common(srv: &mut Server, c: &mut Client, with_flags: bool) {
         return;
     };
     let def = srv.commands.commands[id].def;
-    if def.key_specs.is_empty() {
+    // Channels (SSUBSCRIBE's not_key specs) are not keys.
+    if def
+        .key_specs
+        .iter()
+        .all(|ks| ks.flags & key_flags::NOT_KEY != 0)
+    {
         c.reply.add_error("ERR The command has no key arguments");
         return;
     }
@@ -1235,7 +1240,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\n\
-                 blocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:0\r\n\
+                 blocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n\
                  watching_clients:{}\r\nclients_in_timeout_table:{}\r\ntotal_watched_keys:{}\r\n\
                  total_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:{}\r\n\
                  paused_reason:none\r\npaused_actions:none\r\npaused_timeout_milliseconds:0\r\n",
@@ -1244,6 +1249,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 max_in,
                 max_out,
                 srv.blocked.blocked_clients,
+                srv.pubsub.clients,
                 watching,
                 srv.blocked.timeouts.len(),
                 srv.watched_keys.len(),
@@ -1352,8 +1358,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
                  evicted_keys:0\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
                  total_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\n\
-                 keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\n\
-                 pubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\n\
+                 keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
+                 pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\n\
                  total_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
                  active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
                  active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
@@ -1385,6 +1391,9 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.expired_time_cap_reached_count,
                 st.keyspace_hits,
                 st.keyspace_misses,
+                srv.pubsub.channels.len(),
+                srv.pubsub.patterns.len(),
+                srv.pubsub.shard_channels.len(),
                 st.unexpected_error_replies,
                 st.total_error_replies,
                 st.total_reads_processed,

@@ -3,6 +3,7 @@
 use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::client::Client;
 use crate::db;
+use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC, NOTIFY_STRING};
 use crate::object::{ObjType, Value, ValueRef};
 use crate::reply;
 use crate::server::Server;
@@ -441,6 +442,10 @@ fn set_generic(
         None => db::set_key(srv, db, &c.argv[1], val, flags & O_KEEPTTL != 0),
     }
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[1], db);
+    if when.is_some() {
+        notify_keyspace_event(srv, NOTIFY_GENERIC, "expire", &c.argv[1], db);
+    }
     if !get {
         if ok_one {
             c.reply.add_long(1);
@@ -502,11 +507,13 @@ fn getex_command(srv: &mut Server, c: &mut Client) {
         Some(w) => {
             db::set_expire(srv, db, key, w);
             srv.dirty += 1;
+            notify_keyspace_event(srv, NOTIFY_GENERIC, "expire", key, db);
         }
         None => {
             if o.flags & O_PERSIST != 0 && srv.dbs[db].kv.remove_expire(key) {
                 db::signal_modified_key(srv, db, key);
                 srv.dirty += 1;
+                notify_keyspace_event(srv, NOTIFY_GENERIC, "persist", key, db);
             }
         }
     }
@@ -518,6 +525,7 @@ fn getdel_command(srv: &mut Server, c: &mut Client) {
     }
     if db::db_delete(srv, c.db, &c.argv[1]) {
         srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &c.argv[1], c.db);
     }
 }
 
@@ -528,6 +536,7 @@ fn getset_command(srv: &mut Server, c: &mut Client) {
     let val = Value::from_vec(std::mem::take(&mut c.argv[2]));
     db::set_key(srv, c.db, &c.argv[1], val, false);
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[1], c.db);
 }
 
 fn delifeq_command(srv: &mut Server, c: &mut Client) {
@@ -549,6 +558,7 @@ fn delifeq_command(srv: &mut Server, c: &mut Client) {
     }
     db::db_delete(srv, db, &c.argv[1]);
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &c.argv[1], db);
     c.reply.add_long(1);
 }
 
@@ -587,6 +597,7 @@ fn mset_generic(srv: &mut Server, c: &mut Client, nx: bool) {
     while j + 1 < c.argv.len() {
         let val = Value::from_vec(std::mem::take(&mut c.argv[j + 1]));
         db::set_key(srv, db, &c.argv[j], val, false);
+        notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[j], db);
         j += 2;
     }
     srv.dirty += ((c.argv.len() - 1) / 2) as u64;
@@ -654,6 +665,10 @@ fn msetex_command(srv: &mut Server, c: &mut Client) {
             None => db::set_key(srv, db, &c.argv[ki], val, o.flags & O_KEEPTTL != 0),
         }
         srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[ki], db);
+        if when.is_some() {
+            notify_keyspace_event(srv, NOTIFY_GENERIC, "expire", &c.argv[ki], db);
+        }
     }
     c.reply.add_long(1);
 }
@@ -696,6 +711,7 @@ fn append_command(srv: &mut Server, c: &mut Client) {
         }
     };
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_STRING, "append", &c.argv[1], db);
     c.reply.add_long(total as i64);
 }
 
@@ -747,6 +763,7 @@ fn incr_decr(srv: &mut Server, c: &mut Client, incr: i64) {
         db::set_key(srv, db, &c.argv[1], Value::Int(new), true);
     }
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_STRING, "incrby", &c.argv[1], db);
     c.reply.add_long(new);
 }
 
@@ -809,6 +826,7 @@ fn incrbyfloat_command(srv: &mut Server, c: &mut Client) {
         true,
     );
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_STRING, "incrbyfloat", &c.argv[1], db);
 }
 
 fn getrange_command(srv: &mut Server, c: &mut Client) {
@@ -911,6 +929,7 @@ fn setrange_command(srv: &mut Server, c: &mut Client) {
     };
     db::signal_modified_key(srv, db, &c.argv[1]);
     srv.dirty += 1;
+    notify_keyspace_event(srv, NOTIFY_STRING, "setrange", &c.argv[1], db);
     c.reply.add_long(total as i64);
 }
 

@@ -428,7 +428,7 @@ fn zadd_generic(srv: &mut Server, c: &mut Client, mut fl: AddFlags) {
     }
 }
 
-fn zadd_command(srv: &mut Server, c: &mut Client) {
+pub(crate) fn zadd_command(srv: &mut Server, c: &mut Client) {
     zadd_generic(srv, c, AddFlags::default());
 }
 
