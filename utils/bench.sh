@@ -34,7 +34,12 @@ ELEMS=${BENCH_ELEMS:-1000000}
 # servers like the -t tests and reported in the same table under NAME. Append rows here.
 CUSTOM_ROWS=(
     "SETBIT|SETBIT bit:__rand_int__ 100 1"
+    "PFADD|PFADD hll __rand_int__"
+    "PUBLISH|PUBLISH bench:channel hello-subscribers"
+    "XADD|XADD bench:stream * field __rand_int__"
 )
+# Subscribers of bench:channel on each server during the run (the PUBLISH row fans out).
+SUBSCRIBERS=${BENCH_SUBSCRIBERS:-10}
 CUSTOM=${BENCH_CUSTOM:-all}
 
 for tool in redis-benchmark redis-cli python3; do
@@ -118,6 +123,12 @@ for row in csv.DictReader(sys.stdin):
 custom_selected() { # name
     [ "$CUSTOM" = all ] || [[ ",$CUSTOM," == *",$1,"* ]]
 }
+for port in "$OURS_PORT" "$REF_PORT"; do
+    for _ in $(seq 1 "$SUBSCRIBERS"); do
+        "${CLIENT_CPU[@]}" redis-cli -p "$port" SUBSCRIBE bench:channel >/dev/null 2>&1 &
+        PIDS+=("$!")
+    done
+done
 for run in $(seq 1 "$RUNS"); do
     for pipeline in 1 16; do
         for server in valkey-rs reference; do
