@@ -1,5 +1,797 @@
-//! stream commands (issue 4; being written).
+//! Stream commands, as upstream's `t_stream.c` (XADD, XLEN, XRANGE, XREVRANGE, XDEL,
+//! XTRIM, XSETID, XREAD). Consumer groups come later.
 
-use super::CommandDef;
+use super::{
+    acl_cat as cat, flags as f, key_flags as k, BeginSearch, CommandDef, FindKeys, KeySpec,
+};
+use crate::blocked::{self, BlockType};
+use crate::client::Client;
+use crate::db;
+use crate::notify::{notify_keyspace_event, NOTIFY_STREAM};
+use crate::object::{ObjType, Value, ValueRef};
+use crate::reply::{ReplyBuf, ERR_NOT_INTEGER, ERR_NO_SUCH_KEY, ERR_SYNTAX, ERR_WRONGTYPE};
+use crate::server::Server;
+use crate::types::listpack::LpEntry;
+use crate::types::stream::{AppendError, Stream, StreamId, TrimStrategy};
+use crate::util::{eq_ic, parse_i64_strict};
 
-pub static COMMANDS: &[CommandDef] = &[];
+const KS_RW_UPD: &[KeySpec] = &[KeySpec::range(k::RW | k::UPDATE, 1, 0, 1)
+    .notes("UPDATE instead of INSERT because of the optional trimming feature")];
+const KS_RW_UPD_PLAIN: &[KeySpec] = &[KeySpec::range(k::RW | k::UPDATE, 1, 0, 1)];
+const KS_RO: &[KeySpec] = &[KeySpec::range(k::RO, 1, 0, 1)];
+const KS_RO_ACC: &[KeySpec] = &[KeySpec::range(k::RO | k::ACCESS, 1, 0, 1)];
+const KS_RW_DEL: &[KeySpec] = &[KeySpec::range(k::RW | k::DELETE, 1, 0, 1)];
+const KS_XREAD: &[KeySpec] = &[KeySpec {
+    notes: "",
+    flags: k::RO | k::ACCESS,
+    begin: BeginSearch::Keyword {
+        keyword: "STREAMS",
+        startfrom: 1,
+    },
+    find: FindKeys::Range {
+        lastkey: -1,
+        keystep: 1,
+        limit: 2,
+    },
+}];
+const RANGE_COMPLEXITY: &str = "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).";
+const REVRANGE_COMPLEXITY: &str = "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).";
+
+pub static COMMANDS: &[CommandDef] = &[
+    CommandDef::new("xadd", -5, f::WRITE | f::DENYOOM | f::FAST, cat::WRITE | cat::STREAM | cat::FAST, xadd_command)
+        .keys(KS_RW_UPD)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Appends a new message to a stream. Creates the key if it doesn't exist.",
+            "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
+        )
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("xlen", 2, f::READONLY | f::FAST, cat::READ | cat::STREAM | cat::FAST, xlen_command)
+        .keys(KS_RO)
+        .doc("stream", "5.0.0", "Returns the number of messages in a stream.", "O(1)"),
+    CommandDef::new("xrange", -4, f::READONLY, cat::READ | cat::STREAM | cat::SLOW, xrange_command)
+        .keys(KS_RO_ACC)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns the messages from a stream within a range of IDs.",
+            RANGE_COMPLEXITY,
+        ),
+    CommandDef::new("xrevrange", -4, f::READONLY, cat::READ | cat::STREAM | cat::SLOW, xrevrange_command)
+        .keys(KS_RO_ACC)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns the messages from a stream within a range of IDs in reverse order.",
+            REVRANGE_COMPLEXITY,
+        ),
+    CommandDef::new("xdel", -3, f::WRITE | f::FAST, cat::WRITE | cat::STREAM | cat::FAST, xdel_command)
+        .keys(KS_RW_DEL)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns the number of messages after removing them from a stream.",
+            "O(1) for each single item to delete in the stream, regardless of the stream size.",
+        ),
+    CommandDef::new("xtrim", -4, f::WRITE, cat::WRITE | cat::STREAM | cat::SLOW, xtrim_command)
+        .keys(KS_RW_DEL)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Deletes messages from the beginning of a stream.",
+            "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.",
+        )
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("xsetid", -3, f::WRITE | f::DENYOOM | f::FAST, cat::WRITE | cat::STREAM | cat::FAST, xsetid_command)
+        .keys(KS_RW_UPD_PLAIN)
+        .doc("stream", "5.0.0", "An internal command for replicating stream values.", "O(1)"),
+    CommandDef::new(
+        "xread",
+        -4,
+        f::READONLY | f::BLOCKING | f::MOVABLE_KEYS,
+        cat::READ | cat::STREAM | cat::SLOW | cat::BLOCKING,
+        xread_command,
+    )
+    .keys(KS_XREAD)
+    .doc(
+        "stream",
+        "5.0.0",
+        "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
+        "",
+    ),
+];
+
+const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+
+/// Upstream's `string2ull`: string2ll when it succeeds (negative values rejected),
+/// else strtoull (leading spaces, a sign, leading zeros; a minus wraps).
+fn string2ull(s: &[u8]) -> Option<u64> {
+    if let Some(v) = parse_i64_strict(s) {
+        return if v < 0 { None } else { Some(v as u64) };
+    }
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        neg = s[i] == b'-';
+        i += 1;
+    }
+    if i >= s.len() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in &s[i..] {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// Upstream's `streamGenericParseIDOrReply`. `seq_given`: Some when `ms-*` is allowed;
+/// the returned bool tells whether the sequence was given.
+fn parse_id(
+    arg: &[u8],
+    missing_seq: u64,
+    strict: bool,
+    allow_star: bool,
+) -> Option<(StreamId, bool)> {
+    if arg.len() > 127 {
+        return None;
+    }
+    // C string semantics: the argument ends at a NUL.
+    let buf = match arg.iter().position(|&b| b == 0) {
+        Some(n) => &arg[..n],
+        None => arg,
+    };
+    if strict && (buf == b"-" || buf == b"+") {
+        return None;
+    }
+    if buf == b"-" {
+        return Some((StreamId::MIN, true));
+    }
+    if buf == b"+" {
+        return Some((StreamId::MAX, true));
+    }
+    match buf.iter().position(|&b| b == b'-') {
+        Some(d) => {
+            let ms = string2ull(&buf[..d])?;
+            let rest = &buf[d + 1..];
+            if allow_star && rest == b"*" {
+                Some((StreamId::new(ms, 0), false))
+            } else {
+                Some((StreamId::new(ms, string2ull(rest)?), true))
+            }
+        }
+        None => Some((StreamId::new(string2ull(buf)?, missing_seq), true)),
+    }
+}
+
+fn parse_strict_or_reply(c: &mut Client, idx: usize, missing_seq: u64) -> Option<StreamId> {
+    match parse_id(&c.argv[idx], missing_seq, true, false) {
+        Some((id, _)) => Some(id),
+        None => {
+            c.reply.add_error(ERR_INVALID_ID);
+            None
+        }
+    }
+}
+
+fn get_ll_or_reply(c: &mut Client, idx: usize) -> Option<i64> {
+    match parse_i64_strict(&c.argv[idx]) {
+        Some(v) => Some(v),
+        None => {
+            c.reply.add_error(ERR_NOT_INTEGER);
+            None
+        }
+    }
+}
+
+fn add_id(r: &mut ReplyBuf, id: StreamId) {
+    r.add_bulk(&id.to_bytes());
+}
+
+fn add_lp(r: &mut ReplyBuf, e: LpEntry<'_>) {
+    match e {
+        LpEntry::Int(v) => r.add_bulk_i64(v),
+        LpEntry::Str(s) => r.add_bulk(s),
+    }
+}
+
+/// Replies with the entries of `[start, end]` (at most `count`, 0 = all) as an array.
+fn reply_range(
+    r: &mut ReplyBuf,
+    s: &Stream,
+    start: StreamId,
+    end: StreamId,
+    count: u64,
+    rev: bool,
+) {
+    let mut body = ReplyBuf::new();
+    body.resp = r.resp;
+    let mut n: u64 = 0;
+    s.range(start, end, rev, |id, e| {
+        body.add_array_len(2);
+        add_id(&mut body, id);
+        body.add_array_len(e.len() * 2);
+        for i in 0..e.len() {
+            let (f, v) = e.pair(i);
+            add_lp(&mut body, f);
+            add_lp(&mut body, v);
+        }
+        n += 1;
+        count == 0 || n < count
+    });
+    r.add_array_len(n as usize);
+    r.add_raw(&body.buf);
+}
+
+struct TrimArgs {
+    id: Option<(StreamId, bool)>,
+    no_mkstream: bool,
+    strategy: TrimStrategy,
+    approx: bool,
+    limit: i64,
+}
+
+/// Upstream's `streamParseAddOrTrimArgsOrReply`: returns the args and the ID position.
+fn parse_add_trim(srv: &Server, c: &mut Client, xadd: bool) -> Option<(TrimArgs, usize)> {
+    let mut a = TrimArgs {
+        id: None,
+        no_mkstream: false,
+        strategy: TrimStrategy::None,
+        approx: false,
+        limit: 0,
+    };
+    let argc = c.argv.len();
+    let mut limit_given = false;
+    let mut i = 2;
+    while i < argc {
+        let more = argc - 1 - i;
+        let opt = &c.argv[i];
+        if xadd && opt.as_slice() == b"*" {
+            break;
+        } else if (eq_ic(opt, "maxlen") || eq_ic(opt, "minid")) && more > 0 {
+            let maxlen = eq_ic(opt, "maxlen");
+            if a.strategy != TrimStrategy::None {
+                c.reply.add_error(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                );
+                return None;
+            }
+            a.approx = false;
+            let next = c.argv[i + 1].as_slice();
+            if more >= 2 && next == b"~" {
+                a.approx = true;
+                i += 1;
+            } else if more >= 2 && next == b"=" {
+                i += 1;
+            }
+            if maxlen {
+                let v = get_ll_or_reply(c, i + 1)?;
+                if v < 0 {
+                    c.reply.add_error("ERR The MAXLEN argument must be >= 0.");
+                    return None;
+                }
+                a.strategy = TrimStrategy::MaxLen(v as u64);
+            } else {
+                let id = parse_strict_or_reply(c, i + 1, 0)?;
+                a.strategy = TrimStrategy::MinId(id);
+            }
+            i += 1;
+        } else if eq_ic(opt, "limit") && more > 0 {
+            let v = get_ll_or_reply(c, i + 1)?;
+            if v < 0 {
+                c.reply.add_error("ERR The LIMIT argument must be >= 0.");
+                return None;
+            }
+            a.limit = v;
+            limit_given = true;
+            i += 1;
+        } else if xadd && eq_ic(opt, "nomkstream") {
+            a.no_mkstream = true;
+        } else if xadd {
+            match parse_id(&c.argv[i], 0, true, true) {
+                Some(x) => a.id = Some(x),
+                None => {
+                    c.reply.add_error(ERR_INVALID_ID);
+                    return None;
+                }
+            }
+            break;
+        } else {
+            c.reply.add_error(ERR_SYNTAX);
+            return None;
+        }
+        i += 1;
+    }
+    if a.limit != 0 && a.strategy == TrimStrategy::None {
+        c.reply.add_error(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        );
+        return None;
+    }
+    if !xadd && a.strategy == TrimStrategy::None {
+        c.reply
+            .add_error("ERR syntax error, XTRIM must be called with a trimming strategy");
+        return None;
+    }
+    if limit_given {
+        if !a.approx {
+            c.reply
+                .add_error("ERR syntax error, LIMIT cannot be used without the special ~ option");
+            return None;
+        }
+    } else if a.approx {
+        let l = 100i64.saturating_mul(srv.config.stream_node_max_entries);
+        a.limit = if l <= 0 { 10000 } else { l.min(1_000_000) };
+    } else {
+        a.limit = 0;
+    }
+    Some((a, i))
+}
+
+fn xadd_command(srv: &mut Server, c: &mut Client) {
+    let Some((args, idpos)) = parse_add_trim(srv, c, true) else {
+        return;
+    };
+    let field_pos = idpos + 1;
+    let argc = c.argv.len();
+    if argc < field_pos + 2 || (argc - field_pos) % 2 == 1 {
+        c.reply.add_error_arity("xadd");
+        return;
+    }
+    if let Some((id, true)) = args.id {
+        if id.is_zero() {
+            c.reply
+                .add_error("ERR The ID specified in XADD must be greater than 0-0");
+            return;
+        }
+    }
+    let db = c.db;
+    let (max_bytes, max_entries) = (
+        srv.config.stream_node_max_bytes,
+        srv.config.stream_node_max_entries,
+    );
+    let now = srv.mstime.max(0) as u64;
+    match db::lookup_key_write(srv, db, &c.argv[1]) {
+        Some(ValueRef::Stream(_)) => {}
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+        None => {
+            if args.no_mkstream {
+                c.reply.add_null();
+                return;
+            }
+            db::db_add(srv, db, &c.argv[1], Value::Stream(Stream::new()));
+        }
+    }
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
+        return;
+    };
+    if s.last_id() == StreamId::MAX {
+        c.reply.add_error(
+            "ERR The stream has exhausted the last possible ID, unable to add more items",
+        );
+        return;
+    }
+    let id = match s.append(&c.argv[field_pos..], args.id, now, max_bytes, max_entries) {
+        Ok(id) => id,
+        Err(AppendError::IdTooSmall) => {
+            c.reply.add_error(
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+            );
+            return;
+        }
+        Err(AppendError::TooLarge) => {
+            c.reply.add_error("ERR Elements are too large to be stored");
+            return;
+        }
+    };
+    let trimmed = s.trim(args.strategy, args.approx, args.limit);
+    add_id(&mut c.reply, id);
+    let key = c.argv[1].clone();
+    db::signal_modified_key(srv, db, &key);
+    notify_keyspace_event(srv, NOTIFY_STREAM, "xadd", &key, db);
+    srv.dirty += 1;
+    if trimmed > 0 {
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xtrim", &key, db);
+    }
+    blocked::signal_key_as_ready(srv, db, &key, ObjType::Stream);
+}
+
+fn xlen_command(srv: &mut Server, c: &mut Client) {
+    match db::lookup_key_read(srv, c.db, &c.argv[1]) {
+        None => c.reply.add_long(0),
+        Some(ValueRef::Stream(s)) => c.reply.add_long(s.len() as i64),
+        Some(_) => c.reply.add_error(ERR_WRONGTYPE),
+    }
+}
+
+/// Upstream's `streamParseIntervalIDOrReply`.
+fn parse_interval(c: &mut Client, idx: usize, missing_seq: u64) -> Option<(StreamId, bool)> {
+    let a = &c.argv[idx];
+    let exclude = a.len() > 1 && a[0] == b'(';
+    let r = if exclude {
+        parse_id(&a[1..], missing_seq, true, false)
+    } else {
+        parse_id(a, missing_seq, false, false)
+    };
+    match r {
+        Some((id, _)) => Some((id, exclude)),
+        None => {
+            c.reply.add_error(ERR_INVALID_ID);
+            None
+        }
+    }
+}
+
+fn xrange_generic(srv: &mut Server, c: &mut Client, rev: bool) {
+    let (si, ei) = if rev { (3, 2) } else { (2, 3) };
+    let Some((mut start, sx)) = parse_interval(c, si, 0) else {
+        return;
+    };
+    if sx {
+        match start.incr() {
+            Some(v) => start = v,
+            None => {
+                c.reply.add_error("ERR invalid start ID for the interval");
+                return;
+            }
+        }
+    }
+    let Some((mut end, ex)) = parse_interval(c, ei, u64::MAX) else {
+        return;
+    };
+    if ex {
+        match end.decr() {
+            Some(v) => end = v,
+            None => {
+                c.reply.add_error("ERR invalid end ID for the interval");
+                return;
+            }
+        }
+    }
+    let mut count: i64 = -1;
+    let mut j = 4;
+    while j < c.argv.len() {
+        if eq_ic(&c.argv[j], "count") && j + 1 < c.argv.len() {
+            let Some(v) = get_ll_or_reply(c, j + 1) else {
+                return;
+            };
+            count = v.max(0);
+            j += 1;
+        } else {
+            c.reply.add_error(ERR_SYNTAX);
+            return;
+        }
+        j += 1;
+    }
+    match db::lookup_key_read(srv, c.db, &c.argv[1]) {
+        None => c.reply.add_array_len(0),
+        Some(ValueRef::Stream(s)) => {
+            if count == 0 {
+                c.reply.add_null_array();
+            } else {
+                let n = if count < 0 { 0 } else { count as u64 };
+                reply_range(&mut c.reply, s, start, end, n, rev);
+            }
+        }
+        Some(_) => c.reply.add_error(ERR_WRONGTYPE),
+    }
+}
+
+fn xrange_command(srv: &mut Server, c: &mut Client) {
+    xrange_generic(srv, c, false);
+}
+
+fn xrevrange_command(srv: &mut Server, c: &mut Client) {
+    xrange_generic(srv, c, true);
+}
+
+fn xdel_command(srv: &mut Server, c: &mut Client) {
+    let db = c.db;
+    match db::lookup_key_write(srv, db, &c.argv[1]) {
+        None => {
+            c.reply.add_long(0);
+            return;
+        }
+        Some(ValueRef::Stream(_)) => {}
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+    }
+    let mut ids = Vec::with_capacity((c.argv.len() - 2).min(1024));
+    for j in 2..c.argv.len() {
+        let Some(id) = parse_strict_or_reply(c, j, 0) else {
+            return;
+        };
+        ids.push(id);
+    }
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
+        return;
+    };
+    let deleted = s.delete_ids(&ids);
+    if deleted > 0 {
+        let key = c.argv[1].clone();
+        db::signal_modified_key(srv, db, &key);
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xdel", &key, db);
+        srv.dirty += deleted;
+    }
+    c.reply.add_long(deleted as i64);
+}
+
+fn xtrim_command(srv: &mut Server, c: &mut Client) {
+    let db = c.db;
+    let Some((args, _)) = parse_add_trim(srv, c, false) else {
+        return;
+    };
+    match db::lookup_key_write(srv, db, &c.argv[1]) {
+        None => {
+            c.reply.add_long(0);
+            return;
+        }
+        Some(ValueRef::Stream(_)) => {}
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+    }
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
+        return;
+    };
+    let deleted = s.trim(args.strategy, args.approx, args.limit);
+    if deleted > 0 {
+        let key = c.argv[1].clone();
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xtrim", &key, db);
+        db::signal_modified_key(srv, db, &key);
+        srv.dirty += deleted as u64;
+    }
+    c.reply.add_long(deleted);
+}
+
+fn xsetid_command(srv: &mut Server, c: &mut Client) {
+    let Some(id) = parse_strict_or_reply(c, 2, 0) else {
+        return;
+    };
+    let mut entries_added: i64 = -1;
+    let mut max_xdel = StreamId::MIN;
+    let mut i = 3;
+    while i < c.argv.len() {
+        let more = c.argv.len() - 1 - i;
+        if eq_ic(&c.argv[i], "entriesadded") && more > 0 {
+            let Some(v) = get_ll_or_reply(c, i + 1) else {
+                return;
+            };
+            if v < 0 {
+                c.reply.add_error("ERR entries_added must be positive");
+                return;
+            }
+            entries_added = v;
+            i += 2;
+        } else if eq_ic(&c.argv[i], "maxdeletedid") && more > 0 {
+            let Some(v) = parse_strict_or_reply(c, i + 1, 0) else {
+                return;
+            };
+            if id < v {
+                c.reply.add_error(
+                    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                );
+                return;
+            }
+            max_xdel = v;
+            i += 2;
+        } else {
+            c.reply.add_error(ERR_SYNTAX);
+            return;
+        }
+    }
+    let db = c.db;
+    match db::lookup_key_write(srv, db, &c.argv[1]) {
+        None => {
+            c.reply.add_error(ERR_NO_SUCH_KEY);
+            return;
+        }
+        Some(ValueRef::Stream(_)) => {}
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+    }
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
+        return;
+    };
+    if id < s.max_deleted_entry_id() {
+        c.reply.add_error(
+            "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
+        );
+        return;
+    }
+    if !s.is_empty() {
+        let maxid = s.edge_id(false).unwrap_or(StreamId::MIN);
+        if id < maxid {
+            c.reply.add_error(
+                "ERR The ID specified in XSETID is smaller than the target stream top item",
+            );
+            return;
+        }
+        if entries_added != -1 && s.len() > entries_added as u64 {
+            c.reply.add_error(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length",
+            );
+            return;
+        }
+    }
+    s.set_last_id(id);
+    if entries_added != -1 {
+        s.set_entries_added(entries_added as u64);
+    }
+    if !max_xdel.is_zero() {
+        s.set_max_deleted_entry_id(max_xdel);
+    }
+    c.reply.add_ok();
+    let key = c.argv[1].clone();
+    db::signal_modified_key(srv, db, &key);
+    notify_keyspace_event(srv, NOTIFY_STREAM, "xsetid", &key, db);
+    srv.dirty += 1;
+}
+
+/// XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
+fn xread_command(srv: &mut Server, c: &mut Client) {
+    let argc = c.argv.len();
+    let mut timeout: i64 = -1;
+    let mut count: i64 = 0;
+    let mut streams_arg = 0;
+    let mut nstreams = 0;
+    let mut i = 1;
+    while i < argc {
+        let more = argc - i - 1;
+        let o = &c.argv[i];
+        if eq_ic(o, "block") && more > 0 {
+            i += 1;
+            let Some(t) = parse_i64_strict(&c.argv[i]) else {
+                c.reply
+                    .add_error("ERR timeout is not an integer or out of range");
+                return;
+            };
+            if t < 0 {
+                c.reply.add_error("ERR timeout is negative");
+                return;
+            }
+            timeout = if t > 0 {
+                match t.checked_add(srv.mstime) {
+                    Some(v) => v,
+                    None => {
+                        c.reply.add_error("ERR timeout is out of range");
+                        return;
+                    }
+                }
+            } else {
+                0
+            };
+        } else if eq_ic(o, "count") && more > 0 {
+            i += 1;
+            let Some(v) = get_ll_or_reply(c, i) else {
+                return;
+            };
+            count = v.max(0);
+        } else if eq_ic(o, "streams") && more > 0 {
+            streams_arg = i + 1;
+            let n = argc - streams_arg;
+            if !n.is_multiple_of(2) {
+                c.reply.add_error(
+                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                );
+                return;
+            }
+            nstreams = n / 2;
+            break;
+        } else if eq_ic(o, "group") && more >= 2 {
+            c.reply.add_error(
+                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+            );
+            return;
+        } else if eq_ic(o, "noack") {
+            c.reply.add_error(
+                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+            );
+            return;
+        } else {
+            c.reply.add_error(ERR_SYNTAX);
+            return;
+        }
+        i += 1;
+    }
+    if streams_arg == 0 {
+        c.reply.add_error(ERR_SYNTAX);
+        return;
+    }
+    let db = c.db;
+    let mut ids = Vec::with_capacity(nstreams.min(1024));
+    for n in 0..nstreams {
+        let key_idx = streams_arg + n;
+        let id_idx = streams_arg + nstreams + n;
+        let last = match db::lookup_key_read(srv, db, &c.argv[key_idx]) {
+            None => None,
+            Some(ValueRef::Stream(s)) => Some(s.last_id()),
+            Some(_) => {
+                c.reply.add_error(ERR_WRONGTYPE);
+                return;
+            }
+        };
+        let a = c.argv[id_idx].as_slice();
+        if a == b"$" {
+            ids.push(last.unwrap_or(StreamId::MIN));
+            continue;
+        }
+        if a == b"+" {
+            ids.push(last.and_then(|l| l.decr()).unwrap_or(StreamId::MIN));
+            continue;
+        }
+        if a == b">" {
+            c.reply.add_error("ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.");
+            return;
+        }
+        let Some(id) = parse_strict_or_reply(c, id_idx, 0) else {
+            return;
+        };
+        ids.push(id);
+    }
+    let mut body = ReplyBuf::new();
+    body.resp = c.reply.resp;
+    let mut served = 0;
+    for (n, gt) in ids.iter().enumerate() {
+        let key = &c.argv[streams_arg + n];
+        let Some(ValueRef::Stream(s)) = db::lookup_key_read(srv, db, key) else {
+            continue;
+        };
+        if s.is_empty() {
+            continue;
+        }
+        let maxid = s.edge_id(false).unwrap_or(StreamId::MIN);
+        if maxid <= *gt {
+            continue;
+        }
+        served += 1;
+        let start = gt.incr().unwrap_or(StreamId::MAX);
+        if body.resp == 2 {
+            body.add_array_len(2);
+        }
+        body.add_bulk(key);
+        reply_range(&mut body, s, start, StreamId::MAX, count as u64, false);
+    }
+    if served > 0 {
+        if c.reply.resp == 2 {
+            c.reply.add_array_len(served);
+        } else {
+            c.reply.add_map_len(served);
+        }
+        c.reply.add_raw(&body.buf);
+        return;
+    }
+    if timeout != -1 {
+        if blocked::blocking_denied(c) {
+            c.reply.add_null_array();
+            return;
+        }
+        // `$` becomes the ID resolved now, so that the re-execution on new data does
+        // not resolve it again (and block forever).
+        for (n, id) in ids.iter().enumerate() {
+            let idx = streams_arg + nstreams + n;
+            if c.argv[idx].as_slice() == b"$" {
+                c.argv[idx] = id.to_bytes();
+            }
+        }
+        let keys: Vec<Vec<u8>> = c.argv[streams_arg..streams_arg + nstreams].to_vec();
+        blocked::block_for_keys(srv, c, BlockType::Stream, &keys, timeout, false);
+        return;
+    }
+    c.reply.add_null_array();
+}
