@@ -115,6 +115,8 @@ struct Inner {
     max_deleted_entry_id: StreamId,
     entries_added: u64,
     groups: Option<BTreeMap<Vec<u8>, ConsumerGroup>>,
+    /// Node count at the last compaction of `nodes` (see [`Stream::append`]).
+    nodes_at_rebuild: usize,
 }
 
 /// A stream value. Boxed so that `Value` stays small.
@@ -439,6 +441,14 @@ impl Stream {
                 }
                 lp.append_int(0);
                 flags |= FLAG_SAMEFIELDS;
+                // Appending at the right end leaves B-tree nodes about half full: rebuild
+                // the map (bulk building fills its nodes) whenever it grew by 1/8, which
+                // costs a few moves per node added and saves ~0.35 bytes per entry.
+                let n = s.nodes.len();
+                if n >= 64 && n >= s.nodes_at_rebuild + s.nodes_at_rebuild / 8 {
+                    s.nodes = std::mem::take(&mut s.nodes).into_iter().collect();
+                    s.nodes_at_rebuild = n;
+                }
                 s.nodes.entry(id).or_insert(lp)
             }
             Some(mid) => {
