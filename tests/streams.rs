@@ -1,0 +1,196 @@
+//! Streams with several connections: XREAD BLOCK served in order, `$` resolved when the
+//! client blocks, timeouts, MULTI, and the shape of auto-generated (`*`) IDs. Every
+//! scenario runs on valkey-rs and on the reference when installed, with the same bytes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{expect, info_field, servers, wait_for, Conn, Server};
+
+const NULL_ARRAY: &[u8] = b"*-1\r\n";
+
+#[track_caller]
+fn wait_blocked(s: &Server, admin: &mut Conn, n: i64) {
+    let ok = wait_for(Duration::from_secs(3), || {
+        info_field(&admin.call(&["INFO", "clients"]), "blocked_clients") == Some(n)
+    });
+    assert!(ok, "{}: blocked_clients never reached {}", s.kind.name(), n);
+}
+
+#[track_caller]
+fn assert_silent(s: &Server, c: &mut Conn) {
+    let (got, closed) = c.read_until_close(Duration::from_millis(150));
+    assert!(
+        got.is_empty() && !closed,
+        "{}: unexpected output {:?}",
+        s.kind.name(),
+        String::from_utf8_lossy(&got)
+    );
+    c.set_read_timeout(common::READ_TIMEOUT);
+}
+
+fn entry_reply(key: &str, id: &str, f: &str, v: &str) -> Vec<u8> {
+    format!(
+        "*1\r\n*2\r\n${}\r\n{}\r\n*1\r\n*2\r\n${}\r\n{}\r\n*2\r\n${}\r\n{}\r\n${}\r\n{}\r\n",
+        key.len(),
+        key,
+        id.len(),
+        id,
+        f.len(),
+        f,
+        v.len(),
+        v
+    )
+    .into_bytes()
+}
+
+#[test]
+fn xread_block_serves_every_waiter_with_dollar_resolved_at_block_time() {
+    for s in servers(&[]) {
+        let mut admin = s.conn();
+        expect(
+            &s,
+            &admin.call(&["XADD", "s", "1-1", "a", "1"]),
+            b"$3\r\n1-1\r\n",
+        );
+        let mut c1 = s.conn();
+        let mut c2 = s.conn();
+        c1.send(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"])
+            .unwrap();
+        wait_blocked(&s, &mut admin, 1);
+        c2.send(&["XREAD", "BLOCK", "0", "STREAMS", "other", "s", "$", "$"])
+            .unwrap();
+        wait_blocked(&s, &mut admin, 2);
+        assert_silent(&s, &mut c1);
+        expect(
+            &s,
+            &admin.call(&["XADD", "s", "2-1", "b", "2"]),
+            b"$3\r\n2-1\r\n",
+        );
+        // Both readers get the new entry only (not 1-1).
+        expect(
+            &s,
+            &c1.read_reply().unwrap(),
+            &entry_reply("s", "2-1", "b", "2"),
+        );
+        expect(
+            &s,
+            &c2.read_reply().unwrap(),
+            &entry_reply("s", "2-1", "b", "2"),
+        );
+        wait_blocked(&s, &mut admin, 0);
+        // An explicit ID below the top is served at once.
+        expect(
+            &s,
+            &c1.call(&["XREAD", "BLOCK", "0", "COUNT", "1", "STREAMS", "s", "1-1"]),
+            &entry_reply("s", "2-1", "b", "2"),
+        );
+    }
+}
+
+#[test]
+fn xread_block_on_a_missing_key_wakes_on_creation_and_times_out() {
+    for s in servers(&[]) {
+        let mut admin = s.conn();
+        let mut c1 = s.conn();
+        c1.send(&["XREAD", "BLOCK", "0", "STREAMS", "new", "$"])
+            .unwrap();
+        wait_blocked(&s, &mut admin, 1);
+        expect(
+            &s,
+            &admin.call(&["XADD", "new", "5-5", "f", "v"]),
+            b"$3\r\n5-5\r\n",
+        );
+        expect(
+            &s,
+            &c1.read_reply().unwrap(),
+            &entry_reply("new", "5-5", "f", "v"),
+        );
+        wait_blocked(&s, &mut admin, 0);
+
+        // A timeout replies with a null array.
+        let t0 = Instant::now();
+        expect(
+            &s,
+            &c1.call(&["XREAD", "BLOCK", "100", "STREAMS", "new", "$"]),
+            NULL_ARRAY,
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(90),
+            "{}",
+            s.kind.name()
+        );
+
+        // Writes that add nothing newer keep the client blocked.
+        c1.send(&["XREAD", "BLOCK", "0", "STREAMS", "new", "9-0"])
+            .unwrap();
+        wait_blocked(&s, &mut admin, 1);
+        expect(
+            &s,
+            &admin.call(&["XADD", "new", "6-0", "f", "v"]),
+            b"$3\r\n6-0\r\n",
+        );
+        assert_silent(&s, &mut c1);
+        expect(
+            &s,
+            &admin.call(&["XADD", "new", "9-1", "f", "w"]),
+            b"$3\r\n9-1\r\n",
+        );
+        expect(
+            &s,
+            &c1.read_reply().unwrap(),
+            &entry_reply("new", "9-1", "f", "w"),
+        );
+
+        // Inside MULTI, BLOCK behaves as a timeout.
+        expect(&s, &admin.call(&["MULTI"]), b"+OK\r\n");
+        expect(
+            &s,
+            &admin.call(&["XREAD", "BLOCK", "0", "STREAMS", "new", "$"]),
+            b"+QUEUED\r\n",
+        );
+        expect(&s, &admin.call(&["EXEC"]), b"*1\r\n*-1\r\n");
+    }
+}
+
+#[test]
+fn xadd_auto_ids_have_the_right_shape() {
+    for s in servers(&[]) {
+        let mut c = s.conn();
+        let r = c.call(&["XADD", "a", "*", "f", "v"]);
+        let text = String::from_utf8_lossy(&r).into_owned();
+        let id = text
+            .trim_end()
+            .rsplit('\n')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let (ms, seq) = id.split_once('-').expect("ms-seq");
+        let ms: u64 = ms.parse().unwrap();
+        assert_eq!(seq, "0", "{}", s.kind.name());
+        let r2 = c.call(&["XADD", "a", &format!("{ms}-*"), "f", "v"]);
+        expect(
+            &s,
+            &r2,
+            format!("${}\r\n{}-1\r\n", ms.to_string().len() + 2, ms).as_bytes(),
+        );
+        // `*` after a future ID increments its sequence.
+        let fut = ms + 10_000_000;
+        c.call(&["XADD", "a", &format!("{fut}-5"), "f", "v"]);
+        let r3 = c.call(&["XADD", "a", "*", "f", "v"]);
+        let want = format!("{fut}-6");
+        expect(
+            &s,
+            &r3,
+            format!("${}\r\n{}\r\n", want.len(), want).as_bytes(),
+        );
+        expect(&s, &c.call(&["XLEN", "a"]), b":4\r\n");
+        expect(&s, &c.call(&["TYPE", "a"]), b"+stream\r\n");
+        expect(
+            &s,
+            &c.call(&["OBJECT", "ENCODING", "a"]),
+            b"$6\r\nstream\r\n",
+        );
+    }
+}
