@@ -12,7 +12,9 @@ use crate::object::{ObjType, Value, ValueRef};
 use crate::reply::{ReplyBuf, ERR_NOT_INTEGER, ERR_NO_SUCH_KEY, ERR_SYNTAX, ERR_WRONGTYPE};
 use crate::server::Server;
 use crate::types::listpack::LpEntry;
-use crate::types::stream::{AppendError, Stream, StreamId, TrimStrategy};
+use crate::types::stream::{
+    AppendError, Consumer, ConsumerGroup, PendingEntry, Stream, StreamId, TrimStrategy,
+};
 use crate::util::{eq_ic, parse_i64_strict};
 
 const KS_RW_UPD: &[KeySpec] = &[KeySpec::range(k::RW | k::UPDATE, 1, 0, 1)
@@ -100,6 +102,63 @@ pub static COMMANDS: &[CommandDef] = &[
         "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
         "",
     ),
+    CommandDef::new("xgroup", -2, 0, cat::SLOW, super::container_proc)
+        .doc("stream", "5.0.0", "A container for consumer groups commands.", "Depends on subcommand.")
+        .subs(&[
+            CommandDef::new("create", -5, f::WRITE | f::DENYOOM, cat::WRITE | cat::STREAM | cat::SLOW, xgroup_command)
+                .keys(KS_XGROUP_INS)
+                .doc("stream", "5.0.0", "Creates a consumer group.", XGROUP_SUB),
+            CommandDef::new("createconsumer", 5, f::WRITE | f::DENYOOM, cat::WRITE | cat::STREAM | cat::SLOW, xgroup_command)
+                .keys(KS_XGROUP_INS)
+                .doc("stream", "6.2.0", "Creates a consumer in a consumer group.", XGROUP_SUB),
+            CommandDef::new("delconsumer", 5, f::WRITE, cat::WRITE | cat::STREAM | cat::SLOW, xgroup_command)
+                .keys(KS_XGROUP_DEL)
+                .doc("stream", "5.0.0", "Deletes a consumer from a consumer group.", XGROUP_SUB),
+            CommandDef::new("destroy", 4, f::WRITE, cat::WRITE | cat::STREAM | cat::SLOW, xgroup_command)
+                .keys(KS_XGROUP_DEL)
+                .doc(
+                    "stream",
+                    "5.0.0",
+                    "Destroys a consumer group.",
+                    "O(N) where N is the number of entries in the group's pending entries list (PEL).",
+                ),
+            CommandDef::new("help", 2, f::LOADING | f::STALE, cat::STREAM | cat::SLOW, xgroup_command)
+                .doc("stream", "5.0.0", "Returns helpful text about the different subcommands.", XGROUP_SUB),
+            CommandDef::new("setid", -5, f::WRITE, cat::WRITE | cat::STREAM | cat::SLOW, xgroup_command)
+                .keys(KS_XGROUP_UPD)
+                .doc("stream", "5.0.0", "Sets the last-delivered ID of a consumer group.", XGROUP_SUB),
+        ]),
+    CommandDef::new("xack", -4, f::WRITE | f::FAST, cat::WRITE | cat::STREAM | cat::FAST, xack_command)
+        .keys(KS_RW_UPD_PLAIN)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.",
+            "O(1) for each message ID processed.",
+        ),
+    CommandDef::new(
+        "xreadgroup",
+        -7,
+        f::WRITE | f::BLOCKING | f::MOVABLE_KEYS,
+        cat::WRITE | cat::STREAM | cat::SLOW | cat::BLOCKING,
+        xreadgroup_command,
+    )
+    .keys(KS_XREADGROUP)
+    .doc(
+        "stream",
+        "5.0.0",
+        "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.",
+        "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.",
+    ),
+    CommandDef::new("xpending", -3, f::READONLY, cat::READ | cat::STREAM | cat::SLOW, xpending_command)
+        .keys(KS_RO_ACC)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns the information and entries from a stream consumer group's pending entries list.",
+            "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.",
+        )
+        .tips(&["nondeterministic_output"]),
 ];
 
 const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -794,4 +853,739 @@ fn xread_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     c.reply.add_null_array();
+}
+
+// ---------------------------------------------------------------------------------------
+// Consumer groups
+// ---------------------------------------------------------------------------------------
+
+const XGROUP_SUB: &str = "O(1)";
+
+const KS_XGROUP_INS: &[KeySpec] = &[KeySpec::range(k::RW | k::INSERT, 2, 0, 1)];
+const KS_XGROUP_DEL: &[KeySpec] = &[KeySpec::range(k::RW | k::DELETE, 2, 0, 1)];
+const KS_XGROUP_UPD: &[KeySpec] = &[KeySpec::range(k::RW | k::UPDATE, 2, 0, 1)];
+const KS_XREADGROUP: &[KeySpec] = &[KeySpec {
+    notes: "",
+    flags: k::RO | k::ACCESS,
+    begin: BeginSearch::Keyword {
+        keyword: "STREAMS",
+        startfrom: 4,
+    },
+    find: FindKeys::Range {
+        lastkey: -1,
+        keystep: 1,
+        limit: 2,
+    },
+}];
+
+fn subcommand_syntax_error(c: &mut Client) {
+    let sub = crate::reply::sanitize(&c.argv[1], 128);
+    let cmd = String::from_utf8_lossy(&c.argv[0]).to_ascii_uppercase();
+    c.reply.add_error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."
+    ));
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Creates a consumer if missing (upstream's `streamCreateConsumer` with SCC_DEFAULT):
+/// true when created.
+fn create_consumer(g: &mut ConsumerGroup, name: &[u8], now: i64) -> bool {
+    if g.consumers.contains_key(name) {
+        return false;
+    }
+    g.consumers.insert(
+        name.to_vec(),
+        Consumer {
+            seen_time: now,
+            active_time: -1,
+            pel: Default::default(),
+        },
+    );
+    true
+}
+
+fn xgroup_command(srv: &mut Server, c: &mut Client) {
+    let argc = c.argv.len();
+    let sub = c.argv[1].to_ascii_lowercase();
+    let mut mkstream = false;
+    let mut entries_read: i64 = -1;
+    let db = c.db;
+    let mut exists = false;
+    let mut has_group = false;
+    if argc >= 4 {
+        let create = sub == b"create";
+        let setid = sub == b"setid";
+        let mut i = 5;
+        while i < argc {
+            if create && eq_ic(&c.argv[i], "mkstream") {
+                mkstream = true;
+                i += 1;
+            } else if (create || setid) && eq_ic(&c.argv[i], "entriesread") && i + 1 < argc {
+                let Some(v) = get_ll_or_reply(c, i + 1) else {
+                    return;
+                };
+                if v < 0 && v != -1 {
+                    c.reply
+                        .add_error("ERR value for ENTRIESREAD must be positive or -1");
+                    return;
+                }
+                entries_read = v;
+                i += 2;
+            } else {
+                subcommand_syntax_error(c);
+                return;
+            }
+        }
+        match db::lookup_key_write(srv, db, &c.argv[2]) {
+            None => {}
+            Some(ValueRef::Stream(s)) => {
+                exists = true;
+                has_group = s.groups().is_some_and(|g| g.contains_key(&c.argv[3]));
+            }
+            Some(_) => {
+                c.reply.add_error(ERR_WRONGTYPE);
+                return;
+            }
+        }
+    }
+    if argc >= 4 && !mkstream {
+        if !exists {
+            c.reply.add_error("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.");
+            return;
+        }
+        if !has_group && (sub == b"setid" || sub == b"createconsumer" || sub == b"delconsumer") {
+            let e = format!(
+                "NOGROUP No such consumer group '{}' for key name '{}'",
+                lossy(&c.argv[3]),
+                lossy(&c.argv[2])
+            );
+            c.reply.add_error(&e);
+            return;
+        }
+    }
+    let key = c.argv.get(2).cloned().unwrap_or_default();
+    let now = srv.mstime;
+    if argc == 2 && sub == b"help" {
+        c.reply.add_help(
+            "XGROUP",
+            &[
+                "CREATE <key> <groupname> <id|$> [option]",
+                "    Create a new consumer group. Options are:",
+                "    * MKSTREAM",
+                "      Create the empty stream if it does not exist.",
+                "    * ENTRIESREAD entries_read",
+                "      Set the group's entries_read counter (internal use).",
+                "CREATECONSUMER <key> <groupname> <consumer>",
+                "    Create a new consumer in the specified group.",
+                "DELCONSUMER <key> <groupname> <consumer>",
+                "    Remove the specified consumer.",
+                "DESTROY <key> <groupname>",
+                "    Remove the specified group.",
+                "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+                "    Set the current group ID and entries_read counter.",
+            ],
+        );
+    } else if sub == b"create" && (5..=8).contains(&argc) {
+        let id = if c.argv[4].as_slice() == b"$" {
+            match db::lookup_key_write(srv, db, &key) {
+                Some(ValueRef::Stream(s)) => s.last_id(),
+                _ => StreamId::MIN,
+            }
+        } else {
+            let Some(id) = parse_strict_or_reply(c, 4, 0) else {
+                return;
+            };
+            id
+        };
+        if !exists {
+            db::db_add(srv, db, &key, Value::Stream(Stream::new()));
+            db::signal_modified_key(srv, db, &key);
+        }
+        let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+            return;
+        };
+        let groups = s.groups_mut();
+        if groups.contains_key(&c.argv[3]) {
+            c.reply
+                .add_error("BUSYGROUP Consumer Group name already exists");
+            return;
+        }
+        groups.insert(
+            c.argv[3].clone(),
+            ConsumerGroup {
+                last_id: id,
+                entries_read,
+                ..Default::default()
+            },
+        );
+        c.reply.add_ok();
+        srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-create", &key, db);
+    } else if sub == b"setid" && (argc == 5 || argc == 7) {
+        let last = match db::lookup_key_write(srv, db, &key) {
+            Some(ValueRef::Stream(s)) => s.last_id(),
+            _ => return,
+        };
+        let id = if c.argv[4].as_slice() == b"$" {
+            last
+        } else {
+            match parse_id(&c.argv[4], 0, false, false) {
+                Some((id, _)) => id,
+                None => {
+                    c.reply.add_error(ERR_INVALID_ID);
+                    return;
+                }
+            }
+        };
+        let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+            return;
+        };
+        if let Some(g) = s.groups_mut().get_mut(&c.argv[3]) {
+            g.last_id = id;
+            g.entries_read = entries_read;
+        }
+        c.reply.add_ok();
+        srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-setid", &key, db);
+    } else if sub == b"destroy" && argc == 4 {
+        if !has_group {
+            c.reply.add_long(0);
+            return;
+        }
+        if let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) {
+            s.groups_mut().remove(&c.argv[3]);
+        }
+        c.reply.add_long(1);
+        srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-destroy", &key, db);
+        // Blocked XREADGROUP clients get -NOGROUP when they run again.
+        blocked::signal_key_as_ready(srv, db, &key, ObjType::Stream);
+    } else if sub == b"createconsumer" && argc == 5 {
+        let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+            return;
+        };
+        let created = s
+            .groups_mut()
+            .get_mut(&c.argv[3])
+            .is_some_and(|g| create_consumer(g, &c.argv[4], now));
+        if created {
+            srv.dirty += 1;
+            notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-createconsumer", &key, db);
+        }
+        c.reply.add_long(i64::from(created));
+    } else if sub == b"delconsumer" && argc == 5 {
+        let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+            return;
+        };
+        let mut pending = None;
+        if let Some(g) = s.groups_mut().get_mut(&c.argv[3]) {
+            if let Some(cons) = g.consumers.remove(&c.argv[4]) {
+                for id in &cons.pel {
+                    g.pel.remove(id);
+                }
+                pending = Some(cons.pel.len());
+            }
+        }
+        if let Some(n) = pending {
+            srv.dirty += 1;
+            notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-delconsumer", &key, db);
+            c.reply.add_long(n as i64);
+        } else {
+            c.reply.add_long(0);
+        }
+    } else {
+        subcommand_syntax_error(c);
+    }
+}
+
+fn xack_command(srv: &mut Server, c: &mut Client) {
+    let db = c.db;
+    let found = match db::lookup_key_read(srv, db, &c.argv[1]) {
+        None => false,
+        Some(ValueRef::Stream(s)) => s.groups().is_some_and(|g| g.contains_key(&c.argv[2])),
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+    };
+    if !found {
+        c.reply.add_long(0);
+        return;
+    }
+    let mut ids = Vec::with_capacity((c.argv.len() - 3).min(1024));
+    for j in 3..c.argv.len() {
+        let Some(id) = parse_strict_or_reply(c, j, 0) else {
+            return;
+        };
+        ids.push(id);
+    }
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
+        return;
+    };
+    let mut acked = 0u64;
+    if let Some(g) = s.groups_mut().get_mut(&c.argv[2]) {
+        for id in &ids {
+            if let Some(nack) = g.pel.remove(id) {
+                if let Some(cons) = g.consumers.get_mut(&nack.consumer) {
+                    cons.pel.remove(id);
+                }
+                acked += 1;
+            }
+        }
+    }
+    srv.dirty += acked;
+    c.reply.add_long(acked as i64);
+}
+
+/// XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS key... id...
+fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
+    let argc = c.argv.len();
+    let mut timeout: i64 = -1;
+    let mut count: i64 = 0;
+    let mut streams_arg = 0;
+    let mut nstreams = 0;
+    let mut group: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut noack = false;
+    let mut i = 1;
+    while i < argc {
+        let more = argc - i - 1;
+        let o = &c.argv[i];
+        if eq_ic(o, "block") && more > 0 {
+            i += 1;
+            let Some(t) = parse_i64_strict(&c.argv[i]) else {
+                c.reply
+                    .add_error("ERR timeout is not an integer or out of range");
+                return;
+            };
+            if t < 0 {
+                c.reply.add_error("ERR timeout is negative");
+                return;
+            }
+            timeout = if t > 0 {
+                match t.checked_add(srv.mstime) {
+                    Some(v) => v,
+                    None => {
+                        c.reply.add_error("ERR timeout is out of range");
+                        return;
+                    }
+                }
+            } else {
+                0
+            };
+        } else if eq_ic(o, "count") && more > 0 {
+            i += 1;
+            let Some(v) = get_ll_or_reply(c, i) else {
+                return;
+            };
+            count = v.max(0);
+        } else if eq_ic(o, "streams") && more > 0 {
+            streams_arg = i + 1;
+            let n = argc - streams_arg;
+            if !n.is_multiple_of(2) {
+                c.reply.add_error(
+                    "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.",
+                );
+                return;
+            }
+            nstreams = n / 2;
+            break;
+        } else if eq_ic(o, "group") && more >= 2 {
+            group = Some((c.argv[i + 1].clone(), c.argv[i + 2].clone()));
+            i += 2;
+        } else if eq_ic(o, "noack") {
+            noack = true;
+        } else {
+            c.reply.add_error(ERR_SYNTAX);
+            return;
+        }
+        i += 1;
+    }
+    if streams_arg == 0 {
+        c.reply.add_error(ERR_SYNTAX);
+        return;
+    }
+    let Some((gname, cname)) = group else {
+        c.reply.add_error("ERR Missing GROUP option for XREADGROUP");
+        return;
+    };
+    let db = c.db;
+    // None = `>`.
+    let mut ids: Vec<Option<StreamId>> = Vec::with_capacity(nstreams.min(1024));
+    for n in 0..nstreams {
+        let key_idx = streams_arg + n;
+        let id_idx = streams_arg + nstreams + n;
+        let ok = match db::lookup_key_read(srv, db, &c.argv[key_idx]) {
+            None => false,
+            Some(ValueRef::Stream(s)) => s.groups().is_some_and(|g| g.contains_key(&gname)),
+            Some(_) => {
+                c.reply.add_error(ERR_WRONGTYPE);
+                return;
+            }
+        };
+        if !ok {
+            let e = format!(
+                "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+                lossy(&c.argv[key_idx]),
+                lossy(&gname)
+            );
+            c.reply.add_error(&e);
+            return;
+        }
+        let a = c.argv[id_idx].as_slice();
+        if a == b"$" {
+            c.reply.add_error("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.");
+            return;
+        }
+        if a == b">" {
+            ids.push(None);
+            continue;
+        }
+        let Some(id) = parse_strict_or_reply(c, id_idx, 0) else {
+            return;
+        };
+        ids.push(Some(id));
+    }
+    let now = srv.mstime;
+    let mut body = ReplyBuf::new();
+    body.resp = c.reply.resp;
+    let mut served = 0;
+    for (n, gt) in ids.iter().enumerate() {
+        let key = c.argv[streams_arg + n].clone();
+        let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+            continue;
+        };
+        let Some(mut g) = s.groups_mut().remove(&gname) else {
+            continue;
+        };
+        let (serve, start, history) = match gt {
+            Some(id) => (true, *id, true),
+            None => {
+                let maxid = s.edge_id(false);
+                match maxid {
+                    Some(m) if m > g.last_id => (true, g.last_id, false),
+                    _ => (false, g.last_id, false),
+                }
+            }
+        };
+        let created = create_consumer(&mut g, &cname, now);
+        if let Some(cons) = g.consumers.get_mut(&cname) {
+            cons.seen_time = now;
+        }
+        if serve {
+            served += 1;
+            if body.resp == 2 {
+                body.add_array_len(2);
+            }
+            body.add_bulk(&key);
+            let start = start.incr().unwrap_or(StreamId::MAX);
+            if history {
+                reply_history(&mut body, s, &mut g, &cname, start, count as u64, now);
+            } else {
+                reply_new(
+                    &mut body,
+                    s,
+                    &mut g,
+                    &cname,
+                    start,
+                    count as u64,
+                    noack,
+                    now,
+                );
+            }
+        }
+        s.groups_mut().insert(gname.clone(), g);
+        if created {
+            srv.dirty += 1;
+            notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-createconsumer", &key, db);
+        }
+        if serve {
+            srv.dirty += 1;
+        }
+    }
+    if served > 0 {
+        if c.reply.resp == 2 {
+            c.reply.add_array_len(served);
+        } else {
+            c.reply.add_map_len(served);
+        }
+        c.reply.add_raw(&body.buf);
+        return;
+    }
+    if timeout != -1 {
+        if blocked::blocking_denied(c) {
+            c.reply.add_null_array();
+            return;
+        }
+        let keys: Vec<Vec<u8>> = c.argv[streams_arg..streams_arg + nstreams].to_vec();
+        blocked::block_for_keys(srv, c, BlockType::Stream, &keys, timeout, true);
+        return;
+    }
+    c.reply.add_null_array();
+}
+
+fn add_entry(r: &mut ReplyBuf, id: StreamId, e: &crate::types::stream::EntryView<'_>) {
+    r.add_array_len(2);
+    add_id(r, id);
+    r.add_array_len(e.len() * 2);
+    for i in 0..e.len() {
+        let (f, v) = e.pair(i);
+        add_lp(r, f);
+        add_lp(r, v);
+    }
+}
+
+/// Serves a consumer's own pending entries from `start` (upstream's
+/// `streamReplyWithRangeFromConsumerPEL`).
+fn reply_history(
+    r: &mut ReplyBuf,
+    s: &Stream,
+    g: &mut ConsumerGroup,
+    cname: &[u8],
+    start: StreamId,
+    count: u64,
+    now: i64,
+) {
+    let Some(cons) = g.consumers.get(cname) else {
+        r.add_array_len(0);
+        return;
+    };
+    let ids: Vec<StreamId> = cons
+        .pel
+        .range(start..)
+        .take(if count == 0 {
+            usize::MAX
+        } else {
+            count as usize
+        })
+        .copied()
+        .collect();
+    r.add_array_len(ids.len());
+    for id in ids {
+        let mut found = false;
+        s.range(id, id, false, |id, e| {
+            add_entry(r, id, &e);
+            found = true;
+            false
+        });
+        if found {
+            if let Some(nack) = g.pel.get_mut(&id) {
+                nack.delivery_time = now;
+                nack.delivery_count += 1;
+            }
+        } else {
+            r.add_array_len(2);
+            add_id(r, id);
+            r.add_null_array();
+        }
+    }
+}
+
+/// Serves new entries to a group's consumer, moving the group's last ID and filling the
+/// PELs (upstream's `streamReplyWithRange` with a group).
+#[allow(clippy::too_many_arguments)]
+fn reply_new(
+    r: &mut ReplyBuf,
+    s: &Stream,
+    g: &mut ConsumerGroup,
+    cname: &[u8],
+    start: StreamId,
+    count: u64,
+    noack: bool,
+    now: i64,
+) {
+    let mut ids = Vec::new();
+    let mut body = ReplyBuf::new();
+    body.resp = r.resp;
+    s.range(start, StreamId::MAX, false, |id, e| {
+        add_entry(&mut body, id, &e);
+        ids.push(id);
+        count == 0 || (ids.len() as u64) < count
+    });
+    for &id in &ids {
+        if id > g.last_id {
+            if g.entries_read != -1
+                && g.last_id >= s.first_id()
+                && !s.range_has_tombstones(g.last_id, StreamId::MAX)
+            {
+                g.entries_read += 1;
+            } else if s.entries_added() > 0 {
+                g.entries_read = s.estimate_distance_from_first_ever_entry(id);
+            }
+            g.last_id = id;
+        }
+        if !noack {
+            if let Some(old) = g.pel.get(&id).map(|n| n.consumer.clone()) {
+                if let Some(oc) = g.consumers.get_mut(&old) {
+                    oc.pel.remove(&id);
+                }
+            }
+            g.pel.insert(
+                id,
+                PendingEntry {
+                    delivery_time: now,
+                    delivery_count: 1,
+                    consumer: cname.to_vec(),
+                },
+            );
+            if let Some(cons) = g.consumers.get_mut(cname) {
+                cons.pel.insert(id);
+                cons.active_time = now;
+            }
+        }
+    }
+    r.add_array_len(ids.len());
+    r.add_raw(&body.buf);
+}
+
+/// XPENDING key group [[IDLE ms] start end count [consumer]]
+fn xpending_command(srv: &mut Server, c: &mut Client) {
+    let argc = c.argv.len();
+    let justinfo = argc == 3;
+    if argc != 3 && !(6..=9).contains(&argc) {
+        c.reply.add_error(ERR_SYNTAX);
+        return;
+    }
+    let mut minidle = 0i64;
+    let mut count = 0i64;
+    let mut start = StreamId::MIN;
+    let mut end = StreamId::MAX;
+    let mut consumer: Option<Vec<u8>> = None;
+    if argc >= 6 {
+        let mut si = 3;
+        if eq_ic(&c.argv[3], "idle") {
+            let Some(v) = get_ll_or_reply(c, 4) else {
+                return;
+            };
+            minidle = v;
+            if argc < 8 {
+                c.reply.add_error(ERR_SYNTAX);
+                return;
+            }
+            si += 2;
+        }
+        let Some(v) = get_ll_or_reply(c, si + 2) else {
+            return;
+        };
+        count = v.max(0);
+        let Some((s0, sx)) = parse_interval(c, si, 0) else {
+            return;
+        };
+        start = s0;
+        if sx {
+            match start.incr() {
+                Some(v) => start = v,
+                None => {
+                    c.reply.add_error("ERR invalid start ID for the interval");
+                    return;
+                }
+            }
+        }
+        let Some((e0, ex)) = parse_interval(c, si + 1, u64::MAX) else {
+            return;
+        };
+        end = e0;
+        if ex {
+            match end.decr() {
+                Some(v) => end = v,
+                None => {
+                    c.reply.add_error("ERR invalid end ID for the interval");
+                    return;
+                }
+            }
+        }
+        if si + 3 < argc {
+            consumer = Some(c.argv[si + 3].clone());
+        }
+    }
+    let db = c.db;
+    let now = srv.mstime;
+    let s = match db::lookup_key_read(srv, db, &c.argv[1]) {
+        Some(ValueRef::Stream(s)) => Some(s),
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+        None => None,
+    };
+    let Some(g) = s.and_then(|s| s.groups()).and_then(|g| g.get(&c.argv[2])) else {
+        let e = format!(
+            "NOGROUP No such key '{}' or consumer group '{}'",
+            lossy(&c.argv[1]),
+            lossy(&c.argv[2])
+        );
+        c.reply.add_error(&e);
+        return;
+    };
+    let r = &mut c.reply;
+    if justinfo {
+        r.add_array_len(4);
+        r.add_long(g.pel.len() as i64);
+        match (g.pel.keys().next(), g.pel.keys().next_back()) {
+            (Some(&a), Some(&b)) => {
+                add_id(r, a);
+                add_id(r, b);
+                let with: Vec<_> = g
+                    .consumers
+                    .iter()
+                    .filter(|(_, v)| !v.pel.is_empty())
+                    .collect();
+                r.add_array_len(with.len());
+                for (name, cons) in with {
+                    r.add_array_len(2);
+                    r.add_bulk(name);
+                    r.add_bulk_i64(cons.pel.len() as i64);
+                }
+            }
+            _ => {
+                r.add_null();
+                r.add_null();
+                r.add_null_array();
+            }
+        }
+        return;
+    }
+    let idle_ok = |nack: &PendingEntry| minidle == 0 || now - nack.delivery_time >= minidle;
+    let cap = count.max(0) as usize;
+    let mut out: Vec<(StreamId, &PendingEntry)> = Vec::new();
+    match &consumer {
+        Some(cn) => {
+            let Some(cons) = g.consumers.get(cn) else {
+                r.add_array_len(0);
+                return;
+            };
+            if start <= end {
+                for id in cons.pel.range(start..=end) {
+                    if out.len() >= cap {
+                        break;
+                    }
+                    if let Some(nack) = g.pel.get(id).filter(|n| idle_ok(n)) {
+                        out.push((*id, nack));
+                    }
+                }
+            }
+        }
+        None => {
+            if start <= end {
+                for (id, nack) in g.pel.range(start..=end) {
+                    if out.len() >= cap {
+                        break;
+                    }
+                    if idle_ok(nack) {
+                        out.push((*id, nack));
+                    }
+                }
+            }
+        }
+    }
+    r.add_array_len(out.len());
+    for (id, nack) in out {
+        r.add_array_len(4);
+        add_id(r, id);
+        r.add_bulk(&nack.consumer);
+        r.add_long((now - nack.delivery_time).max(0));
+        r.add_long(nack.delivery_count as i64);
+    }
 }

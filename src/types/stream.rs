@@ -656,6 +656,44 @@ impl Stream {
         deleted
     }
 
+    /// Whether `[start, end]` may hold a tombstone (upstream's
+    /// `streamRangeHasTombstones`).
+    pub fn range_has_tombstones(&self, start: StreamId, end: StreamId) -> bool {
+        let m = self.s.max_deleted_entry_id;
+        if self.s.length == 0 || m.is_zero() {
+            return false;
+        }
+        start <= m && m <= end
+    }
+
+    /// The logical read counter of `id`, or -1 when it can not be known (upstream's
+    /// `streamEstimateDistanceFromFirstEverEntry`).
+    pub fn estimate_distance_from_first_ever_entry(&self, id: StreamId) -> i64 {
+        let s = &*self.s;
+        if s.entries_added == 0 {
+            return 0;
+        }
+        if s.length == 0 && id <= s.last_id {
+            return s.entries_added as i64;
+        }
+        if !id.is_zero() && id < s.max_deleted_entry_id {
+            return -1;
+        }
+        if id == s.last_id {
+            return s.entries_added as i64;
+        } else if id > s.last_id {
+            return -1;
+        }
+        if s.max_deleted_entry_id.is_zero() || s.max_deleted_entry_id < s.first_id {
+            if id < s.first_id {
+                return (s.entries_added - s.length) as i64;
+            } else if id == s.first_id {
+                return (s.entries_added - s.length + 1) as i64;
+            }
+        }
+        -1
+    }
+
     /// Trims from the head (upstream's `streamTrim`); `limit` 0 = no limit. Returns the
     /// number of entries removed.
     pub fn trim(&mut self, strategy: TrimStrategy, approx: bool, limit: i64) -> i64 {
