@@ -194,3 +194,117 @@ fn xadd_auto_ids_have_the_right_shape() {
         );
     }
 }
+
+/// Runs `f` on every server and checks that all of them produced the same transcript.
+fn same_everywhere(f: impl Fn(&Server) -> Vec<Vec<u8>>) {
+    let mut first: Option<(String, Vec<Vec<u8>>)> = None;
+    for s in servers(&[]) {
+        let got = f(&s);
+        match &first {
+            None => first = Some((s.kind.name().to_string(), got)),
+            Some((name, want)) => {
+                for (i, (a, b)) in want.iter().zip(got.iter()).enumerate() {
+                    assert_eq!(
+                        String::from_utf8_lossy(a),
+                        String::from_utf8_lossy(b),
+                        "step {i}: {name} vs {}",
+                        s.kind.name()
+                    );
+                }
+                assert_eq!(want.len(), got.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn xreadgroup_block_serves_consumers_in_order_and_fails_when_the_group_goes() {
+    same_everywhere(|s| {
+        let mut out = Vec::new();
+        let mut admin = s.conn();
+        out.push(admin.call(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+        let mut c1 = s.conn();
+        let mut c2 = s.conn();
+        c1.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ])
+        .unwrap();
+        wait_blocked(s, &mut admin, 1);
+        c2.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "bob",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ])
+        .unwrap();
+        wait_blocked(s, &mut admin, 2);
+        out.push(admin.call(&["XADD", "s", "1-1", "f", "v"]));
+        // The first waiter takes the entry; the second stays blocked.
+        out.push(c1.read_reply().unwrap());
+        wait_blocked(s, &mut admin, 1);
+        assert_silent(s, &mut c2);
+        out.push(admin.call(&["XADD", "s", "1-2", "f", "w"]));
+        out.push(c2.read_reply().unwrap());
+        out.push(admin.call(&["XPENDING", "s", "g"]));
+        // Destroying the group wakes a blocked reader with an error.
+        c1.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ])
+        .unwrap();
+        wait_blocked(s, &mut admin, 1);
+        out.push(admin.call(&["XGROUP", "DESTROY", "s", "g"]));
+        out.push(c1.read_reply().unwrap());
+        // Deleting the key does too.
+        out.push(admin.call(&["XGROUP", "CREATE", "s", "g", "$"]));
+        c1.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ])
+        .unwrap();
+        wait_blocked(s, &mut admin, 1);
+        out.push(admin.call(&["DEL", "s"]));
+        out.push(c1.read_reply().unwrap());
+        // A timeout replies with a null array.
+        out.push(admin.call(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+        out.push(c1.call(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "BLOCK",
+            "50",
+            "STREAMS",
+            "s",
+            ">",
+        ]));
+        out
+    });
+}
