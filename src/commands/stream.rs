@@ -159,6 +159,24 @@ pub static COMMANDS: &[CommandDef] = &[
             "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.",
         )
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("xclaim", -6, f::WRITE | f::FAST, cat::WRITE | cat::STREAM | cat::FAST, xclaim_command)
+        .keys(KS_RW_UPD_PLAIN)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered to a consumer group member.",
+            "O(log N) with N being the number of messages in the PEL of the consumer group.",
+        )
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("xautoclaim", -6, f::WRITE | f::FAST, cat::WRITE | cat::STREAM | cat::FAST, xautoclaim_command)
+        .keys(KS_RW_DEL)
+        .doc(
+            "stream",
+            "6.2.0",
+            "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to a consumer group member.",
+            "O(1) if COUNT is small.",
+        )
+        .tips(&["nondeterministic_output"]),
 ];
 
 const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -1587,5 +1605,350 @@ fn xpending_command(srv: &mut Server, c: &mut Client) {
         r.add_bulk(&nack.consumer);
         r.add_long((now - nack.delivery_time).max(0));
         r.add_long(nack.delivery_count as i64);
+    }
+}
+
+fn nogroup_error(c: &mut Client) {
+    let e = format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        lossy(&c.argv[1]),
+        lossy(&c.argv[2])
+    );
+    c.reply.add_error(&e);
+}
+
+/// Whether the key holds a stream with the group; None after replying WRONGTYPE.
+fn has_group(srv: &mut Server, c: &mut Client) -> Option<bool> {
+    match db::lookup_key_read(srv, c.db, &c.argv[1]) {
+        None => Some(false),
+        Some(ValueRef::Stream(s)) => Some(s.groups().is_some_and(|g| g.contains_key(&c.argv[2]))),
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            None
+        }
+    }
+}
+
+/// Moves a pending entry to `cname` (creating it in the PEL when missing) and stamps it.
+fn claim_nack(
+    g: &mut ConsumerGroup,
+    id: StreamId,
+    cname: &[u8],
+    delivery_time: i64,
+    retrycount: i64,
+    justid: bool,
+) {
+    let old = g.pel.get(&id).map(|n| n.consumer.clone());
+    if let Some(old) = &old {
+        if old.as_slice() != cname {
+            if let Some(oc) = g.consumers.get_mut(old) {
+                oc.pel.remove(&id);
+            }
+        }
+    }
+    let nack = g.pel.entry(id).or_insert(PendingEntry {
+        delivery_time,
+        delivery_count: 1,
+        consumer: cname.to_vec(),
+    });
+    nack.delivery_time = delivery_time;
+    if retrycount >= 0 {
+        nack.delivery_count = retrycount as u64;
+    } else if !justid {
+        nack.delivery_count += 1;
+    }
+    nack.consumer = cname.to_vec();
+    if let Some(cons) = g.consumers.get_mut(cname) {
+        cons.pel.insert(id);
+    }
+}
+
+fn add_entry_by_id(r: &mut ReplyBuf, s: &Stream, id: StreamId) {
+    s.range(id, id, false, |id, e| {
+        add_entry(r, id, &e);
+        false
+    });
+}
+
+/// XCLAIM key group consumer min-idle-time id... [IDLE ms] [TIME ms] [RETRYCOUNT n]
+/// [FORCE] [JUSTID] [LASTID id]
+fn xclaim_command(srv: &mut Server, c: &mut Client) {
+    let Some(found) = has_group(srv, c) else {
+        return;
+    };
+    if !found {
+        nogroup_error(c);
+        return;
+    }
+    let Some(minidle) = parse_i64_strict(&c.argv[4]) else {
+        c.reply
+            .add_error("ERR Invalid min-idle-time argument for XCLAIM");
+        return;
+    };
+    let minidle = minidle.max(0);
+    let argc = c.argv.len();
+    let mut ids = Vec::new();
+    let mut j = 5;
+    while j < argc {
+        match parse_id(&c.argv[j], 0, true, false) {
+            Some((id, _)) => ids.push(id),
+            None => break,
+        }
+        j += 1;
+    }
+    let now = srv.mstime;
+    let (mut force, mut justid) = (false, false);
+    let mut retrycount: i64 = -1;
+    let mut deliverytime: i64 = -1;
+    let mut last_id = StreamId::MIN;
+    while j < argc {
+        let more = argc - 1 - j;
+        let opt = &c.argv[j];
+        if eq_ic(opt, "force") {
+            force = true;
+        } else if eq_ic(opt, "justid") {
+            justid = true;
+        } else if (eq_ic(opt, "idle") || eq_ic(opt, "time") || eq_ic(opt, "retrycount")) && more > 0
+        {
+            let which = if eq_ic(opt, "idle") {
+                "IDLE"
+            } else if eq_ic(opt, "time") {
+                "TIME"
+            } else {
+                "RETRYCOUNT"
+            };
+            j += 1;
+            let Some(v) = parse_i64_strict(&c.argv[j]) else {
+                c.reply
+                    .add_error(&format!("ERR Invalid {which} option argument for XCLAIM"));
+                return;
+            };
+            match which {
+                "IDLE" => deliverytime = now.wrapping_sub(v),
+                "TIME" => deliverytime = v,
+                _ => retrycount = v,
+            }
+        } else if eq_ic(opt, "lastid") && more > 0 {
+            j += 1;
+            let Some(id) = parse_strict_or_reply(c, j, 0) else {
+                return;
+            };
+            last_id = id;
+        } else {
+            let e = format!(
+                "ERR Unrecognized XCLAIM option '{}'",
+                crate::reply::sanitize(opt, 128)
+            );
+            c.reply.add_error(&e);
+            return;
+        }
+        j += 1;
+    }
+    if deliverytime == -1 || deliverytime < 0 || deliverytime > now {
+        deliverytime = now;
+    }
+    let db = c.db;
+    let key = c.argv[1].clone();
+    let gname = c.argv[2].clone();
+    let cname = c.argv[3].clone();
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+        return;
+    };
+    let Some(mut g) = s.groups_mut().remove(&gname) else {
+        return;
+    };
+    let mut dirty = 0u64;
+    if last_id > g.last_id {
+        g.last_id = last_id;
+        dirty += 1;
+    }
+    let created = create_consumer(&mut g, &cname, now);
+    if let Some(cons) = g.consumers.get_mut(&cname) {
+        cons.seen_time = now;
+    }
+    let mut body = ReplyBuf::new();
+    body.resp = c.reply.resp;
+    let mut n = 0usize;
+    for &id in &ids {
+        let exists = s.contains(id);
+        if !exists {
+            if let Some(nack) = g.pel.remove(&id) {
+                if let Some(oc) = g.consumers.get_mut(&nack.consumer) {
+                    oc.pel.remove(&id);
+                }
+                dirty += 1;
+            }
+            continue;
+        }
+        let fresh = !g.pel.contains_key(&id);
+        if fresh && !force {
+            continue;
+        }
+        if !fresh && minidle > 0 {
+            let idle = g.pel.get(&id).map_or(0, |n| now - n.delivery_time);
+            if idle < minidle {
+                continue;
+            }
+        }
+        claim_nack(&mut g, id, &cname, deliverytime, retrycount, justid);
+        if justid {
+            add_id(&mut body, id);
+        } else {
+            add_entry_by_id(&mut body, s, id);
+        }
+        n += 1;
+        if let Some(cons) = g.consumers.get_mut(&cname) {
+            cons.active_time = now;
+        }
+        dirty += 1;
+    }
+    s.groups_mut().insert(gname, g);
+    if created {
+        srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-createconsumer", &key, db);
+    }
+    srv.dirty += dirty;
+    c.reply.add_array_len(n);
+    c.reply.add_raw(&body.buf);
+}
+
+/// XAUTOCLAIM key group consumer min-idle-time start [COUNT n] [JUSTID]
+fn xautoclaim_command(srv: &mut Server, c: &mut Client) {
+    let Some(minidle) = parse_i64_strict(&c.argv[4]) else {
+        c.reply
+            .add_error("ERR Invalid min-idle-time argument for XAUTOCLAIM");
+        return;
+    };
+    let minidle = minidle.max(0);
+    let Some((mut start, sx)) = parse_interval(c, 5, 0) else {
+        return;
+    };
+    if sx {
+        match start.incr() {
+            Some(v) => start = v,
+            None => {
+                c.reply.add_error("ERR invalid start ID for the interval");
+                return;
+            }
+        }
+    }
+    let argc = c.argv.len();
+    let mut count: i64 = 100;
+    let mut justid = false;
+    let mut j = 6;
+    while j < argc {
+        let more = argc - 1 - j;
+        if eq_ic(&c.argv[j], "count") && more > 0 {
+            let max = i64::MAX / 16;
+            match parse_i64_strict(&c.argv[j + 1]) {
+                Some(v) if (1..=max).contains(&v) => count = v,
+                _ => {
+                    c.reply.add_error("ERR COUNT must be > 0");
+                    return;
+                }
+            }
+            j += 1;
+        } else if eq_ic(&c.argv[j], "justid") {
+            justid = true;
+        } else {
+            c.reply.add_error(ERR_SYNTAX);
+            return;
+        }
+        j += 1;
+    }
+    let Some(found) = has_group(srv, c) else {
+        return;
+    };
+    if !found {
+        nogroup_error(c);
+        return;
+    }
+    let now = srv.mstime;
+    let db = c.db;
+    let key = c.argv[1].clone();
+    let gname = c.argv[2].clone();
+    let cname = c.argv[3].clone();
+    let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
+        return;
+    };
+    let Some(mut g) = s.groups_mut().remove(&gname) else {
+        return;
+    };
+    let created = create_consumer(&mut g, &cname, now);
+    if let Some(cons) = g.consumers.get_mut(&cname) {
+        cons.seen_time = now;
+    }
+    let mut attempts = count.saturating_mul(10);
+    let mut body = ReplyBuf::new();
+    body.resp = c.reply.resp;
+    let mut n = 0usize;
+    let mut deleted = Vec::new();
+    let mut dirty = 0u64;
+    let mut cur = Some(start);
+    let mut eof = false;
+    loop {
+        if attempts == 0 {
+            break;
+        }
+        attempts -= 1;
+        if count == 0 {
+            break;
+        }
+        let next = cur.and_then(|cu| g.pel.range(cu..).next().map(|(k, _)| *k));
+        let Some(id) = next else {
+            eof = true;
+            break;
+        };
+        cur = id.incr();
+        if !s.contains(id) {
+            if let Some(nack) = g.pel.remove(&id) {
+                if let Some(oc) = g.consumers.get_mut(&nack.consumer) {
+                    oc.pel.remove(&id);
+                }
+            }
+            dirty += 1;
+            deleted.push(id);
+            count -= 1;
+            continue;
+        }
+        if minidle > 0 {
+            let idle = g.pel.get(&id).map_or(0, |n| now - n.delivery_time);
+            if idle < minidle {
+                continue;
+            }
+        }
+        claim_nack(&mut g, id, &cname, now, -1, justid);
+        if justid {
+            add_id(&mut body, id);
+        } else {
+            add_entry_by_id(&mut body, s, id);
+        }
+        n += 1;
+        count -= 1;
+        if let Some(cons) = g.consumers.get_mut(&cname) {
+            cons.active_time = now;
+        }
+        dirty += 1;
+    }
+    let cursor = if eof {
+        StreamId::MIN
+    } else {
+        cur.and_then(|cu| g.pel.range(cu..).next().map(|(k, _)| *k))
+            .unwrap_or(StreamId::MIN)
+    };
+    s.groups_mut().insert(gname, g);
+    if created {
+        srv.dirty += 1;
+        notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-createconsumer", &key, db);
+    }
+    srv.dirty += dirty;
+    let r = &mut c.reply;
+    r.add_array_len(3);
+    add_id(r, cursor);
+    r.add_array_len(n);
+    r.add_raw(&body.buf);
+    r.add_array_len(deleted.len());
+    for id in deleted {
+        add_id(r, id);
     }
 }
