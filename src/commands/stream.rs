@@ -177,6 +177,22 @@ pub static COMMANDS: &[CommandDef] = &[
             "O(1) if COUNT is small.",
         )
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("xinfo", -2, 0, cat::SLOW, super::container_proc)
+        .doc("stream", "5.0.0", "A container for stream introspection commands.", "Depends on subcommand.")
+        .subs(&[
+            CommandDef::new("consumers", 4, f::READONLY, cat::READ | cat::STREAM | cat::SLOW, xinfo_command)
+                .keys(KS_XINFO)
+                .doc("stream", "5.0.0", "Returns a list of the consumers in a consumer group.", "O(1)")
+                .tips(&["nondeterministic_output"]),
+            CommandDef::new("groups", 3, f::READONLY, cat::READ | cat::STREAM | cat::SLOW, xinfo_command)
+                .keys(KS_XINFO)
+                .doc("stream", "5.0.0", "Returns a list of the consumer groups of a stream.", "O(1)"),
+            CommandDef::new("help", 2, f::LOADING | f::STALE, cat::STREAM | cat::SLOW, xinfo_command)
+                .doc("stream", "5.0.0", "Returns helpful text about the different subcommands.", "O(1)"),
+            CommandDef::new("stream", -3, f::READONLY, cat::READ | cat::STREAM | cat::SLOW, xinfo_command)
+                .keys(KS_XINFO)
+                .doc("stream", "5.0.0", "Returns information about a stream.", "O(1)"),
+        ]),
 ];
 
 const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -879,6 +895,7 @@ fn xread_command(srv: &mut Server, c: &mut Client) {
 
 const XGROUP_SUB: &str = "O(1)";
 
+const KS_XINFO: &[KeySpec] = &[KeySpec::range(k::RO | k::ACCESS, 2, 0, 1)];
 const KS_XGROUP_INS: &[KeySpec] = &[KeySpec::range(k::RW | k::INSERT, 2, 0, 1)];
 const KS_XGROUP_DEL: &[KeySpec] = &[KeySpec::range(k::RW | k::DELETE, 2, 0, 1)];
 const KS_XGROUP_UPD: &[KeySpec] = &[KeySpec::range(k::RW | k::UPDATE, 2, 0, 1)];
@@ -1950,5 +1967,223 @@ fn xautoclaim_command(srv: &mut Server, c: &mut Client) {
     r.add_array_len(deleted.len());
     for id in deleted {
         add_id(r, id);
+    }
+}
+
+/// A group's lag, or None when it can not be known (upstream's `streamReplyWithCGLag`).
+fn group_lag(s: &Stream, g: &ConsumerGroup) -> Option<i64> {
+    if s.entries_added() == 0 {
+        return Some(0);
+    }
+    if g.entries_read != -1 && !s.range_has_tombstones(g.last_id, StreamId::MAX) {
+        return Some(s.entries_added() as i64 - g.entries_read);
+    }
+    let er = s.estimate_distance_from_first_ever_entry(g.last_id);
+    if er != -1 {
+        Some(s.entries_added() as i64 - er)
+    } else {
+        None
+    }
+}
+
+fn add_opt_long(r: &mut ReplyBuf, v: Option<i64>) {
+    match v {
+        Some(v) => r.add_long(v),
+        None => r.add_null(),
+    }
+}
+
+fn xinfo_command(srv: &mut Server, c: &mut Client) {
+    if eq_ic(&c.argv[1], "help") {
+        c.reply.add_help(
+            "XINFO",
+            &[
+                "CONSUMERS <key> <groupname>",
+                "    Show consumers of <groupname>.",
+                "GROUPS <key>",
+                "    Show the stream consumer groups.",
+                "STREAM <key> [FULL [COUNT <count>]",
+                "    Show information about the stream.",
+            ],
+        );
+        return;
+    }
+    let now = srv.mstime;
+    let s = match db::lookup_key_read(srv, c.db, &c.argv[2]) {
+        None => {
+            c.reply.add_error(ERR_NO_SUCH_KEY);
+            return;
+        }
+        Some(ValueRef::Stream(s)) => s,
+        Some(_) => {
+            c.reply.add_error(ERR_WRONGTYPE);
+            return;
+        }
+    };
+    let argc = c.argv.len();
+    if eq_ic(&c.argv[1], "consumers") && argc == 4 {
+        let Some(g) = s.groups().and_then(|g| g.get(&c.argv[3])) else {
+            let e = format!(
+                "NOGROUP No such consumer group '{}' for key name '{}'",
+                lossy(&c.argv[3]),
+                lossy(&c.argv[2])
+            );
+            c.reply.add_error(&e);
+            return;
+        };
+        let r = &mut c.reply;
+        r.add_array_len(g.consumers.len());
+        for (name, cons) in &g.consumers {
+            let inactive = if cons.active_time != -1 {
+                now - cons.active_time
+            } else {
+                -1
+            };
+            r.add_map_len(4);
+            r.add_bulk(b"name");
+            r.add_bulk(name);
+            r.add_bulk(b"pending");
+            r.add_long(cons.pel.len() as i64);
+            r.add_bulk(b"idle");
+            r.add_long((now - cons.seen_time).max(0));
+            r.add_bulk(b"inactive");
+            r.add_long(inactive);
+        }
+    } else if eq_ic(&c.argv[1], "groups") && argc == 3 {
+        let r = &mut c.reply;
+        let Some(groups) = s.groups() else {
+            r.add_array_len(0);
+            return;
+        };
+        r.add_array_len(groups.len());
+        for (name, g) in groups {
+            r.add_map_len(6);
+            r.add_bulk(b"name");
+            r.add_bulk(name);
+            r.add_bulk(b"consumers");
+            r.add_long(g.consumers.len() as i64);
+            r.add_bulk(b"pending");
+            r.add_long(g.pel.len() as i64);
+            r.add_bulk(b"last-delivered-id");
+            add_id(r, g.last_id);
+            r.add_bulk(b"entries-read");
+            add_opt_long(r, (g.entries_read != -1).then_some(g.entries_read));
+            r.add_bulk(b"lag");
+            add_opt_long(r, group_lag(s, g));
+        }
+    } else if eq_ic(&c.argv[1], "stream") {
+        let mut full = false;
+        let mut count: i64 = 10;
+        let optc = argc - 3;
+        if optc > 0 {
+            if (optc != 1 && optc != 3) || !eq_ic(&c.argv[3], "full") {
+                subcommand_syntax_error(c);
+                return;
+            }
+            if optc == 3 {
+                if !eq_ic(&c.argv[4], "count") {
+                    subcommand_syntax_error(c);
+                    return;
+                }
+                let Some(v) = parse_i64_strict(&c.argv[5]) else {
+                    c.reply.add_error(ERR_NOT_INTEGER);
+                    return;
+                };
+                count = if v < 0 { 10 } else { v };
+            }
+            full = true;
+        }
+        let r = &mut c.reply;
+        r.add_map_len(if full { 9 } else { 10 });
+        r.add_bulk(b"length");
+        r.add_long(s.len() as i64);
+        r.add_bulk(b"radix-tree-keys");
+        r.add_long(s.node_count() as i64);
+        r.add_bulk(b"radix-tree-nodes");
+        r.add_long(s.rax_node_count() as i64);
+        r.add_bulk(b"last-generated-id");
+        add_id(r, s.last_id());
+        r.add_bulk(b"max-deleted-entry-id");
+        add_id(r, s.max_deleted_entry_id());
+        r.add_bulk(b"entries-added");
+        r.add_long(s.entries_added() as i64);
+        r.add_bulk(b"recorded-first-entry-id");
+        add_id(r, s.first_id());
+        if !full {
+            r.add_bulk(b"groups");
+            r.add_long(s.groups().map_or(0, |g| g.len()) as i64);
+            for (label, rev) in [(&b"first-entry"[..], false), (&b"last-entry"[..], true)] {
+                r.add_bulk(label);
+                let mut emitted = false;
+                s.range(StreamId::MIN, StreamId::MAX, rev, |id, e| {
+                    add_entry(r, id, &e);
+                    emitted = true;
+                    false
+                });
+                if !emitted {
+                    r.add_null();
+                }
+            }
+            return;
+        }
+        r.add_bulk(b"entries");
+        reply_range(r, s, StreamId::MIN, StreamId::MAX, count as u64, false);
+        r.add_bulk(b"groups");
+        let Some(groups) = s.groups() else {
+            r.add_array_len(0);
+            return;
+        };
+        let cap = if count == 0 {
+            usize::MAX
+        } else {
+            count as usize
+        };
+        r.add_array_len(groups.len());
+        for (name, g) in groups {
+            r.add_map_len(7);
+            r.add_bulk(b"name");
+            r.add_bulk(name);
+            r.add_bulk(b"last-delivered-id");
+            add_id(r, g.last_id);
+            r.add_bulk(b"entries-read");
+            add_opt_long(r, (g.entries_read != -1).then_some(g.entries_read));
+            r.add_bulk(b"lag");
+            add_opt_long(r, group_lag(s, g));
+            r.add_bulk(b"pel-count");
+            r.add_long(g.pel.len() as i64);
+            r.add_bulk(b"pending");
+            r.add_array_len(g.pel.len().min(cap));
+            for (id, nack) in g.pel.iter().take(cap) {
+                r.add_array_len(4);
+                add_id(r, *id);
+                r.add_bulk(&nack.consumer);
+                r.add_long(nack.delivery_time);
+                r.add_long(nack.delivery_count as i64);
+            }
+            r.add_bulk(b"consumers");
+            r.add_array_len(g.consumers.len());
+            for (cname, cons) in &g.consumers {
+                r.add_map_len(5);
+                r.add_bulk(b"name");
+                r.add_bulk(cname);
+                r.add_bulk(b"seen-time");
+                r.add_long(cons.seen_time);
+                r.add_bulk(b"active-time");
+                r.add_long(cons.active_time);
+                r.add_bulk(b"pel-count");
+                r.add_long(cons.pel.len() as i64);
+                r.add_bulk(b"pending");
+                r.add_array_len(cons.pel.len().min(cap));
+                for id in cons.pel.iter().take(cap) {
+                    let nack = g.pel.get(id);
+                    r.add_array_len(3);
+                    add_id(r, *id);
+                    r.add_long(nack.map_or(0, |n| n.delivery_time));
+                    r.add_long(nack.map_or(0, |n| n.delivery_count as i64));
+                }
+            }
+        }
+    } else {
+        subcommand_syntax_error(c);
     }
 }

@@ -656,6 +656,53 @@ impl Stream {
         deleted
     }
 
+    /// The number of nodes upstream's radix tree would have for the node keys (its
+    /// `numnodes`, shown by XINFO STREAM): computed from the 16-byte big-endian keys as
+    /// a compressed trie: one node per branching prefix, per maximal chain of
+    /// single-child prefixes, and per key.
+    #[allow(clippy::needless_range_loop)] // d indexes the byte column, not `keys`
+    pub fn rax_node_count(&self) -> usize {
+        let keys: Vec<[u8; 16]> = self
+            .s
+            .nodes
+            .keys()
+            .map(|id| {
+                let mut k = [0u8; 16];
+                k[..8].copy_from_slice(&id.ms.to_be_bytes());
+                k[8..].copy_from_slice(&id.seq.to_be_bytes());
+                k
+            })
+            .collect();
+        if keys.is_empty() {
+            return 1;
+        }
+        let mut count = keys.len();
+        // Groups of keys sharing a prefix of length d, as index ranges; and whether the
+        // group's parent was branching.
+        let mut groups: Vec<(usize, usize, bool)> = vec![(0, keys.len(), true)];
+        for d in 0..16 {
+            let mut next = Vec::new();
+            for &(a, b, parent_branching) in &groups {
+                let mut starts = vec![a];
+                for i in a + 1..b {
+                    if keys[i][d] != keys[i - 1][d] {
+                        starts.push(i);
+                    }
+                }
+                let branching = starts.len() >= 2;
+                if branching || parent_branching {
+                    count += 1;
+                }
+                for (n, &st) in starts.iter().enumerate() {
+                    let en = starts.get(n + 1).copied().unwrap_or(b);
+                    next.push((st, en, branching));
+                }
+            }
+            groups = next;
+        }
+        count
+    }
+
     /// Whether `[start, end]` may hold a tombstone (upstream's
     /// `streamRangeHasTombstones`).
     pub fn range_has_tombstones(&self, start: StreamId, end: StreamId) -> bool {
