@@ -250,7 +250,7 @@ impl<'a> EntryView<'a> {
         self.pairs.len()
     }
 
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
+    #[allow(dead_code)] // Pairs `len` (clippy's len_without_is_empty).
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
@@ -284,7 +284,6 @@ impl Stream {
         self.s.last_id
     }
 
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
     pub fn first_id(&self) -> StreamId {
         self.s.first_id
     }
@@ -293,7 +292,6 @@ impl Stream {
         self.s.max_deleted_entry_id
     }
 
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
     pub fn entries_added(&self) -> u64 {
         self.s.entries_added
     }
@@ -307,7 +305,6 @@ impl Stream {
         self.s.groups.as_ref()
     }
 
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
     pub fn groups_mut(&mut self) -> &mut BTreeMap<Vec<u8>, ConsumerGroup> {
         self.s.groups.get_or_insert_with(BTreeMap::new)
     }
@@ -325,7 +322,7 @@ impl Stream {
     }
 
     /// Usable bytes of the allocations (MEMORY USAGE).
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
+    #[allow(dead_code)] // For MEMORY USAGE, like the other types' `mem_usage`.
     pub fn mem_usage(&self) -> usize {
         // BTreeMap nodes hold up to 11 (key, value) pairs: about 40 bytes per pair with
         // the node overhead.
@@ -342,16 +339,6 @@ impl Stream {
             }
         }
         n
-    }
-
-    /// The ID the next `*` entry gets at time `now_ms` (upstream's `streamNextID`).
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
-    pub fn next_id(&self, now_ms: u64) -> Option<StreamId> {
-        if now_ms > self.s.last_id.ms {
-            Some(StreamId::new(now_ms, 0))
-        } else {
-            self.s.last_id.incr()
-        }
     }
 
     /// Appends an entry. `id`: None for an automatic ID at `now_ms`; Some((id,
@@ -580,7 +567,6 @@ impl Stream {
     }
 
     /// Whether a live entry has this ID.
-    #[allow(dead_code)] // Used by consumer groups, XINFO and MEMORY USAGE (next issue part).
     pub fn contains(&self, id: StreamId) -> bool {
         let mut found = false;
         self.range(id, id, false, |_, _| {
