@@ -285,7 +285,13 @@ fn get_ll_or_reply(c: &mut Client, idx: usize) -> Option<i64> {
 }
 
 fn add_id(r: &mut ReplyBuf, id: StreamId) {
-    r.add_bulk(&id.to_bytes());
+    use std::io::Write;
+    // At most 20 + 1 + 20 bytes: formatted on the stack.
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    let _ = write!(w, "{}-{}", id.ms, id.seq);
+    let n = 48 - w.len();
+    r.add_bulk(&buf[..n]);
 }
 
 fn add_lp(r: &mut ReplyBuf, e: LpEntry<'_>) {

@@ -447,13 +447,23 @@ impl Stream {
                     let count = int_at(lp, p);
                     lp.replace_int(p, count.saturating_add(1));
                 }
-                let m = read_master(lp);
-                if m.fields.len() == numfields
-                    && m.fields
-                        .iter()
-                        .zip(fields.iter().step_by(2))
-                        .all(|(&p, f)| lp.get(p).eq_bytes(f.as_ref()))
-                {
+                // Same fields as the master entry? (No allocation on this hot path.)
+                let mut p = lp.first().and_then(|p| lp.next(p)).and_then(|p| lp.next(p));
+                let nmaster = p.map_or(-1, |p| int_at(lp, p));
+                let mut same = nmaster == numfields as i64;
+                if same {
+                    for f in fields.iter().step_by(2) {
+                        p = p.and_then(|p| lp.next(p));
+                        match p {
+                            Some(q) if lp.get(q).eq_bytes(f.as_ref()) => {}
+                            _ => {
+                                same = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if same {
                     flags |= FLAG_SAMEFIELDS;
                 }
                 lp
