@@ -53,7 +53,9 @@ pub fn expire_if_needed(srv: &mut Server, db: usize, key: &[u8]) -> bool {
 
 /// Deletes a key that expired, with the stats and signals of an expiry.
 pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
-    srv.dbs[db].kv.remove(key);
+    if let Some(v) = srv.dbs[db].kv.remove(key) {
+        crate::blocked::signal_deleted_key_as_ready(srv, db, key, v.obj_type());
+    }
     srv.stats.expiredkeys += 1;
     srv.touch_watched_key(db, key);
     srv.dirty += 1;
@@ -267,8 +269,11 @@ pub fn db_delete(srv: &mut Server, db: usize, key: &[u8]) -> bool {
 pub fn db_delete_lazy(srv: &mut Server, db: usize, key: &[u8], lazy: bool) -> bool {
     match srv.dbs[db].kv.remove(key) {
         Some(v) => {
+            let t = v.obj_type();
             crate::lazyfree::free_value(v, lazy);
             signal_modified_key(srv, db, key);
+            // Wakes XREADGROUP waiters (unblock_on_nokey), as upstream's dbGenericDelete.
+            crate::blocked::signal_deleted_key_as_ready(srv, db, key, t);
             true
         }
         None => false,

@@ -76,6 +76,12 @@ pub fn free_effort(v: &Value) -> usize {
         Value::Hash(h) => h.len(),
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.len(),
+        // Upstream: the radix tree nodes plus each group's PEL size.
+        Value::Stream(s) => {
+            s.node_count()
+                + s.groups()
+                    .map_or(0, |g| g.values().map(|cg| 1 + cg.pel.len()).sum())
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! Collections are [`crate::types`]: each reports its encoding (`listpack`, `quicklist`,
 //! `intset`, `hashtable`, `skiplist`) from its own state.
 
-use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
+use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
 /// Strings up to this length are stored inline in the key's entry by the key table.
 pub const EMBSTR_SIZE_LIMIT: usize = 44;
@@ -80,6 +80,7 @@ pub enum Encoding {
     Intset,
     Hashtable,
     Skiplist,
+    Stream,
 }
 
 impl Encoding {
@@ -93,6 +94,7 @@ impl Encoding {
             Encoding::Intset => "intset",
             Encoding::Hashtable => "hashtable",
             Encoding::Skiplist => "skiplist",
+            Encoding::Stream => "stream",
         }
     }
 }
@@ -111,6 +113,7 @@ pub enum Value {
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
+    Stream(Stream),
 }
 
 /// A borrowed view of a stored value.
@@ -122,6 +125,7 @@ pub enum ValueRef<'a> {
     Hash(&'a Hash),
     Set(&'a Set),
     ZSet(&'a ZSet),
+    Stream(&'a Stream),
 }
 
 impl Value {
@@ -172,6 +176,7 @@ impl Value {
             Value::Hash(v) => ValueRef::Hash(v),
             Value::Set(v) => ValueRef::Set(v),
             Value::ZSet(v) => ValueRef::ZSet(v),
+            Value::Stream(v) => ValueRef::Stream(v),
         }
     }
 
@@ -188,6 +193,7 @@ impl Value {
             Value::Hash(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(v) => v.encoding(),
         }
     }
 }
@@ -200,6 +206,7 @@ impl<'a> ValueRef<'a> {
             ValueRef::Hash(_) => ObjType::Hash,
             ValueRef::Set(_) => ObjType::Set,
             ValueRef::ZSet(_) => ObjType::ZSet,
+            ValueRef::Stream(_) => ObjType::Stream,
         }
     }
 
@@ -239,6 +246,7 @@ impl<'a> ValueRef<'a> {
             ValueRef::Hash(v) => Value::Hash((*v).clone()),
             ValueRef::Set(v) => Value::Set((*v).clone()),
             ValueRef::ZSet(v) => Value::ZSet((*v).clone()),
+            ValueRef::Stream(v) => Value::Stream((*v).clone()),
         }
     }
 }

@@ -391,6 +391,21 @@ impl Listpack {
         vec_usable(&self.buf)
     }
 
+    /// Makes room for a total size of at least `total` bytes, growing geometrically
+    /// (stream nodes append many small entries).
+    pub fn reserve_total(&mut self, total: usize) {
+        let cap = self.buf.capacity();
+        if cap < total {
+            let want = total.max(cap.saturating_mul(2));
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+    }
+
+    /// Releases spare capacity (a stream node that is full).
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// Bytes an element would take once encoded (with its backlen).
     pub fn entry_size_for(ele: &[u8]) -> usize {
         encode(ele).size()
