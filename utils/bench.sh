@@ -220,7 +220,8 @@ done
 
 # Memory per element of one big collection of each type: ELEMS 10-byte members (hash
 # values are 10 bytes too; zset scores are the element numbers), loaded with pipelined
-# variadic commands, used_memory above the empty baseline divided by ELEMS.
+# variadic commands, used_memory above the empty baseline divided by ELEMS. The stream
+# gets ELEMS entries `XADD c <n>-1 f v`.
 load_collection() { # port type
     python3 - "$ELEMS" "$2" <<'PY' | redis-cli -p "$1" --pipe >/dev/null 2>&1 ||
 import sys
@@ -236,6 +237,9 @@ for i in range(0, n, 100):
         cmd([b"RPUSH", b"c"] + [b"m%09d" % j for j in ids])
     elif kind == "set":
         cmd([b"SADD", b"c"] + [b"m%09d" % j for j in ids])
+    elif kind == "stream":
+        for j in ids:
+            cmd([b"XADD", b"c", b"%d-1" % (j + 1), b"f", b"v"])
     elif kind == "hash":
         cmd([b"HSET", b"c"] + [x for j in ids for x in (b"m%09d" % j, b"v%09d" % j)])
     else:
@@ -247,7 +251,7 @@ PY
 echo
 echo "| type | elements | valkey-rs B/element | upstream B/element | ratio |"
 echo "|------|---------:|--------------------:|-------------------:|------:|"
-for kind in list hash set zset; do
+for kind in list hash set zset stream; do
     declare -A per=()
     for server in valkey-rs reference; do
         if [ "$server" = valkey-rs ]; then port=$OURS_PORT; else port=$REF_PORT; fi
