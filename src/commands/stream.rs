@@ -742,13 +742,31 @@ fn xsetid_command(srv: &mut Server, c: &mut Client) {
     srv.dirty += 1;
 }
 
-/// XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
-fn xread_command(srv: &mut Server, c: &mut Client) {
+/// The options of XREAD and XREADGROUP (upstream's one `xreadCommand` parses both).
+struct XreadArgs {
+    /// Absolute ms; 0 = block forever; -1 = no BLOCK.
+    timeout: i64,
+    count: i64,
+    /// Index of the first key after STREAMS.
+    streams_arg: usize,
+    nstreams: usize,
+    /// XREADGROUP's GROUP group consumer.
+    group: Option<(Vec<u8>, Vec<u8>)>,
+    noack: bool,
+}
+
+/// Parses XREAD (`xreadgroup` false) or XREADGROUP options, replying the error and
+/// returning None when invalid.
+fn parse_xread_args(srv: &Server, c: &mut Client, xreadgroup: bool) -> Option<XreadArgs> {
     let argc = c.argv.len();
-    let mut timeout: i64 = -1;
-    let mut count: i64 = 0;
-    let mut streams_arg = 0;
-    let mut nstreams = 0;
+    let mut a = XreadArgs {
+        timeout: -1,
+        count: 0,
+        streams_arg: 0,
+        nstreams: 0,
+        group: None,
+        noack: false,
+    };
     let mut i = 1;
     while i < argc {
         let more = argc - i - 1;
@@ -758,18 +776,18 @@ fn xread_command(srv: &mut Server, c: &mut Client) {
             let Some(t) = parse_i64_strict(&c.argv[i]) else {
                 c.reply
                     .add_error("ERR timeout is not an integer or out of range");
-                return;
+                return None;
             };
             if t < 0 {
                 c.reply.add_error("ERR timeout is negative");
-                return;
+                return None;
             }
-            timeout = if t > 0 {
+            a.timeout = if t > 0 {
                 match t.checked_add(srv.mstime) {
                     Some(v) => v,
                     None => {
                         c.reply.add_error("ERR timeout is out of range");
-                        return;
+                        return None;
                     }
                 }
             } else {
@@ -777,41 +795,62 @@ fn xread_command(srv: &mut Server, c: &mut Client) {
             };
         } else if eq_ic(o, "count") && more > 0 {
             i += 1;
-            let Some(v) = get_ll_or_reply(c, i) else {
-                return;
-            };
-            count = v.max(0);
+            a.count = get_ll_or_reply(c, i)?.max(0);
         } else if eq_ic(o, "streams") && more > 0 {
-            streams_arg = i + 1;
-            let n = argc - streams_arg;
+            a.streams_arg = i + 1;
+            let n = argc - a.streams_arg;
             if !n.is_multiple_of(2) {
-                c.reply.add_error(
-                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
-                );
-                return;
+                c.reply.add_error(if xreadgroup {
+                    "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."
+                } else {
+                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+                });
+                return None;
             }
-            nstreams = n / 2;
+            a.nstreams = n / 2;
             break;
         } else if eq_ic(o, "group") && more >= 2 {
-            c.reply.add_error(
-                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
-            );
-            return;
+            if !xreadgroup {
+                c.reply.add_error(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                );
+                return None;
+            }
+            a.group = Some((c.argv[i + 1].clone(), c.argv[i + 2].clone()));
+            i += 2;
         } else if eq_ic(o, "noack") {
-            c.reply.add_error(
-                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
-            );
-            return;
+            if !xreadgroup {
+                c.reply.add_error(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                );
+                return None;
+            }
+            a.noack = true;
         } else {
             c.reply.add_error(ERR_SYNTAX);
-            return;
+            return None;
         }
         i += 1;
     }
-    if streams_arg == 0 {
+    if a.streams_arg == 0 {
         c.reply.add_error(ERR_SYNTAX);
-        return;
+        return None;
     }
+    Some(a)
+}
+
+/// XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
+fn xread_command(srv: &mut Server, c: &mut Client) {
+    let Some(XreadArgs {
+        timeout,
+        count,
+        streams_arg,
+        nstreams,
+        ..
+    }) = parse_xread_args(srv, c, false)
+    else {
+        return;
+    };
     let db = c.db;
     let mut ids = Vec::with_capacity(nstreams.min(1024));
     for n in 0..nstreams {
@@ -1183,71 +1222,17 @@ fn xack_command(srv: &mut Server, c: &mut Client) {
 
 /// XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS key... id...
 fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
-    let argc = c.argv.len();
-    let mut timeout: i64 = -1;
-    let mut count: i64 = 0;
-    let mut streams_arg = 0;
-    let mut nstreams = 0;
-    let mut group: Option<(Vec<u8>, Vec<u8>)> = None;
-    let mut noack = false;
-    let mut i = 1;
-    while i < argc {
-        let more = argc - i - 1;
-        let o = &c.argv[i];
-        if eq_ic(o, "block") && more > 0 {
-            i += 1;
-            let Some(t) = parse_i64_strict(&c.argv[i]) else {
-                c.reply
-                    .add_error("ERR timeout is not an integer or out of range");
-                return;
-            };
-            if t < 0 {
-                c.reply.add_error("ERR timeout is negative");
-                return;
-            }
-            timeout = if t > 0 {
-                match t.checked_add(srv.mstime) {
-                    Some(v) => v,
-                    None => {
-                        c.reply.add_error("ERR timeout is out of range");
-                        return;
-                    }
-                }
-            } else {
-                0
-            };
-        } else if eq_ic(o, "count") && more > 0 {
-            i += 1;
-            let Some(v) = get_ll_or_reply(c, i) else {
-                return;
-            };
-            count = v.max(0);
-        } else if eq_ic(o, "streams") && more > 0 {
-            streams_arg = i + 1;
-            let n = argc - streams_arg;
-            if !n.is_multiple_of(2) {
-                c.reply.add_error(
-                    "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.",
-                );
-                return;
-            }
-            nstreams = n / 2;
-            break;
-        } else if eq_ic(o, "group") && more >= 2 {
-            group = Some((c.argv[i + 1].clone(), c.argv[i + 2].clone()));
-            i += 2;
-        } else if eq_ic(o, "noack") {
-            noack = true;
-        } else {
-            c.reply.add_error(ERR_SYNTAX);
-            return;
-        }
-        i += 1;
-    }
-    if streams_arg == 0 {
-        c.reply.add_error(ERR_SYNTAX);
+    let Some(XreadArgs {
+        timeout,
+        count,
+        streams_arg,
+        nstreams,
+        group,
+        noack,
+    }) = parse_xread_args(srv, c, true)
+    else {
         return;
-    }
+    };
     let Some((gname, cname)) = group else {
         c.reply.add_error("ERR Missing GROUP option for XREADGROUP");
         return;
