@@ -7,38 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{expect, info_field, servers, wait_for, Conn, Server};
+use common::{assert_silent, client_id, expect, info_field, servers, wait_blocked, Conn};
 
 const OK: &[u8] = b"+OK\r\n";
 const QUEUED: &[u8] = b"+QUEUED\r\n";
 const NULL_ARRAY: &[u8] = b"*-1\r\n";
-
-/// Waits until the server reports `n` blocked clients.
-#[track_caller]
-fn wait_blocked(s: &Server, admin: &mut Conn, n: i64) {
-    let ok = wait_for(Duration::from_secs(3), || {
-        info_field(&admin.call(&["INFO", "clients"]), "blocked_clients") == Some(n)
-    });
-    assert!(ok, "{}: blocked_clients never reached {}", s.kind.name(), n);
-}
-
-/// Asserts nothing arrives on `c` for a moment (the client is still blocked).
-#[track_caller]
-fn assert_silent(s: &Server, c: &mut Conn) {
-    let (got, closed) = c.read_until_close(Duration::from_millis(150));
-    assert!(
-        got.is_empty() && !closed,
-        "{}: unexpected output {:?}",
-        s.kind.name(),
-        String::from_utf8_lossy(&got)
-    );
-    c.set_read_timeout(common::READ_TIMEOUT);
-}
-
-fn client_id(c: &mut Conn) -> String {
-    let r = c.call(&["CLIENT", "ID"]);
-    String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned()
-}
 
 /// Whether the server knows `cmd` (the zset family lands separately).
 fn has_command(c: &mut Conn, cmd: &str) -> bool {

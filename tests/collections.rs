@@ -11,7 +11,10 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{escape_short, expect, info_field, servers, used_memory, wait_for, Conn, Server};
+use common::{
+    assert_silent, client_id, escape_short, expect, info_field, servers, used_memory, wait_blocked,
+    wait_for, Conn, Server,
+};
 
 const OK: &[u8] = b"+OK\r\n";
 const QUEUED: &[u8] = b"+QUEUED\r\n";
@@ -682,31 +685,6 @@ fn growing_to_a_million_never_stalls_and_del_is_lazy() {
 
 // ---------------------------------------------------------------------------------------
 // 4. Blocking with sorted sets (list cases are in tests/blocking.rs).
-
-#[track_caller]
-fn wait_blocked(s: &Server, admin: &mut Conn, n: i64) {
-    let ok = wait_for(Duration::from_secs(3), || {
-        info_field(&admin.call(&["INFO", "clients"]), "blocked_clients") == Some(n)
-    });
-    assert!(ok, "{}: blocked_clients never reached {}", s.kind.name(), n);
-}
-
-#[track_caller]
-fn assert_silent(s: &Server, c: &mut Conn) {
-    let (got, closed) = c.read_until_close(Duration::from_millis(150));
-    assert!(
-        got.is_empty() && !closed,
-        "{}: unexpected output {:?}",
-        s.kind.name(),
-        String::from_utf8_lossy(&got)
-    );
-    c.set_read_timeout(common::READ_TIMEOUT);
-}
-
-fn client_id(c: &mut Conn) -> String {
-    let r = c.call(&["CLIENT", "ID"]);
-    String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned()
-}
 
 #[test]
 fn bzpop_clients_are_served_fifo() {

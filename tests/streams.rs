@@ -6,29 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{expect, info_field, servers, wait_for, Conn, Server};
+use common::{assert_silent, expect, servers, wait_blocked, Server};
 
 const NULL_ARRAY: &[u8] = b"*-1\r\n";
-
-#[track_caller]
-fn wait_blocked(s: &Server, admin: &mut Conn, n: i64) {
-    let ok = wait_for(Duration::from_secs(3), || {
-        info_field(&admin.call(&["INFO", "clients"]), "blocked_clients") == Some(n)
-    });
-    assert!(ok, "{}: blocked_clients never reached {}", s.kind.name(), n);
-}
-
-#[track_caller]
-fn assert_silent(s: &Server, c: &mut Conn) {
-    let (got, closed) = c.read_until_close(Duration::from_millis(150));
-    assert!(
-        got.is_empty() && !closed,
-        "{}: unexpected output {:?}",
-        s.kind.name(),
-        String::from_utf8_lossy(&got)
-    );
-    c.set_read_timeout(common::READ_TIMEOUT);
-}
 
 fn entry_reply(key: &str, id: &str, f: &str, v: &str) -> Vec<u8> {
     format!(

@@ -637,6 +637,34 @@ pub fn expect(srv: &Server, got: &[u8], want: &[u8]) {
     );
 }
 
+/// Waits until the server reports `n` blocked clients (INFO clients `blocked_clients`).
+#[track_caller]
+pub fn wait_blocked(s: &Server, admin: &mut Conn, n: i64) {
+    let ok = wait_for(Duration::from_secs(3), || {
+        info_field(&admin.call(&["INFO", "clients"]), "blocked_clients") == Some(n)
+    });
+    assert!(ok, "{}: blocked_clients never reached {}", s.kind.name(), n);
+}
+
+/// Asserts nothing arrives on `c` for a moment (e.g. the client is still blocked).
+#[track_caller]
+pub fn assert_silent(s: &Server, c: &mut Conn) {
+    let (got, closed) = c.read_until_close(Duration::from_millis(150));
+    assert!(
+        got.is_empty() && !closed,
+        "{}: unexpected output {:?}",
+        s.kind.name(),
+        String::from_utf8_lossy(&got)
+    );
+    c.set_read_timeout(READ_TIMEOUT);
+}
+
+/// The connection's CLIENT ID.
+pub fn client_id(c: &mut Conn) -> String {
+    let r = c.call(&["CLIENT", "ID"]);
+    String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned()
+}
+
 /// A small deterministic PRNG (xorshift64*) for the randomized tests: a failing seed
 /// replays exactly.
 pub struct Rng(pub u64);
