@@ -47,7 +47,7 @@ deps:
 # small machines.
 test: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --release --workspace --no-fail-fast --lib --bins --tests
 
 bench:
