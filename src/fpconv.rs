@@ -441,25 +441,10 @@ pub fn d2string(d: f64, out: &mut [u8; D2STRING_MAX]) -> usize {
 }
 
 fn write_i64(v: i64, out: &mut [u8; D2STRING_MAX]) -> usize {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    let mut u = v.unsigned_abs();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    let mut n = 0;
-    if v < 0 {
-        out[0] = b'-';
-        n = 1;
-    }
-    let digits = &tmp[i..];
-    out[n..n + digits.len()].copy_from_slice(digits);
-    n + digits.len()
+    let mut tmp = crate::reply::itoa_buf();
+    let text = crate::reply::fmt_i64(&mut tmp, v);
+    out[..text.len()].copy_from_slice(text);
+    text.len()
 }
 
 /// [`d2string`] into a new `String`.

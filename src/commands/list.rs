@@ -282,7 +282,8 @@ fn fill(srv: &Server) -> ListOpts {
     }
 }
 
-/// The list at `key` for writing: `Err` after replying WRONGTYPE.
+/// The list at `key` for writing: `Err` when the key holds another type (the caller
+/// replies WRONGTYPE).
 fn list_mut<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Result<Option<&'a mut List>, ()> {
     match db::lookup_key_write_mut(srv, db, key) {
         None => Ok(None),

@@ -59,8 +59,8 @@ impl LpEntry<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match *self {
             LpEntry::Int(v) => {
-                let mut b = [0u8; 20];
-                out.extend_from_slice(fmt_i64(v, &mut b));
+                let mut b = crate::reply::itoa_buf();
+                out.extend_from_slice(crate::reply::fmt_i64(&mut b, v));
             }
             LpEntry::Str(s) => out.extend_from_slice(s),
         }
@@ -79,8 +79,8 @@ impl LpEntry<'_> {
     pub fn len(&self) -> usize {
         match *self {
             LpEntry::Int(v) => {
-                let mut b = [0u8; 20];
-                fmt_i64(v, &mut b).len()
+                let mut b = crate::reply::itoa_buf();
+                crate::reply::fmt_i64(&mut b, v).len()
             }
             LpEntry::Str(s) => s.len(),
         }
@@ -97,25 +97,6 @@ impl LpEntry<'_> {
             LpEntry::Str(_) => None,
         }
     }
-}
-
-/// Formats `v` in decimal into `buf`, returning the used tail.
-fn fmt_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut u = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
 
 /// An element encoded and ready to be written: header (encoding byte(s) or the whole
