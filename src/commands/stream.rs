@@ -839,6 +839,17 @@ fn parse_xread_args(srv: &Server, c: &mut Client, xreadgroup: bool) -> Option<Xr
     Some(a)
 }
 
+/// The reply of XREAD/XREADGROUP that served `served` streams: a map (RESP3) or array of
+/// `[key, entries]` pairs, whose elements were built in `body`.
+fn add_served_streams(c: &mut Client, served: usize, body: &ReplyBuf) {
+    if c.reply.resp == 2 {
+        c.reply.add_array_len(served);
+    } else {
+        c.reply.add_map_len(served);
+    }
+    c.reply.add_raw(&body.buf);
+}
+
 /// XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
 fn xread_command(srv: &mut Server, c: &mut Client) {
     let Some(XreadArgs {
@@ -906,12 +917,7 @@ fn xread_command(srv: &mut Server, c: &mut Client) {
         reply_range(&mut body, s, start, StreamId::MAX, count as u64, false);
     }
     if served > 0 {
-        if c.reply.resp == 2 {
-            c.reply.add_array_len(served);
-        } else {
-            c.reply.add_map_len(served);
-        }
-        c.reply.add_raw(&body.buf);
+        add_served_streams(c, served, &body);
         return;
     }
     if timeout != -1 {
@@ -1332,12 +1338,7 @@ fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
         }
     }
     if served > 0 {
-        if c.reply.resp == 2 {
-            c.reply.add_array_len(served);
-        } else {
-            c.reply.add_map_len(served);
-        }
-        c.reply.add_raw(&body.buf);
+        add_served_streams(c, served, &body);
         return;
     }
     if timeout != -1 {
