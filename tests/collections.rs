@@ -647,7 +647,9 @@ fn growing_to_a_million_never_stalls_and_del_is_lazy() {
             worst
         );
         expect(&s, &c.call(&["SCARD", "s"]), b":1000000\r\n");
-        // Lazy free: DEL and UNLINK return fast, the freeing is counted.
+        // Lazy free: the freeing is counted (lazyfreed_objects, below), which is what shows
+        // it happened off the loop. The wall-clock bound only catches a gross stall: on a
+        // loaded 2-core CI machine even the reference took 237 ms for one UNLINK.
         let before = info_field(&c.call(&["INFO", "memory"]), "lazyfreed_objects");
         assert!(
             info_field(&c.call(&["INFO", "memory"]), "lazyfree_pending_objects").is_some(),
@@ -659,7 +661,7 @@ fn growing_to_a_million_never_stalls_and_del_is_lazy() {
             expect(&s, &c.call(&[cmd, key]), b":1\r\n");
             let el = t.elapsed();
             assert!(
-                el < Duration::from_millis(100),
+                el < Duration::from_secs(1),
                 "{}: {} of 1M elements took {:?}",
                 s.kind.name(),
                 cmd,
