@@ -85,6 +85,8 @@
 
 pub mod crc64;
 pub mod encoding;
+pub mod file;
+pub mod object;
 
 pub use crc64::crc64;
 
