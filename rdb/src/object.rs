@@ -87,6 +87,9 @@ pub struct StreamConsumer {
     pub pel: Vec<StreamId>,
 }
 
+/// A hash field: (field, value, expire ms or -1 for none).
+pub type HashField<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>, i64);
+
 /// A decoded value, by the form it was stored in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object<'a> {
@@ -109,7 +112,7 @@ pub enum Object<'a> {
     /// Type 16 (and 13 and 9, converted): listpack of field/value pairs, validated.
     HashListpack(Vec<u8>),
     /// Type 4 and type 22: (field, value, expire ms or -1 for none).
-    HashElems(Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>, i64)>),
+    HashElems(Vec<HashField<'a>>),
     /// Types 15, 19, 21.
     Stream(Box<StreamObject>),
 }
