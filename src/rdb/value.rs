@@ -1,5 +1,5 @@
 //! Values to and from their RDB encoding (upstream's `rdbSaveObject` /
-#![allow(dead_code)] // callers (snapshots, DUMP) land from other branches
+#![allow(dead_code)] // until the callers (snapshots, DUMP/RESTORE) are merged
 //! `rdbLoadObject`): the server's types on one side, the `rdb` crate's
 //! primitives and [`rdb::object::Object`] on the other. Shared by snapshots
 //! (`src/rdb.rs`) and DUMP/RESTORE.
@@ -13,8 +13,17 @@ use rdb::object::{Limits, Object};
 
 use crate::config::Config;
 use crate::object::{Value, ValueRef};
-use crate::types::list::RawNode;
-use crate::types::stream::{Stream, StreamId};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use rdb::object::ListNode;
+
+use crate::types::hash::{Hash, EXPIRY_NONE};
+use crate::types::intset::Intset;
+use crate::types::list::{List, ListOpts, LoadNode, RawNode};
+use crate::types::listpack::{Listpack, LpEntry};
+use crate::types::set::{Set, SetLimits};
+use crate::types::stream::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamId};
+use crate::types::zset::{cmp_elems, ZSet};
 
 /// Quicklist node containers (upstream's `QUICKLIST_NODE_CONTAINER_*`).
 const CONTAINER_PLAIN: u64 = 1;
@@ -193,13 +202,321 @@ fn write_stream(w: &mut Writer, s: &Stream, compress: bool) {
     }
 }
 
+/// The error [`from_object`] returns for an empty collection: upstream reports the key
+/// as empty and `rdbLoad` skips it (RESTORE refuses it as bad data). Callers compare
+/// the reason with this to tell it from corruption.
+pub const EMPTY_KEY: &str = "empty key";
+
 /// Turns a decoded object into a value, converting encodings by the config's
 /// thresholds as upstream does on load (e.g. a listpack hash over
 /// `hash-max-listpack-entries` becomes a hashtable). Errors are the reason the
-/// object is invalid (duplicate members, bad listpack, empty collection...).
+/// object is invalid (duplicate members, bad listpack...); an empty collection is
+/// `Err(EMPTY_KEY)`. Hash fields whose TTL has passed are kept (as upstream: the
+/// active expiry reclaims them).
 pub fn from_object(o: Object, cfg: &Config) -> Result<Value, String> {
-    let _ = (o, cfg);
-    Err("not implemented".into())
+    let opts = ListOpts {
+        fill: cfg.list_max_listpack_size,
+        depth: cfg.list_compress_depth,
+    };
+    Ok(match o {
+        Object::String(b) => Value::from_vec(b.into_owned()),
+        Object::ListElems(elems) => {
+            if elems.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            let mut l = List::new();
+            for e in &elems {
+                l.grow_check(opts, e.len(), 1);
+                l.push(e, false);
+            }
+            Value::List(l)
+        }
+        Object::ListNodes(nodes) => {
+            let mut out = Vec::with_capacity(nodes.len());
+            for n in nodes {
+                match n {
+                    ListNode::Plain(b) => {
+                        if b.is_empty() {
+                            return Err("Quicklist integrity check failed.".into());
+                        }
+                        out.push(LoadNode::Plain(b.into_owned()));
+                    }
+                    ListNode::Packed(b) => {
+                        let lp = Listpack::from_bytes(b)
+                            .ok_or_else(|| "Listpack integrity check failed.".to_string())?;
+                        // Empty nodes are skipped, as upstream.
+                        if !lp.is_empty() {
+                            out.push(LoadNode::Packed(lp));
+                        }
+                    }
+                }
+            }
+            if out.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            Value::List(List::from_nodes(out, opts))
+        }
+        Object::SetIntset(b) => {
+            let is = Intset::from_bytes(b)
+                .ok_or_else(|| "Intset integrity check failed.".to_string())?;
+            let mut set = Set::from_intset(is);
+            if set.len() > cfg.set_max_intset_entries {
+                set.convert_to_dict(0);
+            }
+            Value::Set(set)
+        }
+        Object::SetListpack(b) => {
+            let lp = Listpack::from_bytes(b)
+                .ok_or_else(|| "Set listpack integrity check failed.".to_string())?;
+            if lp.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            if has_dups(&lp, 1) {
+                return Err("Set listpack integrity check failed.".into());
+            }
+            let mut set = Set::from_listpack(lp);
+            if set.len() > cfg.set_max_listpack_entries {
+                set.convert_to_dict(0);
+            }
+            Value::Set(set)
+        }
+        Object::SetElems(elems) => {
+            if elems.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            let lim = SetLimits::from_config(cfg);
+            let max_intset = cfg.set_max_intset_entries.min(1 << 30);
+            let mut set = if elems.len() > max_intset {
+                Set::new_dict(elems.len())
+            } else {
+                Set::new_intset()
+            };
+            for e in &elems {
+                if !set.add(e, &lim) {
+                    return Err("Duplicate set members detected".into());
+                }
+            }
+            Value::Set(set)
+        }
+        Object::ZSetListpack(b) => {
+            let lp = Listpack::from_bytes(b)
+                .ok_or_else(|| "Zset listpack integrity check failed.".to_string())?;
+            if lp.len() % 2 != 0 || has_dups(&lp, 2) {
+                return Err("Zset listpack integrity check failed.".into());
+            }
+            if lp.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            let mut it = lp.iter();
+            while let (Some(_), Some(score)) = (it.next(), it.next()) {
+                if let LpEntry::Str(t) = score {
+                    if crate::util::parse_f64(t).is_none_or(|f| f.is_nan()) {
+                        return Err("Zset listpack with NAN score detected".into());
+                    }
+                }
+            }
+            let n = lp.len() / 2;
+            let mut z = ZSet::Listpack(lp);
+            if n > cfg.zset_max_listpack_entries {
+                z.convert_to_big(n);
+            }
+            Value::ZSet(z)
+        }
+        Object::ZSetElems(elems) => {
+            if elems.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            let mut seen = HashSet::with_capacity(elems.len());
+            let mut maxlen = 0;
+            let mut total: usize = 0;
+            for (m, score) in &elems {
+                if score.is_nan() {
+                    return Err("Zset with NAN score detected".into());
+                }
+                if !seen.insert(&m[..]) {
+                    return Err("Duplicate zset fields detected".into());
+                }
+                maxlen = maxlen.max(m.len());
+                total = total.saturating_add(m.len());
+            }
+            drop(seen);
+            let mut items: Vec<(Vec<u8>, f64)> = elems
+                .into_iter()
+                .map(|(m, s)| (m.into_owned(), s))
+                .collect();
+            items.sort_by(|a, b| cmp_elems(a.1, &a.0, b.1, &b.0));
+            let small = items.len() <= cfg.zset_max_listpack_entries
+                && maxlen <= cfg.zset_max_listpack_value
+                && total < LISTPACK_SAFE_BYTES;
+            Value::ZSet(ZSet::from_sorted(&items, small))
+        }
+        Object::HashListpack(b) => {
+            let lp = Listpack::from_bytes(b)
+                .ok_or_else(|| "Hash listpack integrity check failed.".to_string())?;
+            if lp.len() % 2 != 0 || has_dups(&lp, 2) {
+                return Err("Hash listpack integrity check failed.".into());
+            }
+            if lp.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            let n = lp.len() / 2;
+            let mut h = Hash::from_listpack(lp);
+            if n > cfg.hash_max_listpack_entries {
+                h.convert(n);
+            }
+            Value::Hash(h)
+        }
+        Object::HashElems(fields) => {
+            if fields.is_empty() {
+                return Err(EMPTY_KEY.into());
+            }
+            let maxv = cfg.hash_max_listpack_value;
+            let mut total: usize = 0;
+            let mut table = fields.len() > cfg.hash_max_listpack_entries;
+            for (f, v, exp) in &fields {
+                if *exp < EXPIRY_NONE {
+                    return Err("Hash field with an invalid expiry".into());
+                }
+                total = total.saturating_add(f.len()).saturating_add(v.len());
+                table |= *exp != EXPIRY_NONE || f.len() > maxv || v.len() > maxv;
+            }
+            table |= total >= LISTPACK_SAFE_BYTES;
+            let mut h = Hash::new();
+            if table {
+                h.convert(fields.len());
+                for (f, v, exp) in &fields {
+                    let before = h.len();
+                    h.set(f, v, *exp, false, i64::MIN, usize::MAX, usize::MAX);
+                    if h.len() == before {
+                        return Err("Duplicate hash fields detected".into());
+                    }
+                }
+            } else {
+                let mut seen = HashSet::with_capacity(fields.len());
+                let mut lp = Listpack::new();
+                for (f, v, _) in &fields {
+                    if !seen.insert(&f[..]) {
+                        return Err("Duplicate hash fields detected".into());
+                    }
+                    lp.append(f);
+                    lp.append(v);
+                }
+                h = Hash::from_listpack(lp);
+            }
+            Value::Hash(h)
+        }
+        Object::Stream(so) => Value::Stream(stream_from(*so)?),
+    })
+}
+
+/// Upstream's listpack size bound (`lpSafeToAdd`: 1 GiB).
+const LISTPACK_SAFE_BYTES: usize = 1 << 30;
+
+/// Whether a listpack of sets (`step` 1) or pairs (`step` 2: keys at even positions)
+/// repeats a key.
+fn has_dups(lp: &Listpack, step: usize) -> bool {
+    let mut seen = HashSet::with_capacity(lp.len() / step);
+    for (i, e) in lp.iter().enumerate() {
+        if i % step == 0 && !seen.insert(e.to_vec()) {
+            return true;
+        }
+    }
+    false
+}
+
+fn sid(id: rdb::object::StreamId) -> StreamId {
+    StreamId::new(id.0, id.1)
+}
+
+/// Builds a stream, checking what upstream checks while loading one.
+fn stream_from(so: rdb::object::StreamObject) -> Result<Stream, String> {
+    let mut nodes = BTreeMap::new();
+    for (id, b) in so.nodes {
+        let lp = Listpack::from_bytes(b)
+            .ok_or_else(|| "Stream listpack integrity check failed.".to_string())?;
+        if lp.is_empty() {
+            return Err("Empty listpack inside stream".into());
+        }
+        if nodes.insert(sid(id), lp).is_some() {
+            return Err("Listpack re-added with existing key".into());
+        }
+    }
+    if so.length > 0 && nodes.is_empty() {
+        return Err("Stream length inconsistent with rax entries".into());
+    }
+    let groups = if so.groups.is_empty() {
+        None
+    } else {
+        let mut groups = BTreeMap::new();
+        for g in so.groups {
+            let mut pel = BTreeMap::new();
+            for (id, delivery_time, delivery_count) in g.pel {
+                let pe = PendingEntry {
+                    delivery_time,
+                    delivery_count,
+                    consumer: Vec::new(),
+                };
+                if pel.insert(sid(id), pe).is_some() {
+                    return Err("Duplicated global PEL entry loading stream consumer group".into());
+                }
+            }
+            let mut owned = BTreeSet::new();
+            let mut consumers = BTreeMap::new();
+            for c in g.consumers {
+                let mut cpel = BTreeSet::new();
+                for id in c.pel {
+                    let id = sid(id);
+                    let Some(pe) = pel.get_mut(&id) else {
+                        return Err("Consumer entry not found in group global PEL".into());
+                    };
+                    if !owned.insert(id) {
+                        return Err(
+                            "Duplicated consumer PEL entry loading a stream consumer group".into(),
+                        );
+                    }
+                    pe.consumer = c.name.clone();
+                    cpel.insert(id);
+                }
+                let consumer = Consumer {
+                    seen_time: c.seen_time,
+                    active_time: c.active_time,
+                    pel: cpel,
+                };
+                if consumers.insert(c.name, consumer).is_some() {
+                    return Err("Duplicate stream consumer detected.".into());
+                }
+            }
+            if owned.len() != pel.len() {
+                return Err("Stream CG PEL entry without consumer".into());
+            }
+            let cg = ConsumerGroup {
+                last_id: sid(g.last_id),
+                entries_read: g.entries_read,
+                pel,
+                consumers,
+            };
+            if groups.insert(g.name, cg).is_some() {
+                return Err("Duplicated consumer group name".into());
+            }
+        }
+        Some(groups)
+    };
+    let mut s = Stream::from_parts(
+        nodes,
+        so.length,
+        sid(so.last_id),
+        sid(so.first_id),
+        sid(so.max_deleted_entry_id),
+        so.entries_added,
+        groups,
+    );
+    // Types before 19 do not store the first ID: derive it from the nodes.
+    if so.first_id == (0, 0) && so.length > 0 {
+        if let Some(first) = s.edge_id(true) {
+            s.set_first_id(first);
+        }
+    }
+    Ok(s)
 }
 
 /// Decodes a value of type `typ` from `r` and converts it (read_object + from_object).
@@ -212,11 +529,7 @@ pub fn read_value(r: &mut Reader, typ: u8, cfg: &Config, lim: &Limits) -> rdb::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::hash::{Hash, EXPIRY_NONE};
-    use crate::types::list::{List, ListOpts};
-    use crate::types::set::{Set, SetLimits};
-    use crate::types::stream::ConsumerGroup;
-    use crate::types::zset::{AddFlags, ZSet};
+    use crate::types::zset::AddFlags;
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
@@ -436,5 +749,215 @@ mod tests {
         .unwrap();
         s.delete_ids(&[StreamId::new(5, 5)]);
         check(ValueRef::Stream(&s), "1500000505000005050100");
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::object::Encoding;
+    use rdb::object::{StreamConsumer, StreamGroup, StreamObject};
+
+    fn cfg() -> Config {
+        Config::default()
+    }
+
+    fn c(b: &[u8]) -> Cow<'_, [u8]> {
+        Cow::Borrowed(b)
+    }
+
+    fn enc(v: &Value) -> Encoding {
+        match v {
+            Value::List(l) => l.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
+            Value::Hash(h) => h.encoding(),
+            _ => Encoding::Raw,
+        }
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(
+            from_object(Object::String(c(b"12")), &cfg()),
+            Ok(Value::Int(12))
+        );
+        assert!(matches!(
+            from_object(Object::String(c(b"012")), &cfg()),
+            Ok(Value::Str { .. })
+        ));
+    }
+
+    #[test]
+    fn sets_convert_by_thresholds() {
+        let mut cfg = cfg();
+        let v = from_object(Object::SetElems(vec![c(b"1"), c(b"2")]), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Intset);
+        let v = from_object(Object::SetElems(vec![c(b"1"), c(b"a")]), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Listpack);
+        assert_eq!(
+            from_object(Object::SetElems(vec![c(b"a"), c(b"a")]), &cfg),
+            Err("Duplicate set members detected".into())
+        );
+        assert_eq!(
+            from_object(Object::SetElems(vec![]), &cfg),
+            Err(EMPTY_KEY.into())
+        );
+        let mut lp = Listpack::new();
+        lp.append(b"a");
+        lp.append(b"b");
+        let v = from_object(Object::SetListpack(lp.as_bytes().to_vec()), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Listpack);
+        cfg.set_max_listpack_entries = 1;
+        let v = from_object(Object::SetListpack(lp.as_bytes().to_vec()), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Hashtable);
+        lp.append(b"a");
+        assert!(from_object(Object::SetListpack(lp.as_bytes().to_vec()), &cfg).is_err());
+        assert!(from_object(Object::SetListpack(vec![1, 2, 3]), &cfg).is_err());
+        assert!(from_object(Object::SetIntset(vec![2, 0, 0, 0, 0, 0, 0, 0]), &cfg).is_err());
+    }
+
+    #[test]
+    fn round_trips_through_write_value() {
+        // write_value's blob forms adopt back into the same value.
+        let cfg = cfg();
+        let mut h = Hash::new();
+        h.set(b"f", b"v", EXPIRY_NONE, false, 0, 128, 64);
+        let lp = h.listpack().unwrap().as_bytes().to_vec();
+        let v = from_object(Object::HashListpack(lp), &cfg).unwrap();
+        assert_eq!(v, Value::Hash(h));
+        let z = ZSet::from_sorted(&[(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.5)], true);
+        let lp = z.as_listpack().unwrap().as_bytes().to_vec();
+        let v = from_object(Object::ZSetListpack(lp), &cfg).unwrap();
+        assert_eq!(v, Value::ZSet(z));
+    }
+
+    #[test]
+    fn zsets_and_hashes_from_elements() {
+        let mut cfg = cfg();
+        let v = from_object(
+            Object::ZSetElems(vec![(c(b"b"), 2.0), (c(b"a"), 1.0)]),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(enc(&v), Encoding::Listpack);
+        if let Value::ZSet(z) = &v {
+            let m: Vec<Vec<u8>> = z.iter_from(0, false).map(|(m, _)| m.to_vec()).collect();
+            assert_eq!(m, vec![b"a".to_vec(), b"b".to_vec()]);
+        }
+        assert!(from_object(Object::ZSetElems(vec![(c(b"a"), f64::NAN)]), &cfg).is_err());
+        assert!(from_object(
+            Object::ZSetElems(vec![(c(b"a"), 1.0), (c(b"a"), 2.0)]),
+            &cfg
+        )
+        .is_err());
+        cfg.zset_max_listpack_entries = 1;
+        let v = from_object(
+            Object::ZSetElems(vec![(c(b"b"), 2.0), (c(b"a"), 1.0)]),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(enc(&v), Encoding::Skiplist);
+
+        let v = from_object(Object::HashElems(vec![(c(b"f"), c(b"v"), -1)]), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Listpack);
+        let v = from_object(Object::HashElems(vec![(c(b"f"), c(b"v"), 5)]), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Hashtable);
+        if let Value::Hash(h) = &v {
+            assert_eq!(h.next_expiry(), Some(5));
+        }
+        assert!(from_object(
+            Object::HashElems(vec![(c(b"f"), c(b"v"), -1), (c(b"f"), c(b"w"), -1)]),
+            &cfg
+        )
+        .is_err());
+        assert!(from_object(Object::HashElems(vec![(c(b"f"), c(b"v"), -7)]), &cfg).is_err());
+    }
+
+    #[test]
+    fn lists_from_nodes() {
+        let cfg = cfg();
+        let mut lp = Listpack::new();
+        lp.append(b"a");
+        lp.append(b"b");
+        let v = from_object(
+            Object::ListNodes(vec![ListNode::Packed(lp.as_bytes().to_vec())]),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(enc(&v), Encoding::Listpack);
+        let v = from_object(
+            Object::ListNodes(vec![
+                ListNode::Packed(lp.as_bytes().to_vec()),
+                ListNode::Plain(c(b"big")),
+            ]),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(enc(&v), Encoding::Quicklist);
+        if let Value::List(l) = &v {
+            assert_eq!(l.len(), 3);
+        }
+        assert_eq!(
+            from_object(
+                Object::ListNodes(vec![ListNode::Packed(Listpack::new().as_bytes().to_vec())]),
+                &cfg
+            ),
+            Err(EMPTY_KEY.into())
+        );
+        let v = from_object(Object::ListElems(vec![c(b"x"), c(b"y")]), &cfg).unwrap();
+        assert_eq!(enc(&v), Encoding::Listpack);
+    }
+
+    #[test]
+    fn streams_check_groups() {
+        let cfg = cfg();
+        let mut s = Stream::new();
+        s.append(
+            &[b"a", b"1"],
+            Some((StreamId::new(1, 1), true)),
+            0,
+            4096,
+            100,
+        )
+        .unwrap();
+        let nodes: Vec<_> = s
+            .nodes()
+            .map(|(id, lp)| ((id.ms, id.seq), lp.as_bytes().to_vec()))
+            .collect();
+        let mk = |cpel: Vec<(u64, u64)>| StreamObject {
+            nodes: nodes.clone(),
+            length: 1,
+            last_id: (1, 1),
+            first_id: (0, 0),
+            max_deleted_entry_id: (0, 0),
+            entries_added: 1,
+            groups: vec![StreamGroup {
+                name: b"g".to_vec(),
+                last_id: (1, 1),
+                entries_read: 1,
+                pel: vec![((1, 1), 7, 1)],
+                consumers: vec![StreamConsumer {
+                    name: b"c".to_vec(),
+                    seen_time: 7,
+                    active_time: 7,
+                    pel: cpel,
+                }],
+            }],
+        };
+        let v = from_object(Object::Stream(Box::new(mk(vec![(1, 1)]))), &cfg).unwrap();
+        let Value::Stream(st) = &v else { panic!() };
+        assert_eq!(st.first_id(), StreamId::new(1, 1));
+        let g = &st.groups().unwrap()[&b"g".to_vec()];
+        assert_eq!(g.pel[&StreamId::new(1, 1)].consumer, b"c".to_vec());
+        assert!(from_object(Object::Stream(Box::new(mk(vec![]))), &cfg).is_err());
+        assert!(from_object(Object::Stream(Box::new(mk(vec![(2, 2)]))), &cfg).is_err());
+        assert!(from_object(Object::Stream(Box::new(mk(vec![(1, 1), (1, 1)]))), &cfg).is_err());
+        // And it saves as it was built.
+        let mut w = Writer::new();
+        write_value(&mut w, ValueRef::Stream(st), false);
+        assert!(!w.into_inner().is_empty());
     }
 }

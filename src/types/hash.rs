@@ -598,7 +598,6 @@ impl Hash {
     }
 
     /// A hash adopting a listpack of field/value pairs (RDB loading).
-    #[allow(dead_code)] // TEMP: used by rdb::value::from_object
     pub fn from_listpack(lp: Listpack) -> Hash {
         Hash { repr: Repr::Lp(lp) }
     }

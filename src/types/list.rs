@@ -910,7 +910,6 @@ impl Node {
 
 /// A node handed to [`List::from_nodes`] (RDB loading).
 #[derive(Debug)]
-#[allow(dead_code)] // TEMP: used by rdb::value::from_object
 pub enum LoadNode {
     /// A validated, non-empty listpack.
     Packed(Listpack),
@@ -996,7 +995,6 @@ impl List {
     /// A quicklist of the given nodes (upstream's `quicklistAppendListpack` /
     /// `quicklistAppendPlainNode` while loading), compressed by `opts.depth`, then
     /// converted to a listpack when a single node fits (`listTypeTryConversion`, auto).
-    #[allow(dead_code)] // TEMP: used by rdb::value::from_object
     pub fn from_nodes(nodes: Vec<LoadNode>, opts: ListOpts) -> List {
         let mut q = Quicklist::new(opts.fill, opts.depth);
         for n in nodes {

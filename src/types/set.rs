@@ -228,7 +228,6 @@ impl Set {
     }
 
     /// A set adopting an intset (RDB loading).
-    #[allow(dead_code)] // TEMP: used by rdb::value::from_object
     pub fn from_intset(is: Intset) -> Set {
         Set {
             repr: Repr::Intset(is),
@@ -236,7 +235,6 @@ impl Set {
     }
 
     /// A set adopting a listpack of unique members (RDB loading).
-    #[allow(dead_code)] // TEMP: used by rdb::value::from_object
     pub fn from_listpack(lp: Listpack) -> Set {
         Set {
             repr: Repr::Listpack(lp),

@@ -313,6 +313,11 @@ impl Stream {
         self.s.last_id = id;
     }
 
+    /// Sets the first ID (RDB loading of types that do not store it).
+    pub fn set_first_id(&mut self, id: StreamId) {
+        self.s.first_id = id;
+    }
+
     pub fn set_entries_added(&mut self, n: u64) {
         self.s.entries_added = n;
     }
@@ -328,7 +333,6 @@ impl Stream {
 
     /// A stream from its saved parts (RDB loading): nodes keyed by master ID, the
     /// counters, and the consumer groups (None when the stream never had any).
-    #[allow(dead_code)] // TEMP: used by rdb::value::from_object
     pub fn from_parts(
         nodes: BTreeMap<StreamId, Listpack>,
         length: u64,
