@@ -120,6 +120,12 @@ pub enum Object<'a> {
 /// Decodes the value of an object of type `typ` (the type byte already read).
 /// Unknown, module and foreign types are `Error::Corrupt`.
 pub fn read_object<'a>(r: &mut Reader<'a>, typ: u8, lim: &Limits) -> Result<Object<'a>> {
-    let _ = (r, typ, lim);
-    todo!("rdb::object::read_object")
+    let at = r.offset();
+    match typ {
+        crate::TYPE_STRING => Ok(Object::String(r.string(lim.max_string)?)),
+        _ => Err(crate::Error::corrupt(
+            at,
+            format!("Unknown RDB encoding type {typ}"),
+        )),
+    }
 }
