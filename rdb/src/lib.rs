@@ -91,6 +91,7 @@ mod legacy;
 pub mod listpack;
 pub mod object;
 pub mod stream;
+pub mod ziplist;
 
 pub use crc64::crc64;
 
