@@ -348,6 +348,53 @@ fn bulk(reply: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+// With the value helper's write_value merged (tried at 7d1a7a3), every key matches with
+// rdbcompression no; with yes, the 31-byte quicklist nodes of l:ql are LZF-compressed
+// by us and left raw by the reference.
+#[ignore = "needs rdb::value::write_value (helper value); l:ql LZF differs"]
+fn dump_bytes_match_reference() {
+    let Some((ours, reference)) = pair() else {
+        return;
+    };
+    let cmds = dataset_commands();
+    let keys = keys_of(&cmds);
+    let mut a = ours.conn();
+    let mut b = reference.conn();
+    build(&mut a, &cmds);
+    build(&mut b, &cmds);
+    for compression in ["no", "yes"] {
+        same(
+            &mut a,
+            &mut b,
+            &[b"CONFIG", b"SET", b"rdbcompression", compression.as_bytes()],
+        );
+        let mut bad = Vec::new();
+        for k in &keys {
+            let pa = a.call(&[b"DUMP".as_slice(), k]);
+            let pb = b.call(&[b"DUMP".as_slice(), k]);
+            assert!(
+                pa.starts_with(b"$") && pb.starts_with(b"$"),
+                "{}",
+                escape(k)
+            );
+            let enc = b.call(&[b"OBJECT".as_slice(), b"ENCODING", k]);
+            let differs = if deterministic_dump(k, &enc) {
+                pa != pb
+            } else {
+                pa.len() != pb.len()
+            };
+            if differs {
+                bad.push(String::from_utf8_lossy(k).into_owned());
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "rdbcompression {compression}: DUMP differs for {bad:?}"
+        );
+    }
+}
+
+#[test]
 #[ignore = "needs rdb::object::read_object and rdb::value::{write_value, from_object} (helpers codec and value)"]
 fn dump_restore_roundtrip_both_ways() {
     let Some((ours, reference)) = pair() else {
