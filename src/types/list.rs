@@ -169,6 +169,7 @@ impl Node {
     /// Upstream's `__quicklistCompressNode`: compresses the node if it is big enough and
     /// compression saves enough. Returns whether the node is compressed.
     fn compress(&mut self) -> bool {
+        let (count, plain) = (self.count() as u32, self.is_plain());
         let raw: &[u8] = match self {
             Node::Lzf(_) => return true,
             Node::Packed(lp) => lp.as_bytes(),
@@ -178,17 +179,14 @@ impl Node {
         if sz < MIN_COMPRESS_BYTES || sz > u32::MAX as usize {
             return false;
         }
-        let Ok(data) = lzf::compress(raw) else {
-            return false;
-        };
-        if data.len() + MIN_COMPRESS_IMPROVE >= sz {
-            return false;
-        }
-        let mut buf = Vec::with_capacity(LZF_HDR + data.len());
+        let mut buf = Vec::with_capacity(LZF_HDR + sz);
         buf.extend_from_slice(&(sz as u32).to_le_bytes());
-        buf.extend_from_slice(&(self.count() as u32).to_le_bytes());
-        buf.push(self.is_plain() as u8);
-        buf.extend_from_slice(&data);
+        buf.extend_from_slice(&count.to_le_bytes());
+        buf.push(plain as u8);
+        match rdb::lzf::compress(raw, &mut buf, sz) {
+            Some(n) if n + MIN_COMPRESS_IMPROVE < sz => {}
+            _ => return false,
+        }
         *self = Node::Lzf(buf.into_boxed_slice());
         true
     }
@@ -198,8 +196,7 @@ impl Node {
         let sz = hdr_u32(b, 0);
         let raw = b
             .get(LZF_HDR..)
-            .and_then(|d| lzf::decompress(d, sz).ok())
-            .filter(|r| r.len() == sz)
+            .and_then(|d| rdb::lzf::decompress(d, sz))
             .expect("quicklist node decompresses");
         if b.get(8) == Some(&1) {
             Node::Plain(raw.into_boxed_slice())
@@ -879,6 +876,44 @@ fn usable(p: *const u8) -> usize {
     unsafe { libc::malloc_usable_size(p as *mut libc::c_void) }
 }
 
+/// A quicklist node as RDB saves it (see [`List::raw_nodes`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RawNode<'a> {
+    /// The listpack's bytes.
+    Packed(&'a [u8]),
+    /// The element of a plain node.
+    Plain(&'a [u8]),
+    /// An LZF-compressed node: whether it is plain, its uncompressed size and the LZF data.
+    Lzf {
+        plain: bool,
+        sz: usize,
+        data: &'a [u8],
+    },
+}
+
+impl Node {
+    fn raw(&self) -> RawNode<'_> {
+        match self {
+            Node::Packed(lp) => RawNode::Packed(lp.as_bytes()),
+            Node::Plain(b) => RawNode::Plain(b),
+            Node::Lzf(b) => RawNode::Lzf {
+                plain: self.is_plain(),
+                sz: self.sz(),
+                data: b.get(LZF_HDR..).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// A node handed to [`List::from_nodes`] (RDB loading).
+#[derive(Debug)]
+pub enum LoadNode {
+    /// A validated, non-empty listpack.
+    Packed(Listpack),
+    /// One element stored alone.
+    Plain(Vec<u8>),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Repr {
     Lp(Listpack),
@@ -933,6 +968,47 @@ impl List {
             Repr::Lp(lp) => lp.mem_usage(),
             Repr::Ql(q) => q.mem_usage(),
         }
+    }
+
+    /// Number of nodes as RDB saves them (a listpack-encoded list is one node).
+    pub fn raw_node_count(&self) -> usize {
+        match &self.repr {
+            Repr::Lp(_) => 1,
+            Repr::Ql(q) => q.nodes.len(),
+        }
+    }
+
+    /// The nodes as RDB saves them, head to tail (compressed nodes stay compressed).
+    pub fn raw_nodes(&self) -> impl Iterator<Item = RawNode<'_>> {
+        let (lp, nodes) = match &self.repr {
+            Repr::Lp(lp) => (Some(lp), None),
+            Repr::Ql(q) => (None, Some(&q.nodes)),
+        };
+        lp.into_iter()
+            .map(|lp| RawNode::Packed(lp.as_bytes()))
+            .chain(nodes.into_iter().flatten().map(Node::raw))
+    }
+
+    /// A quicklist of the given nodes (upstream's `quicklistAppendListpack` /
+    /// `quicklistAppendPlainNode` while loading), compressed by `opts.depth`, then
+    /// converted to a listpack when a single node fits (`listTypeTryConversion`, auto).
+    pub fn from_nodes(nodes: Vec<LoadNode>, opts: ListOpts) -> List {
+        let mut q = Quicklist::new(opts.fill, opts.depth);
+        for n in nodes {
+            let n = match n {
+                LoadNode::Packed(lp) => Node::Packed(lp),
+                LoadNode::Plain(b) => Node::Plain(b.into_boxed_slice()),
+            };
+            q.count = q.count.saturating_add(n.count());
+            q.nodes.push_back(n);
+        }
+        let last = q.nodes.len().saturating_sub(1);
+        q.fix(0, last);
+        let mut l = List {
+            repr: Repr::Ql(Box::new(q)),
+        };
+        l.convert_auto(opts);
+        l
     }
 
     /// Upstream's `listTypeTryConversionAppend`: before adding `add_len` elements whose
