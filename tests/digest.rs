@@ -351,7 +351,6 @@ fn bulk(reply: &[u8]) -> Vec<u8> {
 // With the value helper's write_value merged (tried at 7d1a7a3), every key matches with
 // rdbcompression no; with yes, the 31-byte quicklist nodes of l:ql are LZF-compressed
 // by us and left raw by the reference.
-#[ignore = "needs rdb::value::write_value (helper value); l:ql LZF differs"]
 fn dump_bytes_match_reference() {
     let Some((ours, reference)) = pair() else {
         return;
@@ -395,7 +394,6 @@ fn dump_bytes_match_reference() {
 }
 
 #[test]
-#[ignore = "needs rdb::object::read_object and rdb::value::{write_value, from_object} (helpers codec and value)"]
 fn dump_restore_roundtrip_both_ways() {
     let Some((ours, reference)) = pair() else {
         return;
@@ -432,7 +430,6 @@ fn dump_restore_roundtrip_both_ways() {
 }
 
 #[test]
-#[ignore = "needs rdb::object::read_object and rdb::value::{write_value, from_object} (helpers codec and value)"]
 fn restore_ttl_replace_idletime() {
     let Some((ours, reference)) = pair() else {
         return;
@@ -537,7 +534,6 @@ fn rdb_str(b: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs rdb::object::read_object and rdb::value::from_object (helpers codec and value)"]
 fn crafted_payloads_rejected_like_reference() {
     let Some((ours, reference)) = pair() else {
         return;
