@@ -1030,6 +1030,8 @@ fn compact_dataset_files_are_byte_identical() {
         ],
         vec![ql.clone()],
         vec![sl.clone()],
+        // An LZF match that runs to the end of a 29-byte string (liblzf's unrolled loop).
+        vec![v(&[b"SET", b"k", b"value:20:xxxxxxxxxxxxxxxxxxxx"])],
     ];
     for compression in ["yes", "no"] {
         let mut files = Vec::new();
@@ -1899,5 +1901,67 @@ fn files_without_checksum_load_both_ways() {
         &readbacks[0].1,
         &readbacks[1].0,
         &readbacks[1].1,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. LZF output byte-identical to the reference's (strings over 20 bytes, via DUMP).
+// ---------------------------------------------------------------------------------------
+
+/// Strings whose LZF match reaches (or nearly reaches) the end of the input: upstream's
+/// liblzf compares 16 bytes unrolled when more than 16 remain, which can extend a match
+/// past `in_end - ip - 2`. The DUMP payloads (and so the RDB files) must be the same bytes.
+#[test]
+fn lzf_strings_dump_identically() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let r = Server::reference(&refbin, &[]);
+    let o = ours().start(&[]);
+    let mut rc = r.conn();
+    let mut oc = o.conn();
+    let mut rng = Rng(0x1f2f_0007);
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    for prefix in 1..12usize {
+        for run in 12..44usize {
+            let mut val: Vec<u8> = (0..prefix).map(|i| b'a' + (i as u8 % 26)).collect();
+            val.extend(std::iter::repeat_n(b'x', run));
+            values.push(val.clone());
+            val.extend_from_slice(b"tail");
+            values.push(val);
+        }
+    }
+    for _ in 0..200 {
+        let len = rng.range(21, 120) as usize;
+        let alphabet = rng.range(1, 4) as u8;
+        values.push(
+            (0..len)
+                .map(|_| b'a' + rng.below(alphabet as u64) as u8)
+                .collect(),
+        );
+    }
+    let mut diffs = Vec::new();
+    for val in &values {
+        let set: Vec<&[u8]> = vec![b"SET", b"k", val];
+        ok_call(&mut rc, "reference", &set);
+        ok_call(&mut oc, "valkey-rs", &set);
+        let want = rc.call(&["DUMP", "k"]);
+        let got = oc.call(&["DUMP", "k"]);
+        if want != got {
+            diffs.push(format!(
+                "{:?} ({} bytes):\n  reference {}\n  valkey-rs {}",
+                String::from_utf8_lossy(val),
+                val.len(),
+                escape(&want),
+                escape(&got)
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} DUMP payloads differ, e.g.:\n{}",
+        diffs.len(),
+        values.len(),
+        diffs[..diffs.len().min(5)].join("\n")
     );
 }
