@@ -114,6 +114,8 @@ fn main() {
         error!("Unrecoverable error creating listener file events: {}", e);
         std::process::exit(1);
     }
+    // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
+    rdb::load_data_from_disk(&mut srv);
     el.create_time_event(1, server::server_cron);
     el.create_time_event(10, check_signals);
     el.set_before_sleep_proc(Some(server::before_sleep));
