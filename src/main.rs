@@ -114,12 +114,12 @@ fn main() {
         error!("Unrecoverable error creating listener file events: {}", e);
         std::process::exit(1);
     }
-    // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
-    rdb::load_data_from_disk(&mut srv);
     el.create_time_event(1, server::server_cron);
     el.create_time_event(10, check_signals);
     el.set_before_sleep_proc(Some(server::before_sleep));
     info!("Server initialized");
+    // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
+    rdb::load_data_from_disk(&mut srv);
     info!("Ready to accept connections tcp");
     el.main(&mut srv);
     info!("valkey-rs is now ready to exit, bye bye...");
