@@ -86,7 +86,12 @@
 pub mod crc64;
 pub mod encoding;
 pub mod file;
+pub mod intset;
+mod legacy;
+pub mod listpack;
 pub mod object;
+pub mod stream;
+pub mod ziplist;
 
 pub use crc64::crc64;
 

@@ -306,6 +306,10 @@ const COMMAND_HELP: &[&str] = &[
 ];
 
 const DEBUG_HELP: &[&str] = &[
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
     "OBJECT <key> [fast]",
     "    Show low level info about `key` and associated value.",
     "    Some fields of the default behavior may be time consuming to fetch,",
@@ -1093,6 +1097,15 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
         crate::rdb::debug_reload(srv, c);
     } else if eq_ic(&sub, "populate") && (3..=5).contains(&argc) {
         debug_populate(srv, c);
+    } else if eq_ic(&sub, "digest") && argc == 2 {
+        let d = crate::debug::dataset_digest(srv);
+        c.reply.add_status(&crate::debug::hex(&d));
+    } else if eq_ic(&sub, "digest-value") {
+        c.reply.add_array_len(argc - 2);
+        for key in &c.argv[2..] {
+            let d = crate::debug::value_digest(srv, c.db, key);
+            c.reply.add_status(&crate::debug::hex(&d));
+        }
     } else {
         let e = format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",

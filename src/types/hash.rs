@@ -585,6 +585,23 @@ impl Hash {
         }
     }
 
+    /// Calls `f(field, value, expiry)` for every field of a hashtable-encoded hash,
+    /// expired ones included (RDB saving; EXPIRY_NONE when no TTL). Does nothing for a
+    /// listpack (see [`Hash::listpack`]).
+    pub fn for_each_raw(&self, mut f: impl FnMut(&[u8], &[u8], i64)) {
+        if let Repr::Ht(t) = &self.repr {
+            for p in t.dict.iter() {
+                let p = parts(p);
+                f(p.field, p.value, p.expiry);
+            }
+        }
+    }
+
+    /// A hash adopting a listpack of field/value pairs (RDB loading).
+    pub fn from_listpack(lp: Listpack) -> Hash {
+        Hash { repr: Repr::Lp(lp) }
+    }
+
     /// Number of live fields (O(n) when some field has a TTL).
     pub fn live_len(&self, now: i64) -> usize {
         match &self.repr {

@@ -51,29 +51,10 @@ impl Intset {
     /// Takes an intset from its serialized bytes (RDB), validating as upstream's deep
     /// check: valid encoding, size matches the length, not empty, strictly increasing.
     pub fn from_bytes(buf: Vec<u8>) -> Option<Intset> {
-        if buf.len() < HDR {
-            return None;
-        }
-        let enc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if !matches!(enc, 2 | 4 | 8) {
-            return None;
-        }
-        let n = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
-        if n == 0 || (n as u64) * (enc as u64) + HDR as u64 != buf.len() as u64 {
-            return None;
-        }
+        rdb::intset::validate(&buf, true).ok()?;
         let mut buf = buf;
         buf.shrink_to_fit();
-        let is = Intset { buf };
-        let mut prev = is.get_unchecked_idx(0);
-        for i in 1..n {
-            let cur = is.get_unchecked_idx(i);
-            if cur <= prev {
-                return None;
-            }
-            prev = cur;
-        }
-        Some(is)
+        Some(Intset { buf })
     }
 
     pub fn as_bytes(&self) -> &[u8] {

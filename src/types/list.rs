@@ -879,6 +879,44 @@ fn usable(p: *const u8) -> usize {
     unsafe { libc::malloc_usable_size(p as *mut libc::c_void) }
 }
 
+/// A quicklist node as RDB saves it (see [`List::raw_nodes`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RawNode<'a> {
+    /// The listpack's bytes.
+    Packed(&'a [u8]),
+    /// The element of a plain node.
+    Plain(&'a [u8]),
+    /// An LZF-compressed node: whether it is plain, its uncompressed size and the LZF data.
+    Lzf {
+        plain: bool,
+        sz: usize,
+        data: &'a [u8],
+    },
+}
+
+impl Node {
+    fn raw(&self) -> RawNode<'_> {
+        match self {
+            Node::Packed(lp) => RawNode::Packed(lp.as_bytes()),
+            Node::Plain(b) => RawNode::Plain(b),
+            Node::Lzf(b) => RawNode::Lzf {
+                plain: self.is_plain(),
+                sz: self.sz(),
+                data: b.get(LZF_HDR..).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// A node handed to [`List::from_nodes`] (RDB loading).
+#[derive(Debug)]
+pub enum LoadNode {
+    /// A validated, non-empty listpack.
+    Packed(Listpack),
+    /// One element stored alone.
+    Plain(Vec<u8>),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Repr {
     Lp(Listpack),
@@ -933,6 +971,47 @@ impl List {
             Repr::Lp(lp) => lp.mem_usage(),
             Repr::Ql(q) => q.mem_usage(),
         }
+    }
+
+    /// Number of nodes as RDB saves them (a listpack-encoded list is one node).
+    pub fn raw_node_count(&self) -> usize {
+        match &self.repr {
+            Repr::Lp(_) => 1,
+            Repr::Ql(q) => q.nodes.len(),
+        }
+    }
+
+    /// The nodes as RDB saves them, head to tail (compressed nodes stay compressed).
+    pub fn raw_nodes(&self) -> impl Iterator<Item = RawNode<'_>> {
+        let (lp, nodes) = match &self.repr {
+            Repr::Lp(lp) => (Some(lp), None),
+            Repr::Ql(q) => (None, Some(&q.nodes)),
+        };
+        lp.into_iter()
+            .map(|lp| RawNode::Packed(lp.as_bytes()))
+            .chain(nodes.into_iter().flatten().map(Node::raw))
+    }
+
+    /// A quicklist of the given nodes (upstream's `quicklistAppendListpack` /
+    /// `quicklistAppendPlainNode` while loading), compressed by `opts.depth`, then
+    /// converted to a listpack when a single node fits (`listTypeTryConversion`, auto).
+    pub fn from_nodes(nodes: Vec<LoadNode>, opts: ListOpts) -> List {
+        let mut q = Quicklist::new(opts.fill, opts.depth);
+        for n in nodes {
+            let n = match n {
+                LoadNode::Packed(lp) => Node::Packed(lp),
+                LoadNode::Plain(b) => Node::Plain(b.into_boxed_slice()),
+            };
+            q.count = q.count.saturating_add(n.count());
+            q.nodes.push_back(n);
+        }
+        let last = q.nodes.len().saturating_sub(1);
+        q.fix(0, last);
+        let mut l = List {
+            repr: Repr::Ql(Box::new(q)),
+        };
+        l.convert_auto(opts);
+        l
     }
 
     /// Upstream's `listTypeTryConversionAppend`: before adding `add_len` elements whose

@@ -223,36 +223,6 @@ fn encode_i64(v: i64) -> Encoded<'static> {
     }
 }
 
-/// Size of encoding+data of the entry at `p` (without backlen), or None for an invalid
-/// encoding byte or an entry running past `buf` (used by validation; on a valid buffer
-/// it never fails).
-#[inline]
-fn entry_len_checked(buf: &[u8], p: usize) -> Option<usize> {
-    let b = *buf.get(p)?;
-    let l = if b < 0x80 {
-        1
-    } else if b & 0xC0 == 0x80 {
-        1 + (b & 0x3F) as usize
-    } else if b & 0xE0 == 0xC0 {
-        2
-    } else if b & 0xF0 == 0xE0 {
-        2 + (((b & 0x0F) as usize) << 8 | *buf.get(p + 1)? as usize)
-    } else {
-        match b {
-            ENC_32BIT_STR => {
-                let s = buf.get(p + 1..p + 5)?;
-                5usize.checked_add(u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)?
-            }
-            ENC_16BIT_INT => 3,
-            ENC_24BIT_INT => 4,
-            ENC_32BIT_INT => 5,
-            ENC_64BIT_INT => 9,
-            _ => return None,
-        }
-    };
-    Some(l)
-}
-
 /// A listpack. See the module documentation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Listpack {
@@ -290,51 +260,9 @@ impl Listpack {
     /// header total matches, entries in bounds with consistent backlens, count matches
     /// unless unknown (65535), terminator. None if anything is off.
     pub fn from_bytes(buf: Vec<u8>) -> Option<Listpack> {
-        if buf.len() < HDR_SIZE + 1 {
-            return None;
-        }
-        let total = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if total != buf.len() || buf[total - 1] != EOF {
-            return None;
-        }
-        let numele = u16::from_le_bytes([buf[4], buf[5]]);
-        let end = total - 1;
-        let mut p = HDR_SIZE;
-        let mut count: usize = 0;
-        while p < end {
-            let l = entry_len_checked(&buf[..end], p)?;
-            let bl = backlen_size(l);
-            let next = p.checked_add(l)?.checked_add(bl)?;
-            if next > end {
-                return None;
-            }
-            // The backlen must decode (backwards) to l.
-            let mut v: u64 = 0;
-            let mut shift = 0;
-            let mut q = next - 1;
-            let mut used = 0;
-            loop {
-                let b = buf[q];
-                v |= ((b & 127) as u64) << shift;
-                used += 1;
-                if b & 128 == 0 {
-                    break;
-                }
-                if used >= 5 || q == 0 {
-                    return None;
-                }
-                shift += 7;
-                q -= 1;
-            }
-            if v != l as u64 || used != bl {
-                return None;
-            }
-            count += 1;
-            p = next;
-        }
-        if numele != NUMELE_UNKNOWN && numele as usize != count {
-            return None;
-        }
+        // One implementation of the format checks: the rdb crate's full walk
+        // (header, every entry's encoding and backlen, the header count).
+        rdb::listpack::validate(&buf, true).ok()?;
         let mut buf = buf;
         buf.shrink_to_fit();
         Some(Listpack { buf })

@@ -211,6 +211,36 @@ impl Set {
         }
     }
 
+    /// The intset, when intset-encoded (RDB).
+    pub fn as_intset(&self) -> Option<&Intset> {
+        match &self.repr {
+            Repr::Intset(is) => Some(is),
+            _ => None,
+        }
+    }
+
+    /// The listpack, when listpack-encoded (RDB).
+    pub fn as_listpack(&self) -> Option<&Listpack> {
+        match &self.repr {
+            Repr::Listpack(lp) => Some(lp),
+            _ => None,
+        }
+    }
+
+    /// A set adopting an intset (RDB loading).
+    pub fn from_intset(is: Intset) -> Set {
+        Set {
+            repr: Repr::Intset(is),
+        }
+    }
+
+    /// A set adopting a listpack of unique members (RDB loading).
+    pub fn from_listpack(lp: Listpack) -> Set {
+        Set {
+            repr: Repr::Listpack(lp),
+        }
+    }
+
     /// Whether the members come out as hashtable strings (for callers that care about
     /// upstream's "came from a hashtable" special cases).
     pub fn is_dict(&self) -> bool {

@@ -313,12 +313,48 @@ impl Stream {
         self.s.last_id = id;
     }
 
+    /// Sets the first ID (RDB loading of types that do not store it).
+    pub fn set_first_id(&mut self, id: StreamId) {
+        self.s.first_id = id;
+    }
+
     pub fn set_entries_added(&mut self, n: u64) {
         self.s.entries_added = n;
     }
 
     pub fn set_max_deleted_entry_id(&mut self, id: StreamId) {
         self.s.max_deleted_entry_id = id;
+    }
+
+    /// The nodes as (master ID, listpack), in ID order (RDB).
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &Listpack)> {
+        self.s.nodes.iter().map(|(id, lp)| (*id, lp))
+    }
+
+    /// A stream from its saved parts (RDB loading): nodes keyed by master ID, the
+    /// counters, and the consumer groups (None when the stream never had any).
+    pub fn from_parts(
+        nodes: BTreeMap<StreamId, Listpack>,
+        length: u64,
+        last_id: StreamId,
+        first_id: StreamId,
+        max_deleted_entry_id: StreamId,
+        entries_added: u64,
+        groups: Option<BTreeMap<Vec<u8>, ConsumerGroup>>,
+    ) -> Stream {
+        let nodes_at_rebuild = nodes.len();
+        Stream {
+            s: Box::new(Inner {
+                nodes,
+                length,
+                last_id,
+                first_id,
+                max_deleted_entry_id,
+                entries_added,
+                groups,
+                nodes_at_rebuild,
+            }),
+        }
     }
 
     /// Usable bytes of the allocations (MEMORY USAGE).
