@@ -80,6 +80,9 @@ pub struct Persist {
     /// SHUTDOWN already did the final save (or decided not to): the exit path
     /// must not save again.
     pub shutdown_prepared: bool,
+    /// The shutdown-on-sigterm / shutdown-on-sigint value for the signal received
+    /// ("default", or words among save, nosave, now, force).
+    pub signal_shutdown_flags: String,
 }
 
 impl Persist {
@@ -102,6 +105,7 @@ impl Persist {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             shutdown_prepared: false,
+            signal_shutdown_flags: String::new(),
         }
     }
 }

@@ -270,7 +270,10 @@ pub fn version_line() -> String {
 pub fn prepare_for_shutdown(srv: &mut Server) -> bool {
     if !srv.rdb.shutdown_prepared {
         warn!("User requested shutdown...");
-        if !crate::rdb::finish_shutdown(srv, false, false, false) {
+        // A signal: its shutdown-on-sig* flags.
+        let has = |w: &str| srv.rdb.signal_shutdown_flags.split(' ').any(|x| x == w);
+        let (nosave, save, force) = (has("nosave"), has("save"), has("force"));
+        if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
             srv.shutdown_asap = false;
             return false;
         }
