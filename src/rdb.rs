@@ -460,9 +460,19 @@ pub fn check_child_done(srv: &mut Server) {
     update_resize_policy(srv);
 }
 
-/// Kills a running BGSAVE child (SHUTDOWN, FLUSHALL...) and removes its temp
-/// file; waits for it so no zombie is left.
+/// Stops a running BGSAVE child with SIGUSR1 (`killRDBChild`): BGSAVE CANCEL,
+/// FLUSHALL. Cron reaps it later (removing its temp file, without counting an error),
+/// so the event loop never waits for it.
 pub fn kill_child(srv: &mut Server) {
+    if let Some(pid) = srv.rdb.child_pid {
+        let p = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGUSR1);
+    }
+}
+
+/// Kills a running BGSAVE child at shutdown, waits for it (no zombie, no writer
+/// left behind) and removes its temp file.
+fn kill_child_and_wait(srv: &mut Server) {
     let Some(pid) = srv.rdb.child_pid.take() else {
         return;
     };
@@ -509,7 +519,7 @@ pub fn writes_denied(srv: &Server) -> bool {
 pub fn finish_shutdown(srv: &mut Server, nosave: bool, save: bool, force: bool) -> bool {
     if srv.rdb.child_pid.is_some() {
         warn!("There is a child saving an .rdb. Killing it!");
-        kill_child(srv);
+        kill_child_and_wait(srv);
     }
     if (!srv.config.save.is_empty() && !nosave) || save {
         info!("Saving the final RDB snapshot before exiting.");
@@ -561,13 +571,22 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
     let res = load_records(srv, &buf, check, lim, merge);
     srv.rdb.loading = false;
     match res {
-        Ok((loaded, expired)) => {
+        Ok((loaded, expired, empty)) => {
             srv.rdb.last_load_keys_loaded = loaded;
             srv.rdb.last_load_keys_expired = expired;
-            info!(
-                "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired hashes: 0.",
-                loaded, expired
-            );
+            if empty > 0 {
+                info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired \
+                     hashes: 0, empty keys skipped: {}.",
+                    loaded, expired, empty
+                );
+            } else {
+                info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired \
+                     hashes: 0.",
+                    loaded, expired
+                );
+            }
             Ok(())
         }
         Err(e) => {
@@ -585,21 +604,22 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
     }
 }
 
-/// Reads every record of `buf` into the dbs; returns (keys loaded, keys expired).
+/// Reads every record of `buf` into the dbs; returns (keys loaded, keys expired, empty
+/// keys skipped).
 fn load_records(
     srv: &mut Server,
     buf: &[u8],
     check: VersionCheck,
     lim: Limits,
     merge: bool,
-) -> ::rdb::Result<(u64, u64)> {
+) -> ::rdb::Result<(u64, u64, u64)> {
     let mut loader = Loader::new(buf, check, lim)?;
     let now_ms = crate::util::mstime();
     let now_s = now_ms / 1000;
     let lruclock = crate::server::lru_clock(now_ms);
     let (_, lfu) = policy_flags(&srv.config.maxmemory_policy);
     let mut db = 0usize;
-    let (mut loaded, mut expired) = (0u64, 0u64);
+    let (mut loaded, mut expired, mut empty) = (0u64, 0u64, 0u64);
     while let Some(rec) = loader.next_record()? {
         match rec {
             Record::Aux(k, v) => log_aux(&k, &v, now_s),
@@ -620,8 +640,21 @@ fn load_records(
             Record::ResizeDb(..) | Record::Function(_) => {}
             Record::Key(k) => {
                 let offset = k.offset;
-                let val = value::from_object(k.value, &srv.config)
-                    .map_err(|r| ::rdb::Error::corrupt(offset, r))?;
+                let val = match value::from_object(k.value, &srv.config) {
+                    Ok(v) => v,
+                    // An empty collection is skipped, not fatal (as upstream).
+                    Err(r) if r == value::EMPTY_KEY => {
+                        if empty < 10 {
+                            info!(
+                                "rdbLoadObject skipping empty key: {}",
+                                String::from_utf8_lossy(&k.key)
+                            );
+                        }
+                        empty += 1;
+                        continue;
+                    }
+                    Err(r) => return Err(::rdb::Error::corrupt(offset, r)),
+                };
                 // A primary drops keys that expired while the file sat on disk.
                 if k.expire_ms.is_some_and(|t| t < now_ms) {
                     expired += 1;
@@ -629,18 +662,6 @@ fn load_records(
                 }
                 let key: &[u8] = &k.key;
                 let kv = &mut srv.dbs[db].kv;
-                if kv.get(key).is_some() {
-                    if !merge {
-                        return Err(::rdb::Error::corrupt(
-                            offset,
-                            format!(
-                                "Duplicate key '{}' found in RDB file",
-                                String::from_utf8_lossy(key)
-                            ),
-                        ));
-                    }
-                    kv.remove(key);
-                }
                 let lru = match (lfu, k.lfu_freq, k.lru_idle) {
                     (true, Some(f), _) => (lfu_time_minutes(now_s) << 8) | f as u32,
                     (false, _, Some(idle)) => {
@@ -657,7 +678,16 @@ fn load_records(
                 let mut val = val;
                 // A string is embedded or not knowing whether the key has a TTL.
                 val.settle_encoding(key.len(), k.expire_ms.is_some());
-                kv.insert(key, val, false, lru);
+                // One probe: a key already there is replaced (MERGE) or is corrupt data.
+                if kv.insert(key, val, false, lru) && !merge {
+                    return Err(::rdb::Error::corrupt(
+                        offset,
+                        format!(
+                            "Duplicate key '{}' found in RDB file",
+                            String::from_utf8_lossy(key)
+                        ),
+                    ));
+                }
                 if let Some(t) = k.expire_ms {
                     kv.set_expire(key, t);
                 }
@@ -668,7 +698,7 @@ fn load_records(
             }
         }
     }
-    Ok((loaded, expired))
+    Ok((loaded, expired, empty))
 }
 
 /// Logs the aux fields upstream logs while loading.

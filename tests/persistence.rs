@@ -545,3 +545,31 @@ fn sigint_follows_shutdown_on_sigint() {
         .contains("Received SIGINT scheduling shutdown..."));
     assert!(!dir.file("dump.rdb").exists(), "nosave saved");
 }
+
+#[test]
+fn shutdown_kills_running_child() {
+    let dir = Dir::new("shutchild");
+    let mut s = Proc::start(&dir.0, &["--save", ""]);
+    let mut c = s.conn();
+    c.call(&["SET", "k", "v"]);
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "5000000"]);
+    assert_eq!(c.call(&["BGSAVE"]), b"+Background saving started\r\n");
+    // The child has its own copy of the config: the final save is not slowed down.
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let temps = || {
+        std::fs::read_dir(&dir.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("temp-"))
+            .count()
+    };
+    assert!(wait_for(Duration::from_secs(5), || temps() == 1));
+    let _ = c.cmd(&["SHUTDOWN", "SAVE"]);
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(s
+        .log_text()
+        .contains("There is a child saving an .rdb. Killing it!"));
+    assert_eq!(temps(), 0);
+    let s = Proc::start(&dir.0, &["--save", ""]);
+    assert_eq!(s.conn().call(&["GET", "k"]), b"$1\r\nv\r\n");
+}
