@@ -573,6 +573,9 @@ impl Drop for KvStore {
 /// The visitor of [`KvStore::for_each`]: key, value, expire time.
 pub type ForEachFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>) + 'f;
 
+/// The visitor of [`KvStore::for_each_meta`]: key, value, expire time, LRU/LFU data.
+pub type ForEachMetaFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>, u32) + 'f;
+
 /// A place holding a pointer to an entry: a bucket head or a previous entry's `next`.
 type Link = *mut *mut u8;
 
@@ -616,7 +619,6 @@ impl KvStore {
 
     /// Allows or forbids resizing (forbidden while a fork child is alive, as
     /// `dictSetResizeEnabled`); the table still grows when more than 4 times over full.
-    #[allow(dead_code)] // Wired to BGSAVE's fork with the RDB issue.
     pub fn set_resize_allowed(&mut self, allowed: bool) {
         self.resize_allowed = allowed;
     }
@@ -1042,6 +1044,22 @@ impl KvStore {
                     let e = Entry(p);
                     // SAFETY: linked entries live while `self` is borrowed.
                     unsafe { f(e.key(), e.value_ref(), e.expire()) };
+                    p = e.next();
+                }
+            }
+        }
+    }
+
+    /// Calls `f` for every key with its expire time and its 24-bit LRU clock / LFU data
+    /// (SAVE writes IDLE / FREQ from it).
+    pub fn for_each_meta(&self, f: &mut ForEachMetaFn<'_>) {
+        for t in &self.ht {
+            for &head in t.b.iter() {
+                let mut p = head;
+                while !p.is_null() {
+                    let e = Entry(p);
+                    // SAFETY: linked entries live while `self` is borrowed.
+                    unsafe { f(e.key(), e.value_ref(), e.expire(), e.meta() & LRU_MASK) };
                     p = e.next();
                 }
             }

@@ -38,7 +38,7 @@ mod types;
 mod util;
 mod zmalloc;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use log::{error, info, warn};
 
@@ -47,8 +47,11 @@ static GLOBAL: zmalloc::Counting = zmalloc::Counting;
 
 /// Set by SIGTERM/SIGINT; serverCron turns it into a graceful shutdown.
 pub static SHUTDOWN_SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// Which of SIGTERM/SIGINT arrived last (for shutdown-on-sigterm / shutdown-on-sigint).
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_shutdown_signal(_: libc::c_int) {
+extern "C" fn on_shutdown_signal(sig: libc::c_int) {
+    LAST_SIGNAL.store(sig, Ordering::SeqCst);
     SHUTDOWN_SIGNALLED.store(true, Ordering::SeqCst);
 }
 
@@ -72,7 +75,17 @@ fn setup_signal_handlers() {
 /// A time event that turns a shutdown signal into `shutdown_asap`.
 fn check_signals(_: &mut server::EventLoop, srv: &mut server::Server, _: u64) -> i64 {
     if SHUTDOWN_SIGNALLED.swap(false, Ordering::SeqCst) {
-        warn!("Received SIGTERM scheduling shutdown...");
+        let int = LAST_SIGNAL.load(Ordering::SeqCst) == libc::SIGINT;
+        warn!(
+            "Received {} scheduling shutdown...",
+            if int { "SIGINT" } else { "SIGTERM" }
+        );
+        let opt = if int {
+            "shutdown-on-sigint"
+        } else {
+            "shutdown-on-sigterm"
+        };
+        srv.rdb.signal_shutdown_flags = srv.config.get(opt).unwrap_or_default();
         srv.shutdown_asap = true;
     }
     10
@@ -118,6 +131,8 @@ fn main() {
     el.create_time_event(10, check_signals);
     el.set_before_sleep_proc(Some(server::before_sleep));
     info!("Server initialized");
+    // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
+    rdb::load_data_from_disk(&mut srv);
     info!("Ready to accept connections tcp");
     el.main(&mut srv);
     info!("valkey-rs is now ready to exit, bye bye...");

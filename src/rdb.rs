@@ -2,5 +2,921 @@
 //! (SAVE, BGSAVE by a forked child, save points, shutdown), loading it at
 //! start-up and by DEBUG RELOAD. The file format itself is the `rdb` crate;
 //! values are encoded by [`value`].
+//!
+//! # Processes
+//! BGSAVE forks with `nix::unistd::fork`. The child writes `temp-<childpid>.rdb`
+//! in `dir` (the working directory), fsyncs it, renames it over `dbfilename` and
+//! fsyncs the directory (all in [`rdb_save`]), reports its copy-on-write size
+//! through a pipe and leaves with `_exit` (no destructors, no event loop). The
+//! parent never waits for it: serverCron reaps it with `waitpid(WNOHANG)`
+//! ([`check_child_done`]). A child killed by a signal leaves `temp-<pid>.rdb`
+//! behind, which the parent removes; `dump.rdb` is only ever replaced by a
+//! complete, fsynced file.
+//!
+//! # Loading
+//! [`load_data_from_disk`] runs from `main` after the listeners are open and
+//! before the event loop starts, as upstream (no client is served while the
+//! file loads, so `loading` is never seen as 1 and there is no -LOADING reply).
+//! A corrupt or truncated file stops the server with the file name and offset
+//! in the log: it never runs with half a dataset.
 
 pub mod value;
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use log::{info, warn};
+
+use ::rdb::file::{FileWriter, Loader, Record, VersionCheck};
+use ::rdb::object::Limits;
+
+use crate::object::Value;
+use crate::server::Server;
+
+/// Seconds to wait after a failed BGSAVE before a save point may try again
+/// (`CONFIG_BGSAVE_RETRY_DELAY`).
+pub const BGSAVE_RETRY_DELAY: i64 = 5;
+
+/// The text of a write command refused after a failed background save
+/// (`shared.bgsaveerr`).
+pub const ERR_MISCONF: &str = "MISCONF Valkey is configured to save RDB snapshots, but it's \
+currently unable to persist to disk. Commands that may modify the data set are disabled, \
+because this instance is configured to report errors during writes if RDB snapshotting fails \
+(stop-writes-on-bgsave-error option). Please check the Valkey logs for details about the RDB \
+error.";
+
+/// Persistence state of the server (upstream's rdb_* fields of `valkeyServer`).
+#[derive(Debug)]
+pub struct Persist {
+    /// The BGSAVE child, while it runs.
+    pub child_pid: Option<i32>,
+    /// Read end of the child info pipe.
+    child_info: Option<OwnedFd>,
+    /// `dirty` when the running BGSAVE forked.
+    pub dirty_before_bgsave: u64,
+    /// Unix time of the last successful save.
+    pub lastsave: i64,
+    /// Unix time of the last BGSAVE attempt.
+    pub lastbgsave_try: i64,
+    /// Whether the last background (or foreground) save succeeded.
+    pub lastbgsave_ok: bool,
+    /// BGSAVE SCHEDULE (or BGSAVE inside EXEC) asked for a save once no child runs.
+    pub bgsave_scheduled: bool,
+    /// Unix time the running BGSAVE started.
+    pub save_time_start: i64,
+    /// Seconds the last BGSAVE took, -1 before the first.
+    pub save_time_last: i64,
+    pub stat_rdb_saves: u64,
+    /// Microseconds the last fork took.
+    pub stat_fork_time_us: i64,
+    pub stat_total_forks: u64,
+    /// Copy-on-write bytes the last BGSAVE child reported.
+    pub stat_rdb_cow_bytes: u64,
+    pub loading: bool,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// SHUTDOWN already did the final save (or decided not to): the exit path
+    /// must not save again.
+    pub shutdown_prepared: bool,
+    /// The shutdown-on-sigterm / shutdown-on-sigint value for the signal received
+    /// ("default", or words among save, nosave, now, force).
+    pub signal_shutdown_flags: String,
+}
+
+impl Persist {
+    pub fn new(now_s: i64) -> Persist {
+        Persist {
+            child_pid: None,
+            child_info: None,
+            dirty_before_bgsave: 0,
+            lastsave: now_s,
+            lastbgsave_try: 0,
+            lastbgsave_ok: true,
+            bgsave_scheduled: false,
+            save_time_start: -1,
+            save_time_last: -1,
+            stat_rdb_saves: 0,
+            stat_fork_time_us: 0,
+            stat_total_forks: 0,
+            stat_rdb_cow_bytes: 0,
+            loading: false,
+            last_load_keys_loaded: 0,
+            last_load_keys_expired: 0,
+            shutdown_prepared: false,
+            signal_shutdown_flags: String::new(),
+        }
+    }
+}
+
+/// The text of an errno, as `strerror` (without Rust's " (os error N)").
+fn os_err(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(p) => s[..p].to_string(),
+        None => s,
+    }
+}
+
+fn cwd_text() -> String {
+    std::env::current_dir()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whether the eviction policy tracks LRU / LFU (`MAXMEMORY_FLAG_LRU` / `_LFU`).
+fn policy_flags(policy: &str) -> (bool, bool) {
+    (policy.ends_with("-lru"), policy.ends_with("-lfu"))
+}
+
+/// Minutes clock of the LFU data, 16 bits (`LFUGetTimeInMinutes`).
+fn lfu_time_minutes(unixtime: i64) -> u32 {
+    ((unixtime / 60) & 65535) as u32
+}
+
+/// The LFU counter after decay (`LFUDecrAndReturn`), from a key's 24-bit LFU data.
+fn lfu_decr_and_return(data: u32, unixtime: i64, decay_time: i32) -> u8 {
+    let ldt = (data >> 8) & 0xffff;
+    let counter = data & 255;
+    let now = lfu_time_minutes(unixtime);
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        65535 - ldt + now
+    };
+    let periods = if decay_time > 0 {
+        elapsed / decay_time as u32
+    } else {
+        0
+    };
+    counter.saturating_sub(periods) as u8
+}
+
+/// Sleeps `rdb-key-save-delay`: microseconds when positive, nanoseconds when
+/// negative (upstream's `debugDelay`).
+fn key_save_delay(delay: i64) {
+    if delay > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+    } else if delay < 0 {
+        std::thread::sleep(std::time::Duration::from_nanos(delay.unsigned_abs()));
+    }
+}
+
+/// Writes the whole dataset as an RDB file to `out` (upstream's `rdbSaveRio`):
+/// header, aux fields, then each non-empty db. Returns `out` once flushed.
+pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
+    let cfg = &srv.config;
+    let mut fw = FileWriter::new(out, ::rdb::RDB_VERSION, cfg.rdbchecksum);
+    fw.aux(
+        b"valkey-ver",
+        crate::commands::server::VALKEY_VERSION.as_bytes(),
+    );
+    fw.aux(b"redis-bits", b"64");
+    let now_s = crate::util::mstime() / 1000;
+    fw.aux(b"ctime", now_s.to_string().as_bytes());
+    fw.aux(
+        b"used-mem",
+        crate::zmalloc::used_memory().to_string().as_bytes(),
+    );
+    fw.aux(b"aof-base", b"0");
+    // No function libraries yet (scripting comes with a later issue).
+
+    let (lru, lfu) = policy_flags(&cfg.maxmemory_policy);
+    let compress = cfg.rdbcompression;
+    let delay = cfg.rdb_key_save_delay;
+    let decay = cfg.lfu_decay_time;
+    let lruclock = crate::server::lru_clock(crate::util::mstime());
+    let mut err: Option<io::Error> = None;
+    for db in &srv.dbs {
+        if db.kv.is_empty() {
+            continue;
+        }
+        fw.select_db(db.id as u64, db.kv.len() as u64, db.kv.expires_len() as u64);
+        db.kv.for_each_meta(&mut |key, v, expire, meta| {
+            if err.is_some() {
+                return;
+            }
+            let idle = lru.then(|| crate::server::estimate_idle_time_ms(lruclock, meta) / 1000);
+            let freq = lfu.then(|| lfu_decr_and_return(meta, now_s, decay));
+            fw.key_prefix(value::object_type(v), key, expire, idle, freq);
+            value::write_value(&mut fw.w, v, compress);
+            if let Err(e) = fw.maybe_flush() {
+                err = Some(e);
+                return;
+            }
+            key_save_delay(delay);
+        });
+        if let Some(e) = err.take() {
+            return Err(e);
+        }
+    }
+    fw.finish()
+}
+
+/// Saves the dataset to `filename` in the working directory (upstream's
+/// `rdbSave`): `temp-<pid>.rdb` created mode 0600, fsynced, renamed over
+/// `filename`, then the directory fsynced. Errors are logged as upstream.
+/// On success `dirty` is reset and `lastsave` updated.
+pub fn rdb_save(srv: &mut Server, filename: &str) -> bool {
+    srv.rdb.stat_rdb_saves += 1;
+    let tmp = format!("temp-{}.rdb", std::process::id());
+    let file = match OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            warn!(
+                "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
+                tmp,
+                cwd_text(),
+                os_err(&e)
+            );
+            return false;
+        }
+    };
+    // The umask may have taken bits away; never more than 0600 either way.
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    let res = rdb_save_to(srv, file)
+        .map_err(|e| ("rdbSaveRio", e))
+        .and_then(|f| f.sync_all().map_err(|e| ("fsync", e)));
+    if let Err((op, e)) = res {
+        warn!(
+            "Write error while saving DB to the disk({}): {}",
+            op,
+            os_err(&e)
+        );
+        let _ = std::fs::remove_file(&tmp);
+        return false;
+    }
+    if let Err(e) = std::fs::rename(&tmp, filename) {
+        warn!(
+            "Error moving temp DB file {} on the final destination {} (in server root dir {}): {}",
+            tmp,
+            filename,
+            cwd_text(),
+            os_err(&e)
+        );
+        let _ = std::fs::remove_file(&tmp);
+        return false;
+    }
+    if let Err(e) = fsync_dir_of(filename) {
+        warn!("Failed to fsync directory while saving DB: {}", os_err(&e));
+        return false;
+    }
+    info!("DB saved on disk");
+    srv.dirty = 0;
+    srv.rdb.lastsave = crate::util::mstime() / 1000;
+    srv.rdb.lastbgsave_ok = true;
+    true
+}
+
+/// fsyncs the directory holding `filename` (relative names: the working dir).
+fn fsync_dir_of(filename: &str) -> io::Result<()> {
+    let dir = match std::path::Path::new(filename).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Whether a child process (BGSAVE) is running (`hasActiveChildProcess`).
+pub fn has_active_child(srv: &Server) -> bool {
+    srv.rdb.child_pid.is_some()
+}
+
+/// Allows or forbids resizing the key tables (`updateDictResizePolicy`): no
+/// resize while a child shares our pages, so copy-on-write stays small.
+fn update_resize_policy(srv: &mut Server) {
+    let allowed = srv.rdb.child_pid.is_none();
+    for db in srv.dbs.iter_mut() {
+        db.kv.set_resize_allowed(allowed);
+    }
+}
+
+/// Private_Dirty of this process in bytes (the child's copy-on-write size), from
+/// `/proc/self/smaps_rollup` (or `smaps`).
+fn private_dirty_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .or_else(|_| std::fs::read_to_string("/proc/self/smaps"))
+        .unwrap_or_default();
+    let mut kb: u64 = 0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Private_Dirty:") {
+            let n = rest.trim().trim_end_matches("kB").trim();
+            kb = kb.saturating_add(n.parse::<u64>().unwrap_or(0));
+        }
+    }
+    kb.saturating_mul(1024)
+}
+
+/// Starts a background save (upstream's `rdbSaveBackground`). Returns false
+/// (logged) when the fork fails or a child already runs.
+pub fn bgsave_start(srv: &mut Server) -> bool {
+    if has_active_child(srv) {
+        return false;
+    }
+    srv.rdb.stat_rdb_saves += 1;
+    srv.rdb.dirty_before_bgsave = srv.dirty;
+    srv.rdb.lastbgsave_try = crate::util::mstime() / 1000;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    let piped = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0;
+    // SAFETY: on success both descriptors are fresh and owned by nobody else.
+    let (rd, wr) = if piped {
+        unsafe {
+            (
+                Some(OwnedFd::from_raw_fd(fds[0])),
+                Some(OwnedFd::from_raw_fd(fds[1])),
+            )
+        }
+    } else {
+        (None, None)
+    };
+    let start = crate::util::ustime();
+    // SAFETY: the child only saves the snapshot (reading the dataset it shares
+    // copy-on-write), writes to the pipe and leaves with `_exit`: it never
+    // returns into the event loop nor runs destructors.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            run_child(srv, wr.as_ref().map(|f| f.as_raw_fd()));
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            srv.rdb.stat_fork_time_us = crate::util::ustime() - start;
+            srv.rdb.stat_total_forks += 1;
+            drop(wr);
+            let pid = child.as_raw();
+            info!("Background saving started by pid {}", pid);
+            srv.rdb.child_pid = Some(pid);
+            srv.rdb.child_info = rd;
+            srv.rdb.save_time_start = crate::util::mstime() / 1000;
+            update_resize_policy(srv);
+            true
+        }
+        Err(e) => {
+            srv.rdb.lastbgsave_ok = false;
+            warn!("Can't save in background: fork: {}", e.desc());
+            false
+        }
+    }
+}
+
+/// The BGSAVE child: save, report the copy-on-write size, `_exit`.
+fn run_child(srv: &mut Server, info_fd: Option<libc::c_int>) -> ! {
+    crate::config::LOG_ROLE.store(b'C', std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: restoring default dispositions in the single-threaded child;
+    // SIGUSR1 then ends it quietly (the parent treats it as no error).
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGUSR1, libc::SIG_DFL);
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"valkey-rdb-bgsave".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    let name = srv.config.dbfilename.clone();
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rdb_save(srv, &name)))
+        .unwrap_or(false);
+    if ok {
+        let cow = private_dirty_bytes();
+        let mb = cow / (1024 * 1024);
+        info!(
+            "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
+            mb, mb, mb
+        );
+        if let Some(fd) = info_fd {
+            let buf = cow.to_le_bytes();
+            // SAFETY: writing our own buffer to a descriptor we own.
+            let _ = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+        }
+    }
+    // SAFETY: leaving the child without running destructors or atexit handlers.
+    unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+}
+
+/// Reaps a finished BGSAVE child (called from serverCron while one runs, as
+/// `checkChildrenDone`): never blocks.
+pub fn check_child_done(srv: &mut Server) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let Some(pid) = srv.rdb.child_pid else {
+        return;
+    };
+    let status = match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => return,
+        Ok(s) => s,
+        Err(nix::errno::Errno::EINTR) => return,
+        Err(e) => {
+            warn!(
+                "waitpid() returned an error: {}. child_type: RDB, child_pid = {}",
+                e.desc(),
+                pid
+            );
+            WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 1)
+        }
+    };
+    let (code, signal) = match status {
+        WaitStatus::Exited(_, code) => (code, 0),
+        WaitStatus::Signaled(_, sig, _) => (0, sig as i32),
+        // Stopped/continued: not finished.
+        _ => return,
+    };
+    let now_s = crate::util::mstime() / 1000;
+    if signal == 0 && code == 0 {
+        info!("Background saving terminated with success");
+        srv.dirty = srv.dirty.saturating_sub(srv.rdb.dirty_before_bgsave);
+        srv.rdb.lastsave = now_s;
+        srv.rdb.lastbgsave_ok = true;
+        if let Some(fd) = &srv.rdb.child_info {
+            let mut buf = [0u8; 8];
+            // SAFETY: reading into our own buffer from a descriptor we own.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, 8) };
+            if n == 8 {
+                srv.rdb.stat_rdb_cow_bytes = u64::from_le_bytes(buf);
+            }
+        }
+    } else if signal == 0 {
+        warn!("Background saving error");
+        srv.rdb.lastbgsave_ok = false;
+    } else {
+        warn!("Background saving terminated by signal {}", signal);
+        let _ = std::fs::remove_file(format!("temp-{}.rdb", pid));
+        // SIGUSR1 is how we stop a child without it counting as an error.
+        if signal != libc::SIGUSR1 {
+            srv.rdb.lastbgsave_ok = false;
+        }
+    }
+    srv.rdb.save_time_last = now_s - srv.rdb.save_time_start;
+    srv.rdb.save_time_start = -1;
+    srv.rdb.child_pid = None;
+    srv.rdb.child_info = None;
+    update_resize_policy(srv);
+}
+
+/// Stops a running BGSAVE child with SIGUSR1 (`killRDBChild`): BGSAVE CANCEL,
+/// FLUSHALL. Cron reaps it later (removing its temp file, without counting an error),
+/// so the event loop never waits for it.
+pub fn kill_child(srv: &mut Server) {
+    if let Some(pid) = srv.rdb.child_pid {
+        let p = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGUSR1);
+    }
+}
+
+/// Kills a running BGSAVE child at shutdown, waits for it (no zombie, no writer
+/// left behind) and removes its temp file.
+fn kill_child_and_wait(srv: &mut Server) {
+    let Some(pid) = srv.rdb.child_pid.take() else {
+        return;
+    };
+    let p = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGUSR1);
+    let _ = nix::sys::wait::waitpid(p, None);
+    let _ = std::fs::remove_file(format!("temp-{}.rdb", pid));
+    srv.rdb.child_info = None;
+    srv.rdb.save_time_start = -1;
+    update_resize_policy(srv);
+}
+
+/// The persistence part of serverCron: reap the child, or start a BGSAVE for a
+/// save point that is due or one that was scheduled.
+pub fn cron(srv: &mut Server) {
+    if has_active_child(srv) {
+        check_child_done(srv);
+        return;
+    }
+    let now = srv.unixtime;
+    let retry_ok = now - srv.rdb.lastbgsave_try > BGSAVE_RETRY_DELAY || srv.rdb.lastbgsave_ok;
+    let due = srv.config.save.iter().copied().find(|&(secs, changes)| {
+        srv.dirty >= changes.max(0) as u64 && now - srv.rdb.lastsave > secs && retry_ok
+    });
+    if let Some((secs, changes)) = due {
+        info!("{} changes in {} seconds. Saving...", changes, secs);
+        bgsave_start(srv);
+        return;
+    }
+    if srv.rdb.bgsave_scheduled && retry_ok && bgsave_start(srv) {
+        srv.rdb.bgsave_scheduled = false;
+    }
+}
+
+/// Whether write commands are refused after a failed save
+/// (`writeCommandsDeniedByDiskError`, RDB part).
+pub fn writes_denied(srv: &Server) -> bool {
+    srv.config.stop_writes_on_bgsave_error && !srv.config.save.is_empty() && !srv.rdb.lastbgsave_ok
+}
+
+/// The last work before exit (upstream's `finishShutdown`, persistence part):
+/// kill a running child, then save when save points exist (or `save`) unless
+/// `nosave`. Returns false when the save failed and `force` is not given.
+pub fn finish_shutdown(srv: &mut Server, nosave: bool, save: bool, force: bool) -> bool {
+    if srv.rdb.child_pid.is_some() {
+        warn!("There is a child saving an .rdb. Killing it!");
+        kill_child_and_wait(srv);
+    }
+    if (!srv.config.save.is_empty() && !nosave) || save {
+        info!("Saving the final RDB snapshot before exiting.");
+        let name = srv.config.dbfilename.clone();
+        if !rdb_save(srv, &name) {
+            if force {
+                warn!("Error trying to save the DB. Exit anyway.");
+            } else {
+                warn!("Error trying to save the DB, can't exit.");
+                warn!(
+                    "Errors trying to shut down the server. Check the logs for more information."
+                );
+                return false;
+            }
+        }
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------
+
+/// Why a load failed.
+pub enum LoadError {
+    /// The file could not be opened or read.
+    Io(io::Error),
+    /// The file is corrupt or truncated (already logged).
+    Corrupt,
+}
+
+/// Loads `filename` into the dbs (upstream's `rdbLoad`). With `merge` a key
+/// already present is replaced; without it a duplicate key is corrupt data.
+/// Corruption is logged with the file name and offset.
+pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), LoadError> {
+    let buf = std::fs::read(filename).map_err(LoadError::Io)?;
+    let check = match srv.config.get("rdb-version-check").as_deref() {
+        Some("relaxed") => VersionCheck::Relaxed,
+        _ => VersionCheck::Strict,
+    };
+    let lim = Limits {
+        max_string: srv.config.proto_max_bulk_len.max(0) as u64,
+        deep: matches!(
+            srv.config.get("sanitize-dump-payload").as_deref(),
+            Some("yes")
+        ),
+    };
+    srv.rdb.loading = true;
+    let res = load_records(srv, &buf, check, lim, merge);
+    srv.rdb.loading = false;
+    match res {
+        Ok((loaded, expired, empty)) => {
+            srv.rdb.last_load_keys_loaded = loaded;
+            srv.rdb.last_load_keys_expired = expired;
+            if empty > 0 {
+                info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired \
+                     hashes: 0, empty keys skipped: {}.",
+                    loaded, expired, empty
+                );
+            } else {
+                info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired \
+                     hashes: 0.",
+                    loaded, expired
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let (offset, reason) = match e {
+                ::rdb::Error::Corrupt { offset, reason } => (offset, reason),
+                ::rdb::Error::Io(e) => (0, os_err(&e)),
+            };
+            warn!("Short read or OOM loading DB. Unrecoverable error, aborting now.");
+            warn!(
+                "Internal error in RDB reading file {} at offset {}: {}",
+                filename, offset, reason
+            );
+            Err(LoadError::Corrupt)
+        }
+    }
+}
+
+/// Reads every record of `buf` into the dbs; returns (keys loaded, keys expired, empty
+/// keys skipped).
+fn load_records(
+    srv: &mut Server,
+    buf: &[u8],
+    check: VersionCheck,
+    lim: Limits,
+    merge: bool,
+) -> ::rdb::Result<(u64, u64, u64)> {
+    let mut loader = Loader::new(buf, check, lim)?;
+    let now_ms = crate::util::mstime();
+    let now_s = now_ms / 1000;
+    let lruclock = crate::server::lru_clock(now_ms);
+    let (_, lfu) = policy_flags(&srv.config.maxmemory_policy);
+    let mut db = 0usize;
+    let (mut loaded, mut expired, mut empty) = (0u64, 0u64, 0u64);
+    while let Some(rec) = loader.next_record()? {
+        match rec {
+            Record::Aux(k, v) => log_aux(&k, &v, now_s),
+            Record::SelectDb(n) => {
+                if n >= srv.dbs.len() as u64 {
+                    warn!(
+                        "FATAL: Data file was created with a Valkey server configured to handle \
+                         more than {} databases. Exiting",
+                        srv.dbs.len()
+                    );
+                    return Err(::rdb::Error::corrupt(
+                        loader.offset(),
+                        format!("database {n} out of range"),
+                    ));
+                }
+                db = n as usize;
+            }
+            Record::ResizeDb(..) | Record::Function(_) => {}
+            Record::Key(k) => {
+                let offset = k.offset;
+                let val = match value::from_object(k.value, &srv.config) {
+                    Ok(v) => v,
+                    // An empty collection is skipped, not fatal (as upstream).
+                    Err(r) if r == value::EMPTY_KEY => {
+                        if empty < 10 {
+                            info!(
+                                "rdbLoadObject skipping empty key: {}",
+                                String::from_utf8_lossy(&k.key)
+                            );
+                        }
+                        empty += 1;
+                        continue;
+                    }
+                    Err(r) => return Err(::rdb::Error::corrupt(offset, r)),
+                };
+                // A primary drops keys that expired while the file sat on disk.
+                if k.expire_ms.is_some_and(|t| t < now_ms) {
+                    expired += 1;
+                    continue;
+                }
+                let key: &[u8] = &k.key;
+                let kv = &mut srv.dbs[db].kv;
+                let lru = match (lfu, k.lfu_freq, k.lru_idle) {
+                    (true, Some(f), _) => (lfu_time_minutes(now_s) << 8) | f as u32,
+                    (false, _, Some(idle)) => {
+                        let idle = idle.min(crate::server::LRU_CLOCK_MAX as u64) as i64;
+                        let mut abs = lruclock as i64 - idle;
+                        if abs < 0 {
+                            abs += crate::server::LRU_CLOCK_MAX as i64;
+                        }
+                        abs as u32
+                    }
+                    _ => lruclock,
+                };
+                let volatile_hash = matches!(&val, Value::Hash(h) if h.has_volatile());
+                let mut val = val;
+                // A string is embedded or not knowing whether the key has a TTL.
+                val.settle_encoding(key.len(), k.expire_ms.is_some());
+                // One probe: a key already there is replaced (MERGE) or is corrupt data.
+                if kv.insert(key, val, false, lru) && !merge {
+                    return Err(::rdb::Error::corrupt(
+                        offset,
+                        format!(
+                            "Duplicate key '{}' found in RDB file",
+                            String::from_utf8_lossy(key)
+                        ),
+                    ));
+                }
+                if let Some(t) = k.expire_ms {
+                    kv.set_expire(key, t);
+                }
+                if volatile_hash && !srv.dbs[db].volatile_hashes.contains(key) {
+                    srv.dbs[db].volatile_hashes.insert(key.to_vec());
+                }
+                loaded += 1;
+            }
+        }
+    }
+    Ok((loaded, expired, empty))
+}
+
+/// Logs the aux fields upstream logs while loading.
+fn log_aux(k: &[u8], v: &[u8], now_s: i64) {
+    let text = String::from_utf8_lossy(v);
+    match k {
+        b"valkey-ver" => info!("Loading RDB produced by Valkey version {}", text),
+        b"redis-ver" => info!("Loading RDB produced by Redis version {}", text),
+        b"ctime" => {
+            if let Some(t) = crate::util::parse_i64_strict(v) {
+                let age = now_s - t;
+                info!("RDB age {} seconds", age.max(0));
+            }
+        }
+        b"used-mem" => {
+            if let Some(m) = crate::util::parse_i64_strict(v) {
+                info!(
+                    "RDB memory usage when created {:.2} Mb",
+                    m as f64 / (1024.0 * 1024.0)
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Loads `dbfilename` at start-up (upstream's `loadDataFromDisk`): a missing
+/// file is an empty dataset; a corrupt one ends the process with status 1.
+pub fn load_data_from_disk(srv: &mut Server) {
+    let start = std::time::Instant::now();
+    let name = srv.config.dbfilename.clone();
+    match rdb_load(srv, &name, false) {
+        Ok(()) => info!(
+            "DB loaded from disk: {:.3} seconds",
+            start.elapsed().as_secs_f64()
+        ),
+        Err(LoadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(LoadError::Io(e)) => {
+            warn!(
+                "Fatal error loading the DB, check server logs. Exiting. ({}: {})",
+                name,
+                os_err(&e)
+            );
+            std::process::exit(1);
+        }
+        Err(LoadError::Corrupt) => std::process::exit(1),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands: SAVE, BGSAVE (registered in commands/server.rs)
+// ---------------------------------------------------------------------------------------
+
+/// SAVE.
+pub fn save_command(srv: &mut Server, c: &mut crate::client::Client) {
+    if has_active_child(srv) {
+        c.reply.add_error("ERR Background save already in progress");
+        return;
+    }
+    let name = srv.config.dbfilename.clone();
+    if rdb_save(srv, &name) {
+        c.reply.add_ok();
+    } else {
+        c.reply.add_error("ERR");
+    }
+}
+
+/// BGSAVE [SCHEDULE].
+pub fn bgsave_command(srv: &mut Server, c: &mut crate::client::Client) {
+    let (mut schedule, mut cancel) = (false, false);
+    if c.argv.len() > 1 {
+        if c.argv.len() == 2 && crate::util::eq_ic(&c.argv[1], "schedule") {
+            schedule = true;
+        } else if c.argv.len() == 2 && crate::util::eq_ic(&c.argv[1], "cancel") {
+            cancel = true;
+        } else {
+            c.reply.add_error(crate::reply::ERR_SYNTAX);
+            return;
+        }
+    }
+    if cancel {
+        if has_active_child(srv) {
+            info!("Background saving will be aborted due to user request");
+            if let Some(pid) = srv.rdb.child_pid {
+                info!("Killing running RDB child: {}", pid);
+            }
+            kill_child(srv);
+            c.reply.add_status("Background saving cancelled");
+        } else if srv.rdb.bgsave_scheduled {
+            srv.rdb.bgsave_scheduled = false;
+            c.reply.add_status("Scheduled background saving cancelled");
+        } else {
+            c.reply
+                .add_error("ERR Background saving is currently not in progress or scheduled");
+        }
+        return;
+    }
+    // Without an AOF there is never another kind of child, so SCHEDULE only matters
+    // inside a transaction.
+    let _ = schedule;
+    let in_exec = c.has_flag(crate::client::flags::IN_EXEC);
+    if has_active_child(srv) {
+        c.reply.add_error("ERR Background save already in progress");
+    } else if in_exec {
+        // Forking inside a transaction would snapshot half of it: run it later.
+        info!("Background saving scheduled to run after transaction execution");
+        srv.rdb.bgsave_scheduled = true;
+        c.reply.add_status("Background saving scheduled");
+    } else if bgsave_start(srv) {
+        c.reply.add_status("Background saving started");
+    } else {
+        c.reply.add_error("ERR");
+    }
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE].
+pub fn debug_reload(srv: &mut Server, c: &mut crate::client::Client) {
+    let (mut merge, mut flush, mut save) = (false, true, true);
+    for a in &c.argv[2..] {
+        if crate::util::eq_ic(a, "merge") {
+            merge = true;
+        } else if crate::util::eq_ic(a, "noflush") {
+            flush = false;
+        } else if crate::util::eq_ic(a, "nosave") {
+            save = false;
+        } else {
+            c.reply
+                .add_error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+            return;
+        }
+    }
+    let name = srv.config.dbfilename.clone();
+    if save && !rdb_save(srv, &name) {
+        c.reply.add_error("ERR");
+        return;
+    }
+    if flush {
+        crate::db::empty_data(srv, None, false);
+    }
+    match rdb_load(srv, &name, merge) {
+        Ok(()) => {
+            info!("DB reloaded by DEBUG RELOAD");
+            c.reply.add_ok();
+        }
+        Err(LoadError::Io(_)) => {
+            c.reply
+                .add_error("ERR Error trying to load the RDB dump, check server logs.");
+        }
+        // Never keep running on half a dataset.
+        Err(LoadError::Corrupt) => std::process::exit(1),
+    }
+}
+
+/// The INFO persistence section.
+pub fn info_persistence(srv: &Server, s: &mut String) {
+    use std::fmt::Write as _;
+    let p = &srv.rdb;
+    let cur = if p.save_time_start >= 0 {
+        srv.unixtime - p.save_time_start
+    } else {
+        -1
+    };
+    let _ = write!(
+        s,
+        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
+         current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n\
+         current_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+         rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\n\
+         rdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n\
+         rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\n\
+         rdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\n\
+         rdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\
+         aof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\n\
+         aof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\n\
+         aof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\n\
+         aof_last_write_status:ok\r\naof_last_cow_size:0\r\n\
+         module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\
+         slot_migration_fork_in_progress:0\r\n",
+        p.loading as u8,
+        srv.dirty,
+        p.child_pid.is_some() as u8,
+        p.lastsave,
+        if p.lastbgsave_ok { "ok" } else { "err" },
+        p.save_time_last,
+        cur,
+        p.stat_rdb_saves,
+        p.stat_rdb_cow_bytes,
+        p.last_load_keys_expired,
+        p.last_load_keys_loaded,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lfu_decay() {
+        let now = 600_000i64;
+        let t = lfu_time_minutes(now);
+        assert_eq!(lfu_decr_and_return((t << 8) | 10, now, 1), 10);
+        // Three minutes later, decay time 1: three periods.
+        assert_eq!(lfu_decr_and_return((t << 8) | 10, now + 180, 1), 7);
+        assert_eq!(lfu_decr_and_return((t << 8) | 2, now + 180, 1), 0);
+        assert_eq!(lfu_decr_and_return((t << 8) | 10, now + 180, 0), 10);
+    }
+
+    #[test]
+    fn policies() {
+        assert_eq!(policy_flags("allkeys-lru"), (true, false));
+        assert_eq!(policy_flags("volatile-lfu"), (false, true));
+        assert_eq!(policy_flags("noeviction"), (false, false));
+    }
+
+    #[test]
+    fn misconf_text() {
+        assert!(ERR_MISCONF.starts_with("MISCONF Valkey is configured"));
+        assert!(ERR_MISCONF.ends_with("details about the RDB error."));
+        assert!(!ERR_MISCONF.contains("  "));
+    }
+}

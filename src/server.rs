@@ -109,6 +109,8 @@ pub struct Server {
     pub blocked: crate::blocked::Blocked,
     /// Channels, shard channels and patterns with their subscribers (src/pubsub.rs).
     pub pubsub: crate::pubsub::PubSub,
+    /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
+    pub rdb: crate::rdb::Persist,
 }
 
 impl Server {
@@ -149,6 +151,7 @@ impl Server {
             current_client_no_touch: false,
             blocked: crate::blocked::Blocked::default(),
             pubsub: crate::pubsub::PubSub::default(),
+            rdb: crate::rdb::Persist::new(now / 1000),
         }
     }
 
@@ -256,8 +259,9 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
         srv.stat_peak_memory = used;
     }
 
-    if srv.shutdown_asap {
-        crate::commands::server::prepare_for_shutdown(srv);
+    crate::rdb::cron(srv);
+
+    if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
         el.stop();
         return ae::NOMORE;
     }
@@ -273,7 +277,8 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::networking::free_clients_in_async_free_queue(el, srv);
     if srv.shutdown_asap {
         // SHUTDOWN replied and flagged: leave the loop right away.
-        crate::commands::server::prepare_for_shutdown(srv);
-        el.stop();
+        if crate::commands::server::prepare_for_shutdown(srv) {
+            el.stop();
+        }
     }
 }

@@ -110,11 +110,25 @@ fn compress_into(t: &mut Table, input: &[u8], o: &mut [u8], out_end: usize) -> O
             }
             o[op - lit - 1] = (lit as u8).wrapping_sub(1); // stop run
             op -= usize::from(lit == 0); // undo run if length is zero
-                                         // The third byte is known to match (upstream 9.1.2's do-while), so a
-                                         // match is at least 3 bytes even when fewer are left to compare.
-            len += 1;
-            while len < maxlen && input[r + len] == input[ip + len] {
-                len += 1;
+                                         // liblzf's match extension as 9.1.2 builds it: when more than 16
+                                         // bytes are left, 16 steps run without the maxlen bound (so a match
+                                         // can end up to 2 bytes past maxlen, still inside the input), then a
+                                         // do-while that always takes one more step.
+            'extend: {
+                if maxlen > 16 {
+                    for _ in 0..16 {
+                        len += 1;
+                        if input[r + len] != input[ip + len] {
+                            break 'extend;
+                        }
+                    }
+                }
+                loop {
+                    len += 1;
+                    if !(len < maxlen && input[r + len] == input[ip + len]) {
+                        break;
+                    }
+                }
             }
             len -= 2; // now #octets - 1
             ip += 1;

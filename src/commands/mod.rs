@@ -684,6 +684,31 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     //    crate lands (issue 7).
     // 7. Cluster redirection: cluster mode is issue 13.
     // 8. OOM: maxmemory is issue 10.
+    // 8b. Writes (and PING) are refused while the last background save failed
+    //     (`stop-writes-on-bgsave-error`), as upstream's writeCommandsDeniedByDiskError.
+    if crate::rdb::writes_denied(srv) {
+        let writes = |q: &crate::client::QueuedCommand| {
+            srv.commands.commands[q.id].def.flags & flags::WRITE != 0
+        };
+        let is_exec = def.name == "exec";
+        let is_write = def.flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
+        if is_write || def.name == "ping" {
+            if is_exec {
+                // EXEC itself is refused: the transaction is discarded.
+                srv.commands.stats[id].rejected_calls += 1;
+                crate::commands::transaction::discard_transaction(srv, c);
+                let e = format!(
+                    "EXECABORT Transaction discarded because of: {}",
+                    crate::rdb::ERR_MISCONF
+                );
+                c.reply.add_error(&e);
+                srv.stats.note_error(&c.reply);
+            } else {
+                reject(srv, c, Some(id), crate::rdb::ERR_MISCONF);
+            }
+            return true;
+        }
+    }
     // 9. Read-only replica: replication is issue 9.
 
     // 10. MULTI queueing: everything but the transaction control commands is queued.

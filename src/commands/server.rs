@@ -8,6 +8,7 @@ use crate::client::{flags as cflags, Client};
 use crate::reply::{self, ReplyBuf};
 use crate::server::Server;
 use crate::util::eq_ic;
+use log::warn;
 
 /// The version valkey-rs reports as `valkey_version` (the upstream release it mirrors).
 pub const VALKEY_VERSION: &str = "9.1.2";
@@ -127,6 +128,32 @@ pub static COMMANDS: &[CommandDef] = &[
     )
     .tips(&["nondeterministic_output"]),
     CommandDef::new(
+        "save",
+        1,
+        f::ADMIN | f::NOSCRIPT | f::NO_ASYNC_LOADING | f::NO_MULTI,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        crate::rdb::save_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk.",
+        "O(N) where N is the total number of keys in all databases",
+    ),
+    CommandDef::new(
+        "bgsave",
+        -1,
+        f::ADMIN | f::NOSCRIPT | f::NO_ASYNC_LOADING,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        crate::rdb::bgsave_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Asynchronously saves the database(s) to disk.",
+        "O(1)",
+    ),
+    CommandDef::new(
         "shutdown",
         -1,
         f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE | f::NO_MULTI | f::ALLOW_BUSY,
@@ -237,13 +264,27 @@ pub fn version_line() -> String {
     format!("valkey-rs server v={} bits=64 rust", VALKEY_VERSION)
 }
 
-/// Last work before exit (SHUTDOWN, SIGTERM): later, the final save and AOF flush.
-pub fn prepare_for_shutdown(srv: &mut Server) {
+/// Last work before exit (SHUTDOWN, SIGTERM): the final save (unless SHUTDOWN already
+/// did it), then the unix socket file. Returns false when the save failed: the server
+/// keeps running (`shutdown_asap` is cleared), as upstream.
+pub fn prepare_for_shutdown(srv: &mut Server) -> bool {
+    if !srv.rdb.shutdown_prepared {
+        warn!("User requested shutdown...");
+        // A signal: its shutdown-on-sig* flags.
+        let has = |w: &str| srv.rdb.signal_shutdown_flags.split(' ').any(|x| x == w);
+        let (nosave, save, force) = (has("nosave"), has("save"), has("force"));
+        if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
+            srv.shutdown_asap = false;
+            return false;
+        }
+        srv.rdb.shutdown_prepared = true;
+    }
     for l in &srv.listeners {
         if let crate::networking::Listener::Unix(_, path) = l {
             let _ = std::fs::remove_file(path);
         }
     }
+    true
 }
 
 const COMMAND_HELP: &[&str] = &[
@@ -325,7 +366,15 @@ fn flushall_command(srv: &mut Server, c: &mut Client) {
         return;
     };
     let n = crate::db::empty_data(srv, None, lazy);
-    srv.dirty += n as u64 + 1;
+    srv.dirty += n as u64;
+    // The snapshot being written is stale now; with save points the empty dataset is
+    // saved right away (upstream's flushAllDataAndResetRDB).
+    crate::rdb::kill_child(srv);
+    if !srv.config.save.is_empty() {
+        let name = srv.config.dbfilename.clone();
+        crate::rdb::rdb_save(srv, &name);
+    }
+    srv.dirty += 1;
     c.reply.add_ok();
 }
 
@@ -337,7 +386,7 @@ fn time_command(_srv: &mut Server, c: &mut Client) {
 }
 
 fn lastsave_command(srv: &mut Server, c: &mut Client) {
-    c.reply.add_long(srv.start_time_ms / 1000);
+    c.reply.add_long(srv.rdb.lastsave);
 }
 
 fn shutdown_command(srv: &mut Server, c: &mut Client) {
@@ -346,13 +395,17 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
+    let mut force = false;
     for a in &c.argv[1..] {
         if eq_ic(a, "nosave") {
             nosave = true;
         } else if eq_ic(a, "save") {
             save = true;
-        } else if eq_ic(a, "now") || eq_ic(a, "force") {
+        } else if eq_ic(a, "now") {
             other = true;
+        } else if eq_ic(a, "force") {
+            other = true;
+            force = true;
         } else if eq_ic(a, "abort") {
             abort = true;
         } else {
@@ -369,6 +422,13 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_error("ERR No shutdown in progress.");
         return;
     }
+    warn!("User requested shutdown...");
+    if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
+        c.reply
+            .add_error("ERR Errors trying to SHUTDOWN. Check logs.");
+        return;
+    }
+    srv.rdb.shutdown_prepared = true;
     // No reply: the connection closes with the server (as upstream).
     srv.shutdown_asap = true;
     c.flags |= cflags::CLOSE_AFTER_REPLY;
@@ -1036,6 +1096,8 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
             }
         }
         c.reply.add_status(&s);
+    } else if eq_ic(&sub, "reload") {
+        crate::rdb::debug_reload(srv, c);
     } else if eq_ic(&sub, "populate") && (3..=5).contains(&argc) {
         debug_populate(srv, c);
     } else if eq_ic(&sub, "digest") && argc == 2 {
@@ -1328,27 +1390,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 crate::lazyfree::freed_objects(),
             );
         }
-        "persistence" => {
-            let _ = write!(
-                s,
-                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
-                 current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n\
-                 current_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
-                 rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\n\
-                 rdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\n\
-                 rdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\n\
-                 rdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\n\
-                 rdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\
-                 aof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\n\
-                 aof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\n\
-                 aof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\n\
-                 aof_last_write_status:ok\r\naof_last_cow_size:0\r\n\
-                 module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\
-                 slot_migration_fork_in_progress:0\r\n",
-                srv.dirty,
-                srv.start_time_ms / 1000
-            );
-        }
+        "persistence" => crate::rdb::info_persistence(srv, s),
         "stats" => {
             let st = &srv.stats;
             let ops = if uptime > 0 {
@@ -1372,8 +1414,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  evicted_keys:0\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
                  total_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
-                 pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\n\
-                 total_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
+                 pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\n\
+                 total_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
                  active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
                  active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
                  current_active_defrag_time:0\r\ntracking_total_keys:0\r\n\
@@ -1407,6 +1449,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.pubsub.channels.len(),
                 srv.pubsub.patterns.len(),
                 srv.pubsub.shard_channels.len(),
+                srv.rdb.stat_fork_time_us,
+                srv.rdb.stat_total_forks,
                 st.unexpected_error_replies,
                 st.total_error_replies,
                 st.total_reads_processed,
