@@ -637,7 +637,13 @@ fn load_records(
                 }
                 db = n as usize;
             }
-            Record::ResizeDb(..) | Record::Function(_) => {}
+            Record::ResizeDb(size, _) => {
+                // Pre-size the table (upstream's dictExpand on RESIZEDB), trusting the
+                // hint only as far as the bytes left can hold keys (4 bytes at least each).
+                let fits = (buf.len() as u64).saturating_sub(loader.offset()) / 4;
+                srv.dbs[db].kv.expand(size.min(fits) as usize);
+            }
+            Record::Function(_) => {}
             Record::Key(k) => {
                 let offset = k.offset;
                 let val = match value::from_object(k.value, &srv.config) {
