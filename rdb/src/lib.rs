@@ -89,6 +89,7 @@ pub mod file;
 pub mod intset;
 mod legacy;
 pub mod listpack;
+pub mod lzf;
 pub mod object;
 pub mod stream;
 pub mod ziplist;

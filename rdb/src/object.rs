@@ -143,11 +143,11 @@ pub fn read_object<'a>(r: &mut Reader<'a>, typ: u8, lim: &Limits) -> Result<Obje
         crate::TYPE_SET => {
             let n = r.len()?;
             let mut v = Vec::with_capacity(cap(n, r));
-            let mut seen = HashSet::with_capacity(cap(n, r));
+            let mut seen = HashSet::with_capacity(if lim.deep { cap(n, r) } else { 0 });
             for _ in 0..n {
                 let el_at = r.offset();
                 let el = r.string(lim.max_string)?;
-                if !seen.insert(el.clone()) {
+                if lim.deep && !seen.insert(el.clone()) {
                     return Err(Error::corrupt(el_at, "Duplicate set members detected"));
                 }
                 v.push(el);
@@ -157,7 +157,7 @@ pub fn read_object<'a>(r: &mut Reader<'a>, typ: u8, lim: &Limits) -> Result<Obje
         crate::TYPE_ZSET | crate::TYPE_ZSET_2 => {
             let n = r.len()?;
             let mut v = Vec::with_capacity(cap(n, r));
-            let mut seen = HashSet::with_capacity(cap(n, r));
+            let mut seen = HashSet::with_capacity(if lim.deep { cap(n, r) } else { 0 });
             for _ in 0..n {
                 let el_at = r.offset();
                 let el = r.string(lim.max_string)?;
@@ -170,7 +170,7 @@ pub fn read_object<'a>(r: &mut Reader<'a>, typ: u8, lim: &Limits) -> Result<Obje
                 if score.is_nan() {
                     return Err(Error::corrupt(sc_at, "Zset with NAN score detected"));
                 }
-                if !seen.insert(el.clone()) {
+                if lim.deep && !seen.insert(el.clone()) {
                     return Err(Error::corrupt(el_at, "Duplicate zset fields detected"));
                 }
                 v.push((el, score));
@@ -180,7 +180,7 @@ pub fn read_object<'a>(r: &mut Reader<'a>, typ: u8, lim: &Limits) -> Result<Obje
         crate::TYPE_HASH | crate::TYPE_HASH_2 => {
             let n = r.len()?;
             let mut v = Vec::with_capacity(cap(n, r));
-            let mut seen = HashSet::with_capacity(cap(n, r));
+            let mut seen = HashSet::with_capacity(if lim.deep { cap(n, r) } else { 0 });
             for _ in 0..n {
                 let f_at = r.offset();
                 let f = r.string(lim.max_string)?;
@@ -196,7 +196,7 @@ pub fn read_object<'a>(r: &mut Reader<'a>, typ: u8, lim: &Limits) -> Result<Obje
                         ));
                     }
                 }
-                if !seen.insert(f.clone()) {
+                if lim.deep && !seen.insert(f.clone()) {
                     return Err(Error::corrupt(f_at, "Duplicate hash fields detected"));
                 }
                 v.push((f, val, exp));
@@ -739,7 +739,9 @@ mod tests {
         w.len(2);
         w.string(b"a", false);
         w.string(b"a", false);
-        assert!(one(crate::TYPE_SET, &w.buf, false).is_err());
+        // Found by the deep check; otherwise left to the server (its insert fails).
+        assert!(one(crate::TYPE_SET, &w.buf, true).is_err());
+        assert!(one(crate::TYPE_SET, &w.buf, false).is_ok());
         // Zset text scores incl. specials.
         let mut w = Writer::new();
         w.len(3);

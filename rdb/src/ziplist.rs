@@ -175,8 +175,14 @@ pub fn walk_zipmap<'a>(
             Ok(b as usize)
         } else if b == ZL_BIGLEN {
             let s = get(zm, *p + 1, 4)?;
+            let len = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+            // An overlong form for a short length is how CVE-2026-25243 made
+            // upstream's validator and iterator disagree: refuse it.
+            if len < ZL_BIGLEN as usize {
+                return Err(bad(*p, "zipmap overlong length encoding"));
+            }
             *p += 5;
-            Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
+            Ok(len)
         } else {
             Err(bad(*p, "zipmap unexpected end marker"))
         }

@@ -419,6 +419,35 @@ pub static COMMANDS: &[CommandDef] = &[
             )
             .tips(TIP_NONDET),
         ]),
+    CommandDef::new(
+        "dump",
+        2,
+        f::READONLY,
+        cat::KEYSPACE | cat::READ | cat::SLOW,
+        dump_command,
+    )
+    .keys(&[one(k::RO | k::ACCESS, 1)])
+    .doc(
+        "generic",
+        "2.6.0",
+        "Returns a serialized representation of the value stored at a key.",
+        "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).",
+    )
+    .tips(TIP_NONDET),
+    CommandDef::new(
+        "restore",
+        -4,
+        f::WRITE | f::DENYOOM,
+        cat::KEYSPACE | cat::WRITE | cat::SLOW | cat::DANGEROUS,
+        restore_command,
+    )
+    .keys(&[one(k::OW | k::UPDATE, 1)])
+    .doc(
+        "generic",
+        "2.6.0",
+        "Creates a key from the serialized representation of a value.",
+        "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+    ),
 ];
 
 const ERR_SAME_OBJECT: &str = "ERR source and destination objects are the same";
@@ -1132,6 +1161,193 @@ fn object_help_command(_srv: &mut Server, c: &mut Client) {
             "    <key>.",
         ],
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// DUMP, RESTORE (upstream's cluster.c)
+// ---------------------------------------------------------------------------------------
+
+const ERR_DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+const ERR_BAD_DATA: &str = "ERR Bad data format";
+
+/// The DUMP payload of a value: type byte, value encoding, RDB version (2 bytes LE)
+/// and the CRC-64 of all that (8 bytes LE).
+pub fn create_dump_payload(v: crate::object::ValueRef<'_>, compress: bool) -> Vec<u8> {
+    let mut w = rdb::encoding::Writer::new();
+    w.u8(crate::rdb::value::object_type(v));
+    crate::rdb::value::write_value(&mut w, v, compress);
+    let mut out = w.into_inner();
+    out.extend_from_slice(&(rdb::RDB_VERSION as u16).to_le_bytes());
+    let crc = rdb::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Upstream's `verifyDumpPayload`: the footer's RDB version must be accepted
+/// (`rdbIsVersionAccepted` without a magic: 1..=our version minus the foreign range,
+/// any version >= 1 with `rdb-version-check relaxed`) and the CRC-64 must match.
+/// Returns the payload's RDB version.
+fn verify_dump_payload(p: &[u8], relaxed: bool) -> Option<u16> {
+    let body_len = p.len().checked_sub(10)?;
+    let ver = u16::from_le_bytes([p[body_len], p[body_len + 1]]);
+    let v = ver as u32;
+    let accepted = v >= 1 && (relaxed || (v <= rdb::RDB_VERSION && !rdb::is_foreign_version(v)));
+    if !accepted {
+        return None;
+    }
+    let crc = rdb::crc64(&p[..body_len + 2]);
+    let mut want = [0u8; 8];
+    want.copy_from_slice(&p[body_len + 2..]);
+    (crc == u64::from_le_bytes(want)).then_some(ver)
+}
+
+fn dump_command(srv: &mut Server, c: &mut Client) {
+    let compress = srv.config.rdbcompression;
+    match db::lookup_key_read(srv, c.db, &c.argv[1]) {
+        None => c.reply.add_null(),
+        Some(v) => {
+            let payload = create_dump_payload(v, compress);
+            c.reply.add_bulk(&payload);
+        }
+    }
+}
+
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+fn restore_command(srv: &mut Server, c: &mut Client) {
+    let mut replace = false;
+    let mut absttl = false;
+    let mut lru_idle: i64 = -1;
+    let mut lfu_freq: i64 = -1;
+    let argc = c.argv.len();
+    let mut j = 4;
+    while j < argc {
+        let more = argc - j - 1;
+        let a = &c.argv[j];
+        if eq_ic(a, "replace") {
+            replace = true;
+        } else if eq_ic(a, "absttl") {
+            absttl = true;
+        } else if eq_ic(a, "idletime") && more >= 1 && lfu_freq == -1 {
+            let Some(n) = parse_i64_strict(&c.argv[j + 1]) else {
+                c.reply.add_error(reply::ERR_NOT_INTEGER);
+                return;
+            };
+            if n < 0 {
+                c.reply
+                    .add_error("ERR Invalid IDLETIME value, must be >= 0");
+                return;
+            }
+            lru_idle = n;
+            j += 1;
+        } else if eq_ic(a, "freq") && more >= 1 && lru_idle == -1 {
+            let Some(n) = parse_i64_strict(&c.argv[j + 1]) else {
+                c.reply.add_error(reply::ERR_NOT_INTEGER);
+                return;
+            };
+            if !(0..=255).contains(&n) {
+                c.reply
+                    .add_error("ERR Invalid FREQ value, must be >= 0 and <= 255");
+                return;
+            }
+            lfu_freq = n;
+            j += 1;
+        } else {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+        j += 1;
+    }
+
+    let dbid = c.db;
+    if !replace && db::lookup_key_write(srv, dbid, &c.argv[1]).is_some() {
+        c.reply.add_error("BUSYKEY Target key name already exists.");
+        return;
+    }
+    let Some(mut ttl) = parse_i64_strict(&c.argv[2]) else {
+        c.reply.add_error(reply::ERR_NOT_INTEGER);
+        return;
+    };
+    if ttl < 0 {
+        c.reply.add_error("ERR Invalid TTL value, must be >= 0");
+        return;
+    }
+    let relaxed = srv
+        .config
+        .get("rdb-version-check")
+        .is_some_and(|v| v == "relaxed");
+    let payload = &c.argv[3];
+    let Some(ver) = verify_dump_payload(payload, relaxed) else {
+        c.reply.add_error(ERR_DUMP_PAYLOAD);
+        return;
+    };
+    let Some(&typ) = payload.first() else {
+        c.reply.add_error(ERR_BAD_DATA);
+        return;
+    };
+    if !rdb::is_object_type(typ) {
+        c.reply.add_error(ERR_BAD_DATA);
+        return;
+    }
+    if rdb::is_foreign_version(ver as u32) && typ >= rdb::FOREIGN_TYPE_MIN {
+        c.reply
+            .add_error(&format!("ERR Unsupported foreign data type: {}", typ));
+        return;
+    }
+    let deep = match srv.config.sanitize_dump_payload {
+        crate::config::SanitizeDump::No => false,
+        crate::config::SanitizeDump::Yes => true,
+        // No client is a primary's link yet (replication comes later).
+        crate::config::SanitizeDump::Clients => true,
+    };
+    let lim = rdb::object::Limits {
+        max_string: srv.config.proto_max_bulk_len.max(0) as u64,
+        deep,
+    };
+    // The value is decoded from the bytes after the type byte; like upstream the
+    // reader may run into the 10-byte footer, which then fails as bad data.
+    let mut r = rdb::encoding::Reader::new(&payload[1..]);
+    let val = match crate::rdb::value::read_value(&mut r, typ, &srv.config, &lim) {
+        Ok(v) => v,
+        Err(_) => {
+            c.reply.add_error(ERR_BAD_DATA);
+            return;
+        }
+    };
+
+    let key = c.argv[1].clone();
+    let deleted = replace && db::db_delete(srv, dbid, &key);
+    if ttl != 0 && !absttl {
+        ttl = ttl.saturating_add(srv.mstime);
+    }
+    if ttl != 0 && ttl <= srv.mstime {
+        if deleted {
+            db::signal_modified_key(srv, dbid, &key);
+            notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &key, dbid);
+            srv.dirty += 1;
+        }
+        c.reply.add_ok();
+        return;
+    }
+    db::db_add(srv, dbid, &key, val);
+    if ttl != 0 {
+        db::set_expire(srv, dbid, &key, ttl);
+    }
+    if lru_idle >= 0 {
+        // IDLETIME sets the LRU clock back (no LFU policy exists, so FREQ is kept
+        // out, as upstream does under an LRU policy).
+        let clock = srv.lruclock as i64;
+        let idle = lru_idle.saturating_mul(1000) / crate::server::LRU_CLOCK_RESOLUTION;
+        let mut abs = clock.saturating_sub(idle);
+        if abs < 0 {
+            let max = crate::server::LRU_CLOCK_MAX as i64;
+            abs = (clock + max / 2) % max;
+        }
+        srv.dbs[dbid].kv.set_lru(&key, abs as u32);
+    }
+    db::signal_modified_key(srv, dbid, &key);
+    notify_keyspace_event(srv, NOTIFY_GENERIC, "restore", &key, dbid);
+    c.reply.add_ok();
+    srv.dirty += 1;
 }
 
 #[cfg(test)]

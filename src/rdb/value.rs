@@ -413,15 +413,18 @@ pub fn from_object(o: Object, cfg: &Config) -> Result<Value, String> {
 const LISTPACK_SAFE_BYTES: usize = 1 << 30;
 
 /// Whether a listpack of sets (`step` 1) or pairs (`step` 2: keys at even positions)
-/// repeats a key.
+/// repeats a key. Equal elements have equal encodings (canonical integers are always
+/// stored as integers), so entries compare directly, without allocating.
 fn has_dups(lp: &Listpack, step: usize) -> bool {
-    let mut seen = HashSet::with_capacity(lp.len() / step);
-    for (i, e) in lp.iter().enumerate() {
-        if i % step == 0 && !seen.insert(e.to_vec()) {
-            return true;
-        }
+    let keys = || lp.iter().step_by(step);
+    if lp.len() <= 64 * step {
+        keys()
+            .enumerate()
+            .any(|(i, a)| keys().skip(i + 1).any(|b| a == b))
+    } else {
+        let mut seen = HashSet::with_capacity(lp.len() / step);
+        keys().any(|e| !seen.insert(e))
     }
-    false
 }
 
 fn sid(id: rdb::object::StreamId) -> StreamId {

@@ -169,6 +169,7 @@ impl Node {
     /// Upstream's `__quicklistCompressNode`: compresses the node if it is big enough and
     /// compression saves enough. Returns whether the node is compressed.
     fn compress(&mut self) -> bool {
+        let (count, plain) = (self.count() as u32, self.is_plain());
         let raw: &[u8] = match self {
             Node::Lzf(_) => return true,
             Node::Packed(lp) => lp.as_bytes(),
@@ -178,17 +179,14 @@ impl Node {
         if sz < MIN_COMPRESS_BYTES || sz > u32::MAX as usize {
             return false;
         }
-        let Ok(data) = lzf::compress(raw) else {
-            return false;
-        };
-        if data.len() + MIN_COMPRESS_IMPROVE >= sz {
-            return false;
-        }
-        let mut buf = Vec::with_capacity(LZF_HDR + data.len());
+        let mut buf = Vec::with_capacity(LZF_HDR + sz);
         buf.extend_from_slice(&(sz as u32).to_le_bytes());
-        buf.extend_from_slice(&(self.count() as u32).to_le_bytes());
-        buf.push(self.is_plain() as u8);
-        buf.extend_from_slice(&data);
+        buf.extend_from_slice(&count.to_le_bytes());
+        buf.push(plain as u8);
+        match rdb::lzf::compress(raw, &mut buf, sz) {
+            Some(n) if n + MIN_COMPRESS_IMPROVE < sz => {}
+            _ => return false,
+        }
         *self = Node::Lzf(buf.into_boxed_slice());
         true
     }
@@ -198,8 +196,7 @@ impl Node {
         let sz = hdr_u32(b, 0);
         let raw = b
             .get(LZF_HDR..)
-            .and_then(|d| lzf::decompress(d, sz).ok())
-            .filter(|r| r.len() == sz)
+            .and_then(|d| rdb::lzf::decompress(d, sz))
             .expect("quicklist node decompresses");
         if b.get(8) == Some(&1) {
             Node::Plain(raw.into_boxed_slice())
