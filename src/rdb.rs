@@ -354,7 +354,7 @@ fn send_child_info(kind: u64, keys: u64, cow: u64) {
 
 /// In the child, every 1024 keys: report progress at most once a second.
 fn child_progress(keys: u64, last_sent: &mut std::time::Instant) {
-    if CHILD_INFO_FD.load(std::sync::atomic::Ordering::Relaxed) < 0 || keys % 1024 != 0 {
+    if CHILD_INFO_FD.load(std::sync::atomic::Ordering::Relaxed) < 0 || !keys.is_multiple_of(1024) {
         return;
     }
     if last_sent.elapsed() >= std::time::Duration::from_secs(1) {
