@@ -305,10 +305,12 @@ pub fn has_active_child(srv: &Server) -> bool {
     srv.rdb.child_pid.is_some()
 }
 
-/// Allows or forbids resizing the key tables (`updateDictResizePolicy`): no
-/// resize while a child shares our pages, so copy-on-write stays small.
+/// Allows or forbids resizing the key tables and the collections' hash tables
+/// (`updateDictResizePolicy`): no resize while a child shares our pages, so
+/// copy-on-write stays small.
 fn update_resize_policy(srv: &mut Server) {
     let allowed = srv.rdb.child_pid.is_none();
+    crate::types::dict::RESIZE_ALLOWED.store(allowed, std::sync::atomic::Ordering::Relaxed);
     for db in srv.dbs.iter_mut() {
         db.kv.set_resize_allowed(allowed);
     }
