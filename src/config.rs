@@ -439,12 +439,13 @@ pub static TABLE: &[Directive] = &[
     enum_("rdb-version-check", M, RDB_VERSION_CHECK, 0),
     // Upstream's default is `no`, but 9.1.2 as measured deep-checks every RESTORE
     // (INFO `dump_payload_sanitizations` counts each one) and does not expose the
-    // directive to CONFIG GET/SET; `yes` reproduces that.
+    // directive to CONFIG GET/SET. `clients` deep-checks RESTORE from clients (safer
+    // by default) and leaves loading a snapshot at upstream's cost.
     enum_(
         "sanitize-dump-payload",
         HIDDEN | DENY_LOADING,
         SANITIZE_DUMP,
-        1,
+        2,
     ),
     enum_("cluster-config-save-behavior", M, CLUSTER_CONFIG_SAVE, 0),
     enum_("tls-auth-clients", M, TLS_AUTH_CLIENTS, 1),

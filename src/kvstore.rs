@@ -576,6 +576,18 @@ pub type ForEachFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>) + 'f;
 /// The visitor of [`KvStore::for_each_meta`]: key, value, expire time, LRU/LFU data.
 pub type ForEachMetaFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>, u32) + 'f;
 
+/// Asks the CPU to bring `p`'s cache line in (a hint: no effect on null or elsewhere).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A place holding a pointer to an entry: a bucket head or a previous entry's `next`.
 type Link = *mut *mut u8;
 
@@ -1054,8 +1066,23 @@ impl KvStore {
     /// (SAVE writes IDLE / FREQ from it).
     pub fn for_each_meta(&self, f: &mut ForEachMetaFn<'_>) {
         for t in &self.ht {
-            for &head in t.b.iter() {
-                let mut p = head;
+            let b = &t.b;
+            for i in 0..b.len() {
+                // Walking the table is a chain of cache misses (bucket, entry, boxed
+                // value): prefetch the entries a few buckets ahead, and the boxed
+                // values of those nearer, as upstream's iterator prefetches.
+                if let Some(&h) = b.get(i + 16) {
+                    prefetch(h);
+                }
+                if let Some(&h) = b.get(i + 8) {
+                    if !h.is_null() {
+                        let e = Entry(h);
+                        if e.kind() == KIND_BOX {
+                            prefetch(e.boxed_ptr() as *const u8);
+                        }
+                    }
+                }
+                let mut p = b[i];
                 while !p.is_null() {
                     let e = Entry(p);
                     // SAFETY: linked entries live while `self` is borrowed.
@@ -1161,6 +1188,14 @@ impl KvStore {
         }
         self.ht[1] = Table::with_size(size);
         self.rehash_idx = Some(0);
+    }
+
+    /// Grows the table to hold `n` keys without rehashing (`dictExpand`, used with the
+    /// RESIZEDB hint when loading). Does nothing while rehashing or if already big enough.
+    pub fn expand(&mut self, n: usize) {
+        if self.rehash_idx.is_none() && n > self.ht[0].size() {
+            self.resize(n);
+        }
     }
 
     fn expand_if_needed(&mut self) {

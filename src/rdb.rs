@@ -74,6 +74,13 @@ pub struct Persist {
     pub stat_total_forks: u64,
     /// Copy-on-write bytes the last BGSAVE child reported.
     pub stat_rdb_cow_bytes: u64,
+    /// What the running child last reported: copy-on-write bytes now and at peak,
+    /// when (ms), keys saved so far; and the keys it has to save.
+    pub current_cow_bytes: u64,
+    pub current_cow_peak: u64,
+    pub current_cow_updated_ms: i64,
+    pub current_save_keys_processed: u64,
+    pub current_save_keys_total: u64,
     pub loading: bool,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
@@ -101,6 +108,11 @@ impl Persist {
             stat_fork_time_us: 0,
             stat_total_forks: 0,
             stat_rdb_cow_bytes: 0,
+            current_cow_bytes: 0,
+            current_cow_peak: 0,
+            current_cow_updated_ms: 0,
+            current_save_keys_processed: 0,
+            current_save_keys_total: 0,
             loading: false,
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
@@ -188,6 +200,8 @@ pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
     let decay = cfg.lfu_decay_time;
     let lruclock = crate::server::lru_clock(crate::util::mstime());
     let mut err: Option<io::Error> = None;
+    let mut keys = 0u64;
+    let mut last_sent = std::time::Instant::now();
     for db in &srv.dbs {
         if db.kv.is_empty() {
             continue;
@@ -197,6 +211,8 @@ pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
             if err.is_some() {
                 return;
             }
+            keys += 1;
+            child_progress(keys, &mut last_sent);
             let idle = lru.then(|| crate::server::estimate_idle_time_ms(lruclock, meta) / 1000);
             let freq = lfu.then(|| lfu_decr_and_return(meta, now_s, decay));
             fw.key_prefix(value::object_type(v), key, expire, idle, freq);
@@ -289,10 +305,12 @@ pub fn has_active_child(srv: &Server) -> bool {
     srv.rdb.child_pid.is_some()
 }
 
-/// Allows or forbids resizing the key tables (`updateDictResizePolicy`): no
-/// resize while a child shares our pages, so copy-on-write stays small.
+/// Allows or forbids resizing the key tables and the collections' hash tables
+/// (`updateDictResizePolicy`): no resize while a child shares our pages, so
+/// copy-on-write stays small.
 fn update_resize_policy(srv: &mut Server) {
     let allowed = srv.rdb.child_pid.is_none();
+    crate::types::dict::RESIZE_ALLOWED.store(allowed, std::sync::atomic::Ordering::Relaxed);
     for db in srv.dbs.iter_mut() {
         db.kv.set_resize_allowed(allowed);
     }
@@ -312,6 +330,70 @@ fn private_dirty_bytes() -> u64 {
         }
     }
     kb.saturating_mul(1024)
+}
+
+/// Kinds of child info messages (`childInfoType`).
+const INFO_PROGRESS: u64 = 1;
+const INFO_COW_FINAL: u64 = 2;
+
+/// The write end of the child info pipe, set in the BGSAVE child only.
+static CHILD_INFO_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Sends one message (kind, keys saved, copy-on-write bytes) to the parent: 24
+/// bytes, below PIPE_BUF, so the write is atomic.
+fn send_child_info(kind: u64, keys: u64, cow: u64) {
+    let fd = CHILD_INFO_FD.load(std::sync::atomic::Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 24];
+    buf[..8].copy_from_slice(&kind.to_le_bytes());
+    buf[8..16].copy_from_slice(&keys.to_le_bytes());
+    buf[16..].copy_from_slice(&cow.to_le_bytes());
+    // SAFETY: writing our own buffer to the pipe descriptor this process owns.
+    let _ = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+}
+
+/// In the child, every 1024 keys: report progress at most once a second.
+fn child_progress(keys: u64, last_sent: &mut std::time::Instant) {
+    if CHILD_INFO_FD.load(std::sync::atomic::Ordering::Relaxed) < 0 || !keys.is_multiple_of(1024) {
+        return;
+    }
+    if last_sent.elapsed() >= std::time::Duration::from_secs(1) {
+        *last_sent = std::time::Instant::now();
+        send_child_info(INFO_PROGRESS, keys, private_dirty_bytes());
+    }
+}
+
+/// Reads what the child reported so far (non-blocking), as `receiveChildInfo`.
+fn receive_child_info(srv: &mut Server) {
+    let Some(fd) = &srv.rdb.child_info else {
+        return;
+    };
+    let fd = fd.as_raw_fd();
+    loop {
+        let mut buf = [0u8; 24];
+        // SAFETY: reading into our own buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n != 24 {
+            return;
+        }
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&buf[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        let (kind, keys, cow) = (word(0), word(1), word(2));
+        let p = &mut srv.rdb;
+        if kind == INFO_COW_FINAL {
+            p.stat_rdb_cow_bytes = cow;
+        } else {
+            p.current_save_keys_processed = keys;
+            p.current_cow_bytes = cow;
+            p.current_cow_peak = p.current_cow_peak.max(cow);
+            p.current_cow_updated_ms = crate::util::mstime();
+        }
+    }
 }
 
 /// Starts a background save (upstream's `rdbSaveBackground`). Returns false
@@ -354,6 +436,7 @@ pub fn bgsave_start(srv: &mut Server) -> bool {
             srv.rdb.child_pid = Some(pid);
             srv.rdb.child_info = rd;
             srv.rdb.save_time_start = crate::util::mstime() / 1000;
+            srv.rdb.current_save_keys_total = srv.dbs.iter().map(|d| d.kv.len() as u64).sum();
             update_resize_policy(srv);
             true
         }
@@ -382,6 +465,9 @@ fn run_child(srv: &mut Server, info_fd: Option<libc::c_int>) -> ! {
             0,
         );
     }
+    if let Some(fd) = info_fd {
+        CHILD_INFO_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+    }
     let name = srv.config.dbfilename.clone();
     let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rdb_save(srv, &name)))
         .unwrap_or(false);
@@ -392,11 +478,7 @@ fn run_child(srv: &mut Server, info_fd: Option<libc::c_int>) -> ! {
             "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
             mb, mb, mb
         );
-        if let Some(fd) = info_fd {
-            let buf = cow.to_le_bytes();
-            // SAFETY: writing our own buffer to a descriptor we own.
-            let _ = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
-        }
+        send_child_info(INFO_COW_FINAL, 0, cow);
     }
     // SAFETY: leaving the child without running destructors or atexit handlers.
     unsafe { libc::_exit(if ok { 0 } else { 1 }) }
@@ -434,14 +516,7 @@ pub fn check_child_done(srv: &mut Server) {
         srv.dirty = srv.dirty.saturating_sub(srv.rdb.dirty_before_bgsave);
         srv.rdb.lastsave = now_s;
         srv.rdb.lastbgsave_ok = true;
-        if let Some(fd) = &srv.rdb.child_info {
-            let mut buf = [0u8; 8];
-            // SAFETY: reading into our own buffer from a descriptor we own.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, 8) };
-            if n == 8 {
-                srv.rdb.stat_rdb_cow_bytes = u64::from_le_bytes(buf);
-            }
-        }
+        receive_child_info(srv);
     } else if signal == 0 {
         warn!("Background saving error");
         srv.rdb.lastbgsave_ok = false;
@@ -457,6 +532,17 @@ pub fn check_child_done(srv: &mut Server) {
     srv.rdb.save_time_start = -1;
     srv.rdb.child_pid = None;
     srv.rdb.child_info = None;
+    reset_child_state(srv);
+}
+
+/// Clears what described the finished child (`resetChildState`).
+fn reset_child_state(srv: &mut Server) {
+    let p = &mut srv.rdb;
+    p.current_cow_bytes = 0;
+    p.current_cow_peak = 0;
+    p.current_cow_updated_ms = 0;
+    p.current_save_keys_processed = 0;
+    p.current_save_keys_total = 0;
     update_resize_policy(srv);
 }
 
@@ -482,13 +568,14 @@ fn kill_child_and_wait(srv: &mut Server) {
     let _ = std::fs::remove_file(format!("temp-{}.rdb", pid));
     srv.rdb.child_info = None;
     srv.rdb.save_time_start = -1;
-    update_resize_policy(srv);
+    reset_child_state(srv);
 }
 
 /// The persistence part of serverCron: reap the child, or start a BGSAVE for a
 /// save point that is due or one that was scheduled.
 pub fn cron(srv: &mut Server) {
     if has_active_child(srv) {
+        receive_child_info(srv);
         check_child_done(srv);
         return;
     }
@@ -637,7 +724,13 @@ fn load_records(
                 }
                 db = n as usize;
             }
-            Record::ResizeDb(..) | Record::Function(_) => {}
+            Record::ResizeDb(size, _) => {
+                // Pre-size the table (upstream's dictExpand on RESIZEDB), trusting the
+                // hint only as far as the bytes left can hold keys (4 bytes at least each).
+                let fits = (buf.len() as u64).saturating_sub(loader.offset()) / 4;
+                srv.dbs[db].kv.expand(size.min(fits) as usize);
+            }
+            Record::Function(_) => {}
             Record::Key(k) => {
                 let offset = k.offset;
                 let val = match value::from_object(k.value, &srv.config) {
@@ -861,11 +954,21 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
     } else {
         -1
     };
+    let cow_age = if p.current_cow_updated_ms > 0 {
+        (crate::util::mstime() - p.current_cow_updated_ms).max(0) / 1000
+    } else {
+        0
+    };
+    let fork_perc = if p.child_pid.is_some() && p.current_save_keys_total > 0 {
+        p.current_save_keys_processed as f64 * 100.0 / p.current_save_keys_total as f64
+    } else {
+        0.0
+    };
     let _ = write!(
         s,
-        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
-         current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n\
-         current_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:{}\r\ncurrent_cow_size:{}\r\n\
+         current_cow_size_age:{}\r\ncurrent_fork_perc:{:.2}\r\n\
+         current_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\n\
          rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\n\
          rdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n\
          rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\n\
@@ -878,6 +981,12 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
          module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\
          slot_migration_fork_in_progress:0\r\n",
         p.loading as u8,
+        p.current_cow_peak,
+        p.current_cow_bytes,
+        cow_age,
+        fork_perc,
+        p.current_save_keys_processed,
+        p.current_save_keys_total,
         srv.dirty,
         p.child_pid.is_some() as u8,
         p.lastsave,

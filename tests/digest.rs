@@ -627,3 +627,30 @@ fn crafted_payloads_rejected_like_reference() {
     }
     assert_eq!(escape(&a.call(&["PING"])), "+PONG\\r\\n");
 }
+
+/// DEBUG is a protected command: refused unless `enable-debug-command` allows it, with
+/// the reference's reply (`local` allows loopback connections).
+#[test]
+fn debug_is_protected_by_default() {
+    let mut servers = vec![Server::ours(&["--enable-debug-command", "no"])];
+    if let Some(bin) = require_reference() {
+        servers.push(Server::reference(&bin, &["--enable-debug-command", "no"]));
+    }
+    let mut replies = vec![];
+    for s in &servers {
+        let mut c = s.conn();
+        let r = c.call(&["DEBUG", "DIGEST"]);
+        assert!(
+            r.starts_with(b"-ERR DEBUG command not allowed."),
+            "{}",
+            escape(&r)
+        );
+        replies.push(r);
+    }
+    if replies.len() == 2 {
+        assert_eq!(replies[0], replies[1]);
+    }
+    let s = Server::ours(&["--enable-debug-command", "local"]);
+    let mut c = s.conn();
+    assert!(c.call(&["DEBUG", "DIGEST"]).starts_with(b"+"));
+}

@@ -573,3 +573,28 @@ fn shutdown_kills_running_child() {
     let s = Proc::start(&dir.0, &["--save", ""]);
     assert_eq!(s.conn().call(&["GET", "k"]), b"$1\r\nv\r\n");
 }
+
+#[test]
+fn child_reports_progress() {
+    let dir = Dir::new("progress");
+    let s = Proc::start(&dir.0, &["--save", ""]);
+    let mut c = s.conn();
+    c.call(&["DEBUG", "POPULATE", "4096"]);
+    // ~2 s of saving: the child reports about once a second.
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "500"]);
+    assert_eq!(c.call(&["BGSAVE"]), b"+Background saving started\r\n");
+    let info = c.call(&["INFO", "persistence"]);
+    assert_eq!(info_field(&info, "current_save_keys_total"), Some(4096));
+    let seen = wait_for(Duration::from_secs(5), || {
+        let i = c.call(&["INFO", "persistence"]);
+        info_field(&i, "current_save_keys_processed").unwrap_or(0) > 0
+    });
+    assert!(seen, "no progress reported");
+    let t = info_text(&mut c, "persistence");
+    assert!(!t.contains("current_fork_perc:0.00"), "{t}");
+    wait_bgsave_done(&mut c);
+    let info = c.call(&["INFO", "persistence"]);
+    assert_eq!(info_field(&info, "current_save_keys_total"), Some(0));
+    assert_eq!(info_field(&info, "current_save_keys_processed"), Some(0));
+    assert!(info_field(&info, "rdb_last_cow_size").is_some());
+}

@@ -47,7 +47,7 @@ pub static COMMANDS: &[CommandDef] = &[
     CommandDef::new(
         "debug",
         -2,
-        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
+        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE | f::PROTECTED,
         cat::ADMIN | cat::SLOW | cat::DANGEROUS,
         debug_command,
     )
@@ -995,50 +995,12 @@ fn atoi_lenient(s: &[u8]) -> i64 {
     }
 }
 
-/// Bytes of an RDB length prefix.
-fn rdb_len_size(n: usize) -> usize {
-    if n < 64 {
-        1
-    } else if n < 16384 {
-        2
-    } else if n <= u32::MAX as usize {
-        5
-    } else {
-        9
-    }
-}
-
-/// The RDB serialized length of a string value (without LZF compression).
-fn serialized_len(v: crate::object::ValueRef<'_>) -> usize {
-    let int_len = |n: i64| {
-        if (i8::MIN as i64..=i8::MAX as i64).contains(&n) {
-            Some(2)
-        } else if (i16::MIN as i64..=i16::MAX as i64).contains(&n) {
-            Some(3)
-        } else if (i32::MIN as i64..=i32::MAX as i64).contains(&n) {
-            Some(5)
-        } else {
-            None
-        }
-    };
-    match v {
-        crate::object::ValueRef::Int(n) => int_len(n).unwrap_or_else(|| {
-            let l = n.to_string().len();
-            rdb_len_size(l) + l
-        }),
-        crate::object::ValueRef::Str(b) => {
-            if b.len() <= 11 {
-                if let Some(n) = crate::util::parse_i64_strict(b) {
-                    if let Some(l) = int_len(n) {
-                        return l;
-                    }
-                }
-            }
-            rdb_len_size(b.len()) + b.len()
-        }
-        // Collections are serialized by the RDB issue.
-        _ => 0,
-    }
+/// The RDB serialized length of a value (`rdbSavedObjectLen`): its encoding as a
+/// snapshot writes it, LZF included when `rdbcompression` is on.
+fn serialized_len(v: crate::object::ValueRef<'_>, compress: bool) -> usize {
+    let mut w = rdb::encoding::Writer::new();
+    crate::rdb::value::write_value(&mut w, v, compress);
+    w.buf.len()
 }
 
 fn debug_command(srv: &mut Server, c: &mut Client) {
@@ -1059,6 +1021,7 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
         let fast = argc == 4 && eq_ic(&c.argv[3], "fast");
         let key = c.argv[2].clone();
         let dbid = c.db;
+        let compress = srv.config.rdbcompression;
         let Some(v) = crate::db::lookup_key_no_touch(srv, dbid, &key) else {
             c.reply.add_error(reply::ERR_NO_SUCH_KEY);
             return;
@@ -1071,7 +1034,7 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
             crate::object::ValueRef::List(l) => (l.quicklist_info(), l.len()),
             _ => (None, 0),
         };
-        let slen = serialized_len(v);
+        let slen = serialized_len(v, compress);
         let db = &srv.dbs[dbid];
         let enc = db.kv.encoding(&key).map(|e| e.name()).unwrap_or("raw");
         let lru = db.kv.lru(&key).unwrap_or(0);

@@ -414,16 +414,27 @@ const LISTPACK_SAFE_BYTES: usize = 1 << 30;
 
 /// Whether a listpack of sets (`step` 1) or pairs (`step` 2: keys at even positions)
 /// repeats a key. Equal elements have equal encodings (canonical integers are always
-/// stored as integers), so entries compare directly, without allocating.
+/// stored as integers), so entries compare directly. The listpack is walked once:
+/// small ones into a stack array compared pairwise, big ones sorted.
 fn has_dups(lp: &Listpack, step: usize) -> bool {
-    let keys = || lp.iter().step_by(step);
-    if lp.len() <= 64 * step {
-        keys()
-            .enumerate()
-            .any(|(i, a)| keys().skip(i + 1).any(|b| a == b))
+    const SMALL: usize = 32;
+    let n = lp.len() / step;
+    if n <= SMALL {
+        let mut keys = [LpEntry::Int(0); SMALL];
+        let mut k = 0;
+        for e in lp.iter().step_by(step) {
+            if k == SMALL {
+                break;
+            }
+            keys[k] = e;
+            k += 1;
+        }
+        let keys = &keys[..k];
+        (1..k).any(|i| keys[..i].contains(&keys[i]))
     } else {
-        let mut seen = HashSet::with_capacity(lp.len() / step);
-        keys().any(|e| !seen.insert(e))
+        let mut keys: Vec<LpEntry> = lp.iter().step_by(step).collect();
+        keys.sort_unstable();
+        keys.windows(2).any(|w| w[0] == w[1])
     }
 }
 

@@ -168,6 +168,18 @@ const INITIAL_SIZE: usize = 4;
 /// Shrink when `used * MIN_FILL <= size` (less than 1/8 full).
 const MIN_FILL: usize = 8;
 
+/// False while a fork child (BGSAVE) shares our pages, as upstream's `dict_can_resize`:
+/// tables then grow only when over `FORCE_RESIZE_RATIO` times full and shrink only when
+/// that much too big, so copy-on-write stays small. Set by `rdb::update_resize_policy`.
+pub static RESIZE_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// How far past the limits a table resizes even while resizing is not allowed.
+const FORCE_RESIZE_RATIO: usize = 4;
+
+#[inline]
+fn resize_allowed() -> bool {
+    RESIZE_ALLOWED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Grow when there are `MAX_LOAD` elements per bucket on average. Chains of two are cheap
 /// (one more node compared on a hit, on average half a node) and halve the bucket memory
 /// of a load factor of 1: a table oscillates between loads 1 and 2, about 5.3 bytes of
@@ -732,7 +744,9 @@ impl<K: DictKey> Dict<K> {
         let (used, size) = (self.ht[0].used, self.ht[0].size());
         if size == 0 {
             self.resize(INITIAL_SIZE);
-        } else if used >= size.saturating_mul(MAX_LOAD) {
+        } else if used >= size.saturating_mul(MAX_LOAD)
+            && (resize_allowed() || used >= size.saturating_mul(MAX_LOAD * FORCE_RESIZE_RATIO))
+        {
             self.resize(size + 1);
         }
     }
@@ -745,7 +759,10 @@ impl<K: DictKey> Dict<K> {
         if used == 0 {
             // Give the buckets back entirely, as an emptied upstream dict.
             self.ht[0] = Table::empty();
-        } else if size > INITIAL_SIZE && used * MIN_FILL <= size {
+        } else if size > INITIAL_SIZE
+            && used * MIN_FILL <= size
+            && (resize_allowed() || used * MIN_FILL * FORCE_RESIZE_RATIO <= size)
+        {
             self.resize(used);
         }
     }

@@ -40,7 +40,7 @@ const ENC_32BIT_INT: u8 = 0xF3;
 const ENC_64BIT_INT: u8 = 0xF4;
 
 /// One element read from a listpack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LpEntry<'a> {
     Int(i64),
     Str(&'a [u8]),
