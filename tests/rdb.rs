@@ -202,7 +202,14 @@ fn start_on(t: &Target, dir: &TempDir, extra: &[&str]) -> Server {
     let d = dir.dir_arg();
     let mut args: Vec<&str> = vec!["--dir", &d];
     args.extend_from_slice(extra);
-    t.start(&args)
+    let s = t.start(&args);
+    // Started means answering; loaded means PONG rather than -LOADING.
+    let mut c = s.conn();
+    let loaded = wait_for(Duration::from_secs(60), || {
+        c.call(&["PING"]) == b"+PONG\r\n"
+    });
+    assert!(loaded, "{}: still loading after 60 s", s.kind.name());
+    s
 }
 
 /// valkey-rs, or the reference playing its part when `VALKEY_TEST_TARGET=reference`
@@ -2003,4 +2010,97 @@ fn lzf_strings_dump_identically() {
         values.len(),
         diffs[..diffs.len().min(5)].join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Scale: 100,000 mixed keys and four 100,000-element collections, both ways, compared
+//    by DEBUG DIGEST and DBSIZE (the per-key readback would be too slow here).
+// ---------------------------------------------------------------------------------------
+
+fn build_large_dataset(c: &mut Conn) {
+    let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
+    for i in 0..100_000u32 {
+        let k = format!("{}:{}", ["s", "l", "h", "S", "z"][(i % 5) as usize], i).into_bytes();
+        let n = i.to_string().into_bytes();
+        cmds.push(match i % 5 {
+            0 => vec![b"SET".to_vec(), k, format!("value-{}", i).into_bytes()],
+            1 => vec![b"RPUSH".to_vec(), k, n.clone(), b"x".to_vec()],
+            2 => vec![b"HSET".to_vec(), k, b"f".to_vec(), n],
+            3 => vec![b"SADD".to_vec(), k, n, b"m".to_vec()],
+            _ => vec![b"ZADD".to_vec(), k, n.clone(), n],
+        });
+        if i % 1000 == 0 {
+            cmds.push(vec![
+                b"PEXPIREAT".to_vec(),
+                format!("s:{}", i).into_bytes(),
+                FAR_MS.to_string().into_bytes(),
+            ]);
+        }
+    }
+    for chunk in 0..1000u32 {
+        let ids = chunk * 100..chunk * 100 + 100;
+        let mut l = v(&[b"RPUSH", b"big:list"]);
+        let mut h = v(&[b"HSET", b"big:hash"]);
+        let mut st = v(&[b"SADD", b"big:set"]);
+        let mut z = v(&[b"ZADD", b"big:zset"]);
+        for j in ids {
+            let m = format!("member-{:08}", j).into_bytes();
+            l.push(m.clone());
+            h.push(m.clone());
+            h.push(j.to_string().into_bytes());
+            st.push(m.clone());
+            z.push(format!("{}", j as f64 / 3.0).into_bytes());
+            z.push(m);
+        }
+        cmds.extend([l, h, st, z]);
+    }
+    pipeline(c, &cmds);
+}
+
+#[test]
+fn large_dataset_digests_match_both_ways() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let rt = Target::Reference(refbin);
+    for (writer, reader) in [(&rt, &ours()), (&ours(), &rt)] {
+        let w = writer.start(&[]);
+        let mut c = w.conn();
+        build_large_dataset(&mut c);
+        let want = digest(&mut c).expect("writer DEBUG DIGEST");
+        let size = c.call(&["DBSIZE"]);
+        save(&w, &mut c);
+        let d = copy_dump(&w.dir, "large");
+        let r = start_on(reader, &d, &[]);
+        let mut rc = r.conn();
+        let what = format!("{} wrote, {} loaded", w.kind.name(), r.kind.name());
+        assert_eq!(
+            escape(&rc.call(&["DBSIZE"])),
+            escape(&size),
+            "{}: DBSIZE",
+            what
+        );
+        assert_eq!(
+            digest(&mut rc).as_deref().map(escape),
+            Some(escape(&want)),
+            "{}: DEBUG DIGEST",
+            what
+        );
+        for k in ["big:list", "big:hash", "big:set", "big:zset"] {
+            assert_eq!(
+                escape(&rc.call(&["DEBUG", "DIGEST-VALUE", k])),
+                escape(&c.call(&["DEBUG", "DIGEST-VALUE", k])),
+                "{}: DEBUG DIGEST-VALUE {}",
+                what,
+                k
+            );
+            assert_eq!(
+                escape(&rc.call(&["OBJECT", "ENCODING", k])),
+                escape(&c.call(&["OBJECT", "ENCODING", k])),
+                "{}: OBJECT ENCODING {}",
+                what,
+                k
+            );
+        }
+    }
 }
