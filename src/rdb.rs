@@ -90,6 +90,10 @@ pub struct Persist {
     /// The shutdown-on-sigterm / shutdown-on-sigint value for the signal received
     /// ("default", or words among save, nosave, now, force).
     pub signal_shutdown_flags: String,
+    /// Function libraries read from a snapshot, as their source code: kept verbatim
+    /// and written back by every save until scripting can run them, so a dataset
+    /// passing through valkey-rs does not lose its libraries.
+    pub functions: Vec<Vec<u8>>,
 }
 
 impl Persist {
@@ -117,6 +121,7 @@ impl Persist {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             shutdown_prepared: false,
+            functions: Vec::new(),
             signal_shutdown_flags: String::new(),
         }
     }
@@ -192,7 +197,9 @@ pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
         crate::zmalloc::used_memory().to_string().as_bytes(),
     );
     fw.aux(b"aof-base", b"0");
-    // No function libraries yet (scripting comes with a later issue).
+    for code in &srv.rdb.functions {
+        fw.function(code);
+    }
 
     let (lru, lfu) = policy_flags(&cfg.maxmemory_policy);
     let compress = cfg.rdbcompression;
@@ -638,6 +645,25 @@ pub enum LoadError {
     Corrupt,
 }
 
+/// The library name of a function library's source (`#!<engine> name=<name> ...`).
+fn library_name(code: &[u8]) -> Option<&[u8]> {
+    let first = code.split(|&b| b == b'\n').next()?;
+    first
+        .split(|&b| b == b' ')
+        .find_map(|w| w.strip_prefix(b"name="))
+}
+
+/// Keeps a library read from a snapshot, replacing one of the same name.
+fn keep_function(functions: &mut Vec<Vec<u8>>, code: Vec<u8>) {
+    let name = library_name(&code).map(<[u8]>::to_vec);
+    functions.retain(|f| name.is_none() || library_name(f) != name.as_deref());
+    warn!(
+        "Function library '{}' kept as source only: scripting is not available yet",
+        String::from_utf8_lossy(name.as_deref().unwrap_or(b"?"))
+    );
+    functions.push(code);
+}
+
 /// Loads `filename` into the dbs (upstream's `rdbLoad`). With `merge` a key
 /// already present is replaced; without it a duplicate key is corrupt data.
 /// Corruption is logged with the file name and offset.
@@ -730,7 +756,7 @@ fn load_records(
                 let fits = (buf.len() as u64).saturating_sub(loader.offset()) / 4;
                 srv.dbs[db].kv.expand(size.min(fits) as usize);
             }
-            Record::Function(_) => {}
+            Record::Function(code) => keep_function(&mut srv.rdb.functions, code.into_owned()),
             Record::Key(k) => {
                 let offset = k.offset;
                 let val = match value::from_object(k.value, &srv.config) {

@@ -2104,3 +2104,36 @@ fn large_dataset_digests_match_both_ways() {
         }
     }
 }
+
+/// Function libraries in a reference snapshot survive a pass through valkey-rs (kept as
+/// source until scripting lands): the reference loads our file and lists the library.
+#[test]
+fn function_libraries_survive_a_round_trip() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let theirs = Target::Reference(refbin);
+    let lib = "#!lua name=keptlib\nserver.register_function('kept', function() return 7 end)";
+    let src = TempDir::new("fn-src");
+    let s = start_on(&theirs, &src, &[]);
+    let mut c = s.conn();
+    assert_eq!(c.call(&["FUNCTION", "LOAD", lib]), b"$7\r\nkeptlib\r\n");
+    c.call(&["SET", "k", "v"]);
+    save(&s, &mut c);
+    drop(c);
+    drop(s);
+
+    let mid = copy_dump(src.path(), "fn-mid");
+    let s = start_on(&ours(), &mid, &[]);
+    let mut c = s.conn();
+    assert_eq!(c.call(&["GET", "k"]), b"$1\r\nv\r\n");
+    save(&s, &mut c);
+    drop(c);
+    drop(s);
+
+    let back = copy_dump(mid.path(), "fn-back");
+    let s = start_on(&theirs, &back, &[]);
+    let mut c = s.conn();
+    assert_eq!(c.call(&["FCALL", "kept", "0"]), b":7\r\n");
+    assert_eq!(c.call(&["GET", "k"]), b"$1\r\nv\r\n");
+}

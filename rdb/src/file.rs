@@ -332,6 +332,12 @@ impl<W: Write> FileWriter<W> {
         self.w.string(val, self.compress);
     }
 
+    /// A function library (FUNCTION2) with its source code.
+    pub fn function(&mut self, code: &[u8]) {
+        self.w.u8(crate::OPCODE_FUNCTION2);
+        self.w.string(code, self.compress);
+    }
+
     /// SELECTDB and RESIZEDB for a db.
     pub fn select_db(&mut self, db: u64, size: u64, expires: u64) {
         self.w.u8(crate::OPCODE_SELECTDB);
