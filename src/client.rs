@@ -67,6 +67,11 @@ pub mod flags {
     pub const PUBSUB: u64 = 1 << 18;
     /// The client is executing EXEC (commands run inside a transaction).
     pub const IN_EXEC: u64 = 1 << 50;
+    /// The running command must not be propagated (upstream's CLIENT_PREVENT_PROP).
+    pub const PREVENT_PROP: u64 = 1 << 19;
+    /// Propagate the running command even if it did not make the dataset dirty
+    /// (upstream's forceCommandPropagation).
+    pub const FORCE_PROP: u64 = 1 << 20;
 }
 
 /// The request type being parsed, as `reqtype`.
@@ -124,6 +129,10 @@ pub struct Client {
     pub bulk_len: i64,
     /// Arguments of the command being run.
     pub argv: Vec<Vec<u8>>,
+    /// What the running command propagates instead of `argv`, when its effect must be
+    /// written differently (SET EX -> SET PXAT, EXPIRE -> PEXPIREAT, SPOP -> SREM...):
+    /// upstream's rewriteClientCommandVector, without losing the original argv.
+    pub propagate_argv: Option<Vec<Vec<u8>>>,
     /// Cleared argument buffers kept for reuse by the parser, so a steady stream of
     /// commands allocates nothing per argument.
     pub argv_pool: Vec<Vec<u8>>,
@@ -181,6 +190,7 @@ impl Client {
             multibulk_len: 0,
             bulk_len: -1,
             argv: Vec::new(),
+            propagate_argv: None,
             argv_pool: Vec::new(),
             argv_len_sum: 0,
             reply: ReplyBuf::new(),

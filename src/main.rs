@@ -14,6 +14,7 @@
 //!
 //! See `docs/architecture.md` for how a command flows from socket to reply.
 
+mod aof;
 mod blocked;
 mod client;
 mod commands;
@@ -30,6 +31,7 @@ mod ld;
 mod networking;
 mod notify;
 mod object;
+mod propagate;
 mod pubsub;
 mod rdb;
 mod reply;

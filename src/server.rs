@@ -107,6 +107,10 @@ pub struct Server {
     pub stat_peak_memory: usize,
     /// Clients blocked on keys, ready keys, blocked-client timeouts (src/blocked.rs).
     pub blocked: crate::blocked::Blocked,
+    /// Writes queued for the AOF / replicas by the running execution unit (src/propagate.rs).
+    pub propagation: crate::propagate::Propagation,
+    /// The append-only file (src/aof.rs).
+    pub aof: crate::aof::Aof,
     /// Channels, shard channels and patterns with their subscribers (src/pubsub.rs).
     pub pubsub: crate::pubsub::PubSub,
     /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
@@ -150,6 +154,8 @@ impl Server {
             current_client_add_flags: 0,
             current_client_no_touch: false,
             blocked: crate::blocked::Blocked::default(),
+            propagation: crate::propagate::Propagation::default(),
+            aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
         }

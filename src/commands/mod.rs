@@ -738,7 +738,25 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let prev_current = srv.current_client.replace(c.slot);
     let prev_no_touch = srv.current_client_no_touch;
     srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
+    let dirty_before = srv.dirty;
+    srv.propagation.nesting += 1;
     (def.proc_)(srv, c);
+    srv.propagation.nesting -= 1;
+    // Propagate the effect of a write (upstream's call: dirty, or forced), unless the
+    // command asked not to; the queue is flushed when the execution unit ends.
+    let dirty = srv.dirty != dirty_before;
+    let rewritten = c.propagate_argv.take();
+    if (dirty || c.has_flag(cflags::FORCE_PROP))
+        && !c.has_flag(cflags::PREVENT_PROP | cflags::BLOCKED)
+        && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
+    {
+        let argv = rewritten.unwrap_or_else(|| c.argv.clone());
+        crate::propagate::also_propagate(srv, c.db, argv, crate::propagate::PROPAGATE_ALL);
+    }
+    c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);
+    if srv.propagation.nesting == 0 {
+        crate::propagate::propagate_pending(srv);
+    }
     // Messages published to the client itself follow its reply (after the whole EXEC).
     if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {
         crate::pubsub::flush_self(srv, c);

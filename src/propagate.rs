@@ -1,0 +1,92 @@
+//! Command propagation to the AOF (and, with replication, to replicas): upstream's
+//! `alsoPropagate`, `propagatePendingCommands` and `postExecutionUnitOperations` in
+//! `server.c`.
+//!
+//! A write is propagated as its *effect*: after a command runs, [`crate::commands::call`]
+//! queues the client's argv (or the rewrite the handler left in
+//! [`crate::client::Client::propagate_argv`]) when the command made the dataset dirty.
+//! Handlers and the keyspace add further operations with [`also_propagate`] (a lazily
+//! expired key's DEL, the SREMs of an SPOP, ...). The queue is flushed when the
+//! outermost execution unit ends (a top-level command, an EXEC, an expiry done by
+//! cron): a single operation is fed as is, several are wrapped in MULTI/EXEC so they
+//! apply atomically, as upstream.
+//!
+//! Nothing is queued (no argv is copied) when nobody consumes the stream
+//! ([`should_propagate`]), so writes cost nothing extra with the AOF off.
+
+use crate::server::Server;
+
+/// Targets of an operation (upstream's `PROPAGATE_AOF` / `PROPAGATE_REPL`).
+pub const PROPAGATE_AOF: u8 = 1;
+pub const PROPAGATE_REPL: u8 = 2;
+pub const PROPAGATE_ALL: u8 = PROPAGATE_AOF | PROPAGATE_REPL;
+
+/// One operation to feed: a command (argv) applying to a database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub dbid: usize,
+    pub argv: Vec<Vec<u8>>,
+    pub target: u8,
+}
+
+/// The propagation state of the server.
+#[derive(Debug, Default)]
+pub struct Propagation {
+    /// Operations of the running execution unit, in order.
+    pub ops: Vec<Op>,
+    /// Depth of nested `call`s (EXEC's commands, re-executed blocked commands...):
+    /// the queue is flushed when it returns to 0.
+    pub nesting: u32,
+}
+
+/// Whether any consumer wants operations for `target` (the AOF is on; later: replicas
+/// or a replication backlog exist).
+pub fn should_propagate(srv: &Server, target: u8) -> bool {
+    target & PROPAGATE_AOF != 0 && crate::aof::enabled(srv)
+}
+
+/// Queues an operation (upstream's `alsoPropagate`). Outside any execution unit (cron
+/// work such as active expiry) it is fed at once.
+pub fn also_propagate(srv: &mut Server, dbid: usize, argv: Vec<Vec<u8>>, target: u8) {
+    if !should_propagate(srv, target) {
+        return;
+    }
+    srv.propagation.ops.push(Op { dbid, argv, target });
+    if srv.propagation.nesting == 0 {
+        propagate_pending(srv);
+    }
+}
+
+/// Feeds the queued operations (upstream's `propagatePendingCommands`): one operation as
+/// is, several wrapped in MULTI/EXEC.
+pub fn propagate_pending(srv: &mut Server) {
+    if srv.propagation.ops.is_empty() {
+        return;
+    }
+    let ops = std::mem::take(&mut srv.propagation.ops);
+    let wrap = ops.len() > 1;
+    if wrap {
+        let first = &ops[0];
+        propagate_now(srv, first.dbid, &[b"MULTI".to_vec()], PROPAGATE_ALL);
+    }
+    let last_db = ops.last().map(|o| o.dbid).unwrap_or(0);
+    for op in &ops {
+        propagate_now(srv, op.dbid, &op.argv, op.target);
+    }
+    if wrap {
+        propagate_now(srv, last_db, &[b"EXEC".to_vec()], PROPAGATE_ALL);
+    }
+    // Keep the allocation for the next unit.
+    let mut ops = ops;
+    ops.clear();
+    if srv.propagation.ops.is_empty() {
+        srv.propagation.ops = ops;
+    }
+}
+
+/// Feeds one operation to its consumers (upstream's `propagateNow`).
+fn propagate_now(srv: &mut Server, dbid: usize, argv: &[Vec<u8>], target: u8) {
+    if target & PROPAGATE_AOF != 0 && crate::aof::enabled(srv) {
+        crate::aof::feed(srv, dbid, argv);
+    }
+}
