@@ -5,6 +5,7 @@
 //! The server side (feeding, fsync policies, rewrite, loading into the keyspace) is
 //! `src/aof.rs` of the server; the check tool is `utils/valkey-rs-check-aof.rs`.
 
+pub mod check;
 pub mod manifest;
 pub mod reader;
 
