@@ -441,7 +441,9 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     warn!("User requested shutdown...");
-    if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
+    if !crate::aof::prepare_shutdown(srv, force)
+        || !crate::rdb::finish_shutdown(srv, nosave, save, force)
+    {
         c.reply
             .add_error("ERR Errors trying to SHUTDOWN. Check logs.");
         return;
