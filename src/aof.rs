@@ -761,19 +761,273 @@ fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
     true
 }
 
+/// Receives one item (its bulk strings) of a variadic rewrite command.
+type EmitItem<'a> = dyn FnMut(&[&[u8]]) + 'a;
+
+/// Items per variadic command of a rewrite (`AOF_REWRITE_ITEMS_PER_CMD`).
+const ITEMS_PER_CMD: usize = 64;
+
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    let mut b = crate::reply::itoa_buf();
+    out.push(b'*');
+    out.extend_from_slice(crate::reply::fmt_i64(&mut b, n as i64));
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut Vec<u8>, s: &[u8]) {
+    let mut b = crate::reply::itoa_buf();
+    out.push(b'$');
+    out.extend_from_slice(crate::reply::fmt_i64(&mut b, s.len() as i64));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(s);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_bulk_i64(out: &mut Vec<u8>, n: i64) {
+    let mut b = crate::reply::itoa_buf();
+    put_bulk(out, crate::reply::fmt_i64(&mut b, n));
+}
+
+fn put_id(out: &mut Vec<u8>, id: crate::types::stream::StreamId) {
+    put_bulk(out, format!("{}-{}", id.ms, id.seq).as_bytes());
+}
+
+/// Emits `items` as commands `<cmd> <key> item...` of at most [`ITEMS_PER_CMD`] items
+/// (`width` bulk strings each), as upstream's rewrite{List,Set,SortedSet,Hash}Object.
+fn put_variadic(
+    out: &mut Vec<u8>,
+    cmd: &[u8],
+    key: &[u8],
+    total: usize,
+    width: usize,
+    each: &mut dyn FnMut(&mut EmitItem<'_>),
+) {
+    let mut left = total;
+    let mut in_cmd = 0usize;
+    each(&mut |item: &[&[u8]]| {
+        if in_cmd == 0 {
+            let n = left.min(ITEMS_PER_CMD);
+            put_count(out, 2 + n * width);
+            put_bulk(out, cmd);
+            put_bulk(out, key);
+        }
+        for part in item {
+            put_bulk(out, part);
+        }
+        in_cmd += 1;
+        if in_cmd == ITEMS_PER_CMD {
+            in_cmd = 0;
+        }
+        left = left.saturating_sub(1);
+    });
+}
+
+/// The commands rebuilding one key (upstream's rewrite*Object).
+fn rewrite_key(out: &mut Vec<u8>, key: &[u8], v: crate::object::ValueRef<'_>) {
+    use crate::object::ValueRef;
+    let mut num = crate::reply::itoa_buf();
+    match v {
+        ValueRef::Int(n) => {
+            put_count(out, 3);
+            put_bulk(out, b"SET");
+            put_bulk(out, key);
+            put_bulk_i64(out, n);
+        }
+        ValueRef::Str(s) => {
+            put_count(out, 3);
+            put_bulk(out, b"SET");
+            put_bulk(out, key);
+            put_bulk(out, s);
+        }
+        ValueRef::List(l) => {
+            put_variadic(out, b"RPUSH", key, l.len(), 1, &mut |emit| {
+                if l.is_empty() {
+                    return;
+                }
+                l.for_each_from(0, false, |e| {
+                    match e {
+                        crate::types::list::Elem::Int(n) => {
+                            emit(&[crate::reply::fmt_i64(&mut num, n)])
+                        }
+                        crate::types::list::Elem::Str(s) => emit(&[s]),
+                    }
+                    true
+                });
+            });
+        }
+        ValueRef::Set(set) => {
+            put_variadic(out, b"SADD", key, set.len(), 1, &mut |emit| {
+                for m in set.iter() {
+                    match m {
+                        crate::types::set::Member::Str(b) => emit(&[b]),
+                        crate::types::set::Member::Int(n) => {
+                            emit(&[crate::reply::fmt_i64(&mut num, n)])
+                        }
+                    }
+                }
+            });
+        }
+        ValueRef::ZSet(z) => {
+            let mut m = Vec::new();
+            put_variadic(out, b"ZADD", key, z.len(), 2, &mut |emit| {
+                for (e, score) in z.iter_from(0, false) {
+                    m.clear();
+                    e.write_to(&mut m);
+                    let sc = crate::reply::fmt_double_g17(score);
+                    emit(&[sc.as_bytes(), &m]);
+                }
+            });
+        }
+        ValueRef::Hash(h) => {
+            let mut ttls: Vec<(Vec<u8>, i64)> = Vec::new();
+            put_variadic(out, b"HMSET", key, h.len(), 2, &mut |emit| {
+                if h.listpack().is_some() {
+                    h.for_each(i64::MIN, |f, v| {
+                        let (f, v) = (f.to_vec(), v.to_vec());
+                        emit(&[&f, &v]);
+                    });
+                } else {
+                    h.for_each_raw(|f, v, exp| {
+                        emit(&[f, v]);
+                        if exp != crate::types::hash::EXPIRY_NONE {
+                            ttls.push((f.to_vec(), exp));
+                        }
+                    });
+                }
+            });
+            for (f, exp) in ttls {
+                put_count(out, 6);
+                put_bulk(out, b"HPEXPIREAT");
+                put_bulk(out, key);
+                put_bulk_i64(out, exp);
+                put_bulk(out, b"FIELDS");
+                put_bulk(out, b"1");
+                put_bulk(out, &f);
+            }
+        }
+        ValueRef::Stream(s) => rewrite_stream(out, key, s),
+    }
+}
+
+fn rewrite_stream(out: &mut Vec<u8>, key: &[u8], s: &crate::types::stream::Stream) {
+    use crate::types::stream::StreamId;
+    if !s.is_empty() {
+        let mut f = Vec::new();
+        let mut v = Vec::new();
+        s.range(StreamId::MIN, StreamId::MAX, false, |id, entry| {
+            put_count(out, 3 + entry.len() * 2);
+            put_bulk(out, b"XADD");
+            put_bulk(out, key);
+            put_id(out, id);
+            for i in 0..entry.len() {
+                let (fe, ve) = entry.pair(i);
+                f.clear();
+                v.clear();
+                fe.write_to(&mut f);
+                ve.write_to(&mut v);
+                put_bulk(out, &f);
+                put_bulk(out, &v);
+            }
+            true
+        });
+    } else {
+        // The XADD MAXLEN 0 trick creates the empty stream.
+        put_count(out, 7);
+        for a in [&b"XADD"[..], key, b"MAXLEN", b"0", b"0-1", b"x", b"y"] {
+            put_bulk(out, a);
+        }
+    }
+    put_count(out, 7);
+    put_bulk(out, b"XSETID");
+    put_bulk(out, key);
+    put_id(out, s.last_id());
+    put_bulk(out, b"ENTRIESADDED");
+    put_bulk_i64(out, s.entries_added() as i64);
+    put_bulk(out, b"MAXDELETEDID");
+    put_id(out, s.max_deleted_entry_id());
+    let Some(groups) = s.groups() else {
+        return;
+    };
+    for (name, g) in groups {
+        put_count(out, 7);
+        for a in [&b"XGROUP"[..], b"CREATE", key, name] {
+            put_bulk(out, a);
+        }
+        put_id(out, g.last_id);
+        put_bulk(out, b"ENTRIESREAD");
+        put_bulk_i64(out, g.entries_read);
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                put_count(out, 5);
+                for a in [&b"XGROUP"[..], b"CREATECONSUMER", key, name, cname] {
+                    put_bulk(out, a);
+                }
+                continue;
+            }
+            for id in &c.pel {
+                let Some(pe) = g.pel.get(id) else {
+                    continue;
+                };
+                put_count(out, 12);
+                for a in [&b"XCLAIM"[..], key, name, cname, b"0"] {
+                    put_bulk(out, a);
+                }
+                put_id(out, *id);
+                put_bulk(out, b"TIME");
+                put_bulk_i64(out, pe.delivery_time);
+                put_bulk(out, b"RETRYCOUNT");
+                put_bulk_i64(out, pe.delivery_count as i64);
+                put_bulk(out, b"JUSTID");
+                put_bulk(out, b"FORCE");
+            }
+        }
+    }
+}
+
 /// The dataset as commands (`rewriteAppendOnlyFileRio`), for
-/// `aof-use-rdb-preamble no`.
+/// `aof-use-rdb-preamble no`: per db a SELECT, per key the commands rebuilding it and
+/// a PEXPIREAT when it has a TTL. (Function libraries are not written: FUNCTION LOAD
+/// does not exist until scripting lands.)
 fn rewrite_commands(srv: &Server, file: File) -> io::Result<File> {
     let mut w = io::BufWriter::with_capacity(64 * 1024, file);
     if srv.aof.timestamp_enabled {
         write!(w, "#TS:{}\r\n", crate::util::mstime() / 1000)?;
     }
-    if srv.dbs.iter().any(|d| !d.kv.is_empty()) {
-        return Err(io::Error::other(
-            "writing a non-empty dataset as commands is not supported yet \
-             (use aof-use-rdb-preamble yes)",
-        ));
+    let delay = srv.config.rdb_key_save_delay;
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut err: Option<io::Error> = None;
+    for db in &srv.dbs {
+        if db.kv.is_empty() {
+            continue;
+        }
+        let dbid = db.id.to_string();
+        append_command(&mut out, &[b"SELECT", dbid.as_bytes()]);
+        db.kv.for_each_meta(&mut |key, v, expire, _| {
+            if err.is_some() {
+                return;
+            }
+            rewrite_key(&mut out, key, v);
+            if let Some(t) = expire {
+                put_count(&mut out, 3);
+                put_bulk(&mut out, b"PEXPIREAT");
+                put_bulk(&mut out, key);
+                put_bulk_i64(&mut out, t);
+            }
+            if out.len() >= 64 * 1024 {
+                if let Err(e) = w.write_all(&out) {
+                    err = Some(e);
+                }
+                out.clear();
+            }
+            if delay > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+            }
+        });
+        if let Some(e) = err.take() {
+            return Err(e);
+        }
     }
+    w.write_all(&out)?;
     w.flush()?;
     w.into_inner().map_err(|e| e.into_error())
 }
