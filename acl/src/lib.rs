@@ -38,7 +38,7 @@
 //!   object is the command's full name for a command denial, else `argv[pos]`).
 //! - `ACL SAVE`: [`Acl::to_file_text`] (write to a temp file, fsync, rename, mode 0600).
 //!   `ACL LOAD` / startup: [`Acl::load_from_text`] returns a new user set, or upstream's
-//!   accumulated `"<path>:<line>: <error>. "` message; nothing changes on error.
+//!   accumulated error text (the reference's ACL LOAD reply without `ERR `); nothing changes on error.
 //! - `ACL CAT [cat]`: [`CATEGORIES`], [`CommandTable::commands_in_category`].
 
 pub mod glob;
@@ -1285,7 +1285,8 @@ impl Acl {
 
     /// Parse a whole aclfile (ACL LOAD / startup) into a new user set; `default` is
     /// created as new if the file lacks it. All-or-nothing: the error is upstream's
-    /// accumulated `"<path>:<line>: <error>. "` text.
+    /// accumulated text (as the reference's ACL LOAD
+    /// reply without `ERR `).
     pub fn load_from_text(&self, path: &str, text: &[u8]) -> Result<Acl, String> {
         let mut acl = Acl {
             table: self.table.clone(),
@@ -1300,19 +1301,20 @@ impl Acl {
                 continue;
             }
             let Some(argv) = split_args(line) else {
-                errors.push_str(&format!("{path}:{ln}: unbalanced quotes in acl line. "));
+                errors.push_str(&format!("{path}:{ln}: Syntax error. "));
                 continue;
             };
             if argv.is_empty() {
                 continue;
             }
-            if argv[0] != b"user" {
-                errors.push_str(&format!("{path}:{ln} should start with user keyword. "));
-                continue;
-            }
-            let Some(name) = argv.get(1) else {
-                errors.push_str(&format!("{path}:{ln} should have a username. "));
-                continue;
+            let name = match argv.get(1) {
+                Some(n) if argv[0] == b"user" => n,
+                _ => {
+                    errors.push_str(&format!(
+                        "{path}:{ln} should start with user keyword followed by the username. "
+                    ));
+                    continue;
+                }
             };
             if has_spaces(name) {
                 errors.push_str(&format!(
@@ -1323,7 +1325,7 @@ impl Acl {
             }
             if acl.users.contains_key(name.as_slice()) {
                 errors.push_str(&format!(
-                    "{path}:{ln}: Duplicate user '{}' found. ",
+                    "WARNING: Duplicate user '{}' found on line {ln}. ",
                     String::from_utf8_lossy(name)
                 ));
                 continue;
@@ -1331,16 +1333,20 @@ impl Acl {
             let rules: Vec<&[u8]> = argv[2..].iter().map(|v| v.as_slice()).collect();
             match acl.set_user(name, &rules) {
                 Ok(()) => {}
-                Err(SetUserError::UnmatchedParen { op }) => errors.push_str(&format!(
-                    "{path}:{ln}: Unmatched parenthesis in acl selector starting at '{}'. ",
-                    String::from_utf8_lossy(&op)
+                Err(SetUserError::UnmatchedParen { .. }) => errors.push_str(&format!(
+                    "{path}:{ln}: Unmatched parenthesis in selector definition."
                 )),
-                Err(SetUserError::Rule { err, .. }) => {
-                    errors.push_str(&format!("{path}:{ln}: {}. ", err.message()))
-                }
+                Err(SetUserError::Rule { op, err }) => errors.push_str(&format!(
+                    "{path}:{ln}: Error in applying operation '{}': {}. ",
+                    String::from_utf8_lossy(&op),
+                    err.message()
+                )),
             }
         }
         if !errors.is_empty() {
+            errors.push_str(
+                "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+            );
             return Err(errors);
         }
         if !acl.users.contains_key(b"default".as_slice()) {
