@@ -686,7 +686,12 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     // 8. OOM: maxmemory is issue 10.
     // 8b. Writes (and PING) are refused while the last background save failed
     //     (`stop-writes-on-bgsave-error`), as upstream's writeCommandsDeniedByDiskError.
-    if crate::rdb::writes_denied(srv) {
+    let disk_err = if crate::rdb::writes_denied(srv) {
+        Some(crate::rdb::ERR_MISCONF.to_string())
+    } else {
+        crate::aof::write_error(srv)
+    };
+    if let Some(disk_err) = disk_err {
         let writes = |q: &crate::client::QueuedCommand| {
             srv.commands.commands[q.id].def.flags & flags::WRITE != 0
         };
@@ -697,14 +702,11 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
                 // EXEC itself is refused: the transaction is discarded.
                 srv.commands.stats[id].rejected_calls += 1;
                 crate::commands::transaction::discard_transaction(srv, c);
-                let e = format!(
-                    "EXECABORT Transaction discarded because of: {}",
-                    crate::rdb::ERR_MISCONF
-                );
+                let e = format!("EXECABORT Transaction discarded because of: {}", disk_err);
                 c.reply.add_error(&e);
                 srv.stats.note_error(&c.reply);
             } else {
-                reject(srv, c, Some(id), crate::rdb::ERR_MISCONF);
+                reject(srv, c, Some(id), &disk_err);
             }
             return true;
         }
