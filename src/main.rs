@@ -23,7 +23,6 @@ mod db;
 mod debug;
 mod fpconv;
 mod geohash;
-mod glob;
 mod hyperloglog;
 mod kvstore;
 mod lazyfree;

@@ -106,7 +106,7 @@ fn config_get_command(srv: &mut Server, c: &mut Client) {
                 if seen.contains(name) {
                     continue;
                 }
-                if crate::glob::string_match(pat.as_bytes(), name.as_bytes(), true) {
+                if acl::glob::string_match(pat.as_bytes(), name.as_bytes(), true) {
                     seen.insert(name.to_string());
                     out.push((name.to_string(), srv.config.get_directive(d)));
                 }

@@ -789,7 +789,7 @@ fn command_list_command(srv: &mut Server, c: &mut Client) {
             Filter::Module => false,
             Filter::AclCat(None) => false,
             Filter::AclCat(Some(b)) => effective_acl_categories(cmd.def) & b != 0,
-            Filter::Pattern(p) => crate::glob::string_match(p, cmd.full_name.as_bytes(), true),
+            Filter::Pattern(p) => acl::glob::string_match(p, cmd.full_name.as_bytes(), true),
         })
         .map(|cmd| cmd.full_name.as_str())
         .collect();
