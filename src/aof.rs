@@ -1554,6 +1554,7 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
     let mut reader = ::aof::reader::CommandReader::new(tail, start);
     let mut valid_up_to = start;
     let mut valid_before_multi = start;
+    let mut cut_at: Option<u64> = None;
     let truncated = loop {
         match reader.next_item() {
             Ok(None) => {
@@ -1588,7 +1589,10 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
                 fake.reply.sent = 0;
                 valid_up_to = reader.offset();
             }
-            Err(::aof::Error::Truncated { .. }) => break true,
+            Err(::aof::Error::Truncated { offset }) => {
+                cut_at = Some(offset);
+                break true;
+            }
             Err(::aof::Error::Corrupt { offset, reason }) => {
                 warn!(
                     "Bad file format reading the append only file {}: make a backup of your \
@@ -1630,6 +1634,19 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
                 return LoadStatus::Truncated;
             }
         }
+    }
+    // Upstream names no offset here; ours does, for the operator.
+    match cut_at {
+        Some(off) => warn!(
+            "AOF {} ends inside the command starting at offset {}; the last complete command \
+             ends at offset {}",
+            name, off, valid_up_to
+        ),
+        None => warn!(
+            "AOF {} ends inside a MULTI/EXEC block; the last complete command before it ends \
+             at offset {}",
+            name, valid_up_to
+        ),
     }
     warn!(
         "Unexpected end of file reading the append only file {}. You can: 1) Make a backup \
