@@ -1778,6 +1778,24 @@ fn load_append_only_files(srv: &mut Server) -> LoadStatus {
     ret
 }
 
+/// DEBUG LOADAOF: write what is buffered, empty the dataset, load the AOF again.
+/// Anything but a clean (or empty) load ends the process, as upstream.
+pub fn debug_loadaof(srv: &mut Server, c: &mut crate::client::Client) {
+    if srv.aof.state == AofState::On {
+        flush(srv, true);
+    }
+    crate::db::empty_data(srv, None, false);
+    load_manifest_from_disk(srv);
+    del_history_files(srv);
+    match load_append_only_files(srv) {
+        LoadStatus::Ok | LoadStatus::Empty => {}
+        _ => std::process::exit(1),
+    }
+    srv.dirty = 0;
+    info!("Append Only File loaded by DEBUG LOADAOF");
+    c.reply.add_ok();
+}
+
 /// Loads the dataset at start-up (upstream's `loadDataFromDisk`): the AOF when
 /// `appendonly yes` (dump.rdb is then ignored), the RDB otherwise; then, with the AOF
 /// on, opens it for appending and deletes history files.

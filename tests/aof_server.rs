@@ -348,6 +348,12 @@ fn restart_keeps_data_shutdown_and_sigkill() {
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d2, "log:\n{}", s.log_text());
     assert_eq!(c.call(&["GET", "n"]), b"$3\r\n500\r\n");
+    // DEBUG LOADAOF empties the dataset and replays the files.
+    c.call(&["INCR", "n"]);
+    c.call(&["RPUSH", "extra", "x"]);
+    let d3 = digest(&mut c);
+    assert_eq!(c.call(&["DEBUG", "LOADAOF"]), b"+OK\r\n");
+    assert_eq!(digest(&mut c), d3);
     assert_eq!(c.call(&["TYPE", "a:stream"]), b"+stream\r\n");
     assert_eq!(
         c.call(&["OBJECT", "ENCODING", "a:bighash"]),
