@@ -102,6 +102,7 @@ pub struct Aof {
     pub fsync: FsyncPolicy,
     timestamp_enabled: bool,
     no_fsync_on_rewrite: bool,
+    rewrite_incremental_fsync: bool,
     use_rdb_preamble: bool,
     load_truncated: bool,
     rewrite_perc: i64,
@@ -255,6 +256,7 @@ pub fn apply_config(srv: &mut Server) {
     a.timestamp_enabled = yes("aof-timestamp-enabled");
     a.no_fsync_on_rewrite = yes("no-appendfsync-on-rewrite");
     a.use_rdb_preamble = yes("aof-use-rdb-preamble");
+    a.rewrite_incremental_fsync = yes("aof-rewrite-incremental-fsync");
     a.load_truncated = yes("aof-load-truncated");
     a.disable_auto_gc = yes("aof-disable-auto-gc");
     a.rewrite_perc = num("auto-aof-rewrite-percentage");
@@ -720,6 +722,36 @@ pub fn open_on_server_start(srv: &mut Server) {
 // Rewrite
 // ---------------------------------------------------------------------------------------
 
+/// `aof-rewrite-incremental-fsync`: fsync every 4 MB written (`REDIS_AUTOSYNC_BYTES`),
+/// so the final fsync does not flush a huge file at once.
+const AUTOSYNC_BYTES: usize = 4 * 1024 * 1024;
+
+/// A file that fdatasyncs itself every `every` bytes written (0: never), as rio's
+/// auto-sync.
+struct AutoSync {
+    f: File,
+    pending: usize,
+    every: usize,
+}
+
+impl Write for AutoSync {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.f.write(buf)?;
+        if self.every > 0 {
+            self.pending += n;
+            if self.pending >= self.every {
+                self.pending = 0;
+                self.f.sync_data()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.f.flush()
+    }
+}
+
 /// Writes the whole dataset as a base file to `path` (upstream's
 /// `rewriteAppendOnlyFile`): `temp-rewriteaof-<pid>.aof` in the working directory,
 /// fsynced, renamed to `path`. With `aof-use-rdb-preamble yes` it is an RDB with
@@ -736,12 +768,21 @@ fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
             return false;
         }
     };
+    let file = AutoSync {
+        f: file,
+        pending: 0,
+        every: if srv.aof.rewrite_incremental_fsync {
+            AUTOSYNC_BYTES
+        } else {
+            0
+        },
+    };
     let res = if srv.aof.use_rdb_preamble {
         crate::rdb::rdb_save_to_flags(srv, file, true)
     } else {
         rewrite_commands(srv, file)
     }
-    .and_then(|f| f.sync_all());
+    .and_then(|f| f.f.sync_all());
     if let Err(e) = res {
         warn!(
             "Write error writing append only file on disk: {}",
@@ -879,31 +920,33 @@ fn rewrite_key(out: &mut Vec<u8>, key: &[u8], v: crate::object::ValueRef<'_>) {
             });
         }
         ValueRef::Hash(h) => {
-            let mut ttls: Vec<(Vec<u8>, i64)> = Vec::new();
-            put_variadic(out, b"HMSET", key, h.len(), 2, &mut |emit| {
-                if h.listpack().is_some() {
-                    h.for_each(i64::MIN, |f, v| {
-                        let (f, v) = (f.to_vec(), v.to_vec());
-                        emit(&[&f, &v]);
-                    });
-                } else {
-                    h.for_each_raw(|f, v, exp| {
-                        emit(&[f, v]);
-                        if exp != crate::types::hash::EXPIRY_NONE {
-                            ttls.push((f.to_vec(), exp));
-                        }
-                    });
+            // As Valkey 9: each field with a TTL as `HSETEX key PXAT <ms> FIELDS 1 f v`,
+            // then the others by HMSET.
+            let mut plain: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            if h.listpack().is_some() {
+                h.for_each(i64::MIN, |f, v| plain.push((f.to_vec(), v.to_vec())));
+            } else {
+                h.for_each_raw(|f, v, exp| {
+                    if exp != crate::types::hash::EXPIRY_NONE {
+                        put_count(out, 8);
+                        put_bulk(out, b"HSETEX");
+                        put_bulk(out, key);
+                        put_bulk(out, b"PXAT");
+                        put_bulk_i64(out, exp);
+                        put_bulk(out, b"FIELDS");
+                        put_bulk(out, b"1");
+                        put_bulk(out, f);
+                        put_bulk(out, v);
+                    } else {
+                        plain.push((f.to_vec(), v.to_vec()));
+                    }
+                });
+            }
+            put_variadic(out, b"HMSET", key, plain.len(), 2, &mut |emit| {
+                for (f, v) in &plain {
+                    emit(&[f, v]);
                 }
             });
-            for (f, exp) in ttls {
-                put_count(out, 6);
-                put_bulk(out, b"HPEXPIREAT");
-                put_bulk(out, key);
-                put_bulk_i64(out, exp);
-                put_bulk(out, b"FIELDS");
-                put_bulk(out, b"1");
-                put_bulk(out, &f);
-            }
         }
         ValueRef::Stream(s) => rewrite_stream(out, key, s),
     }
@@ -988,7 +1031,7 @@ fn rewrite_stream(out: &mut Vec<u8>, key: &[u8], s: &crate::types::stream::Strea
 /// `aof-use-rdb-preamble no`: per db a SELECT, per key the commands rebuilding it and
 /// a PEXPIREAT when it has a TTL. (Function libraries are not written: FUNCTION LOAD
 /// does not exist until scripting lands.)
-fn rewrite_commands(srv: &Server, file: File) -> io::Result<File> {
+fn rewrite_commands(srv: &Server, file: AutoSync) -> io::Result<AutoSync> {
     let mut w = io::BufWriter::with_capacity(64 * 1024, file);
     if srv.aof.timestamp_enabled {
         write!(w, "#TS:{}\r\n", crate::util::mstime() / 1000)?;

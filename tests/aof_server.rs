@@ -599,6 +599,9 @@ fn rewrite_as_commands_without_rdb_preamble() {
     );
     let base = std::fs::read(dir.aof("appendonly.aof.2.base.aof")).expect("base");
     assert!(base.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"));
+    // Field TTLs as the reference writes them.
+    let ttl_cmd: &[u8] = b"*8\r\n$6\r\nHSETEX\r\n$9\r\na:bighash\r\n$4\r\nPXAT\r\n$14\r\n99999999999999\r\n$6\r\nFIELDS\r\n$1\r\n1\r\n$8\r\nttlfield\r\n$1\r\nx\r\n";
+    assert!(base.windows(ttl_cmd.len()).any(|w| w == ttl_cmd));
     let d = digest(&mut c);
     s.sigkill();
     let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
