@@ -186,13 +186,12 @@ fn digest(c: &mut Conn) -> Vec<u8> {
 }
 
 /// Every type, in two dbs, with absolute expiry times (replays are deterministic).
-/// Strings are written with SETRANGE / APPEND to an existing key / INCRBY: SET, MSET,
-/// GETSET and APPEND to a new key move the value out of the client's argv, so what
-/// they propagate is empty until the propagation helper fixes them.
 fn populate(c: &mut Conn, tag: &str) {
     let k = |n: &str| format!("{tag}:{n}");
-    c.call(&["SETRANGE", &k("str"), "0", "hello"]);
-    c.call(&["INCRBY", &k("int"), "12345"]);
+    c.call(&["SET", &k("str"), "hello"]);
+    c.call(&["MSET", &k("int"), "12345", &k("m2"), "v2"]);
+    c.call(&["GETSET", &k("m2"), "v3"]);
+    c.call(&["APPEND", &k("new"), "fresh"]);
     c.call(&["SETRANGE", &k("long"), "0", "y"]);
     c.call(&["APPEND", &k("long"), &"x".repeat(300)]);
     c.call(&["INCRBY", &k("counter"), "7"]);
@@ -213,7 +212,7 @@ fn populate(c: &mut Conn, tag: &str) {
     c.call(&["DEL", &k("set")]);
     c.call(&["PEXPIREAT", &k("str"), "99999999999999"]);
     c.call(&["SELECT", "3"]);
-    c.call(&["SETRANGE", &k("db3"), "0", "three"]);
+    c.call(&["SET", &k("db3"), "three"]);
     c.call(&["SELECT", "0"]);
 }
 
