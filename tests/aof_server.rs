@@ -704,3 +704,39 @@ fn timestamp_annotations() {
     let info = String::from_utf8_lossy(&c.call(&["INFO", "memory"])).into_owned();
     assert!(info.contains("mem_aof_buffer:"));
 }
+
+#[test]
+fn bad_manifest_stops_startup() {
+    let dir = Dir::new("badmanifest");
+    std::fs::create_dir(dir.0.join("appendonlydir")).expect("mkdir");
+    std::fs::write(
+        dir.aof("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1\n",
+    )
+    .expect("write");
+    let log = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
+        .err()
+        .expect("must refuse");
+    assert!(
+        log.contains("*** FATAL AOF MANIFEST FILE ERROR ***"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Reading the manifest file, at line 1"),
+        "{log}"
+    );
+    assert!(log.contains("Invalid AOF manifest file format"), "{log}");
+    // A manifest naming a missing file stops it too.
+    std::fs::write(
+        dir.aof("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1 type b\n",
+    )
+    .expect("write");
+    let log = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
+        .err()
+        .expect("must refuse");
+    assert!(
+        log.contains("Unable to obtain the AOF file appendonly.aof.1.base.rdb length"),
+        "{log}"
+    );
+}
