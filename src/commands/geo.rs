@@ -204,7 +204,7 @@ fn geoadd_command(srv: &mut Server, c: &mut Client) {
     }
     let elements = (argc - longidx) / 3;
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(longidx + elements * 2);
-    argv.push(b"zadd".to_vec());
+    argv.push(b"ZADD".to_vec());
     argv.extend(c.argv[1..longidx].iter().cloned());
     for i in 0..elements {
         let base = longidx + i * 3;

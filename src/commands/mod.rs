@@ -746,8 +746,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     // command asked not to; the queue is flushed when the execution unit ends.
     let dirty = srv.dirty != dirty_before;
     let rewritten = c.propagate_argv.take();
+    // EXEC is never propagated itself: its commands were, and the unit is wrapped in
+    // MULTI/EXEC when it has several operations.
     if (dirty || c.has_flag(cflags::FORCE_PROP))
         && !c.has_flag(cflags::PREVENT_PROP | cflags::BLOCKED)
+        && def.name != "exec"
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
     {
         let argv = rewritten.unwrap_or_else(|| c.argv.clone());
