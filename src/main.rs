@@ -23,7 +23,6 @@ mod db;
 mod debug;
 mod fpconv;
 mod geohash;
-mod glob;
 mod hyperloglog;
 mod kvstore;
 mod lazyfree;
@@ -134,7 +133,7 @@ fn main() {
     el.set_before_sleep_proc(Some(server::before_sleep));
     info!("Server initialized");
     // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
-    rdb::load_data_from_disk(&mut srv);
+    aof::load_data_from_disk(&mut srv);
     info!("Ready to accept connections tcp");
     el.main(&mut srv);
     info!("valkey-rs is now ready to exit, bye bye...");

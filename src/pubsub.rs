@@ -337,7 +337,7 @@ pub fn publish(srv: &mut Server, chan: &[u8], msg: &[u8], kind: Kind) -> usize {
     if kind == Kind::Global && !pubsub.patterns.is_empty() {
         let mut enc = Vec::new();
         for (pat, set) in &pubsub.patterns {
-            if !crate::glob::string_match(pat, chan, false) {
+            if !acl::glob::string_match(pat, chan, false) {
                 continue;
             }
             enc.clear();
@@ -465,7 +465,7 @@ pub fn channel_list(srv: &Server, pat: Option<&[u8]>, kind: Kind) -> Vec<Vec<u8>
         Kind::Shard => &srv.pubsub.shard_channels,
     };
     map.keys()
-        .filter(|ch| pat.is_none_or(|p| crate::glob::string_match(p, ch, false)))
+        .filter(|ch| pat.is_none_or(|p| acl::glob::string_match(p, ch, false)))
         .cloned()
         .collect()
 }

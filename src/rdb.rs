@@ -47,11 +47,22 @@ because this instance is configured to report errors during writes if RDB snapsh
 (stop-writes-on-bgsave-error option). Please check the Valkey logs for details about the RDB \
 error.";
 
+/// The kind of the forked child (upstream's `child_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildType {
+    /// BGSAVE.
+    Rdb,
+    /// BGREWRITEAOF (src/aof.rs).
+    Aof,
+}
+
 /// Persistence state of the server (upstream's rdb_* fields of `valkeyServer`).
 #[derive(Debug)]
 pub struct Persist {
-    /// The BGSAVE child, while it runs.
+    /// The child (BGSAVE or AOF rewrite), while it runs: one at a time.
     pub child_pid: Option<i32>,
+    /// What the running child does (meaningful while `child_pid` is set).
+    pub child_type: ChildType,
     /// Read end of the child info pipe.
     child_info: Option<OwnedFd>,
     /// `dirty` when the running BGSAVE forked.
@@ -100,6 +111,7 @@ impl Persist {
     pub fn new(now_s: i64) -> Persist {
         Persist {
             child_pid: None,
+            child_type: ChildType::Rdb,
             child_info: None,
             dirty_before_bgsave: 0,
             lastsave: now_s,
@@ -128,7 +140,7 @@ impl Persist {
 }
 
 /// The text of an errno, as `strerror` (without Rust's " (os error N)").
-fn os_err(e: &io::Error) -> String {
+pub(crate) fn os_err(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(p) => s[..p].to_string(),
@@ -183,6 +195,12 @@ fn key_save_delay(delay: i64) {
 /// Writes the whole dataset as an RDB file to `out` (upstream's `rdbSaveRio`):
 /// header, aux fields, then each non-empty db. Returns `out` once flushed.
 pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
+    rdb_save_to_flags(srv, out, false)
+}
+
+/// [`rdb_save_to`] for an AOF base file too: `aof_base` is the `aof-base` aux field
+/// (upstream's `RDBFLAGS_AOF_PREAMBLE`).
+pub fn rdb_save_to_flags<W: Write>(srv: &Server, out: W, aof_base: bool) -> io::Result<W> {
     let cfg = &srv.config;
     let mut fw = FileWriter::new(out, ::rdb::RDB_VERSION, cfg.rdbchecksum);
     fw.aux(
@@ -196,7 +214,7 @@ pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
         b"used-mem",
         crate::zmalloc::used_memory().to_string().as_bytes(),
     );
-    fw.aux(b"aof-base", b"0");
+    fw.aux(b"aof-base", if aof_base { b"1" } else { b"0" });
     for code in &srv.rdb.functions {
         fw.function(code);
     }
@@ -307,7 +325,7 @@ fn fsync_dir_of(filename: &str) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Whether a child process (BGSAVE) is running (`hasActiveChildProcess`).
+/// Whether a child process (BGSAVE or AOF rewrite) is running (`hasActiveChildProcess`).
 pub fn has_active_child(srv: &Server) -> bool {
     srv.rdb.child_pid.is_some()
 }
@@ -392,7 +410,9 @@ fn receive_child_info(srv: &mut Server) {
         };
         let (kind, keys, cow) = (word(0), word(1), word(2));
         let p = &mut srv.rdb;
-        if kind == INFO_COW_FINAL {
+        if kind == INFO_COW_FINAL && p.child_type == ChildType::Aof {
+            srv.aof.last_cow_size = cow;
+        } else if kind == INFO_COW_FINAL {
             p.stat_rdb_cow_bytes = cow;
         } else {
             p.current_save_keys_processed = keys;
@@ -401,6 +421,11 @@ fn receive_child_info(srv: &mut Server) {
             p.current_cow_updated_ms = crate::util::mstime();
         }
     }
+}
+
+/// Whether the running child (if any) is a BGSAVE (`child_type == CHILD_TYPE_RDB`).
+pub fn rdb_child_running(srv: &Server) -> bool {
+    srv.rdb.child_pid.is_some() && srv.rdb.child_type == ChildType::Rdb
 }
 
 /// Starts a background save (upstream's `rdbSaveBackground`). Returns false
@@ -412,6 +437,35 @@ pub fn bgsave_start(srv: &mut Server) -> bool {
     srv.rdb.stat_rdb_saves += 1;
     srv.rdb.dirty_before_bgsave = srv.dirty;
     srv.rdb.lastbgsave_try = crate::util::mstime() / 1000;
+    let work = |srv: &mut Server| {
+        let name = srv.config.dbfilename.clone();
+        rdb_save(srv, &name)
+    };
+    match fork_child(srv, ChildType::Rdb, c"valkey-rdb-bgsave", "RDB", &work) {
+        Ok(pid) => {
+            info!("Background saving started by pid {}", pid);
+            srv.rdb.save_time_start = crate::util::mstime() / 1000;
+            true
+        }
+        Err(e) => {
+            srv.rdb.lastbgsave_ok = false;
+            warn!("Can't save in background: fork: {}", e.desc());
+            false
+        }
+    }
+}
+
+/// Forks a child that runs `work` on the dataset it shares copy-on-write, reports its
+/// copy-on-write size (logged as "Fork CoW for <what>") and leaves with `_exit(0)` on
+/// success, `_exit(1)` otherwise (upstream's `serverFork` + `exitFromChild`). In the
+/// parent: the child slot, fork stats, the child info pipe, the resize policy.
+pub fn fork_child(
+    srv: &mut Server,
+    kind: ChildType,
+    title: &std::ffi::CStr,
+    what: &str,
+    work: &dyn Fn(&mut Server) -> bool,
+) -> Result<i32, nix::errno::Errno> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: pipe2 writes two descriptors into the array we own.
     let piped = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0;
@@ -427,36 +481,37 @@ pub fn bgsave_start(srv: &mut Server) -> bool {
         (None, None)
     };
     let start = crate::util::ustime();
-    // SAFETY: the child only saves the snapshot (reading the dataset it shares
+    // SAFETY: the child only writes its file (reading the dataset it shares
     // copy-on-write), writes to the pipe and leaves with `_exit`: it never
     // returns into the event loop nor runs destructors.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            run_child(srv, wr.as_ref().map(|f| f.as_raw_fd()));
+            run_child(srv, wr.as_ref().map(|f| f.as_raw_fd()), title, what, work);
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             srv.rdb.stat_fork_time_us = crate::util::ustime() - start;
             srv.rdb.stat_total_forks += 1;
             drop(wr);
             let pid = child.as_raw();
-            info!("Background saving started by pid {}", pid);
             srv.rdb.child_pid = Some(pid);
+            srv.rdb.child_type = kind;
             srv.rdb.child_info = rd;
-            srv.rdb.save_time_start = crate::util::mstime() / 1000;
             srv.rdb.current_save_keys_total = srv.dbs.iter().map(|d| d.kv.len() as u64).sum();
             update_resize_policy(srv);
-            true
+            Ok(pid)
         }
-        Err(e) => {
-            srv.rdb.lastbgsave_ok = false;
-            warn!("Can't save in background: fork: {}", e.desc());
-            false
-        }
+        Err(e) => Err(e),
     }
 }
 
-/// The BGSAVE child: save, report the copy-on-write size, `_exit`.
-fn run_child(srv: &mut Server, info_fd: Option<libc::c_int>) -> ! {
+/// The child: run `work`, report the copy-on-write size, `_exit`.
+fn run_child(
+    srv: &mut Server,
+    info_fd: Option<libc::c_int>,
+    title: &std::ffi::CStr,
+    what: &str,
+    work: &dyn Fn(&mut Server) -> bool,
+) -> ! {
     crate::config::LOG_ROLE.store(b'C', std::sync::atomic::Ordering::Relaxed);
     // SAFETY: restoring default dispositions in the single-threaded child;
     // SIGUSR1 then ends it quietly (the parent treats it as no error).
@@ -464,26 +519,18 @@ fn run_child(srv: &mut Server, info_fd: Option<libc::c_int>) -> ! {
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
         libc::signal(libc::SIGINT, libc::SIG_DFL);
         libc::signal(libc::SIGUSR1, libc::SIG_DFL);
-        libc::prctl(
-            libc::PR_SET_NAME,
-            c"valkey-rdb-bgsave".as_ptr() as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
+        libc::prctl(libc::PR_SET_NAME, title.as_ptr() as libc::c_ulong, 0, 0, 0);
     }
     if let Some(fd) = info_fd {
         CHILD_INFO_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
     }
-    let name = srv.config.dbfilename.clone();
-    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rdb_save(srv, &name)))
-        .unwrap_or(false);
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(srv))).unwrap_or(false);
     if ok {
         let cow = private_dirty_bytes();
         let mb = cow / (1024 * 1024);
         info!(
-            "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
-            mb, mb, mb
+            "Fork CoW for {}: current {} MB, peak {} MB, average {} MB",
+            what, mb, mb, mb
         );
         send_child_info(INFO_COW_FINAL, 0, cow);
     }
@@ -518,7 +565,12 @@ pub fn check_child_done(srv: &mut Server) {
         _ => return,
     };
     let now_s = crate::util::mstime() / 1000;
-    if signal == 0 && code == 0 {
+    if srv.rdb.child_type == ChildType::Aof {
+        if signal == 0 && code == 0 {
+            receive_child_info(srv);
+        }
+        crate::aof::background_rewrite_done(srv, code, signal, pid);
+    } else if signal == 0 && code == 0 {
         info!("Background saving terminated with success");
         srv.dirty = srv.dirty.saturating_sub(srv.rdb.dirty_before_bgsave);
         srv.rdb.lastsave = now_s;
@@ -535,8 +587,10 @@ pub fn check_child_done(srv: &mut Server) {
             srv.rdb.lastbgsave_ok = false;
         }
     }
-    srv.rdb.save_time_last = now_s - srv.rdb.save_time_start;
-    srv.rdb.save_time_start = -1;
+    if srv.rdb.child_type == ChildType::Rdb {
+        srv.rdb.save_time_last = now_s - srv.rdb.save_time_start;
+        srv.rdb.save_time_start = -1;
+    }
     srv.rdb.child_pid = None;
     srv.rdb.child_info = None;
     reset_child_state(srv);
@@ -557,6 +611,9 @@ fn reset_child_state(srv: &mut Server) {
 /// FLUSHALL. Cron reaps it later (removing its temp file, without counting an error),
 /// so the event loop never waits for it.
 pub fn kill_child(srv: &mut Server) {
+    if srv.rdb.child_type != ChildType::Rdb {
+        return;
+    }
     if let Some(pid) = srv.rdb.child_pid {
         let p = nix::unistd::Pid::from_raw(pid);
         let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGUSR1);
@@ -565,16 +622,20 @@ pub fn kill_child(srv: &mut Server) {
 
 /// Kills a running BGSAVE child at shutdown, waits for it (no zombie, no writer
 /// left behind) and removes its temp file.
-fn kill_child_and_wait(srv: &mut Server) {
+pub(crate) fn kill_child_and_wait(srv: &mut Server) {
     let Some(pid) = srv.rdb.child_pid.take() else {
         return;
     };
     let p = nix::unistd::Pid::from_raw(pid);
     let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGUSR1);
     let _ = nix::sys::wait::waitpid(p, None);
-    let _ = std::fs::remove_file(format!("temp-{}.rdb", pid));
+    if srv.rdb.child_type == ChildType::Aof {
+        crate::aof::remove_temp_files(pid);
+    } else {
+        let _ = std::fs::remove_file(format!("temp-{}.rdb", pid));
+        srv.rdb.save_time_start = -1;
+    }
     srv.rdb.child_info = None;
-    srv.rdb.save_time_start = -1;
     reset_child_state(srv);
 }
 
@@ -611,7 +672,7 @@ pub fn writes_denied(srv: &Server) -> bool {
 /// kill a running child, then save when save points exist (or `save`) unless
 /// `nosave`. Returns false when the save failed and `force` is not given.
 pub fn finish_shutdown(srv: &mut Server, nosave: bool, save: bool, force: bool) -> bool {
-    if srv.rdb.child_pid.is_some() {
+    if rdb_child_running(srv) {
         warn!("There is a child saving an .rdb. Killing it!");
         kill_child_and_wait(srv);
     }
@@ -684,7 +745,7 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
     let res = load_records(srv, &buf, check, lim, merge);
     srv.rdb.loading = false;
     match res {
-        Ok((loaded, expired, empty)) => {
+        Ok((loaded, expired, empty, _)) => {
             srv.rdb.last_load_keys_loaded = loaded;
             srv.rdb.last_load_keys_expired = expired;
             if empty > 0 {
@@ -717,15 +778,43 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
     }
 }
 
+/// Loads the RDB at the start of `buf` (an AOF base file or the preamble of an old
+/// AOF, upstream's `rdbLoadRio` with `RDBFLAGS_AOF_PREAMBLE`): returns the offset where
+/// the RDB part ends, or the offset and reason of the corruption.
+pub(crate) fn load_rdb_prefix(srv: &mut Server, buf: &[u8]) -> Result<u64, (u64, String)> {
+    let check = match srv.config.get("rdb-version-check").as_deref() {
+        Some("relaxed") => VersionCheck::Relaxed,
+        _ => VersionCheck::Strict,
+    };
+    let lim = Limits {
+        max_string: srv.config.proto_max_bulk_len.max(0) as u64,
+        deep: false,
+    };
+    match load_records(srv, buf, check, lim, false) {
+        Ok((loaded, expired, _, end)) => {
+            srv.rdb.last_load_keys_loaded = loaded;
+            srv.rdb.last_load_keys_expired = expired;
+            info!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired \
+                 hashes: 0.",
+                loaded, expired
+            );
+            Ok(end)
+        }
+        Err(::rdb::Error::Corrupt { offset, reason }) => Err((offset, reason)),
+        Err(::rdb::Error::Io(e)) => Err((0, os_err(&e))),
+    }
+}
+
 /// Reads every record of `buf` into the dbs; returns (keys loaded, keys expired, empty
-/// keys skipped).
+/// keys skipped, offset after the last record).
 fn load_records(
     srv: &mut Server,
     buf: &[u8],
     check: VersionCheck,
     lim: Limits,
     merge: bool,
-) -> ::rdb::Result<(u64, u64, u64)> {
+) -> ::rdb::Result<(u64, u64, u64, u64)> {
     let mut loader = Loader::new(buf, check, lim)?;
     let now_ms = crate::util::mstime();
     let now_s = now_ms / 1000;
@@ -817,7 +906,7 @@ fn load_records(
             }
         }
     }
-    Ok((loaded, expired, empty))
+    Ok((loaded, expired, empty, loader.offset()))
 }
 
 /// Logs the aux fields upstream logs while loading.
@@ -873,7 +962,7 @@ pub fn load_data_from_disk(srv: &mut Server) {
 
 /// SAVE.
 pub fn save_command(srv: &mut Server, c: &mut crate::client::Client) {
-    if has_active_child(srv) {
+    if rdb_child_running(srv) {
         c.reply.add_error("ERR Background save already in progress");
         return;
     }
@@ -899,7 +988,7 @@ pub fn bgsave_command(srv: &mut Server, c: &mut crate::client::Client) {
         }
     }
     if cancel {
-        if has_active_child(srv) {
+        if rdb_child_running(srv) {
             info!("Background saving will be aborted due to user request");
             if let Some(pid) = srv.rdb.child_pid {
                 info!("Killing running RDB child: {}", pid);
@@ -915,15 +1004,19 @@ pub fn bgsave_command(srv: &mut Server, c: &mut crate::client::Client) {
         }
         return;
     }
-    // Without an AOF there is never another kind of child, so SCHEDULE only matters
-    // inside a transaction.
-    let _ = schedule;
     let in_exec = c.has_flag(crate::client::flags::IN_EXEC);
-    if has_active_child(srv) {
+    if rdb_child_running(srv) {
         c.reply.add_error("ERR Background save already in progress");
-    } else if in_exec {
+    } else if has_active_child(srv) && !schedule {
+        c.reply.add_error(
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. \
+             Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        );
+    } else if has_active_child(srv) || in_exec {
         // Forking inside a transaction would snapshot half of it: run it later.
-        info!("Background saving scheduled to run after transaction execution");
+        if in_exec {
+            info!("Background saving scheduled to run after transaction execution");
+        }
         srv.rdb.bgsave_scheduled = true;
         c.reply.add_status("Background saving scheduled");
     } else if bgsave_start(srv) {
@@ -999,13 +1092,7 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
          rdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n\
          rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\n\
          rdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\n\
-         rdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\
-         aof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\n\
-         aof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\n\
-         aof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\n\
-         aof_last_write_status:ok\r\naof_last_cow_size:0\r\n\
-         module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\
-         slot_migration_fork_in_progress:0\r\n",
+         rdb_last_load_keys_loaded:{}\r\n",
         p.loading as u8,
         p.current_cow_peak,
         p.current_cow_bytes,
@@ -1014,7 +1101,7 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
         p.current_save_keys_processed,
         p.current_save_keys_total,
         srv.dirty,
-        p.child_pid.is_some() as u8,
+        rdb_child_running(srv) as u8,
         p.lastsave,
         if p.lastbgsave_ok { "ok" } else { "err" },
         p.save_time_last,
@@ -1024,6 +1111,9 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
         p.last_load_keys_expired,
         p.last_load_keys_loaded,
     );
+    crate::aof::info_fields(srv, s);
+    s.push_str("slot_migration_fork_in_progress:0\r\n");
+    crate::aof::info_enabled_fields(srv, s);
 }
 
 #[cfg(test)]

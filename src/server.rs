@@ -266,6 +266,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     }
 
     crate::rdb::cron(srv);
+    crate::aof::cron(srv);
 
     if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
         el.stop();
@@ -279,6 +280,9 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
     crate::blocked::blocked_before_sleep(el, srv);
+    // The AOF is written (and with `appendfsync always` fsynced) before any reply of
+    // this turn leaves.
+    crate::aof::before_sleep(srv);
     crate::networking::handle_clients_with_pending_writes(el, srv);
     crate::networking::free_clients_in_async_free_queue(el, srv);
     if srv.shutdown_asap {

@@ -6,39 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Parses an i64 exactly as `string2ll`: optional `-`, no `+`, no leading zeros (except "0"),
 /// no spaces, no overflow.
+#[inline]
 pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    if s == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = if s[0] == b'-' {
-        (true, &s[1..])
-    } else {
-        (false, s)
-    };
-    if digits.is_empty() || digits[0] == b'0' {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    if neg {
-        if v > (i64::MAX as u64) + 1 {
-            None
-        } else {
-            Some((v as i64).wrapping_neg())
-        }
-    } else if v > i64::MAX as u64 {
-        None
-    } else {
-        Some(v as i64)
-    }
+    rdb::listpack::parse_canonical_i64(s)
 }
 
 /// Parses a float as `string2ld`/`getDoubleFromObject`: no surrounding spaces, not NaN,

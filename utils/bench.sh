@@ -26,6 +26,14 @@
 # 10 elements) loaded into both servers, then per server: SAVE wall time, the dump.rdb
 # size, a restart on the file timed until PING answers PONG, and latest_fork_usec after a
 # BGSAVE. Ratios are valkey-rs/upstream (targets: save and load <= 1.0, size <= upstream).
+#
+# `./utils/bench.sh aof` runs only the AOF section (it also runs after the RDB one in a full
+# run): SET throughput (redis-benchmark -t set, -c BENCH_CLIENTS -r 100000, -P 1 and 16,
+# like the table above) with `appendonly yes` and `appendfsync everysec`, then `always`,
+# both servers on fresh directories, alternating, BENCH_RUNS runs each, medians and the
+# valkey-rs/upstream ratio (target >= 1.0).
+#   BENCH_AOF_N         requests per everysec run [BENCH_N]
+#   BENCH_AOF_ALWAYS_N  requests per always run (an fsync per event-loop turn) [BENCH_N/10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,8 +45,10 @@ KEYS=${BENCH_KEYS:-1000000}
 ELEMS=${BENCH_ELEMS:-1000000}
 RDB_KEYS=${BENCH_RDB_KEYS:-1000000}
 RDB_RUNS=${BENCH_RDB_RUNS:-3}
+AOF_N=${BENCH_AOF_N:-$N}
+AOF_ALWAYS_N=${BENCH_AOF_ALWAYS_N:-$((N / 10))}
 MODE=${1:-all}
-case "$MODE" in all | rdb) ;; *) echo "usage: $0 [rdb]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof) ;; *) echo "usage: $0 [rdb|aof]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -101,13 +111,14 @@ wait_ready() {
 
 # ---- RDB: SAVE / load / size / fork latency on a mixed dataset ----------------------
 now_ns() { date +%s%N; }
-# start_server NAME DIR PORT: starts valkey-rs or the reference on DIR (loading its
-# dump.rdb if any), pinned like the others; echoes the pid.
+# start_server NAME DIR PORT [DIRECTIVES...]: starts valkey-rs or the reference on DIR
+# (loading its dump.rdb if any), pinned like the others, with the extra directives last (they
+# win); echoes the pid.
 start_server() {
     local bin
     if [ "$1" = valkey-rs ]; then bin=$OURS; else bin=$REF; fi
     "${SERVER_CPU[@]}" "$bin" --port "$3" --bind 127.0.0.1 --save "" --appendonly no \
-        --enable-debug-command yes --daemonize no --dir "$2" >>"$2/server.log" 2>&1 &
+        --enable-debug-command yes --daemonize no --dir "$2" "${@:4}" >>"$2/server.log" 2>&1 &
     echo $!
 }
 # wait_pong PORT: until PING answers PONG (not -LOADING), up to 10 minutes.
@@ -247,8 +258,92 @@ rdb_bench() {
     rm -f "$WORK/rdb_dataset.resp"
 }
 
+# bench_csv SERVER PIPELINE RUN NAME: redis-benchmark --csv on stdin -> rows of results.csv
+# (NAME "-" keeps redis-benchmark's test name).
+bench_csv() {
+    python3 -c '
+import csv, sys
+server, pipeline, run, name = sys.argv[1:5]
+for row in csv.DictReader(sys.stdin):
+    test = row["test"].split(" ")[0] if name == "-" else name
+    print(",".join([server, pipeline, run, test,
+                    row["rps"], row["p50_latency_ms"], row["p99_latency_ms"]]))
+' "$@"
+}
+
+# ---- AOF: SET throughput with appendonly yes, appendfsync everysec and always ----------
+aof_bench() {
+    local policy n server dir port run pipeline
+    local csv="$WORK/aof.csv"
+    : >"$csv"
+    declare -A aport=() apid=()
+    for policy in everysec always; do
+        if [ "$policy" = always ]; then n=$AOF_ALWAYS_N; else n=$AOF_N; fi
+        for server in valkey-rs reference; do
+            dir="$WORK/aof-$policy-$server"
+            rm -rf "$dir" && mkdir -p "$dir"
+            port=$(free_port)
+            apid[$server]=$(start_server "$server" "$dir" "$port" --appendonly yes \
+                --appendfsync "$policy")
+            PIDS+=("${apid[$server]}")
+            aport[$server]=$port
+            wait_ready "$port"
+            [ "$(redis-cli -p "$port" CONFIG GET appendonly | tail -1)" = yes ] ||
+                echo "$server: appendonly is not yes" >&2
+        done
+        echo "AOF appendfsync $policy: redis-benchmark -c $CLIENTS -n $n -r 100000 -t set, $RUNS runs each" >&2
+        for run in $(seq 1 "$RUNS"); do
+            for pipeline in 1 16; do
+                for server in valkey-rs reference; do
+                    echo "aof $policy run $run/$RUNS -P $pipeline $server" >&2
+                    "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$server]}" -c "$CLIENTS" \
+                        -n "$n" -r 100000 -t set -P "$pipeline" --csv 2>/dev/null |
+                        bench_csv "$server" "$pipeline" "$run" "SET-aof-$policy" >>"$csv" ||
+                        echo "redis-benchmark failed against $server (aof $policy -P $pipeline)" >&2
+                done
+            done
+        done
+        for server in valkey-rs reference; do
+            local adir="$WORK/aof-$policy-$server/appendonlydir" bytes
+            bytes=$( (cat "$adir"/* 2>/dev/null || true) | wc -c)
+            echo "$server aof $policy: aof_last_write_status=$(redis-cli -p "${aport[$server]}" \
+                INFO persistence | tr -d '\r' | awk -F: '$1 == "aof_last_write_status" {print $2}')," \
+                "appendonlydir: $bytes bytes in $(ls "$adir" 2>/dev/null | tr '\n' ' ')" >&2
+            [ "$bytes" -gt 100000 ] ||
+                echo "WARNING: $server wrote almost no AOF ($bytes bytes): its $policy rows are not comparable" >&2
+            stop_pid "${apid[$server]}"
+            rm -rf "$WORK/aof-$policy-$server"
+        done
+    done
+    echo
+    python3 - "$csv" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    server, pipeline, run, test, rps, p50, p99 = line.strip().split(",")
+    rows.setdefault((test, int(pipeline), server), []).append((float(rps), float(p50), float(p99)))
+keys = sorted({(t, p) for (t, p, _) in rows}, key=lambda k: (k[0] != "SET-aof-everysec", k[1]))
+print("| AOF test | -P | valkey-rs rps | p50 ms | p99 ms | upstream rps | p50 ms | p99 ms | ratio |")
+print("|----------|----|--------------:|-------:|-------:|-------------:|-------:|-------:|------:|")
+for test, p in keys:
+    def med(server):
+        r = rows.get((test, p, server))
+        if not r:
+            return None
+        return tuple(statistics.median(x[i] for x in r) for i in range(3))
+    a, b = med("valkey-rs"), med("reference")
+    fmt = lambda m: "| n/a | n/a | n/a " if m is None else "| %.0f | %.3f | %.3f " % m
+    ratio = "n/a" if not a or not b or b[0] == 0 else "%.2f" % (a[0] / b[0])
+    print("| %s | %d %s%s| %s |" % (test, p, fmt(a), fmt(b), ratio))
+PY
+}
+
 if [ "$MODE" = rdb ]; then
     rdb_bench
+    exit 0
+fi
+if [ "$MODE" = aof ]; then
+    aof_bench
     exit 0
 fi
 
@@ -273,18 +368,6 @@ echo "redis-benchmark -c $CLIENTS -n $N -r 100000 -t $TESTS, $RUNS runs each" >&
 # results.csv: server,pipeline,run,test,rps,p50,p99
 RESULTS="$WORK/results.csv"
 : >"$RESULTS"
-# bench_csv SERVER PIPELINE RUN NAME: redis-benchmark --csv on stdin -> rows of results.csv
-# (NAME "-" keeps redis-benchmark's test name).
-bench_csv() {
-    python3 -c '
-import csv, sys
-server, pipeline, run, name = sys.argv[1:5]
-for row in csv.DictReader(sys.stdin):
-    test = row["test"].split(" ")[0] if name == "-" else name
-    print(",".join([server, pipeline, run, test,
-                    row["rps"], row["p50_latency_ms"], row["p99_latency_ms"]]))
-' "$@"
-}
 custom_selected() { # name
     [ "$CUSTOM" = all ] || [[ ",$CUSTOM," == *",$1,"* ]]
 }
@@ -434,3 +517,4 @@ for kind in list hash set zset stream; do
 done
 
 rdb_bench
+aof_bench

@@ -219,15 +219,10 @@ pub struct Writer {
 /// that fits in 32 bits (as upstream's rdbTryIntegerEncoding: at most 11
 /// bytes, and formatting the parsed value gives back exactly `s`).
 fn canonical_int(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 11 {
+    if s.len() > 11 {
         return None;
     }
-    let text = std::str::from_utf8(s).ok()?;
-    let v: i64 = text.parse().ok()?;
-    if v.to_string().as_bytes() != s {
-        return None;
-    }
-    Some(v)
+    crate::listpack::parse_canonical_i64(s)
 }
 
 impl Writer {

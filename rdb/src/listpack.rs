@@ -26,6 +26,12 @@ pub const HDR_SIZE: usize = 6;
 pub const EOF: u8 = 0xFF;
 /// Element count meaning "count them".
 pub const NUMELE_UNKNOWN: u16 = u16::MAX;
+/// Encoding bytes of the multi-byte forms.
+pub const ENC_32BIT_STR: u8 = 0xF0;
+pub const ENC_16BIT_INT: u8 = 0xF1;
+pub const ENC_24BIT_INT: u8 = 0xF2;
+pub const ENC_32BIT_INT: u8 = 0xF3;
+pub const ENC_64BIT_INT: u8 = 0xF4;
 
 /// One decoded entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +59,41 @@ impl Entry<'_> {
     }
 }
 
-/// `s` as an i64 if it is its canonical decimal text (upstream string2ll:
-/// no sign '+', no leading zeros, no "-0", no spaces).
+/// `s` as an i64 if it is its canonical decimal text (upstream's string2ll: no
+/// sign '+', no leading zeros, no "-0", no spaces, at most 20 bytes). Shared by the
+/// listpack and RDB encoders and the server (`util::parse_i64_strict`).
 pub fn parse_canonical_i64(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    let text = std::str::from_utf8(s).ok()?;
-    let v: i64 = text.parse().ok()?;
-    (v.to_string().as_bytes() == s).then_some(v)
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > (i64::MAX as u64) + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
 }
 
 /// Size of the backlen field for an entry of `l` bytes.
@@ -274,6 +306,117 @@ pub fn validate_dups(lp: &[u8], deep: bool, pairs: bool) -> Result<usize> {
     Ok(count)
 }
 
+/// An element encoded and ready to be written: header (encoding byte(s) or the whole
+/// integer), string data, backlen.
+pub struct Encoded<'a> {
+    head: [u8; 9],
+    head_len: usize,
+    data: &'a [u8],
+    back: [u8; 5],
+    back_len: usize,
+}
+
+impl Encoded<'_> {
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.head_len + self.data.len() + self.back_len
+    }
+
+    #[inline]
+    pub fn write(&self, out: &mut [u8]) {
+        let h = self.head_len;
+        let d = self.data.len();
+        out[..h].copy_from_slice(&self.head[..h]);
+        out[h..h + d].copy_from_slice(self.data);
+        out[h + d..h + d + self.back_len].copy_from_slice(&self.back[..self.back_len]);
+    }
+}
+
+/// Writes the backlen of an entry whose encoding+data is `l` bytes: most significant
+/// 7-bit group first; every byte but the first has the high bit set.
+fn encode_backlen(l: usize, out: &mut [u8; 5]) -> usize {
+    let n = backlen_size(l);
+    for (i, b) in out.iter_mut().take(n).enumerate() {
+        let shift = 7 * (n - 1 - i);
+        let g = ((l as u64 >> shift) & 127) as u8;
+        *b = if i == 0 { g } else { g | 128 };
+    }
+    n
+}
+
+fn encode_int(v: i64, head: &mut [u8; 9]) -> usize {
+    if (0..=127).contains(&v) {
+        head[0] = v as u8;
+        1
+    } else if (-4096..=4095).contains(&v) {
+        let u = (v as u64) & 0x1FFF;
+        head[0] = 0xC0 | (u >> 8) as u8;
+        head[1] = u as u8;
+        2
+    } else {
+        let (enc, n) = if (i16::MIN as i64..=i16::MAX as i64).contains(&v) {
+            (ENC_16BIT_INT, 2)
+        } else if (-8388608..=8388607).contains(&v) {
+            (ENC_24BIT_INT, 3)
+        } else if (i32::MIN as i64..=i32::MAX as i64).contains(&v) {
+            (ENC_32BIT_INT, 4)
+        } else {
+            (ENC_64BIT_INT, 8)
+        };
+        head[0] = enc;
+        head[1..1 + n].copy_from_slice(&v.to_le_bytes()[..n]);
+        1 + n
+    }
+}
+
+#[inline]
+pub fn encode(ele: &[u8]) -> Encoded<'_> {
+    let mut head = [0u8; 9];
+    let (head_len, data) = match parse_canonical_i64(ele) {
+        Some(v) => (encode_int(v, &mut head), &[][..]),
+        None => {
+            let n = ele.len();
+            let hl = if n < 64 {
+                head[0] = 0x80 | n as u8;
+                1
+            } else if n < 4096 {
+                head[0] = 0xE0 | (n >> 8) as u8;
+                head[1] = n as u8;
+                2
+            } else {
+                head[0] = ENC_32BIT_STR;
+                head[1..5].copy_from_slice(&(n as u32).to_le_bytes());
+                5
+            };
+            (hl, ele)
+        }
+    };
+    let mut back = [0u8; 5];
+    let back_len = encode_backlen(head_len + data.len(), &mut back);
+    Encoded {
+        head,
+        head_len,
+        data,
+        back,
+        back_len,
+    }
+}
+
+#[inline]
+pub fn encode_i64(v: i64) -> Encoded<'static> {
+    let mut head = [0u8; 9];
+    let head_len = encode_int(v, &mut head);
+    let mut back = [0u8; 5];
+    let back_len = encode_backlen(head_len, &mut back);
+    Encoded {
+        head,
+        head_len,
+        data: &[],
+        back,
+        back_len,
+    }
+}
+
 /// Builds a listpack by appending, encoding as upstream's lpAppend (strings
 /// that are canonical integers get an integer encoding).
 #[derive(Debug, Clone)]
@@ -309,64 +452,21 @@ impl Builder {
         self.buf.len() + 1
     }
 
-    fn backlen(&mut self, l: usize) {
-        let n = backlen_size(l);
-        for i in (0..n).rev() {
-            // Most significant group first, without the high bit; the
-            // following groups carry it.
-            let mut c = ((l >> (7 * i)) & 127) as u8;
-            c |= if i == n - 1 { 0 } else { 128 };
-            self.buf.push(c);
-        }
+    fn push(&mut self, e: &Encoded) {
+        let at = self.buf.len();
+        self.buf.resize(at + e.size(), 0);
+        e.write(&mut self.buf[at..]);
+        self.count += 1;
     }
 
     /// Appends an entry (an integer encoding when `s` is a canonical i64).
     pub fn append(&mut self, s: &[u8]) {
-        if let Some(v) = parse_canonical_i64(s) {
-            return self.append_int(v);
-        }
-        let start = self.buf.len();
-        let n = s.len();
-        if n < 64 {
-            self.buf.push(0x80 | n as u8);
-        } else if n < 4096 {
-            self.buf.push(0xE0 | (n >> 8) as u8);
-            self.buf.push(n as u8);
-        } else {
-            self.buf.push(0xF0);
-            self.buf.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        self.buf.extend_from_slice(s);
-        let l = self.buf.len() - start;
-        self.backlen(l);
-        self.count += 1;
+        self.push(&encode(s));
     }
 
     /// Appends an integer entry in its smallest encoding.
     pub fn append_int(&mut self, v: i64) {
-        let start = self.buf.len();
-        if (0..=127).contains(&v) {
-            self.buf.push(v as u8);
-        } else if (-4096..=4095).contains(&v) {
-            let u = (v as u64) & 0x1fff;
-            self.buf.push(0xC0 | (u >> 8) as u8);
-            self.buf.push(u as u8);
-        } else if (i16::MIN as i64..=i16::MAX as i64).contains(&v) {
-            self.buf.push(0xF1);
-            self.buf.extend_from_slice(&(v as i16).to_le_bytes());
-        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-            self.buf.push(0xF2);
-            self.buf.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-        } else if (i32::MIN as i64..=i32::MAX as i64).contains(&v) {
-            self.buf.push(0xF3);
-            self.buf.extend_from_slice(&(v as i32).to_le_bytes());
-        } else {
-            self.buf.push(0xF4);
-            self.buf.extend_from_slice(&v.to_le_bytes());
-        }
-        let l = self.buf.len() - start;
-        self.backlen(l);
-        self.count += 1;
+        self.push(&encode_i64(v));
     }
 
     /// Appends a decoded entry as is.

@@ -106,7 +106,7 @@ fn config_get_command(srv: &mut Server, c: &mut Client) {
                 if seen.contains(name) {
                     continue;
                 }
-                if crate::glob::string_match(pat.as_bytes(), name.as_bytes(), true) {
+                if acl::glob::string_match(pat.as_bytes(), name.as_bytes(), true) {
                     seen.insert(name.to_string());
                     out.push((name.to_string(), srv.config.get_directive(d)));
                 }
@@ -232,7 +232,20 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             "tls-port" if new.get("tls-port").as_deref() != Some("0") => {
                 Some("Unable to update TLS configuration. Check server logs.")
             }
-            "appendonly" if new.appendonly => Some("Unable to turn on AOF. Check server logs."),
+            "appendonly"
+                if new.appendonly
+                    && srv.aof.state == crate::aof::AofState::Off
+                    && !crate::aof::start_append_only(
+                        srv,
+                        c.has_flag(crate::client::flags::IN_EXEC),
+                    ) =>
+            {
+                Some("Unable to turn on AOF. Check server logs.")
+            }
+            "appendonly" if !new.appendonly && srv.aof.state != crate::aof::AofState::Off => {
+                crate::aof::stop_append_only(srv);
+                None
+            }
             _ => None,
         };
         if let Some(e) = fail {
@@ -271,6 +284,7 @@ pub fn apply_runtime(srv: &mut Server) {
     srv.config.hz = srv.config.hz.clamp(1, 500);
     srv.hz = srv.config.hz;
     config::set_log_verbosity(&srv.config.loglevel);
+    crate::aof::apply_config(srv);
 }
 
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.

@@ -5,12 +5,12 @@
 use super::{acl_cat as cat, flags as f, key_flags as k, CommandDef, KeySpec};
 use crate::client::Client;
 use crate::db;
-use crate::glob::Pattern;
 use crate::notify::{notify_keyspace_event, NOTIFY_GENERIC};
 use crate::object::{ObjType, Value};
 use crate::reply;
 use crate::server::Server;
 use crate::util::{eq_ic, parse_i64_strict};
+use acl::glob::Pattern;
 
 const TIPS_MULTI_SUM: &[&str] = &["request_policy:multi_shard", "response_policy:agg_sum"];
 const TIP_NONDET: &[&str] = &["nondeterministic_output"];

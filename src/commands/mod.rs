@@ -686,7 +686,12 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     // 8. OOM: maxmemory is issue 10.
     // 8b. Writes (and PING) are refused while the last background save failed
     //     (`stop-writes-on-bgsave-error`), as upstream's writeCommandsDeniedByDiskError.
-    if crate::rdb::writes_denied(srv) {
+    let disk_err = if crate::rdb::writes_denied(srv) {
+        Some(crate::rdb::ERR_MISCONF.to_string())
+    } else {
+        crate::aof::write_error(srv)
+    };
+    if let Some(disk_err) = disk_err {
         let writes = |q: &crate::client::QueuedCommand| {
             srv.commands.commands[q.id].def.flags & flags::WRITE != 0
         };
@@ -697,14 +702,11 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
                 // EXEC itself is refused: the transaction is discarded.
                 srv.commands.stats[id].rejected_calls += 1;
                 crate::commands::transaction::discard_transaction(srv, c);
-                let e = format!(
-                    "EXECABORT Transaction discarded because of: {}",
-                    crate::rdb::ERR_MISCONF
-                );
+                let e = format!("EXECABORT Transaction discarded because of: {}", disk_err);
                 c.reply.add_error(&e);
                 srv.stats.note_error(&c.reply);
             } else {
-                reject(srv, c, Some(id), crate::rdb::ERR_MISCONF);
+                reject(srv, c, Some(id), &disk_err);
             }
             return true;
         }
@@ -739,6 +741,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let prev_no_touch = srv.current_client_no_touch;
     srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
     let dirty_before = srv.dirty;
+    // Handlers may move arguments into the keyspace (SET takes its value buffer), so a
+    // write's argv is copied first when it may have to be propagated.
+    let saved_argv = (def.flags & flags::WRITE != 0
+        && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL))
+    .then(|| c.argv.clone());
     srv.propagation.nesting += 1;
     (def.proc_)(srv, c);
     srv.propagation.nesting -= 1;
@@ -753,7 +760,7 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         && def.name != "exec"
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
     {
-        let argv = rewritten.unwrap_or_else(|| c.argv.clone());
+        let argv = rewritten.or(saved_argv).unwrap_or_else(|| c.argv.clone());
         crate::propagate::also_propagate(srv, c.db, argv, crate::propagate::PROPAGATE_ALL);
     }
     c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);

@@ -154,6 +154,19 @@ pub static COMMANDS: &[CommandDef] = &[
         "O(1)",
     ),
     CommandDef::new(
+        "bgrewriteaof",
+        1,
+        f::NO_ASYNC_LOADING | f::ADMIN | f::NOSCRIPT,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        crate::aof::bgrewriteaof_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Asynchronously rewrites the append-only file to disk.",
+        "O(1)",
+    ),
+    CommandDef::new(
         "shutdown",
         -1,
         f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE | f::NO_MULTI | f::ALLOW_BUSY,
@@ -273,6 +286,11 @@ pub fn prepare_for_shutdown(srv: &mut Server) -> bool {
         // A signal: its shutdown-on-sig* flags.
         let has = |w: &str| srv.rdb.signal_shutdown_flags.split(' ').any(|x| x == w);
         let (nosave, save, force) = (has("nosave"), has("save"), has("force"));
+        if !crate::aof::prepare_shutdown(srv, force) {
+            warn!("Errors trying to shut down the server. Check the logs for more information.");
+            srv.shutdown_asap = false;
+            return false;
+        }
         if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
             srv.shutdown_asap = false;
             return false;
@@ -426,7 +444,9 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     warn!("User requested shutdown...");
-    if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
+    if !crate::aof::prepare_shutdown(srv, force)
+        || !crate::rdb::finish_shutdown(srv, nosave, save, force)
+    {
         c.reply
             .add_error("ERR Errors trying to SHUTDOWN. Check logs.");
         return;
@@ -772,7 +792,7 @@ fn command_list_command(srv: &mut Server, c: &mut Client) {
             Filter::Module => false,
             Filter::AclCat(None) => false,
             Filter::AclCat(Some(b)) => effective_acl_categories(cmd.def) & b != 0,
-            Filter::Pattern(p) => crate::glob::string_match(p, cmd.full_name.as_bytes(), true),
+            Filter::Pattern(p) => acl::glob::string_match(p, cmd.full_name.as_bytes(), true),
         })
         .map(|cmd| cmd.full_name.as_str())
         .collect();

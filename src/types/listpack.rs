@@ -25,19 +25,14 @@
 #![allow(dead_code)]
 
 use crate::util::parse_i64_strict;
-
-const HDR_SIZE: usize = 6;
-const EOF: u8 = 0xFF;
-/// Element count value meaning "unknown": count by walking.
-const NUMELE_UNKNOWN: u16 = u16::MAX;
+// The entry encoder and the format constants are the rdb crate's (one implementation
+// of the byte format, shared with RDB loading).
+use rdb::listpack::{
+    backlen_size, encode, encode_i64, Encoded, ENC_16BIT_INT, ENC_24BIT_INT, ENC_32BIT_INT,
+    ENC_32BIT_STR, ENC_64BIT_INT, EOF, HDR_SIZE, NUMELE_UNKNOWN,
+};
 /// Upstream's LISTPACK_MAX_SAFETY_SIZE: a listpack never grows past 1GB.
 pub const MAX_SAFETY_SIZE: usize = 1 << 30;
-
-const ENC_32BIT_STR: u8 = 0xF0;
-const ENC_16BIT_INT: u8 = 0xF1;
-const ENC_24BIT_INT: u8 = 0xF2;
-const ENC_32BIT_INT: u8 = 0xF3;
-const ENC_64BIT_INT: u8 = 0xF4;
 
 /// One element read from a listpack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,130 +91,6 @@ impl LpEntry<'_> {
             LpEntry::Int(v) => Some(v),
             LpEntry::Str(_) => None,
         }
-    }
-}
-
-/// An element encoded and ready to be written: header (encoding byte(s) or the whole
-/// integer), string data, backlen.
-struct Encoded<'a> {
-    head: [u8; 9],
-    head_len: usize,
-    data: &'a [u8],
-    back: [u8; 5],
-    back_len: usize,
-}
-
-impl Encoded<'_> {
-    #[inline]
-    fn size(&self) -> usize {
-        self.head_len + self.data.len() + self.back_len
-    }
-
-    #[inline]
-    fn write(&self, out: &mut [u8]) {
-        let h = self.head_len;
-        let d = self.data.len();
-        out[..h].copy_from_slice(&self.head[..h]);
-        out[h..h + d].copy_from_slice(self.data);
-        out[h + d..h + d + self.back_len].copy_from_slice(&self.back[..self.back_len]);
-    }
-}
-
-#[inline]
-fn backlen_size(l: usize) -> usize {
-    if l <= 127 {
-        1
-    } else if l < 16383 {
-        2
-    } else if l < 2097151 {
-        3
-    } else if l < 268435455 {
-        4
-    } else {
-        5
-    }
-}
-
-/// Writes the backlen of an entry whose encoding+data is `l` bytes: most significant
-/// 7-bit group first; every byte but the first has the high bit set.
-fn encode_backlen(l: usize, out: &mut [u8; 5]) -> usize {
-    let n = backlen_size(l);
-    for (i, b) in out.iter_mut().take(n).enumerate() {
-        let shift = 7 * (n - 1 - i);
-        let g = ((l as u64 >> shift) & 127) as u8;
-        *b = if i == 0 { g } else { g | 128 };
-    }
-    n
-}
-
-fn encode_int(v: i64, head: &mut [u8; 9]) -> usize {
-    if (0..=127).contains(&v) {
-        head[0] = v as u8;
-        1
-    } else if (-4096..=4095).contains(&v) {
-        let u = (v as u64) & 0x1FFF;
-        head[0] = 0xC0 | (u >> 8) as u8;
-        head[1] = u as u8;
-        2
-    } else {
-        let (enc, n) = if (i16::MIN as i64..=i16::MAX as i64).contains(&v) {
-            (ENC_16BIT_INT, 2)
-        } else if (-8388608..=8388607).contains(&v) {
-            (ENC_24BIT_INT, 3)
-        } else if (i32::MIN as i64..=i32::MAX as i64).contains(&v) {
-            (ENC_32BIT_INT, 4)
-        } else {
-            (ENC_64BIT_INT, 8)
-        };
-        head[0] = enc;
-        head[1..1 + n].copy_from_slice(&v.to_le_bytes()[..n]);
-        1 + n
-    }
-}
-
-fn encode(ele: &[u8]) -> Encoded<'_> {
-    let mut head = [0u8; 9];
-    let (head_len, data) = match parse_i64_strict(ele) {
-        Some(v) => (encode_int(v, &mut head), &[][..]),
-        None => {
-            let n = ele.len();
-            let hl = if n < 64 {
-                head[0] = 0x80 | n as u8;
-                1
-            } else if n < 4096 {
-                head[0] = 0xE0 | (n >> 8) as u8;
-                head[1] = n as u8;
-                2
-            } else {
-                head[0] = ENC_32BIT_STR;
-                head[1..5].copy_from_slice(&(n as u32).to_le_bytes());
-                5
-            };
-            (hl, ele)
-        }
-    };
-    let mut back = [0u8; 5];
-    let back_len = encode_backlen(head_len + data.len(), &mut back);
-    Encoded {
-        head,
-        head_len,
-        data,
-        back,
-        back_len,
-    }
-}
-
-fn encode_i64(v: i64) -> Encoded<'static> {
-    let mut head = [0u8; 9];
-    let head_len = encode_int(v, &mut head);
-    let mut back = [0u8; 5];
-    let back_len = encode_backlen(head_len, &mut back);
-    Encoded {
-        head,
-        head_len,
-        data: &[],
-        back,
-        back_len,
     }
 }
 

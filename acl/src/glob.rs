@@ -35,7 +35,7 @@ enum Tok {
 }
 
 /// A compiled glob pattern, to match many strings against one pattern.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Pattern {
     /// Segments of single-byte tokens: segment 0 is before the first star, the last one
     /// after the last star; there are `segments.len() - 1` star groups.

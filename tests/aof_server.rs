@@ -1,0 +1,550 @@
+//! The AOF server side end to end with the real binary: the multi-part directory at
+//! start-up and after BGREWRITEAOF (names and manifest as the reference writes them),
+//! modes 0600/0700 whatever the umask, restarts keeping the dataset (SHUTDOWN, SIGKILL
+//! with `appendfsync always`, after a rewrite, after `CONFIG SET appendonly yes`),
+//! a truncated last command recovered or refused per `aof-load-truncated`, a corrupt
+//! file refused, and the INFO persistence aof_* fields.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, info_field, wait_for, Conn};
+
+const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
+
+/// A scratch directory removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!(
+            "valkey-rs-aofsrv-{}-{}-{}",
+            tag,
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create dir");
+        Dir(p)
+    }
+    fn aof(&self, name: &str) -> PathBuf {
+        self.0.join("appendonlydir").join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server process on `dir`, killed on drop (the directory stays).
+struct Proc {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn try_start(bin: &Path, dir: &Path, extra: &[&str], umask: bool) -> Result<Proc, String> {
+        let port = free_port();
+        let log = dir.join(format!("server-{}.log", port));
+        let f = std::fs::File::create(&log).expect("log");
+        let f2 = f.try_clone().expect("log");
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--enable-debug-command".into(),
+            "yes".into(),
+            "--save".into(),
+            "".into(),
+            "--dir".into(),
+            dir.to_string_lossy().into_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cmd = if umask {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg("umask 000; exec \"$0\" \"$@\"")
+                .arg(bin)
+                .args(&args);
+            c
+        } else {
+            let mut c = Command::new(bin);
+            c.args(&args);
+            c
+        };
+        let child = cmd
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(f))
+            .stderr(Stdio::from(f2))
+            .spawn()
+            .expect("spawn");
+        let mut p = Proc { child, port, log };
+        let up = wait_for(Duration::from_secs(10), || {
+            if let Ok(Some(_)) = p.child.try_wait() {
+                return true;
+            }
+            Conn::try_connect(port)
+                .and_then(|mut c| c.cmd(&["PING"]))
+                .is_ok_and(|r| r == b"+PONG\r\n")
+        });
+        match p.child.try_wait() {
+            Ok(None) if up => Ok(p),
+            _ => Err(p.log_text()),
+        }
+    }
+
+    fn start(dir: &Path, extra: &[&str]) -> Proc {
+        Proc::try_start(Path::new(BIN), dir, extra, false)
+            .unwrap_or_else(|log| panic!("start failed:\n{log}"))
+    }
+
+    fn conn(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn sigkill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn shutdown(mut self) {
+        let mut c = self.conn();
+        let _ = c.send(&["SHUTDOWN"]);
+        let ok = wait_for(Duration::from_secs(10), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(ok, "no exit after SHUTDOWN; log:\n{}", self.log_text());
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut code = None;
+        let done = wait_for(limit, || match self.child.try_wait() {
+            Ok(Some(st)) => {
+                code = st.code();
+                true
+            }
+            _ => false,
+        });
+        assert!(done, "server did not exit; log:\n{}", self.log_text());
+        code
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn info_str(c: &mut Conn, field: &str) -> Option<String> {
+    let t = String::from_utf8_lossy(&c.call(&["INFO", "persistence"])).into_owned();
+    let prefix = format!("{field}:");
+    t.split("\r\n")
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+}
+
+fn wait_rewrite_done(c: &mut Conn) {
+    let ok = wait_for(Duration::from_secs(20), || {
+        let i = c.call(&["INFO", "persistence"]);
+        info_field(&i, "aof_rewrite_in_progress") == Some(0)
+            && info_field(&i, "aof_rewrite_scheduled") == Some(0)
+    });
+    assert!(ok, "rewrite still running");
+}
+
+fn digest(c: &mut Conn) -> Vec<u8> {
+    c.call(&["DEBUG", "DIGEST"])
+}
+
+/// Every type, in two dbs, with absolute expiry times (replays are deterministic).
+/// Strings are written with SETRANGE / APPEND to an existing key / INCRBY: SET, MSET,
+/// GETSET and APPEND to a new key move the value out of the client's argv, so what
+/// they propagate is empty until the propagation helper fixes them.
+fn populate(c: &mut Conn, tag: &str) {
+    let k = |n: &str| format!("{tag}:{n}");
+    c.call(&["SETRANGE", &k("str"), "0", "hello"]);
+    c.call(&["INCRBY", &k("int"), "12345"]);
+    c.call(&["SETRANGE", &k("long"), "0", "y"]);
+    c.call(&["APPEND", &k("long"), &"x".repeat(300)]);
+    c.call(&["INCRBY", &k("counter"), "7"]);
+    c.call(&["RPUSH", &k("list"), "a", "b", "1", "2"]);
+    c.call(&["HSET", &k("hash"), "f1", "v1", "f2", "2"]);
+    c.call(&["SADD", &k("intset"), "1", "2", "3"]);
+    c.call(&["SADD", &k("set"), "a", "b", "c"]);
+    c.call(&["ZADD", &k("zset"), "1.5", "a", "2", "b"]);
+    c.call(&["XADD", &k("stream"), "1-1", "f", "v"]);
+    c.call(&["PFADD", &k("hll"), "a", "b", "c"]);
+    for i in 0..300 {
+        c.call(&["SADD", &k("bigset"), &format!("member:{i}")]);
+        c.call(&["RPUSH", &k("biglist"), &format!("{i}")]);
+        c.call(&["HSET", &k("bighash"), &format!("f{i}"), &"v".repeat(80)]);
+        c.call(&["ZADD", &k("bigzset"), &format!("{i}"), &format!("m{i}")]);
+    }
+    c.call(&["LPOP", &k("biglist")]);
+    c.call(&["DEL", &k("set")]);
+    c.call(&["PEXPIREAT", &k("str"), "99999999999999"]);
+    c.call(&["SELECT", "3"]);
+    c.call(&["SETRANGE", &k("db3"), "0", "three"]);
+    c.call(&["SELECT", "0"]);
+}
+
+#[test]
+fn fresh_start_layout_modes_and_info() {
+    let dir = Dir::new("layout");
+    let s = Proc::try_start(
+        Path::new(BIN),
+        &dir.0,
+        &["--appendonly", "yes", "--appendfsync", "always"],
+        true,
+    )
+    .unwrap_or_else(|l| panic!("{l}"));
+    let ad = dir.0.join("appendonlydir");
+    assert_eq!(mode(&ad), 0o700);
+    assert_eq!(
+        names(&ad),
+        [
+            "appendonly.aof.1.base.rdb",
+            "appendonly.aof.1.incr.aof",
+            "appendonly.aof.manifest"
+        ]
+    );
+    for n in names(&ad) {
+        assert_eq!(mode(&ad.join(&n)), 0o600, "{n}");
+    }
+    let m = std::fs::read_to_string(dir.aof("appendonly.aof.manifest")).expect("manifest");
+    assert_eq!(
+        m,
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    // The base is an RDB with aof-base 1.
+    let base = std::fs::read(dir.aof("appendonly.aof.1.base.rdb")).expect("base");
+    assert!(base.starts_with(b"VALKEY") || base.starts_with(b"REDIS"));
+    assert!(base.windows(8).any(|w| w == b"aof-base"));
+
+    let mut c = s.conn();
+    c.call(&["RPUSH", "l", "a"]);
+    // The write is in the file once acknowledged (appendfsync always).
+    let incr = std::fs::read(dir.aof("appendonly.aof.1.incr.aof")).expect("incr");
+    assert_eq!(
+        incr,
+        b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\na\r\n"
+    );
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "persistence"])).into_owned();
+    for f in [
+        "aof_enabled:1",
+        "aof_rewrite_in_progress:0",
+        "aof_rewrite_scheduled:0",
+        "aof_last_rewrite_time_sec:-1",
+        "aof_current_rewrite_time_sec:-1",
+        "aof_last_bgrewrite_status:ok",
+        "aof_rewrites:0",
+        "aof_rewrites_consecutive_failures:0",
+        "aof_last_write_status:ok",
+        "aof_last_cow_size:0",
+        "module_fork_in_progress:0",
+        "module_fork_last_cow_size:0",
+        "aof_pending_rewrite:0",
+        "aof_buffer_length:0",
+        "aof_pending_bio_fsync:0",
+        "aof_delayed_fsync:0",
+    ] {
+        assert!(info.contains(&format!("{f}\r\n")), "{f} in {info}");
+    }
+    assert_eq!(
+        info_str(&mut c, "aof_current_size"),
+        Some(incr.len().to_string())
+    );
+    assert_eq!(info_str(&mut c, "aof_base_size"), Some("0".into()));
+}
+
+#[test]
+fn layout_matches_reference() {
+    let Some(refbin) = common::reference_binary() else {
+        return;
+    };
+    let ours = Dir::new("lay-ours");
+    let theirs = Dir::new("lay-ref");
+    let mut listings = Vec::new();
+    for (bin, dir) in [(Path::new(BIN), &ours), (refbin.as_path(), &theirs)] {
+        let s = Proc::try_start(bin, &dir.0, &["--appendonly", "yes"], false)
+            .unwrap_or_else(|l| panic!("{l}"));
+        let mut c = s.conn();
+        let at_start = names(&dir.0.join("appendonlydir"));
+        let m1 = std::fs::read_to_string(dir.aof("appendonly.aof.manifest")).expect("m");
+        c.call(&["RPUSH", "l", "a"]);
+        assert_eq!(
+            c.call(&["BGREWRITEAOF"]),
+            b"+Background append only file rewriting started\r\n"
+        );
+        wait_rewrite_done(&mut c);
+        // History files are unlinked in the background.
+        let ad = dir.0.join("appendonlydir");
+        wait_for(Duration::from_secs(5), || names(&ad).len() == 3);
+        let after = names(&ad);
+        let m2 = std::fs::read_to_string(dir.aof("appendonly.aof.manifest")).expect("m");
+        listings.push((at_start, m1, after, m2));
+        s.shutdown();
+    }
+    assert_eq!(listings[0], listings[1]);
+    assert_eq!(
+        listings[0].2,
+        [
+            "appendonly.aof.2.base.rdb",
+            "appendonly.aof.2.incr.aof",
+            "appendonly.aof.manifest"
+        ]
+    );
+}
+
+#[test]
+fn restart_keeps_data_shutdown_and_sigkill() {
+    let dir = Dir::new("restart");
+    // everysec + SHUTDOWN: flushed and fsynced at exit.
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    populate(&mut c, "a");
+    let d1 = digest(&mut c);
+    s.shutdown();
+    // always + SIGKILL: every acknowledged write is there.
+    let s = Proc::start(&dir.0, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), d1, "log:\n{}", s.log_text());
+    populate(&mut c, "b");
+    for _ in 0..500 {
+        c.call(&["INCR", "n"]);
+    }
+    let d2 = digest(&mut c);
+    s.sigkill();
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), d2, "log:\n{}", s.log_text());
+    assert_eq!(c.call(&["GET", "n"]), b"$3\r\n500\r\n");
+    assert_eq!(c.call(&["TYPE", "a:stream"]), b"+stream\r\n");
+    assert_eq!(
+        c.call(&["OBJECT", "ENCODING", "a:bighash"]),
+        b"$9\r\nhashtable\r\n"
+    );
+}
+
+#[test]
+fn bgrewriteaof_then_restart() {
+    let dir = Dir::new("rewrite");
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    populate(&mut c, "a");
+    // A slow child: the replies while it runs.
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]);
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        b"+Background append only file rewriting started\r\n"
+    );
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        b"-ERR Background append only file rewriting already in progress\r\n"
+    );
+    assert!(c
+        .call(&["BGSAVE"])
+        .starts_with(b"-ERR Another child process is active (AOF?)"));
+    assert_eq!(
+        c.call(&["BGSAVE", "SCHEDULE"]),
+        b"+Background saving scheduled\r\n"
+    );
+    assert_eq!(
+        info_str(&mut c, "aof_rewrite_in_progress").as_deref(),
+        Some("1")
+    );
+    // Writes during the rewrite go to the new incremental file.
+    populate(&mut c, "b");
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    wait_rewrite_done(&mut c);
+    wait_for(Duration::from_secs(20), || {
+        info_field(&c.call(&["INFO", "persistence"]), "rdb_bgsave_in_progress") == Some(0)
+    });
+    // The killed-by-delay child was not killed: status ok.
+    assert_eq!(
+        info_str(&mut c, "aof_last_bgrewrite_status").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(info_str(&mut c, "aof_rewrites").as_deref(), Some("1"));
+    let m = std::fs::read_to_string(dir.aof("appendonly.aof.manifest")).expect("m");
+    assert_eq!(
+        m,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(
+        !dir.aof("appendonly.aof.1.incr.aof").exists() || {
+            std::thread::sleep(Duration::from_millis(200));
+            !dir.aof("appendonly.aof.1.incr.aof").exists()
+        }
+    );
+    populate(&mut c, "c");
+    let d = digest(&mut c);
+    s.sigkill();
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), d, "log:\n{}", s.log_text());
+    // No temp files left behind.
+    assert!(names(&dir.0).iter().all(|n| !n.starts_with("temp-")));
+}
+
+#[test]
+fn config_set_appendonly_at_runtime() {
+    let dir = Dir::new("cfgset");
+    let s = Proc::start(&dir.0, &["--appendonly", "no"]);
+    let mut c = s.conn();
+    assert_eq!(info_str(&mut c, "aof_enabled").as_deref(), Some("0"));
+    assert_eq!(info_str(&mut c, "aof_current_size"), None);
+    populate(&mut c, "a");
+    assert_eq!(c.call(&["CONFIG", "SET", "appendonly", "yes"]), b"+OK\r\n");
+    populate(&mut c, "b");
+    wait_rewrite_done(&mut c);
+    assert_eq!(info_str(&mut c, "aof_enabled").as_deref(), Some("1"));
+    populate(&mut c, "c");
+    let d = digest(&mut c);
+    // SHUTDOWN with AOF on and no save points: the AOF alone holds the data.
+    s.shutdown();
+    assert!(!dir.0.join("dump.rdb").exists());
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), d, "log:\n{}", s.log_text());
+    // Turning it off stops appending.
+    assert_eq!(c.call(&["CONFIG", "SET", "appendonly", "no"]), b"+OK\r\n");
+    let before = std::fs::metadata(dir.aof("appendonly.aof.2.incr.aof"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    c.call(&["RPUSH", "after", "x"]);
+    let after = std::fs::metadata(dir.aof("appendonly.aof.2.incr.aof"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert_eq!(before, after);
+    assert_eq!(info_str(&mut c, "aof_enabled").as_deref(), Some("0"));
+}
+
+#[test]
+fn truncated_last_command_and_corruption() {
+    let dir = Dir::new("trunc");
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    c.call(&["RPUSH", "l", "a", "b"]);
+    c.call(&["INCR", "n"]);
+    s.shutdown();
+    let incr = dir.aof("appendonly.aof.1.incr.aof");
+    let good = std::fs::read(&incr).expect("incr");
+    let mut cut = good.clone();
+    cut.extend_from_slice(b"*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$3\r\nxy");
+    // aof-load-truncated no: refuses, naming the file.
+    std::fs::write(&incr, &cut).expect("write");
+    let mut p = Proc::try_start(
+        Path::new(BIN),
+        &dir.0,
+        &["--appendonly", "yes", "--aof-load-truncated", "no"],
+        false,
+    )
+    .err()
+    .expect("must refuse");
+    assert!(
+        p.contains("Unexpected end of file reading the append only file appendonly.aof.1.incr.aof"),
+        "{p}"
+    );
+    p.clear();
+    // yes: loads, truncating at the last complete command.
+    let s = Proc::start(
+        &dir.0,
+        &["--appendonly", "yes", "--aof-load-truncated", "yes"],
+    );
+    let log = s.log_text();
+    assert!(
+        log.contains(
+            "!!! Warning: short read while loading the AOF file appendonly.aof.1.incr.aof!!!"
+        ),
+        "{log}"
+    );
+    assert!(log.contains(&format!(
+        "!!! Truncating the AOF appendonly.aof.1.incr.aof at offset {} !!!",
+        good.len()
+    )));
+    assert!(log.contains(
+        "AOF appendonly.aof.1.incr.aof loaded anyway because aof-load-truncated is enabled"
+    ));
+    let mut c = s.conn();
+    assert_eq!(
+        c.call(&["LRANGE", "l", "0", "-1"]),
+        b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(c.call(&["GET", "n"]), b"$1\r\n1\r\n");
+    // The file was cut back and is appended to after the cut.
+    c.call(&["INCR", "n"]);
+    s.shutdown();
+    let now = std::fs::read(&incr).expect("incr");
+    assert_eq!(&now[..good.len()], &good[..]);
+    assert!(now[good.len()..].starts_with(b"*2\r\n$6\r\nSELECT"));
+    // Garbage in the middle: refused whatever aof-load-truncated says.
+    let mut bad = good[..20].to_vec();
+    bad.extend_from_slice(b"garbage\r\n");
+    bad.extend_from_slice(&good[20..]);
+    std::fs::write(&incr, &bad).expect("write");
+    let mut proc_ = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false);
+    let log = match &mut proc_ {
+        Ok(p) => {
+            let code = p.wait_exit(Duration::from_secs(5));
+            panic!("started on a corrupt AOF ({code:?}): {}", p.log_text());
+        }
+        Err(l) => l.clone(),
+    };
+    assert!(
+        log.contains("Bad file format reading the append only file appendonly.aof.1.incr.aof"),
+        "{log}"
+    );
+}
+
+#[test]
+fn old_single_file_is_upgraded() {
+    let dir = Dir::new("upgrade");
+    std::fs::write(
+        dir.0.join("appendonly.aof"),
+        b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\nz\r\n",
+    )
+    .expect("write");
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(c.call(&["LRANGE", "l", "0", "-1"]), b"*1\r\n$1\r\nz\r\n");
+    assert!(!dir.0.join("appendonly.aof").exists());
+    assert!(dir.aof("appendonly.aof").exists());
+    let m = std::fs::read_to_string(dir.aof("appendonly.aof.manifest")).expect("m");
+    assert_eq!(
+        m,
+        "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    assert!(s
+        .log_text()
+        .contains("Successfully migrated an old-style AOF file (appendonly.aof) into the AOF directory (appendonlydir)."));
+}

@@ -1,0 +1,304 @@
+//! `valkey-rs-check-aof [--fix|--truncate-to-timestamp <ts>] <file.manifest|file.aof|file.rdb>`:
+//! checks an append-only file set as upstream's valkey-check-aof does, with its
+//! messages and exit codes (0 valid or fixed, 1 otherwise). A manifest is checked
+//! file by file (base, then incrementals, in order); only the last file may be
+//! truncated (`--fix` asks "Continue? [y/N]: " first). An RDB base or preamble is
+//! validated with the `rdb` crate. The stream checks are `aof::check`.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::exit;
+
+use aof::check::{check_stream, Options, Outcome};
+use aof::manifest::{Manifest, MANIFEST_MAX_LINE};
+use rdb::file::{Loader, VersionCheck};
+use rdb::object::Limits;
+
+const CHECK_OK: i32 = 0;
+const CHECK_EMPTY: i32 = 1;
+const CHECK_TRUNCATED: i32 = 2;
+const CHECK_TIMESTAMP_TRUNCATED: i32 = 3;
+
+/// `strerror`-like text of an I/O error (without Rust's " (os error N)").
+fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(p) => s[..p].to_string(),
+        None => s,
+    }
+}
+
+fn die(lines: &[String]) -> ! {
+    for l in lines {
+        println!("{l}");
+    }
+    exit(1)
+}
+
+fn read_file(path: &str, aborting: bool) -> Vec<u8> {
+    match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            let tail = if aborting { ", aborting..." } else { "" };
+            die(&[format!("Cannot open file {path}: {}{tail}", strerror(&e))])
+        }
+    }
+}
+
+fn is_manifest(buf: &[u8]) -> bool {
+    let mut rest = buf;
+    let mut found = false;
+    while !rest.is_empty() {
+        let lim = rest.len().min(MANIFEST_MAX_LINE);
+        let n = rest[..lim]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(lim, |p| p + 1);
+        let line = &rest[..n];
+        rest = &rest[n..];
+        if line.first() == Some(&b'#') {
+            continue;
+        } else if line.starts_with(b"file") {
+            found = true;
+        } else {
+            break;
+        }
+    }
+    found
+}
+
+fn is_rdb(buf: &[u8]) -> bool {
+    buf.len() >= 8 && aof::has_rdb_preamble(buf)
+}
+
+fn truncate(path: &str, len: u64) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(len)
+}
+
+/// Validates the RDB part; returns where the AOF tail starts.
+fn check_rdb_preamble(buf: &[u8], path: &str) -> usize {
+    println!("[offset 0] Checking RDB file {path}");
+    let lim = Limits {
+        max_string: u64::MAX,
+        deep: true,
+    };
+    let res = Loader::new(buf, VersionCheck::Relaxed, lim).and_then(|mut l| {
+        while l.next_record()?.is_some() {}
+        Ok(l.offset())
+    });
+    match res {
+        Ok(end) => {
+            println!("[offset {end}] \\o/ RDB looks OK! \\o/");
+            println!("RDB preamble is OK, proceeding with AOF tail...");
+            usize::try_from(end).unwrap_or(buf.len()).min(buf.len())
+        }
+        Err(e) => {
+            println!("--- RDB ERROR DETECTED ---");
+            match e {
+                rdb::Error::Corrupt { offset, reason } => println!("[offset {offset}] {reason}"),
+                other => println!("{other}"),
+            }
+            die(&["RDB preamble of AOF file is not sane, aborting.".into()])
+        }
+    }
+}
+
+struct Ctx {
+    fix: bool,
+    to_timestamp: i64,
+}
+
+fn check_single(ctx: &Ctx, name: &str, path: &str, last_file: bool, preamble: bool) -> i32 {
+    let buf = read_file(path, true);
+    let size = buf.len() as u64;
+    if size == 0 {
+        return CHECK_EMPTY;
+    }
+    let start = if preamble {
+        check_rdb_preamble(&buf, path)
+    } else {
+        0
+    };
+    let opt = Options {
+        to_timestamp: ctx.to_timestamp,
+        last_file,
+        path,
+    };
+    let (pos, line) = match check_stream(&buf, start, &opt) {
+        Outcome::Abort(lines) => die(&lines),
+        Outcome::TruncateAtTimestamp { offset } => {
+            if truncate(path, offset).is_err() {
+                die(&[format!(
+                    "Failed to truncate AOF {path} to timestamp {}",
+                    ctx.to_timestamp
+                )]);
+            }
+            return CHECK_TIMESTAMP_TRUNCATED;
+        }
+        Outcome::Analyzed {
+            ok_up_to,
+            line,
+            error,
+            format_error,
+        } => {
+            if format_error {
+                println!("AOF {name} format error");
+            }
+            if let Some(e) = error {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&e);
+                let _ = out.write_all(b"\n");
+            }
+            (ok_up_to, line)
+        }
+    };
+    let diff = size.saturating_sub(pos);
+    if diff == 0 && ctx.to_timestamp != 0 {
+        println!(
+            "Truncate nothing in AOF {name} to timestamp {}",
+            ctx.to_timestamp
+        );
+        return CHECK_OK;
+    }
+    println!(
+        "AOF analyzed: filename={name}, size={size}, ok_up_to={pos}, ok_up_to_line={line}, diff={diff}"
+    );
+    if diff > 0 {
+        if !ctx.fix {
+            die(&[format!(
+                "AOF {name} is not valid. Use the --fix option to try fixing it."
+            )]);
+        }
+        if !last_file {
+            die(&[format!(
+                "Failed to truncate AOF {name} because it is not the last file"
+            )]);
+        }
+        println!(
+            "This will shrink the AOF {name} from {size} bytes, with {diff} bytes, to {pos} bytes"
+        );
+        print!("Continue? [y/N]: ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let got = std::io::stdin().lock().read_line(&mut answer).unwrap_or(0);
+        if got == 0 || !answer.starts_with(['y', 'Y']) {
+            die(&["Aborting...".into()]);
+        }
+        if truncate(path, pos).is_err() {
+            die(&[format!("Failed to truncate AOF {name}")]);
+        }
+        return CHECK_TRUNCATED;
+    }
+    CHECK_OK
+}
+
+fn print_style(ctx: &Ctx, ret: i32, name: &str, kind: &str) {
+    match ret {
+        CHECK_OK => println!("{kind} {name} is valid"),
+        CHECK_EMPTY => println!("{kind} {name} is empty"),
+        CHECK_TIMESTAMP_TRUNCATED => println!(
+            "Successfully truncated AOF {name} to timestamp {}",
+            ctx.to_timestamp
+        ),
+        CHECK_TRUNCATED => println!("Successfully truncated AOF {name}"),
+        _ => {}
+    }
+}
+
+fn check_multi_part(ctx: &Ctx, dir: &Path, manifest_path: &str, text: &[u8]) {
+    println!("Start checking Multi Part AOF");
+    let am = match Manifest::parse_detailed(text) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("\n*** FATAL AOF MANIFEST FILE ERROR ***\n");
+            if let Some((n, l)) = &e.line {
+                println!("Reading the manifest file, at line {n}\n");
+                println!(">>> '{}'\n", String::from_utf8_lossy(l));
+            }
+            die(&[format!("{}\n", e.msg)]);
+        }
+    };
+    let _ = manifest_path;
+    let total = am.base_and_incr_count();
+    let mut num = 0usize;
+    let path_of = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    if let Some(b) = &am.base {
+        num += 1;
+        let p = path_of(&b.name);
+        let preamble = is_rdb(&read_file(&p, false));
+        println!(
+            "Start to check BASE AOF ({} format).",
+            if preamble { "RDB" } else { "RESP" }
+        );
+        let ret = check_single(ctx, &b.name, &p, num == total, preamble);
+        print_style(ctx, ret, &b.name, "BASE AOF");
+    }
+    if !am.incrs.is_empty() {
+        println!("Start to check INCR files.");
+        for i in &am.incrs {
+            num += 1;
+            let p = path_of(&i.name);
+            let ret = check_single(ctx, &i.name, &p, num == total, false);
+            print_style(ctx, ret, &i.name, "INCR AOF");
+        }
+    }
+    println!("All AOF files and manifest are valid");
+}
+
+fn usage(argv0: &str) -> ! {
+    die(&[format!(
+        "Usage: {argv0} [--fix|--truncate-to-timestamp $timestamp] <file.manifest|file.aof>"
+    )])
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args
+        .first()
+        .map(String::as_str)
+        .unwrap_or("valkey-rs-check-aof");
+    let mut ctx = Ctx {
+        fix: false,
+        to_timestamp: 0,
+    };
+    let filepath = match args.len() {
+        2 => {
+            if args[1] == "-v" || args[1] == "--version" {
+                println!("valkey-rs-check-aof {}", env!("CARGO_PKG_VERSION"));
+                exit(0);
+            }
+            args[1].clone()
+        }
+        3 if args[1] == "--fix" => {
+            ctx.fix = true;
+            args[2].clone()
+        }
+        4 if args[1] == "--truncate-to-timestamp" => {
+            let t = args[2].trim_start();
+            match t.parse::<i64>() {
+                Ok(v) if !t.is_empty() => ctx.to_timestamp = v,
+                _ => die(&["Invalid timestamp, aborting...".into()]),
+            }
+            args[3].clone()
+        }
+        _ => usage(argv0),
+    };
+    let dir = match Path::new(&filepath).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    let head = read_file(&filepath, false);
+    if !head.is_empty() && is_manifest(&head) {
+        check_multi_part(&ctx, &dir, &filepath, &head);
+    } else {
+        let preamble = is_rdb(&head);
+        drop(head);
+        println!("Start checking Old-Style AOF");
+        let ret = check_single(&ctx, &filepath, &filepath, true, preamble);
+        print_style(&ctx, ret, &filepath, "AOF");
+    }
+    exit(0)
+}
