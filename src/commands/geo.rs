@@ -217,6 +217,10 @@ fn geoadd_command(srv: &mut Server, c: &mut Client) {
         argv.push(bits.to_string().into_bytes());
         argv.push(std::mem::take(&mut c.argv[base + 2]));
     }
+    // Propagated as the ZADD it is (call() would otherwise use the GEOADD it saved).
+    if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+        c.propagate_argv = Some(argv.clone());
+    }
     c.argv = argv;
     super::zset::zadd_command(srv, c);
 }

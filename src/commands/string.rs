@@ -350,15 +350,11 @@ fn propagating(srv: &Server) -> bool {
     crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
 }
 
-/// Takes argument `i` (the value being stored) out of argv, or copies it when the argv is
-/// still needed for propagation.
+/// Takes argument `i` (the value being stored) out of argv: `call` kept a copy of a
+/// write's argv when it may be propagated, and rewrites are built before this.
 #[inline]
-fn take_arg(srv: &Server, c: &mut Client, i: usize) -> Vec<u8> {
-    if propagating(srv) {
-        c.argv[i].clone()
-    } else {
-        std::mem::take(&mut c.argv[i])
-    }
+fn take_arg(_srv: &Server, c: &mut Client, i: usize) -> Vec<u8> {
+    std::mem::take(&mut c.argv[i])
 }
 
 /// Whether a computed absolute expire time has already passed.
