@@ -57,13 +57,19 @@ pub fn expire_if_needed(srv: &mut Server, db: usize, key: &[u8]) -> bool {
 /// deletions. A command that deletes a key by setting a time in the past (EXPIRE,
 /// SET PXAT, GETEX...) uses [`delete_expired_key_from_overwrite`].
 pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
+    delete_expired_key_unpropagated(srv, db, key);
+    propagate_deletion(srv, db, key, srv.config.lazyfree_lazy_expire);
+}
+
+/// [`delete_expired_key`] without propagating the deletion: for a command propagated
+/// as is, whose replay deletes the key too (MSETEX with a time in the past).
+pub fn delete_expired_key_unpropagated(srv: &mut Server, db: usize, key: &[u8]) {
     if let Some(v) = srv.dbs[db].kv.remove(key) {
         crate::blocked::signal_deleted_key_as_ready(srv, db, key, v.obj_type());
     }
     srv.stats.expiredkeys += 1;
     srv.touch_watched_key(db, key);
     notify_keyspace_event(srv, notify::NOTIFY_EXPIRED, "expired", key, db);
-    propagate_deletion(srv, db, key, srv.config.lazyfree_lazy_expire);
 }
 
 /// A command deletes `key` because the expire time it set is already past: the key goes

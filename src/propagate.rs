@@ -76,11 +76,18 @@ pub fn exit_unit(srv: &mut Server) {
 /// Feeds the queued operations (upstream's `propagatePendingCommands`): one operation as
 /// is, several wrapped in MULTI/EXEC.
 pub fn propagate_pending(srv: &mut Server) {
+    propagate_pending_as(srv, true);
+}
+
+/// [`propagate_pending`]; `transaction` false feeds several operations without
+/// MULTI/EXEC (upstream: a command touching arbitrary keys run directly, like SCAN or
+/// KEYS expiring keys on the way, as active expiry does).
+pub fn propagate_pending_as(srv: &mut Server, transaction: bool) {
     if srv.propagation.ops.is_empty() {
         return;
     }
     let ops = std::mem::take(&mut srv.propagation.ops);
-    let wrap = ops.len() > 1;
+    let wrap = transaction && ops.len() > 1;
     // MULTI and EXEC apply to no database (upstream feeds them with dbid -1): they go
     // to whatever db the stream has selected, so the first op's SELECT, if any, follows
     // the MULTI, as upstream writes it.

@@ -582,6 +582,168 @@ GEOADD g 13.361389 38.115556 Palermo
 GEOSEARCHSTORE g2 g FROMLONLAT 15 37 BYRADIUS 200 km",
     ),
     sc(
+        "strings-more",
+        "SET a 1
+SET a 2 IFEQ 1
+SET a 3 IFEQ 9
+SET b 1 PXAT 99999999999999 GET
+SET b 2 GET KEEPTTL
+SET c 5 EX 100 GET
+DELIFEQ a 2
+DELIFEQ a 2
+MSETEX 2 k1 v1 k2 v2 EX 100
+MSETEX 1 k1 v9 NX PX 100
+MSETEX 1 k3 v3 KEEPTTL
+MSETEX 2 k1 x k3 y PXAT 1
+SETRANGE z 0 ab
+APPEND z cd
+GETRANGE z 0 -1
+INCRBYFLOAT f 1e3
+INCRBYFLOAT f -0.5",
+    ),
+    sc(
+        "lazy-expiry-in-scans",
+        "DEBUG SET-ACTIVE-EXPIRE 0
+SET a 1 PX 1
+SET e 1
+!sleep 20
+SCAN 0 COUNT 100
+SET b 1 PX 1
+!sleep 20
+KEYS *
+SET c 1 PX 1
+!sleep 20
+DBSIZE
+EXISTS c b
+TTL e
+DEBUG SET-ACTIVE-EXPIRE 1",
+    ),
+    sc(
+        "lazy-expiry-collections",
+        "DEBUG SET-ACTIVE-EXPIRE 0
+RPUSH l a b
+PEXPIRE l 1
+SADD s a
+PEXPIRE s 1
+HSET h f v
+PEXPIRE h 1
+!sleep 20
+LLEN l
+SISMEMBER s a
+HSET h g w
+RPUSH l2 x
+LMOVE l l2 LEFT LEFT
+DEBUG SET-ACTIVE-EXPIRE 1",
+    ),
+    sc(
+        "hash-more",
+        "HSET h a 1 b 2 c 3 d 4
+HGETDEL h FIELDS 2 a nofield
+HGETDEL h FIELDS 1 nofield
+HGETDEL h FIELDS 3 b c d
+HSET h x 1
+HPEXPIRE h 100000 FIELDS 1 x
+HSET h x 2
+HINCRBY h x 1
+HINCRBYFLOAT h x 0.5
+HPERSIST h FIELDS 1 x
+HSETEX h XX EXAT 99999999999 FIELDS 1 y 1
+HSETEX nokey XX EX 10 FIELDS 1 y 1
+HGETEX h PXAT 99999999999999 FIELDS 2 x y",
+    ),
+    sc(
+        "lists-more",
+        "RPUSH l a b c d e
+LINSERT l BEFORE c X
+LINSERT l BEFORE nothere Y
+LSET l 0 A
+LREM l 1 X
+LTRIM l 0 2
+LTRIM l 0 -1
+LPUSHX l z
+LPUSHX nokey z
+RPOPLPUSH l l
+LMOVE l l RIGHT LEFT
+LMPOP 2 nokey l RIGHT",
+    ),
+    sc(
+        "zsets-more",
+        "ZADD z 1 a 2 b 3 c
+ZADD z NX 5 a 4 d
+ZADD z XX GT 10 a
+ZADD z LT 0 a
+ZADD z CH 9 b
+ZADD z INCR 1 nokey
+ZADD z NX INCR 1 a
+ZREMRANGEBYSCORE z 0 1
+ZREMRANGEBYLEX z - +
+ZADD z 1 a
+ZMPOP 1 z MAX
+ZRANGESTORE dst z 0 -1
+ZINTERCARD 1 z",
+    ),
+    sc(
+        "sets-more",
+        "SADD s 1 2 3
+SADD s 1
+SREM s 1 9
+SMOVE s s 2
+SMOVE s t 2
+SMOVE s t 9
+SINTERCARD 1 s
+SPOP nokey
+SPOP nokey 3
+SMISMEMBER s 1 3",
+    ),
+    sc(
+        "keys-more",
+        "SET a 1 EX 100
+RENAME a b
+COPY b c DB 2
+COPY b c DB 2
+COPY b c DB 2 REPLACE
+TOUCH b
+OBJECT ENCODING b
+PERSIST b
+EXPIRETIME b
+SET v 1
+PEXPIRE v 100 XX
+PEXPIRE v 100 GT
+PEXPIRE v 100 NX
+PEXPIRE v 50 LT
+EXPIREAT v 99999999999 GT",
+    ),
+    sc(
+        "multi-exec-more",
+        "MULTI
+PING
+EXEC
+MULTI
+INCR a
+EXEC
+MULTI
+SET k 1
+SET k 2
+DISCARD
+MULTI
+SET x 1 EX 10
+EXPIRE x 0
+EXEC
+MULTI
+SPOP nokey
+SET y 1
+SPOP nokey2
+EXEC",
+    ),
+    sc(
+        "blocking-timeout-and-wrongtype",
+        "@B BLPOP l 0.05
+!sleep 200
+@B?
+SET l str
+BLPOP l 0",
+    ),
+    sc(
         "sort-store",
         "RPUSH l 3 1 2
 SORT l STORE o

@@ -765,7 +765,10 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     }
     c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);
     if srv.propagation.nesting == 0 {
-        crate::propagate::propagate_pending(srv);
+        // Upstream's CMD_TOUCHES_ARBITRARY_KEYS (hidden from COMMAND INFO): the keys
+        // these expire on the way are not wrapped in MULTI/EXEC.
+        let arbitrary = matches!(def.name, "scan" | "keys" | "randomkey");
+        crate::propagate::propagate_pending_as(srv, !arbitrary);
     }
     // Messages published to the client itself follow its reply (after the whole EXEC).
     if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {

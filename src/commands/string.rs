@@ -613,6 +613,10 @@ fn delifeq_command(srv: &mut Server, c: &mut Client) {
     db::db_delete(srv, db, &c.argv[1]);
     srv.dirty += 1;
     notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &c.argv[1], db);
+    // Propagated as DEL.
+    if propagating(srv) {
+        c.propagate_argv = Some(vec![b"DEL".to_vec(), c.argv[1].clone()]);
+    }
     c.reply.add_long(1);
 }
 
@@ -705,11 +709,22 @@ fn msetex_command(srv: &mut Server, c: &mut Client) {
         }
     }
     let expired = when.is_some_and(|w| already_expired(srv, w));
+    // A relative or seconds expiry is propagated as `PXAT <ms>` in its place.
+    if let (Some(w), Some(i), false) = (when, o.expire, expired) {
+        if o.flags & O_PXAT == 0 && i >= 1 && propagating(srv) {
+            let mut argv = c.argv.clone();
+            argv[i - 1] = b"PXAT".to_vec();
+            argv[i] = w.to_string().into_bytes();
+            c.propagate_argv = Some(argv);
+        }
+    }
     for i in 0..numkeys {
         let ki = 2 + 2 * i;
         if expired {
+            // Propagated as is: its replay deletes the keys too.
             if db::lookup_key_write(srv, db, &c.argv[ki]).is_some() {
-                db::delete_expired_key_from_overwrite(srv, c, ki);
+                db::delete_expired_key_unpropagated(srv, db, &c.argv[ki]);
+                srv.dirty += 1;
             }
             continue;
         }
