@@ -741,6 +741,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let prev_no_touch = srv.current_client_no_touch;
     srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
     let dirty_before = srv.dirty;
+    // Handlers may move arguments into the keyspace (SET takes its value buffer), so a
+    // write's argv is copied first when it may have to be propagated.
+    let saved_argv = (def.flags & flags::WRITE != 0
+        && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL))
+    .then(|| c.argv.clone());
     srv.propagation.nesting += 1;
     (def.proc_)(srv, c);
     srv.propagation.nesting -= 1;
@@ -752,7 +757,7 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         && !c.has_flag(cflags::PREVENT_PROP | cflags::BLOCKED)
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
     {
-        let argv = rewritten.unwrap_or_else(|| c.argv.clone());
+        let argv = rewritten.or(saved_argv).unwrap_or_else(|| c.argv.clone());
         crate::propagate::also_propagate(srv, c.db, argv, crate::propagate::PROPAGATE_ALL);
     }
     c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);
