@@ -56,15 +56,54 @@ pub fn expire_if_needed(srv: &mut Server, db: usize, key: &[u8]) -> bool {
     true
 }
 
-/// Deletes a key that expired, with the stats and signals of an expiry.
+/// Deletes a key that expired, with the stats and signals of an expiry, and propagates
+/// the deletion as an explicit DEL or UNLINK (upstream's `deleteExpiredKeyAndPropagate`).
+/// It does not make the dataset dirty: a read that expires keys propagates only their
+/// deletions. A command that deletes a key by setting a time in the past (EXPIRE,
+/// SET PXAT, GETEX...) uses [`delete_expired_key_from_overwrite`].
 pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
+    delete_expired_key_unpropagated(srv, db, key);
+    propagate_deletion(srv, db, key, srv.config.lazyfree_lazy_expire);
+}
+
+/// [`delete_expired_key`] without propagating the deletion: for a command propagated
+/// as is, whose replay deletes the key too (MSETEX with a time in the past).
+pub fn delete_expired_key_unpropagated(srv: &mut Server, db: usize, key: &[u8]) {
     if let Some(v) = srv.dbs[db].kv.remove(key) {
         crate::blocked::signal_deleted_key_as_ready(srv, db, key, v.obj_type());
     }
     srv.stats.expiredkeys += 1;
     srv.touch_watched_key(db, key);
-    srv.dirty += 1;
     notify_keyspace_event(srv, notify::NOTIFY_EXPIRED, "expired", key, db);
+}
+
+/// A command deletes `key` because the expire time it set is already past: the key goes
+/// as an expiry, the dataset is dirty, and the command propagates as the deletion alone
+/// (upstream's `deleteExpiredKeyFromOverwriteAndPropagate`).
+/// `key_idx` is the key's index in `c.argv`.
+pub fn delete_expired_key_from_overwrite(
+    srv: &mut Server,
+    c: &mut crate::client::Client,
+    key_idx: usize,
+) {
+    let Some(key) = c.argv.get_mut(key_idx).map(std::mem::take) else {
+        return;
+    };
+    delete_expired_key(srv, c.db, &key);
+    c.argv[key_idx] = key;
+    srv.dirty += 1;
+    c.flags |= crate::client::flags::PREVENT_PROP;
+}
+
+/// Queues `DEL key` (or `UNLINK key` when `lazy`) for propagation (upstream's
+/// `propagateDeletion`). Free when nothing consumes the stream.
+pub fn propagate_deletion(srv: &mut Server, db: usize, key: &[u8], lazy: bool) {
+    use crate::propagate::{also_propagate, should_propagate, PROPAGATE_ALL};
+    if !should_propagate(srv, PROPAGATE_ALL) {
+        return;
+    }
+    let cmd: &[u8] = if lazy { b"UNLINK" } else { b"DEL" };
+    also_propagate(srv, db, vec![cmd.to_vec(), key.to_vec()], PROPAGATE_ALL);
 }
 
 /// How a lookup behaves, as upstream's `LOOKUP_*` flags.

@@ -57,24 +57,52 @@ pub fn also_propagate(srv: &mut Server, dbid: usize, argv: Vec<Vec<u8>>, target:
     }
 }
 
+/// Opens an execution unit outside any command (cron work whose operations must apply
+/// atomically, e.g. a hash's expired fields then the emptied key): operations queue
+/// until [`exit_unit`].
+pub fn enter_unit(srv: &mut Server) {
+    srv.propagation.nesting += 1;
+}
+
+/// Closes a unit opened by [`enter_unit`]; at the outermost level its operations are
+/// fed (wrapped in MULTI/EXEC when several).
+pub fn exit_unit(srv: &mut Server) {
+    srv.propagation.nesting = srv.propagation.nesting.saturating_sub(1);
+    if srv.propagation.nesting == 0 {
+        propagate_pending(srv);
+    }
+}
+
 /// Feeds the queued operations (upstream's `propagatePendingCommands`): one operation as
 /// is, several wrapped in MULTI/EXEC.
 pub fn propagate_pending(srv: &mut Server) {
+    propagate_pending_as(srv, true);
+}
+
+/// [`propagate_pending`]; `transaction` false feeds several operations without
+/// MULTI/EXEC (upstream: a command touching arbitrary keys run directly, like SCAN or
+/// KEYS expiring keys on the way, as active expiry does).
+pub fn propagate_pending_as(srv: &mut Server, transaction: bool) {
     if srv.propagation.ops.is_empty() {
         return;
     }
     let ops = std::mem::take(&mut srv.propagation.ops);
-    let wrap = ops.len() > 1;
+    let wrap = transaction && ops.len() > 1;
+    // MULTI and EXEC apply to no database (upstream feeds them with dbid -1): they go
+    // to whatever db the stream has selected, so the first op's SELECT, if any, follows
+    // the MULTI, as upstream writes it.
     if wrap {
         let first = &ops[0];
-        propagate_now(srv, first.dbid, &[b"MULTI".to_vec()], PROPAGATE_ALL);
+        let db = srv.aof.selected_db.unwrap_or(first.dbid);
+        propagate_now(srv, db, &[b"MULTI".to_vec()], PROPAGATE_ALL);
     }
-    let last_db = ops.last().map(|o| o.dbid).unwrap_or(0);
     for op in &ops {
         propagate_now(srv, op.dbid, &op.argv, op.target);
     }
     if wrap {
-        propagate_now(srv, last_db, &[b"EXEC".to_vec()], PROPAGATE_ALL);
+        let last_db = ops.last().map(|o| o.dbid).unwrap_or(0);
+        let db = srv.aof.selected_db.unwrap_or(last_db);
+        propagate_now(srv, db, &[b"EXEC".to_vec()], PROPAGATE_ALL);
     }
     // Keep the allocation for the next unit.
     let mut ops = ops;

@@ -204,7 +204,7 @@ fn geoadd_command(srv: &mut Server, c: &mut Client) {
     }
     let elements = (argc - longidx) / 3;
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(longidx + elements * 2);
-    argv.push(b"zadd".to_vec());
+    argv.push(b"ZADD".to_vec());
     argv.extend(c.argv[1..longidx].iter().cloned());
     for i in 0..elements {
         let base = longidx + i * 3;
@@ -216,6 +216,10 @@ fn geoadd_command(srv: &mut Server, c: &mut Client) {
             .unwrap_or(0);
         argv.push(bits.to_string().into_bytes());
         argv.push(std::mem::take(&mut c.argv[base + 2]));
+    }
+    // Propagated as the ZADD it is (call() would otherwise use the GEOADD it saved).
+    if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+        c.propagate_argv = Some(argv.clone());
     }
     c.argv = argv;
     super::zset::zadd_command(srv, c);

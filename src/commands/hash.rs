@@ -605,6 +605,15 @@ fn hincrbyfloat_command(srv: &mut Server, c: &mut Client) {
     };
     let s = sum.format_human();
     let (_, exp) = h.set(field, s.as_bytes(), expiry, false, now, max_e, max_v);
+    // Propagated as HSET key field <result>.
+    if propagating(srv) {
+        c.propagate_argv = Some(vec![
+            b"HSET".to_vec(),
+            c.argv[1].clone(),
+            c.argv[2].clone(),
+            s.as_bytes().to_vec(),
+        ]);
+    }
     let key = &c.argv[1];
     db::signal_modified_key(srv, db, key);
     if exp {
@@ -840,6 +849,7 @@ fn hexpire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: boo
     let Some(when) = expire_to_unix(c, 2, basetime, seconds) else {
         return;
     };
+    let prop = propagating(srv);
     let h = match write_hash(srv, c) {
         Err(()) => return,
         Ok(h) => h,
@@ -853,14 +863,30 @@ fn hexpire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: boo
     };
     let mut expired = 0u64;
     let mut updated = 0u64;
+    let mut deleted: Vec<Vec<u8>> = Vec::new();
     for field in &c.argv[fields_at..] {
         let r = h.set_expire(field, when, flags, now);
         if r == EXP_SUCCESSFUL {
             updated += 1;
         } else if r == EXP_EXPIRE_ASAP {
             expired += 1;
+            if prop {
+                deleted.push(field.clone());
+            }
         }
         c.reply.add_long(r);
+    }
+    if prop && expired + updated > 0 {
+        // Fields whose time is already past go as HDEL; otherwise the command goes as
+        // HPEXPIREAT with the absolute time (flags and fields kept).
+        c.propagate_argv = Some(if expired > 0 {
+            hdel_argv(&c.argv[1], deleted)
+        } else {
+            let mut argv = c.argv.clone();
+            argv[0] = b"HPEXPIREAT".to_vec();
+            argv[2] = when.to_string().into_bytes();
+            argv
+        });
     }
     if expired + updated > 0 {
         let key = &c.argv[1];
@@ -875,6 +901,35 @@ fn hexpire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: boo
             track_volatile(srv, db, key);
         }
     }
+}
+
+/// Whether writes are propagated (AOF on): rewrites are built only then.
+#[inline]
+fn propagating(srv: &Server) -> bool {
+    crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
+}
+
+/// `HDEL key field...`, how deleted (expired) fields are propagated.
+fn hdel_argv(key: &[u8], fields: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut argv = Vec::with_capacity(fields.len() + 2);
+    argv.push(b"HDEL".to_vec());
+    argv.push(key.to_vec());
+    argv.extend(fields);
+    argv
+}
+
+/// `<cmd> key <time> FIELDS n field...` (HPEXPIREAT / HPERSIST without a time).
+fn fields_argv(cmd: &[u8], key: &[u8], when: Option<i64>, fields: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut argv = Vec::with_capacity(fields.len() + 5);
+    argv.push(cmd.to_vec());
+    argv.push(key.to_vec());
+    if let Some(w) = when {
+        argv.push(w.to_string().into_bytes());
+    }
+    argv.push(b"FIELDS".to_vec());
+    argv.push(fields.len().to_string().into_bytes());
+    argv.extend(fields);
+    argv
 }
 
 /// Parses `key FIELDS numfields field...` at argv[2] (HTTL family, HPERSIST, HGETDEL);
@@ -1114,6 +1169,7 @@ fn hsetex_command(srv: &mut Server, c: &mut Client) {
             return;
         }
     }
+    let prop = propagating(srv);
     let Some(h) = write_or_create(srv, c) else {
         return;
     };
@@ -1122,10 +1178,14 @@ fn hsetex_command(srv: &mut Server, c: &mut Client) {
     }
     let mut changes = 0u64;
     let mut expired_overwritten = 0u64;
+    let mut deleted: Vec<Vec<u8>> = Vec::new();
     for pair in c.argv[fields_at..].chunks_exact(2) {
         if set_expired {
             if h.delete(&pair[0], None) {
                 changes += 1;
+                if prop {
+                    deleted.push(pair[0].clone());
+                }
             }
         } else {
             let (_, exp) = h.set(&pair[0], &pair[1], when, keep, now, max_e, max_v);
@@ -1133,6 +1193,23 @@ fn hsetex_command(srv: &mut Server, c: &mut Client) {
             if exp {
                 expired_overwritten += 1;
             }
+        }
+    }
+    if prop && changes > 0 {
+        // A time already past deletes the fields (HDEL); a time goes as PXAT with the
+        // absolute time (the other options dropped), as upstream.
+        if set_expired {
+            c.propagate_argv = Some(hdel_argv(&c.argv[1], deleted));
+        } else if when != EXPIRY_NONE {
+            let mut argv = Vec::with_capacity(c.argv.len() - fields_at + 6);
+            argv.push(b"HSETEX".to_vec());
+            argv.push(c.argv[1].clone());
+            argv.push(b"PXAT".to_vec());
+            argv.push(when.to_string().into_bytes());
+            argv.push(b"FIELDS".to_vec());
+            argv.push(num_fields.to_string().into_bytes());
+            argv.extend(c.argv[fields_at..].iter().cloned());
+            c.propagate_argv = Some(argv);
         }
     }
     let key = &c.argv[1];
@@ -1203,6 +1280,8 @@ fn hgetex_command(srv: &mut Server, c: &mut Client) {
     }
     c.reply.add_array_len(num_fields as usize);
     let mut changes = 0u64;
+    let prop = propagating(srv);
+    let mut changed_fields: Vec<Vec<u8>> = Vec::new();
     let h = if exists {
         match db::lookup_key_write_mut(srv, db, &c.argv[1]) {
             Some(Value::Hash(h)) => Some(h),
@@ -1231,9 +1310,23 @@ fn hgetex_command(srv: &mut Server, c: &mut Client) {
                 };
                 if changed {
                     changes += 1;
+                    if prop {
+                        changed_fields.push(field.clone());
+                    }
                 }
             }
         }
+    }
+    if prop && changes > 0 {
+        // The fields changed: HDEL (time past), HPEXPIREAT (absolute time), HPERSIST.
+        let key = &c.argv[1];
+        c.propagate_argv = Some(if set_expired {
+            hdel_argv(key, changed_fields)
+        } else if set_expiry {
+            fields_argv(b"HPEXPIREAT", key, Some(when), changed_fields)
+        } else {
+            fields_argv(b"HPERSIST", key, None, changed_fields)
+        });
     }
     if changes > 0 {
         let key = &c.argv[1];
@@ -1359,14 +1452,30 @@ pub fn active_expire_fields(
     let now = srv.mstime;
     let batch = srv.dbs[db].volatile_hashes.next_batch(keys);
     let mut total = 0;
+    let prop = propagating(srv);
+    let mut fields: Vec<Vec<u8>> = Vec::new();
     for key in batch {
+        fields.clear();
+        let out = if prop { Some(&mut fields) } else { None };
         let (n, empty, still) = match srv.dbs[db].kv.get_mut(&key) {
             Some(Value::Hash(h)) => {
-                let n = h.expire_fields(now, FIELDS_PER_KEY);
+                let n = h.expire_fields(now, FIELDS_PER_KEY, out);
                 (n, h.is_empty(), h.has_volatile())
             }
             _ => (0, false, false),
         };
+        if n > 0 && prop {
+            // The key's expired fields as one HDEL, then its deletion when emptied, in
+            // one unit (MULTI/EXEC), as upstream.
+            crate::propagate::enter_unit(srv);
+            let argv = hdel_argv(&key, std::mem::take(&mut fields));
+            crate::propagate::also_propagate(srv, db, argv, crate::propagate::PROPAGATE_ALL);
+            if empty {
+                let lazy = srv.config.lazyfree_lazy_expire;
+                db::propagate_deletion(srv, db, &key, lazy);
+            }
+            crate::propagate::exit_unit(srv);
+        }
         if n > 0 {
             total += n;
             srv.dirty += n as u64;

@@ -625,12 +625,19 @@ fn expire_generic(srv: &mut Server, c: &mut Client, basetime: i64, seconds: bool
         }
     }
     if when <= srv.mstime {
-        // Already in the past: the key goes now, as an expiry.
-        db::delete_expired_key(srv, c.db, key);
+        // Already in the past: the key goes now, as an expiry (propagated as DEL).
+        db::delete_expired_key_from_overwrite(srv, c, 1);
     } else {
         db::set_expire(srv, c.db, key, when);
         srv.dirty += 1;
         notify_keyspace_event(srv, NOTIFY_GENERIC, "expire", key, c.db);
+        // Propagated as PEXPIREAT with the absolute time (the flags kept).
+        if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+            let mut argv = c.argv.clone();
+            argv[0] = b"PEXPIREAT".to_vec();
+            argv[2] = when.to_string().into_bytes();
+            c.propagate_argv = Some(argv);
+        }
     }
     c.reply.add_long(1);
 }
@@ -1324,9 +1331,28 @@ fn restore_command(srv: &mut Server, c: &mut Client) {
             db::signal_modified_key(srv, dbid, &key);
             notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &key, dbid);
             srv.dirty += 1;
+            // Propagated as the deletion of the replaced key.
+            if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+                let del: &[u8] = if srv.config.lazyfree_lazy_server_del {
+                    b"UNLINK"
+                } else {
+                    b"DEL"
+                };
+                c.propagate_argv = Some(vec![del.to_vec(), key.clone()]);
+            }
         }
         c.reply.add_ok();
         return;
+    }
+    // A relative TTL is propagated as an absolute one (`... ABSTTL` appended).
+    if ttl != 0
+        && !absttl
+        && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
+    {
+        let mut argv = c.argv.clone();
+        argv[2] = ttl.to_string().into_bytes();
+        argv.push(b"ABSTTL".to_vec());
+        c.propagate_argv = Some(argv);
     }
     db::db_add(srv, dbid, &key, val);
     if ttl != 0 {

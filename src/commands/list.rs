@@ -920,6 +920,16 @@ fn serve_pop(
                 1
             }
         };
+        // BLPOP/BRPOP propagate as LPOP/RPOP key, LMPOP/BLMPOP as LPOP/RPOP key count
+        // (the number popped), as upstream.
+        if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+            let name: &[u8] = if head { b"LPOP" } else { b"RPOP" };
+            let mut argv = vec![name.to_vec(), c.argv[j].clone()];
+            if count.is_some() {
+                argv.push(removed.to_string().into_bytes());
+            }
+            c.propagate_argv = Some(argv);
+        }
         elements_removed(srv, db, &c.argv[j], head, removed);
         return true;
     }
@@ -948,6 +958,17 @@ fn blmove_generic(srv: &mut Server, c: &mut Client, from: bool, to: bool, timeou
     };
     if exists {
         lmove_generic(srv, c, from, to);
+        // Propagated as the non-blocking form: LMOVE src dst from to / RPOPLPUSH src dst.
+        if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+            let mut argv: Vec<Vec<u8>> = if eq_ic(&c.argv[0], "brpoplpush") {
+                vec![b"RPOPLPUSH".to_vec()]
+            } else {
+                vec![b"LMOVE".to_vec()]
+            };
+            let n = if argv[0] == b"LMOVE" { 5 } else { 3 };
+            argv.extend(c.argv.iter().take(n).skip(1).cloned());
+            c.propagate_argv = Some(argv);
+        }
     } else if blocked::blocking_denied(c) {
         c.reply.add_null();
     } else {

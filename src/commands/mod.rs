@@ -753,8 +753,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     // command asked not to; the queue is flushed when the execution unit ends.
     let dirty = srv.dirty != dirty_before;
     let rewritten = c.propagate_argv.take();
+    // EXEC is never propagated itself: its commands were, and the unit is wrapped in
+    // MULTI/EXEC when it has several operations.
     if (dirty || c.has_flag(cflags::FORCE_PROP))
         && !c.has_flag(cflags::PREVENT_PROP | cflags::BLOCKED)
+        && def.name != "exec"
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
     {
         let argv = rewritten.or(saved_argv).unwrap_or_else(|| c.argv.clone());
@@ -762,7 +765,10 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     }
     c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);
     if srv.propagation.nesting == 0 {
-        crate::propagate::propagate_pending(srv);
+        // Upstream's CMD_TOUCHES_ARBITRARY_KEYS (hidden from COMMAND INFO): the keys
+        // these expire on the way are not wrapped in MULTI/EXEC.
+        let arbitrary = matches!(def.name, "scan" | "keys" | "randomkey");
+        crate::propagate::propagate_pending_as(srv, !arbitrary);
     }
     // Messages published to the client itself follow its reply (after the whole EXEC).
     if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {

@@ -376,6 +376,8 @@ fn flushdb_command(srv: &mut Server, c: &mut Client) {
     };
     let n = crate::db::empty_data(srv, Some(c.db), lazy);
     srv.dirty += n as u64;
+    // Propagated even when the db was already empty, as upstream.
+    c.flags |= crate::client::flags::FORCE_PROP;
     c.reply.add_ok();
 }
 
@@ -393,6 +395,7 @@ fn flushall_command(srv: &mut Server, c: &mut Client) {
         crate::rdb::rdb_save(srv, &name);
     }
     srv.dirty += 1;
+    c.flags |= crate::client::flags::FORCE_PROP;
     c.reply.add_ok();
 }
 

@@ -580,6 +580,10 @@ fn spop_command(srv: &mut Server, c: &mut Client) {
         }
     };
     notify_keyspace_event(srv, NOTIFY_SET, "spop", &argv[1], db);
+    // Propagated as SREM key member.
+    if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+        c.propagate_argv = Some(vec![b"SREM".to_vec(), argv[1].clone(), ele.to_vec()]);
+    }
     c.reply.add_bulk(&ele);
     if emptied {
         db::db_delete(srv, db, &argv[1]);
@@ -635,18 +639,39 @@ fn spop_with_count(srv: &mut Server, c: &mut Client) {
         db::db_delete(srv, db, key);
         notify_keyspace_event(srv, NOTIFY_GENERIC, "del", key, db);
         db::signal_modified_key(srv, db, key);
+        // Propagated as the deletion of the key.
+        if crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL) {
+            let del: &[u8] = if srv.config.lazyfree_lazy_server_del {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            c.propagate_argv = Some(vec![del.to_vec(), c.argv[1].clone()]);
+        }
         return;
     }
 
+    // The popped members are propagated as SREMs of up to SPOP_PROPAGATE_BATCH members.
+    let propagating = crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL);
+    let mut popped: Vec<Vec<u8>> = Vec::new();
     let remaining = size - count;
     c.reply.add_set_len(count);
     let Some(set) = set_mut(srv, db, key) else {
         return;
     };
     let reply = &mut c.reply;
-    let mut emit = |m: Member<'_>| match m {
-        Member::Int(n) => reply.add_bulk_i64(n),
-        Member::Str(s) => reply.add_bulk(s),
+    let popped_ref = &mut popped;
+    let mut emit = |m: Member<'_>| {
+        match m {
+            Member::Int(n) => reply.add_bulk_i64(n),
+            Member::Str(s) => reply.add_bulk(s),
+        }
+        if propagating {
+            popped_ref.push(match m {
+                Member::Int(n) => n.to_string().into_bytes(),
+                Member::Str(s) => s.to_vec(),
+            });
+        }
     };
     if remaining.saturating_mul(SPOP_MOVE_STRATEGY_MUL) > count {
         if set.encoding() == crate::object::Encoding::Listpack {
@@ -698,7 +723,21 @@ fn spop_with_count(srv: &mut Server, c: &mut Client) {
         }
     }
     db::signal_modified_key(srv, db, key);
+    if propagating {
+        let key = c.argv[1].clone();
+        for chunk in popped.chunks(SPOP_PROPAGATE_BATCH) {
+            let mut argv = Vec::with_capacity(chunk.len() + 2);
+            argv.push(b"SREM".to_vec());
+            argv.push(key.clone());
+            argv.extend(chunk.iter().cloned());
+            crate::propagate::also_propagate(srv, db, argv, crate::propagate::PROPAGATE_ALL);
+        }
+        c.flags |= crate::client::flags::PREVENT_PROP;
+    }
 }
+
+/// Members per SREM when SPOP with a count is propagated (upstream's batch of 1024).
+const SPOP_PROPAGATE_BATCH: usize = 1024;
 
 enum OwnedMember {
     Int(i64),

@@ -335,6 +335,8 @@ struct TrimArgs {
     strategy: TrimStrategy,
     approx: bool,
     limit: i64,
+    /// Index of the MAXLEN/MINID threshold in argv (propagation rewrites `~ n`).
+    trim_arg: usize,
 }
 
 /// Upstream's `streamParseAddOrTrimArgsOrReply`: returns the args and the ID position.
@@ -345,6 +347,7 @@ fn parse_add_trim(srv: &Server, c: &mut Client, xadd: bool) -> Option<(TrimArgs,
         strategy: TrimStrategy::None,
         approx: false,
         limit: 0,
+        trim_arg: 0,
     };
     let argc = c.argv.len();
     let mut limit_given = false;
@@ -370,6 +373,7 @@ fn parse_add_trim(srv: &Server, c: &mut Client, xadd: bool) -> Option<(TrimArgs,
             } else if more >= 2 && next == b"=" {
                 i += 1;
             }
+            a.trim_arg = i + 1;
             if maxlen {
                 let v = get_ll_or_reply(c, i + 1)?;
                 if v < 0 {
@@ -457,6 +461,7 @@ fn xadd_command(srv: &mut Server, c: &mut Client) {
         srv.config.stream_node_max_entries,
     );
     let now = srv.mstime.max(0) as u64;
+    let propagating_flag = propagating(srv);
     match db::lookup_key_write(srv, db, &c.argv[1]) {
         Some(ValueRef::Stream(_)) => {}
         Some(_) => {
@@ -494,6 +499,16 @@ fn xadd_command(srv: &mut Server, c: &mut Client) {
         }
     };
     let trimmed = s.trim(args.strategy, args.approx, args.limit);
+    // Propagated with the ID it got (`*` / `ms-*` resolved) and an exact trim.
+    let rewrite_id = !matches!(args.id, Some((_, true)));
+    if (rewrite_id || args.approx) && propagating_flag {
+        let mut argv = c.argv.clone();
+        if rewrite_id {
+            argv[idpos] = id_bytes(id);
+        }
+        rewrite_approx_trim(&mut argv, &args, s);
+        c.propagate_argv = Some(argv);
+    }
     add_id(&mut c.reply, id);
     let key = c.argv[1].clone();
     db::signal_modified_key(srv, db, &key);
@@ -503,6 +518,84 @@ fn xadd_command(srv: &mut Server, c: &mut Client) {
         notify_keyspace_event(srv, NOTIFY_STREAM, "xtrim", &key, db);
     }
     blocked::signal_key_as_ready(srv, db, &key, ObjType::Stream);
+}
+
+/// `<ms>-<seq>`.
+fn id_bytes(id: StreamId) -> Vec<u8> {
+    format!("{}-{}", id.ms, id.seq).into_bytes()
+}
+
+/// Whether writes are propagated (AOF on): rewrites are built only then.
+#[inline]
+fn propagating(srv: &Server) -> bool {
+    crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
+}
+
+/// An approximate trim (`~ n`) propagates as the exact trim it did: `= <length after>`
+/// for MAXLEN, `= <first ID after>` for MINID (upstream's streamRewriteApproxSpecifier
+/// and streamRewriteTrimArgument), so replicas end with the same entries.
+fn rewrite_approx_trim(argv: &mut [Vec<u8>], args: &TrimArgs, s: &Stream) {
+    if !args.approx || args.trim_arg < 1 {
+        return;
+    }
+    if let Some(a) = argv.get_mut(args.trim_arg - 1) {
+        *a = b"=".to_vec();
+    }
+    let v = match args.strategy {
+        TrimStrategy::MaxLen(_) => s.len().to_string().into_bytes(),
+        _ => id_bytes(s.first_id_with_tombstones().unwrap_or(StreamId::MAX)),
+    };
+    if let Some(a) = argv.get_mut(args.trim_arg) {
+        *a = v;
+    }
+}
+
+/// How a change to a group's PEL is propagated (upstream's streamPropagateXCLAIM): an
+/// idempotent `XCLAIM key group consumer 0 id TIME t RETRYCOUNT n FORCE JUSTID LASTID
+/// last` (for a deleted entry, with the NACK as it was, which removes it on replay).
+fn xclaim_argv(
+    key: &[u8],
+    group: &[u8],
+    id: StreamId,
+    nack: &PendingEntry,
+    last_id: StreamId,
+) -> Vec<Vec<u8>> {
+    vec![
+        b"XCLAIM".to_vec(),
+        key.to_vec(),
+        group.to_vec(),
+        nack.consumer.clone(),
+        b"0".to_vec(),
+        id_bytes(id),
+        b"TIME".to_vec(),
+        nack.delivery_time.to_string().into_bytes(),
+        b"RETRYCOUNT".to_vec(),
+        nack.delivery_count.to_string().into_bytes(),
+        b"FORCE".to_vec(),
+        b"JUSTID".to_vec(),
+        b"LASTID".to_vec(),
+        id_bytes(last_id),
+    ]
+}
+
+/// `XGROUP SETID key group last-id ENTRIESREAD n` (upstream's streamPropagateGroupID).
+fn setid_argv(key: &[u8], group: &[u8], g: &ConsumerGroup) -> Vec<Vec<u8>> {
+    vec![
+        b"XGROUP".to_vec(),
+        b"SETID".to_vec(),
+        key.to_vec(),
+        group.to_vec(),
+        id_bytes(g.last_id),
+        b"ENTRIESREAD".to_vec(),
+        g.entries_read.to_string().into_bytes(),
+    ]
+}
+
+/// Queues the operations a consumer-group command built, in order.
+fn propagate_ops(srv: &mut Server, db: usize, ops: Vec<Vec<Vec<u8>>>) {
+    for argv in ops {
+        crate::propagate::also_propagate(srv, db, argv, crate::propagate::PROPAGATE_ALL);
+    }
 }
 
 fn xlen_command(srv: &mut Server, c: &mut Client) {
@@ -632,6 +725,7 @@ fn xtrim_command(srv: &mut Server, c: &mut Client) {
     let Some((args, _)) = parse_add_trim(srv, c, false) else {
         return;
     };
+    let propagating_flag = propagating(srv);
     match db::lookup_key_write(srv, db, &c.argv[1]) {
         None => {
             c.reply.add_long(0);
@@ -647,6 +741,11 @@ fn xtrim_command(srv: &mut Server, c: &mut Client) {
         return;
     };
     let deleted = s.trim(args.strategy, args.approx, args.limit);
+    if deleted > 0 && args.approx && propagating_flag {
+        let mut argv = c.argv.clone();
+        rewrite_approx_trim(&mut argv, &args, s);
+        c.propagate_argv = Some(argv);
+    }
     if deleted > 0 {
         let key = c.argv[1].clone();
         notify_keyspace_event(srv, NOTIFY_STREAM, "xtrim", &key, db);
@@ -1284,6 +1383,11 @@ fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
     let mut body = ReplyBuf::new();
     body.resp = c.reply.resp;
     let mut served = 0;
+    // Propagated as its effects (XGROUP CREATECONSUMER for a NOACK reader, an XCLAIM per
+    // delivered entry, XGROUP SETID when the group's last ID moved), never as itself.
+    let prop = propagating(srv);
+    let mut ops: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut claims: Vec<(StreamId, StreamId)> = Vec::new();
     for (n, gt) in ids.iter().enumerate() {
         let key = c.argv[streams_arg + n].clone();
         let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
@@ -1306,6 +1410,16 @@ fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
         if let Some(cons) = g.consumers.get_mut(&cname) {
             cons.seen_time = now;
         }
+        if prop && created && noack {
+            ops.push(vec![
+                b"XGROUP".to_vec(),
+                b"CREATECONSUMER".to_vec(),
+                key.clone(),
+                gname.clone(),
+                cname.clone(),
+            ]);
+        }
+        let last_before = g.last_id;
         if serve {
             served += 1;
             if body.resp == 2 {
@@ -1316,6 +1430,7 @@ fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
             if history {
                 reply_history(&mut body, s, &mut g, &cname, start, count as u64, now);
             } else {
+                claims.clear();
                 reply_new(
                     &mut body,
                     s,
@@ -1325,8 +1440,17 @@ fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
                     count as u64,
                     noack,
                     now,
+                    prop.then_some(&mut claims),
                 );
+                for &(id, last) in &claims {
+                    if let Some(nack) = g.pel.get(&id) {
+                        ops.push(xclaim_argv(&key, &gname, id, nack, last));
+                    }
+                }
             }
+        }
+        if prop && g.last_id != last_before {
+            ops.push(setid_argv(&key, &gname, &g));
         }
         s.groups_mut().insert(gname.clone(), g);
         if created {
@@ -1336,6 +1460,10 @@ fn xreadgroup_command(srv: &mut Server, c: &mut Client) {
         if serve {
             srv.dirty += 1;
         }
+    }
+    if prop {
+        c.flags |= crate::client::flags::PREVENT_PROP;
+        propagate_ops(srv, db, ops);
     }
     if served > 0 {
         add_served_streams(c, served, &body);
@@ -1422,6 +1550,7 @@ fn reply_new(
     count: u64,
     noack: bool,
     now: i64,
+    mut claims: Option<&mut Vec<(StreamId, StreamId)>>,
 ) {
     let mut ids = Vec::new();
     let mut body = ReplyBuf::new();
@@ -1460,6 +1589,10 @@ fn reply_new(
             if let Some(cons) = g.consumers.get_mut(cname) {
                 cons.pel.insert(id);
                 cons.active_time = now;
+            }
+            // The entry and the group's last ID at this point, for its XCLAIM.
+            if let Some(cl) = claims.as_mut() {
+                cl.push((id, g.last_id));
             }
         }
     }
@@ -1760,6 +1893,7 @@ fn xclaim_command(srv: &mut Server, c: &mut Client) {
     let key = c.argv[1].clone();
     let gname = c.argv[2].clone();
     let cname = c.argv[3].clone();
+    let propagating_flag = propagating(srv);
     let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
         return;
     };
@@ -1767,10 +1901,16 @@ fn xclaim_command(srv: &mut Server, c: &mut Client) {
         return;
     };
     let mut dirty = 0u64;
+    let mut propagate_last_id = false;
     if last_id > g.last_id {
         g.last_id = last_id;
+        propagate_last_id = true;
         dirty += 1;
     }
+    // Propagated as an XCLAIM per claimed or dropped entry, else XGROUP SETID when
+    // LASTID moved the group, never as itself.
+    let prop = propagating_flag;
+    let mut ops: Vec<Vec<Vec<u8>>> = Vec::new();
     let created = create_consumer(&mut g, &cname, now);
     if let Some(cons) = g.consumers.get_mut(&cname) {
         cons.seen_time = now;
@@ -1782,6 +1922,10 @@ fn xclaim_command(srv: &mut Server, c: &mut Client) {
         let exists = s.contains(id);
         if !exists {
             if let Some(nack) = g.pel.remove(&id) {
+                if prop {
+                    ops.push(xclaim_argv(&key, &gname, id, &nack, g.last_id));
+                    propagate_last_id = false;
+                }
                 if let Some(oc) = g.consumers.get_mut(&nack.consumer) {
                     oc.pel.remove(&id);
                 }
@@ -1809,9 +1953,22 @@ fn xclaim_command(srv: &mut Server, c: &mut Client) {
         if let Some(cons) = g.consumers.get_mut(&cname) {
             cons.active_time = now;
         }
+        if prop {
+            if let Some(nack) = g.pel.get(&id) {
+                ops.push(xclaim_argv(&key, &gname, id, nack, g.last_id));
+            }
+            propagate_last_id = false;
+        }
         dirty += 1;
     }
+    if prop && propagate_last_id {
+        ops.push(setid_argv(&key, &gname, &g));
+    }
     s.groups_mut().insert(gname, g);
+    if prop {
+        c.flags |= crate::client::flags::PREVENT_PROP;
+        propagate_ops(srv, db, ops);
+    }
     if created {
         srv.dirty += 1;
         notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-createconsumer", &key, db);
@@ -1877,6 +2034,9 @@ fn xautoclaim_command(srv: &mut Server, c: &mut Client) {
     let key = c.argv[1].clone();
     let gname = c.argv[2].clone();
     let cname = c.argv[3].clone();
+    // Propagated as an XCLAIM per claimed or dropped entry, never as itself.
+    let prop = propagating(srv);
+    let mut ops: Vec<Vec<Vec<u8>>> = Vec::new();
     let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &key) else {
         return;
     };
@@ -1911,6 +2071,9 @@ fn xautoclaim_command(srv: &mut Server, c: &mut Client) {
         cur = id.incr();
         if !s.contains(id) {
             if let Some(nack) = g.pel.remove(&id) {
+                if prop {
+                    ops.push(xclaim_argv(&key, &gname, id, &nack, g.last_id));
+                }
                 if let Some(oc) = g.consumers.get_mut(&nack.consumer) {
                     oc.pel.remove(&id);
                 }
@@ -1937,6 +2100,11 @@ fn xautoclaim_command(srv: &mut Server, c: &mut Client) {
         if let Some(cons) = g.consumers.get_mut(&cname) {
             cons.active_time = now;
         }
+        if prop {
+            if let Some(nack) = g.pel.get(&id) {
+                ops.push(xclaim_argv(&key, &gname, id, nack, g.last_id));
+            }
+        }
         dirty += 1;
     }
     let cursor = if eof {
@@ -1946,6 +2114,10 @@ fn xautoclaim_command(srv: &mut Server, c: &mut Client) {
             .unwrap_or(StreamId::MIN)
     };
     s.groups_mut().insert(gname, g);
+    if prop {
+        c.flags |= crate::client::flags::PREVENT_PROP;
+        propagate_ops(srv, db, ops);
+    }
     if created {
         srv.dirty += 1;
         notify_keyspace_event(srv, NOTIFY_STREAM, "xgroup-createconsumer", &key, db);

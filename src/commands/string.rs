@@ -344,6 +344,19 @@ fn expire_ms(srv: &Server, c: &mut Client, idx: usize, flags: u32, cmd: &str) ->
     Some(ms)
 }
 
+/// Whether the effects of writes are being propagated (AOF on): rewrites are built only then.
+#[inline]
+fn propagating(srv: &Server) -> bool {
+    crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
+}
+
+/// Takes argument `i` (the value being stored) out of argv: `call` kept a copy of a
+/// write's argv when it may be propagated, and rewrites are built before this.
+#[inline]
+fn take_arg(_srv: &Server, c: &mut Client, i: usize) -> Vec<u8> {
+    std::mem::take(&mut c.argv[i])
+}
+
 /// Whether a computed absolute expire time has already passed.
 fn already_expired(srv: &Server, when: i64) -> bool {
     when <= srv.mstime
@@ -428,7 +441,7 @@ fn set_generic(
     if let Some(w) = when {
         if already_expired(srv, w) {
             if found {
-                db::delete_expired_key(srv, db, &c.argv[1]);
+                db::delete_expired_key_from_overwrite(srv, c, 1);
             }
             if !get {
                 c.reply.add_ok();
@@ -436,7 +449,29 @@ fn set_generic(
             return;
         }
     }
-    let val = Value::from_vec(std::mem::take(&mut c.argv[val_idx]));
+    if propagating(srv) {
+        // Upstream's rewrites: a relative or seconds expiry becomes `SET key value PXAT
+        // ms` (other options dropped); without an expiry GET is left out.
+        if let (Some(w), false) = (when, flags & O_PXAT != 0) {
+            c.propagate_argv = Some(vec![
+                b"SET".to_vec(),
+                c.argv[1].clone(),
+                c.argv[val_idx].clone(),
+                b"PXAT".to_vec(),
+                w.to_string().into_bytes(),
+            ]);
+        } else if get && when.is_none() {
+            let argv = c
+                .argv
+                .iter()
+                .enumerate()
+                .filter(|(j, a)| *j < 3 || !eq_ic(a, "get"))
+                .map(|(_, a)| a.clone())
+                .collect();
+            c.propagate_argv = Some(argv);
+        }
+    }
+    let val = Value::from_vec(take_arg(srv, c, val_idx));
     match when {
         Some(w) => db::set_key_with_expire(srv, db, &c.argv[1], val, w),
         None => db::set_key(srv, db, &c.argv[1], val, flags & O_KEEPTTL != 0),
@@ -502,18 +537,29 @@ fn getex_command(srv: &mut Server, c: &mut Client) {
     let key = &c.argv[1];
     match when {
         Some(w) if o.flags & (O_EXAT | O_PXAT) != 0 && already_expired(srv, w) => {
-            db::delete_expired_key(srv, db, key);
+            db::delete_expired_key_from_overwrite(srv, c, 1);
         }
         Some(w) => {
             db::set_expire(srv, db, key, w);
             srv.dirty += 1;
             notify_keyspace_event(srv, NOTIFY_GENERIC, "expire", key, db);
+            // Propagated as PEXPIREAT with the absolute time.
+            if propagating(srv) {
+                c.propagate_argv = Some(vec![
+                    b"PEXPIREAT".to_vec(),
+                    c.argv[1].clone(),
+                    w.to_string().into_bytes(),
+                ]);
+            }
         }
         None => {
             if o.flags & O_PERSIST != 0 && srv.dbs[db].kv.remove_expire(key) {
                 db::signal_modified_key(srv, db, key);
                 srv.dirty += 1;
                 notify_keyspace_event(srv, NOTIFY_GENERIC, "persist", key, db);
+                if propagating(srv) {
+                    c.propagate_argv = Some(vec![b"PERSIST".to_vec(), c.argv[1].clone()]);
+                }
             }
         }
     }
@@ -526,6 +572,10 @@ fn getdel_command(srv: &mut Server, c: &mut Client) {
     if db::db_delete(srv, c.db, &c.argv[1]) {
         srv.dirty += 1;
         notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &c.argv[1], c.db);
+        // Propagated as DEL.
+        if propagating(srv) {
+            c.propagate_argv = Some(vec![b"DEL".to_vec(), c.argv[1].clone()]);
+        }
     }
 }
 
@@ -533,7 +583,11 @@ fn getset_command(srv: &mut Server, c: &mut Client) {
     if !get_generic(srv, c) {
         return;
     }
-    let val = Value::from_vec(std::mem::take(&mut c.argv[2]));
+    if propagating(srv) {
+        // Propagated as SET.
+        c.propagate_argv = Some(vec![b"SET".to_vec(), c.argv[1].clone(), c.argv[2].clone()]);
+    }
+    let val = Value::from_vec(take_arg(srv, c, 2));
     db::set_key(srv, c.db, &c.argv[1], val, false);
     srv.dirty += 1;
     notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[1], c.db);
@@ -559,6 +613,10 @@ fn delifeq_command(srv: &mut Server, c: &mut Client) {
     db::db_delete(srv, db, &c.argv[1]);
     srv.dirty += 1;
     notify_keyspace_event(srv, NOTIFY_GENERIC, "del", &c.argv[1], db);
+    // Propagated as DEL.
+    if propagating(srv) {
+        c.propagate_argv = Some(vec![b"DEL".to_vec(), c.argv[1].clone()]);
+    }
     c.reply.add_long(1);
 }
 
@@ -595,7 +653,7 @@ fn mset_generic(srv: &mut Server, c: &mut Client, nx: bool) {
     }
     let mut j = 1;
     while j + 1 < c.argv.len() {
-        let val = Value::from_vec(std::mem::take(&mut c.argv[j + 1]));
+        let val = Value::from_vec(take_arg(srv, c, j + 1));
         db::set_key(srv, db, &c.argv[j], val, false);
         notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[j], db);
         j += 2;
@@ -651,15 +709,26 @@ fn msetex_command(srv: &mut Server, c: &mut Client) {
         }
     }
     let expired = when.is_some_and(|w| already_expired(srv, w));
+    // A relative or seconds expiry is propagated as `PXAT <ms>` in its place.
+    if let (Some(w), Some(i), false) = (when, o.expire, expired) {
+        if o.flags & O_PXAT == 0 && i >= 1 && propagating(srv) {
+            let mut argv = c.argv.clone();
+            argv[i - 1] = b"PXAT".to_vec();
+            argv[i] = w.to_string().into_bytes();
+            c.propagate_argv = Some(argv);
+        }
+    }
     for i in 0..numkeys {
         let ki = 2 + 2 * i;
         if expired {
+            // Propagated as is: its replay deletes the keys too.
             if db::lookup_key_write(srv, db, &c.argv[ki]).is_some() {
-                db::delete_expired_key(srv, db, &c.argv[ki]);
+                db::delete_expired_key_unpropagated(srv, db, &c.argv[ki]);
+                srv.dirty += 1;
             }
             continue;
         }
-        let val = Value::from_vec(std::mem::take(&mut c.argv[ki + 1]));
+        let val = Value::from_vec(take_arg(srv, c, ki + 1));
         match when {
             Some(w) => db::set_key_with_expire(srv, db, &c.argv[ki], val, w),
             None => db::set_key(srv, db, &c.argv[ki], val, o.flags & O_KEEPTTL != 0),
@@ -696,7 +765,7 @@ fn append_command(srv: &mut Server, c: &mut Client) {
     };
     let total = match old {
         None => {
-            let val = Value::from_vec(std::mem::take(&mut c.argv[2]));
+            let val = Value::from_vec(take_arg(srv, c, 2));
             let len = val.as_ref().str_len().unwrap_or(0);
             db::set_key(srv, db, &c.argv[1], val, true);
             len
@@ -815,6 +884,15 @@ fn incrbyfloat_command(srv: &mut Server, c: &mut Client) {
     };
     let s = sum.format_human().into_bytes();
     c.reply.add_bulk(&s);
+    // Propagated as `SET key <result> KEEPTTL` (no float rounding differences on replay).
+    if propagating(srv) {
+        c.propagate_argv = Some(vec![
+            b"SET".to_vec(),
+            c.argv[1].clone(),
+            s.clone(),
+            b"KEEPTTL".to_vec(),
+        ]);
+    }
     db::set_key(
         srv,
         db,

@@ -1067,7 +1067,12 @@ fn generic_zpop(
         c.reply.add_array_len(0);
         return;
     }
+    let count_given = count != -1;
     let count = if count == -1 { 1 } else { count };
+    // BZPOPMIN/BZPOPMAX propagate as ZPOPMIN/ZPOPMAX key, ZMPOP/BZMPOP as ZPOPMIN/ZPOPMAX
+    // key <number popped> (ZPOPMIN/ZPOPMAX themselves as they are).
+    let propagate =
+        emitkey && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL);
     let Some(Value::ZSet(z)) = db::lookup_key_write_mut(srv, db, key) else {
         c.reply.add_array_len(0);
         return;
@@ -1099,6 +1104,14 @@ fn generic_zpop(
     }
     let emptied = z.is_empty();
     srv.dirty += rangelen as u64;
+    if propagate && rangelen > 0 {
+        let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        let mut argv = vec![name.to_vec(), key.clone()];
+        if count_given {
+            argv.push(rangelen.to_string().into_bytes());
+        }
+        c.propagate_argv = Some(argv);
+    }
     notify_keyspace_event(
         srv,
         NOTIFY_ZSET,

@@ -685,7 +685,13 @@ impl Hash {
 
     /// Active expiry: deletes up to `max` fields whose TTL is at or before `now`;
     /// returns how many were deleted.
-    pub fn expire_fields(&mut self, now: i64, max: usize) -> usize {
+    /// The names of the deleted fields are appended to `out` when given (propagation).
+    pub fn expire_fields(
+        &mut self,
+        now: i64,
+        max: usize,
+        mut out: Option<&mut Vec<Vec<u8>>>,
+    ) -> usize {
         let Repr::Ht(t) = &mut self.repr else {
             return 0;
         };
@@ -702,6 +708,9 @@ impl Hash {
             };
             t.volatile_bytes = t.volatile_bytes.saturating_sub(volatile_cost(&field));
             t.dict.remove(&field);
+            if let Some(out) = out.as_mut() {
+                out.push(field.to_vec());
+            }
             n += 1;
         }
         n
@@ -768,7 +777,7 @@ mod tests {
         assert_eq!(h.get(b"a", NOW + 5), None);
         assert_eq!(h.len(), 2);
         assert_eq!(h.live_len(NOW + 5), 1);
-        assert_eq!(h.expire_fields(NOW + 5, 10), 1);
+        assert_eq!(h.expire_fields(NOW + 5, 10, None), 1);
         assert_eq!(h.len(), 1);
         assert!(!h.has_volatile());
         assert_eq!(h.persist(b"b", NOW), EXP_FAILED);

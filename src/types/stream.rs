@@ -612,6 +612,16 @@ impl Stream {
         out
     }
 
+    /// The first entry ID, tombstones included (upstream's `streamGetEdgeID` with
+    /// skip_tombstones 0; what an approximate MINID trim is propagated with). None when
+    /// empty.
+    pub fn first_id_with_tombstones(&self) -> Option<StreamId> {
+        let (&mid, lp) = self.s.nodes.iter().next()?;
+        let m = read_master(lp);
+        let q = m.first?;
+        Some(read_entry(lp, mid, &m, q).id)
+    }
+
     /// Whether a live entry has this ID.
     pub fn contains(&self, id: StreamId) -> bool {
         let mut found = false;
