@@ -1952,3 +1952,53 @@ fn incr_stream_matches_reference() {
         o
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 6. CONFIG SET appendonly yes at run time: the rewrite that turns it on captures the
+//    dataset written without an AOF; later writes follow; a restart has both.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn config_set_appendonly_yes_captures_the_dataset() {
+    let t = ours();
+    let dir = TempDir::new("config-set");
+    let d = dir.dir_arg();
+    let s = t.start(&["--dir", &d, "--appendfsync", "always"]);
+    let name = s.kind.name();
+    let mut c = s.conn();
+    let pid = server_pid(&mut c);
+    dataset_part1(&mut c);
+    ok_call(&mut c, name, &[b"CONFIG", b"SET", b"appendonly", b"yes"]);
+    let on = wait_for(Duration::from_secs(30), || {
+        info_int(&mut c, "persistence", "aof_enabled") == Some(1)
+            && info_int(&mut c, "persistence", "aof_rewrite_in_progress") == Some(0)
+            && info_int(&mut c, "persistence", "aof_rewrite_scheduled") == Some(0)
+    });
+    assert!(on, "{}: aof_enabled never became 1 after CONFIG SET", name);
+    dataset_part2(&mut c);
+    let want = digest(&mut c);
+    let want_rb = readback(&mut c);
+    crash(s, pid);
+    let s2 = start_on(&t, &dir, &["--appendfsync", "always"]);
+    let mut c2 = s2.conn();
+    let no_enc = |rb: &Readback| {
+        let mut m = masked(rb);
+        m.retain(|k, _| !k.ends_with(" ENCODING"));
+        m
+    };
+    compare_readbacks(
+        "after CONFIG SET appendonly yes, more writes, SIGKILL and restart",
+        "before",
+        &no_enc(&want_rb),
+        "after",
+        &no_enc(&readback(&mut c2)),
+    );
+    if let Some(w) = want {
+        assert_eq!(
+            digest(&mut c2).as_deref().map(escape),
+            Some(escape(&w)),
+            "{}: DEBUG DIGEST before the kill and after the restart",
+            name
+        );
+    }
+}
