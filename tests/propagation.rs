@@ -294,6 +294,16 @@ SADD t a b c d e f g h i j
 SPOP t 8",
     ),
     sc_norm(
+        "spop-batches",
+        Norm::Shape,
+        "!sadd-range s 1500
+SPOP s 1200
+!sadd-range t 1500
+SPOP t 1450
+!sadd-range u 100
+SPOP u 95",
+    ),
+    sc_norm(
         "spop-single-random",
         Norm::Shape,
         "SADD s 1 2 3 4 5
@@ -882,6 +892,14 @@ fn run(s: &Server, admin: &mut Conn, n: usize, sc: &Scenario) -> (Vec<Vec<Vec<u8
             if abs {
                 argv.push(b"ABSTTL");
             }
+            a.call(&argv);
+        } else if let Some(rest) = line.strip_prefix("!sadd-range ") {
+            // `!sadd-range key n`: SADD key m0 .. m<n-1> in one command.
+            let mut it = rest.split_whitespace();
+            let key = it.next().unwrap_or("s").to_string();
+            let n: usize = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut argv = vec!["SADD".to_string(), key];
+            argv.extend((0..n).map(|i| format!("m{i}")));
             a.call(&argv);
         } else if line == "@B?" {
             let conn = b.as_mut().expect("@B? without @B");
