@@ -754,6 +754,72 @@ SET l str
 BLPOP l 0",
     ),
     sc(
+        "other-dbs-expiry-and-blocking",
+        "SELECT 3
+SET a 1 PX 1
+!sleep 300
+SET b 1
+@B SELECT 4
+@B?
+@B BLPOP l 0
+!blocked 1
+SELECT 4
+RPUSH l x
+@B?
+SELECT 0
+SET c 1",
+    ),
+    sc(
+        "lazy-expiry-then-writes",
+        "DEBUG SET-ACTIVE-EXPIRE 0
+SET n 5 PX 1
+SET g 1 PX 1
+RPUSH l a
+PEXPIRE l 1
+ZADD z 1 a
+PEXPIRE z 1
+!sleep 20
+INCR n
+GETDEL g
+LMPOP 1 l LEFT
+ZADD z 2 b
+DEBUG SET-ACTIVE-EXPIRE 1",
+    ),
+    sc(
+        "exec-errors-and-aborts",
+        "SET s str
+MULTI
+SET a 1
+LPUSH s x
+SET b 2
+EXEC
+MULTI
+SET c 1
+NOSUCHCMD
+EXEC
+WATCH w
+SET w 1
+MULTI
+SET d 1
+EXEC",
+    ),
+    sc(
+        "xreadgroup-blocked-noack-multi-streams",
+        "XGROUP CREATE s1 g $ MKSTREAM
+XGROUP CREATE s2 g $ MKSTREAM
+@B XREADGROUP GROUP g c1 NOACK BLOCK 0 STREAMS s1 s2 > >
+!blocked 1
+XADD s2 5-0 a 1
+@B?
+@B XREADGROUP GROUP g c2 BLOCK 0 STREAMS s1 s2 > >
+!blocked 1
+MULTI
+XADD s1 1-0 a 1
+XADD s2 6-0 a 1
+EXEC
+@B?",
+    ),
+    sc(
         "sort-store",
         "RPUSH l 3 1 2
 SORT l STORE o
