@@ -102,6 +102,7 @@ pub struct Aof {
     pub fsync: FsyncPolicy,
     timestamp_enabled: bool,
     no_fsync_on_rewrite: bool,
+    rewrite_incremental_fsync: bool,
     use_rdb_preamble: bool,
     load_truncated: bool,
     rewrite_perc: i64,
@@ -255,6 +256,7 @@ pub fn apply_config(srv: &mut Server) {
     a.timestamp_enabled = yes("aof-timestamp-enabled");
     a.no_fsync_on_rewrite = yes("no-appendfsync-on-rewrite");
     a.use_rdb_preamble = yes("aof-use-rdb-preamble");
+    a.rewrite_incremental_fsync = yes("aof-rewrite-incremental-fsync");
     a.load_truncated = yes("aof-load-truncated");
     a.disable_auto_gc = yes("aof-disable-auto-gc");
     a.rewrite_perc = num("auto-aof-rewrite-percentage");
@@ -720,6 +722,36 @@ pub fn open_on_server_start(srv: &mut Server) {
 // Rewrite
 // ---------------------------------------------------------------------------------------
 
+/// `aof-rewrite-incremental-fsync`: fsync every 4 MB written (`REDIS_AUTOSYNC_BYTES`),
+/// so the final fsync does not flush a huge file at once.
+const AUTOSYNC_BYTES: usize = 4 * 1024 * 1024;
+
+/// A file that fdatasyncs itself every `every` bytes written (0: never), as rio's
+/// auto-sync.
+struct AutoSync {
+    f: File,
+    pending: usize,
+    every: usize,
+}
+
+impl Write for AutoSync {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.f.write(buf)?;
+        if self.every > 0 {
+            self.pending += n;
+            if self.pending >= self.every {
+                self.pending = 0;
+                self.f.sync_data()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.f.flush()
+    }
+}
+
 /// Writes the whole dataset as a base file to `path` (upstream's
 /// `rewriteAppendOnlyFile`): `temp-rewriteaof-<pid>.aof` in the working directory,
 /// fsynced, renamed to `path`. With `aof-use-rdb-preamble yes` it is an RDB with
@@ -736,12 +768,21 @@ fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
             return false;
         }
     };
+    let file = AutoSync {
+        f: file,
+        pending: 0,
+        every: if srv.aof.rewrite_incremental_fsync {
+            AUTOSYNC_BYTES
+        } else {
+            0
+        },
+    };
     let res = if srv.aof.use_rdb_preamble {
         crate::rdb::rdb_save_to_flags(srv, file, true)
     } else {
         rewrite_commands(srv, file)
     }
-    .and_then(|f| f.sync_all());
+    .and_then(|f| f.f.sync_all());
     if let Err(e) = res {
         warn!(
             "Write error writing append only file on disk: {}",
@@ -761,19 +802,275 @@ fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
     true
 }
 
+/// Receives one item (its bulk strings) of a variadic rewrite command.
+type EmitItem<'a> = dyn FnMut(&[&[u8]]) + 'a;
+
+/// Items per variadic command of a rewrite (`AOF_REWRITE_ITEMS_PER_CMD`).
+const ITEMS_PER_CMD: usize = 64;
+
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    let mut b = crate::reply::itoa_buf();
+    out.push(b'*');
+    out.extend_from_slice(crate::reply::fmt_i64(&mut b, n as i64));
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut Vec<u8>, s: &[u8]) {
+    let mut b = crate::reply::itoa_buf();
+    out.push(b'$');
+    out.extend_from_slice(crate::reply::fmt_i64(&mut b, s.len() as i64));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(s);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_bulk_i64(out: &mut Vec<u8>, n: i64) {
+    let mut b = crate::reply::itoa_buf();
+    put_bulk(out, crate::reply::fmt_i64(&mut b, n));
+}
+
+fn put_id(out: &mut Vec<u8>, id: crate::types::stream::StreamId) {
+    put_bulk(out, format!("{}-{}", id.ms, id.seq).as_bytes());
+}
+
+/// Emits `items` as commands `<cmd> <key> item...` of at most [`ITEMS_PER_CMD`] items
+/// (`width` bulk strings each), as upstream's rewrite{List,Set,SortedSet,Hash}Object.
+fn put_variadic(
+    out: &mut Vec<u8>,
+    cmd: &[u8],
+    key: &[u8],
+    total: usize,
+    width: usize,
+    each: &mut dyn FnMut(&mut EmitItem<'_>),
+) {
+    let mut left = total;
+    let mut in_cmd = 0usize;
+    each(&mut |item: &[&[u8]]| {
+        if in_cmd == 0 {
+            let n = left.min(ITEMS_PER_CMD);
+            put_count(out, 2 + n * width);
+            put_bulk(out, cmd);
+            put_bulk(out, key);
+        }
+        for part in item {
+            put_bulk(out, part);
+        }
+        in_cmd += 1;
+        if in_cmd == ITEMS_PER_CMD {
+            in_cmd = 0;
+        }
+        left = left.saturating_sub(1);
+    });
+}
+
+/// The commands rebuilding one key (upstream's rewrite*Object).
+fn rewrite_key(out: &mut Vec<u8>, key: &[u8], v: crate::object::ValueRef<'_>) {
+    use crate::object::ValueRef;
+    let mut num = crate::reply::itoa_buf();
+    match v {
+        ValueRef::Int(n) => {
+            put_count(out, 3);
+            put_bulk(out, b"SET");
+            put_bulk(out, key);
+            put_bulk_i64(out, n);
+        }
+        ValueRef::Str(s) => {
+            put_count(out, 3);
+            put_bulk(out, b"SET");
+            put_bulk(out, key);
+            put_bulk(out, s);
+        }
+        ValueRef::List(l) => {
+            put_variadic(out, b"RPUSH", key, l.len(), 1, &mut |emit| {
+                if l.is_empty() {
+                    return;
+                }
+                l.for_each_from(0, false, |e| {
+                    match e {
+                        crate::types::list::Elem::Int(n) => {
+                            emit(&[crate::reply::fmt_i64(&mut num, n)])
+                        }
+                        crate::types::list::Elem::Str(s) => emit(&[s]),
+                    }
+                    true
+                });
+            });
+        }
+        ValueRef::Set(set) => {
+            put_variadic(out, b"SADD", key, set.len(), 1, &mut |emit| {
+                for m in set.iter() {
+                    match m {
+                        crate::types::set::Member::Str(b) => emit(&[b]),
+                        crate::types::set::Member::Int(n) => {
+                            emit(&[crate::reply::fmt_i64(&mut num, n)])
+                        }
+                    }
+                }
+            });
+        }
+        ValueRef::ZSet(z) => {
+            let mut m = Vec::new();
+            put_variadic(out, b"ZADD", key, z.len(), 2, &mut |emit| {
+                for (e, score) in z.iter_from(0, false) {
+                    m.clear();
+                    e.write_to(&mut m);
+                    let sc = crate::reply::fmt_double_g17(score);
+                    emit(&[sc.as_bytes(), &m]);
+                }
+            });
+        }
+        ValueRef::Hash(h) => {
+            // As Valkey 9: each field with a TTL as `HSETEX key PXAT <ms> FIELDS 1 f v`,
+            // then the others by HMSET.
+            let mut plain: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            if h.listpack().is_some() {
+                h.for_each(i64::MIN, |f, v| plain.push((f.to_vec(), v.to_vec())));
+            } else {
+                h.for_each_raw(|f, v, exp| {
+                    if exp != crate::types::hash::EXPIRY_NONE {
+                        put_count(out, 8);
+                        put_bulk(out, b"HSETEX");
+                        put_bulk(out, key);
+                        put_bulk(out, b"PXAT");
+                        put_bulk_i64(out, exp);
+                        put_bulk(out, b"FIELDS");
+                        put_bulk(out, b"1");
+                        put_bulk(out, f);
+                        put_bulk(out, v);
+                    } else {
+                        plain.push((f.to_vec(), v.to_vec()));
+                    }
+                });
+            }
+            put_variadic(out, b"HMSET", key, plain.len(), 2, &mut |emit| {
+                for (f, v) in &plain {
+                    emit(&[f, v]);
+                }
+            });
+        }
+        ValueRef::Stream(s) => rewrite_stream(out, key, s),
+    }
+}
+
+fn rewrite_stream(out: &mut Vec<u8>, key: &[u8], s: &crate::types::stream::Stream) {
+    use crate::types::stream::StreamId;
+    if !s.is_empty() {
+        let mut f = Vec::new();
+        let mut v = Vec::new();
+        s.range(StreamId::MIN, StreamId::MAX, false, |id, entry| {
+            put_count(out, 3 + entry.len() * 2);
+            put_bulk(out, b"XADD");
+            put_bulk(out, key);
+            put_id(out, id);
+            for i in 0..entry.len() {
+                let (fe, ve) = entry.pair(i);
+                f.clear();
+                v.clear();
+                fe.write_to(&mut f);
+                ve.write_to(&mut v);
+                put_bulk(out, &f);
+                put_bulk(out, &v);
+            }
+            true
+        });
+    } else {
+        // The XADD MAXLEN 0 trick creates the empty stream.
+        put_count(out, 7);
+        for a in [&b"XADD"[..], key, b"MAXLEN", b"0", b"0-1", b"x", b"y"] {
+            put_bulk(out, a);
+        }
+    }
+    put_count(out, 7);
+    put_bulk(out, b"XSETID");
+    put_bulk(out, key);
+    put_id(out, s.last_id());
+    put_bulk(out, b"ENTRIESADDED");
+    put_bulk_i64(out, s.entries_added() as i64);
+    put_bulk(out, b"MAXDELETEDID");
+    put_id(out, s.max_deleted_entry_id());
+    let Some(groups) = s.groups() else {
+        return;
+    };
+    for (name, g) in groups {
+        put_count(out, 7);
+        for a in [&b"XGROUP"[..], b"CREATE", key, name] {
+            put_bulk(out, a);
+        }
+        put_id(out, g.last_id);
+        put_bulk(out, b"ENTRIESREAD");
+        put_bulk_i64(out, g.entries_read);
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                put_count(out, 5);
+                for a in [&b"XGROUP"[..], b"CREATECONSUMER", key, name, cname] {
+                    put_bulk(out, a);
+                }
+                continue;
+            }
+            for id in &c.pel {
+                let Some(pe) = g.pel.get(id) else {
+                    continue;
+                };
+                put_count(out, 12);
+                for a in [&b"XCLAIM"[..], key, name, cname, b"0"] {
+                    put_bulk(out, a);
+                }
+                put_id(out, *id);
+                put_bulk(out, b"TIME");
+                put_bulk_i64(out, pe.delivery_time);
+                put_bulk(out, b"RETRYCOUNT");
+                put_bulk_i64(out, pe.delivery_count as i64);
+                put_bulk(out, b"JUSTID");
+                put_bulk(out, b"FORCE");
+            }
+        }
+    }
+}
+
 /// The dataset as commands (`rewriteAppendOnlyFileRio`), for
-/// `aof-use-rdb-preamble no`.
-fn rewrite_commands(srv: &Server, file: File) -> io::Result<File> {
+/// `aof-use-rdb-preamble no`: per db a SELECT, per key the commands rebuilding it and
+/// a PEXPIREAT when it has a TTL. (Function libraries are not written: FUNCTION LOAD
+/// does not exist until scripting lands.)
+fn rewrite_commands(srv: &Server, file: AutoSync) -> io::Result<AutoSync> {
     let mut w = io::BufWriter::with_capacity(64 * 1024, file);
     if srv.aof.timestamp_enabled {
         write!(w, "#TS:{}\r\n", crate::util::mstime() / 1000)?;
     }
-    if srv.dbs.iter().any(|d| !d.kv.is_empty()) {
-        return Err(io::Error::other(
-            "writing a non-empty dataset as commands is not supported yet \
-             (use aof-use-rdb-preamble yes)",
-        ));
+    let delay = srv.config.rdb_key_save_delay;
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut err: Option<io::Error> = None;
+    for db in &srv.dbs {
+        if db.kv.is_empty() {
+            continue;
+        }
+        let dbid = db.id.to_string();
+        append_command(&mut out, &[b"SELECT", dbid.as_bytes()]);
+        db.kv.for_each_meta(&mut |key, v, expire, _| {
+            if err.is_some() {
+                return;
+            }
+            rewrite_key(&mut out, key, v);
+            if let Some(t) = expire {
+                put_count(&mut out, 3);
+                put_bulk(&mut out, b"PEXPIREAT");
+                put_bulk(&mut out, key);
+                put_bulk_i64(&mut out, t);
+            }
+            if out.len() >= 64 * 1024 {
+                if let Err(e) = w.write_all(&out) {
+                    err = Some(e);
+                }
+                out.clear();
+            }
+            if delay > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+            }
+        });
+        if let Some(e) = err.take() {
+            return Err(e);
+        }
     }
+    w.write_all(&out)?;
     w.flush()?;
     w.into_inner().map_err(|e| e.into_error())
 }
@@ -1300,6 +1597,7 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
     let mut reader = ::aof::reader::CommandReader::new(tail, start);
     let mut valid_up_to = start;
     let mut valid_before_multi = start;
+    let mut cut_at: Option<u64> = None;
     let truncated = loop {
         match reader.next_item() {
             Ok(None) => {
@@ -1334,7 +1632,10 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
                 fake.reply.sent = 0;
                 valid_up_to = reader.offset();
             }
-            Err(::aof::Error::Truncated { .. }) => break true,
+            Err(::aof::Error::Truncated { offset }) => {
+                cut_at = Some(offset);
+                break true;
+            }
             Err(::aof::Error::Corrupt { offset, reason }) => {
                 warn!(
                     "Bad file format reading the append only file {}: make a backup of your \
@@ -1376,6 +1677,19 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
                 return LoadStatus::Truncated;
             }
         }
+    }
+    // Upstream names no offset here; ours does, for the operator.
+    match cut_at {
+        Some(off) => warn!(
+            "AOF {} ends inside the command starting at offset {}; the last complete command \
+             ends at offset {}",
+            name, off, valid_up_to
+        ),
+        None => warn!(
+            "AOF {} ends inside a MULTI/EXEC block; the last complete command before it ends \
+             at offset {}",
+            name, valid_up_to
+        ),
     }
     warn!(
         "Unexpected end of file reading the append only file {}. You can: 1) Make a backup \
@@ -1505,6 +1819,24 @@ fn load_append_only_files(srv: &mut Server) -> LoadStatus {
         srv.aof.rewrite_base_size = base_size;
     }
     ret
+}
+
+/// DEBUG LOADAOF: write what is buffered, empty the dataset, load the AOF again.
+/// Anything but a clean (or empty) load ends the process, as upstream.
+pub fn debug_loadaof(srv: &mut Server, c: &mut crate::client::Client) {
+    if srv.aof.state == AofState::On {
+        flush(srv, true);
+    }
+    crate::db::empty_data(srv, None, false);
+    load_manifest_from_disk(srv);
+    del_history_files(srv);
+    match load_append_only_files(srv) {
+        LoadStatus::Ok | LoadStatus::Empty => {}
+        _ => std::process::exit(1),
+    }
+    srv.dirty = 0;
+    info!("Append Only File loaded by DEBUG LOADAOF");
+    c.reply.add_ok();
 }
 
 /// Loads the dataset at start-up (upstream's `loadDataFromDisk`): the AOF when

@@ -35,6 +35,11 @@ impl Db {
 /// Whether `key` in `db` is logically expired at `now`.
 #[inline]
 pub fn key_is_expired(srv: &Server, db: usize, key: &[u8]) -> bool {
+    // Nothing expires while a dataset loads (an AOF replays what happened when the
+    // keys were alive), as upstream.
+    if srv.rdb.loading {
+        return false;
+    }
     match srv.dbs[db].kv.get_expire(key) {
         Some(when) => when <= srv.mstime,
         None => false,

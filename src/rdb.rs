@@ -742,7 +742,7 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
         ),
     };
     srv.rdb.loading = true;
-    let res = load_records(srv, &buf, check, lim, merge);
+    let res = load_records(srv, &buf, check, lim, merge, false);
     srv.rdb.loading = false;
     match res {
         Ok((loaded, expired, empty, _)) => {
@@ -790,7 +790,7 @@ pub(crate) fn load_rdb_prefix(srv: &mut Server, buf: &[u8]) -> Result<u64, (u64,
         max_string: srv.config.proto_max_bulk_len.max(0) as u64,
         deep: false,
     };
-    match load_records(srv, buf, check, lim, false) {
+    match load_records(srv, buf, check, lim, false, true) {
         Ok((loaded, expired, _, end)) => {
             srv.rdb.last_load_keys_loaded = loaded;
             srv.rdb.last_load_keys_expired = expired;
@@ -807,13 +807,15 @@ pub(crate) fn load_rdb_prefix(srv: &mut Server, buf: &[u8]) -> Result<u64, (u64,
 }
 
 /// Reads every record of `buf` into the dbs; returns (keys loaded, keys expired, empty
-/// keys skipped, offset after the last record).
+/// keys skipped, offset after the last record). An AOF base (`aof_preamble`) keeps keys
+/// that expired while it sat on disk, as upstream (the commands after it may touch them).
 fn load_records(
     srv: &mut Server,
     buf: &[u8],
     check: VersionCheck,
     lim: Limits,
     merge: bool,
+    aof_preamble: bool,
 ) -> ::rdb::Result<(u64, u64, u64, u64)> {
     let mut loader = Loader::new(buf, check, lim)?;
     let now_ms = crate::util::mstime();
@@ -864,7 +866,7 @@ fn load_records(
                     Err(r) => return Err(::rdb::Error::corrupt(offset, r)),
                 };
                 // A primary drops keys that expired while the file sat on disk.
-                if k.expire_ms.is_some_and(|t| t < now_ms) {
+                if !aof_preamble && k.expire_ms.is_some_and(|t| t < now_ms) {
                     expired += 1;
                     continue;
                 }

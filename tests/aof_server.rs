@@ -186,13 +186,12 @@ fn digest(c: &mut Conn) -> Vec<u8> {
 }
 
 /// Every type, in two dbs, with absolute expiry times (replays are deterministic).
-/// Strings are written with SETRANGE / APPEND to an existing key / INCRBY: SET, MSET,
-/// GETSET and APPEND to a new key move the value out of the client's argv, so what
-/// they propagate is empty until the propagation helper fixes them.
 fn populate(c: &mut Conn, tag: &str) {
     let k = |n: &str| format!("{tag}:{n}");
-    c.call(&["SETRANGE", &k("str"), "0", "hello"]);
-    c.call(&["INCRBY", &k("int"), "12345"]);
+    c.call(&["SET", &k("str"), "hello"]);
+    c.call(&["MSET", &k("int"), "12345", &k("m2"), "v2"]);
+    c.call(&["GETSET", &k("m2"), "v3"]);
+    c.call(&["APPEND", &k("new"), "fresh"]);
     c.call(&["SETRANGE", &k("long"), "0", "y"]);
     c.call(&["APPEND", &k("long"), &"x".repeat(300)]);
     c.call(&["INCRBY", &k("counter"), "7"]);
@@ -213,7 +212,7 @@ fn populate(c: &mut Conn, tag: &str) {
     c.call(&["DEL", &k("set")]);
     c.call(&["PEXPIREAT", &k("str"), "99999999999999"]);
     c.call(&["SELECT", "3"]);
-    c.call(&["SETRANGE", &k("db3"), "0", "three"]);
+    c.call(&["SET", &k("db3"), "three"]);
     c.call(&["SELECT", "0"]);
 }
 
@@ -348,6 +347,12 @@ fn restart_keeps_data_shutdown_and_sigkill() {
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d2, "log:\n{}", s.log_text());
     assert_eq!(c.call(&["GET", "n"]), b"$3\r\n500\r\n");
+    // DEBUG LOADAOF empties the dataset and replays the files.
+    c.call(&["INCR", "n"]);
+    c.call(&["RPUSH", "extra", "x"]);
+    let d3 = digest(&mut c);
+    assert_eq!(c.call(&["DEBUG", "LOADAOF"]), b"+OK\r\n");
+    assert_eq!(digest(&mut c), d3);
     assert_eq!(c.call(&["TYPE", "a:stream"]), b"+stream\r\n");
     assert_eq!(
         c.call(&["OBJECT", "ENCODING", "a:bighash"]),
@@ -547,4 +552,113 @@ fn old_single_file_is_upgraded() {
     assert!(s
         .log_text()
         .contains("Successfully migrated an old-style AOF file (appendonly.aof) into the AOF directory (appendonlydir)."));
+}
+
+#[test]
+fn rewrite_as_commands_without_rdb_preamble() {
+    let dir = Dir::new("nopreamble");
+    let s = Proc::start(
+        &dir.0,
+        &["--appendonly", "yes", "--aof-use-rdb-preamble", "no"],
+    );
+    let mut c = s.conn();
+    // A fresh start without the preamble: an empty AOF base.
+    assert_eq!(
+        std::fs::metadata(dir.aof("appendonly.aof.1.base.aof"))
+            .expect("base")
+            .len(),
+        0
+    );
+    populate(&mut c, "a");
+    for i in 0..150 {
+        c.call(&["ZADD", "a:bigzset", &format!("{i}.25"), &format!("z{i}")]);
+    }
+    c.call(&["XGROUP", "CREATE", "a:stream", "g1", "0"]);
+    c.call(&["XGROUP", "CREATECONSUMER", "a:stream", "g1", "idle"]);
+    c.call(&["XADD", "a:stream", "2-1", "f2", "v2"]);
+    c.call(&["XADD", "a:empty", "5-5", "f", "v"]);
+    c.call(&["XDEL", "a:empty", "5-5"]);
+    c.call(&["HSET", "a:bighash", "ttlfield", "x"]);
+    c.call(&[
+        "HPEXPIREAT",
+        "a:bighash",
+        "99999999999999",
+        "FIELDS",
+        "1",
+        "ttlfield",
+    ]);
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        b"+Background append only file rewriting started\r\n"
+    );
+    wait_rewrite_done(&mut c);
+    assert_eq!(
+        info_str(&mut c, "aof_last_bgrewrite_status").as_deref(),
+        Some("ok")
+    );
+    let base = std::fs::read(dir.aof("appendonly.aof.2.base.aof")).expect("base");
+    assert!(base.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"));
+    // Field TTLs as the reference writes them.
+    let ttl_cmd: &[u8] = b"*8\r\n$6\r\nHSETEX\r\n$9\r\na:bighash\r\n$4\r\nPXAT\r\n$14\r\n99999999999999\r\n$6\r\nFIELDS\r\n$1\r\n1\r\n$8\r\nttlfield\r\n$1\r\nx\r\n";
+    assert!(base.windows(ttl_cmd.len()).any(|w| w == ttl_cmd));
+    let d = digest(&mut c);
+    s.sigkill();
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), d, "log:\n{}", s.log_text());
+    assert_eq!(c.call(&["XLEN", "a:empty"]), b":0\r\n");
+    assert!(c
+        .call(&["HPEXPIRETIME", "a:bighash", "FIELDS", "1", "ttlfield"])
+        .ends_with(b":99999999999999\r\n"));
+}
+
+#[test]
+fn automatic_rewrite_and_scheduling_with_bgsave() {
+    let dir = Dir::new("auto");
+    let s = Proc::start(
+        &dir.0,
+        &[
+            "--appendonly",
+            "yes",
+            "--auto-aof-rewrite-min-size",
+            "4096",
+            "--auto-aof-rewrite-percentage",
+            "100",
+        ],
+    );
+    let mut c = s.conn();
+    for i in 0..100 {
+        c.call(&["RPUSH", "l", &format!("element-{i:040}")]);
+    }
+    let ok = wait_for(Duration::from_secs(10), || {
+        info_str(&mut c, "aof_rewrites").as_deref() == Some("1")
+    });
+    assert!(ok, "no automatic rewrite; log:\n{}", s.log_text());
+    wait_rewrite_done(&mut c);
+    assert!(s
+        .log_text()
+        .contains("Starting automatic rewriting of AOF on"));
+    // BGREWRITEAOF while a BGSAVE runs is scheduled, and runs after it.
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "300000"]);
+    assert_eq!(c.call(&["BGSAVE"]), b"+Background saving started\r\n");
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        b"+Background append only file rewriting scheduled\r\n"
+    );
+    assert_eq!(
+        info_str(&mut c, "aof_rewrite_scheduled").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        info_str(&mut c, "aof_pending_rewrite").as_deref(),
+        Some("1")
+    );
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    wait_rewrite_done(&mut c);
+    assert_eq!(info_str(&mut c, "aof_rewrites").as_deref(), Some("2"));
+    let d = digest(&mut c);
+    s.sigkill();
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), d);
 }

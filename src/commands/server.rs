@@ -1084,6 +1084,8 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_status(&s);
     } else if eq_ic(&sub, "reload") {
         crate::rdb::debug_reload(srv, c);
+    } else if eq_ic(&sub, "loadaof") {
+        crate::aof::debug_loadaof(srv, c);
     } else if eq_ic(&sub, "populate") && (3..=5).contains(&argc) {
         debug_populate(srv, c);
     } else if eq_ic(&sub, "digest") && argc == 2 {
