@@ -751,7 +751,9 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     srv.propagation.nesting -= 1;
     // Propagate the effect of a write (upstream's call: dirty, or forced), unless the
     // command asked not to; the queue is flushed when the execution unit ends.
-    let dirty = srv.dirty != dirty_before;
+    // Only an increase counts: SAVE and DEBUG LOADAOF reset the counter to 0 (upstream
+    // clamps a negative difference to 0), and must not propagate themselves.
+    let dirty = srv.dirty > dirty_before;
     let rewritten = c.propagate_argv.take();
     // EXEC is never propagated itself: its commands were, and the unit is wrapped in
     // MULTI/EXEC when it has several operations.
