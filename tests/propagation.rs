@@ -859,6 +859,28 @@ SRANDMEMBER nokey
 ZUNION 1 nokey",
     ),
     sc(
+        "lazyfree-configs-split",
+        "CONFIG SET lazyfree-lazy-expire no
+SET a 1
+SET a 2 PXAT 1
+SET b 1
+EXPIRE b -1
+SADD s x y
+SPOP s 5
+CONFIG SET lazyfree-lazy-expire yes
+CONFIG SET lazyfree-lazy-server-del no
+SET c 1
+SET c 2 PXAT 1
+SADD s x y
+SPOP s 5
+SET r v
+!dump-restore-abs r r 1 REPLACE
+HSET h f v
+HPEXPIRE h 1 FIELDS 1 f
+!sleep 300
+CONFIG SET lazyfree-lazy-server-del yes",
+    ),
+    sc(
         "sort-store",
         "RPUSH l 3 1 2
 SORT l STORE o
@@ -997,6 +1019,7 @@ fn run(s: &Server, admin: &mut Conn, n: usize, sc: &Scenario) -> (Vec<Vec<Vec<u8
             if abs {
                 argv.push(b"ABSTTL");
             }
+            argv.extend(args[3..].iter().map(|x| x.as_slice()));
             a.call(&argv);
         } else if let Some(rest) = line.strip_prefix("!sadd-range ") {
             // `!sadd-range key n`: SADD key m0 .. m<n-1> in one command.
