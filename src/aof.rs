@@ -645,11 +645,15 @@ pub fn load_manifest_from_disk(srv: &mut Server) {
             std::process::exit(1);
         }
     };
-    match Manifest::parse(&text) {
+    match Manifest::parse_detailed(&text) {
         Ok(m) => srv.aof.manifest = m,
         Err(e) => {
             warn!("\n*** FATAL AOF MANIFEST FILE ERROR ***\n");
-            warn!("{}\n", e);
+            if let Some((n, line)) = &e.line {
+                warn!("Reading the manifest file, at line {}\n", n);
+                warn!(">>> '{}'\n", String::from_utf8_lossy(line));
+            }
+            warn!("{}\n", e.msg);
             std::process::exit(1);
         }
     }

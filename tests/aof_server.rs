@@ -662,3 +662,81 @@ fn automatic_rewrite_and_scheduling_with_bgsave() {
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d);
 }
+
+#[test]
+fn timestamp_annotations() {
+    let dir = Dir::new("ts");
+    let s = Proc::start(
+        &dir.0,
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--aof-timestamp-enabled",
+            "yes",
+        ],
+    );
+    let mut c = s.conn();
+    c.call(&["RPUSH", "l", "a"]);
+    c.call(&["RPUSH", "l", "b"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.call(&["RPUSH", "l", "c"]);
+    let incr = std::fs::read(dir.aof("appendonly.aof.1.incr.aof")).expect("incr");
+    let text = String::from_utf8_lossy(&incr).into_owned();
+    assert!(text.starts_with("#TS:"), "{text:?}");
+    assert_eq!(text.matches("#TS:").count(), 2, "{text:?}");
+    let ts: i64 = text[4..text.find('\r').expect("line")]
+        .parse()
+        .expect("unix time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    assert!((now - 5..=now).contains(&ts));
+    s.sigkill();
+    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.call(&["LRANGE", "l", "0", "-1"]),
+        b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+    );
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "memory"])).into_owned();
+    assert!(info.contains("mem_aof_buffer:"));
+}
+
+#[test]
+fn bad_manifest_stops_startup() {
+    let dir = Dir::new("badmanifest");
+    std::fs::create_dir(dir.0.join("appendonlydir")).expect("mkdir");
+    std::fs::write(
+        dir.aof("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1\n",
+    )
+    .expect("write");
+    let log = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
+        .err()
+        .expect("must refuse");
+    assert!(
+        log.contains("*** FATAL AOF MANIFEST FILE ERROR ***"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Reading the manifest file, at line 1"),
+        "{log}"
+    );
+    assert!(log.contains("Invalid AOF manifest file format"), "{log}");
+    // A manifest naming a missing file stops it too.
+    std::fs::write(
+        dir.aof("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1 type b\n",
+    )
+    .expect("write");
+    let log = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
+        .err()
+        .expect("must refuse");
+    assert!(
+        log.contains("Unable to obtain the AOF file appendonly.aof.1.base.rdb length"),
+        "{log}"
+    );
+}

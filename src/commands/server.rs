@@ -1369,7 +1369,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  mem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\n\
                  mem_total_replication_buffers:0\r\nmem_replicas_repl_buffer:0\r\n\
                  mem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\n\
-                 mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:0\r\n\
+                 mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:{}\r\n\
                  mem_allocator:libc\r\nmem_overhead_db_hashtable_rehashing:0\r\n\
                  active_defrag_running:0\r\nlazyfree_pending_objects:{}\r\n\
                  lazyfreed_objects:{}\r\n",
@@ -1380,6 +1380,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 pct(dataset, used.saturating_sub(0)),
                 bytes_to_human(sys),
                 rss as i64 - used as i64,
+                srv.aof.buf.capacity(),
                 crate::lazyfree::pending_objects(),
                 crate::lazyfree::freed_objects(),
             );
