@@ -132,10 +132,12 @@ pub fn authenticate(srv: &mut Server, c: &mut Client, user: &[u8], pass: &[u8]) 
             } else {
                 LogContext::Toplevel
             };
+            // The object is the command name as the client sent it (AUTH, hello...).
+            let object = c.argv.first().cloned().unwrap_or_default();
             srv.acl.log.add(
                 acl::LogReason::Auth,
                 ctx,
-                b"auth",
+                &object,
                 user,
                 info,
                 srv.mstime,
