@@ -192,7 +192,7 @@ pub fn check_slow(
     {
         crate::commands::server::get_keys_into(def, argv, &mut keyrefs);
     }
-    let keys: Vec<CheckKey> = keyrefs
+    let key_iter = keyrefs
         .iter()
         .filter(|k| k.flags & key_flags::NOT_KEY == 0)
         .filter_map(|k| {
@@ -209,8 +209,31 @@ pub fn check_slow(
                 flags,
                 pos: k.pos,
             })
-        })
-        .collect();
+        });
+    // Common commands have few keys: a stack buffer, a Vec only beyond it.
+    let mut key_stack = [CheckKey {
+        key: &[],
+        flags: 0,
+        pos: 0,
+    }; 8];
+    let mut key_heap: Vec<CheckKey> = Vec::new();
+    let mut nkeys = 0;
+    for k in key_iter {
+        if nkeys < key_stack.len() {
+            key_stack[nkeys] = k;
+        } else {
+            if key_heap.is_empty() {
+                key_heap.extend_from_slice(&key_stack);
+            }
+            key_heap.push(k);
+        }
+        nkeys += 1;
+    }
+    let keys: &[CheckKey] = if key_heap.is_empty() {
+        &key_stack[..nkeys]
+    } else {
+        &key_heap
+    };
     // Pub/sub channels (unsubscribing is never denied, as upstream).
     let mut channels: Vec<CheckChannel> = Vec::new();
     match top {
@@ -244,31 +267,35 @@ pub fn check_slow(
         db: cur_db as i64,
         pos: 0,
     };
-    let mut dbs: Vec<CheckDb> = Vec::new();
+    let mut dbs = DbList {
+        stack: [current; 2],
+        n: 0,
+        heap: Vec::new(),
+    };
     match top {
-        "select" => dbs.extend(parse_db(1)),
+        "select" => dbs.push(parse_db(1)),
         "swapdb" => {
-            dbs.extend(parse_db(1));
-            dbs.extend(parse_db(2));
+            dbs.push(parse_db(1));
+            dbs.push(parse_db(2));
         }
         "flushall" => {
             for d in 0..srv.dbs.len() {
-                dbs.push(CheckDb {
+                dbs.push(Some(CheckDb {
                     db: d as i64,
                     pos: 0,
-                });
+                }));
             }
         }
         "move" => {
-            dbs.push(current);
-            dbs.extend(parse_db(2));
+            dbs.push(Some(current));
+            dbs.push(parse_db(2));
         }
         "copy" => {
-            dbs.push(current);
+            dbs.push(Some(current));
             let mut i = 3;
             while i + 1 < argv.len() {
                 if crate::util::eq_ic(&argv[i], "db") {
-                    dbs.extend(parse_db(i + 1));
+                    dbs.push(parse_db(i + 1));
                     break;
                 }
                 i += 1;
@@ -276,7 +303,7 @@ pub fn check_slow(
         }
         _ => {
             if !keys.is_empty() || def.acl_categories & acl_cat::KEYSPACE != 0 {
-                dbs.push(current);
+                dbs.push(Some(current));
             }
         }
     }
@@ -287,14 +314,44 @@ pub fn check_slow(
         } else {
             argv.get(2).map(|a| a.as_slice())
         },
-        keys: &keys,
+        keys,
         channels: &channels,
-        dbs: &dbs,
+        dbs: dbs.as_slice(),
     };
     let r = u.check_all_perm(srv.acl.acl.table(), &req).err();
-    drop(keys);
+    drop(key_heap);
     srv.acl.keybuf = keyrefs;
     r
+}
+
+/// The databases a command touches: two on the stack (all but FLUSHALL).
+struct DbList {
+    stack: [CheckDb; 2],
+    n: usize,
+    heap: Vec<CheckDb>,
+}
+
+impl DbList {
+    fn push(&mut self, d: Option<CheckDb>) {
+        let Some(d) = d else { return };
+        if self.heap.is_empty() && self.n < self.stack.len() {
+            self.stack[self.n] = d;
+            self.n += 1;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.stack[..self.n]);
+            }
+            self.heap.push(d);
+        }
+    }
+
+    fn as_slice(&self) -> &[CheckDb] {
+        if self.heap.is_empty() {
+            &self.stack[..self.n]
+        } else {
+            &self.heap
+        }
+    }
 }
 
 /// The `-NOPERM` text of a denial (without `-`), as upstream's `getAclErrorMessage`.
