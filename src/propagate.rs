@@ -13,6 +13,29 @@
 //!
 //! Nothing is queued (no argv is copied) when nobody consumes the stream
 //! ([`should_propagate`]), so writes cost nothing extra with the AOF off.
+//!
+//! The rewrites, as upstream 9.1 (each checked against the reference's AOF by
+//! `tests/propagation.rs`, which also replays every stream with DEBUG LOADAOF):
+//! - relative or seconds times become absolute ms: SET/SETEX/PSETEX `EX|PX|EXAT` ->
+//!   `SET k v PXAT ms` (other options dropped; GET dropped when no expiry), MSETEX
+//!   in place, EXPIRE/PEXPIRE/EXPIREAT -> `PEXPIREAT` (flags kept), GETEX -> PEXPIREAT
+//!   or PERSIST, RESTORE ttl -> `... ABSTTL`, HEXPIRE family -> HPEXPIREAT, HGETEX ->
+//!   HPEXPIREAT/HPERSIST of the fields changed, HSETEX -> `PXAT`;
+//! - a time already past deletes: DEL/UNLINK (`lazyfree-lazy-expire`) for keys, HDEL
+//!   for hash fields ([`crate::db::delete_expired_key_from_overwrite`]);
+//! - results instead of computations: INCRBYFLOAT -> `SET k v KEEPTTL`, HINCRBYFLOAT ->
+//!   HSET, GETDEL/DELIFEQ -> DEL, GETSET -> SET, GEOADD -> ZADD, SPOP -> SREM (batches
+//!   of 1024) or DEL/UNLINK of the whole set;
+//! - blocking and multi-key pops as their plain form: BLPOP/BRPOP/LMPOP/BLMPOP ->
+//!   LPOP/RPOP (with the count popped for the MPOPs), BLMOVE -> LMOVE, BRPOPLPUSH ->
+//!   RPOPLPUSH, BZPOP* / ZMPOP / BZMPOP -> ZPOPMIN/ZPOPMAX;
+//! - streams: XADD with its resolved ID and `~` trims as the exact `=` trim done, XTRIM
+//!   `~` likewise, XREADGROUP/XCLAIM/XAUTOCLAIM as idempotent XCLAIMs + XGROUP SETID /
+//!   CREATECONSUMER;
+//! - expiry: lazy and active expiry add DEL/UNLINK (active field expiry HDEL, then the
+//!   key's UNLINK in one unit); expiring keys never makes the dataset dirty, so a read
+//!   propagates only the deletions; SCAN/KEYS/RANDOMKEY do not wrap them in MULTI;
+//! - FLUSHDB/FLUSHALL are always propagated, PUBLISH only to replicas, EXEC never itself.
 
 use crate::server::Server;
 

@@ -294,6 +294,16 @@ SADD t a b c d e f g h i j
 SPOP t 8",
     ),
     sc_norm(
+        "spop-batches",
+        Norm::Shape,
+        "!sadd-range s 1500
+SPOP s 1200
+!sadd-range t 1500
+SPOP t 1450
+!sadd-range u 100
+SPOP u 95",
+    ),
+    sc_norm(
         "spop-single-random",
         Norm::Shape,
         "SADD s 1 2 3 4 5
@@ -744,6 +754,133 @@ SET l str
 BLPOP l 0",
     ),
     sc(
+        "other-dbs-expiry-and-blocking",
+        "SELECT 3
+SET a 1 PX 1
+!sleep 300
+SET b 1
+@B SELECT 4
+@B?
+@B BLPOP l 0
+!blocked 1
+SELECT 4
+RPUSH l x
+@B?
+SELECT 0
+SET c 1",
+    ),
+    sc(
+        "lazy-expiry-then-writes",
+        "DEBUG SET-ACTIVE-EXPIRE 0
+SET n 5 PX 1
+SET g 1 PX 1
+RPUSH l a
+PEXPIRE l 1
+ZADD z 1 a
+PEXPIRE z 1
+!sleep 20
+INCR n
+GETDEL g
+LMPOP 1 l LEFT
+ZADD z 2 b
+DEBUG SET-ACTIVE-EXPIRE 1",
+    ),
+    sc(
+        "exec-errors-and-aborts",
+        "SET s str
+MULTI
+SET a 1
+LPUSH s x
+SET b 2
+EXEC
+MULTI
+SET c 1
+NOSUCHCMD
+EXEC
+WATCH w
+SET w 1
+MULTI
+SET d 1
+EXEC",
+    ),
+    sc(
+        "xreadgroup-blocked-noack-multi-streams",
+        "XGROUP CREATE s1 g $ MKSTREAM
+XGROUP CREATE s2 g $ MKSTREAM
+@B XREADGROUP GROUP g c1 NOACK BLOCK 0 STREAMS s1 s2 > >
+!blocked 1
+XADD s2 5-0 a 1
+@B?
+@B XREADGROUP GROUP g c2 BLOCK 0 STREAMS s1 s2 > >
+!blocked 1
+MULTI
+XADD s1 1-0 a 1
+XADD s2 6-0 a 1
+EXEC
+@B?",
+    ),
+    sc(
+        "save-and-debug-not-propagated",
+        "SET a 1
+SAVE
+SET b 2
+DEBUG RELOAD
+SET c 3",
+    ),
+    sc(
+        "misc-more",
+        "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
+GEOADD g XX CH 13.361389 38.115556 Palermo
+GEORADIUS g 15 37 200 km STORE gr
+GEORADIUSBYMEMBER g Palermo 200 km STOREDIST gd
+GEODIST g Palermo Catania
+PFADD h1 a
+PFADD h2 b
+PFCOUNT h1 h2
+PFCOUNT h1
+PFADD h1 a
+SETBIT b 1 1
+SETBIT b 1 1
+BITFIELD b INCRBY u8 0 1 OVERFLOW FAIL INCRBY u8 0 300
+BITFIELD_RO b GET u8 0
+XGROUP CREATE st g $ MKSTREAM
+XADD st 1-0 a 1
+XSETID st 5-0 ENTRIESADDED 9 MAXDELETEDID 0-0
+XDEL st 1-0
+XGROUP DESTROY st g
+XGROUP DESTROY st g
+RPUSH l c a b
+SORT l ALPHA STORE sl
+SORT_RO l ALPHA
+LPOS l a
+HSET hh f v
+HRANDFIELD hh 1
+SRANDMEMBER nokey
+ZUNION 1 nokey",
+    ),
+    sc(
+        "lazyfree-configs-split",
+        "CONFIG SET lazyfree-lazy-expire no
+SET a 1
+SET a 2 PXAT 1
+SET b 1
+EXPIRE b -1
+SADD s x y
+SPOP s 5
+CONFIG SET lazyfree-lazy-expire yes
+CONFIG SET lazyfree-lazy-server-del no
+SET c 1
+SET c 2 PXAT 1
+SADD s x y
+SPOP s 5
+SET r v
+!dump-restore-abs r r 1 REPLACE
+HSET h f v
+HPEXPIRE h 1 FIELDS 1 f
+!sleep 300
+CONFIG SET lazyfree-lazy-server-del yes",
+    ),
+    sc(
         "sort-store",
         "RPUSH l 3 1 2
 SORT l STORE o
@@ -882,6 +1019,15 @@ fn run(s: &Server, admin: &mut Conn, n: usize, sc: &Scenario) -> (Vec<Vec<Vec<u8
             if abs {
                 argv.push(b"ABSTTL");
             }
+            argv.extend(args[3..].iter().map(|x| x.as_slice()));
+            a.call(&argv);
+        } else if let Some(rest) = line.strip_prefix("!sadd-range ") {
+            // `!sadd-range key n`: SADD key m0 .. m<n-1> in one command.
+            let mut it = rest.split_whitespace();
+            let key = it.next().unwrap_or("s").to_string();
+            let n: usize = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut argv = vec!["SADD".to_string(), key];
+            argv.extend((0..n).map(|i| format!("m{i}")));
             a.call(&argv);
         } else if line == "@B?" {
             let conn = b.as_mut().expect("@B? without @B");
@@ -947,11 +1093,7 @@ fn propagated_effects_match_reference() {
     ref_admin.call(&["SELECT", "15"]);
     // Until the AOF writer exists (src/aof.rs), valkey-rs writes no incremental file.
     ours_admin.call(&["SET", "__probe__", "1"]);
-    let probe_deadline = Instant::now() + Duration::from_secs(2);
-    while !incr_path(&ours.dir).exists() && Instant::now() < probe_deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if !incr_path(&ours.dir).exists() {
+    if !wait_for_incr(&ours) {
         eprintln!("valkey-rs wrote no incremental AOF: skipped");
         return;
     }
@@ -986,4 +1128,56 @@ fn propagated_effects_match_reference() {
         ran,
         failures.join("\n")
     );
+}
+
+/// The stream replays to the same dataset: after each scenario, DEBUG DIGEST before and
+/// after DEBUG LOADAOF (which empties the dataset and loads the AOF again) are equal.
+/// Run on the reference too, which checks the scenarios themselves.
+#[test]
+fn replaying_the_stream_rebuilds_the_dataset() {
+    let filter = std::env::var("PROP_FILTER").unwrap_or_default();
+    for target in common::targets() {
+        let s = target.start(AOF_ARGS);
+        let mut admin = s.conn();
+        admin.call(&["SELECT", "15"]);
+        admin.call(&["SET", "__probe__", "1"]);
+        if !wait_for_incr(&s) {
+            eprintln!("{}: no incremental AOF: skipped", s.kind.name());
+            continue;
+        }
+        let mut failures = Vec::new();
+        for (n, sc) in SCENARIOS.iter().enumerate() {
+            if !sc.name.contains(filter.as_str()) {
+                continue;
+            }
+            run(&s, &mut admin, n, sc);
+            let before = admin.call(&["DEBUG", "DIGEST"]);
+            let loaded = admin.call(&["DEBUG", "LOADAOF"]);
+            let after = admin.call(&["DEBUG", "DIGEST"]);
+            if loaded != b"+OK\r\n" || before != after {
+                failures.push(format!(
+                    "{}: LOADAOF {} digest {} -> {}",
+                    sc.name,
+                    escape(&loaded),
+                    escape(&before),
+                    escape(&after)
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{}: replay differs:\n{}",
+            s.kind.name(),
+            failures.join("\n")
+        );
+    }
+}
+
+/// Waits for the server's incremental AOF file to exist.
+fn wait_for_incr(s: &Server) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !incr_path(&s.dir).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    incr_path(&s.dir).exists()
 }

@@ -767,20 +767,22 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     srv.propagation.nesting -= 1;
     // Propagate the effect of a write (upstream's call: dirty, or forced), unless the
     // command asked not to; the queue is flushed when the execution unit ends.
-    let dirty = srv.dirty != dirty_before;
+    // Only an increase counts: SAVE and DEBUG LOADAOF reset the counter to 0 (upstream
+    // clamps a negative difference to 0), and must not propagate themselves.
+    let dirty = srv.dirty > dirty_before;
     let rewritten = c.propagate_argv.take();
     // EXEC is never propagated itself: its commands were, and the unit is wrapped in
     // MULTI/EXEC when it has several operations.
     if (dirty || c.has_flag(cflags::FORCE_PROP))
         && !c.has_flag(cflags::PREVENT_PROP | cflags::BLOCKED)
-        && def.name != "exec"
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
+        && def.name != "exec"
     {
         let argv = rewritten.or(saved_argv).unwrap_or_else(|| c.argv.clone());
         crate::propagate::also_propagate(srv, c.db, argv, crate::propagate::PROPAGATE_ALL);
     }
     c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);
-    if srv.propagation.nesting == 0 {
+    if srv.propagation.nesting == 0 && !srv.propagation.ops.is_empty() {
         // Upstream's CMD_TOUCHES_ARBITRARY_KEYS (hidden from COMMAND INFO): the keys
         // these expire on the way are not wrapped in MULTI/EXEC.
         let arbitrary = matches!(def.name, "scan" | "keys" | "randomkey");

@@ -218,11 +218,22 @@ fn punsubscribe_command(srv: &mut Server, c: &mut Client) {
 fn publish_command(srv: &mut Server, c: &mut Client) {
     let n = ps::publish(srv, &c.argv[1], &c.argv[2], Kind::Global);
     c.reply.add_long(n as i64);
+    propagate_to_replicas(srv, c);
 }
 
 fn spublish_command(srv: &mut Server, c: &mut Client) {
     let n = ps::publish(srv, &c.argv[1], &c.argv[2], Kind::Shard);
     c.reply.add_long(n as i64);
+    propagate_to_replicas(srv, c);
+}
+
+/// A message is propagated to replicas only, never to the AOF (upstream's
+/// `forceCommandPropagation(c, PROPAGATE_REPL)` outside cluster mode).
+fn propagate_to_replicas(srv: &mut Server, c: &Client) {
+    use crate::propagate::{also_propagate, should_propagate, PROPAGATE_REPL};
+    if should_propagate(srv, PROPAGATE_REPL) {
+        also_propagate(srv, c.db, c.argv.clone(), PROPAGATE_REPL);
+    }
 }
 
 const HELP: &[&str] = &[
