@@ -146,6 +146,10 @@ pub struct Client {
     pub last_cmd: &'static str,
     pub authenticated: bool,
     pub user: String,
+    /// The ACL generation `acl_all` was computed at (see `crate::aclsrv`).
+    pub acl_gen: u64,
+    /// The user allows every command, key, channel and db: the gate skips the check.
+    pub acl_all: bool,
     /// MULTI queue.
     pub mstate: Vec<QueuedCommand>,
     /// Keys this client WATCHes: (db, key).
@@ -199,6 +203,8 @@ impl Client {
             last_cmd: "NULL",
             authenticated: false,
             user: "default".into(),
+            acl_gen: 0,
+            acl_all: false,
             mstate: Vec::new(),
             watched_keys: Vec::new(),
             net_input_bytes: 0,

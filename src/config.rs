@@ -1974,6 +1974,7 @@ fn options_from_args(args: &[String]) -> String {
 /// Parses the command line: an optional config file path first (`-` reads stdin), then
 /// `--directive value` pairs. Returns the configuration and the absolute config file
 /// path.
+#[allow(dead_code)] // The binary uses load_from_args_extras (ACL `user` lines).
 pub fn load_from_args(args: &[String]) -> Result<(Config, Option<String>), String> {
     load_from_args_extras(args).map(|(c, f, _)| (c, f))
 }

@@ -14,6 +14,7 @@
 //!
 //! See `docs/architecture.md` for how a command flows from socket to reply.
 
+mod aclsrv;
 mod aof;
 mod blocked;
 mod client;
@@ -98,7 +99,7 @@ fn main() {
         println!("{}", commands::server::version_line());
         return;
     }
-    let (cfg, cfg_file) = match config::load_from_args(&args) {
+    let (cfg, cfg_file, extras) = match config::load_from_args_extras(&args) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("{}", msg);
@@ -111,6 +112,10 @@ fn main() {
     let _ = util::ticks_to_us(0);
     let mut srv = server::Server::new(cfg);
     srv.config_file = cfg_file;
+    if let Err(e) = aclsrv::load_at_startup(&mut srv, &extras.users) {
+        error!("{}", e);
+        std::process::exit(1);
+    }
     info!("oO0OoO0OoO0Oo valkey-rs is starting oO0OoO0OoO0Oo");
     let setsize = srv.config.maxclients + 128;
     let mut el: server::EventLoop = match ae::EventLoop::new(setsize) {

@@ -115,6 +115,8 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
     pub rdb: crate::rdb::Persist,
+    /// Users, ACL LOG and the cached state of the gate (src/aclsrv.rs).
+    pub acl: crate::aclsrv::AclState,
 }
 
 impl Server {
@@ -122,6 +124,8 @@ impl Server {
         let now = util::mstime();
         let dbs = (0..config.databases).map(Db::new).collect();
         let hz = config.hz;
+        let commands = CommandTable::new();
+        let acl = crate::aclsrv::AclState::new(&commands, &config);
         Server {
             config,
             config_file: None,
@@ -129,7 +133,7 @@ impl Server {
             dbs,
             clients: Slab::new(),
             listeners: Vec::new(),
-            commands: CommandTable::new(),
+            commands,
             stats: Stats::default(),
             next_client_id: 1,
             clients_pending_write: Vec::new(),
@@ -158,6 +162,7 @@ impl Server {
             aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
+            acl,
         }
     }
 
@@ -171,7 +176,7 @@ impl Server {
     /// Whether `c` may run commands that need authentication. Until ACLs land (issue 7)
     /// a client is authenticated unless `requirepass` is set and it has not passed AUTH.
     pub fn client_is_authenticated(&self, c: &Client) -> bool {
-        c.authenticated || self.config.requirepass.is_none()
+        c.authenticated || self.acl.default_open
     }
 
     /// Marks every client watching `key` in `db` as dirty (upstream's `touchWatchedKey`).

@@ -285,6 +285,7 @@ pub fn apply_runtime(srv: &mut Server) {
     srv.hz = srv.config.hz;
     config::set_log_verbosity(&srv.config.loglevel);
     crate::aof::apply_config(srv);
+    crate::aclsrv::sync_requirepass(srv);
 }
 
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.

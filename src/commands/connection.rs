@@ -460,6 +460,7 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
     c.reply.resp = 2;
     c.authenticated = false;
     c.user = "default".into();
+    c.acl_gen = 0;
     c.name = None;
     c.flags &= !(cflags::REPLY_OFF
         | cflags::REPLY_SKIP_NEXT
@@ -470,22 +471,9 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_status("RESET");
 }
 
-/// Checks a username/password pair against the (single, default) user.
-fn check_credentials(srv: &Server, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &srv.config.requirepass {
-        None => true,
-        Some(p) => p.as_slice() == pass,
-    }
-}
-
 /// Authenticates `c` or replies WRONGPASS; returns whether it succeeded.
 fn authenticate(srv: &mut Server, c: &mut Client, user: &[u8], pass: &[u8]) -> bool {
-    if check_credentials(srv, user, pass) {
-        c.authenticated = true;
-        c.user = "default".into();
+    if crate::aclsrv::authenticate(srv, c, user, pass) {
         true
     } else {
         c.reply
@@ -500,7 +488,7 @@ fn auth_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     let (user, pass) = if c.argv.len() == 2 {
-        if srv.config.requirepass.is_none() {
+        if srv.acl.acl.get_user(b"default").is_none_or(|u| u.nopass()) {
             c.reply.add_error(
                 "ERR AUTH <password> called without any password configured for the default \
                  user. Are you sure your configuration is correct?",

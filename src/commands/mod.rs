@@ -20,6 +20,7 @@
 //! reply and the connection stays open. [`call`] runs the handler and accounts for it.
 //! EXEC runs its queued commands through [`call`] too, after the same gate ran at queueing.
 
+pub mod acl;
 pub mod bitops;
 pub mod config;
 pub mod connection;
@@ -418,7 +419,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 16] {
+pub fn all_families() -> [&'static [CommandDef]; 17] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -436,6 +437,7 @@ pub fn all_families() -> [&'static [CommandDef]; 16] {
         hyperloglog::COMMANDS,
         geo::COMMANDS,
         stream::COMMANDS,
+        acl::COMMANDS,
     ]
 }
 
@@ -680,8 +682,22 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         return true;
     }
 
-    // 6. ACL (command, keys, channels): the default user allows everything until the acl
-    //    crate lands (issue 7).
+    // 6. ACL: command and subcommand, keys, channels and databases (src/aclsrv.rs); a
+    //    user allowed everything costs one comparison.
+    let argv = std::mem::take(&mut c.argv);
+    let denied = crate::aclsrv::check(srv, c, id, &argv);
+    c.argv = argv;
+    if let Some(d) = denied {
+        let ctx = if c.has_flag(cflags::MULTI) {
+            ::acl::LogContext::Multi
+        } else {
+            ::acl::LogContext::Toplevel
+        };
+        crate::aclsrv::log_denial(srv, c, id, &c.argv, d, ctx);
+        let e = crate::aclsrv::deny_message(srv, &c.user, id, d);
+        reject(srv, c, Some(id), &e);
+        return true;
+    }
     // 7. Cluster redirection: cluster mode is issue 13.
     // 8. OOM: maxmemory is issue 10.
     // 8b. Writes (and PING) are refused while the last background save failed

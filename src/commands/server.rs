@@ -809,8 +809,14 @@ pub struct KeyRef {
 /// `def`, as upstream's `getKeysUsingKeySpecs`. Returns None when a spec can not be
 /// applied to the arguments (bad key count).
 pub fn get_keys(def: &CommandDef, argv: &[Vec<u8>]) -> Option<Vec<KeyRef>> {
-    let argc = argv.len() as i64;
     let mut keys = Vec::new();
+    get_keys_into(def, argv, &mut keys)?;
+    Some(keys)
+}
+
+/// [`get_keys`] appending to a caller's buffer (the ACL gate reuses one).
+pub fn get_keys_into(def: &CommandDef, argv: &[Vec<u8>], keys: &mut Vec<KeyRef>) -> Option<()> {
+    let argc = argv.len() as i64;
     for spec in def.key_specs {
         let first: i64 = match spec.begin {
             BeginSearch::Unknown => {
@@ -906,7 +912,7 @@ pub fn get_keys(def: &CommandDef, argv: &[Vec<u8>]) -> Option<Vec<KeyRef>> {
             i += step;
         }
     }
-    Some(keys)
+    Some(())
 }
 
 fn getkeys_common(srv: &mut Server, c: &mut Client, with_flags: bool) {

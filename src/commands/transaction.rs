@@ -143,6 +143,11 @@ fn exec_command(srv: &mut Server, c: &mut Client) {
     for q in queue {
         c.argv = q.argv;
         c.last_cmd = srv.commands.commands[q.id].full_name_static;
+        if let Some(e) = crate::aclsrv::exec_recheck(srv, c, q.id) {
+            c.reply.add_error(&e);
+            srv.stats.note_error(&c.reply);
+            continue;
+        }
         call(srv, c, q.id);
     }
     c.argv = saved_argv;

@@ -1,0 +1,312 @@
+//! ACLs through the real binary: per rule kind allowed and denied (commands,
+//! subcommands, categories, read vs write key patterns, channels, selectors, databases),
+//! inside MULTI and at EXEC, ACL LOG content, AUTH errors, aclfile SAVE/LOAD and start-up,
+//! and clients of a deleted user. Transcripts are compared with the reference when it is
+//! installed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{escape, servers, Conn, Server};
+
+type Transcript = Vec<(String, Vec<u8>)>;
+
+fn step(t: &mut Transcript, c: &mut Conn, argv: &[&str]) {
+    let r = c.call(argv);
+    t.push((argv.join(" "), r));
+}
+
+/// Runs `f` on every server (ours, and the reference if installed); transcripts equal.
+fn compare(f: impl Fn(&Server) -> Transcript) {
+    let mut first: Option<(String, Transcript)> = None;
+    for s in servers(&[]) {
+        let t = f(&s);
+        match &first {
+            None => first = Some((s.kind.name().to_string(), t)),
+            Some((name, want)) => {
+                for (a, b) in want.iter().zip(t.iter()) {
+                    assert_eq!(
+                        escape(&a.1),
+                        escape(&b.1),
+                        "{}: {name} vs {}",
+                        a.0,
+                        s.kind.name()
+                    );
+                }
+                assert_eq!(want.len(), t.len());
+            }
+        }
+    }
+}
+
+/// Runs `steps` as user `u` (created with `rules`) and records the replies.
+fn as_user(s: &Server, rules: &[&str], steps: &[&[&str]]) -> Transcript {
+    let mut admin = s.conn();
+    let mut t = Transcript::new();
+    let mut argv = vec!["ACL", "SETUSER", "u", "reset", "on", ">pw"];
+    argv.extend_from_slice(rules);
+    step(&mut t, &mut admin, &argv);
+    let mut c = s.conn();
+    step(&mut t, &mut c, &["AUTH", "u", "pw"]);
+    for st in steps {
+        step(&mut t, &mut c, st);
+    }
+    t
+}
+
+#[test]
+fn commands_subcommands_categories() {
+    compare(|s| {
+        as_user(
+            s,
+            &["~*", "+@string", "-set", "+client|getname", "+config|get"],
+            &[
+                &["GET", "k"],
+                &["SET", "k", "v"],
+                &["APPEND", "k", "v"],
+                &["CLIENT", "GETNAME"],
+                &["CLIENT", "SETNAME", "x"],
+                &["CONFIG", "GET", "hz"],
+                &["CONFIG", "SET", "hz", "10"],
+                &["LPUSH", "l", "a"],
+                &["FLUSHALL"],
+            ],
+        )
+    });
+}
+
+#[test]
+fn read_write_key_patterns_and_selectors() {
+    compare(|s| {
+        as_user(
+            s,
+            &["+@all", "%R~r:*", "%W~w:*", "~rw:*", "(+get ~sel:*)"],
+            &[
+                &["GET", "r:1"],
+                &["SET", "r:1", "v"],
+                &["SET", "w:1", "v"],
+                &["GET", "w:1"],
+                &["SET", "w:1", "v", "GET"],
+                &["SET", "rw:1", "v", "GET"],
+                &["COPY", "r:1", "w:2"],
+                &["COPY", "w:1", "r:2"],
+                &["MGET", "r:1", "x"],
+                &["GET", "sel:1"],
+                &["GET", "other"],
+                &["LMOVE", "rw:1", "w:3", "LEFT", "RIGHT"],
+            ],
+        )
+    });
+}
+
+#[test]
+fn channels_and_databases() {
+    compare(|s| {
+        as_user(
+            s,
+            &["+@all", "~*", "resetchannels", "&news.*", "db=0,2"],
+            &[
+                &["PUBLISH", "news.a", "m"],
+                &["PUBLISH", "sport", "m"],
+                &["SPUBLISH", "sport", "m"],
+                &["GET", "k"],
+                &["SELECT", "1"],
+                &["SELECT", "2"],
+                &["GET", "k"],
+                &["DBSIZE"],
+                &["MOVE", "k", "1"],
+                &["SWAPDB", "0", "1"],
+                &["FLUSHALL"],
+                &["PING"],
+            ],
+        )
+    });
+}
+
+#[test]
+fn multi_queue_and_exec_recheck() {
+    compare(|s| {
+        let mut t = as_user(
+            s,
+            &["+@all", "~*", "&*", "-lpush"],
+            &[&["MULTI"], &["LPUSH", "l", "a"], &["EXEC"], &["MULTI"]],
+        );
+        // Queued while allowed, then the rules change before EXEC.
+        let mut c = s.conn();
+        step(&mut t, &mut c, &["AUTH", "u", "pw"]);
+        step(&mut t, &mut c, &["MULTI"]);
+        step(&mut t, &mut c, &["GET", "k"]);
+        step(&mut t, &mut c, &["SET", "k", "v"]);
+        step(&mut t, &mut c, &["PUBLISH", "ch", "m"]);
+        let mut admin = s.conn();
+        step(
+            &mut t,
+            &mut admin,
+            &[
+                "ACL",
+                "SETUSER",
+                "u",
+                "-get",
+                "resetkeys",
+                "%R~k",
+                "resetchannels",
+            ],
+        );
+        step(&mut t, &mut c, &["EXEC"]);
+        t
+    });
+}
+
+/// The fields of ACL LOG entries that do not depend on time or the connection.
+fn log_fields(reply: &[u8]) -> String {
+    let s = String::from_utf8_lossy(reply).into_owned();
+    let lines: Vec<&str> = s.split("\r\n").collect();
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if matches!(*l, "count" | "reason" | "context" | "object" | "username") {
+            let v = match lines.get(i + 1) {
+                Some(n) if n.starts_with(':') => Some(*n),
+                _ => lines.get(i + 2).copied(),
+            };
+            if let Some(v) = v {
+                out.push_str(&format!("{l}={v} "));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn acl_log_entries_and_auth_errors() {
+    compare(|s| {
+        let mut t = as_user(
+            s,
+            &["+get", "~k*", "resetchannels"],
+            &[
+                &["GET", "x"],
+                &["SET", "k", "v"],
+                &["SET", "k", "v"],
+                &["MULTI"],
+                &["DEL", "k"],
+                &["DISCARD"],
+            ],
+        );
+        let mut c = s.conn();
+        step(&mut t, &mut c, &["AUTH", "nosuch", "pw"]);
+        step(&mut t, &mut c, &["AUTH", "u", "wrong"]);
+        step(&mut t, &mut c, &["AUTH", "pw"]);
+        step(&mut t, &mut c, &["AUTH", "a", "b", "c"]);
+        step(&mut t, &mut c, &["HELLO", "3", "AUTH", "u", "wrong"]);
+        let mut admin = s.conn();
+        let log = admin.call(&["ACL", "LOG"]);
+        t.push(("ACL LOG fields".into(), log_fields(&log).into_bytes()));
+        step(&mut t, &mut admin, &["ACL", "LOG", "RESET"]);
+        step(&mut t, &mut admin, &["ACL", "LOG"]);
+        t
+    });
+}
+
+#[test]
+fn requirepass_sets_default_password() {
+    let s = Server::ours(&["--requirepass", "sekret"]);
+    let mut c = s.conn();
+    assert!(c.call(&["GET", "k"]).starts_with(b"-NOAUTH"));
+    assert_eq!(
+        c.call(&["AUTH", "bad"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.call(&["AUTH", "sekret"]), b"+OK\r\n");
+    assert_eq!(c.call(&["AUTH", "default", "sekret"]), b"+OK\r\n");
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "requirepass", "other"]),
+        b"+OK\r\n"
+    );
+    let mut d = s.conn();
+    assert_eq!(d.call(&["AUTH", "other"]), b"+OK\r\n");
+    assert_eq!(c.call(&["CONFIG", "SET", "requirepass", ""]), b"+OK\r\n");
+    let mut e = s.conn();
+    assert_eq!(e.call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn deleted_user_is_disconnected() {
+    let s = Server::ours(&[]);
+    let mut admin = s.conn();
+    assert_eq!(
+        admin.call(&["ACL", "SETUSER", "z", "on", "nopass", "+@all", "~*"]),
+        b"+OK\r\n"
+    );
+    let mut c = s.conn();
+    assert_eq!(c.call(&["AUTH", "z", "x"]), b"+OK\r\n");
+    // Disabling does not disconnect (as upstream); deleting does.
+    assert_eq!(admin.call(&["ACL", "SETUSER", "z", "off"]), b"+OK\r\n");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(admin.call(&["ACL", "DELUSER", "z"]), b":1\r\n");
+    assert!(c.closed_within(Duration::from_secs(2)));
+    // Deleting oneself: the reply, then the close.
+    admin.call(&["ACL", "SETUSER", "z", "on", "nopass", "+@all", "~*"]);
+    let mut c = s.conn();
+    c.call(&["AUTH", "z", "x"]);
+    assert_eq!(c.call(&["ACL", "DELUSER", "z"]), b":1\r\n");
+    assert!(c.closed_within(Duration::from_secs(2)));
+}
+
+#[test]
+fn aclfile_save_load_roundtrip() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("valkey-rs-acl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("users.acl");
+    std::fs::write(&path, "user default on nopass ~* &* +@all\n").unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let s = Server::ours(&["--aclfile", &p]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.call(&[
+            "ACL",
+            "SETUSER",
+            "alice",
+            "on",
+            ">pw",
+            "~a*",
+            "+get",
+            "(+set ~b*)"
+        ]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.call(&["ACL", "SAVE"]), b"+OK\r\n");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("user alice on #"), "{text}");
+    let before = c.call(&["ACL", "LIST"]);
+    assert_eq!(c.call(&["ACL", "DELUSER", "alice"]), b":1\r\n");
+    assert_eq!(c.call(&["ACL", "LOAD"]), b"+OK\r\n");
+    assert_eq!(c.call(&["ACL", "LIST"]), before);
+    // A broken file changes nothing.
+    std::fs::write(
+        &path,
+        "user default on nopass ~* &* +@all\nuser bob on +nosuch\n",
+    )
+    .unwrap();
+    let r = c.call(&["ACL", "LOAD"]);
+    assert!(r.starts_with(b"-ERR "), "{}", escape(&r));
+    assert!(escape(&r).contains(":2: "), "{}", escape(&r));
+    assert_eq!(c.call(&["ACL", "LIST"]), before);
+    drop(c);
+    drop(s);
+    // At start-up a broken file refuses to start, naming the line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_valkey-rs-server"))
+        .args(["--port", "0", "--aclfile", &p])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains(":2: "), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
