@@ -365,7 +365,8 @@ pub static TABLE: &[Directive] = &[
     // Strings.
     str_("aclfile", None, IMMUTABLE, ""),
     // Beyond upstream (docs/security.md): the audit log, "" = off.
-    str_("audit-log-file", None, M, ""),
+    // PROTECTED like dir/dbfilename: it names a file the server writes to.
+    str_("audit-log-file", None, PROTECTED, ""),
     str_("unixsocket", None, IMMUTABLE, ""),
     str_("unixsocketgroup", None, IMMUTABLE, ""),
     str_("pidfile", None, IMMUTABLE, ""),

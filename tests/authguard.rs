@@ -191,4 +191,33 @@ fn audit_log_records_auth_and_acl_denials() {
         assert!(l.contains("\"addr\":\"127.0.0.1:"), "{l}");
         assert!(!l.contains("secret") && !l.contains("\"pw\""), "{l}");
     }
+
+    // The path is a protected config: not settable at run time by default.
+    let r = c.call(&["CONFIG", "SET", "audit-log-file", "/tmp/elsewhere"]);
+    assert!(
+        escape(&r).contains("can't set protected config"),
+        "{}",
+        escape(&r)
+    );
+}
+
+#[test]
+fn audit_log_path_can_change_when_protected_configs_allowed() {
+    let srv = Server::ours(&[
+        "--requirepass",
+        "secret",
+        "--enable-protected-configs",
+        "yes",
+    ]);
+    let mut c = Conn::connect(srv.port);
+    assert_eq!(c.call(&["AUTH", "secret"]), b"+OK\r\n");
+    assert!(!srv.dir.join("a2.log").exists());
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "audit-log-file", "a2.log"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.call(&["AUTH", "bad"]), WRONG.as_bytes());
+    let text = std::fs::read_to_string(srv.dir.join("a2.log")).expect("a2.log");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("\"event\":\"auth-fail\""), "{text}");
 }
