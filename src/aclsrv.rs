@@ -125,27 +125,32 @@ pub fn authenticate(srv: &mut Server, c: &mut Client, user: &[u8], pass: &[u8]) 
             true
         }
         Err(_) => {
-            let info = crate::commands::connection::client_info_line(srv, c, true).into_bytes();
-            let max = srv.config.acllog_max_len as usize;
-            let ctx = if c.has_flag(cflags::MULTI) {
-                LogContext::Multi
-            } else {
-                LogContext::Toplevel
-            };
-            // The object is the command name as the client sent it (AUTH, hello...).
-            let object = c.argv.first().cloned().unwrap_or_default();
-            srv.acl.log.add(
-                acl::LogReason::Auth,
-                ctx,
-                &object,
-                user,
-                info,
-                srv.mstime,
-                max,
-            );
+            log_auth_failure(srv, c, user);
             false
         }
     }
+}
+
+/// Adds the ACL LOG entry of a failed (or throttled) authentication as `user`.
+pub fn log_auth_failure(srv: &mut Server, c: &Client, user: &[u8]) {
+    let info = crate::commands::connection::client_info_line(srv, c, true).into_bytes();
+    let max = srv.config.acllog_max_len as usize;
+    let ctx = if c.has_flag(cflags::MULTI) {
+        LogContext::Multi
+    } else {
+        LogContext::Toplevel
+    };
+    // The object is the command name as the client sent it (AUTH, hello...).
+    let object = c.argv.first().cloned().unwrap_or_default();
+    srv.acl.log.add(
+        acl::LogReason::Auth,
+        ctx,
+        &object,
+        user,
+        info,
+        srv.mstime,
+        max,
+    );
 }
 
 /// The gate's ACL check of command `id` with arguments `argv` for client `c`. On denial
@@ -382,6 +387,7 @@ pub fn log_denial(
     } else {
         argv.get(d.pos).map_or(&[], |a| a.as_slice())
     };
+    crate::audit::acl_denial(srv, c, d.reason, object);
     let max = srv.config.acllog_max_len as usize;
     srv.acl.log.add(
         acl::LogReason::from_deny(d.reason),

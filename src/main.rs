@@ -16,6 +16,8 @@
 
 mod aclsrv;
 mod aof;
+mod audit;
+mod authguard;
 mod blocked;
 mod client;
 mod commands;

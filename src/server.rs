@@ -117,6 +117,10 @@ pub struct Server {
     pub rdb: crate::rdb::Persist,
     /// Users, ACL LOG and the cached state of the gate (src/aclsrv.rs).
     pub acl: crate::aclsrv::AclState,
+    /// AUTH brute-force throttling (src/authguard.rs).
+    pub authguard: crate::authguard::AuthGuard,
+    /// The audit log (src/audit.rs).
+    pub audit: crate::audit::Audit,
 }
 
 impl Server {
@@ -163,6 +167,8 @@ impl Server {
             pubsub: crate::pubsub::PubSub::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
             acl,
+            authguard: Default::default(),
+            audit: Default::default(),
         }
     }
 

@@ -471,11 +471,44 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_status("RESET");
 }
 
-/// Authenticates `c` or replies WRONGPASS; returns whether it succeeded.
+/// Authenticates `c` or replies WRONGPASS; returns whether it succeeded. Attempts from a
+/// source IP locked out by brute-force throttling (src/authguard.rs) are refused without
+/// checking the password; every outcome goes to the audit log (src/audit.rs).
 fn authenticate(srv: &mut Server, c: &mut Client, user: &[u8], pass: &[u8]) -> bool {
+    use crate::authguard::{source_ip, Limits};
+    let ip = source_ip(&c.addr, c.has_flag(cflags::UNIX_SOCKET));
+    let cfg = &srv.config;
+    let limits = Limits {
+        threshold: cfg.auth_failure_threshold,
+        window_ms: cfg.auth_failure_window.saturating_mul(1000),
+        max_lockout_ms: cfg.auth_lockout_max.saturating_mul(1000),
+        exempt_loopback: cfg.auth_failure_exempt_loopback,
+    };
+    let now = srv.mstime;
+    if srv.authguard.is_locked(ip, now, &limits) {
+        crate::aclsrv::log_auth_failure(srv, c, user);
+        crate::audit::event(srv, c, "auth-throttled", user, "locked-out", None);
+        c.reply
+            .add_error("WRONGPASS too many failed authentication attempts, try again later");
+        return false;
+    }
     if crate::aclsrv::authenticate(srv, c, user, pass) {
+        srv.authguard.success(ip);
+        crate::audit::event(srv, c, "auth-ok", user, "ok", None);
         true
     } else {
+        let reason = match srv.acl.acl.get_user(user) {
+            None => "no-such-user",
+            Some(u) if !u.enabled() => "user-disabled",
+            Some(_) => "wrong-password",
+        };
+        if srv.authguard.failure(ip, now, &limits) {
+            log::warn!(
+                "Too many failed authentication attempts from {}: locked out",
+                ip
+            );
+        }
+        crate::audit::event(srv, c, "auth-fail", user, reason, None);
         c.reply
             .add_error("WRONGPASS invalid username-password pair or user is disabled.");
         false

@@ -1454,6 +1454,18 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.client_outbuf_limit_disconnections,
                 srv.cronloops
             );
+            // Beyond upstream: AUTH brute-force throttling (docs/security.md).
+            let g = &srv.authguard;
+            let _ = write!(
+                s,
+                "auth_failures:{}\r\nauth_throttled:{}\r\nauth_lockouts:{}\r\n\
+                 auth_locked_ips:{}\r\nauth_tracked_ips:{}\r\n",
+                g.failures,
+                g.refused,
+                g.lockouts,
+                g.locked_ips(srv.mstime),
+                g.tracked_ips()
+            );
         }
         "replication" => {
             let _ = write!(
