@@ -107,9 +107,8 @@ impl Latency {
                 .to_string();
         }
         if self.events.is_empty() {
-            return "Dave, no latency spike was observed during the lifetime of this Valkey \
-                    instance, not in the slightest bit. I honestly think you ought to sleep \
-                    tonight.\n"
+            return "No latency spike was observed during the lifetime of this Valkey instance, \
+                    not in the slightest bit.\n"
                 .to_string();
         }
         let mut names: Vec<&&str> = self.events.keys().collect();

@@ -844,6 +844,12 @@ fn large_request_argv(srv: &Server, c: &Client, cmd_flags: u64) -> Option<(i64, 
     if cmd_flags & flags::SKIP_SLOWLOG != 0 {
         return None;
     }
+    // Cheap bound first: payload plus at most 25 bytes of framing per argument.
+    let payload: usize = c.argv.iter().map(|a| a.len()).sum();
+    let bound = payload.saturating_add(c.argv.len().saturating_add(1).saturating_mul(25));
+    if (bound as u64) < threshold as u64 {
+        return None;
+    }
     let size = crate::commandlog::request_bytes(&c.argv);
     (size >= threshold).then(|| (size, crate::commandlog::truncate_argv(&c.argv)))
 }
