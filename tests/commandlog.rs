@@ -211,7 +211,7 @@ fn argv_truncation_and_max_len() {
         assert_eq!(all.arr().len(), 3);
         let ids: Vec<i64> = all.arr().iter().map(|e| e.arr()[0].int()).collect();
         assert!(ids[0] > ids[1] && ids[1] > ids[2], "{:?}", ids);
-        // EXEC is not logged (skip_slowlog), the commands it ran are.
+        // EXEC is not logged (skip_commandlog), the commands it ran are.
         ok(c, &["CONFIG", "SET", "slowlog-max-len", "128"]);
         ok(c, &["SLOWLOG", "RESET"]);
         ok(c, &["MULTI"]);

@@ -61,6 +61,8 @@ pub mod flags {
     pub const LOADING: u64 = 1 << 9;
     pub const STALE: u64 = 1 << 10;
     pub const SKIP_MONITOR: u64 = 1 << 11;
+    /// Upstream's CMD_SKIP_COMMANDLOG (formerly SKIP_SLOWLOG; COMMAND INFO prints the new
+    /// name since Valkey 8.1).
     pub const SKIP_SLOWLOG: u64 = 1 << 12;
     pub const ASKING: u64 = 1 << 13;
     pub const FAST: u64 = 1 << 14;
@@ -98,7 +100,7 @@ pub mod flags {
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
-        (SKIP_SLOWLOG, "skip_slowlog"),
+        (SKIP_SLOWLOG, "skip_commandlog"),
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
