@@ -107,6 +107,10 @@ pub struct Server {
     pub stat_peak_memory: usize,
     /// Clients blocked on keys, ready keys, blocked-client timeouts (src/blocked.rs).
     pub blocked: crate::blocked::Blocked,
+    /// The slow, large-request and large-reply logs (src/commandlog.rs).
+    pub commandlog: crate::commandlog::CommandLogs,
+    /// The latency monitor's event series (src/latency.rs).
+    pub latency: crate::latency::Latency,
     /// Writes queued for the AOF / replicas by the running execution unit (src/propagate.rs).
     pub propagation: crate::propagate::Propagation,
     /// The append-only file (src/aof.rs).
@@ -162,6 +166,8 @@ impl Server {
             current_client_add_flags: 0,
             current_client_no_touch: false,
             blocked: crate::blocked::Blocked::default(),
+            commandlog: crate::commandlog::CommandLogs::default(),
+            latency: crate::latency::Latency::default(),
             propagation: crate::propagate::Propagation::default(),
             aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),

@@ -32,6 +32,7 @@ pub mod list;
 pub mod pubsub;
 pub mod server;
 pub mod set;
+pub mod slowlog;
 pub mod sort;
 pub mod stream;
 pub mod string;
@@ -60,6 +61,8 @@ pub mod flags {
     pub const LOADING: u64 = 1 << 9;
     pub const STALE: u64 = 1 << 10;
     pub const SKIP_MONITOR: u64 = 1 << 11;
+    /// Upstream's CMD_SKIP_COMMANDLOG (formerly SKIP_SLOWLOG; COMMAND INFO prints the new
+    /// name since Valkey 8.1).
     pub const SKIP_SLOWLOG: u64 = 1 << 12;
     pub const ASKING: u64 = 1 << 13;
     pub const FAST: u64 = 1 << 14;
@@ -97,7 +100,7 @@ pub mod flags {
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
-        (SKIP_SLOWLOG, "skip_slowlog"),
+        (SKIP_SLOWLOG, "skip_commandlog"),
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
@@ -419,7 +422,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 17] {
+pub fn all_families() -> [&'static [CommandDef]; 18] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -438,6 +441,7 @@ pub fn all_families() -> [&'static [CommandDef]; 17] {
         geo::COMMANDS,
         stream::COMMANDS,
         acl::COMMANDS,
+        slowlog::COMMANDS,
     ]
 }
 
@@ -752,6 +756,10 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
 pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let def = srv.commands.commands[id].def;
     let errors_before = c.reply.errors;
+    let reply_before = c.reply.buf.len();
+    // The large-request log needs the arguments as they came: handlers may move them
+    // into the keyspace. Only a command that will be logged pays for a copy.
+    let logged_argv = large_request_argv(srv, c, def.flags);
     let start = crate::util::monotonic_ticks();
     let prev_current = srv.current_client.replace(c.slot);
     let prev_no_touch = srv.current_client_no_touch;
@@ -759,7 +767,7 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let dirty_before = srv.dirty;
     // Handlers may move arguments into the keyspace (SET takes its value buffer), so a
     // write's argv is copied first when it may have to be propagated.
-    let saved_argv = (def.flags & flags::WRITE != 0
+    let mut saved_argv = (def.flags & flags::WRITE != 0
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL))
     .then(|| c.argv.clone());
     srv.propagation.nesting += 1;
@@ -778,7 +786,9 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL)
         && def.name != "exec"
     {
-        let argv = rewritten.or(saved_argv).unwrap_or_else(|| c.argv.clone());
+        let argv = rewritten
+            .or_else(|| saved_argv.take())
+            .unwrap_or_else(|| c.argv.clone());
         crate::propagate::also_propagate(srv, c.db, argv, crate::propagate::PROPAGATE_ALL);
     }
     c.flags &= !(cflags::PREVENT_PROP | cflags::FORCE_PROP);
@@ -813,4 +823,108 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     }
     c.commands_processed += 1;
     srv.stats.numcommands += 1;
+    let reply_bytes = c.reply.buf.len().saturating_sub(reply_before);
+    log_command(
+        srv,
+        c,
+        def.flags,
+        usec,
+        reply_bytes,
+        logged_argv,
+        saved_argv,
+    );
+}
+
+/// The truncated argv and size of a request the large-request log will keep, taken
+/// before the handler runs; `None` (no allocation) for every other command.
+#[inline]
+fn large_request_argv(srv: &Server, c: &Client, cmd_flags: u64) -> Option<(i64, Vec<Vec<u8>>)> {
+    let threshold = srv.config.commandlog_request_larger_than;
+    if threshold < 0 || srv.config.commandlog_large_request_max_len == 0 {
+        return None;
+    }
+    if cmd_flags & flags::SKIP_SLOWLOG != 0 {
+        return None;
+    }
+    // Cheap bound first: payload plus at most 25 bytes of framing per argument.
+    let payload: usize = c.argv.iter().map(|a| a.len()).sum();
+    let bound = payload.saturating_add(c.argv.len().saturating_add(1).saturating_mul(25));
+    if (bound as u64) < threshold as u64 {
+        return None;
+    }
+    let size = crate::commandlog::request_bytes(&c.argv);
+    (size >= threshold).then(|| (size, crate::commandlog::truncate_argv(&c.argv)))
+}
+
+/// The command logs and the latency monitor after a command ran (upstream's
+/// commandlogPushCurrentCommand and latencyAddSampleIfNeeded in call()).
+#[inline]
+fn log_command(
+    srv: &mut Server,
+    c: &Client,
+    cmd_flags: u64,
+    usec: u64,
+    reply_bytes: usize,
+    logged_argv: Option<(i64, Vec<Vec<u8>>)>,
+    saved_argv: Option<Vec<Vec<u8>>>,
+) {
+    use crate::commandlog::{Limits, LARGE_REPLY, LARGE_REQUEST, SLOW};
+    let lat_threshold = srv.config.latency_monitor_threshold;
+    if lat_threshold > 0 {
+        let ms = usec / 1000;
+        if ms >= lat_threshold as u64 {
+            let event = if cmd_flags & flags::FAST != 0 {
+                "fast-command"
+            } else {
+                "command"
+            };
+            let now = crate::util::mstime() / 1000;
+            srv.latency.add_sample(event, ms, now);
+        }
+    }
+    if cmd_flags & flags::SKIP_SLOWLOG != 0 {
+        return;
+    }
+    let cfg = &srv.config;
+    let slow = Limits {
+        threshold: cfg.slowlog_log_slower_than,
+        max_len: cfg.slowlog_max_len,
+    };
+    let req = Limits {
+        threshold: cfg.commandlog_request_larger_than,
+        max_len: cfg.commandlog_large_request_max_len,
+    };
+    let rep = Limits {
+        threshold: cfg.commandlog_reply_larger_than,
+        max_len: cfg.commandlog_large_reply_max_len,
+    };
+    let usec = i64::try_from(usec).unwrap_or(i64::MAX);
+    let reply_bytes = i64::try_from(reply_bytes).unwrap_or(i64::MAX);
+    // Nothing to log and no log over its length: the common case stops here.
+    let trim =
+        |l: &Limits, kind: usize| l.threshold >= 0 && (srv.commandlog.len(kind) as u64) > l.max_len;
+    if !slow.hits(usec)
+        && logged_argv.is_none()
+        && !rep.hits(reply_bytes)
+        && !trim(&slow, SLOW)
+        && !trim(&req, LARGE_REQUEST)
+        && !trim(&rep, LARGE_REPLY)
+    {
+        return;
+    }
+    let now = crate::util::mstime() / 1000;
+    let (req_size, pre) = match logged_argv {
+        Some((size, argv)) => (size, Some(argv)),
+        None => (0, None),
+    };
+    // The arguments as they came: the copy taken before the call if any.
+    let source: &[Vec<u8>] = saved_argv.as_deref().unwrap_or(&c.argv);
+    let mut argv_for = || {
+        pre.clone()
+            .unwrap_or_else(|| crate::commandlog::truncate_argv(source))
+    };
+    let logs = &mut srv.commandlog;
+    logs.push_if_needed(SLOW, slow, usec, c, &mut argv_for, now);
+    logs.push_if_needed(LARGE_REQUEST, req, req_size, c, &mut argv_for, now);
+    logs.push_if_needed(LARGE_REPLY, rep, reply_bytes, c, &mut argv_for, now);
 }
