@@ -293,6 +293,9 @@ pub static TABLE: &[Directive] = &[
     bool_("daemonize", None, IMMUTABLE, false),
     bool_("always-show-logo", None, IMMUTABLE, false),
     bool_("protected-mode", None, M, true),
+    // Beyond upstream: CONFIG GET shows secrets (requirepass, masterauth, TLS key
+    // passphrases) in clear only when this is set in the configuration file.
+    bool_("config-get-secrets", None, IMMUTABLE, false),
     bool_("rdbcompression", None, M, true),
     bool_("rdb-del-sync-files", None, M, false),
     bool_("activerehashing", None, M, true),
@@ -955,6 +958,8 @@ pub struct Config {
     pub replicaof: Option<(String, u16)>,
     pub enable_protected_configs: EnableMode,
     pub enable_module_command: EnableMode,
+    /// `config-get-secrets`: CONFIG GET returns SENSITIVE directives in clear.
+    pub config_get_secrets: bool,
     pub cluster_enabled: bool,
     pub io_threads: u32,
     pub shutdown_timeout: u32,
@@ -1035,6 +1040,7 @@ typed_fields! {
     "enable-module-command" => enable_module_command: mode,
     "active-expire-effort" => active_expire_effort: num,
     "protected-mode" => protected_mode: bool,
+    "config-get-secrets" => config_get_secrets: bool,
     "requirepass" => requirepass: optbytes,
     "primaryauth" => masterauth: optbytes,
     "daemonize" => daemonize: bool,
@@ -1160,6 +1166,7 @@ impl Default for Config {
             replicaof: None,
             enable_protected_configs: EnableMode::No,
             enable_module_command: EnableMode::No,
+            config_get_secrets: false,
             cluster_enabled: false,
             io_threads: 1,
             shutdown_timeout: 0,
@@ -1779,6 +1786,29 @@ pub struct LoadExtras {
     pub modules: Vec<Vec<String>>,
 }
 
+/// Checks `rename-command old new` against the command names left by the earlier
+/// `renames`, with upstream's errors: the command must exist (under its current name)
+/// and a non-empty new name must not be taken. Names compare case-insensitively.
+fn check_rename(renames: &[(String, String)], old: &str, new: &str) -> Result<(), &'static str> {
+    let mut names: std::collections::HashSet<String> = crate::commands::all_families()
+        .iter()
+        .flat_map(|fam| fam.iter().map(|d| d.name.to_string()))
+        .collect();
+    for (o, n) in renames {
+        names.remove(&o.to_ascii_lowercase());
+        if !n.is_empty() {
+            names.insert(n.to_ascii_lowercase());
+        }
+    }
+    if !names.remove(&old.to_ascii_lowercase()) {
+        return Err("No such command in rename-command");
+    }
+    if !new.is_empty() && names.contains(&new.to_ascii_lowercase()) {
+        return Err("Target command name already exists");
+    }
+    Ok(())
+}
+
 /// Parses configuration text into `cfg`, as upstream's `loadServerConfigFromString`.
 pub fn load_from_string(
     cfg: &mut Config,
@@ -1839,7 +1869,10 @@ pub fn load_from_string(
                 let content = read_config_files(&argv[1])?;
                 load_from_string(cfg, &content, extras, depth + 1)?;
             }
-            ("rename-command", 3) => extras.renames.push((argv[1].clone(), argv[2].clone())),
+            ("rename-command", 3) => {
+                check_rename(&extras.renames, &argv[1], &argv[2]).map_err(err)?;
+                extras.renames.push((argv[1].clone(), argv[2].clone()));
+            }
             ("user", n) if n >= 2 => extras.users.push(argv[1..].to_vec()),
             ("loadmodule", n) if n >= 2 => extras.modules.push(argv[1..].to_vec()),
             _ if name.contains('.') && argv.len() < 2 => {

@@ -101,5 +101,156 @@ fn protected_mode_refuses_remote_peers_without_password() {
     }
 }
 
-#[allow(dead_code)]
-fn unused(_: &Server) {}
+/// Beyond upstream: CONFIG GET redacts secrets unless `config-get-secrets yes`; CONFIG SET
+/// of a secret works, and the secret is in force.
+#[test]
+fn config_get_redacts_secrets() {
+    let s = Server::ours(&["--masterauth", "primary-secret"]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "requirepass"]),
+        b"*2\r\n$11\r\nrequirepass\r\n$0\r\n\r\n"
+    );
+    assert_eq!(
+        c.call(&[
+            "CONFIG",
+            "SET",
+            "requirepass",
+            "s3cret",
+            "tls-key-file-pass",
+            "kp"
+        ]),
+        b"+OK\r\n"
+    );
+    for name in [
+        "requirepass",
+        "masterauth",
+        "primaryauth",
+        "tls-key-file-pass",
+    ] {
+        let want = format!("*2\r\n${}\r\n{}\r\n$10\r\n(redacted)\r\n", name.len(), name);
+        assert_eq!(
+            escape(&c.call(&["CONFIG", "GET", name])),
+            escape(want.as_bytes()),
+            "{name}"
+        );
+    }
+    let all = c.call(&["CONFIG", "GET", "*"]);
+    for secret in ["s3cret", "primary-secret", "kp\r"] {
+        assert!(
+            !escape(&all).contains(secret),
+            "CONFIG GET * shows {secret}"
+        );
+    }
+    let all = c.call(&["CONFIG", "GET", "*pass*", "*auth*"]);
+    assert!(!escape(&all).contains("s3cret") && !escape(&all).contains("primary-secret"));
+    // The secret set is the one in force.
+    let mut other = s.conn();
+    assert_eq!(&other.call(&["PING"])[..7], b"-NOAUTH");
+    assert_eq!(other.call(&["AUTH", "s3cret"]), b"+OK\r\n");
+    assert_eq!(c.call(&["CONFIG", "SET", "config-get-secrets", "yes"]), b"-ERR CONFIG SET failed (possibly related to argument 'config-get-secrets') - can't set immutable config\r\n");
+
+    let s = Server::ours(&["--config-get-secrets", "yes", "--requirepass", "s3cret"]);
+    let mut c = s.conn();
+    assert_eq!(c.call(&["AUTH", "s3cret"]), b"+OK\r\n");
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "requirepass"]),
+        b"*2\r\n$11\r\nrequirepass\r\n$6\r\ns3cret\r\n"
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "config-get-secrets"]),
+        b"*2\r\n$18\r\nconfig-get-secrets\r\n$3\r\nyes\r\n"
+    );
+}
+
+/// `rename-command`: the new name answers, the old one is unknown, "" disables; the
+/// command keeps its reported name, flags, key specs and ACL identity (upstream's
+/// behaviour, compared with the reference).
+#[test]
+fn rename_command_as_upstream() {
+    let args = [
+        "--rename-command",
+        "get",
+        "myget",
+        "--rename-command",
+        "FLUSHALL",
+        "",
+    ];
+    let mut first: Option<Vec<Vec<u8>>> = None;
+    for s in servers(&args) {
+        let mut c = s.conn();
+        let mut t = Vec::new();
+        for cmd in [
+            &["SET", "a", "1"][..],
+            &["MYGET", "a"],
+            &["myget", "a"],
+            &["GET", "a"],
+            &["FLUSHALL"],
+            &["COMMAND", "INFO", "myget"],
+            &["COMMAND", "INFO", "get", "flushall"],
+            &["COMMAND", "GETKEYS", "myget", "a"],
+            &["ACL", "SETUSER", "u", "+myget"],
+            &["ACL", "SETUSER", "u", "+get"],
+            &["ACL", "DRYRUN", "u", "get", "a"],
+            &["MULTI"],
+            &["myget", "a"],
+            &["EXEC"],
+        ] {
+            t.push(c.call(cmd));
+        }
+        match &first {
+            None => first = Some(t),
+            Some(want) => {
+                for (i, (a, b)) in want.iter().zip(&t).enumerate() {
+                    assert_eq!(escape(a), escape(b), "{}: step {}", s.kind.name(), i);
+                }
+            }
+        }
+    }
+    let t = first.unwrap();
+    assert_eq!(t[1], b"$1\r\n1\r\n");
+    assert!(t[3].starts_with(b"-ERR unknown command 'GET'"));
+    assert!(t[4].starts_with(b"-ERR unknown command 'FLUSHALL'"));
+}
+
+/// Bad `rename-command` lines stop the start-up with upstream's errors.
+#[test]
+fn rename_command_errors_at_startup() {
+    let bins = common::targets();
+    for (line, why) in [
+        (
+            "rename-command nosuch x",
+            "No such command in rename-command",
+        ),
+        (
+            "rename-command get set",
+            "Target command name already exists",
+        ),
+        (
+            "rename-command get x\nrename-command get y",
+            "No such command in rename-command",
+        ),
+    ] {
+        for t in &bins {
+            let bin = match t {
+                common::Target::Ours => {
+                    std::path::PathBuf::from(env!("CARGO_BIN_EXE_valkey-rs-server"))
+                }
+                common::Target::Reference(b) => b.clone(),
+            };
+            let dir = std::env::temp_dir().join(format!("secconf-rename-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let conf = dir.join("bad.conf");
+            std::fs::write(&conf, format!("port 0\n{line}\n")).unwrap();
+            let out = std::process::Command::new(&bin)
+                .arg(&conf)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{t:?}: {line} accepted");
+            assert!(text.contains(why), "{t:?}: {line}: {text}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

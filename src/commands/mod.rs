@@ -516,6 +516,21 @@ impl CommandTable {
         }
     }
 
+    /// `rename-command old new` (already checked by the configuration loader): the
+    /// command answers to `new` only, or to nothing when `new` is empty. As upstream, it
+    /// keeps its flags, key specs, ACL identity and reported name (COMMAND INFO shows
+    /// the original name). Returns false if `old` is not a command name.
+    pub fn rename(&mut self, old: &str, new: &str) -> bool {
+        let Some(id) = self.by_name.remove(old.to_ascii_lowercase().as_bytes()) else {
+            return false;
+        };
+        if !new.is_empty() {
+            self.by_name
+                .insert(new.to_ascii_lowercase().into_bytes(), id);
+        }
+        true
+    }
+
     /// Looks a command up by its full name (`client|list`).
     pub fn lookup_full(&self, name: &[u8]) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
