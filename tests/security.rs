@@ -254,3 +254,87 @@ fn rename_command_errors_at_startup() {
         }
     }
 }
+
+/// Sends one command from a connection to `ip:port` and returns the first reply line.
+fn call_from(ip: IpAddr, port: u16, argv: &[&str]) -> Vec<u8> {
+    let mut s = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2))
+        .expect("connect to own address");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(&common::encode_command(argv)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(b"\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+/// enable-protected-configs and enable-debug-command: no, yes, local (loopback only),
+/// with upstream's errors; compared with the reference.
+#[test]
+fn protected_configs_and_commands() {
+    let dirset = |d: &str| {
+        vec!["CONFIG", "SET", "dir", d]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    for mode in ["no", "yes", "local"] {
+        let mut first: Option<Vec<Vec<u8>>> = None;
+        for s in servers(&[
+            "--enable-protected-configs",
+            mode,
+            "--enable-debug-command",
+            mode,
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+        ]) {
+            let mut c = s.conn();
+            let dir = s.dir.to_string_lossy().into_owned();
+            let mut t = vec![
+                c.call(&dirset(&dir)),
+                c.call(&["CONFIG", "SET", "dbfilename", "x.rdb"]),
+                c.call(&["DEBUG", "SLEEP", "0"]),
+                c.call(&["CONFIG", "SET", "enable-protected-configs", "yes"]),
+                c.call(&["CONFIG", "GET", "enable-protected-configs"]),
+            ];
+            if let Some(ip) = own_non_loopback_ip() {
+                t.push(call_from(
+                    ip,
+                    s.port,
+                    &["CONFIG", "SET", "dbfilename", "y.rdb"],
+                ));
+                t.push(call_from(ip, s.port, &["DEBUG", "SLEEP", "0"]));
+            }
+            match &first {
+                None => first = Some(t),
+                Some(want) => {
+                    for (i, (a, b)) in want.iter().zip(&t).enumerate() {
+                        assert_eq!(escape(a), escape(b), "{} {mode}: step {i}", s.kind.name());
+                    }
+                }
+            }
+        }
+        let t = first.unwrap();
+        let (local_ok, remote_ok) = match mode {
+            "no" => (false, false),
+            "yes" => (true, true),
+            _ => (true, false),
+        };
+        assert_eq!(t[1] == b"+OK\r\n", local_ok, "{mode}: {}", escape(&t[1]));
+        assert_eq!(t[2] == b"+OK\r\n", local_ok, "{mode}: {}", escape(&t[2]));
+        if !local_ok {
+            assert_eq!(t[1], b"-ERR CONFIG SET failed (possibly related to argument 'dbfilename') - can't set protected config\r\n");
+            assert!(t[2].starts_with(b"-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\""));
+        }
+        if t.len() > 5 {
+            assert_eq!(t[5] == b"+OK\r\n", remote_ok, "{mode}: {}", escape(&t[5]));
+            assert_eq!(t[6] == b"+OK\r\n", remote_ok, "{mode}: {}", escape(&t[6]));
+        }
+    }
+}

@@ -640,7 +640,11 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
 
     // 4. Protected commands (DEBUG, MODULE) behind their enable-* directive.
     if def.flags & flags::PROTECTED != 0 {
-        let (mode, opt) = (srv.config.enable_debug_command, "enable-debug-command");
+        let (mode, opt) = if def.name == "module" {
+            (srv.config.enable_module_command, "enable-module-command")
+        } else {
+            (srv.config.enable_debug_command, "enable-debug-command")
+        };
         let local = c.has_flag(cflags::UNIX_SOCKET)
             || c.addr.starts_with("127.")
             || c.addr.starts_with("[::1]");
