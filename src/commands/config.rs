@@ -173,7 +173,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     let mut pairs: Vec<(&'static Directive, String, String)> = Vec::new();
     let mut unknown: Option<String> = None;
     let mut err: Option<(String, &str)> = None;
-    for kv in c.argv[2..].chunks(2) {
+    let mut secret_args: Vec<usize> = Vec::new();
+    for (i, kv) in c.argv[2..].chunks(2).enumerate() {
         let name = String::from_utf8_lossy(&kv[0]).into_owned();
         let Some((d, is_alias)) = config::lookup(&name) else {
             if unknown.is_none() && err.is_none() {
@@ -181,6 +182,9 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             }
             continue;
         };
+        if d.flags & dflags::SENSITIVE != 0 {
+            secret_args.push(3 + 2 * i);
+        }
         if unknown.is_some() || err.is_some() {
             continue;
         }
@@ -207,6 +211,14 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             shown.to_string(),
             String::from_utf8_lossy(&kv[1]).into_owned(),
         ));
+    }
+    // As upstream's redactClientCommandArgument: the value of a secret is dropped from
+    // the argument vector now, so nothing that shows argv later (command logs, MONITOR,
+    // client errors) can see it.
+    for i in secret_args {
+        if let Some(a) = c.argv.get_mut(i) {
+            *a = REDACTED.as_bytes().to_vec();
+        }
     }
     if let Some(name) = unknown {
         c.reply.add_error(&format!(
