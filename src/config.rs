@@ -2559,6 +2559,37 @@ mod tests {
         assert_eq!(c.get("oom-score-adj").unwrap(), "yes");
     }
 
+    #[test]
+    fn rename_command_checks() {
+        let mut x = LoadExtras::default();
+        let mut c = Config::default();
+        let text = "rename-command GET g2\nrename-command g2 get3\nrename-command flushall \"\"\n";
+        load_from_string(&mut c, text, &mut x, 0).unwrap();
+        assert_eq!(x.renames.len(), 3);
+        for (line, why) in [
+            (
+                "rename-command nosuch x",
+                "No such command in rename-command",
+            ),
+            (
+                "rename-command get set",
+                "Target command name already exists",
+            ),
+            (
+                "rename-command get a\nrename-command GET b",
+                "No such command in rename-command",
+            ),
+            ("rename-command get \"\"\nrename-command set get", ""),
+        ] {
+            let r = load(line);
+            if why.is_empty() {
+                assert!(r.is_ok(), "{line}");
+            } else {
+                assert!(r.unwrap_err().ends_with(why), "{line}");
+            }
+        }
+    }
+
     fn load(text: &str) -> Result<Config, String> {
         let mut c = Config::default();
         let mut x = LoadExtras::default();
@@ -2567,7 +2598,7 @@ mod tests {
 
     #[test]
     fn config_file_parsing() {
-        let c = load("# comment\n\n  port 7001  \r\nbind 127.0.0.1 -::1\nsave 10 1\nsave \"20 2\"\nmaxmemory 2GB\nrequirepass \"p w\"\nslaveof h 1\nrename-command FOO BAR\nuser default on\nlist-max-ziplist-entries 3\n").unwrap();
+        let c = load("# comment\n\n  port 7001  \r\nbind 127.0.0.1 -::1\nsave 10 1\nsave \"20 2\"\nmaxmemory 2GB\nrequirepass \"p w\"\nslaveof h 1\nrename-command GET BAR\nuser default on\nlist-max-ziplist-entries 3\n").unwrap();
         assert_eq!(c.port, 7001);
         assert_eq!(c.bind, s(&["127.0.0.1", "-::1"]));
         assert_eq!(c.save, vec![(10, 1), (20, 2)]);
