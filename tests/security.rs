@@ -198,6 +198,19 @@ fn rename_command_as_upstream() {
         ] {
             t.push(c.call(cmd));
         }
+        // COMMAND LIST: the renamed command under its original name, the disabled one
+        // gone (the lists themselves differ: valkey-rs has fewer commands).
+        let list = escape(&c.call(&["COMMAND", "LIST"]));
+        assert!(
+            list.contains("$3\\r\\nget\\r\\n"),
+            "{}: {list}",
+            s.kind.name()
+        );
+        assert!(
+            !list.contains("flushall") && !list.contains("myget"),
+            "{}",
+            s.kind.name()
+        );
         match &first {
             None => first = Some(t),
             Some(want) => {

@@ -381,6 +381,9 @@ pub struct Command {
     pub parent: Option<usize>,
     /// Subcommand ids by lower-case name.
     pub subs: HashMap<Vec<u8>, usize>,
+    /// Disabled by `rename-command <name> ""`: no name reaches it, and COMMAND, COMMAND
+    /// COUNT and COMMAND LIST leave it out, as upstream.
+    pub disabled: bool,
 }
 
 /// A cheap hasher for the command-name table: the keys are a fixed set of short names
@@ -480,6 +483,7 @@ impl CommandTable {
             id,
             parent,
             subs: HashMap::new(),
+            disabled: false,
         });
         id
     }
@@ -524,11 +528,19 @@ impl CommandTable {
         let Some(id) = self.by_name.remove(old.to_ascii_lowercase().as_bytes()) else {
             return false;
         };
-        if !new.is_empty() {
+        if new.is_empty() {
+            self.commands[id].disabled = true;
+        } else {
             self.by_name
                 .insert(new.to_ascii_lowercase().into_bytes(), id);
         }
         true
+    }
+
+    /// Whether the command (or its container) was disabled by `rename-command`.
+    pub fn is_disabled(&self, id: usize) -> bool {
+        let cmd = &self.commands[id];
+        cmd.disabled || cmd.parent.is_some_and(|p| self.commands[p].disabled)
     }
 
     /// Looks a command up by its full name (`client|list`).
@@ -545,7 +557,9 @@ impl CommandTable {
 
     /// Top-level command ids.
     pub fn top_level(&self) -> impl Iterator<Item = &Command> {
-        self.commands.iter().filter(|c| c.parent.is_none())
+        self.commands
+            .iter()
+            .filter(|c| c.parent.is_none() && !c.disabled)
     }
 }
 
