@@ -293,6 +293,9 @@ pub static TABLE: &[Directive] = &[
     bool_("daemonize", None, IMMUTABLE, false),
     bool_("always-show-logo", None, IMMUTABLE, false),
     bool_("protected-mode", None, M, true),
+    // Beyond upstream: CONFIG GET shows secrets (requirepass, masterauth, TLS key
+    // passphrases) in clear only when this is set in the configuration file.
+    bool_("config-get-secrets", None, IMMUTABLE, false),
     bool_("rdbcompression", None, M, true),
     bool_("rdb-del-sync-files", None, M, false),
     bool_("activerehashing", None, M, true),
@@ -973,6 +976,8 @@ pub struct Config {
     pub replicaof: Option<(String, u16)>,
     pub enable_protected_configs: EnableMode,
     pub enable_module_command: EnableMode,
+    /// `config-get-secrets`: CONFIG GET returns SENSITIVE directives in clear.
+    pub config_get_secrets: bool,
     pub cluster_enabled: bool,
     pub io_threads: u32,
     pub shutdown_timeout: u32,
@@ -1053,6 +1058,7 @@ typed_fields! {
     "enable-module-command" => enable_module_command: mode,
     "active-expire-effort" => active_expire_effort: num,
     "protected-mode" => protected_mode: bool,
+    "config-get-secrets" => config_get_secrets: bool,
     "requirepass" => requirepass: optbytes,
     "primaryauth" => masterauth: optbytes,
     "daemonize" => daemonize: bool,
@@ -1196,6 +1202,7 @@ impl Default for Config {
             replicaof: None,
             enable_protected_configs: EnableMode::No,
             enable_module_command: EnableMode::No,
+            config_get_secrets: false,
             cluster_enabled: false,
             io_threads: 1,
             shutdown_timeout: 0,
@@ -1815,6 +1822,29 @@ pub struct LoadExtras {
     pub modules: Vec<Vec<String>>,
 }
 
+/// Checks `rename-command old new` against the command names left by the earlier
+/// `renames`, with upstream's errors: the command must exist (under its current name)
+/// and a non-empty new name must not be taken. Names compare case-insensitively.
+fn check_rename(renames: &[(String, String)], old: &str, new: &str) -> Result<(), &'static str> {
+    let mut names: std::collections::HashSet<String> = crate::commands::all_families()
+        .iter()
+        .flat_map(|fam| fam.iter().map(|d| d.name.to_string()))
+        .collect();
+    for (o, n) in renames {
+        names.remove(&o.to_ascii_lowercase());
+        if !n.is_empty() {
+            names.insert(n.to_ascii_lowercase());
+        }
+    }
+    if !names.remove(&old.to_ascii_lowercase()) {
+        return Err("No such command in rename-command");
+    }
+    if !new.is_empty() && names.contains(&new.to_ascii_lowercase()) {
+        return Err("Target command name already exists");
+    }
+    Ok(())
+}
+
 /// Parses configuration text into `cfg`, as upstream's `loadServerConfigFromString`.
 pub fn load_from_string(
     cfg: &mut Config,
@@ -1875,7 +1905,10 @@ pub fn load_from_string(
                 let content = read_config_files(&argv[1])?;
                 load_from_string(cfg, &content, extras, depth + 1)?;
             }
-            ("rename-command", 3) => extras.renames.push((argv[1].clone(), argv[2].clone())),
+            ("rename-command", 3) => {
+                check_rename(&extras.renames, &argv[1], &argv[2]).map_err(err)?;
+                extras.renames.push((argv[1].clone(), argv[2].clone()));
+            }
             ("user", n) if n >= 2 => extras.users.push(argv[1..].to_vec()),
             ("loadmodule", n) if n >= 2 => extras.modules.push(argv[1..].to_vec()),
             _ if name.contains('.') && argv.len() < 2 => {
@@ -2562,6 +2595,37 @@ mod tests {
         assert_eq!(c.get("oom-score-adj").unwrap(), "yes");
     }
 
+    #[test]
+    fn rename_command_checks() {
+        let mut x = LoadExtras::default();
+        let mut c = Config::default();
+        let text = "rename-command GET g2\nrename-command g2 get3\nrename-command flushall \"\"\n";
+        load_from_string(&mut c, text, &mut x, 0).unwrap();
+        assert_eq!(x.renames.len(), 3);
+        for (line, why) in [
+            (
+                "rename-command nosuch x",
+                "No such command in rename-command",
+            ),
+            (
+                "rename-command get set",
+                "Target command name already exists",
+            ),
+            (
+                "rename-command get a\nrename-command GET b",
+                "No such command in rename-command",
+            ),
+            ("rename-command get \"\"\nrename-command set get", ""),
+        ] {
+            let r = load(line);
+            if why.is_empty() {
+                assert!(r.is_ok(), "{line}");
+            } else {
+                assert!(r.unwrap_err().ends_with(why), "{line}");
+            }
+        }
+    }
+
     fn load(text: &str) -> Result<Config, String> {
         let mut c = Config::default();
         let mut x = LoadExtras::default();
@@ -2570,7 +2634,7 @@ mod tests {
 
     #[test]
     fn config_file_parsing() {
-        let c = load("# comment\n\n  port 7001  \r\nbind 127.0.0.1 -::1\nsave 10 1\nsave \"20 2\"\nmaxmemory 2GB\nrequirepass \"p w\"\nslaveof h 1\nrename-command FOO BAR\nuser default on\nlist-max-ziplist-entries 3\n").unwrap();
+        let c = load("# comment\n\n  port 7001  \r\nbind 127.0.0.1 -::1\nsave 10 1\nsave \"20 2\"\nmaxmemory 2GB\nrequirepass \"p w\"\nslaveof h 1\nrename-command GET BAR\nuser default on\nlist-max-ziplist-entries 3\n").unwrap();
         assert_eq!(c.port, 7001);
         assert_eq!(c.bind, s(&["127.0.0.1", "-::1"]));
         assert_eq!(c.save, vec![(10, 1), (20, 2)]);

@@ -116,6 +116,9 @@ fn main() {
     let _ = util::ticks_to_us(0);
     let mut srv = server::Server::new(cfg);
     srv.config_file = cfg_file;
+    for (old, new) in &extras.renames {
+        srv.commands.rename(old, new);
+    }
     if let Err(e) = aclsrv::load_at_startup(&mut srv, &extras.users) {
         error!("{}", e);
         std::process::exit(1);

@@ -189,6 +189,28 @@ pub fn accept_handler(el: &mut EventLoop, srv: &mut Server, _fd: RawFd, idx: usi
     el.set_pending(srv.listeners[idx].fd(), ae::READABLE);
 }
 
+/// Upstream's reply to a non-loopback connection refused by protected mode.
+pub const PROTECTED_MODE_ERR: &[u8] = b"-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Whether a peer address (`ip:port`, `[ip6]:port`) is a loopback address.
+pub fn is_loopback_addr(addr: &str) -> bool {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) => a.ip().is_loopback(),
+        Ok(std::net::SocketAddr::V6(a)) => {
+            a.ip().is_loopback() || a.ip().to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Upstream's protected-mode decision for a new TCP connection: refused when protected
+/// mode is on, the default user has no password (nopass) and the peer is not on the
+/// loopback interface. Whether `bind` was configured does not matter (as in Valkey 7+).
+/// Unix socket connections are always local and never reach this check.
+pub fn protected_mode_denies(protected_mode: bool, default_nopass: bool, peer: &str) -> bool {
+    protected_mode && default_nopass && !is_loopback_addr(peer)
+}
+
 fn accept_common(
     el: &mut EventLoop,
     srv: &mut Server,
@@ -203,6 +225,14 @@ fn accept_common(
         srv.stats.rejected_conn += 1;
         return;
     }
+    if let Conn::Tcp(_) = &conn {
+        let default_nopass = srv.acl.acl.get_user(b"default").is_some_and(|u| u.nopass());
+        if protected_mode_denies(srv.config.protected_mode, default_nopass, &addr) {
+            let _ = conn.write(PROTECTED_MODE_ERR);
+            srv.stats.rejected_conn += 1;
+            return;
+        }
+    }
     if let Conn::Tcp(s) = &conn {
         let _ = s.set_nodelay(true);
         if srv.config.tcp_keepalive > 0 {
@@ -213,7 +243,10 @@ fn accept_common(
     srv.next_client_id += 1;
     let entry = srv.clients.vacant_entry();
     let slot = entry.key();
-    let c = Client::new(id, slot, conn, addr, laddr, srv.mstime);
+    let mut c = Client::new(id, slot, conn, addr, laddr, srv.mstime);
+    // As upstream's clientSetDefaultAuth: a client that connects while the default user
+    // needs no password stays authenticated if `requirepass` is set later.
+    c.authenticated = srv.acl.default_open;
     entry.insert(Some(Box::new(c)));
     if let Err(e) = el.create_file_event(fd, ae::READABLE, read_query_from_client, slot) {
         warn!("Error registering fd event for the new client: {}", e);
@@ -929,7 +962,30 @@ pub fn clients_cron(srv: &mut Server) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_args;
+    use super::{protected_mode_denies, split_args};
+
+    #[test]
+    fn protected_mode_decision() {
+        for local in [
+            "127.0.0.1:5000",
+            "127.3.4.5:1",
+            "[::1]:6379",
+            "[::ffff:127.0.0.1]:9",
+        ] {
+            assert!(!protected_mode_denies(true, true, local), "{local}");
+        }
+        for remote in [
+            "192.0.2.2:5000",
+            "10.0.0.1:1",
+            "[fd00::2]:6379",
+            "0.0.0.0:1",
+            "junk",
+        ] {
+            assert!(protected_mode_denies(true, true, remote), "{remote}");
+            assert!(!protected_mode_denies(false, true, remote), "{remote}");
+            assert!(!protected_mode_denies(true, false, remote), "{remote}");
+        }
+    }
 
     #[test]
     fn split_args_like_sdssplitargs() {

@@ -81,6 +81,21 @@ pub static COMMANDS: &[CommandDef] =
             ]),
     ];
 
+/// What CONFIG GET shows instead of a non-empty secret.
+pub const REDACTED: &str = "(redacted)";
+
+/// The value CONFIG GET shows for `d`. Beyond upstream (which shows them in clear), the
+/// SENSITIVE directives (requirepass, masterauth, TLS key passphrases) are replaced by
+/// [`REDACTED`] unless `config-get-secrets yes` is in the configuration; an empty (unset)
+/// secret shows as empty, which only tells what ACL GETUSER tells already.
+fn shown_value(srv: &Server, d: &Directive) -> String {
+    let v = srv.config.get_directive(d);
+    if d.flags & dflags::SENSITIVE != 0 && !srv.config.config_get_secrets && !v.is_empty() {
+        return REDACTED.to_string();
+    }
+    v
+}
+
 /// CONFIG GET pattern [pattern ...]: exact names (and aliases) are looked up directly;
 /// patterns match every non-hidden name and alias. Each name appears once.
 fn config_get_command(srv: &mut Server, c: &mut Client) {
@@ -94,7 +109,7 @@ fn config_get_command(srv: &mut Server, c: &mut Client) {
             }
             if let Some((d, _)) = config::lookup(&pat) {
                 seen.insert(pat.clone());
-                out.push((pat, srv.config.get_directive(d)));
+                out.push((pat, shown_value(srv, d)));
             }
             continue;
         }
@@ -108,7 +123,7 @@ fn config_get_command(srv: &mut Server, c: &mut Client) {
                 }
                 if acl::glob::string_match(pat.as_bytes(), name.as_bytes(), true) {
                     seen.insert(name.to_string());
-                    out.push((name.to_string(), srv.config.get_directive(d)));
+                    out.push((name.to_string(), shown_value(srv, d)));
                 }
             }
         }
@@ -158,7 +173,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     let mut pairs: Vec<(&'static Directive, String, String)> = Vec::new();
     let mut unknown: Option<String> = None;
     let mut err: Option<(String, &str)> = None;
-    for kv in c.argv[2..].chunks(2) {
+    let mut secret_args: Vec<usize> = Vec::new();
+    for (i, kv) in c.argv[2..].chunks(2).enumerate() {
         let name = String::from_utf8_lossy(&kv[0]).into_owned();
         let Some((d, is_alias)) = config::lookup(&name) else {
             if unknown.is_none() && err.is_none() {
@@ -166,6 +182,9 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             }
             continue;
         };
+        if d.flags & dflags::SENSITIVE != 0 {
+            secret_args.push(3 + 2 * i);
+        }
         if unknown.is_some() || err.is_some() {
             continue;
         }
@@ -192,6 +211,14 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             shown.to_string(),
             String::from_utf8_lossy(&kv[1]).into_owned(),
         ));
+    }
+    // As upstream's redactClientCommandArgument: the value of a secret is dropped from
+    // the argument vector now, so nothing that shows argv later (command logs, MONITOR,
+    // client errors) can see it.
+    for i in secret_args {
+        if let Some(a) = c.argv.get_mut(i) {
+            *a = REDACTED.as_bytes().to_vec();
+        }
     }
     if let Some(name) = unknown {
         c.reply.add_error(&format!(

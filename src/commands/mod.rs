@@ -384,6 +384,9 @@ pub struct Command {
     pub parent: Option<usize>,
     /// Subcommand ids by lower-case name.
     pub subs: HashMap<Vec<u8>, usize>,
+    /// Disabled by `rename-command <name> ""`: no name reaches it, and COMMAND, COMMAND
+    /// COUNT and COMMAND LIST leave it out, as upstream.
+    pub disabled: bool,
 }
 
 /// A cheap hasher for the command-name table: the keys are a fixed set of short names
@@ -484,6 +487,7 @@ impl CommandTable {
             id,
             parent,
             subs: HashMap::new(),
+            disabled: false,
         });
         id
     }
@@ -520,6 +524,29 @@ impl CommandTable {
         }
     }
 
+    /// `rename-command old new` (already checked by the configuration loader): the
+    /// command answers to `new` only, or to nothing when `new` is empty. As upstream, it
+    /// keeps its flags, key specs, ACL identity and reported name (COMMAND INFO shows
+    /// the original name). Returns false if `old` is not a command name.
+    pub fn rename(&mut self, old: &str, new: &str) -> bool {
+        let Some(id) = self.by_name.remove(old.to_ascii_lowercase().as_bytes()) else {
+            return false;
+        };
+        if new.is_empty() {
+            self.commands[id].disabled = true;
+        } else {
+            self.by_name
+                .insert(new.to_ascii_lowercase().into_bytes(), id);
+        }
+        true
+    }
+
+    /// Whether the command (or its container) was disabled by `rename-command`.
+    pub fn is_disabled(&self, id: usize) -> bool {
+        let cmd = &self.commands[id];
+        cmd.disabled || cmd.parent.is_some_and(|p| self.commands[p].disabled)
+    }
+
     /// Looks a command up by its full name (`client|list`).
     pub fn lookup_full(&self, name: &[u8]) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
@@ -534,7 +561,9 @@ impl CommandTable {
 
     /// Top-level command ids.
     pub fn top_level(&self) -> impl Iterator<Item = &Command> {
-        self.commands.iter().filter(|c| c.parent.is_none())
+        self.commands
+            .iter()
+            .filter(|c| c.parent.is_none() && !c.disabled)
     }
 }
 
@@ -629,7 +658,11 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
 
     // 4. Protected commands (DEBUG, MODULE) behind their enable-* directive.
     if def.flags & flags::PROTECTED != 0 {
-        let (mode, opt) = (srv.config.enable_debug_command, "enable-debug-command");
+        let (mode, opt) = if def.name == "module" {
+            (srv.config.enable_module_command, "enable-module-command")
+        } else {
+            (srv.config.enable_debug_command, "enable-debug-command")
+        };
         let local = c.has_flag(cflags::UNIX_SOCKET)
             || c.addr.starts_with("127.")
             || c.addr.starts_with("[::1]");

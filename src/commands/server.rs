@@ -787,6 +787,7 @@ fn command_list_command(srv: &mut Server, c: &mut Client) {
         .commands
         .commands
         .iter()
+        .filter(|cmd| !srv.commands.is_disabled(cmd.id))
         .filter(|cmd| match &filter {
             Filter::None => true,
             Filter::Module => false,
