@@ -1,0 +1,396 @@
+//! Attacker-style tests against the real binary (issue 7, "Tests (as an attacker would try
+//! them)"): while an attack runs, a second, well-behaved client keeps getting PING answered
+//! quickly and the server's memory stays bounded.
+//!
+//! The tests run one at a time (a process-wide lock): they open hundreds of sockets and
+//! measure latency, so running them side by side would skew both.
+
+mod common;
+
+use common::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Latency bound for the good client's PING while an attack runs.
+const MAX_PING: Duration = Duration::from_millis(50);
+/// Memory growth bound (bytes) during and after an attack.
+const MAX_GROWTH: i64 = 64 * 1024 * 1024;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The server's pid (INFO server `process_id`).
+fn server_pid(c: &mut Conn) -> i64 {
+    let r = c.call(&["INFO", "server"]);
+    info_field(&r, "process_id").expect("process_id in INFO server")
+}
+
+/// VmRSS of `pid` in bytes (0 if unreadable).
+fn rss(pid: i64) -> i64 {
+    let s = std::fs::read_to_string(format!("/proc/{}/status", pid)).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn stat(c: &mut Conn, section: &str, field: &str) -> i64 {
+    let r = c.call(&["INFO", section]);
+    info_field(&r, field).unwrap_or_else(|| panic!("no {} in INFO {}", field, section))
+}
+
+/// What the good client saw while an attack ran.
+struct Watch {
+    pings: usize,
+    max_ping: Duration,
+    max_rss: i64,
+    conn: Conn,
+}
+
+/// A well-behaved client pinging every 10 ms (and sampling the server's RSS) until stopped.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Watch>,
+}
+
+impl Watcher {
+    fn start(mut conn: Conn, pid: i64) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut pings, mut max_ping, mut max_rss) = (0usize, Duration::ZERO, 0i64);
+            loop {
+                let t = Instant::now();
+                let r = conn.call(&["PING"]);
+                let d = t.elapsed();
+                assert_eq!(escape(&r), "+PONG\\r\\n", "good client's PING");
+                pings += 1;
+                max_ping = max_ping.max(d);
+                max_rss = max_rss.max(rss(pid));
+                if flag.load(Ordering::SeqCst) && pings >= 5 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Watch {
+                pings,
+                max_ping,
+                max_rss,
+                conn,
+            }
+        });
+        Watcher { stop, handle }
+    }
+
+    fn finish(self) -> Watch {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.handle.join() {
+            Ok(w) => w,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+}
+
+#[track_caller]
+fn check_watch(what: &str, w: &Watch, rss_before: i64) {
+    eprintln!(
+        "{}: {} pings, max {:?}; RSS before {} KB, peak {} KB (+{} KB)",
+        what,
+        w.pings,
+        w.max_ping,
+        rss_before / 1024,
+        w.max_rss / 1024,
+        (w.max_rss - rss_before) / 1024
+    );
+    assert!(w.pings >= 5, "{}: only {} pings", what, w.pings);
+    assert!(
+        w.max_ping < MAX_PING,
+        "{}: good client's PING took {:?}",
+        what,
+        w.max_ping
+    );
+    assert!(
+        w.max_rss - rss_before < MAX_GROWTH,
+        "{}: RSS grew from {} to {}",
+        what,
+        rss_before,
+        w.max_rss
+    );
+}
+
+fn connected_clients(c: &mut Conn) -> i64 {
+    stat(c, "clients", "connected_clients")
+}
+
+/// An unauthenticated client announcing a 1 GB multibulk / bulk: rejected with upstream's
+/// errors and closed, without allocating by the announced size.
+#[test]
+fn unauthenticated_huge_headers() {
+    let _g = serial();
+    let s = Server::ours(&["--requirepass", "secret"]);
+    let mut good = s.conn();
+    assert_eq!(escape(&good.call(&["AUTH", "secret"])), "+OK\\r\\n");
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"*1000000000\r\n",
+            "-ERR Protocol error: unauthenticated multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n$1000000\r\n",
+            "-ERR Protocol error: unauthenticated bulk length\r\n",
+        ),
+        (
+            b"*2\r\n$4\r\nAUTH\r\n$16385\r\n",
+            "-ERR Protocol error: unauthenticated bulk length\r\n",
+        ),
+        // Over proto-max-bulk-len: that check comes first, as upstream.
+        (
+            b"*1\r\n$1000000000\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+    ];
+    let mut conns = Vec::new();
+    for round in 0..10 {
+        for (req, want) in cases {
+            let mut c = s.conn();
+            if round == 0 {
+                // Trickled byte by byte.
+                for b in req.iter() {
+                    c.send_raw(&[*b]).expect("send");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            } else {
+                c.send_raw(req).expect("send");
+            }
+            conns.push((c, *want));
+        }
+    }
+    // A client that announced a small multibulk and trickles a huge inline-free body: bytes
+    // follow the header slowly, never completing a bulk header.
+    let mut trickler = s.conn();
+    trickler.send_raw(b"*2\r\n$100").expect("send");
+    for _ in 0..50 {
+        trickler.send_raw(b"0").expect("send");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (c, want) in conns.iter_mut() {
+        let (got, closed) = c.read_until_close(Duration::from_secs(3));
+        assert_eq!(escape(&got), escape(want.as_bytes()));
+        assert!(closed, "connection left open after {:?}", want);
+    }
+    // The trickled bulk length ($1000...0, 53 digits) overflows or exceeds the limits:
+    // rejected and closed.
+    trickler.send_raw(b"\r\n").expect("send");
+    let (got, closed) = trickler.read_until_close(Duration::from_secs(3));
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("-ERR Protocol error: "),
+        "trickler got {}",
+        escape(&got)
+    );
+    assert!(closed, "trickler left open");
+
+    let mut w = w.finish();
+    check_watch("unauthenticated huge headers", &w, before);
+    assert_eq!(connected_clients(&mut w.conn), 1);
+}
+
+/// Slowloris: 200 connections trickling one byte every 100 ms for 2 s; with `timeout 1` the
+/// half-open clients are closed once they go quiet.
+#[test]
+fn slowloris_trickle() {
+    let _g = serial();
+    let s = Server::ours(&["--timeout", "1"]);
+    let mut good = s.conn();
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    let req = encode_command(&["SET", "slowloris-key", "some value of a few bytes"]);
+    let mut conns: Vec<Conn> = (0..200).map(|_| s.conn()).collect();
+    let start = Instant::now();
+    let mut pos = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        for c in conns.iter_mut() {
+            c.send_raw(&req[pos..pos + 1]).expect("trickle");
+        }
+        pos += 1;
+        assert!(pos < req.len(), "request complete too early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut w = w.finish();
+    check_watch("slowloris", &w, before);
+    let during = connected_clients(&mut w.conn);
+    eprintln!("slowloris: connected_clients while trickling: {}", during);
+    assert!(
+        during >= 150,
+        "trickling clients closed too early: {}",
+        during
+    );
+    // The key was never set: no request completed.
+    assert_eq!(
+        escape(&w.conn.call(&["EXISTS", "slowloris-key"])),
+        ":0\\r\\n"
+    );
+
+    // Quiet now: `timeout 1` closes them (the good client keeps talking, so it stays).
+    let t = Instant::now();
+    let dropped = wait_for(Duration::from_secs(5), || {
+        connected_clients(&mut w.conn) == 1
+    });
+    eprintln!(
+        "slowloris: idle clients closed after {:?} (ok={})",
+        t.elapsed(),
+        dropped
+    );
+    assert!(dropped, "idle half-open clients were not closed by timeout");
+    let list = w.conn.call(&["CLIENT", "LIST"]);
+    assert_eq!(
+        String::from_utf8_lossy(&list).matches("id=").count(),
+        1,
+        "CLIENT LIST: {}",
+        escape_short(&list, 300)
+    );
+    for c in conns.iter_mut().take(20) {
+        assert!(c.closed_within(Duration::from_secs(1)), "socket not closed");
+    }
+}
+
+/// `maxclients 100` with 300 connections: the extra ones are refused with upstream's error
+/// and closed, the good client goes on, and after they leave new clients get in.
+#[test]
+fn maxclients_flood() {
+    let _g = serial();
+    let s = Server::ours(&["--maxclients", "100"]);
+    let mut good = s.conn();
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    let mut conns: Vec<Conn> = (0..300).map(|_| s.conn()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut refused, mut admitted) = (0, 0);
+    for c in conns.iter_mut() {
+        let (got, closed) = c.read_until_close(Duration::from_millis(5));
+        if got.is_empty() && !closed {
+            admitted += 1;
+            continue;
+        }
+        assert_eq!(
+            escape(&got),
+            escape(b"-ERR max number of clients reached\r\n")
+        );
+        if !closed {
+            assert!(c.closed_within(Duration::from_secs(2)), "refused but open");
+        }
+        refused += 1;
+    }
+    let mut w = w.finish();
+    eprintln!("maxclients: admitted {}, refused {}", admitted, refused);
+    check_watch("maxclients", &w, before);
+    assert_eq!(admitted, 99, "the good client holds one of the 100 slots");
+    assert_eq!(refused, 201);
+    assert_eq!(connected_clients(&mut w.conn), 100);
+    assert_eq!(stat(&mut w.conn, "stats", "rejected_connections"), 201);
+
+    drop(conns);
+    assert!(
+        wait_for(Duration::from_secs(3), || connected_clients(&mut w.conn)
+            == 1),
+        "closed clients still counted"
+    );
+    let mut again: Vec<Conn> = (0..99).map(|_| s.conn()).collect();
+    for c in again.iter_mut() {
+        assert_eq!(escape(&c.call(&["PING"])), "+PONG\\r\\n");
+    }
+    let mut extra = s.conn();
+    let (got, closed) = extra.read_until_close(Duration::from_secs(2));
+    assert_eq!(
+        escape(&got),
+        escape(b"-ERR max number of clients reached\r\n")
+    );
+    assert!(closed);
+}
+
+/// A subscriber that never reads while 50 MB is published to its channel: the default
+/// `client-output-buffer-limit pubsub 32mb 8mb 60` disconnects it; memory stays bounded.
+#[test]
+fn pubsub_slow_subscriber() {
+    let _g = serial();
+    let s = Server::ours(&[]);
+    let mut good = s.conn();
+    let pid = server_pid(&mut good);
+    let used_before = used_memory(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    let mut sub = s.conn();
+    sub.send(&["SUBSCRIBE", "flood"]).expect("subscribe");
+    // Read the confirmation, then never read again.
+    let conf = sub.read_reply().expect("subscribe reply");
+    assert!(escape(&conf).contains("subscribe"), "{}", escape(&conf));
+
+    let mut publisher = s.conn();
+    let payload = vec![b'x'; 100 * 1024];
+    let mut delivered_to_one = 0;
+    let mut max_pub = Duration::ZERO;
+    // 5 batches of 100 x 100 KB = 50 MB.
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut batch = Vec::new();
+        for _ in 0..100 {
+            batch.extend_from_slice(&encode_command(&[
+                b"PUBLISH".as_slice(),
+                b"flood",
+                &payload,
+            ]));
+        }
+        publisher.send_raw(&batch).expect("publish");
+        for _ in 0..100 {
+            let r = publisher.read_reply().expect("publish reply");
+            if r == b":1\r\n" {
+                delivered_to_one += 1;
+            } else {
+                assert_eq!(escape(&r), ":0\\r\\n");
+            }
+        }
+        max_pub = max_pub.max(t.elapsed());
+    }
+    let mut w = w.finish();
+    let used_after = used_memory(&mut w.conn);
+    let disconnections = stat(
+        &mut w.conn,
+        "stats",
+        "client_output_buffer_limit_disconnections",
+    );
+    eprintln!(
+        "pubsub: delivered {} of 500, slowest batch of 100 PUBLISH {:?}, \
+         used_memory {} -> {}, limit disconnections {}",
+        delivered_to_one, max_pub, used_before, used_after, disconnections
+    );
+    check_watch("pubsub slow subscriber", &w, before);
+    assert!(delivered_to_one < 500, "subscriber was never disconnected");
+    assert_eq!(disconnections, 1);
+    assert!(used_after - used_before < MAX_GROWTH);
+    assert_eq!(
+        connected_clients(&mut w.conn),
+        2,
+        "good client and publisher"
+    );
+    let list = String::from_utf8_lossy(&w.conn.call(&["CLIENT", "LIST"])).into_owned();
+    assert!(!list.contains("sub=1"), "subscriber still listed: {}", list);
+    assert!(
+        sub.closed_within(Duration::from_secs(5)),
+        "subscriber socket not closed"
+    );
+    assert_eq!(escape(&publisher.call(&["PING"])), "+PONG\\r\\n");
+}
