@@ -24,6 +24,17 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// valkey-rs, or the reference with `VALKEY_TEST_TARGET=reference` (to check the tests'
+/// expectations against upstream).
+fn start(extra: &[&str]) -> Server {
+    if std::env::var("VALKEY_TEST_TARGET").is_ok_and(|v| v == "reference") {
+        if let Some(bin) = require_reference() {
+            return Server::reference(&bin, extra);
+        }
+    }
+    Server::ours(extra)
+}
+
 /// The server's pid (INFO server `process_id`).
 fn server_pid(c: &mut Conn) -> i64 {
     let r = c.call(&["INFO", "server"]);
@@ -133,7 +144,7 @@ fn connected_clients(c: &mut Conn) -> i64 {
 #[test]
 fn unauthenticated_huge_headers() {
     let _g = serial();
-    let s = Server::ours(&["--requirepass", "secret"]);
+    let s = start(&["--requirepass", "secret"]);
     let mut good = s.conn();
     assert_eq!(escape(&good.call(&["AUTH", "secret"])), "+OK\\r\\n");
     let pid = server_pid(&mut good);
@@ -209,7 +220,7 @@ fn unauthenticated_huge_headers() {
 #[test]
 fn slowloris_trickle() {
     let _g = serial();
-    let s = Server::ours(&["--timeout", "1"]);
+    let s = start(&["--timeout", "1"]);
     let mut good = s.conn();
     let pid = server_pid(&mut good);
     let before = rss(pid);
@@ -270,7 +281,7 @@ fn slowloris_trickle() {
 #[test]
 fn maxclients_flood() {
     let _g = serial();
-    let s = Server::ours(&["--maxclients", "100"]);
+    let s = start(&["--maxclients", "100"]);
     let mut good = s.conn();
     let pid = server_pid(&mut good);
     let before = rss(pid);
@@ -323,6 +334,12 @@ fn maxclients_flood() {
 
 /// A subscriber that never reads while 50 MB is published to its channel: the default
 /// `client-output-buffer-limit pubsub 32mb 8mb 60` disconnects it; memory stays bounded.
+///
+/// valkey-rs only: the reference (9.1.2) does not disconnect here (checked with
+/// `VALKEY_TEST_TARGET=reference`: all 500 messages delivered, used_memory +47 MB,
+/// client_output_buffer_limit_disconnections 0; its reply lists seem to keep references to
+/// the published 100 KB payloads and count far less than their size against the limit).
+/// The issue asks for bounded memory, so we hold valkey-rs to the limit as written.
 #[test]
 fn pubsub_slow_subscriber() {
     let _g = serial();
