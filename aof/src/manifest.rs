@@ -175,7 +175,7 @@ impl Manifest {
                     }
                     name = Some(v.to_vec());
                 } else if k.eq_ignore_ascii_case(b"seq") {
-                    seq = atoll(v);
+                    seq = crate::reader::strtol(v).0; // atoll: 0 when no digits
                 } else if k.eq_ignore_ascii_case(b"type") {
                     typ = v.first().copied().unwrap_or(0);
                 }
@@ -391,39 +391,6 @@ fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !t(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|b| !t(b)).map_or(start, |p| p + 1);
     s.get(start..end).unwrap_or(&[])
-}
-
-/// `atoll`: leading spaces, an optional sign, digits; saturates like glibc's strtoll.
-fn atoll(s: &[u8]) -> i64 {
-    let mut i = 0;
-    while i < s.len() && is_space(s[i]) {
-        i += 1;
-    }
-    let mut neg = false;
-    if let Some(&c) = s.get(i) {
-        if c == b'+' || c == b'-' {
-            neg = c == b'-';
-            i += 1;
-        }
-    }
-    let mut v: i64 = 0;
-    while let Some(&c) = s.get(i) {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        let d = i64::from(c - b'0');
-        v = if neg {
-            v.checked_mul(10)
-                .and_then(|x| x.checked_sub(d))
-                .unwrap_or(i64::MIN)
-        } else {
-            v.checked_mul(10)
-                .and_then(|x| x.checked_add(d))
-                .unwrap_or(i64::MAX)
-        };
-        i += 1;
-    }
-    v
 }
 
 fn hex_val(b: u8) -> u8 {

@@ -264,6 +264,15 @@ fn parse_id(
     }
 }
 
+/// The IDs `argv[from..]` (XDEL, XACK), replying the error of the first bad one.
+fn parse_id_list(c: &mut Client, from: usize) -> Option<Vec<StreamId>> {
+    let mut ids = Vec::with_capacity(c.argv.len().saturating_sub(from).min(1024));
+    for j in from..c.argv.len() {
+        ids.push(parse_strict_or_reply(c, j, 0)?);
+    }
+    Some(ids)
+}
+
 fn parse_strict_or_reply(c: &mut Client, idx: usize, missing_seq: u64) -> Option<StreamId> {
     match parse_id(&c.argv[idx], missing_seq, true, false) {
         Some((id, _)) => Some(id),
@@ -700,13 +709,9 @@ fn xdel_command(srv: &mut Server, c: &mut Client) {
             return;
         }
     }
-    let mut ids = Vec::with_capacity((c.argv.len() - 2).min(1024));
-    for j in 2..c.argv.len() {
-        let Some(id) = parse_strict_or_reply(c, j, 0) else {
-            return;
-        };
-        ids.push(id);
-    }
+    let Some(ids) = parse_id_list(c, 2) else {
+        return;
+    };
     let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
         return;
     };
@@ -1300,13 +1305,9 @@ fn xack_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_long(0);
         return;
     }
-    let mut ids = Vec::with_capacity((c.argv.len() - 3).min(1024));
-    for j in 3..c.argv.len() {
-        let Some(id) = parse_strict_or_reply(c, j, 0) else {
-            return;
-        };
-        ids.push(id);
-    }
+    let Some(ids) = parse_id_list(c, 3) else {
+        return;
+    };
     let Some(Value::Stream(s)) = db::lookup_key_write_mut(srv, db, &c.argv[1]) else {
         return;
     };
