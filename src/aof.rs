@@ -517,14 +517,23 @@ pub fn write_error(srv: &Server) -> Option<String> {
 // The directory and the manifest
 // ---------------------------------------------------------------------------------------
 
-/// Creates `appenddirname` (0700) if missing (`dirCreateIfMissing`).
+/// Creates `appenddirname` (0700) if missing (`dirCreateIfMissing`); a failure is
+/// logged here, the caller decides what it means.
 fn dir_create_if_missing(srv: &Server) -> io::Result<()> {
     let d = dir(srv);
-    match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+    let res = match std::fs::DirBuilder::new().mode(0o700).create(&d) {
         Ok(()) => std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => Ok(()),
         Err(e) => Err(e),
+    };
+    if let Err(e) = &res {
+        warn!(
+            "Can't open or create append-only dir {}: {}",
+            srv.config.appenddirname,
+            crate::rdb::os_err(e)
+        );
     }
+    res
 }
 
 /// Opens a file for writing, created 0600 whatever the umask.
@@ -666,12 +675,7 @@ pub fn open_on_server_start(srv: &mut Server) {
     if srv.aof.state != AofState::On {
         return;
     }
-    if let Err(e) = dir_create_if_missing(srv) {
-        warn!(
-            "Can't open or create append-only dir {}: {}",
-            srv.config.appenddirname,
-            crate::rdb::os_err(&e)
-        );
+    if dir_create_if_missing(srv).is_err() {
         std::process::exit(1);
     }
     let filename = srv.config.appendfilename.clone();
@@ -1160,12 +1164,7 @@ pub fn rewrite_background(srv: &mut Server) -> bool {
     if crate::rdb::has_active_child(srv) {
         return false;
     }
-    if let Err(e) = dir_create_if_missing(srv) {
-        warn!(
-            "Can't open or create append-only dir {}: {}",
-            srv.config.appenddirname,
-            crate::rdb::os_err(&e)
-        );
+    if dir_create_if_missing(srv).is_err() {
         srv.aof.lastbgrewrite_ok = false;
         return false;
     }
@@ -1708,12 +1707,7 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
 /// Moves an old single-file AOF into the directory with a manifest naming it as the
 /// base (`aofUpgradePrepare`).
 fn upgrade_prepare(srv: &mut Server) {
-    if let Err(e) = dir_create_if_missing(srv) {
-        warn!(
-            "Can't open or create append-only dir {}: {}",
-            srv.config.appenddirname,
-            crate::rdb::os_err(&e)
-        );
+    if dir_create_if_missing(srv).is_err() {
         std::process::exit(1);
     }
     let filename = srv.config.appendfilename.clone();
