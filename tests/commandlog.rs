@@ -247,3 +247,25 @@ fn latency_monitor_records_slow_commands() {
         assert_eq!(call(c, &[b"LATENCY", b"LATEST"]).arr().len(), 0);
     });
 }
+
+/// With the AOF on, a write's arguments are copied for propagation before the handler
+/// runs (SET moves its value into the keyspace): the slow log still shows them all.
+#[test]
+fn slow_entry_of_a_propagated_write_keeps_its_arguments() {
+    for s in servers(&["--appendonly", "yes", "--slowlog-log-slower-than", "0"]) {
+        let mut c = s.conn();
+        ok(&mut c, &["SLOWLOG", "RESET"]);
+        ok(&mut c, &["SET", "key", "the-value"]);
+        let e = get(&mut c, "slow");
+        let set = e
+            .iter()
+            .find(|e| argv_of(e).first().map(|a| a.as_slice()) == Some(b"SET"))
+            .unwrap_or_else(|| panic!("{}: no SET entry in {:?}", s.kind.name(), e));
+        assert_eq!(
+            argv_of(set),
+            vec![b"SET".to_vec(), b"key".to_vec(), b"the-value".to_vec()],
+            "{}",
+            s.kind.name()
+        );
+    }
+}

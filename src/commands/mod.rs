@@ -806,6 +806,32 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     srv.propagation.nesting += 1;
     (def.proc_)(srv, c);
     srv.propagation.nesting -= 1;
+    let usec = crate::util::ticks_to_us(crate::util::monotonic_ticks().wrapping_sub(start));
+    // A command that blocked is accounted for when it runs again, times out or is
+    // unblocked (as upstream, which skips the stats of a blocked call). The logs come
+    // before propagation, which moves the saved arguments away.
+    let blocked = c.has_flag(cflags::BLOCKED);
+    if !blocked {
+        let st = &mut srv.commands.stats[id];
+        st.calls += 1;
+        st.usec += usec;
+        if c.reply.errors != errors_before {
+            st.failed_calls += 1;
+            srv.stats.note_error(&c.reply);
+        }
+        c.commands_processed += 1;
+        srv.stats.numcommands += 1;
+        let reply_bytes = c.reply.buf.len().saturating_sub(reply_before);
+        log_command(
+            srv,
+            c,
+            def.flags,
+            usec,
+            reply_bytes,
+            logged_argv,
+            saved_argv.as_deref(),
+        );
+    }
     // Propagate the effect of a write (upstream's call: dirty, or forced), unless the
     // command asked not to; the queue is flushed when the execution unit ends.
     // Only an increase counts: SAVE and DEBUG LOADAOF reset the counter to 0 (upstream
@@ -841,31 +867,6 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         c.flags |= srv.current_client_add_flags;
         srv.current_client_add_flags = 0;
     }
-    if c.has_flag(cflags::BLOCKED) {
-        // The command blocked: it is accounted for when it runs again, times out or is
-        // unblocked (as upstream, which skips the stats of a blocked call).
-        return;
-    }
-    let usec = crate::util::ticks_to_us(crate::util::monotonic_ticks().wrapping_sub(start));
-    let st = &mut srv.commands.stats[id];
-    st.calls += 1;
-    st.usec += usec;
-    if c.reply.errors != errors_before {
-        st.failed_calls += 1;
-        srv.stats.note_error(&c.reply);
-    }
-    c.commands_processed += 1;
-    srv.stats.numcommands += 1;
-    let reply_bytes = c.reply.buf.len().saturating_sub(reply_before);
-    log_command(
-        srv,
-        c,
-        def.flags,
-        usec,
-        reply_bytes,
-        logged_argv,
-        saved_argv,
-    );
 }
 
 /// The truncated argv and size of a request the large-request log will keep, taken
@@ -899,7 +900,7 @@ fn log_command(
     usec: u64,
     reply_bytes: usize,
     logged_argv: Option<(i64, Vec<Vec<u8>>)>,
-    saved_argv: Option<Vec<Vec<u8>>>,
+    saved_argv: Option<&[Vec<u8>]>,
 ) {
     use crate::commandlog::{Limits, LARGE_REPLY, LARGE_REQUEST, SLOW};
     let lat_threshold = srv.config.latency_monitor_threshold;
@@ -951,7 +952,7 @@ fn log_command(
         None => (0, None),
     };
     // The arguments as they came: the copy taken before the call if any.
-    let source: &[Vec<u8>] = saved_argv.as_deref().unwrap_or(&c.argv);
+    let source: &[Vec<u8>] = saved_argv.unwrap_or(&c.argv);
     let mut argv_for = || {
         pre.clone()
             .unwrap_or_else(|| crate::commandlog::truncate_argv(source))
