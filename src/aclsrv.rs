@@ -517,6 +517,15 @@ pub fn save_file(srv: &Server) -> Result<(), String> {
     })
 }
 
+/// The `user` lines CONFIG REWRITE writes: every user (ACL LIST form) without an aclfile,
+/// none with one (upstream's rewriteConfigUserOption).
+pub fn config_user_lines(srv: &Server) -> Vec<String> {
+    if !srv.config.aclfile.is_empty() {
+        return Vec::new();
+    }
+    srv.acl.acl.users().map(acl::describe_user).collect()
+}
+
 /// Reads and parses `aclfile` into a new user set (nothing changes on error).
 fn read_file(srv: &Server) -> Result<acl::Acl, String> {
     let path = srv.config.aclfile.clone();
