@@ -154,6 +154,9 @@ fn multi_queue_and_exec_recheck() {
             ],
         );
         step(&mut t, &mut c, &["EXEC"]);
+        // The denials at EXEC are logged in the multi context.
+        let log = admin.call(&["ACL", "LOG"]);
+        t.push(("ACL LOG fields".into(), log_fields(&log).into_bytes()));
         t
     });
 }
