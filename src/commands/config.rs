@@ -335,7 +335,8 @@ fn config_rewrite_command(srv: &mut Server, c: &mut Client) {
             .add_error("ERR The server is running without a config file");
         return;
     };
-    match config::rewrite_config(&srv.config, &path) {
+    let users = crate::aclsrv::config_user_lines(srv);
+    match config::rewrite_config(&srv.config, &path, Some(&users)) {
         Ok(()) => {
             log::info!("CONFIG REWRITE executed with success.");
             c.reply.add_ok();
