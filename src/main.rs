@@ -38,6 +38,7 @@ mod object;
 mod propagate;
 mod pubsub;
 mod rdb;
+mod replication;
 mod reply;
 mod server;
 mod types;

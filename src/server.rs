@@ -119,6 +119,9 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
     pub rdb: crate::rdb::Persist,
+    /// Replication: IDs, offsets, backlog, replicas, the link to a primary
+    /// (src/replication.rs).
+    pub repl: crate::replication::Repl,
     /// Users, ACL LOG and the cached state of the gate (src/aclsrv.rs).
     pub acl: crate::aclsrv::AclState,
     /// AUTH brute-force throttling (src/authguard.rs).
@@ -172,6 +175,7 @@ impl Server {
             aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
+            repl: crate::replication::Repl::new(),
             acl,
             authguard: Default::default(),
             audit: Default::default(),
@@ -284,6 +288,10 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 
     crate::rdb::cron(srv);
     crate::aof::cron(srv);
+    // replicationCron, once per second.
+    if srv.cronloops.is_multiple_of((srv.hz as u64).max(1)) {
+        crate::replication::cron(el, srv);
+    }
 
     if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
         el.stop();

@@ -30,6 +30,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -425,7 +426,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 18] {
+pub fn all_families() -> [&'static [CommandDef]; 19] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -445,6 +446,7 @@ pub fn all_families() -> [&'static [CommandDef]; 18] {
         stream::COMMANDS,
         acl::COMMANDS,
         slowlog::COMMANDS,
+        replication::COMMANDS,
     ]
 }
 

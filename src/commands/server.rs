@@ -1468,18 +1468,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 g.tracked_ips()
             );
         }
-        "replication" => {
-            let _ = write!(
-                s,
-                "role:master\r\nconnected_slaves:0\r\nreplicas_waiting_psync:0\r\n\
-                 master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
-                 master_replid2:0000000000000000000000000000000000000000\r\n\
-                 master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
-                 repl_backlog_size:10485760\r\nrepl_backlog_first_byte_offset:0\r\n\
-                 repl_backlog_histlen:0\r\n",
-                srv.run_id
-            );
-        }
+        "replication" => crate::replication::info(srv, s),
         "cpu" => {
             let (u, sy, cu, csy) = cpu_times();
             let _ = write!(
