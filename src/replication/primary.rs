@@ -11,6 +11,11 @@ pub struct PrimaryState {}
 /// [`super::feed_replicas`]).
 pub fn feed(_srv: &mut Server, _dbid: Option<usize>, _argv: &[Vec<u8>]) {}
 
+/// Feeds bytes of a primary's stream as received, to the backlog and sub-replicas of a
+/// replica (upstream's `replicationFeedStreamFromPrimaryStream`): a chained replica's
+/// stream is its primary's, byte for byte, so offsets agree along the chain.
+pub fn feed_raw(_srv: &mut Server, _bytes: &[u8]) {}
+
 /// Whether a backlog or a replica consumes the stream.
 pub fn has_consumers(_srv: &Server) -> bool {
     false

@@ -18,3 +18,7 @@ pub fn info_fields(_srv: &Server, _s: &mut String) {}
 
 /// The replica's part of replicationCron.
 pub fn cron(_el: &mut EventLoop, _srv: &mut Server) {}
+
+/// `REPLCONF GETACK`, sent by our primary: answers with `REPLCONF ACK <offset>` on the
+/// link. Called by the REPLCONF handler (src/replication/primary.rs).
+pub fn replconf_getack(_srv: &mut Server, _c: &mut crate::client::Client) {}
