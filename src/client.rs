@@ -94,6 +94,8 @@ pub struct BlockState {
     /// The keys waited on, with the sequence number of the client in each key's queue.
     pub keys: Vec<(Vec<u8>, u64)>,
     pub unblock_on_nokey: bool,
+    /// Time spent in the command's runs so far (upstream's c->duration).
+    pub duration_us: u64,
 }
 
 /// A command queued by MULTI.
