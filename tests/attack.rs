@@ -411,3 +411,257 @@ fn pubsub_slow_subscriber() {
     );
     assert_eq!(escape(&publisher.call(&["PING"])), "+PONG\\r\\n");
 }
+
+/// Waits until INFO stats `field` reaches `n`; returns whether it did.
+fn wait_stat(c: &mut Conn, field: &str, n: i64, limit: Duration) -> bool {
+    wait_for(limit, || stat(c, "stats", field) >= n)
+}
+
+/// A normal client pipelining GETs of a 1 MB value and never reading, with
+/// `client-output-buffer-limit normal 10mb 0 0` set at run time: closed at the hard limit
+/// (its pending replies are dropped, not sent), counted in INFO, memory bounded.
+#[test]
+fn output_buffer_hard_limit_normal_client() {
+    let _g = serial();
+    let s = start(&[]);
+    let mut good = s.conn();
+    assert_eq!(
+        escape(&good.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 10mb 0 0"
+        ])),
+        "+OK\\r\\n"
+    );
+    let big = vec![b'v'; 1024 * 1024];
+    assert_eq!(
+        escape(&good.call(&[b"SET".as_slice(), b"big", &big])),
+        "+OK\\r\\n"
+    );
+    drop(big);
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    // 500 GETs = 500 MB of replies if nothing stopped them.
+    let mut hog = s.conn();
+    let mut batch = Vec::new();
+    for _ in 0..500 {
+        batch.extend_from_slice(&encode_command(&["GET", "big"]));
+    }
+    hog.send_raw(&batch).expect("pipeline");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut w = w.finish();
+    check_watch("output buffer hard limit (normal)", &w, before);
+    assert!(
+        wait_stat(
+            &mut w.conn,
+            "client_output_buffer_limit_disconnections",
+            1,
+            Duration::from_secs(5)
+        ),
+        "the hog was not disconnected"
+    );
+    assert_eq!(
+        stat(
+            &mut w.conn,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
+        1
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || connected_clients(&mut w.conn)
+            == 1),
+        "the hog is still connected"
+    );
+    // What reached the socket before the close: far less than 500 replies.
+    let (got, closed) = hog.read_until_close(Duration::from_secs(5));
+    eprintln!(
+        "obuf hard limit: the hog received {} KB before the close",
+        got.len() / 1024
+    );
+    assert!(closed, "hog socket not closed");
+    assert!(got.len() < 100 * 1024 * 1024, "hog got {} bytes", got.len());
+    // The limit off again: a client reading its replies gets them all.
+    assert_eq!(
+        escape(&w.conn.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 0 0"
+        ])),
+        "+OK\\r\\n"
+    );
+    let mut reader = s.conn();
+    let mut batch = Vec::new();
+    for _ in 0..20 {
+        batch.extend_from_slice(&encode_command(&["GET", "big"]));
+    }
+    reader.send_raw(&batch).expect("pipeline");
+    for _ in 0..20 {
+        let r = reader.read_reply().expect("reply");
+        assert_eq!(r.len(), 1024 * 1024 + 12);
+    }
+}
+
+/// The soft limit: over `normal 0 2mb 1` a client that does not read is closed once it
+/// stayed over for more than a second (by cron: it sends nothing more), not at once.
+#[test]
+fn output_buffer_soft_limit_normal_client() {
+    let _g = serial();
+    let s = start(&[]);
+    let mut good = s.conn();
+    assert_eq!(
+        escape(&good.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 2mb 1"
+        ])),
+        "+OK\\r\\n"
+    );
+    let big = vec![b'v'; 1024 * 1024];
+    assert_eq!(
+        escape(&good.call(&[b"SET".as_slice(), b"big", &big])),
+        "+OK\\r\\n"
+    );
+    let mut hog = s.conn();
+    let mut batch = Vec::new();
+    for _ in 0..30 {
+        batch.extend_from_slice(&encode_command(&["GET", "big"]));
+    }
+    let t = Instant::now();
+    hog.send_raw(&batch).expect("pipeline");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stat(
+            &mut good,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
+        0,
+        "closed before the soft limit's seconds"
+    );
+    assert_eq!(connected_clients(&mut good), 2);
+    assert!(
+        wait_stat(
+            &mut good,
+            "client_output_buffer_limit_disconnections",
+            1,
+            Duration::from_secs(5)
+        ),
+        "the hog was not disconnected by the soft limit"
+    );
+    let after = t.elapsed();
+    eprintln!("obuf soft limit: closed after {:?}", after);
+    assert!(after >= Duration::from_secs(1), "closed after {:?}", after);
+    assert!(hog.closed_within(Duration::from_secs(5)), "hog not closed");
+}
+
+/// `client-query-buffer-limit` (set at run time, 1 MB, its minimum): a client sending a
+/// 2 MB argument is closed without a reply; queued MULTI arguments count too;
+/// `proto-max-bulk-len` refuses a larger bulk header at once; INFO counts the query buffer
+/// disconnections.
+#[test]
+fn query_buffer_limit_and_bulk_len() {
+    let _g = serial();
+    let s = start(&[]);
+    let mut good = s.conn();
+    assert_eq!(
+        escape(&good.call(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"])),
+        "+OK\\r\\n"
+    );
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    // One 2 MB argument, sent in 64 KB pieces.
+    let mut big = s.conn();
+    big.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n")
+        .expect("send");
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 2 * 1024 * 1024 {
+        if big.send_raw(&chunk).is_err() {
+            break; // Closed under us: fine.
+        }
+        sent += chunk.len();
+    }
+    let _ = big.send_raw(b"\r\n");
+    let (got, closed) = big.read_until_close(Duration::from_secs(5));
+    assert!(closed, "client over the query buffer limit left open");
+    assert_eq!(escape(&got), "", "no reply before the close");
+
+    // MULTI: queued arguments are still input.
+    let mut multi = s.conn();
+    assert_eq!(escape(&multi.call(&["MULTI"])), "+OK\\r\\n");
+    let val = vec![b'q'; 100 * 1024];
+    let mut queued = 0;
+    let mut closed = false;
+    for i in 0..30 {
+        match multi.cmd(&[b"SET".as_slice(), format!("m{i}").as_bytes(), &val]) {
+            Ok(r) if r == b"+QUEUED\r\n" => queued += 1,
+            _ => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    if !closed {
+        closed = multi.closed_within(Duration::from_secs(3));
+    }
+    eprintln!("query buffer limit: {queued} commands of 100 KB queued before the close");
+    assert!(closed, "MULTI queue over the query buffer limit left open");
+    assert!((8..=11).contains(&queued), "queued {queued}");
+
+    let mut w = w.finish();
+    check_watch("query buffer limit", &w, before);
+    assert_eq!(
+        stat(
+            &mut w.conn,
+            "stats",
+            "client_query_buffer_limit_disconnections"
+        ),
+        2
+    );
+    assert_eq!(escape(&w.conn.call(&["EXISTS", "k", "m0"])), ":0\\r\\n");
+
+    // proto-max-bulk-len at run time: a larger bulk header is refused before any body.
+    assert_eq!(
+        escape(&w.conn.call(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"])),
+        "+OK\\r\\n"
+    );
+    let mut c = s.conn();
+    c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n")
+        .expect("send");
+    let (got, closed) = c.read_until_close(Duration::from_secs(3));
+    assert_eq!(
+        escape(&got),
+        escape(b"-ERR Protocol error: invalid bulk length\r\n")
+    );
+    assert!(closed);
+    let mut c = s.conn();
+    let exact = vec![b'e'; 1024 * 1024];
+    // Exactly the limit is allowed (the query buffer limit is 1 MB too: raise it).
+    assert_eq!(
+        escape(
+            &w.conn
+                .call(&["CONFIG", "SET", "client-query-buffer-limit", "4mb"])
+        ),
+        "+OK\\r\\n"
+    );
+    assert_eq!(
+        escape(&c.call(&[b"SET".as_slice(), b"k", &exact])),
+        "+OK\\r\\n"
+    );
+    assert_eq!(
+        stat(
+            &mut w.conn,
+            "stats",
+            "client_query_buffer_limit_disconnections"
+        ),
+        2
+    );
+}
