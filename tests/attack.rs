@@ -665,3 +665,185 @@ fn query_buffer_limit_and_bulk_len() {
         2
     );
 }
+
+/// One python3 process holding `n` connections from source address `src` (so that no
+/// process needs more than ~n descriptors). It prints `connected` once all are open, then
+/// on a line from stdin classifies them (admitted: nothing to read; refused: upstream's
+/// error then EOF) and prints `admitted refused other`, then holds them until stdin closes.
+const HOLDER_PY: &str = r#"
+import socket, struct, sys, resource
+port, n, src = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+socks = []
+for i in range(n):
+    s = socket.socket()
+    # No TIME_WAIT left behind on exit (RST on close), and none that would block another
+    # test's server binding 0.0.0.0 on one of these ports.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.bind((src, 0))
+    s.connect(('127.0.0.1', port))
+    socks.append(s)
+print('connected', flush=True)
+sys.stdin.readline()
+adm = ref = oth = 0
+sample = b''
+for s in socks:
+    s.setblocking(False)
+    try:
+        d = s.recv(100)
+    except BlockingIOError:
+        adm += 1
+        continue
+    except OSError:
+        d = b''
+    if d == b'-ERR max number of clients reached\r\n':
+        ref += 1
+    else:
+        oth += 1
+        sample = d
+print(adm, ref, oth, repr(sample), flush=True)
+sys.stdin.readline()
+"#;
+
+/// The hard descriptor limit of this process, after raising the soft limit to it.
+fn raise_nofile() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 1024;
+        }
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+    }
+    rl.rlim_max
+}
+
+/// 20,000 connections against `maxclients 10000`, from two processes at once: 10,000 are
+/// admitted (the good client holds one), the rest get upstream's error and are closed;
+/// the good client stays under 50 ms and the server's RSS bounded. With a hard descriptor
+/// limit too low for that, the test says so loudly and runs the largest count it can.
+#[test]
+fn maxclients_20000_connections() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let _g = serial();
+    let hard = raise_nofile();
+    let maxclients: u64 = 10_000.min(hard.saturating_sub(100));
+    if maxclients < 10_000 {
+        eprintln!(
+            "\n*** WARNING: ulimit -Hn is {hard}: too low for 20,000 connections against \
+             maxclients 10000. SCALED DOWN to maxclients {maxclients} with {} connections. ***\n",
+            2 * maxclients
+        );
+    }
+    assert!(
+        maxclients >= 100,
+        "ulimit -Hn {hard}: cannot test maxclients at all"
+    );
+    let per_child = maxclients;
+    let mc = maxclients.to_string();
+    let s = start(&["--maxclients", &mc]);
+    let mut good = s.conn();
+    let pid = server_pid(&mut good);
+    assert_eq!(
+        escape(&good.call(&["CONFIG", "GET", "maxclients"])),
+        escape(format!("*2\r\n$10\r\nmaxclients\r\n${}\r\n{}\r\n", mc.len(), mc).as_bytes())
+    );
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    let t = Instant::now();
+    // Fresh loopback source addresses each run: the ports of a previous run's admitted
+    // connections sit in TIME_WAIT for a minute and would slow the binds down.
+    let r = (std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let srcs: Vec<String> = (0..2u64)
+        .map(|i| {
+            format!(
+                "127.{}.{}.{}",
+                1 + (r >> 8) % 250,
+                (r >> 20) % 256,
+                1 + (r as u8 as u64 + i) % 250
+            )
+        })
+        .collect();
+    let mut children: Vec<_> = srcs
+        .iter()
+        .map(|src| {
+            Command::new("python3")
+                .args([
+                    "-c",
+                    HOLDER_PY,
+                    &s.port.to_string(),
+                    &per_child.to_string(),
+                    src.as_str(),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3")
+        })
+        .collect();
+    let mut outs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().expect("stdout")))
+        .collect();
+    for o in outs.iter_mut() {
+        let mut line = String::new();
+        o.read_line(&mut line).expect("holder output");
+        assert_eq!(line.trim(), "connected", "holder failed");
+    }
+    let connect_time = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut admitted, mut refused) = (0u64, 0u64);
+    for (c, o) in children.iter_mut().zip(outs.iter_mut()) {
+        writeln!(c.stdin.as_mut().expect("stdin")).expect("to holder");
+        let mut line = String::new();
+        o.read_line(&mut line).expect("holder counts");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(f.len() >= 3, "holder said {line}");
+        assert_eq!(f[2], "0", "unexpected replies: {line}");
+        admitted += f[0].parse::<u64>().expect("count");
+        refused += f[1].parse::<u64>().expect("count");
+    }
+    let mut w = w.finish();
+    eprintln!(
+        "maxclients {}: {} connections in {:?}: admitted {}, refused {}",
+        maxclients,
+        2 * per_child,
+        connect_time,
+        admitted,
+        refused
+    );
+    check_watch("20000 connections", &w, before);
+    assert_eq!(admitted, maxclients - 1, "the good client holds one slot");
+    assert_eq!(refused, 2 * per_child - (maxclients - 1));
+    assert_eq!(connected_clients(&mut w.conn) as u64, maxclients);
+    assert_eq!(
+        stat(&mut w.conn, "stats", "rejected_connections") as u64,
+        refused
+    );
+    // The holders leave: every slot comes back.
+    for c in children.iter_mut() {
+        drop(c.stdin.take());
+    }
+    for mut c in children {
+        let _ = c.wait();
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || connected_clients(&mut w.conn)
+            == 1),
+        "closed clients still counted"
+    );
+    eprintln!(
+        "20000 connections: RSS after they left {} KB",
+        rss(pid) / 1024
+    );
+    assert_eq!(escape(&s.conn().call(&["PING"])), "+PONG\\r\\n");
+}
