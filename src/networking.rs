@@ -1203,7 +1203,55 @@ pub fn clients_cron(srv: &mut Server) {
 
 #[cfg(test)]
 mod tests {
-    use super::{protected_mode_denies, split_args};
+    use super::*;
+
+    fn test_client() -> Client {
+        let (a, _b) = mio::net::UnixStream::pair().expect("pair");
+        Client::new(1, 0, Conn::Unix(a), "x".into(), "y".into(), 0)
+    }
+
+    #[test]
+    fn obuf_limits_hard_soft_and_class() {
+        let mut c = test_client();
+        assert_eq!(obuf_limit_class(&c), 0);
+        c.flags |= cflags::PUBSUB;
+        assert_eq!(obuf_limit_class(&c), 2);
+        c.reply.resp = 3;
+        assert_eq!(
+            obuf_limit_class(&c),
+            0,
+            "a RESP3 subscriber is a normal client"
+        );
+        c.reply.buf = vec![0; 1000];
+        let off = ObufLimit::default();
+        assert!(!obuf_limit_reached(&mut c, off, 100));
+        let hard = ObufLimit {
+            hard: 1000,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        assert!(obuf_limit_reached(&mut c, hard, 100));
+        c.reply.sent = 1;
+        assert!(!obuf_limit_reached(&mut c, hard, 100), "999 < 1000");
+        let soft = ObufLimit {
+            hard: 0,
+            soft: 500,
+            soft_seconds: 2,
+        };
+        assert!(!obuf_limit_reached(&mut c, soft, 100), "first seen over");
+        assert_eq!(c.obuf_soft_limit_reached_time, 100);
+        assert!(
+            !obuf_limit_reached(&mut c, soft, 102),
+            "2 s is not more than 2 s"
+        );
+        assert!(obuf_limit_reached(&mut c, soft, 103));
+        c.reply.sent = 900;
+        assert!(
+            !obuf_limit_reached(&mut c, soft, 104),
+            "under: the clock stops"
+        );
+        assert_eq!(c.obuf_soft_limit_reached_time, 0);
+    }
 
     #[test]
     fn protected_mode_decision() {
