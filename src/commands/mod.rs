@@ -776,6 +776,9 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         )
     {
         let argv = std::mem::take(&mut c.argv);
+        c.mstate_argv_len_sum = c
+            .mstate_argv_len_sum
+            .saturating_add(argv.iter().map(|a| a.len()).sum());
         c.mstate.push(QueuedCommand { id, argv });
         c.reply.add_status("QUEUED");
         return true;
