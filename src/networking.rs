@@ -875,10 +875,16 @@ fn process_inline_buffer(_srv: &Server, c: &mut Client) -> bool {
         }
         return false;
     };
+    // A line longer than the limit is refused even when it arrived whole: upstream reads
+    // 16 KB at a time and so never sees its newline before passing the limit.
     let end = c.qb_pos + nl;
     let mut line_end = end;
     if line_end > c.qb_pos && c.query_buf[line_end - 1] == b'\r' {
         line_end -= 1;
+    }
+    if line_end - c.qb_pos > PROTO_INLINE_MAX_SIZE {
+        set_protocol_error(c, "too big inline request");
+        return false;
     }
     let line = c.query_buf[c.qb_pos..line_end].to_vec();
     c.qb_pos = end + 1;

@@ -222,6 +222,20 @@ fn unauthenticated_huge_headers() {
         assert_eq!(escape(&got), escape(want.as_bytes()));
         assert!(closed, "connection left open after {:?}", want);
     }
+    // A 70,000-byte inline AUTH sent in one write: over the 64 KB inline limit even
+    // though its newline arrived with it.
+    let mut inline = s.conn();
+    let line = [&b"AUTH "[..], &[b'a'; 69_995][..], b"\r\n"].concat();
+    inline.send_raw(&line).expect("send");
+    let (got, closed) = inline.read_until_close(Duration::from_secs(3));
+    assert_eq!(
+        escape(&got),
+        escape(b"-ERR Protocol error: too big inline request\r\n")
+    );
+    assert!(
+        closed,
+        "connection left open after a too big inline request"
+    );
     // The trickled bulk length ($1000...0, 53 digits) overflows or exceeds the limits:
     // rejected and closed.
     trickler.send_raw(b"\r\n").expect("send");
