@@ -251,7 +251,20 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     }
     // Runtime effects that can fail.
     for (d, shown, _) in &pairs {
+        let maxclients_err;
         let fail = match d.name {
+            "maxclients" if new.maxclients > srv.config.maxclients => {
+                match crate::networking::fds_for_maxclients(new.maxclients) {
+                    Ok(()) => None,
+                    Err(most) => {
+                        maxclients_err = format!(
+                            "The operating system is not able to handle the specified number of clients, try with {}",
+                            most
+                        );
+                        Some(maxclients_err.as_str())
+                    }
+                }
+            }
             "port" if new.port != srv.config.port => {
                 Some("Unable to listen on this port. Check server logs.")
             }
