@@ -186,12 +186,39 @@ pub fn check_slow(
     id: usize,
     argv: &[Vec<u8>],
 ) -> Option<Denied> {
-    let Some(u) = srv.acl.acl.get_user(user.as_bytes()) else {
-        return Some(Denied {
-            reason: DenyReason::Cmd,
-            pos: 0,
-        });
-    };
+    with_request(srv, cur_db, user, id, argv, |u, t, req| {
+        u.check_all_perm(t, req).err()
+    })
+    .unwrap_or(Some(Denied {
+        reason: DenyReason::Cmd,
+        pos: 0,
+    }))
+}
+
+/// SORT's rule for BY/GET patterns: whether the client's user may run command `id`
+/// with `argv` through a selector that also grants read access to every key. A user
+/// allowed everything passes at once.
+pub fn full_key_read_access(srv: &mut Server, c: &Client, id: usize, argv: &[Vec<u8>]) -> bool {
+    if c.acl_gen == srv.acl.gen && c.acl_all {
+        return true;
+    }
+    with_request(srv, c.db, &c.user, id, argv, |u, t, req| {
+        u.check_cmd_with_unrestricted_key_access(t, req, acl::key_flags::ACCESS)
+    })
+    .unwrap_or(false)
+}
+
+/// Builds the check request of command `id` with `argv` (keys, channels, databases)
+/// and runs `f` on it with the user; None if the user does not exist.
+fn with_request<R>(
+    srv: &mut Server,
+    cur_db: usize,
+    user: &str,
+    id: usize,
+    argv: &[Vec<u8>],
+    f: impl FnOnce(&acl::User, &acl::CommandTable, &CheckRequest) -> R,
+) -> Option<R> {
+    let u = srv.acl.acl.get_user(user.as_bytes())?;
     let cmd = &srv.commands.commands[id];
     let def = cmd.def;
     let top = match cmd.parent {
@@ -334,10 +361,10 @@ pub fn check_slow(
         channels: &channels,
         dbs: dbs.as_slice(),
     };
-    let r = u.check_all_perm(srv.acl.acl.table(), &req).err();
+    let r = f(u, srv.acl.acl.table(), &req);
     drop(key_heap);
     srv.acl.keybuf = keyrefs;
-    r
+    Some(r)
 }
 
 /// The databases a command touches: two on the stack (all but FLUSHALL).

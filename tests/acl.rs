@@ -598,3 +598,40 @@ fn config_rewrite_writes_user_lines() {
         assert_eq!(results[0].1, r.1, "{} vs {}", results[0].0, r.0);
     }
 }
+
+/// SORT's BY (with `*`) and GET patterns read keys the command does not declare: they
+/// are refused unless one selector allows SORT with read access to every key.
+#[test]
+fn sort_by_get_patterns_need_full_key_access() {
+    let steps: &[&[&str]] = &[
+        &["SORT", "a2", "BY", "nosort", "GET", "secret*"],
+        &["SORT", "a2", "BY", "nosort"],
+        &["SORT", "a2", "GET", "#"],
+        &["SORT", "a2", "BY", "x*", "ALPHA"],
+        &["SORT_RO", "a2", "GET", "secret*"],
+        &[
+            "SORT", "a2", "BY", "nosort", "GET", "secret*", "STORE", "a3",
+        ],
+        &["SORT", "a2", "GET", "#", "LIMIT", "x", "y"],
+        &["SORT", "a2", "BY", "w*", "GET", "#", "GET", "secret*"],
+    ];
+    compare(|s| {
+        let mut admin = s.conn();
+        let mut t = Transcript::new();
+        step(&mut t, &mut admin, &["FLUSHALL"]);
+        step(&mut t, &mut admin, &["SET", "secretkey", "TOPSECRET"]);
+        step(&mut t, &mut admin, &["SET", "wkey", "1"]);
+        step(&mut t, &mut admin, &["RPUSH", "a2", "key"]);
+        for rules in [
+            &["~a*", "&*", "+@all"][..],
+            &["%R~*", "&*", "+@all"],
+            &["%W~*", "~a*", "+@all"],
+            &["~a*", "+@all", "(~* +get)"],
+            &["~a*", "+@all", "(~* +sort +sort_ro)"],
+            &["allkeys", "-@all", "+sort", "+sort_ro"],
+        ] {
+            t.extend(as_user(s, rules, steps));
+        }
+        t
+    });
+}

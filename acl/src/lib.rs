@@ -686,6 +686,20 @@ impl Selector {
             || ((0..=MAX_DB_ID).contains(&db) && self.dbs.binary_search(&(db as u32)).is_ok())
     }
 
+    /// Whether the selector grants `flags` access to every key (`allkeys`, or a `*`
+    /// pattern with at least those rights), as upstream's
+    /// ACLSelectorHasUnrestrictedKeyAccess.
+    fn has_unrestricted_key_access(&self, flags: u32) -> bool {
+        if self.all_keys {
+            return true;
+        }
+        let need_read = flags & key_flags::ACCESS != 0;
+        let need_write = flags & (key_flags::INSERT | key_flags::DELETE | key_flags::UPDATE) != 0;
+        self.patterns
+            .iter()
+            .any(|p| (!need_read || p.read) && (!need_write || p.write) && p.pattern == b"*")
+    }
+
     /// ACLSelectorCheckCmd: database, command, keys, channels.
     fn check(&self, t: &CommandTable, req: &CheckRequest) -> Result<(), Denied> {
         for d in req.dbs {
@@ -999,6 +1013,20 @@ impl User {
             }
         }
         Err(worst)
+    }
+
+    /// Whether one selector both allows the command and grants `flags` access to every
+    /// key (SORT's BY/GET patterns read keys not named in the command), as upstream's
+    /// ACLUserCheckCmdWithUnrestrictedKeyAccess.
+    pub fn check_cmd_with_unrestricted_key_access(
+        &self,
+        t: &CommandTable,
+        req: &CheckRequest,
+        flags: u32,
+    ) -> bool {
+        self.selectors
+            .iter()
+            .any(|s| s.check(t, req).is_ok() && s.has_unrestricted_key_access(flags))
     }
 
     /// Whether some selector allows `channel` (used to drop subscribers after a rule
