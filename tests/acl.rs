@@ -635,3 +635,58 @@ fn sort_by_get_patterns_need_full_key_access() {
         t
     });
 }
+
+/// A refused EXEC ends the transaction: EXECABORT with the refusal (arity, NOPERM,
+/// NOAUTH, the RESP2 subscriber context), as upstream's rejectCommand.
+#[test]
+fn refused_exec_aborts_the_transaction() {
+    compare(|s| {
+        let mut t = Transcript::new();
+        let mut c = s.conn();
+        for st in [
+            &["MULTI"][..],
+            &["SET", "a", "1"],
+            &["EXEC", "x"],
+            &["EXEC"],
+            &["EXEC", "x"],
+            &["GET", "a"],
+        ] {
+            step(&mut t, &mut c, st);
+        }
+        let mut admin = s.conn();
+        step(
+            &mut t,
+            &mut admin,
+            &["ACL", "SETUSER", "nx", "on", ">p", "~*", "+@all", "-exec"],
+        );
+        let mut n = s.conn();
+        for st in [
+            &["AUTH", "nx", "p"][..],
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["EXEC"],
+            &["PING"],
+            &["GET", "a"],
+        ] {
+            step(&mut t, &mut n, st);
+        }
+        let mut sub = s.conn();
+        step(&mut t, &mut sub, &["SUBSCRIBE", "ch"]);
+        step(&mut t, &mut sub, &["EXEC"]);
+        step(&mut t, &mut admin, &["CONFIG", "SET", "requirepass", "pw"]);
+        let mut anon = s.conn();
+        for st in [
+            &["EXEC"][..],
+            &["MULTI"],
+            &["EXEC", "x"],
+            &["AUTH", "pw"],
+            &["EXEC"],
+        ] {
+            step(&mut t, &mut anon, st);
+        }
+        step(&mut t, &mut admin, &["CONFIG", "SET", "requirepass", ""]);
+        step(&mut t, &mut admin, &["INFO", "errorstats"]);
+        t
+    });
+}
