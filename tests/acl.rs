@@ -690,3 +690,49 @@ fn refused_exec_aborts_the_transaction() {
         t
     });
 }
+
+/// ACL LOAD of broken files: upstream's error assembly byte for byte (the file path
+/// replaced by `<path>`): lines split on single spaces, every rule tried, each unknown
+/// command or category reported, other errors only the first of the line.
+#[test]
+fn acl_load_error_texts() {
+    const D: &str = "user default on nopass ~* &* +@all\n";
+    let files: &[&str] = &[
+        "user x on bogus\n",
+        "user x on +nosuch bogus +@nocat bogus2 ~* ~a*\n",
+        "user x on \"quoted rule\"\n",
+        "user x on \"unbalanced\n",
+        "user x on ~* ~a* +nosuch >p <nope\n",
+        "user x on\nuser x off\nfoo\nUSER z\nuser\n",
+        "user x on +get|x|y +client|kill|a ~a* %Q~x\n",
+        "user x\ty on\n",
+        "user x on  >p\tresetkeys   ~k\n",
+        "user x on >\"a b\"\n",
+    ];
+    let mut runs: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, t) in common::targets().iter().enumerate() {
+        let dir =
+            std::env::temp_dir().join(format!("valkey-rs-acl-errs-{}-{}", std::process::id(), i));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.acl");
+        let p = path.to_string_lossy().into_owned();
+        std::fs::write(&path, D).unwrap();
+        let s = t.start(&["--aclfile", &p]);
+        let mut c = s.conn();
+        let mut got = Vec::new();
+        for f in files {
+            std::fs::write(&path, format!("{D}{f}")).unwrap();
+            let r = escape(&c.call(&["ACL", "LOAD"])).replace(&p, "<path>");
+            let l = escape(&c.call(&["ACL", "LIST"]));
+            got.push(format!("{f:?} => {r} / {l}"));
+        }
+        runs.push((s.kind.name().to_string(), got));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let [(a, x), (b, y)] = &runs[..] {
+        for (l, r) in x.iter().zip(y) {
+            assert_eq!(l, r, "{a} vs {b}");
+        }
+    }
+}

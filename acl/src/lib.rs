@@ -1345,15 +1345,11 @@ impl Acl {
             if line.is_empty() {
                 continue;
             }
-            let Some(argv) = split_args(line) else {
-                errors.push_str(&format!("{path}:{ln}: Syntax error. "));
-                continue;
-            };
-            if argv.is_empty() {
-                continue;
-            }
+            // As upstream, a line is split on single spaces (no quoting: a quote is
+            // part of its rule; two spaces make an empty rule, a no-op).
+            let argv: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
             let name = match argv.get(1) {
-                Some(n) if argv[0] == b"user" => n,
+                Some(n) if argv[0] == b"user" => *n,
                 _ => {
                     errors.push_str(&format!(
                         "{path}:{ln} should start with user keyword followed by the username. "
@@ -1362,31 +1358,50 @@ impl Acl {
                 }
             };
             if has_spaces(name) {
+                // The leading quote is upstream's.
                 errors.push_str(&format!(
-                    "{path}:{ln}: username '{}' contains invalid characters. ",
+                    "'{path}:{ln}: username '{}' contains invalid characters. ",
                     String::from_utf8_lossy(name)
                 ));
                 continue;
             }
-            if acl.users.contains_key(name.as_slice()) {
+            if acl.users.contains_key(name) {
                 errors.push_str(&format!(
                     "WARNING: Duplicate user '{}' found on line {ln}. ",
                     String::from_utf8_lossy(name)
                 ));
                 continue;
             }
-            let rules: Vec<&[u8]> = argv[2..].iter().map(|v| v.as_slice()).collect();
-            match acl.set_user(name, &rules) {
-                Ok(()) => {}
-                Err(SetUserError::UnmatchedParen { .. }) => errors.push_str(&format!(
+            // The user exists from here on (a later line naming it is a duplicate),
+            // whatever its rules give.
+            let mut u = User::new(name, acl.pubsub_default_all);
+            match merge_selector_args(&argv[2..]) {
+                Err(_) => errors.push_str(&format!(
                     "{path}:{ln}: Unmatched parenthesis in selector definition."
                 )),
-                Err(SetUserError::Rule { op, err }) => errors.push_str(&format!(
-                    "{path}:{ln}: Error in applying operation '{}': {}. ",
-                    String::from_utf8_lossy(&op),
-                    err.message()
-                )),
+                Ok(ops) => {
+                    // Every rule is tried: each unknown command or category is
+                    // reported, other errors only the first of the line.
+                    let mut other_error = false;
+                    for op in &ops {
+                        let op = trim_rule(op);
+                        match u.apply(&acl.table, op, acl.pubsub_default_all) {
+                            Ok(()) => {}
+                            Err(RuleError::UnknownCommand) => errors.push_str(&format!(
+                                "{path}:{ln}: Error in applying operation '{}': {}. ",
+                                String::from_utf8_lossy(op),
+                                RuleError::UnknownCommand.message()
+                            )),
+                            Err(e) if !other_error => {
+                                other_error = true;
+                                errors.push_str(&format!("{path}:{ln}: {}. ", e.message()));
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
             }
+            acl.users.insert(name.to_vec(), u);
         }
         if !errors.is_empty() {
             errors.push_str(
@@ -1400,6 +1415,15 @@ impl Acl {
         }
         Ok(acl)
     }
+}
+
+/// A rule of an aclfile line without surrounding tabs and line ends (upstream trims
+/// each one of "\t\r\n").
+fn trim_rule(s: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b'\t' | b'\r' | b'\n');
+    let start = s.iter().position(|c| !ws(c)).unwrap_or(s.len());
+    let end = s.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or(&[])
 }
 
 fn trim(s: &[u8]) -> &[u8] {
