@@ -736,3 +736,126 @@ fn acl_load_error_texts() {
         }
     }
 }
+
+/// Config-file `user` lines: each user starts from scratch (`default` is reset first,
+/// so it loses `+@all ~* &*` and gets the `acl-pubsub-default` channels).
+#[test]
+fn config_user_lines_start_from_scratch() {
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (&["default", "on", ">pw", "+@read"], Some("pw")),
+        (&["default", "on", "nopass", "~*", "+@all"], None),
+        (&["default", "on", "nopass", "~a*", "+get"], None),
+        (&["default", "on", "nopass", "&x", "~*", "+@all"], None),
+    ];
+    for (rules, pass) in cases {
+        let mut runs: Vec<(String, Transcript)> = Vec::new();
+        for t in common::targets() {
+            let mut extra = vec!["--user"];
+            extra.extend_from_slice(rules);
+            let s = t.start(&extra);
+            let mut c = s.conn();
+            let mut tr = Transcript::new();
+            if let Some(p) = pass {
+                step(&mut tr, &mut c, &["AUTH", p]);
+            }
+            for st in [
+                &["ACL", "LIST"][..],
+                &["FLUSHALL"],
+                &["GET", "a1"],
+                &["GET", "b1"],
+                &["PUBLISH", "x", "m"],
+                &["PUBLISH", "y", "m"],
+            ] {
+                step(&mut tr, &mut c, st);
+            }
+            runs.push((s.kind.name().to_string(), tr));
+        }
+        if let [(a, x), (b, y)] = &runs[..] {
+            assert_eq!(x.len(), y.len());
+            for (l, r) in x.iter().zip(y) {
+                assert_eq!(
+                    escape(&l.1),
+                    escape(&r.1),
+                    "{:?} {}: {a} vs {b}",
+                    rules,
+                    l.0
+                );
+            }
+        }
+    }
+}
+
+/// Bad `user` directives and a bad aclfile: both servers refuse to start, with
+/// upstream's texts (the fatal config error block; the ACL load errors).
+#[test]
+fn bad_user_directives_and_aclfile_refuse_to_start() {
+    let dir = std::env::temp_dir().join(format!("valkey-rs-acl-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.acl");
+    std::fs::write(&bad, "user x on bogus\n").unwrap();
+    let missing = dir.join("missing.acl");
+    let (bad, missing) = (
+        bad.to_string_lossy().into_owned(),
+        missing.to_string_lossy().into_owned(),
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("user x on bogus\n", &[]),
+        ("user x on >p +@all\nuser x on >q\n", &[]),
+        ("user x on >p (~a* +get\n", &[]),
+        ("user x on >p ~* ~a*\n", &[]),
+        ("user x on >p +nosuchcmd\n", &[]),
+        ("", &["--aclfile", &bad]),
+        ("", &["--aclfile", &missing]),
+    ];
+    let mut bins = vec![(
+        "valkey-rs".to_string(),
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_valkey-rs-server")),
+    )];
+    if let Some(r) = common::reference_binary() {
+        bins.push(("reference".to_string(), r));
+    }
+    // The log lines that matter, without pid/time prefixes.
+    let relevant = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| {
+                let l = match l.find(" # ") {
+                    Some(i) => &l[i + 3..],
+                    None => l,
+                };
+                let keep = l.starts_with("***")
+                    || l.starts_with("Reading the configuration")
+                    || l.starts_with(">>>")
+                    || l.starts_with("Error")
+                    || l.starts_with("Critical")
+                    || l.starts_with("Aborting");
+                keep.then(|| l.to_string())
+            })
+            .collect()
+    };
+    for (i, (conf, extra)) in cases.iter().enumerate() {
+        let cfg = dir.join(format!("c{i}.conf"));
+        std::fs::write(&cfg, conf).unwrap();
+        let mut seen: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, bin) in &bins {
+            let out = std::process::Command::new(bin)
+                .arg(&cfg)
+                .args(["--port", "0", "--save", ""])
+                .args(*extra)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{name}: case {i} started");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let lines = relevant(&all);
+            assert!(!lines.is_empty(), "{name}: case {i}: {all}");
+            seen.push((name.clone(), lines));
+        }
+        if let [(a, x), (b, y)] = &seen[..] {
+            assert_eq!(x, y, "case {i}: {a} vs {b}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

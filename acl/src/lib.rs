@@ -1328,6 +1328,36 @@ impl Acl {
         out
     }
 
+    /// The check of a config-file `user` line's rules (upstream's
+    /// ACLAppendUserForLoading): applied to a fresh user, unknown commands and
+    /// categories pass (they are reported when the users are loaded). On error, the
+    /// index upstream reports (of the offending merged rule, or of the `(` argument left
+    /// open) and the message.
+    pub fn check_config_rules(&self, rules: &[&[u8]]) -> Result<(), (usize, &'static str)> {
+        let mut open: Option<usize> = None;
+        for (i, a) in rules.iter().enumerate() {
+            if open.is_some() {
+                if a.last() == Some(&b')') {
+                    open = None;
+                }
+            } else if a.first() == Some(&b'(') && a.last() != Some(&b')') {
+                open = Some(i);
+            }
+        }
+        if let Some(i) = open {
+            return Err((i, "Wrong format"));
+        }
+        let merged = merge_selector_args(rules).map_err(|_| (0, "Wrong format"))?;
+        let mut u = User::new(b"", self.pubsub_default_all);
+        for (j, op) in merged.iter().enumerate() {
+            match u.apply(&self.table, op, self.pubsub_default_all) {
+                Ok(()) | Err(RuleError::UnknownCommand) => {}
+                Err(e) => return Err((j, e.message())),
+            }
+        }
+        Ok(())
+    }
+
     /// Parse a whole aclfile (ACL LOAD / startup) into a new user set; `default` is
     /// created as new if the file lacks it. All-or-nothing: the error is upstream's
     /// accumulated text (as the reference's ACL LOAD
