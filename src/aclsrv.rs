@@ -178,6 +178,25 @@ pub fn check(srv: &mut Server, c: &mut Client, id: usize, argv: &[Vec<u8>]) -> O
     check_slow(srv, c.db, &c.user, id, argv)
 }
 
+/// Whether the client's user may run the command or subcommand `full_name`
+/// (`config|set`) with no further arguments (its command rules and databases; no keys
+/// are named). Not logged. A renamed-away command is looked up by its original name.
+pub fn may_run(srv: &mut Server, c: &mut Client, full_name: &str) -> bool {
+    let Some(id) = srv
+        .commands
+        .commands
+        .iter()
+        .position(|x| x.full_name == full_name)
+    else {
+        return false;
+    };
+    let argv: Vec<Vec<u8>> = full_name
+        .split('|')
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    check(srv, c, id, &argv).is_none()
+}
+
 /// The full check, for users with restrictions.
 pub fn check_slow(
     srv: &mut Server,

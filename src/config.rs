@@ -294,7 +294,8 @@ pub static TABLE: &[Directive] = &[
     bool_("always-show-logo", None, IMMUTABLE, false),
     bool_("protected-mode", None, M, true),
     // Beyond upstream: CONFIG GET shows secrets (requirepass, masterauth, TLS key
-    // passphrases) in clear only when this is set in the configuration file.
+    // passphrases) in clear only when this is set in the configuration file, and then
+    // only to users allowed CONFIG SET and ACL SETUSER (src/commands/config.rs).
     bool_("config-get-secrets", None, IMMUTABLE, false),
     bool_("rdbcompression", None, M, true),
     bool_("rdb-del-sync-files", None, M, false),
