@@ -726,11 +726,14 @@ fn acl_load_error_texts() {
             let l = escape(&c.call(&["ACL", "LIST"]));
             got.push(format!("{f:?} => {r} / {l}"));
         }
+        std::fs::remove_file(&path).unwrap();
+        got.push(escape(&c.call(&["ACL", "LOAD"])).replace(&p, "<path>"));
         runs.push((s.kind.name().to_string(), got));
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
     if let [(a, x), (b, y)] = &runs[..] {
+        assert_eq!(x.len(), y.len());
         for (l, r) in x.iter().zip(y) {
             assert_eq!(l, r, "{a} vs {b}");
         }
