@@ -23,6 +23,8 @@ mod client;
 mod commandlog;
 mod commands;
 mod config;
+#[allow(dead_code)] // Wired into the event loop in the next step.
+mod connection;
 mod db;
 mod debug;
 mod fpconv;
@@ -40,6 +42,8 @@ mod pubsub;
 mod rdb;
 mod reply;
 mod server;
+#[allow(dead_code)] // Wired into the event loop in the next step.
+mod tls;
 mod types;
 mod util;
 mod zmalloc;
