@@ -34,6 +34,12 @@
 # valkey-rs/upstream ratio (target >= 1.0).
 #   BENCH_AOF_N         requests per everysec run [BENCH_N]
 #   BENCH_AOF_ALWAYS_N  requests per always run (an fsync per event-loop turn) [BENCH_N/10]
+#
+# `./utils/bench.sh acl` runs only the ACL section (it also runs last in a full run): GET and
+# SET (-c BENCH_CLIENTS -r 100000, -P 1 and 16) authenticated as a user with 20 key patterns
+# (the one that matches redis-benchmark's key:* last) and 10 command rules, on both servers,
+# alternating, BENCH_RUNS runs each; medians and the valkey-rs/upstream ratio (target >= 1.0:
+# the permission check must cost nothing measurable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +54,7 @@ RDB_RUNS=${BENCH_RDB_RUNS:-3}
 AOF_N=${BENCH_AOF_N:-$N}
 AOF_ALWAYS_N=${BENCH_AOF_ALWAYS_N:-$((N / 10))}
 MODE=${1:-all}
-case "$MODE" in all | rdb | aof) ;; *) echo "usage: $0 [rdb|aof]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl) ;; *) echo "usage: $0 [rdb|aof|acl]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -316,15 +322,22 @@ aof_bench() {
         done
     done
     echo
-    python3 - "$csv" <<'PY'
+    print_table "$csv" "AOF test" SET-aof-everysec
+}
+
+# print_table CSV TITLE FIRST: the markdown table of a section's CSV (medians per test and
+# pipeline, ratio valkey-rs/upstream), rows of test FIRST first.
+print_table() {
+    python3 - "$@" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     server, pipeline, run, test, rps, p50, p99 = line.strip().split(",")
     rows.setdefault((test, int(pipeline), server), []).append((float(rps), float(p50), float(p99)))
-keys = sorted({(t, p) for (t, p, _) in rows}, key=lambda k: (k[0] != "SET-aof-everysec", k[1]))
-print("| AOF test | -P | valkey-rs rps | p50 ms | p99 ms | upstream rps | p50 ms | p99 ms | ratio |")
-print("|----------|----|--------------:|-------:|-------:|-------------:|-------:|-------:|------:|")
+title, first = sys.argv[2], sys.argv[3]
+keys = sorted({(t, p) for (t, p, _) in rows}, key=lambda k: (k[0] != first, k[0], k[1]))
+print("| %s | -P | valkey-rs rps | p50 ms | p99 ms | upstream rps | p50 ms | p99 ms | ratio |" % title)
+print("|%s|----|--------------:|-------:|-------:|-------------:|-------:|-------:|------:|" % ("-" * (len(title) + 2)))
 for test, p in keys:
     def med(server):
         r = rows.get((test, p, server))
@@ -338,12 +351,66 @@ for test, p in keys:
 PY
 }
 
+# ---- ACL: GET/SET as a user with 20 key patterns and 10 command rules -----------------
+# The rules: key patterns that do not match first (the check walks them all), then key:*;
+# command rules that leave GET, SET and what redis-benchmark sends at start allowed.
+ACL_RULES=(on ">bench-pass"
+    ~obj:1:* ~obj:2:* ~obj:3:* ~obj:4:* ~obj:5:* ~obj:6:* ~obj:7:* ~obj:8:* ~obj:9:* ~obj:10:*
+    "%R~ro:*" "%W~wo:*" ~session:* ~cache:?:* ~user:[0-9]* ~queue:* ~idx:* ~tmp:* ~lock:* ~key:*
+    -@all +@read +@write +@connection -@dangerous +config\|get +info -keys -flushall -debug)
+acl_bench() {
+    local server port run pipeline test
+    local csv="$WORK/acl.csv"
+    : >"$csv"
+    declare -A aport=() apid=()
+    for server in valkey-rs reference; do
+        mkdir -p "$WORK/acl-$server"
+        port=$(free_port)
+        apid[$server]=$(start_server "$server" "$WORK/acl-$server" "$port")
+        PIDS+=("${apid[$server]}")
+        aport[$server]=$port
+        wait_ready "$port"
+        redis-cli -p "$port" ACL SETUSER bench "${ACL_RULES[@]}" >/dev/null
+        # The user must be able to run the benchmark's commands and nothing else named.
+        [ "$(redis-cli -p "$port" ACL DRYRUN bench SET key:1 v)" = OK ] &&
+            [ "$(redis-cli -p "$port" ACL DRYRUN bench GET key:1)" = OK ] &&
+            redis-cli -p "$port" ACL DRYRUN bench FLUSHALL | grep -q "no permissions" ||
+            { echo "$server: the bench user's rules do not behave as intended" >&2; exit 1; }
+    done
+    echo "ACL: redis-benchmark --user bench -c $CLIENTS -n $N -r 100000 -t get,set, $RUNS runs each" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for server in valkey-rs reference; do
+                echo "acl run $run/$RUNS -P $pipeline $server" >&2
+                "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$server]}" --user bench \
+                    -a bench-pass -c "$CLIENTS" -n "$N" -r 100000 -t set,get -P "$pipeline" \
+                    --csv 2>/dev/null | bench_csv "$server" "$pipeline" "$run" - |
+                    sed 's/,\(SET\|GET\),/,\1-acl,/' >>"$csv" ||
+                    echo "redis-benchmark failed against $server (acl -P $pipeline)" >&2
+            done
+        done
+    done
+    for server in valkey-rs reference; do
+        # Every request ran as the user: no denial may have been logged.
+        [ -z "$(redis-cli -p "${aport[$server]}" ACL LOG)" ] ||
+            { echo "WARNING: $server logged ACL denials during the run:" >&2
+                redis-cli -p "${aport[$server]}" ACL LOG 1 >&2; }
+        stop_pid "${apid[$server]}"
+    done
+    echo
+    print_table "$csv" "ACL test" GET-acl
+}
+
 if [ "$MODE" = rdb ]; then
     rdb_bench
     exit 0
 fi
 if [ "$MODE" = aof ]; then
     aof_bench
+    exit 0
+fi
+if [ "$MODE" = acl ]; then
+    acl_bench
     exit 0
 fi
 
@@ -518,3 +585,4 @@ done
 
 rdb_bench
 aof_bench
+acl_bench
