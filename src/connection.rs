@@ -76,10 +76,6 @@ impl TlsStream {
         })
     }
 
-    pub fn state(&self) -> TlsState {
-        self.state
-    }
-
     /// True once after the handshake completed.
     pub fn take_just_connected(&mut self) -> bool {
         std::mem::take(&mut self.just_connected)
@@ -182,24 +178,38 @@ impl TlsStream {
         }
     }
 
-    /// Encrypts and sends up to a chunk of `data`; returns how much plaintext rustls took.
-    /// Records the socket did not take stay queued (see [`TlsStream::wants_write`]).
+    /// Encrypts and sends `data` until the socket is full, as a plain write(2) takes
+    /// what fits; returns how much plaintext rustls took. Plaintext is handed to rustls a
+    /// chunk at a time, so at most one chunk of records waits in memory beyond what the
+    /// socket took (see [`TlsStream::wants_write`]); stopping only on a full socket keeps
+    /// the edge-triggered writable event coming.
     pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.state != TlsState::Connected {
             // Replies wait for the handshake; queued handshake records still go out.
             self.flush()?;
             return Err(io::Error::from(ErrorKind::WouldBlock));
         }
-        self.flush()?;
-        let n = self
-            .tls
-            .writer()
-            .write(&data[..data.len().min(TLS_WRITE_CHUNK)])?;
-        self.flush_soft()?;
-        if n == 0 && !data.is_empty() {
-            return Err(io::Error::from(ErrorKind::WouldBlock));
+        let mut total = 0;
+        loop {
+            match self.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock && total > 0 => return Ok(total),
+                Err(e) => return Err(e),
+            }
+            if total == data.len() {
+                return Ok(total);
+            }
+            let end = total.saturating_add(TLS_WRITE_CHUNK).min(data.len());
+            let n = self.tls.writer().write(&data[total..end])?;
+            if n == 0 {
+                return if total > 0 {
+                    Ok(total)
+                } else {
+                    Err(io::Error::from(ErrorKind::WouldBlock))
+                };
+            }
+            total += n;
         }
-        Ok(n)
     }
 
     /// Sends close_notify (best effort), as upstream's SSL_shutdown on close.

@@ -23,7 +23,6 @@ mod client;
 mod commandlog;
 mod commands;
 mod config;
-#[allow(dead_code)] // Wired into the event loop in the next step.
 mod connection;
 mod db;
 mod debug;
@@ -42,7 +41,6 @@ mod pubsub;
 mod rdb;
 mod reply;
 mod server;
-#[allow(dead_code)] // Wired into the event loop in the next step.
 mod tls;
 mod types;
 mod util;

@@ -65,6 +65,8 @@ pub struct Server {
     /// (taken out so handlers can borrow it and the server separately).
     pub clients: Slab<Option<Box<Client>>>,
     pub listeners: Vec<Listener>,
+    /// The TLS context new TLS connections use (None while TLS is not configured).
+    pub tls: Option<crate::tls::TlsContext>,
     pub commands: CommandTable,
     pub stats: Stats,
     pub next_client_id: u64,
@@ -141,6 +143,7 @@ impl Server {
             dbs,
             clients: Slab::new(),
             listeners: Vec::new(),
+            tls: None,
             commands,
             stats: Stats::default(),
             next_client_id: 1,

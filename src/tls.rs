@@ -135,13 +135,46 @@ pub fn tls_wanted(cfg: &Config) -> bool {
         || cfg_bool(cfg, "tls-cluster")
 }
 
+/// The directives whose CONFIG SET rebuilds the context (upstream's applyTlsCfg).
+pub const RELOADING_DIRECTIVES: &[&str] = &[
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-key-file-pass",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-client-key-file-pass",
+    "tls-dh-params-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-protocols",
+    "tls-ciphers",
+    "tls-ciphersuites",
+    "tls-prefer-server-ciphers",
+    "tls-session-caching",
+    "tls-session-cache-size",
+    "tls-session-cache-timeout",
+    "tls-replication",
+    "tls-cluster",
+    "tls-auth-clients",
+];
+
+/// `tls-port`.
+pub fn tls_port(cfg: &Config) -> u16 {
+    cfg_num(cfg, "tls-port", 0).min(65535) as u16
+}
+
+/// `max-new-tls-connections-per-cycle`.
+pub fn max_new_conns_per_cycle(cfg: &Config) -> usize {
+    cfg_num(cfg, "max-new-tls-connections-per-cycle", 1).clamp(1, 1000) as usize
+}
+
 /// The built context: what new connections use.
 #[derive(Clone, Debug)]
 pub struct TlsContext {
     pub server: Arc<ServerConfig>,
+    /// For outgoing links (replication, cluster bus) once they exist.
+    #[allow(dead_code)]
     pub client: Arc<ClientConfig>,
-    /// The settings this context was built from.
-    pub settings: TlsSettings,
 }
 
 const PROTO_12: u8 = 1;
@@ -441,7 +474,6 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
     Ok(TlsContext {
         server: Arc::new(server),
         client: Arc::new(client),
-        settings: s.clone(),
     })
 }
 
