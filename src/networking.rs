@@ -177,6 +177,55 @@ fn bind_tcp(addr: &str, backlog: i32) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(std_l))
 }
 
+/// CONFIG SET tls-port: configures TLS if it was not (upstream's applyTLSPort), then
+/// binds the new port now so a failure is reported to the caller; the listeners are
+/// swapped at before-sleep ([`swap_tls_listeners`]). Port 0 closes the TLS listeners.
+pub fn change_tls_port(
+    srv: &mut Server,
+    new_cfg: &crate::config::Config,
+) -> Result<(), &'static str> {
+    let port = crate::tls::tls_port(new_cfg);
+    if port != 0 && srv.tls.is_none() {
+        match crate::tls::build(&crate::tls::TlsSettings::from_config(new_cfg)) {
+            Ok(ctx) => srv.tls = Some(ctx),
+            Err(e) => {
+                warn!("{}", e);
+                return Err("Unable to update TLS configuration. Check server logs.");
+            }
+        }
+    }
+    let fresh = if port == 0 {
+        Vec::new()
+    } else {
+        match bind_all(srv, port, "tls") {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => return Err("Unable to listen on this port. Check server logs."),
+            Err(e) => {
+                warn!("{}", e);
+                return Err("Unable to listen on this port. Check server logs.");
+            }
+        }
+    };
+    srv.pending_tls_listeners = Some(fresh);
+    Ok(())
+}
+
+/// before-sleep: replaces the TLS listeners with those CONFIG SET bound. Every listener
+/// is re-registered, since a listener's index is its event's client data.
+pub fn swap_tls_listeners(el: &mut EventLoop, srv: &mut Server) {
+    let Some(fresh) = srv.pending_tls_listeners.take() else {
+        return;
+    };
+    for l in &srv.listeners {
+        el.delete_file_event(l.fd(), ae::READABLE);
+    }
+    srv.listeners.retain(|l| !matches!(l, Listener::Tls(_)));
+    srv.listeners.extend(fresh.into_iter().map(Listener::Tls));
+    if let Err(e) = install_listeners(el, srv) {
+        warn!("Registering listeners: {}", e);
+    }
+}
+
 /// Registers the listeners with the event loop.
 pub fn install_listeners(el: &mut EventLoop, srv: &mut Server) -> io::Result<()> {
     for (i, l) in srv.listeners.iter().enumerate() {

@@ -630,3 +630,72 @@ fn python_valkey_client_with_ssl() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn key_updates_do_not_break_pipelined_traffic() {
+    let pki = Pki::new();
+    let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let cfg = client_config(&pki.path("ca.crt"), None);
+    let mut c = TlsClient::connect(tls_port, cfg).unwrap();
+    assert_eq!(
+        c.s.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    for round in 0..20u32 {
+        for i in 0..100u32 {
+            c.send(&[b"INCR", format!("n{}", i).as_bytes()]);
+        }
+        // A KeyUpdate in the middle of the pipeline: the server must answer it and
+        // decrypt what follows with the new keys.
+        c.s.conn.refresh_traffic_keys().unwrap();
+        c.send(&[b"PING"]);
+        c.s.flush().unwrap();
+        for _ in 0..100 {
+            assert_eq!(c.reply(), format!(":{}\r\n", round + 1).as_bytes());
+        }
+        assert_eq!(c.reply(), b"+PONG\r\n");
+    }
+}
+
+#[test]
+fn tls_port_changes_at_runtime() {
+    let pki = Pki::new();
+    // Started without TLS: CONFIG SET tls-port configures it, as upstream.
+    let srv = Server::ours(&[
+        "--tls-cert-file",
+        &pki.path("server.crt"),
+        "--tls-key-file",
+        &pki.path("server.key"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let mut c = srv.conn();
+    let p1 = free_port();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-port", &p1.to_string()]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&pki, p1, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    // Moving it closes the old port.
+    let p2 = free_port();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-port", &p2.to_string()]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&pki, p2, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    assert!(TcpStream::connect(("127.0.0.1", p1)).is_err());
+    // A port in use is refused and the current one stays.
+    let r = c.call(&["CONFIG", "SET", "tls-port", &srv.port.to_string()]);
+    assert!(
+        String::from_utf8_lossy(&r).contains("Unable to listen on this port"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    let (ok, out) = cli(&pki, p2, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    assert_eq!(c.call(&["CONFIG", "SET", "tls-port", "0"]), b"+OK\r\n");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    assert!(TcpStream::connect(("127.0.0.1", p2)).is_err());
+}

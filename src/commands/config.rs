@@ -257,9 +257,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
                 Some("Unable to listen on this port. Check server logs.")
             }
             "bind" if new.bind != srv.config.bind => Some("Failed to bind to specified addresses."),
-            // Listeners are bound at startup: a new tls-port needs a restart.
             "tls-port" if new.get("tls-port") != srv.config.get("tls-port") => {
-                Some("Unable to update TLS configuration. Check server logs.")
+                crate::networking::change_tls_port(srv, &new).err()
             }
             // As upstream's applyTlsCfg: the context is rebuilt from the new values
             // (once for all tls-* pairs); a failure keeps the old one in force.
@@ -295,6 +294,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             _ => None,
         };
         if let Some(e) = fail {
+            // A tls-port bound for this call is dropped with the rest.
+            srv.pending_tls_listeners = None;
             if let Some(cwd) = &old_cwd {
                 let _ = std::env::set_current_dir(cwd);
             }
