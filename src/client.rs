@@ -42,11 +42,15 @@ impl Conn {
         }
     }
 
-    /// A short read proves the socket drained (plain sockets only: rustls may hold
-    /// more plaintext than one read hands out).
+    /// Whether a read of `n` bytes into `spare` bytes of room left the socket drained:
+    /// a short read for a plain socket; for TLS a short socket read with no plaintext
+    /// left in rustls (a short plaintext read proves nothing there).
     #[inline]
-    pub fn short_read_drains(&self) -> bool {
-        !matches!(self, Conn::Tls(_))
+    pub fn drained_after(&self, n: usize, spare: usize) -> bool {
+        match self {
+            Conn::Tls(s) => s.drained(),
+            _ => n < spare,
+        }
     }
 
     /// Encrypted records wait for the socket (TLS only).

@@ -9,7 +9,7 @@
 //! keep the writable handler while some are queued. Reads hand out decrypted plaintext
 //! before touching the socket again, so data rustls already holds is never stranded.
 
-use std::io::{self, BufRead, ErrorKind, Write};
+use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::sync::Arc;
 
@@ -53,6 +53,24 @@ pub struct TlsStream {
     state: TlsState,
     /// Set once when the handshake completes; the caller takes it (identity mapping).
     just_connected: bool,
+    /// The last read handed out everything: the socket was drained and rustls holds
+    /// no plaintext, so the next read would only return WouldBlock.
+    drained: bool,
+}
+
+/// The socket as rustls reads it, noting whether a read came back short.
+struct ShortReadTracker<'a> {
+    sock: &'a mio::net::TcpStream,
+    short: bool,
+}
+
+impl Read for ShortReadTracker<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.sock;
+        let n = s.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -73,6 +91,7 @@ impl TlsStream {
             tls,
             state: TlsState::Accepting,
             just_connected: false,
+            drained: false,
         })
     }
 
@@ -84,6 +103,14 @@ impl TlsStream {
     /// The peer's certificate chain (leaf first), when it presented one.
     pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         self.tls.peer_certificates()
+    }
+
+    /// The last read left nothing behind: the socket was drained (a short read) and
+    /// rustls holds no more plaintext. Edge-triggered readiness brings a new event for
+    /// new data, so the caller can skip the read that would only return WouldBlock.
+    #[inline]
+    pub fn drained(&self) -> bool {
+        self.drained
     }
 
     /// Encrypted records are queued for the socket (keep the writable handler).
@@ -128,6 +155,10 @@ impl TlsStream {
         if spare == 0 {
             return Err(io::Error::new(ErrorKind::InvalidInput, "no buffer space"));
         }
+        // Whether this call read the socket and the read came back short. Only a read in
+        // this very call counts: an older one may predate data whose edge the current
+        // event already consumed.
+        let mut read_short = false;
         loop {
             // Plaintext rustls already decrypted comes first.
             match self.tls.reader().fill_buf() {
@@ -137,9 +168,28 @@ impl TlsStream {
                     return Ok(0);
                 }
                 Ok(data) => {
-                    let n = data.len().min(spare);
+                    // rustls hands out one record at a time: copy as many as fit.
+                    let mut n = data.len().min(spare);
                     buf.extend_from_slice(&data[..n]);
                     self.tls.reader().consume(n);
+                    let mut empty = false;
+                    while n < spare {
+                        let mut rd = self.tls.reader();
+                        match rd.fill_buf() {
+                            Ok([]) => break, // close_notify: the next call reports it.
+                            Ok(more) => {
+                                let k = more.len().min(spare - n);
+                                buf.extend_from_slice(&more[..k]);
+                                rd.consume(k);
+                                n += k;
+                            }
+                            Err(_) => {
+                                empty = true;
+                                break;
+                            }
+                        }
+                    }
+                    self.drained = read_short && empty;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -152,7 +202,13 @@ impl TlsStream {
             if self.state == TlsState::Closed {
                 return Ok(0);
             }
-            match self.tls.read_tls(&mut &self.sock) {
+            let mut rd = ShortReadTracker {
+                sock: &self.sock,
+                short: false,
+            };
+            let r = self.tls.read_tls(&mut rd);
+            read_short = rd.short;
+            match r {
                 Ok(0) => {
                     self.state = TlsState::Closed;
                     return Ok(0);

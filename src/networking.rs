@@ -486,7 +486,7 @@ pub fn read_query_from_client(
                 // A short read drained the socket: with edge-triggered readiness a new
                 // edge comes when more data arrives, so skip the read that would only
                 // return EAGAIN (one syscall less per request at pipeline depth 1).
-                let drained = n < spare && !peer_closed && c.conn.short_read_drains();
+                let drained = !peer_closed && c.conn.drained_after(n, spare);
                 if pending > srv.config.client_query_buffer_limit {
                     warn!(
                         "Closing client that reached max query buffer length: addr={} qbuf={}",
