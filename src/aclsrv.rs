@@ -60,6 +60,7 @@ impl AclState {
             applied_requirepass: None,
             keybuf: Vec::new(),
         };
+        st.acl.pubsub_default_all = pubsub_default_all(config);
         st.apply_requirepass(config.requirepass.clone());
         st.changed();
         st
@@ -92,13 +93,23 @@ impl AclState {
     }
 }
 
-/// CONFIG SET requirepass: applies a changed value to the default user.
+/// CONFIG SET requirepass: applies a changed value to the default user. Also applies
+/// `acl-pubsub-default` (called after every CONFIG SET).
 pub fn sync_requirepass(srv: &mut Server) {
     if srv.config.requirepass != srv.acl.applied_requirepass {
         let p = srv.config.requirepass.clone();
         srv.acl.apply_requirepass(p);
         srv.acl.changed();
     }
+    srv.acl.acl.pubsub_default_all = pubsub_default_all(&srv.config);
+}
+
+/// `acl-pubsub-default allchannels`: the channel rights new users, new selectors and
+/// `reset` start with (upstream's `server.acl_pubsub_default`).
+fn pubsub_default_all(config: &Config) -> bool {
+    config
+        .get("acl-pubsub-default")
+        .is_some_and(|v| v.eq_ignore_ascii_case("allchannels"))
 }
 
 /// Whether a user allows everything (so the gate can skip the check).
@@ -420,6 +431,45 @@ pub fn kill_clients_of_user(srv: &mut Server, cur: Option<&mut Client>, user: &[
     }
 }
 
+/// Whether a subscription of `c` (pattern, channel or shard channel) is denied to `u`.
+fn subscriptions_denied(c: &Client, u: &acl::User) -> bool {
+    let Some(p) = &c.pubsub else { return false };
+    p.patterns.iter().any(|x| !u.can_access_channel(x, true))
+        || p.channels.iter().any(|x| !u.can_access_channel(x, false))
+        || p.shard_channels
+            .iter()
+            .any(|x| !u.can_access_channel(x, false))
+}
+
+/// After the user `old` (its rules before the change) was replaced by the user of the
+/// same name in the current set: closes the clients of that user subscribed to a
+/// channel, pattern or shard channel it may no longer access, as upstream's
+/// ACLKillPubsubClientsIfNeeded. The running client `cur` is closed after its reply.
+pub fn kill_revoked_subscribers(srv: &mut Server, cur: Option<&mut Client>, old: &acl::User) {
+    let Some(new) = srv.acl.acl.get_user(old.name()) else {
+        return;
+    };
+    if !old.channels_may_shrink(new) {
+        return;
+    }
+    let victims: Vec<(usize, u64)> = srv
+        .clients
+        .iter()
+        .filter_map(|(slot, c)| c.as_ref().map(|c| (slot, c)))
+        .filter(|(_, c)| c.user.as_bytes() == old.name() && subscriptions_denied(c, new))
+        .map(|(slot, c)| (slot, c.id))
+        .collect();
+    let close_cur = cur
+        .as_ref()
+        .is_some_and(|c| c.user.as_bytes() == old.name() && subscriptions_denied(c, new));
+    for (slot, id) in victims {
+        crate::networking::free_client_async(srv, slot, id);
+    }
+    if let (true, Some(c)) = (close_cur, cur) {
+        c.flags |= cflags::CLOSE_AFTER_REPLY;
+    }
+}
+
 /// EXEC's re-check of a queued command (rules may have changed since it was queued):
 /// on denial, the entry is logged and the command's reply is this error.
 pub fn exec_recheck(srv: &mut Server, c: &mut Client, id: usize) -> Option<String> {
@@ -467,6 +517,15 @@ pub fn save_file(srv: &Server) -> Result<(), String> {
     })
 }
 
+/// The `user` lines CONFIG REWRITE writes: every user (ACL LIST form) without an aclfile,
+/// none with one (upstream's rewriteConfigUserOption).
+pub fn config_user_lines(srv: &Server) -> Vec<String> {
+    if !srv.config.aclfile.is_empty() {
+        return Vec::new();
+    }
+    srv.acl.acl.users().map(acl::describe_user).collect()
+}
+
 /// Reads and parses `aclfile` into a new user set (nothing changes on error).
 fn read_file(srv: &Server) -> Result<acl::Acl, String> {
     let path = srv.config.aclfile.clone();
@@ -475,18 +534,18 @@ fn read_file(srv: &Server) -> Result<acl::Acl, String> {
     srv.acl.acl.load_from_text(&path, &text)
 }
 
-/// ACL LOAD: replaces the users all-or-nothing; clients whose user vanished or changed
-/// are disconnected.
+/// ACL LOAD: replaces the users all-or-nothing. As upstream, the clients of a user no
+/// longer in the file are disconnected, and so are the subscribers of a kept user whose
+/// channel rights no longer cover their subscriptions; other clients stay.
 pub fn load_file(srv: &mut Server, mut cur: Option<&mut Client>) -> Result<(), String> {
     let new = read_file(srv)?;
     let old = std::mem::replace(&mut srv.acl.acl, new);
-    let changed: Vec<Vec<u8>> = old
-        .users()
-        .filter(|u| srv.acl.acl.get_user(u.name()) != Some(*u))
-        .map(|u| u.name().to_vec())
-        .collect();
-    for name in changed {
-        kill_clients_of_user(srv, cur.as_deref_mut(), &name);
+    for u in old.users() {
+        if srv.acl.acl.get_user(u.name()).is_none() {
+            kill_clients_of_user(srv, cur.as_deref_mut(), u.name());
+        } else if srv.pubsub.clients > 0 {
+            kill_revoked_subscribers(srv, cur.as_deref_mut(), u);
+        }
     }
     srv.acl.changed();
     Ok(())

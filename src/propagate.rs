@@ -62,10 +62,11 @@ pub struct Propagation {
     pub nesting: u32,
 }
 
-/// Whether any consumer wants operations for `target` (the AOF is on; later: replicas
-/// or a replication backlog exist).
+/// Whether any consumer wants operations for `target`: the AOF is on, or a replication
+/// backlog or replicas exist.
 pub fn should_propagate(srv: &Server, target: u8) -> bool {
-    target & PROPAGATE_AOF != 0 && crate::aof::enabled(srv)
+    (target & PROPAGATE_AOF != 0 && crate::aof::enabled(srv))
+        || (target & PROPAGATE_REPL != 0 && crate::replication::has_stream_consumers(srv))
 }
 
 /// Queues an operation (upstream's `alsoPropagate`). Outside any execution unit (cron
@@ -115,17 +116,14 @@ pub fn propagate_pending_as(srv: &mut Server, transaction: bool) {
     // to whatever db the stream has selected, so the first op's SELECT, if any, follows
     // the MULTI, as upstream writes it.
     if wrap {
-        let first = &ops[0];
-        let db = srv.aof.selected_db.unwrap_or(first.dbid);
-        propagate_now(srv, db, &[b"MULTI".to_vec()], PROPAGATE_ALL);
+        propagate_marker(srv, ops[0].dbid, b"MULTI");
     }
     for op in &ops {
         propagate_now(srv, op.dbid, &op.argv, op.target);
     }
     if wrap {
         let last_db = ops.last().map(|o| o.dbid).unwrap_or(0);
-        let db = srv.aof.selected_db.unwrap_or(last_db);
-        propagate_now(srv, db, &[b"EXEC".to_vec()], PROPAGATE_ALL);
+        propagate_marker(srv, last_db, b"EXEC");
     }
     // Keep the allocation for the next unit.
     let mut ops = ops;
@@ -139,5 +137,22 @@ pub fn propagate_pending_as(srv: &mut Server, transaction: bool) {
 fn propagate_now(srv: &mut Server, dbid: usize, argv: &[Vec<u8>], target: u8) {
     if target & PROPAGATE_AOF != 0 && crate::aof::enabled(srv) {
         crate::aof::feed(srv, dbid, argv);
+    }
+    if target & PROPAGATE_REPL != 0 && crate::replication::has_stream_consumers(srv) {
+        crate::replication::feed_replicas(srv, Some(dbid), argv);
+    }
+}
+
+/// Feeds MULTI or EXEC around a unit. They apply to no database (upstream feeds them
+/// with dbid -1): each stream keeps whatever database it has selected, `fallback` when
+/// it has none yet.
+fn propagate_marker(srv: &mut Server, fallback: usize, name: &[u8]) {
+    let argv = [name.to_vec()];
+    if crate::aof::enabled(srv) {
+        let db = srv.aof.selected_db.unwrap_or(fallback);
+        crate::aof::feed(srv, db, &argv);
+    }
+    if crate::replication::has_stream_consumers(srv) {
+        crate::replication::feed_replicas(srv, None, &argv);
     }
 }

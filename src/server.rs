@@ -79,6 +79,8 @@ pub struct Server {
     pub clients_to_close: Vec<(usize, u64)>,
     /// An accept failed (EMFILE...): cron retries instead of the loop spinning.
     pub accept_retry: bool,
+    /// Next client table slot clients_cron visits (it covers every client once a second).
+    pub clients_cron_cursor: usize,
     /// WATCHed keys: (db, key) -> client slots.
     pub watched_keys: HashMap<(usize, Vec<u8>), Vec<usize>>,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -124,6 +126,9 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
     pub rdb: crate::rdb::Persist,
+    /// Replication: IDs, offsets, backlog, replicas, the link to a primary
+    /// (src/replication.rs).
+    pub repl: crate::replication::Repl,
     /// Users, ACL LOG and the cached state of the gate (src/aclsrv.rs).
     pub acl: crate::aclsrv::AclState,
     /// AUTH brute-force throttling (src/authguard.rs).
@@ -154,6 +159,7 @@ impl Server {
             clients_pending_write: Vec::new(),
             clients_to_close: Vec::new(),
             accept_retry: false,
+            clients_cron_cursor: 0,
             watched_keys: HashMap::new(),
             dirty: 0,
             start_time_ms: now,
@@ -179,6 +185,7 @@ impl Server {
             aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
+            repl: crate::replication::Repl::new(),
             acl,
             authguard: Default::default(),
             audit: Default::default(),
@@ -291,6 +298,10 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 
     crate::rdb::cron(srv);
     crate::aof::cron(srv);
+    // replicationCron, once per second.
+    if srv.cronloops.is_multiple_of((srv.hz as u64).max(1)) {
+        crate::replication::cron(el, srv);
+    }
 
     if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
         el.stop();

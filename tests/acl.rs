@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, servers, Conn, Server};
+use common::{escape, expect, servers, Conn, Server};
 
 type Transcript = Vec<(String, Vec<u8>)>;
 
@@ -154,6 +154,9 @@ fn multi_queue_and_exec_recheck() {
             ],
         );
         step(&mut t, &mut c, &["EXEC"]);
+        // The denials at EXEC are logged in the multi context.
+        let log = admin.call(&["ACL", "LOG"]);
+        t.push(("ACL LOG fields".into(), log_fields(&log).into_bytes()));
         t
     });
 }
@@ -309,4 +312,289 @@ fn aclfile_save_load_roundtrip() {
     );
     assert!(all.contains(":2: "), "{all}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A subscriber of user `u`: authenticates, subscribes with `cmd` to `chan`.
+fn subscriber(s: &Server, resp3: bool, cmd: &str, chan: &str) -> Conn {
+    let mut c = s.conn();
+    if resp3 {
+        let r = c.call(&["HELLO", "3", "AUTH", "u", "pw"]);
+        assert!(r.starts_with(b"%"), "{}: {}", s.kind.name(), escape(&r));
+    } else {
+        expect(s, &c.call(&["AUTH", "u", "pw"]), b"+OK\r\n");
+    }
+    let r = c.call(&[cmd, chan]);
+    assert!(
+        escape(&r).contains(&cmd.to_ascii_lowercase()),
+        "{}: {}",
+        s.kind.name(),
+        escape(&r)
+    );
+    c
+}
+
+/// Whether the connection still answers (PING works in subscribed mode too).
+fn answers(c: &mut Conn) -> bool {
+    c.send(&["PING"]).is_ok() && c.read_reply().is_ok_and(|r| !r.is_empty())
+}
+
+/// Subscribers whose channel rights are revoked by ACL SETUSER are disconnected, as
+/// upstream's ACLKillPubsubClientsIfNeeded: channels (glob-matched), patterns (literal),
+/// shard channels, rules moved into selectors, clearselectors, and the running client
+/// itself (its reply, then the close). Subscribers still allowed and plain clients stay.
+#[test]
+fn revoked_subscribers_are_disconnected() {
+    for s in servers(&[]) {
+        let name = s.kind.name();
+        let mut admin = s.conn();
+        let setuser = |admin: &mut Conn, rules: &[&str]| {
+            let mut argv = vec!["ACL", "SETUSER", "u"];
+            argv.extend_from_slice(rules);
+            expect(&s, &admin.call(&argv), b"+OK\r\n");
+        };
+        setuser(
+            &mut admin,
+            &[
+                "reset",
+                "on",
+                ">pw",
+                "+@all",
+                "~*",
+                "resetchannels",
+                "&a*",
+                "&b*",
+            ],
+        );
+        let mut sub_a = subscriber(&s, false, "SUBSCRIBE", "a1");
+        let mut sub_b = subscriber(&s, false, "SUBSCRIBE", "b1");
+        let mut psub_b = subscriber(&s, false, "PSUBSCRIBE", "b*");
+        let mut ssub_b = subscriber(&s, true, "SSUBSCRIBE", "b2");
+        let mut plain = s.conn();
+        expect(&s, &plain.call(&["AUTH", "u", "pw"]), b"+OK\r\n");
+        // Adding a channel revokes nothing.
+        setuser(&mut admin, &["&c*"]);
+        for c in [&mut sub_a, &mut sub_b, &mut psub_b, &mut ssub_b] {
+            assert!(answers(c), "{name}: closed after a grant");
+        }
+        setuser(&mut admin, &["resetchannels", "&a*"]);
+        for c in [&mut sub_b, &mut psub_b, &mut ssub_b] {
+            assert!(c.closed_within(Duration::from_secs(2)), "{name}: kept");
+        }
+        assert!(answers(&mut sub_a), "{name}: allowed subscriber closed");
+        assert!(answers(&mut plain), "{name}: plain client closed");
+        // A pattern is allowed only by the same pattern, not by one matching it.
+        setuser(&mut admin, &["resetchannels", "&*x"]);
+        assert!(sub_a.closed_within(Duration::from_secs(2)), "{name}");
+        setuser(&mut admin, &["resetchannels", "&x*"]);
+        let mut psub = subscriber(&s, false, "PSUBSCRIBE", "x*");
+        setuser(&mut admin, &["resetchannels", "&x*y"]);
+        assert!(psub.closed_within(Duration::from_secs(2)), "{name}");
+        // A right kept only by a selector is still a right; clearselectors drops it.
+        setuser(&mut admin, &["resetchannels", "&x*"]);
+        let mut sub_x = subscriber(&s, false, "SUBSCRIBE", "x1");
+        setuser(&mut admin, &["resetchannels", "(&x* +get)"]);
+        assert!(answers(&mut sub_x), "{name}: selector right ignored");
+        setuser(&mut admin, &["clearselectors"]);
+        assert!(sub_x.closed_within(Duration::from_secs(2)), "{name}");
+        // The running client revokes its own channel: reply, then close.
+        setuser(&mut admin, &["resetchannels", "&x*"]);
+        let mut me = subscriber(&s, true, "SUBSCRIBE", "x2");
+        expect(
+            &s,
+            &me.call(&["ACL", "SETUSER", "u", "resetchannels"]),
+            b"+OK\r\n",
+        );
+        assert!(me.closed_within(Duration::from_secs(2)), "{name}");
+        assert!(answers(&mut plain), "{name}: plain client closed");
+    }
+}
+
+/// ACL LOAD: clients of users gone from the file are closed; subscribers of kept users
+/// only if their channels were revoked; other clients of changed users stay (as
+/// upstream since 7.2).
+#[test]
+fn acl_load_closes_deleted_users_and_revoked_subscribers() {
+    for (i, t) in common::targets().iter().enumerate() {
+        let dir =
+            std::env::temp_dir().join(format!("valkey-rs-acl-load-{}-{}", std::process::id(), i));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.acl");
+        let p = path.to_string_lossy().into_owned();
+        std::fs::write(&path, "user default on nopass ~* &* +@all\n").unwrap();
+        let s = t.start(&["--aclfile", &p]);
+        let name = s.kind.name();
+        let mut admin = s.conn();
+        for rules in [
+            &[
+                "u",
+                "on",
+                ">pw",
+                "+@all",
+                "~*",
+                "resetchannels",
+                "&a*",
+                "&z*",
+            ][..],
+            &["v", "on", ">pw", "+@all", "~*"][..],
+        ] {
+            let mut argv = vec!["ACL", "SETUSER"];
+            argv.extend_from_slice(rules);
+            expect(&s, &admin.call(&argv), b"+OK\r\n");
+        }
+        let mut sub_a = subscriber(&s, false, "SUBSCRIBE", "a1");
+        let mut sub_z = subscriber(&s, false, "SUBSCRIBE", "z1");
+        let mut plain = s.conn();
+        expect(&s, &plain.call(&["AUTH", "u", "pw"]), b"+OK\r\n");
+        let mut v = s.conn();
+        expect(&s, &v.call(&["AUTH", "v", "pw"]), b"+OK\r\n");
+        std::fs::write(
+            &path,
+            "user default on nopass ~* &* +@all\n\
+             user u on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 \
+             ~* resetchannels &z* +@all -get\n",
+        )
+        .unwrap();
+        expect(&s, &admin.call(&["ACL", "LOAD"]), b"+OK\r\n");
+        assert!(sub_a.closed_within(Duration::from_secs(2)), "{name}");
+        assert!(v.closed_within(Duration::from_secs(2)), "{name}");
+        assert!(answers(&mut sub_z), "{name}: allowed subscriber closed");
+        assert!(answers(&mut plain), "{name}: plain client of u closed");
+        // The new rules apply to the kept connection.
+        assert!(
+            plain.call(&["GET", "k"]).starts_with(b"-NOPERM"),
+            "{name}: old rules still in force"
+        );
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `acl-pubsub-default`: CONFIG GET/SET, the channel rights of new users and selectors
+/// and of `reset`; existing users keep theirs.
+#[test]
+fn acl_pubsub_default_directive() {
+    compare(|s| {
+        let mut t = Transcript::new();
+        let mut c = s.conn();
+        for argv in [
+            &["CONFIG", "GET", "acl-pubsub-default"][..],
+            &["CONFIG", "SET", "acl-pubsub-default", "bogus"][..],
+            &["ACL", "SETUSER", "n1", "(+get)"][..],
+            &["CONFIG", "SET", "acl-pubsub-default", "allchannels"][..],
+            &["CONFIG", "GET", "acl-pubsub-default"][..],
+            &["ACL", "SETUSER", "n2", "(+get)"][..],
+            &["ACL", "SETUSER", "n1", "(+set)"][..],
+            &["ACL", "LIST"][..],
+            &["ACL", "GETUSER", "n2"][..],
+            &["CONFIG", "SET", "acl-pubsub-default", "resetchannels"][..],
+            &["ACL", "SETUSER", "n2", "reset"][..],
+            &["CONFIG", "SET", "acl-pubsub-default", "ALLCHANNELS"][..],
+            &["ACL", "SETUSER", "n1", "reset", "&x"][..],
+            &["ACL", "SETUSER", "n1", "reset"][..],
+            &["ACL", "LIST"][..],
+        ] {
+            step(&mut t, &mut c, argv);
+        }
+        t
+    });
+    // In the config file, it applies to the `user` lines whatever their order.
+    for s in servers(&[
+        "--user",
+        "w",
+        "on",
+        "nopass",
+        "--acl-pubsub-default",
+        "allchannels",
+    ]) {
+        let mut c = s.conn();
+        let r = c.call(&["ACL", "LIST"]);
+        assert!(
+            escape(&r).contains("user w on nopass &* -@all"),
+            "{}: {}",
+            s.kind.name(),
+            escape(&r)
+        );
+    }
+}
+
+/// CONFIG REWRITE without an aclfile writes the users as `user` lines (replacing the old
+/// ones in place, blanking extra ones, appending new ones), as upstream's
+/// rewriteConfigUserOption. The in-place part and the user lines equal the reference's.
+#[test]
+fn config_rewrite_writes_user_lines() {
+    let mut bins = vec![std::path::PathBuf::from(env!(
+        "CARGO_BIN_EXE_valkey-rs-server"
+    ))];
+    if let Some(r) = common::reference_binary() {
+        bins.push(r);
+    }
+    let mut results: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, bin) in bins.iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!(
+            "valkey-rs-acl-rewrite-{}-{}",
+            std::process::id(),
+            i
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("valkey.conf");
+        let port = common::free_port();
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nuser zed on nopass +get\n# comment\n\
+                 user default on nopass ~* &* +@all\nsave \"\"\nbind 127.0.0.1\n"
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(bin)
+            .arg(&conf)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut c = None;
+        common::wait_for(Duration::from_secs(5), || {
+            c = Conn::try_connect(port).ok();
+            c.is_some()
+        });
+        let mut c = c.expect("server did not start");
+        let mut snapshots = Vec::new();
+        for step in [
+            &[
+                &["ACL", "SETUSER", "amy", "on", ">x", "~a*"][..],
+                &["ACL", "SETUSER", "zed", "off"][..],
+            ][..],
+            &[&["ACL", "DELUSER", "zed", "amy"][..]][..],
+        ] {
+            for argv in step {
+                assert!(!c.call(argv).starts_with(b"-"), "{}", argv.join(" "));
+            }
+            assert_eq!(c.call(&["CONFIG", "REWRITE"]), b"+OK\r\n");
+            let text = std::fs::read_to_string(&conf).unwrap();
+            // The part before the signature, and the appended user lines.
+            let (head, tail) = text
+                .split_once("# Generated by CONFIG REWRITE")
+                .unwrap_or((&text, ""));
+            // (Upstream also puts a blank line before the signature: a general
+            // CONFIG REWRITE difference, not about users.)
+            let head = head
+                .trim_end_matches('\n')
+                .replace(&format!("port {port}"), "port P");
+            let users: Vec<&str> = tail.lines().filter(|l| l.starts_with("user ")).collect();
+            snapshots.push(format!("{head}|{}", users.join("\n")));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        results.push((bin.display().to_string(), snapshots));
+    }
+    assert!(
+        results[0].1[0].contains("user amy on #"),
+        "{:?}",
+        results[0]
+    );
+    for r in &results[1..] {
+        assert_eq!(results[0].1, r.1, "{} vs {}", results[0].0, r.0);
+    }
 }

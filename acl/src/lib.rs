@@ -1009,6 +1009,23 @@ impl User {
             .any(|s| s.check_channel(channel, is_pattern))
     }
 
+    /// Whether moving from `self` to `new` may revoke a channel: false when a selector of
+    /// `new` allows all channels, or when every channel pattern of `self` is also one of
+    /// `new`'s (upstream's early exits before scanning the subscribers).
+    pub fn channels_may_shrink(&self, new: &User) -> bool {
+        if new.selectors.iter().any(|s| s.all_channels) {
+            return false;
+        }
+        if self.selectors.iter().any(|s| s.all_channels) {
+            return true;
+        }
+        !self.selectors.iter().flat_map(|s| &s.channels).all(|c| {
+            new.selectors
+                .iter()
+                .any(|s| s.channels.iter().any(|n| n.pattern == c.pattern))
+        })
+    }
+
     /// Whether some selector allows `key` with the given key-spec flags.
     pub fn can_access_key(&self, key: &[u8], flags: u32) -> bool {
         self.selectors.iter().any(|s| s.check_key(key, flags))

@@ -444,3 +444,24 @@ fn hostile_inputs_do_not_panic() {
     }
     let _ = a.load_from_text("/p", b"user \"\\x\" '\n\"\"\"\n\xff\xfe");
 }
+
+#[test]
+fn channels_may_shrink_as_upstream() {
+    let mut a = acl();
+    let shrink = |a: &mut Acl, from: &str, to: &str| {
+        set(a, "u", &format!("reset {from}")).unwrap();
+        let old = a.get_user(b"u").unwrap().clone();
+        set(a, "u", to).unwrap();
+        old.channels_may_shrink(a.get_user(b"u").unwrap())
+    };
+    assert!(!shrink(&mut a, "&a* &b*", "&c*"), "only additions");
+    assert!(shrink(&mut a, "&a* &b*", "resetchannels &a*"));
+    assert!(shrink(&mut a, "allchannels", "resetchannels &a*"));
+    assert!(!shrink(&mut a, "&a*", "(allchannels)"));
+    // A pattern moved to a selector is still there.
+    assert!(!shrink(&mut a, "&a*", "resetchannels (&a* +get)"));
+    assert!(shrink(&mut a, "&a* (&b*)", "clearselectors"));
+    let u = a.get_user(b"u").unwrap();
+    assert!(u.can_access_channel(b"a1", false));
+    assert!(!u.can_access_channel(b"a*x", true));
+}

@@ -219,9 +219,19 @@ fn acl_setuser_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     let rules: Vec<&[u8]> = c.argv[3..].iter().map(|a| a.as_slice()).collect();
+    // The old rules, to close subscribers whose channels get revoked (only when there
+    // are subscribers: the clone is not free).
+    let old = if srv.pubsub.clients > 0 {
+        srv.acl.acl.get_user(name).cloned()
+    } else {
+        None
+    };
     match srv.acl.acl.set_user(name, &rules) {
         Ok(()) => {
             srv.acl.changed();
+            if let Some(old) = old {
+                crate::aclsrv::kill_revoked_subscribers(srv, Some(c), &old);
+            }
             c.reply.add_ok();
         }
         Err(e) => c.reply.add_error(&format!("ERR {}", e)),

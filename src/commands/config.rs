@@ -341,6 +341,7 @@ pub fn apply_runtime(srv: &mut Server) {
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.
 pub fn reset_stats(srv: &mut Server) {
     srv.stats = crate::server::Stats::default();
+    srv.latency.commands.clear();
     for s in srv.commands.stats.iter_mut() {
         *s = super::CmdStats::default();
     }
@@ -358,7 +359,8 @@ fn config_rewrite_command(srv: &mut Server, c: &mut Client) {
             .add_error("ERR The server is running without a config file");
         return;
     };
-    match config::rewrite_config(&srv.config, &path) {
+    let users = crate::aclsrv::config_user_lines(srv);
+    match config::rewrite_config(&srv.config, &path, Some(&users)) {
         Ok(()) => {
             log::info!("CONFIG REWRITE executed with success.");
             c.reply.add_ok();

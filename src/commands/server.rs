@@ -1468,18 +1468,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 g.tracked_ips()
             );
         }
-        "replication" => {
-            let _ = write!(
-                s,
-                "role:master\r\nconnected_slaves:0\r\nreplicas_waiting_psync:0\r\n\
-                 master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
-                 master_replid2:0000000000000000000000000000000000000000\r\n\
-                 master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
-                 repl_backlog_size:10485760\r\nrepl_backlog_first_byte_offset:0\r\n\
-                 repl_backlog_histlen:0\r\n",
-                srv.run_id
-            );
-        }
+        "replication" => crate::replication::info(srv, s),
         "cpu" => {
             let (u, sy, cu, csy) = cpu_times();
             let _ = write!(
@@ -1508,6 +1497,23 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                      failed_calls={}\r\n",
                     cmd.full_name, st.calls, st.usec, per, st.rejected_calls, st.failed_calls
                 );
+            }
+        }
+        "latencystats" if srv.config.latency_tracking => {
+            let pcts = &srv.config.latency_tracking_info_percentiles;
+            for cmd in &srv.commands.commands {
+                let Some(h) = srv.latency.commands.get(cmd.id) else {
+                    continue;
+                };
+                let _ = write!(s, "latency_percentiles_usec_{}:", cmd.full_name);
+                for (j, p) in pcts.iter().enumerate() {
+                    if j > 0 {
+                        s.push(',');
+                    }
+                    let v = h.value_at_percentile(*p) as f64 / 1000.0;
+                    let _ = write!(s, "p{}={:.3}", crate::config::fmt_percentile(*p), v);
+                }
+                s.push_str("\r\n");
             }
         }
         "errorstats" => {
