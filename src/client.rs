@@ -6,10 +6,13 @@ use std::os::unix::io::{AsRawFd, RawFd};
 
 use crate::reply::ReplyBuf;
 
-/// The transport of a client.
+/// The transport of a client, as upstream's connection types: plain TCP, unix socket,
+/// or TLS over TCP (src/connection.rs). The plain variants read and write the socket
+/// directly; matching the enum is the only cost they pay for TLS existing.
 pub enum Conn {
     Tcp(mio::net::TcpStream),
     Unix(mio::net::UnixStream),
+    Tls(Box<crate::connection::TlsStream>),
 }
 
 impl Conn {
@@ -17,13 +20,54 @@ impl Conn {
         match self {
             Conn::Tcp(s) => s.as_raw_fd(),
             Conn::Unix(s) => s.as_raw_fd(),
+            Conn::Tls(s) => s.sock.as_raw_fd(),
         }
     }
 
+    #[inline]
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    /// Reads into the spare capacity of `buf` (the caller reserves it).
+    #[inline]
+    pub fn read_into(&mut self, fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Conn::Tls(s) => s.read_into(buf),
+            _ => crate::connection::read_into_spare(fd, buf),
+        }
+    }
+
+    /// Whether a read of `n` bytes into `spare` bytes of room left the socket drained:
+    /// a short read for a plain socket; for TLS a short socket read with no plaintext
+    /// left in rustls (a short plaintext read proves nothing there).
+    #[inline]
+    pub fn drained_after(&self, n: usize, spare: usize) -> bool {
+        match self {
+            Conn::Tls(s) => s.drained(),
+            _ => n < spare,
+        }
+    }
+
+    /// Encrypted records wait for the socket (TLS only).
+    #[inline]
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Conn::Tls(s) => s.wants_write(),
+            _ => false,
+        }
+    }
+
+    /// Sends what TLS has queued; plain sockets have nothing queued.
+    #[inline]
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Tls(s) => s.flush(),
+            _ => Ok(()),
         }
     }
 }

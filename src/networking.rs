@@ -59,6 +59,8 @@ const REPLY_BUF_TRIM_NOW_BYTES: usize = 1024 * 1024;
 pub enum Listener {
     Tcp(mio::net::TcpListener),
     Unix(mio::net::UnixListener, String),
+    /// A `tls-port` listener: accepted sockets start a TLS handshake.
+    Tls(mio::net::TcpListener),
 }
 
 impl Listener {
@@ -66,6 +68,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.as_raw_fd(),
             Listener::Unix(l, _) => l.as_raw_fd(),
+            Listener::Tls(l) => l.as_raw_fd(),
         }
     }
 }
@@ -74,38 +77,27 @@ impl Listener {
 /// non-fatal, as upstream.
 pub fn listen(srv: &mut Server) -> Result<(), String> {
     if srv.config.port != 0 {
-        let binds = srv.config.bind.clone();
-        for b in binds {
-            let (optional, addr) = match b.strip_prefix('-') {
-                Some(a) => (true, a.to_string()),
-                None => (false, b.clone()),
-            };
-            let addr = if addr == "*" {
-                "0.0.0.0".to_string()
-            } else {
-                addr
-            };
-            let sockaddr = if addr.contains(':') {
-                format!("[{}]:{}", addr, srv.config.port)
-            } else {
-                format!("{}:{}", addr, srv.config.port)
-            };
-            match bind_tcp(&sockaddr, srv.config.tcp_backlog) {
-                Ok(l) => srv.listeners.push(Listener::Tcp(l)),
-                Err(e) => {
-                    if optional {
-                        warn!(
-                            "Failed listening on port {} (tcp), continuing: {}",
-                            srv.config.port, e
-                        );
-                    } else {
-                        return Err(format!(
-                            "Failed listening on port {} (tcp), aborting: {}",
-                            srv.config.port, e
-                        ));
-                    }
-                }
+        let port = srv.config.port;
+        for l in bind_all(srv, port, "tcp")? {
+            srv.listeners.push(Listener::Tcp(l));
+        }
+    }
+    if crate::tls::tls_wanted(&srv.config) {
+        // As upstream: TLS is configured at startup whenever tls-port, tls-replication or
+        // tls-cluster asks for it, and a failure is fatal.
+        let settings = crate::tls::TlsSettings::from_config(&srv.config);
+        match crate::tls::build(&settings) {
+            Ok(ctx) => srv.tls = Some(ctx),
+            Err(e) => {
+                warn!("{}", e);
+                return Err("Failed to configure TLS. Check logs for more info.".into());
             }
+        }
+    }
+    let tls_port = crate::tls::tls_port(&srv.config);
+    if tls_port != 0 {
+        for l in bind_all(srv, tls_port, "tls")? {
+            srv.listeners.push(Listener::Tls(l));
         }
     }
     if let Some(path) = srv.config.unixsocket.clone() {
@@ -123,6 +115,41 @@ pub fn listen(srv: &mut Server) -> Result<(), String> {
         return Err("Configured to not listen anywhere, exiting.".into());
     }
     Ok(())
+}
+
+/// Binds `port` on every `bind` address; `-` before an address makes a failure to bind
+/// it non-fatal, as upstream.
+fn bind_all(srv: &Server, port: u16, kind: &str) -> Result<Vec<mio::net::TcpListener>, String> {
+    let mut out = Vec::new();
+    for b in &srv.config.bind {
+        let (optional, addr) = match b.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, b.as_str()),
+        };
+        let addr = if addr == "*" { "0.0.0.0" } else { addr };
+        let sockaddr = if addr.contains(':') {
+            format!("[{}]:{}", addr, port)
+        } else {
+            format!("{}:{}", addr, port)
+        };
+        match bind_tcp(&sockaddr, srv.config.tcp_backlog) {
+            Ok(l) => out.push(l),
+            Err(e) => {
+                if optional {
+                    warn!(
+                        "Failed listening on port {} ({}), continuing: {}",
+                        port, kind, e
+                    );
+                } else {
+                    return Err(format!(
+                        "Failed listening on port {} ({}), aborting: {}",
+                        port, kind, e
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn bind_tcp(addr: &str, backlog: i32) -> io::Result<mio::net::TcpListener> {
@@ -162,6 +189,55 @@ fn bind_tcp(addr: &str, backlog: i32) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(std_l))
 }
 
+/// CONFIG SET tls-port: configures TLS if it was not (upstream's applyTLSPort), then
+/// binds the new port now so a failure is reported to the caller; the listeners are
+/// swapped at before-sleep ([`swap_tls_listeners`]). Port 0 closes the TLS listeners.
+pub fn change_tls_port(
+    srv: &mut Server,
+    new_cfg: &crate::config::Config,
+) -> Result<(), &'static str> {
+    let port = crate::tls::tls_port(new_cfg);
+    if port != 0 && srv.tls.is_none() {
+        match crate::tls::build(&crate::tls::TlsSettings::from_config(new_cfg)) {
+            Ok(ctx) => srv.tls = Some(ctx),
+            Err(e) => {
+                warn!("{}", e);
+                return Err("Unable to update TLS configuration. Check server logs.");
+            }
+        }
+    }
+    let fresh = if port == 0 {
+        Vec::new()
+    } else {
+        match bind_all(srv, port, "tls") {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => return Err("Unable to listen on this port. Check server logs."),
+            Err(e) => {
+                warn!("{}", e);
+                return Err("Unable to listen on this port. Check server logs.");
+            }
+        }
+    };
+    srv.pending_tls_listeners = Some(fresh);
+    Ok(())
+}
+
+/// before-sleep: replaces the TLS listeners with those CONFIG SET bound. Every listener
+/// is re-registered, since a listener's index is its event's client data.
+pub fn swap_tls_listeners(el: &mut EventLoop, srv: &mut Server) {
+    let Some(fresh) = srv.pending_tls_listeners.take() else {
+        return;
+    };
+    for l in &srv.listeners {
+        el.delete_file_event(l.fd(), ae::READABLE);
+    }
+    srv.listeners.retain(|l| !matches!(l, Listener::Tls(_)));
+    srv.listeners.extend(fresh.into_iter().map(Listener::Tls));
+    if let Err(e) = install_listeners(el, srv) {
+        warn!("Registering listeners: {}", e);
+    }
+}
+
 /// Registers the listeners with the event loop.
 pub fn install_listeners(el: &mut EventLoop, srv: &mut Server) -> io::Result<()> {
     for (i, l) in srv.listeners.iter().enumerate() {
@@ -172,8 +248,30 @@ pub fn install_listeners(el: &mut EventLoop, srv: &mut Server) -> io::Result<()>
 
 /// Accepts new connections on listener `idx`.
 pub fn accept_handler(el: &mut EventLoop, srv: &mut Server, _fd: RawFd, idx: usize, _: u32) {
-    for _ in 0..MAX_ACCEPTS_PER_CALL {
+    // Handshakes cost CPU: as upstream, TLS accepts are limited per event loop turn by
+    // max-new-tls-connections-per-cycle.
+    let max = match srv.listeners[idx] {
+        Listener::Tls(_) => crate::tls::max_new_conns_per_cycle(&srv.config),
+        _ => MAX_ACCEPTS_PER_CALL,
+    };
+    for _ in 0..max {
         let accepted = match &srv.listeners[idx] {
+            Listener::Tls(l) => match l.accept() {
+                Ok((s, a)) => {
+                    let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    let Some(ctx) = &srv.tls else {
+                        continue;
+                    };
+                    match crate::connection::TlsStream::accept(s, ctx.server.clone()) {
+                        Ok(t) => Ok((Conn::Tls(Box::new(t)), a.to_string(), laddr)),
+                        Err(e) => {
+                            warn!("Error creating TLS connection: {}", e);
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            },
             Listener::Tcp(l) => l.accept().map(|(s, a)| {
                 let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 (Conn::Tcp(s), a.to_string(), laddr)
@@ -237,7 +335,7 @@ fn accept_common(
         srv.stats.rejected_conn += 1;
         return;
     }
-    if let Conn::Tcp(_) = &conn {
+    if let Conn::Tcp(_) | Conn::Tls(_) = &conn {
         let default_nopass = srv.acl.acl.get_user(b"default").is_some_and(|u| u.nopass());
         if protected_mode_denies(srv.config.protected_mode, default_nopass, &addr) {
             let _ = conn.write(PROTECTED_MODE_ERR);
@@ -245,7 +343,12 @@ fn accept_common(
             return;
         }
     }
-    if let Conn::Tcp(s) = &conn {
+    let tcp = match &conn {
+        Conn::Tcp(s) => Some(s),
+        Conn::Tls(t) => Some(&t.sock),
+        Conn::Unix(_) => None,
+    };
+    if let Some(s) = tcp {
         let _ = s.set_nodelay(true);
         if srv.config.tcp_keepalive > 0 {
             let _ = set_keepalive(s.as_raw_fd(), srv.config.tcp_keepalive);
@@ -284,6 +387,43 @@ fn set_keepalive(fd: RawFd, interval: u32) -> nix::Result<()> {
     setsockopt(&bfd, sockopt::TcpKeepInterval, &(interval / 3).max(1))?;
     setsockopt(&bfd, sockopt::TcpKeepCount, &3)?;
     Ok(())
+}
+
+/// A TLS handshake just completed: with `tls-auth-clients-user`, the client
+/// certificate's CN (or first SAN URI naming a user) authenticates the client as that
+/// enabled ACL user, without AUTH (as upstream's tlsGetPeerUser).
+#[cold]
+fn tls_connected(srv: &mut Server, c: &mut Client) {
+    let field = crate::tls::auth_user_field(&srv.config);
+    if field == crate::tls::AuthUserField::Off {
+        return;
+    }
+    let Conn::Tls(t) = &c.conn else {
+        return;
+    };
+    // rustls only completes the handshake with a certificate the verifier accepted.
+    let Some(leaf) = t.peer_certificates().and_then(|v| v.first()) else {
+        return;
+    };
+    let candidates = match field {
+        crate::tls::AuthUserField::Cn => crate::tls::cert_common_name(leaf).into_iter().collect(),
+        crate::tls::AuthUserField::Uri => crate::tls::cert_san_uris(leaf),
+        crate::tls::AuthUserField::Off => Vec::new(),
+    };
+    for name in candidates {
+        if srv
+            .acl
+            .acl
+            .get_user(name.as_bytes())
+            .is_some_and(|u| u.enabled())
+        {
+            c.authenticated = true;
+            c.user = name;
+            c.acl_gen = 0;
+            return;
+        }
+    }
+    debug!("TLS: No matching user found for the client certificate");
 }
 
 /// Descriptors kept for the server's own use (listeners, files, pipes) beyond one per
@@ -417,7 +557,12 @@ pub fn read_query_from_client(
         let len = c.query_buf.len();
         c.query_buf.reserve(PROTO_IOBUF_LEN);
         let spare = c.query_buf.capacity() - len;
-        let r = read_into_spare(c.fd, &mut c.query_buf);
+        let r = c.conn.read_into(c.fd, &mut c.query_buf);
+        if let Conn::Tls(t) = &mut c.conn {
+            if t.take_just_connected() {
+                tls_connected(srv, &mut c);
+            }
+        }
         match r {
             Ok(0) => {
                 close = true;
@@ -448,7 +593,7 @@ pub fn read_query_from_client(
                 // A short read drained the socket: with edge-triggered readiness a new
                 // edge comes when more data arrives, so skip the read that would only
                 // return EAGAIN (one syscall less per request at pipeline depth 1).
-                let drained = n < spare && !peer_closed;
+                let drained = !peer_closed && c.conn.drained_after(n, spare);
                 if drained {
                     break;
                 }
@@ -456,7 +601,14 @@ pub fn read_query_from_client(
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
-                debug!("Reading from client: {}", e);
+                if matches!(c.conn, Conn::Tls(_)) && e.kind() == ErrorKind::InvalidData {
+                    debug!(
+                        "Error accepting a client connection: {} (addr={})",
+                        e, c.addr
+                    );
+                } else {
+                    debug!("Reading from client: {}", e);
+                }
                 close = true;
                 break;
             }
@@ -466,7 +618,8 @@ pub fn read_query_from_client(
         free_client(el, srv, c);
         return;
     }
-    if c.has_pending_replies() && !c.pending_write {
+    // TLS records waiting for the socket (a handshake flight) count as output too.
+    if (c.has_pending_replies() || c.conn.wants_write()) && !c.pending_write {
         c.pending_write = true;
         srv.clients_pending_write.push(slot);
     }
@@ -600,21 +753,6 @@ pub fn close_client_on_obuf_limit(srv: &mut Server, c: &mut Client) {
     srv.stats.client_outbuf_limit_disconnections += 1;
     warn!("Client {info} scheduled to be closed ASAP for overcoming of output buffer limits.");
     srv.clients_to_close.push((c.slot, c.id));
-}
-
-/// Reads from `fd` into the spare capacity of `buf` (no zero-filling, no reference to
-/// uninitialised memory), extending its length by the bytes read.
-fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let len = buf.len();
-    let spare = buf.capacity() - len;
-    // SAFETY: the pointer is within the allocation and `spare` bytes are available; the
-    // kernel writes at most `spare` bytes and we only extend the length by what it wrote.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(len) as *mut libc::c_void, spare) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    unsafe { buf.set_len(len + n as usize) };
-    Ok(n as usize)
 }
 
 /// What became of a client after running its input.
@@ -1041,6 +1179,12 @@ pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    if c.reply.pending() == 0 && c.conn.wants_write() {
+        match c.conn.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+    }
     srv.stats.total_writes_processed += 1;
     if c.reply.pending() == 0 {
         c.reply.buf.clear();
@@ -1068,7 +1212,7 @@ pub fn send_reply_to_client(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slo
         free_client(el, srv, c);
         return;
     }
-    if c.reply.pending() == 0 {
+    if c.reply.pending() == 0 && !c.conn.wants_write() {
         el.delete_file_event(fd, ae::WRITABLE);
         c.write_handler_installed = false;
         if c.has_flag(cflags::CLOSE_AFTER_REPLY) {
@@ -1102,7 +1246,7 @@ pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) 
             free_client(el, srv, c);
             continue;
         }
-        if c.reply.pending() > 0 {
+        if c.reply.pending() > 0 || c.conn.wants_write() {
             if el
                 .create_file_event(c.fd, ae::WRITABLE, send_reply_to_client, slot)
                 .is_ok()
@@ -1163,6 +1307,9 @@ pub fn free_clients_in_async_free_queue(el: &mut EventLoop, srv: &mut Server) {
 /// Closes the connection and releases everything the client holds.
 pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     el.delete_file_event(c.fd, ae::READABLE | ae::WRITABLE);
+    if let Conn::Tls(t) = &mut c.conn {
+        t.close_notify();
+    }
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);

@@ -65,6 +65,11 @@ pub struct Server {
     /// (taken out so handlers can borrow it and the server separately).
     pub clients: Slab<Option<Box<Client>>>,
     pub listeners: Vec<Listener>,
+    /// The TLS context new TLS connections use (None while TLS is not configured).
+    pub tls: Option<crate::tls::TlsContext>,
+    /// New `tls-port` listeners bound by CONFIG SET, swapped in at before-sleep (the
+    /// event loop is not reachable from a command).
+    pub pending_tls_listeners: Option<Vec<mio::net::TcpListener>>,
     pub commands: CommandTable,
     pub stats: Stats,
     pub next_client_id: u64,
@@ -146,6 +151,8 @@ impl Server {
             dbs,
             clients: Slab::new(),
             listeners: Vec::new(),
+            tls: None,
+            pending_tls_listeners: None,
             commands,
             stats: Stats::default(),
             next_client_id: 1,
@@ -318,6 +325,9 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::aof::before_sleep(srv);
     crate::networking::handle_clients_with_pending_writes(el, srv);
     crate::networking::free_clients_in_async_free_queue(el, srv);
+    if srv.pending_tls_listeners.is_some() {
+        crate::networking::swap_tls_listeners(el, srv);
+    }
     if srv.shutdown_asap {
         // SHUTDOWN replied and flagged: leave the loop right away.
         if crate::commands::server::prepare_for_shutdown(srv) {

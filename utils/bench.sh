@@ -40,6 +40,14 @@
 # (the one that matches redis-benchmark's key:* last) and 10 command rules, on both servers,
 # alternating, BENCH_RUNS runs each; medians and the valkey-rs/upstream ratio (target >= 1.0:
 # the permission check must cost nothing measurable).
+#
+# `./utils/bench.sh tls` runs only the TLS section (it also runs last in a full run): valkey-rs
+# alone (the reference is built without TLS), one server with `port` and `tls-port`
+# (certificates made with openssl), GET/SET -c BENCH_CLIENTS -r 100000 at -P 1 and 16 over
+# plaintext and over TLS, alternating, BENCH_RUNS runs each; medians and TLS/plaintext
+# (target >= 0.8 at -P 16). Then handshakes per second: PING with a new connection per
+# request (-k 0), plaintext and TLS. redis-benchmark's own TLS work shares the machine.
+#   BENCH_TLS_HS_N  requests of the -k 0 run [10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +62,7 @@ RDB_RUNS=${BENCH_RDB_RUNS:-3}
 AOF_N=${BENCH_AOF_N:-$N}
 AOF_ALWAYS_N=${BENCH_AOF_ALWAYS_N:-$((N / 10))}
 MODE=${1:-all}
-case "$MODE" in all | rdb | aof | acl) ;; *) echo "usage: $0 [rdb|aof|acl]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls) ;; *) echo "usage: $0 [rdb|aof|acl|tls]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -401,6 +409,66 @@ acl_bench() {
     print_table "$csv" "ACL test" GET-acl
 }
 
+# ---- TLS: throughput over TLS vs plaintext on the same valkey-rs, handshakes/s ----------
+tls_bench() {
+    local dir="$WORK/tls" port tport pid run pipeline mode
+    local csv="$dir/tls.csv" hs_n=${BENCH_TLS_HS_N:-10000}
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" \
+            -keyout ca.key -out ca.crt
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -out server.crt -extfile ext
+    ) >/dev/null 2>&1 || { echo "tls: openssl failed" >&2; return 1; }
+    port=$(free_port)
+    tport=$(free_port)
+    pid=$(start_server valkey-rs "$dir" "$port" --tls-port "$tport" --tls-cert-file \
+        "$dir/server.crt" --tls-key-file "$dir/server.key" --tls-auth-clients no)
+    PIDS+=("$pid")
+    wait_ready "$port"
+    : >"$csv"
+    local -a plain=(-p "$port") tls=(-p "$tport" --tls --cacert "$dir/ca.crt")
+    echo "TLS: redis-benchmark -c $CLIENTS -n $N -r 100000 -t get,set, $RUNS runs each" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for mode in plain tls; do
+                echo "tls run $run/$RUNS -P $pipeline $mode" >&2
+                local -n args=$mode
+                "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$N" \
+                    -r 100000 -t set,get -P "$pipeline" --csv 2>/dev/null |
+                    bench_csv "$mode" "$pipeline" "$run" - >>"$csv" ||
+                    echo "redis-benchmark failed ($mode -P $pipeline)" >&2
+                unset -n args
+            done
+        done
+    done
+    for mode in plain tls; do
+        local -n args=$mode
+        "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$hs_n" -k 0 -t ping \
+            --csv 2>/dev/null | bench_csv "$mode" 0 1 PING-k0 >>"$csv" || true
+        unset -n args
+    done
+    stop_pid "$pid"
+    echo
+    python3 - "$csv" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    mode, pipeline, run, test, rps, p50, p99 = line.strip().split(",")
+    rows.setdefault((test, int(pipeline), mode), []).append(float(rps))
+print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext |")
+print("|----------|----|--------------:|--------:|--------------:|")
+for test, p in sorted({(t, p) for (t, p, _) in rows}):
+    a = statistics.median(rows.get((test, p, "plain"), [0]))
+    b = statistics.median(rows.get((test, p, "tls"), [0]))
+    label = "new connection per request (-k 0)" if p == 0 else str(p)
+    print("| %s | %s | %.0f | %.0f | %s |" % (test, label, a, b, "%.2f" % (b / a) if a else "n/a"))
+PY
+}
+
 if [ "$MODE" = rdb ]; then
     rdb_bench
     exit 0
@@ -411,6 +479,10 @@ if [ "$MODE" = aof ]; then
 fi
 if [ "$MODE" = acl ]; then
     acl_bench
+    exit 0
+fi
+if [ "$MODE" = tls ]; then
+    tls_bench
     exit 0
 fi
 
@@ -586,3 +658,4 @@ done
 rdb_bench
 aof_bench
 acl_bench
+tls_bench

@@ -260,6 +260,7 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
         }
     }
     // Runtime effects that can fail.
+    let mut tls_new: Option<crate::tls::TlsContext> = None;
     for (d, shown, _) in &pairs {
         let maxclients_err;
         let fail = match d.name {
@@ -279,8 +280,25 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
                 Some("Unable to listen on this port. Check server logs.")
             }
             "bind" if new.bind != srv.config.bind => Some("Failed to bind to specified addresses."),
-            "tls-port" if new.get("tls-port").as_deref() != Some("0") => {
-                Some("Unable to update TLS configuration. Check server logs.")
+            "tls-port" if new.get("tls-port") != srv.config.get("tls-port") => {
+                crate::networking::change_tls_port(srv, &new).err()
+            }
+            // As upstream's applyTlsCfg: the context is rebuilt from the new values
+            // (once for all tls-* pairs); a failure keeps the old one in force.
+            n if crate::tls::RELOADING_DIRECTIVES.contains(&n)
+                && tls_new.is_none()
+                && crate::tls::tls_wanted(&new) =>
+            {
+                match crate::tls::build(&crate::tls::TlsSettings::from_config(&new)) {
+                    Ok(ctx) => {
+                        tls_new = Some(ctx);
+                        None
+                    }
+                    Err(e) => {
+                        log::warn!("{}", e);
+                        Some("Unable to update TLS configuration. Check server logs.")
+                    }
+                }
             }
             "appendonly"
                 if new.appendonly
@@ -299,6 +317,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
             _ => None,
         };
         if let Some(e) = fail {
+            // A tls-port bound for this call is dropped with the rest.
+            srv.pending_tls_listeners = None;
             if let Some(cwd) = &old_cwd {
                 let _ = std::env::set_current_dir(cwd);
             }
@@ -315,6 +335,9 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     }
     let maxmemory_changed = new.maxmemory != srv.config.maxmemory;
     srv.config = new;
+    if let Some(ctx) = tls_new {
+        srv.tls = Some(ctx);
+    }
     apply_runtime(srv);
     if maxmemory_changed && srv.config.maxmemory != 0 {
         let used = crate::zmalloc::used_memory() as u64;

@@ -1,0 +1,279 @@
+//! The connection types, as upstream's `ConnectionType` (socket.c, unix.c, tls.c): a plain
+//! TCP or unix socket reads and writes the file descriptor directly; a TLS connection runs
+//! a rustls `ServerConnection` over the same non-blocking socket.
+//!
+//! Everything is driven by the event loop: a readable edge feeds TLS records to rustls
+//! (which advances the handshake, answers key updates and decrypts application data), and
+//! records rustls wants to send (handshake flights, alerts, key update answers, encrypted
+//! replies) go out as the socket takes them; [`TlsStream::wants_write`] tells the caller to
+//! keep the writable handler while some are queued. Reads hand out decrypted plaintext
+//! before touching the socket again, so data rustls already holds is never stranded.
+
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+use rustls::{ServerConfig, ServerConnection};
+
+/// Plaintext accepted into rustls per write call: bounds what sits encrypted in memory
+/// beyond what the socket took.
+const TLS_WRITE_CHUNK: usize = 64 * 1024;
+
+/// Reads from `fd` into the spare capacity of `buf` (no zero-filling, no reference to
+/// uninitialised memory), extending its length by the bytes read.
+#[inline]
+pub fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let len = buf.len();
+    let spare = buf.capacity() - len;
+    // SAFETY: the pointer is within the allocation and `spare` bytes are available; the
+    // kernel writes at most `spare` bytes and we only extend the length by what it wrote.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(len) as *mut libc::c_void, spare) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe { buf.set_len(len + n as usize) };
+    Ok(n as usize)
+}
+
+/// Where a TLS connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsState {
+    /// The handshake is in progress.
+    Accepting,
+    /// Application data flows.
+    Connected,
+    /// The peer sent close_notify, or the connection failed.
+    Closed,
+}
+
+/// A server-side TLS connection over a non-blocking TCP socket.
+pub struct TlsStream {
+    pub sock: mio::net::TcpStream,
+    tls: ServerConnection,
+    state: TlsState,
+    /// Set once when the handshake completes; the caller takes it (identity mapping).
+    just_connected: bool,
+    /// The last read handed out everything: the socket was drained and rustls holds
+    /// no plaintext, so the next read would only return WouldBlock.
+    drained: bool,
+}
+
+/// The socket as rustls reads it, noting whether a read came back short.
+struct ShortReadTracker<'a> {
+    sock: &'a mio::net::TcpStream,
+    short: bool,
+}
+
+impl Read for ShortReadTracker<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.sock;
+        let n = s.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("fd", &self.sock.as_raw_fd())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl TlsStream {
+    /// Wraps an accepted socket; the handshake starts with the first readable event.
+    pub fn accept(sock: mio::net::TcpStream, cfg: Arc<ServerConfig>) -> io::Result<TlsStream> {
+        let tls = ServerConnection::new(cfg).map_err(io::Error::other)?;
+        Ok(TlsStream {
+            sock,
+            tls,
+            state: TlsState::Accepting,
+            just_connected: false,
+            drained: false,
+        })
+    }
+
+    /// True once after the handshake completed.
+    pub fn take_just_connected(&mut self) -> bool {
+        std::mem::take(&mut self.just_connected)
+    }
+
+    /// The peer's certificate chain (leaf first), when it presented one.
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        self.tls.peer_certificates()
+    }
+
+    /// The last read left nothing behind: the socket was drained (a short read) and
+    /// rustls holds no more plaintext. Edge-triggered readiness brings a new event for
+    /// new data, so the caller can skip the read that would only return WouldBlock.
+    #[inline]
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    /// Encrypted records are queued for the socket (keep the writable handler).
+    #[inline]
+    pub fn wants_write(&self) -> bool {
+        self.tls.wants_write()
+    }
+
+    /// Sends queued records until done or the socket is full (WouldBlock).
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut &self.sock) {
+                Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "write zero")),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_soft(&mut self) -> io::Result<()> {
+        match self.flush() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+            r => r,
+        }
+    }
+
+    fn update_state(&mut self) {
+        if self.state == TlsState::Accepting && !self.tls.is_handshaking() {
+            self.state = TlsState::Connected;
+            self.just_connected = true;
+        }
+    }
+
+    /// Reads decrypted application data into the spare capacity of `buf` (the caller
+    /// reserves it). Ok(0) is end of stream (close_notify or TCP close); WouldBlock means
+    /// the socket is drained and rustls holds no plaintext (the handshake may have
+    /// advanced: check [`TlsStream::wants_write`]).
+    pub fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let spare = buf.capacity() - buf.len();
+        if spare == 0 {
+            return Err(io::Error::new(ErrorKind::InvalidInput, "no buffer space"));
+        }
+        // Whether this call read the socket and the read came back short. Only a read in
+        // this very call counts: an older one may predate data whose edge the current
+        // event already consumed.
+        let mut read_short = false;
+        loop {
+            // Plaintext rustls already decrypted comes first.
+            match self.tls.reader().fill_buf() {
+                Ok([]) => {
+                    // A clean close_notify.
+                    self.state = TlsState::Closed;
+                    return Ok(0);
+                }
+                Ok(data) => {
+                    // rustls hands out one record at a time: copy as many as fit.
+                    let mut n = data.len().min(spare);
+                    buf.extend_from_slice(&data[..n]);
+                    self.tls.reader().consume(n);
+                    let mut empty = false;
+                    while n < spare {
+                        let mut rd = self.tls.reader();
+                        match rd.fill_buf() {
+                            Ok([]) => break, // close_notify: the next call reports it.
+                            Ok(more) => {
+                                let k = more.len().min(spare - n);
+                                buf.extend_from_slice(&more[..k]);
+                                rd.consume(k);
+                                n += k;
+                            }
+                            Err(_) => {
+                                empty = true;
+                                break;
+                            }
+                        }
+                    }
+                    self.drained = read_short && empty;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    self.state = TlsState::Closed;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
+            }
+            if self.state == TlsState::Closed {
+                return Ok(0);
+            }
+            let mut rd = ShortReadTracker {
+                sock: &self.sock,
+                short: false,
+            };
+            let r = self.tls.read_tls(&mut rd);
+            read_short = rd.short;
+            match r {
+                Ok(0) => {
+                    self.state = TlsState::Closed;
+                    return Ok(0);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if e.kind() == ErrorKind::WouldBlock {
+                        self.flush_soft()?;
+                    }
+                    return Err(e);
+                }
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                // Send the alert rustls queued (bad certificate, protocol version...).
+                let _ = self.flush();
+                self.state = TlsState::Closed;
+                return Err(io::Error::new(ErrorKind::InvalidData, e));
+            }
+            self.update_state();
+            // Handshake flights and key update answers go out now.
+            self.flush_soft()?;
+        }
+    }
+
+    /// Encrypts and sends `data` until the socket is full, as a plain write(2) takes
+    /// what fits; returns how much plaintext rustls took. Plaintext is handed to rustls a
+    /// chunk at a time, so at most one chunk of records waits in memory beyond what the
+    /// socket took (see [`TlsStream::wants_write`]); stopping only on a full socket keeps
+    /// the edge-triggered writable event coming.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.state != TlsState::Connected {
+            // Replies wait for the handshake; queued handshake records still go out.
+            self.flush()?;
+            return Err(io::Error::from(ErrorKind::WouldBlock));
+        }
+        let mut total = 0;
+        loop {
+            match self.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock && total > 0 => return Ok(total),
+                Err(e) => return Err(e),
+            }
+            if total == data.len() {
+                return Ok(total);
+            }
+            let end = total.saturating_add(TLS_WRITE_CHUNK).min(data.len());
+            let n = self.tls.writer().write(&data[total..end])?;
+            if n == 0 {
+                return if total > 0 {
+                    Ok(total)
+                } else {
+                    Err(io::Error::from(ErrorKind::WouldBlock))
+                };
+            }
+            total += n;
+        }
+    }
+
+    /// Sends close_notify (best effort), as upstream's SSL_shutdown on close.
+    pub fn close_notify(&mut self) {
+        if self.state == TlsState::Connected {
+            self.tls.send_close_notify();
+            let _ = self.flush();
+        }
+        self.state = TlsState::Closed;
+    }
+}

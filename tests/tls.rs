@@ -1,0 +1,701 @@
+//! TLS (issue 8) against the real binary: certificates are generated at test time with the
+//! `openssl` command line; clients are redis-cli --tls, openssl s_client, Python's valkey
+//! client with ssl, and rustls from the test itself (pipelining, stalls, reloads).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// A CA with server and client certificates, in a temporary directory.
+struct Pki {
+    dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {:?}: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = std::env::temp_dir().join(format!(
+            "valkey-rs-tls-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = Pki { dir };
+        p.ca("ca");
+        p.leaf(
+            "ca",
+            "server",
+            "/CN=localhost",
+            "serverAuth",
+            "DNS:localhost,IP:127.0.0.1",
+        );
+        p.leaf(
+            "ca",
+            "client",
+            "/CN=alice",
+            "clientAuth",
+            "URI:urn:valkey:bob",
+        );
+        p
+    }
+
+    fn ca(&self, name: &str) {
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={} test CA", name),
+                "-keyout",
+                &format!("{}.key", name),
+                "-out",
+                &format!("{}.crt", name),
+            ],
+        );
+    }
+
+    fn leaf(&self, ca: &str, name: &str, subj: &str, eku: &str, san: &str) {
+        let ext = format!("{}.ext", name);
+        std::fs::write(
+            self.dir.join(&ext),
+            format!("extendedKeyUsage={}\nsubjectAltName={}\n", eku, san),
+        )
+        .unwrap();
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subj,
+                "-keyout",
+                &format!("{}.key", name),
+                "-out",
+                &format!("{}.csr", name),
+            ],
+        );
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{}.csr", name),
+                "-CA",
+                &format!("{}.crt", ca),
+                "-CAkey",
+                &format!("{}.key", ca),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{}.crt", name),
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A server with TLS on a second port; returns (server, tls port).
+fn start_tls(pki: &Pki, extra: &[&str]) -> (Server, u16) {
+    for _ in 0..5 {
+        let tls_port = free_port();
+        let (cert, key, ca) = (
+            pki.path("server.crt"),
+            pki.path("server.key"),
+            pki.path("ca.crt"),
+        );
+        let port_s = tls_port.to_string();
+        let mut args: Vec<&str> = vec![
+            "--tls-port",
+            &port_s,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+        ];
+        args.extend_from_slice(extra);
+        let srv = Server::ours(&args);
+        // The plain port answered; wait for the TLS one to accept too.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", tls_port)).is_ok() {
+                return (srv, tls_port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("TLS server did not start");
+}
+
+fn cli(pki: &Pki, port: u16, client_cert: bool, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args([
+        "-p",
+        &port.to_string(),
+        "--tls",
+        "--cacert",
+        &pki.path("ca.crt"),
+    ]);
+    if client_cert {
+        cmd.args([
+            "--cert",
+            &pki.path("client.crt"),
+            "--key",
+            &pki.path("client.key"),
+        ]);
+    }
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run redis-cli");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let ok = out.status.success() && !text.contains("Error") && !text.contains("Could not");
+    (ok, text.trim().to_string())
+}
+
+/// A blocking rustls client.
+struct TlsClient {
+    s: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+fn client_config(ca: &str, cert: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let cfg = match cert {
+        Some((c, k)) => b
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(c)
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect(),
+                PrivateKeyDer::from_pem_file(k).unwrap(),
+            )
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    Arc::new(cfg)
+}
+
+impl TlsClient {
+    fn connect(port: u16, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<TlsClient> {
+        let sock = TcpStream::connect(("127.0.0.1", port))?;
+        sock.set_read_timeout(Some(Duration::from_secs(20)))?;
+        sock.set_nodelay(true)?;
+        let conn = rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap())
+            .map_err(std::io::Error::other)?;
+        let mut c = TlsClient {
+            s: rustls::StreamOwned::new(conn, sock),
+        };
+        // Finish the handshake now so failures show here.
+        while c.s.conn.is_handshaking() {
+            c.s.conn.complete_io(&mut c.s.sock)?;
+        }
+        Ok(c)
+    }
+
+    fn send(&mut self, argv: &[&[u8]]) {
+        self.s.write_all(&encode_command(argv)).unwrap();
+    }
+
+    /// Reads one reply (simple types and bulk strings only).
+    fn reply(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            self.s.read_exact(&mut b).expect("read reply");
+            line.push(b[0]);
+        }
+        if line[0] == b'$' {
+            let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
+                .unwrap()
+                .parse()
+                .unwrap();
+            if n < 0 {
+                return line;
+            }
+            let mut body = vec![0u8; n as usize + 2];
+            self.s.read_exact(&mut body).expect("read bulk");
+            body.truncate(n as usize);
+            return body;
+        }
+        line
+    }
+
+    fn call(&mut self, argv: &[&[u8]]) -> Vec<u8> {
+        self.send(argv);
+        self.reply()
+    }
+}
+
+#[test]
+fn redis_cli_round_trip_and_plain_port() {
+    let pki = Pki::new();
+    let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let (ok, out) = cli(&pki, tls_port, false, &["SET", "k", "hello"]);
+    assert!(ok, "{}", out);
+    let (ok, out) = cli(&pki, tls_port, false, &["GET", "k"]);
+    assert!(ok && out == "hello", "{}", out);
+    // The plaintext port keeps working beside it.
+    let mut c = srv.conn();
+    assert_eq!(c.call(&["GET", "k"]), b"$5\r\nhello\r\n");
+    let cfg = c.call(&["CONFIG", "GET", "tls-port"]);
+    assert!(String::from_utf8_lossy(&cfg).contains(&tls_port.to_string()));
+}
+
+#[test]
+fn mutual_tls_accepted_and_refused() {
+    let pki = Pki::new();
+    let (srv, tls_port) = start_tls(&pki, &[]);
+    // tls-auth-clients yes (the default): a certificate signed by the CA is required.
+    let (ok, out) = cli(&pki, tls_port, true, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    let (ok, out) = cli(&pki, tls_port, false, &["PING"]);
+    assert!(!ok, "no client certificate must be refused: {}", out);
+    // A certificate from another CA is refused as well.
+    pki.ca("other");
+    pki.leaf("other", "rogue", "/CN=rogue", "clientAuth", "DNS:rogue");
+    let rogue = client_config(
+        &pki.path("ca.crt"),
+        Some((&pki.path("rogue.crt"), &pki.path("rogue.key"))),
+    );
+    let r = TlsClient::connect(tls_port, rogue).and_then(|mut c| {
+        c.send(&[b"PING"]);
+        let mut b = [0u8; 16];
+        c.s.read(&mut b)
+    });
+    assert!(!matches!(r, Ok(n) if n > 0), "rogue certificate accepted");
+    // optional: no certificate is fine, a bad one still is not.
+    let mut c = srv.conn();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-auth-clients", "optional"]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&pki, tls_port, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+}
+
+#[test]
+fn tls11_and_weak_configs_refused() {
+    let pki = Pki::new();
+    let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+            "-connect",
+            &format!("127.0.0.1:{}", tls_port),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("Cipher is (NONE)"),
+        "TLSv1.1 handshake must fail: {}",
+        text
+    );
+    // Config errors are clear and leave the context as it was.
+    let mut c = srv.conn();
+    for (name, val) in [
+        ("tls-protocols", "TLSv1.1 TLSv1.2"),
+        ("tls-ciphers", "RC4-MD5"),
+        ("tls-ciphersuites", "TLS_AES_128_CCM_8_SHA256"),
+    ] {
+        let r = c.call(&["CONFIG", "SET", name, val]);
+        assert_eq!(
+            String::from_utf8_lossy(&r),
+            format!("-ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration. Check server logs.\r\n", name)
+        );
+    }
+    let log = srv.log();
+    assert!(log.contains("TLSv1.1 is not supported"), "{}", log);
+    assert!(
+        log.contains("Unsupported TLS 1.2 cipher 'RC4-MD5'"),
+        "{}",
+        log
+    );
+    let (ok, out) = cli(&pki, tls_port, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    // A restricted but valid set works.
+    assert_eq!(
+        c.call(&[
+            "CONFIG",
+            "SET",
+            "tls-protocols",
+            "TLSv1.2",
+            "tls-ciphers",
+            "ECDHE-RSA-AES128-GCM-SHA256"
+        ]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&pki, tls_port, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    // At startup the same error is fatal, as upstream.
+    let status = Command::new(env!("CARGO_BIN_EXE_valkey-rs-server"))
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &free_port().to_string(),
+            "--tls-cert-file",
+            &pki.path("server.crt"),
+            "--tls-key-file",
+            &pki.path("server.key"),
+            "--tls-auth-clients",
+            "no",
+            "--tls-protocols",
+            "TLSv1",
+            "--save",
+            "",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[test]
+fn plaintext_to_tls_port_is_closed() {
+    let pki = Pki::new();
+    let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let mut s = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut buf = Vec::new();
+    let t = Instant::now();
+    let _ = s.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(4), "not closed");
+    assert!(!buf.windows(5).any(|w| w == b"+PONG"), "answered plaintext");
+    let mut c = srv.conn();
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn pipelined_large_values() {
+    let pki = Pki::new();
+    let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let cfg = client_config(&pki.path("ca.crt"), None);
+    let mut c = TlsClient::connect(tls_port, cfg).unwrap();
+    let vals: Vec<Vec<u8>> = (0..3u8)
+        .map(|i| {
+            (0..10 * 1024 * 1024)
+                .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i))
+                .collect()
+        })
+        .collect();
+    // Writes and reads must overlap (the replies to GETs are 30 MB): a writer thread
+    // would need a split stream, so send everything first (the server reads while we
+    // write), then the GETs, then read all replies.
+    for (i, v) in vals.iter().enumerate() {
+        c.send(&[b"SET", format!("big{}", i).as_bytes(), v]);
+    }
+    for i in 0..3 {
+        c.send(&[b"GET", format!("big{}", i).as_bytes()]);
+    }
+    c.send(&[b"PING"]);
+    c.s.flush().unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.reply(), b"+OK\r\n");
+    }
+    for v in &vals {
+        let got = c.reply();
+        assert!(got == *v, "value mismatch ({} bytes)", got.len());
+    }
+    assert_eq!(c.reply(), b"+PONG\r\n");
+}
+
+#[test]
+fn certificate_reload_keeps_connected_clients() {
+    let pki = Pki::new();
+    let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let old = client_config(&pki.path("ca.crt"), None);
+    let mut kept = TlsClient::connect(tls_port, old.clone()).unwrap();
+    assert_eq!(kept.call(&[b"SET", b"a", b"1"]), b"+OK\r\n");
+    // A bad file is refused and the old material stays in force.
+    std::fs::write(pki.dir.join("bad.crt"), "not a certificate").unwrap();
+    let mut c = srv.conn();
+    let r = c.call(&["CONFIG", "SET", "tls-cert-file", &pki.path("bad.crt")]);
+    assert_eq!(
+        String::from_utf8_lossy(&r),
+        "-ERR CONFIG SET failed (possibly related to argument 'tls-cert-file') - Unable to update TLS configuration. Check server logs.\r\n"
+    );
+    assert!(TlsClient::connect(tls_port, old.clone()).is_ok());
+    // New material from a new CA: new connections use it, the old one continues.
+    pki.ca("ca2");
+    pki.leaf(
+        "ca2",
+        "server2",
+        "/CN=localhost",
+        "serverAuth",
+        "DNS:localhost,IP:127.0.0.1",
+    );
+    let r = c.call(&[
+        "CONFIG",
+        "SET",
+        "tls-cert-file",
+        &pki.path("server2.crt"),
+        "tls-key-file",
+        &pki.path("server2.key"),
+    ]);
+    assert_eq!(r, b"+OK\r\n");
+    assert_eq!(kept.call(&[b"GET", b"a"]), b"1");
+    assert!(
+        TlsClient::connect(tls_port, old).is_err(),
+        "old CA still accepted"
+    );
+    let new = client_config(&pki.path("ca2.crt"), None);
+    let mut n = TlsClient::connect(tls_port, new).unwrap();
+    assert_eq!(n.call(&[b"GET", b"a"]), b"1");
+    let got = c.call(&["CONFIG", "GET", "tls-cert-file"]);
+    assert!(String::from_utf8_lossy(&got).contains("server2.crt"));
+}
+
+#[test]
+fn stalled_handshake_does_not_delay_others_and_times_out() {
+    let pki = Pki::new();
+    let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no", "--timeout", "1"]);
+    // Half a ClientHello record header, then silence.
+    let mut stall = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    stall.write_all(&[0x16, 0x03, 0x01, 0x02]).unwrap();
+    let mut silent = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let cfg = client_config(&pki.path("ca.crt"), None);
+    let t = Instant::now();
+    let mut good = TlsClient::connect(tls_port, cfg).unwrap();
+    assert_eq!(good.call(&[b"PING"]), b"+PONG\r\n");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // `timeout` closes both stalled connections.
+    for s in [&mut stall, &mut silent] {
+        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        let t = Instant::now();
+        let mut b = [0u8; 64];
+        let r = s.read(&mut b);
+        assert!(
+            matches!(r, Ok(0))
+                || matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{:?}",
+            r
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn client_certificate_names_the_acl_user() {
+    let pki = Pki::new();
+    let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients-user", "CN"]);
+    let mut c = srv.conn();
+    assert_eq!(
+        c.call(&["ACL", "SETUSER", "alice", "on", "nopass", "+@all", "~*"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        c.call(&[
+            "ACL",
+            "SETUSER",
+            "urn:valkey:bob",
+            "on",
+            "nopass",
+            "+@all",
+            "~*"
+        ]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "requirepass", "secret"]),
+        b"+OK\r\n"
+    );
+    let cfg = client_config(
+        &pki.path("ca.crt"),
+        Some((&pki.path("client.crt"), &pki.path("client.key"))),
+    );
+    let mut t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+    assert_eq!(t.call(&[b"ACL", b"WHOAMI"]), b"alice");
+    // The SAN URI field.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-auth-clients-user", "URI"]),
+        b"+OK\r\n"
+    );
+    let mut t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+    assert_eq!(t.call(&[b"ACL", b"WHOAMI"]), b"urn:valkey:bob");
+    // Off (or a disabled user): the password is needed again.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-auth-clients-user", "off"]),
+        b"+OK\r\n"
+    );
+    let mut t = TlsClient::connect(tls_port, cfg).unwrap();
+    let r = t.call(&[b"ACL", b"WHOAMI"]);
+    assert!(r.starts_with(b"-NOAUTH"), "{}", String::from_utf8_lossy(&r));
+}
+
+#[test]
+fn python_valkey_client_with_ssl() {
+    if Command::new("python3")
+        .args(["-c", "import valkey"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipping: python3 valkey module missing");
+        return;
+    }
+    let pki = Pki::new();
+    let (_srv, tls_port) = start_tls(&pki, &[]);
+    let script = format!(
+        "import valkey\n\
+         r = valkey.Valkey(host='localhost', port={}, ssl=True, ssl_ca_certs='{}', ssl_certfile='{}', ssl_keyfile='{}')\n\
+         r.set('p', 'y' * 100000)\n\
+         assert r.get('p') == b'y' * 100000\n\
+         p = r.pipeline(transaction=False)\n\
+         for i in range(1000): p.incr('n')\n\
+         assert p.execute()[-1] == 1000\n\
+         print('ok')\n",
+        tls_port,
+        pki.path("ca.crt"),
+        pki.path("client.crt"),
+        pki.path("client.key")
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn key_updates_do_not_break_pipelined_traffic() {
+    let pki = Pki::new();
+    let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
+    let cfg = client_config(&pki.path("ca.crt"), None);
+    let mut c = TlsClient::connect(tls_port, cfg).unwrap();
+    assert_eq!(
+        c.s.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    for round in 0..20u32 {
+        for i in 0..100u32 {
+            c.send(&[b"INCR", format!("n{}", i).as_bytes()]);
+        }
+        // A KeyUpdate in the middle of the pipeline: the server must answer it and
+        // decrypt what follows with the new keys.
+        c.s.conn.refresh_traffic_keys().unwrap();
+        c.send(&[b"PING"]);
+        c.s.flush().unwrap();
+        for _ in 0..100 {
+            assert_eq!(c.reply(), format!(":{}\r\n", round + 1).as_bytes());
+        }
+        assert_eq!(c.reply(), b"+PONG\r\n");
+    }
+}
+
+#[test]
+fn tls_port_changes_at_runtime() {
+    let pki = Pki::new();
+    // Started without TLS: CONFIG SET tls-port configures it, as upstream.
+    let srv = Server::ours(&[
+        "--tls-cert-file",
+        &pki.path("server.crt"),
+        "--tls-key-file",
+        &pki.path("server.key"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let mut c = srv.conn();
+    let p1 = free_port();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-port", &p1.to_string()]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&pki, p1, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    // Moving it closes the old port.
+    let p2 = free_port();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-port", &p2.to_string()]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&pki, p2, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    assert!(TcpStream::connect(("127.0.0.1", p1)).is_err());
+    // A port in use is refused and the current one stays.
+    let r = c.call(&["CONFIG", "SET", "tls-port", &srv.port.to_string()]);
+    assert!(
+        String::from_utf8_lossy(&r).contains("Unable to listen on this port"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    let (ok, out) = cli(&pki, p2, false, &["PING"]);
+    assert!(ok && out == "PONG", "{}", out);
+    assert_eq!(c.call(&["CONFIG", "SET", "tls-port", "0"]), b"+OK\r\n");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    assert!(TcpStream::connect(("127.0.0.1", p2)).is_err());
+}
