@@ -783,6 +783,10 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// Writes as much of the client's pending output as the socket takes. Returns Err if the
 /// connection failed.
 pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
+    if crate::replication::primary::output_held(c) {
+        // A replica's stream waits for its RDB.
+        return Ok(());
+    }
     let mut written = 0;
     while c.reply.pending() > 0 {
         let r = {
@@ -852,7 +856,7 @@ pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) 
             continue;
         };
         c.pending_write = false;
-        if c.write_handler_installed {
+        if c.write_handler_installed || crate::replication::primary::output_held(&c) {
             put_client(srv, c);
             continue;
         }
@@ -920,6 +924,7 @@ pub fn free_clients_in_async_free_queue(el: &mut EventLoop, srv: &mut Server) {
 
 /// Closes the connection and releases everything the client holds.
 pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
+    crate::replication::primary::on_free_client(el, srv, &mut c);
     el.delete_file_event(c.fd, ae::READABLE | ae::WRITABLE);
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
@@ -938,7 +943,7 @@ pub fn clients_cron(srv: &mut Server) {
     for (slot, c) in srv.clients.iter_mut() {
         let Some(c) = c else { continue };
         if timeout_ms > 0
-            && !c.has_flag(cflags::BLOCKED)
+            && !c.has_flag(cflags::BLOCKED | cflags::REPLICA | cflags::PRIMARY)
             && now - c.last_interaction_ms > timeout_ms
         {
             debug!("Closing idle client");

@@ -304,6 +304,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 /// fast active expire cycle.
 pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
+    crate::replication::before_sleep(el, srv);
     crate::blocked::blocked_before_sleep(el, srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of
     // this turn leaves.
