@@ -227,7 +227,13 @@ pub fn rdb_save_to_version<W: Write>(
     );
     // The replication aux fields (upstream's rdbPopulateSaveInfo): a replica loading this
     // file knows the stream's database, ID and offset the snapshot matches.
-    if let Some((stream_db, replid, offset)) = crate::replication::save_info(srv) {
+    // Not in an AOF preamble (upstream passes no save info there).
+    let info = if aof_base {
+        None
+    } else {
+        crate::replication::save_info(srv)
+    };
+    if let Some((stream_db, replid, offset)) = info {
         fw.aux(b"repl-stream-db", stream_db.to_string().as_bytes());
         fw.aux(b"repl-id", replid.as_bytes());
         fw.aux(b"repl-offset", offset.to_string().as_bytes());

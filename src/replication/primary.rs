@@ -1142,9 +1142,25 @@ fn rdb_pipe_write(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, 
         put_client(srv, c);
         return;
     }
-    match c.conn.write(&p.buf[t.2..]) {
-        Ok(w) => {
-            t.2 += w;
+    let mut res = Ok(0);
+    while t.2 < p.buf.len() {
+        match c.conn.write(&p.buf[t.2..]) {
+            Ok(0) => {
+                res = Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "write zero",
+                ));
+                break;
+            }
+            Ok(w) => t.2 += w,
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        }
+    }
+    match res {
+        Ok(_) => {
             if let Some(l) = c.repl.as_mut() {
                 l.rdb_io_ms = now;
             }
@@ -1316,10 +1332,22 @@ fn send_bulk_to_replica(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: u
         return;
     };
     let now = srv.mstime;
-    let r = bulk_step(&mut c, now);
+    // Readiness is edge-triggered: write until the socket is full (or a fair share was
+    // written, then come back next turn).
+    let mut r = Ok(Step::Progress);
+    for _ in 0..16 {
+        r = bulk_step(&mut c, now);
+        if !matches!(r, Ok(Step::Progress)) {
+            break;
+        }
+    }
     match r {
-        Ok(false) => put_client(srv, c),
-        Ok(true) => {
+        Ok(Step::Progress) => {
+            el.set_pending(fd, ae::WRITABLE);
+            put_client(srv, c);
+        }
+        Ok(Step::Blocked) => put_client(srv, c),
+        Ok(Step::Done) => {
             el.delete_file_event(fd, ae::WRITABLE);
             let name = replica_name(&c);
             if let Some(l) = c.repl.as_mut() {
@@ -1345,27 +1373,35 @@ fn send_bulk_to_replica(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: u
     }
 }
 
-/// One write of the bulk transfer; Ok(true) once the whole file went out.
-fn bulk_step(c: &mut Client, now: i64) -> std::io::Result<bool> {
+/// What one write of a transfer achieved.
+enum Step {
+    /// Wrote something, more to write.
+    Progress,
+    /// The socket is full.
+    Blocked,
+    /// Everything went out.
+    Done,
+}
+
+/// One write of the bulk transfer.
+fn bulk_step(c: &mut Client, now: i64) -> std::io::Result<Step> {
     let Some(l) = c.repl.as_mut() else {
-        return Ok(true);
+        return Ok(Step::Done);
     };
     let Some(b) = l.bulk.as_mut() else {
-        return Ok(true);
+        return Ok(Step::Done);
     };
     l.rdb_io_ms = now;
     if b.pre_sent < b.preamble.len() {
         match c.conn.write(&b.preamble[b.pre_sent..]) {
             Ok(n) => b.pre_sent += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Step::Blocked),
             Err(e) => return Err(e),
         }
-        if b.pre_sent < b.preamble.len() {
-            return Ok(false);
-        }
+        return Ok(Step::Progress);
     }
     if b.pos >= b.size {
-        return Ok(true);
+        return Ok(Step::Done);
     }
     let want = ((b.size - b.pos) as usize).min(PIPE_CHUNK);
     b.chunk.resize(want, 0);
@@ -1378,10 +1414,14 @@ fn bulk_step(c: &mut Client, now: i64) -> std::io::Result<bool> {
     }
     match c.conn.write(&b.chunk[..n]) {
         Ok(w) => b.pos += w as u64,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Step::Blocked),
         Err(e) => return Err(e),
     }
-    Ok(b.pos >= b.size)
+    Ok(if b.pos >= b.size {
+        Step::Done
+    } else {
+        Step::Progress
+    })
 }
 
 // ---------------------------------------------------------------------------------------
