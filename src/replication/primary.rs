@@ -365,46 +365,13 @@ fn feed_bytes(srv: &mut Server, bytes: &[u8]) {
             c.pending_write = true;
             clients_pending_write.push(slot);
         }
-        if over_limit(c, limit, now_s) {
+        if crate::networking::obuf_limit_reached(c, limit, now_s) {
             over.push((slot, id));
         }
     }
-    for (slot, id) in over {
-        if let Some(Some(c)) = srv.clients.get(slot) {
-            warn!(
-                "Client id={} addr={} laddr={} fd={} name= age={} idle={} flags={} scheduled \
-                 to be closed ASAP for overcoming of output buffer limits.",
-                c.id,
-                c.addr,
-                c.laddr,
-                c.fd,
-                (srv.mstime - c.ctime_ms) / 1000,
-                (srv.mstime - c.last_interaction_ms) / 1000,
-                c.flags_string()
-            );
-        }
-        srv.stats.client_outbuf_limit_disconnections += 1;
-        crate::networking::free_client_async(srv, slot, id);
+    for (slot, _id) in over {
+        crate::networking::close_client_on_obuf_limit_slot(srv, slot);
     }
-}
-
-/// `client-output-buffer-limit replica`: the hard limit at once, the soft limit once
-/// exceeded for more than its seconds.
-fn over_limit(c: &mut Client, lim: crate::config::ObufLimit, now_s: i64) -> bool {
-    let used = c.reply.pending() as u64;
-    let hard = lim.hard > 0 && used >= lim.hard;
-    let mut soft = lim.soft > 0 && used >= lim.soft;
-    if soft {
-        if c.obuf_soft_limit_reached_time == 0 {
-            c.obuf_soft_limit_reached_time = now_s;
-            soft = false;
-        } else if now_s - c.obuf_soft_limit_reached_time <= lim.soft_seconds {
-            soft = false;
-        }
-    } else {
-        c.obuf_soft_limit_reached_time = 0;
-    }
-    hard || soft
 }
 
 /// The replication info a snapshot carries (`repl-stream-db`, `repl-id`,
