@@ -256,6 +256,26 @@ fn scenario(primary_args: &[&str], tag: &str) {
     let role = p.call(&["ROLE"]);
     assert!(role.starts_with(b"*3\r\n$6\r\nmaster\r\n:"), "{:?}", role);
 
+    // min-replicas-to-write: one good replica is enough for 1, not for 2.
+    assert_eq!(
+        p.call(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(p.call(&["SET", "mr", "1"]), b"+OK\r\n");
+    assert_eq!(
+        p.call(&["CONFIG", "SET", "min-replicas-to-write", "2"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        p.call(&["SET", "mr", "2"]),
+        b"-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    assert_eq!(p.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(
+        p.call(&["CONFIG", "SET", "min-replicas-to-write", "0"]),
+        b"+OK\r\n"
+    );
+
     // Kill the link: the reference comes back with a partial resync.
     let full = info(&mut p, "sync_full", "stats");
     let partial = info(&mut p, "sync_partial_ok", "stats").unwrap_or(0);
@@ -356,5 +376,77 @@ fn handshake_and_stream_bytes() {
         String::from_utf8_lossy(&role).contains("$4\r\n1234\r\n"),
         "{:?}",
         String::from_utf8_lossy(&role)
+    );
+}
+
+/// Asks `primary` for a full sync by hand and returns everything received within a few
+/// seconds once the payload looks complete (`done`).
+fn full_sync_bytes(
+    primary: &Server,
+    confs: &[&[&str]],
+    sync: &[&str],
+    done: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    let mut r = primary.conn();
+    for argv in confs {
+        assert_eq!(r.call(argv), b"+OK\r\n", "{:?}", argv);
+    }
+    r.send(sync).unwrap();
+    let mut got = Vec::new();
+    let ok = wait_for(Duration::from_secs(10), || {
+        got.extend_from_slice(&r.read_until_close(Duration::from_millis(100)).0);
+        done(&got)
+    });
+    assert!(ok, "{}", String::from_utf8_lossy(&got));
+    got
+}
+
+fn has(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The RDB version follows REPLCONF version: 8.x or unknown gets RDB 11; the disk form is
+/// `$<len>\r\n` + the file; old SYNC gets no +FULLRESYNC line.
+#[test]
+fn rdb_version_and_payload_forms() {
+    let diskless = Server::ours(&["--repl-diskless-sync-delay", "0"]);
+    diskless.conn().call(&["SET", "k", "v"]);
+    for (version, header) in [
+        (Some("8.1.0"), &b"REDIS0011"[..]),
+        (None, &b"REDIS0011"[..]),
+        (Some("9.0.0"), &b"VALKEY080"[..]),
+    ] {
+        let mut confs: Vec<&[&str]> = vec![&["REPLCONF", "capa", "eof"]];
+        let v;
+        if let Some(ver) = version {
+            v = ["REPLCONF", "version", ver];
+            confs.push(&v);
+        }
+        let got = full_sync_bytes(&diskless, &confs, &["PSYNC", "?", "-1"], |b| {
+            has(b, b"$EOF:") && b.len() > 100
+        });
+        assert!(
+            has(&got, header),
+            "{:?}: {}",
+            version,
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let disk = Server::ours(&["--repl-diskless-sync", "no"]);
+    disk.conn().call(&["SET", "k", "v"]);
+    let got = full_sync_bytes(&disk, &[&["REPLCONF", "capa", "eof"]], &["SYNC"], |b| {
+        let s = String::from_utf8_lossy(b);
+        let s = s.trim_start_matches('\n');
+        match s.strip_prefix('$').and_then(|r| r.split_once("\r\n")) {
+            Some((n, rest)) => n.parse::<usize>().is_ok_and(|n| rest.len() >= n),
+            None => false,
+        }
+    });
+    let text = String::from_utf8_lossy(&got);
+    assert!(!text.contains("FULLRESYNC"), "{}", text);
+    assert!(
+        has(&got, b"VALKEY080") || has(&got, b"REDIS0011"),
+        "{}",
+        text
     );
 }

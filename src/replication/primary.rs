@@ -222,6 +222,63 @@ pub struct PrimaryState {
     diskless_child: Option<i32>,
     /// A BGSAVE for replicas ended (success): handled in before-sleep.
     disk_done: Option<bool>,
+    /// `min-replicas-to-write` / `min-replicas-max-lag`, cached for the write gate.
+    pub min_replicas_to_write: i64,
+    pub min_replicas_max_lag: i64,
+    /// Online replicas whose last ACK is at most `min-replicas-max-lag` seconds old
+    /// (upstream's `repl_good_replicas_count`).
+    pub good_replicas: i64,
+}
+
+/// Refreshes the cached configuration (after CONFIG SET, and from cron).
+pub fn apply_config(srv: &mut Server) {
+    srv.repl.primary.min_replicas_to_write = cfg_i64(srv, "min-replicas-to-write", 0);
+    srv.repl.primary.min_replicas_max_lag = cfg_i64(srv, "min-replicas-max-lag", 10);
+    refresh_good_replicas(srv);
+}
+
+/// Upstream's `refreshGoodReplicasCount`; `extra` counts a replica out of the table
+/// (the one whose ACK is being handled).
+fn refresh_good_replicas(srv: &mut Server) {
+    refresh_good_replicas_with(srv, 0);
+}
+
+fn refresh_good_replicas_with(srv: &mut Server, extra: i64) {
+    let p = &srv.repl.primary;
+    if p.min_replicas_to_write == 0 || p.min_replicas_max_lag == 0 {
+        return;
+    }
+    let now = srv.mstime;
+    let max_lag = p.min_replicas_max_lag;
+    let mut good = extra;
+    for &(slot, id) in &p.replicas {
+        if let Some(Some(c)) = srv.clients.get(slot) {
+            if c.id == id
+                && c.repl.as_ref().is_some_and(|l| {
+                    l.state == SyncState::Online && (now - l.ack_time_ms) / 1000 <= max_lag
+                })
+            {
+                good += 1;
+            }
+        }
+    }
+    srv.repl.primary.good_replicas = good;
+}
+
+/// The error refusing a write when fewer than `min-replicas-to-write` replicas are
+/// good (upstream's `checkGoodReplicasStatus`), or None.
+#[inline]
+pub fn min_replicas_error(srv: &Server) -> Option<&'static str> {
+    let p = &srv.repl.primary;
+    if p.min_replicas_to_write > 0
+        && p.min_replicas_max_lag > 0
+        && p.good_replicas < p.min_replicas_to_write
+        && !replica::is_replica(srv)
+    {
+        Some("NOREPLICAS Not enough good replicas to write.")
+    } else {
+        None
+    }
 }
 
 fn cfg_i64(srv: &Server, name: &str, default: i64) -> i64 {
@@ -631,6 +688,13 @@ pub fn replconf_command(srv: &mut Server, c: &mut Client) {
                 l.start_stream_on_ack = false;
                 l.streaming = true;
                 info!("Synchronization with replica {} succeeded", replica_name(c));
+            }
+            if c.repl
+                .as_ref()
+                .is_some_and(|l| l.state == SyncState::Online)
+            {
+                // The replica is out of the table while its command runs.
+                refresh_good_replicas_with(srv, 1);
             }
             return;
         } else if eq_ic(&opt, "getack") {
@@ -1430,6 +1494,7 @@ pub fn on_free_client(el: &mut EventLoop, srv: &mut Server, c: &mut Client) {
     if resume {
         resume_pipe(el, srv);
     }
+    refresh_good_replicas(srv);
 }
 
 /// The primary's part of replicationCron (once per second).
@@ -1439,6 +1504,7 @@ pub fn cron(_el: &mut EventLoop, srv: &mut Server) {
     }
     let loops = srv.repl.primary.cron_loops;
     srv.repl.primary.cron_loops += 1;
+    apply_config(srv);
     let now = srv.mstime;
     // Resize the backlog after CONFIG SET repl-backlog-size.
     let want = cfg_i64(srv, "repl-backlog-size", 1024 * 1024).max(16 * 1024) as usize;
@@ -1561,6 +1627,9 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
 pub fn info_fields(srv: &Server, s: &mut String) {
     use std::fmt::Write as _;
     let r = &srv.repl;
+    if r.primary.min_replicas_to_write > 0 && r.primary.min_replicas_max_lag > 0 {
+        let _ = write!(s, "min_slaves_good_slaves:{}\r\n", r.primary.good_replicas);
+    }
     let _ = write!(s, "connected_slaves:{}\r\n", r.primary.replicas.len());
     let now = srv.mstime;
     let mut n = 0;
