@@ -182,6 +182,9 @@ pub struct Client {
     /// Replication state of a replica's connection (REPLCONF options, sync state, ACKs),
     /// allocated by its first REPLCONF/SYNC/PSYNC (src/replication/primary.rs).
     pub repl: Option<Box<crate::replication::primary::ReplicaLink>>,
+    /// The replication offset after this client's last command (upstream's `woff`):
+    /// WAIT waits for replicas to acknowledge it.
+    pub woff: i64,
 }
 
 impl Client {
@@ -230,6 +233,7 @@ impl Client {
             pubsub: None,
             obuf_soft_limit_reached_time: 0,
             repl: None,
+            woff: 0,
         }
     }
 

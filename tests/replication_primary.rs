@@ -201,7 +201,11 @@ fn wait_synced(p: &mut Conn, r: &mut Conn, what: &str, primary: &Server, replica
 }
 
 fn digest(c: &mut Conn) -> Vec<u8> {
-    c.call(&["DEBUG", "DIGEST"])
+    // A big dataset (REPL_TEST_KEYS) takes a while to digest.
+    c.set_read_timeout(Duration::from_secs(300));
+    let d = c.call(&["DEBUG", "DIGEST"]);
+    c.set_read_timeout(common::READ_TIMEOUT);
+    d
 }
 
 fn attach(r: &mut Conn, primary: &Server) {

@@ -879,6 +879,10 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         let arbitrary = matches!(def.name, "scan" | "keys" | "randomkey");
         crate::propagate::propagate_pending_as(srv, !arbitrary);
     }
+    if srv.propagation.nesting == 0 {
+        // The stream offset after the client's last top-level command, for WAIT.
+        c.woff = srv.repl.master_repl_offset;
+    }
     // Messages published to the client itself follow its reply (after the whole EXEC).
     if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {
         crate::pubsub::flush_self(srv, c);

@@ -515,7 +515,10 @@ pub fn sync_command(srv: &mut Server, c: &mut Client) {
     }
     c.flags |= cflags::REPLICA;
     srv.repl.primary.replicas.push((c.slot, c.id));
-    if srv.repl.primary.backlog.is_none() {
+    if srv.repl.primary.backlog.is_none() && replica::is_replica(srv) {
+        // A replica's history is its primary's: keep the IDs.
+        create_backlog(srv);
+    } else if srv.repl.primary.backlog.is_none() {
         super::change_replication_id(srv);
         super::clear_replication_id2(srv);
         create_backlog(srv);
@@ -758,8 +761,8 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
             return;
         }
     };
-    // Every write this client made is in the stream up to the current offset.
-    let offset = srv.repl.master_repl_offset;
+    // Every write this client made is in the stream up to its last command's offset.
+    let offset = c.woff;
     let acks = count_acks(srv, offset);
     if acks >= num || c.has_flag(cflags::IN_EXEC | cflags::DENY_BLOCKING) {
         c.reply.add_long(acks);
@@ -1499,9 +1502,9 @@ pub fn on_free_client(el: &mut EventLoop, srv: &mut Server, c: &mut Client) {
 
 /// The primary's part of replicationCron (once per second).
 pub fn cron(_el: &mut EventLoop, srv: &mut Server) {
-    if replica::is_replica(srv) {
-        return;
-    }
+    // A replica's own replicas get its primary's stream (PINGs included): no PING of its
+    // own, and its backlog belongs to the replica side.
+    let is_replica = replica::is_replica(srv);
     let loops = srv.repl.primary.cron_loops;
     srv.repl.primary.cron_loops += 1;
     apply_config(srv);
@@ -1515,7 +1518,7 @@ pub fn cron(_el: &mut EventLoop, srv: &mut Server) {
     }
     // PING the replicas now and then, into the stream, so they can detect a dead link.
     let period = cfg_i64(srv, "repl-ping-replica-period", 10).max(1) as u64;
-    if !srv.repl.primary.replicas.is_empty() && loops.is_multiple_of(period) {
+    if !is_replica && !srv.repl.primary.replicas.is_empty() && loops.is_multiple_of(period) {
         feed(srv, None, &[b"PING".to_vec()]);
     }
     // Newlines to replicas waiting for their RDB (not while the diskless child streams
@@ -1556,6 +1559,7 @@ pub fn cron(_el: &mut EventLoop, srv: &mut Server) {
     let ttl = cfg_i64(srv, "repl-backlog-ttl", 3600);
     let p = &srv.repl.primary;
     if ttl > 0
+        && !is_replica
         && p.replicas.is_empty()
         && p.backlog.is_some()
         && srv.unixtime - p.no_replicas_since > ttl
