@@ -41,7 +41,7 @@ pub enum SyncState {
 pub struct ReplicaLink {
     pub state: SyncState,
     /// REPLCONF listening-port / ip-address.
-    pub listening_port: u16,
+    pub listening_port: i64,
     pub announced_ip: Option<String>,
     /// REPLCONF capa eof / psync2.
     pub capa_eof: bool,
@@ -355,8 +355,14 @@ fn push_multibulk(out: &mut Vec<u8>, argv: &[Vec<u8>]) {
 /// [`super::feed_replicas`]): a SELECT first when the stream is on another database,
 /// then the command as a RESP multibulk, as upstream's `replicationFeedReplicas`.
 pub fn feed(srv: &mut Server, dbid: Option<usize>, argv: &[Vec<u8>]) {
-    if replica::is_replica(srv) || !has_consumers(srv) {
+    if replica::is_replica(srv) {
         // A replica's stream is its primary's, proxied by feed_raw.
+        return;
+    }
+    if !has_consumers(srv) {
+        // As upstream: the offset still moves (by one per operation) so that it tracks
+        // writes made with only the AOF on, and WAIT's GETACK.
+        srv.repl.master_repl_offset += 1;
         return;
     }
     let mut out = std::mem::take(&mut srv.repl.primary.scratch);
@@ -639,12 +645,10 @@ pub fn replconf_command(srv: &mut Server, c: &mut Client) {
         let val = c.argv[j + 1].clone();
         if eq_ic(&opt, "listening-port") {
             match crate::util::parse_i64_strict(&val) {
-                Some(p) if (0..=65535).contains(&p) => {
-                    link(c, now).listening_port = p as u16;
-                }
-                _ => {
+                Some(p) => link(c, now).listening_port = p,
+                None => {
                     c.reply
-                        .add_error("ERR value is out of range, must be positive");
+                        .add_error("ERR value is not an integer or out of range");
                     return;
                 }
             }
@@ -792,7 +796,7 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
 /// acknowledged offset.
 pub fn role_command(srv: &mut Server, c: &mut Client) {
     // The replica form belongs to src/replication/replica.rs.
-    let mut rows: Vec<(String, u16, i64)> = Vec::new();
+    let mut rows: Vec<(String, i64, i64)> = Vec::new();
     for &(slot, id) in &srv.repl.primary.replicas {
         if let Some(Some(r)) = srv.clients.get(slot) {
             if r.id != id {
