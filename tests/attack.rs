@@ -222,6 +222,20 @@ fn unauthenticated_huge_headers() {
         assert_eq!(escape(&got), escape(want.as_bytes()));
         assert!(closed, "connection left open after {:?}", want);
     }
+    // A 70,000-byte inline AUTH sent in one write: over the 64 KB inline limit even
+    // though its newline arrived with it.
+    let mut inline = s.conn();
+    let line = [&b"AUTH "[..], &[b'a'; 69_995][..], b"\r\n"].concat();
+    inline.send_raw(&line).expect("send");
+    let (got, closed) = inline.read_until_close(Duration::from_secs(3));
+    assert_eq!(
+        escape(&got),
+        escape(b"-ERR Protocol error: too big inline request\r\n")
+    );
+    assert!(
+        closed,
+        "connection left open after a too big inline request"
+    );
     // The trickled bulk length ($1000...0, 53 digits) overflows or exceeds the limits:
     // rejected and closed.
     trickler.send_raw(b"\r\n").expect("send");
@@ -869,4 +883,67 @@ fn maxclients_20000_connections() {
         rss(pid) / 1024
     );
     assert_eq!(escape(&s.conn().call(&["PING"])), "+PONG\\r\\n");
+}
+
+/// CONFIG SET maxclients above what the open-files limit allows raises the limit (as
+/// upstream's updateMaxclients), and the extra clients are admitted. The server's soft
+/// limit is first lowered to 150 from outside (prlimit), below the new maxclients.
+#[test]
+fn maxclients_raised_at_run_time() {
+    let _g = serial();
+    let s = start(&["--maxclients", "100"]);
+    let mut good = s.conn();
+    let pid = server_pid(&mut good);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit with valid pointers on a process of ours.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut lim,
+        )
+    };
+    assert_eq!(rc, 0, "prlimit get");
+    if lim.rlim_max < 400 {
+        eprintln!("*** ulimit -Hn {} too low for this test ***", lim.rlim_max);
+        return;
+    }
+    let lowered = libc::rlimit {
+        rlim_cur: 150,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &lowered,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit set");
+    assert_eq!(
+        escape(&good.call(&["CONFIG", "SET", "maxclients", "300"])),
+        "+OK\\r\\n"
+    );
+    let mut conns = Vec::new();
+    for _ in 0..250 {
+        let mut c = s.conn();
+        assert_eq!(escape(&c.call(&["PING"])), "+PONG\\r\\n");
+        conns.push(c);
+    }
+    assert_eq!(connected_clients(&mut good), 251);
+    // Lowering it again does not touch the limit: new clients past it are refused.
+    assert_eq!(
+        escape(&good.call(&["CONFIG", "SET", "maxclients", "251"])),
+        "+OK\\r\\n"
+    );
+    let mut extra = s.conn();
+    extra.send_raw(b"PING\r\n").expect("send");
+    let (got, _) = extra.read_until_close(Duration::from_secs(3));
+    assert_eq!(escape(&got), "-ERR max number of clients reached\\r\\n");
 }
