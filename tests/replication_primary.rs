@@ -283,9 +283,15 @@ fn scenario(primary_args: &[&str], tag: &str) {
     // Kill the link: the reference comes back with a partial resync.
     let full = info(&mut p, "sync_full", "stats");
     let partial = info(&mut p, "sync_partial_ok", "stats").unwrap_or(0);
+    // Mid-stream: the writer keeps going while the link is killed.
+    let writer = std::thread::spawn(move || {
+        write_load(&mut w, 2, 11);
+        w
+    });
+    std::thread::sleep(Duration::from_millis(500));
     let killed = p.call(&["CLIENT", "KILL", "TYPE", "replica"]);
     assert_eq!(killed, b":1\r\n");
-    write_load(&mut w, 1, 11);
+    let _w = writer.join().expect("writer");
     wait_synced(&mut p, &mut r, tag, &primary, &replica);
     assert_eq!(
         info(&mut p, "sync_full", "stats"),
