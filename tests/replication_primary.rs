@@ -460,3 +460,32 @@ fn rdb_version_and_payload_forms() {
         text
     );
 }
+
+/// Two reference replicas attaching within `repl-diskless-sync-delay` share one child:
+/// the pipe is relayed to both sockets; both end with our digest.
+#[test]
+fn two_replicas_share_one_diskless_transfer() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let primary = Server::ours(&["--repl-diskless-sync-delay", "1"]);
+    let mut p = primary.conn();
+    load_dataset(&mut p, env_num("REPL_TEST_KEYS", 2000));
+    let forks = info(&mut p, "total_forks", "stats").unwrap_or(0);
+    let a = Server::reference(&refbin, &[]);
+    let b = Server::reference(&refbin, &[]);
+    let (mut ra, mut rb) = (a.conn(), b.conn());
+    attach(&mut ra, &primary);
+    attach(&mut rb, &primary);
+    let mut w = primary.conn();
+    write_load(&mut w, 1, 5);
+    wait_synced(&mut p, &mut ra, "replica a", &primary, &a);
+    wait_synced(&mut p, &mut rb, "replica b", &primary, &b);
+    let d = digest(&mut p);
+    assert_eq!(digest(&mut ra), d);
+    assert_eq!(digest(&mut rb), d);
+    assert_eq!(info(&mut p, "sync_full", "stats"), Some(2));
+    assert_eq!(info(&mut p, "total_forks", "stats"), Some(forks + 1));
+    assert_eq!(info(&mut p, "connected_slaves", "replication"), Some(2));
+    assert_eq!(p.call(&["WAIT", "2", "5000"]), b":2\r\n");
+}
