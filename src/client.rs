@@ -74,6 +74,10 @@ impl Conn {
 
 /// Client flags (a subset of upstream's CLIENT_* bits that this server uses).
 pub mod flags {
+    /// A replica of this server (upstream's CLIENT_REPLICA): gets the replication stream.
+    pub const REPLICA: u64 = 1 << 0;
+    /// Our primary's link (upstream's CLIENT_PRIMARY).
+    pub const PRIMARY: u64 = 1 << 1;
     /// Inside MULTI: commands are queued.
     pub const MULTI: u64 = 1 << 3;
     /// Blocked by a blocking command (BLPOP...): input is buffered, not run.
@@ -219,6 +223,12 @@ pub struct Client {
     pub pubsub: Option<Box<crate::pubsub::ClientPubSub>>,
     /// Unix time (s) the output buffer went over the soft limit, 0 when under it.
     pub obuf_soft_limit_reached_time: i64,
+    /// Replication state of a replica's connection (REPLCONF options, sync state, ACKs),
+    /// allocated by its first REPLCONF/SYNC/PSYNC (src/replication/primary.rs).
+    pub repl: Option<Box<crate::replication::primary::ReplicaLink>>,
+    /// The replication offset after this client's last command (upstream's `woff`):
+    /// WAIT waits for replicas to acknowledge it.
+    pub woff: i64,
 }
 
 impl Client {
@@ -266,6 +276,8 @@ impl Client {
             bstate: None,
             pubsub: None,
             obuf_soft_limit_reached_time: 0,
+            repl: None,
+            woff: 0,
         }
     }
 
@@ -279,9 +291,29 @@ impl Client {
         self.reply.pending() > 0
     }
 
+    /// The client class of CLIENT KILL TYPE / client-output-buffer-limit (upstream's
+    /// `getClientType`): "primary", "replica", "pubsub" or "normal".
+    pub fn class_name(&self) -> &'static str {
+        if self.has_flag(flags::PRIMARY) {
+            "primary"
+        } else if self.has_flag(flags::REPLICA) {
+            "replica"
+        } else if self.has_flag(flags::PUBSUB) {
+            "pubsub"
+        } else {
+            "normal"
+        }
+    }
+
     /// The value of `flags=` in CLIENT LIST.
     pub fn flags_string(&self) -> String {
         let mut s = String::new();
+        if self.has_flag(flags::REPLICA) {
+            s.push('S');
+        }
+        if self.has_flag(flags::PRIMARY) {
+            s.push('M');
+        }
         if self.has_flag(flags::PUBSUB) {
             s.push('P');
         }

@@ -656,9 +656,11 @@ fn query_buffer_limit_reached(srv: &mut Server, c: &Client) -> bool {
 /// ordinary replies and is limited as a normal client).
 #[inline]
 pub fn obuf_limit_class(c: &Client) -> usize {
-    // Hook for replication: a replica link (not MONITOR) is class 1; test its flag here
-    // first once replica clients exist. The primary link is limited as a normal client.
-    if c.reply.resp == 2 && c.has_flag(cflags::PUBSUB) {
+    // A replica link (not MONITOR) is class 1; the primary link is limited as a normal
+    // client.
+    if c.has_flag(cflags::REPLICA) {
+        1
+    } else if c.reply.resp == 2 && c.has_flag(cflags::PUBSUB) {
         2
     } else {
         0
@@ -1157,6 +1159,10 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// Writes as much of the client's pending output as the socket takes. Returns Err if the
 /// connection failed.
 pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
+    if crate::replication::primary::output_held(c) {
+        // A replica's stream waits for its RDB.
+        return Ok(());
+    }
     let mut written = 0;
     while c.reply.pending() > 0 {
         let r = {
@@ -1238,7 +1244,7 @@ pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) 
             put_client(srv, c);
             continue;
         }
-        if c.write_handler_installed {
+        if c.write_handler_installed || crate::replication::primary::output_held(&c) {
             put_client(srv, c);
             continue;
         }
@@ -1306,6 +1312,7 @@ pub fn free_clients_in_async_free_queue(el: &mut EventLoop, srv: &mut Server) {
 
 /// Closes the connection and releases everything the client holds.
 pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
+    crate::replication::primary::on_free_client(el, srv, &mut c);
     el.delete_file_event(c.fd, ae::READABLE | ae::WRITABLE);
     if let Conn::Tls(t) = &mut c.conn {
         t.close_notify();
@@ -1351,7 +1358,7 @@ pub fn clients_cron(srv: &mut Server) {
         };
         visited += 1;
         if timeout_ms > 0
-            && !c.has_flag(cflags::BLOCKED)
+            && !c.has_flag(cflags::BLOCKED | cflags::REPLICA | cflags::PRIMARY)
             && now - c.last_interaction_ms > timeout_ms
         {
             debug!("Closing idle client");

@@ -138,7 +138,9 @@ fn propagate_now(srv: &mut Server, dbid: usize, argv: &[Vec<u8>], target: u8) {
     if target & PROPAGATE_AOF != 0 && crate::aof::enabled(srv) {
         crate::aof::feed(srv, dbid, argv);
     }
-    if target & PROPAGATE_REPL != 0 && crate::replication::has_stream_consumers(srv) {
+    // Called whenever the op targets replicas (it was queued because some consumer
+    // exists): without a backlog or replica the offset still advances, as upstream.
+    if target & PROPAGATE_REPL != 0 {
         crate::replication::feed_replicas(srv, Some(dbid), argv);
     }
 }
@@ -152,7 +154,5 @@ fn propagate_marker(srv: &mut Server, fallback: usize, name: &[u8]) {
         let db = srv.aof.selected_db.unwrap_or(fallback);
         crate::aof::feed(srv, db, &argv);
     }
-    if crate::replication::has_stream_consumers(srv) {
-        crate::replication::feed_replicas(srv, None, &argv);
-    }
+    crate::replication::feed_replicas(srv, None, &argv);
 }

@@ -201,8 +201,19 @@ pub fn rdb_save_to<W: Write>(srv: &Server, out: W) -> io::Result<W> {
 /// [`rdb_save_to`] for an AOF base file too: `aof_base` is the `aof-base` aux field
 /// (upstream's `RDBFLAGS_AOF_PREAMBLE`).
 pub fn rdb_save_to_flags<W: Write>(srv: &Server, out: W, aof_base: bool) -> io::Result<W> {
+    rdb_save_to_version(srv, out, aof_base, ::rdb::RDB_VERSION)
+}
+
+/// [`rdb_save_to_flags`] in a given RDB version (a primary sends RDB 11 to replicas of
+/// Valkey 8.x and older, see src/replication/primary.rs).
+pub fn rdb_save_to_version<W: Write>(
+    srv: &Server,
+    out: W,
+    aof_base: bool,
+    version: u32,
+) -> io::Result<W> {
     let cfg = &srv.config;
-    let mut fw = FileWriter::new(out, ::rdb::RDB_VERSION, cfg.rdbchecksum);
+    let mut fw = FileWriter::new(out, version, cfg.rdbchecksum);
     fw.aux(
         b"valkey-ver",
         crate::commands::server::VALKEY_VERSION.as_bytes(),
@@ -214,6 +225,19 @@ pub fn rdb_save_to_flags<W: Write>(srv: &Server, out: W, aof_base: bool) -> io::
         b"used-mem",
         crate::zmalloc::used_memory().to_string().as_bytes(),
     );
+    // The replication aux fields (upstream's rdbPopulateSaveInfo): a replica loading this
+    // file knows the stream's database, ID and offset the snapshot matches.
+    // Not in an AOF preamble (upstream passes no save info there).
+    let info = if aof_base {
+        None
+    } else {
+        crate::replication::save_info(srv)
+    };
+    if let Some((stream_db, replid, offset)) = info {
+        fw.aux(b"repl-stream-db", stream_db.to_string().as_bytes());
+        fw.aux(b"repl-id", replid.as_bytes());
+        fw.aux(b"repl-offset", offset.to_string().as_bytes());
+    }
     fw.aux(b"aof-base", if aof_base { b"1" } else { b"0" });
     for code in &srv.rdb.functions {
         fw.function(code);
@@ -565,6 +589,17 @@ pub fn check_child_done(srv: &mut Server) {
         _ => return,
     };
     let now_s = crate::util::mstime() / 1000;
+    if srv.rdb.child_type == ChildType::Rdb
+        && crate::replication::primary::child_is_diskless(srv, pid)
+    {
+        // A diskless transfer to replicas: no file, no save stats (upstream's
+        // backgroundSaveDoneHandlerSocket).
+        srv.rdb.child_pid = None;
+        srv.rdb.child_info = None;
+        reset_child_state(srv);
+        crate::replication::primary::bgsave_done(srv, signal == 0 && code == 0, true);
+        return;
+    }
     if srv.rdb.child_type == ChildType::Aof {
         if signal == 0 && code == 0 {
             receive_child_info(srv);
@@ -591,9 +626,15 @@ pub fn check_child_done(srv: &mut Server) {
         srv.rdb.save_time_last = now_s - srv.rdb.save_time_start;
         srv.rdb.save_time_start = -1;
     }
+    let was_rdb = srv.rdb.child_type == ChildType::Rdb;
     srv.rdb.child_pid = None;
     srv.rdb.child_info = None;
     reset_child_state(srv);
+    if was_rdb {
+        // Replicas waiting for this snapshot get the file (upstream's
+        // updateReplicasWaitingBgsave).
+        crate::replication::primary::bgsave_done(srv, signal == 0 && code == 0, false);
+    }
 }
 
 /// Clears what described the finished child (`resetChildState`).

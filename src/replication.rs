@@ -117,6 +117,17 @@ pub fn info(srv: &Server, s: &mut String) {
     primary::info_fields(srv, s);
 }
 
+/// The replication state a snapshot records (aux fields `repl-stream-db`, `repl-id`,
+/// `repl-offset`, upstream's `rdbPopulateSaveInfo`), or None when there is none.
+pub fn save_info(srv: &Server) -> Option<(i64, String, i64)> {
+    primary::save_info(srv)
+}
+
+/// before-sleep work of replication (full syncs to start or finish, WAIT).
+pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    primary::before_sleep(el, srv);
+}
+
 /// Called by serverCron once per second (`replicationCron`).
 pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     replica::cron(el, srv);

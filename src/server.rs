@@ -319,6 +319,7 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
         el.resize_setsize(setsize);
     }
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
+    crate::replication::before_sleep(el, srv);
     crate::blocked::blocked_before_sleep(el, srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of
     // this turn leaves.

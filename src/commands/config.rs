@@ -359,6 +359,7 @@ pub fn apply_runtime(srv: &mut Server) {
     config::set_log_verbosity(&srv.config.loglevel);
     crate::aof::apply_config(srv);
     crate::aclsrv::sync_requirepass(srv);
+    crate::replication::primary::apply_config(srv);
 }
 
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.

@@ -855,7 +855,6 @@ fn client_info_command(srv: &mut Server, c: &mut Client) {
 #[derive(Default)]
 struct Filter {
     ids: Vec<u64>,
-    /// Only "normal" and "pubsub" can match anything here (no replication yet).
     ctype: Option<&'static str>,
     user: Option<Vec<u8>>,
     addr: Option<Vec<u8>>,
@@ -880,8 +879,7 @@ impl Filter {
             return false;
         }
         if let Some(t) = self.ctype {
-            let is_pubsub = cl.has_flag(cflags::PUBSUB);
-            if (t == "pubsub") != is_pubsub || !matches!(t, "normal" | "pubsub") {
+            if t != cl.class_name() {
                 return false;
             }
         }

@@ -752,18 +752,23 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     // 8. OOM: maxmemory is issue 10.
     // 8b. Writes (and PING) are refused while the last background save failed
     //     (`stop-writes-on-bgsave-error`), as upstream's writeCommandsDeniedByDiskError.
-    let disk_err = if crate::rdb::writes_denied(srv) {
+    let mut disk_err = if crate::rdb::writes_denied(srv) {
         Some(crate::rdb::ERR_MISCONF.to_string())
     } else {
         crate::aof::write_error(srv)
     };
+    // 8c. Not enough good replicas (`min-replicas-to-write`): writes only, not PING.
+    let deny_ping = disk_err.is_some();
+    if disk_err.is_none() {
+        disk_err = crate::replication::primary::min_replicas_error(srv).map(str::to_string);
+    }
     if let Some(disk_err) = disk_err {
         let writes = |q: &crate::client::QueuedCommand| {
             srv.commands.commands[q.id].def.flags & flags::WRITE != 0
         };
         let is_exec = def.name == "exec";
         let is_write = def.flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
-        if is_write || def.name == "ping" {
+        if is_write || (deny_ping && def.name == "ping") {
             if is_exec {
                 // EXEC itself is refused: the transaction is discarded.
                 srv.commands.stats[id].rejected_calls += 1;
@@ -884,6 +889,10 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         // these expire on the way are not wrapped in MULTI/EXEC.
         let arbitrary = matches!(def.name, "scan" | "keys" | "randomkey");
         crate::propagate::propagate_pending_as(srv, !arbitrary);
+    }
+    if srv.propagation.nesting == 0 {
+        // The stream offset after the client's last top-level command, for WAIT.
+        c.woff = srv.repl.master_repl_offset;
     }
     // Messages published to the client itself follow its reply (after the whole EXEC).
     if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {

@@ -1403,7 +1403,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:0.00\r\n\
                  instantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\n\
                  instantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\n\
-                 sync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\n\
+                 sync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\n\
                  expired_fields:{}\r\nexpired_stale_perc:{:.2}\r\n\
                  expired_keys_with_volatile_items_stale_perc:0.00\r\n\
                  expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
@@ -1436,6 +1436,9 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.net_input_bytes,
                 st.net_output_bytes,
                 st.rejected_conn,
+                srv.repl.primary.stat_sync_full,
+                srv.repl.primary.stat_sync_partial_ok,
+                srv.repl.primary.stat_sync_partial_err,
                 st.expiredkeys,
                 st.expired_fields,
                 st.expired_stale_perc,
