@@ -72,6 +72,8 @@ pub mod flags {
     /// Propagate the running command even if it did not make the dataset dirty
     /// (upstream's forceCommandPropagation).
     pub const FORCE_PROP: u64 = 1 << 20;
+    /// The primary client of a replica: its commands come from our primary's stream.
+    pub const MASTER: u64 = 1 << 1;
 }
 
 /// The request type being parsed, as `reqtype`.
@@ -170,6 +172,9 @@ pub struct Client {
     pub pubsub: Option<Box<crate::pubsub::ClientPubSub>>,
     /// Unix time (s) the output buffer went over the soft limit, 0 when under it.
     pub obuf_soft_limit_reached_time: i64,
+    /// The primary client: bytes of `query_buf` already applied and counted in the
+    /// replication offset (the rest is a command or a transaction in progress).
+    pub repl_applied: usize,
 }
 
 impl Client {
@@ -216,6 +221,7 @@ impl Client {
             bstate: None,
             pubsub: None,
             obuf_soft_limit_reached_time: 0,
+            repl_applied: 0,
         }
     }
 
@@ -232,6 +238,9 @@ impl Client {
     /// The value of `flags=` in CLIENT LIST.
     pub fn flags_string(&self) -> String {
         let mut s = String::new();
+        if self.has_flag(flags::MASTER) {
+            s.push('M');
+        }
         if self.has_flag(flags::PUBSUB) {
             s.push('P');
         }

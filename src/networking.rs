@@ -342,7 +342,7 @@ pub fn read_query_from_client(
                 // edge comes when more data arrives, so skip the read that would only
                 // return EAGAIN (one syscall less per request at pipeline depth 1).
                 let drained = n < spare && !peer_closed;
-                if pending > srv.config.client_query_buffer_limit {
+                if pending > srv.config.client_query_buffer_limit && !c.has_flag(cflags::MASTER) {
                     warn!(
                         "Closing client that reached max query buffer length: addr={} qbuf={}",
                         c.addr, pending
@@ -496,6 +496,9 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             c.reply.silenced = true;
         }
         crate::commands::process_command(srv, c);
+        if c.has_flag(cflags::MASTER) {
+            crate::replication::replica::command_processed(srv, c);
+        }
         if c.has_flag(cflags::REPLY_SKIP) {
             c.flags &= !cflags::REPLY_SKIP;
             c.reply.silenced = c.has_flag(cflags::REPLY_OFF);
@@ -515,17 +518,24 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             break;
         }
     }
-    // Drop the consumed prefix once per batch.
-    if c.qb_pos > 0 {
-        if c.qb_pos == c.query_buf.len() {
+    // Drop the consumed prefix once per batch (the primary client keeps the bytes of a
+    // transaction not yet applied: they count in the offset at EXEC).
+    let consumed = if c.has_flag(cflags::MASTER) {
+        c.repl_applied.min(c.qb_pos)
+    } else {
+        c.qb_pos
+    };
+    if consumed > 0 {
+        if consumed == c.query_buf.len() {
             c.query_buf.clear();
             if c.query_buf.capacity() > 4 * PROTO_IOBUF_LEN {
                 c.query_buf.shrink_to(PROTO_IOBUF_LEN);
             }
         } else {
-            c.query_buf.drain(..c.qb_pos);
+            c.query_buf.drain(..consumed);
         }
-        c.qb_pos = 0;
+        c.qb_pos -= consumed;
+        c.repl_applied = 0;
     }
     true
 }
@@ -924,6 +934,9 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);
+    if c.has_flag(cflags::MASTER) {
+        crate::replication::replica::primary_client_freed(srv, &c);
+    }
     if srv.clients.contains(c.slot) {
         srv.clients.remove(c.slot);
     }
@@ -938,7 +951,7 @@ pub fn clients_cron(srv: &mut Server) {
     for (slot, c) in srv.clients.iter_mut() {
         let Some(c) = c else { continue };
         if timeout_ms > 0
-            && !c.has_flag(cflags::BLOCKED)
+            && !c.has_flag(cflags::BLOCKED | cflags::MASTER)
             && now - c.last_interaction_ms > timeout_ms
         {
             debug!("Closing idle client");

@@ -99,6 +99,11 @@ pub fn clear_replication_id2(srv: &mut Server) {
 /// when `dbid` differs from the stream's database. `None` (MULTI, EXEC, PING) applies to
 /// no database and never SELECTs.
 pub fn feed_replicas(srv: &mut Server, dbid: Option<usize>, argv: &[Vec<u8>]) {
+    // A replica's own replicas get its primary's stream as received (feed_raw), never
+    // the effects of the commands it applies (upstream: only a top-level primary feeds).
+    if replica::is_replica(srv) {
+        return;
+    }
     primary::feed(srv, dbid, argv);
 }
 
