@@ -328,13 +328,23 @@ fn queue_for_reprocessing(srv: &mut Server, c: &mut Client) {
 
 /// Accounts for a blocked command that ends without being re-executed (timeout or
 /// CLIENT UNBLOCK), as `updateStatsOnUnblock`.
-fn update_stats_on_unblock(srv: &mut Server, c: &mut Client, rejected: bool) {
+fn update_stats_on_unblock(srv: &mut Server, c: &mut Client, rejected: bool, reply_before: usize) {
+    let usec = c
+        .bstate
+        .as_deref_mut()
+        .map_or(0, |bs| std::mem::take(&mut bs.duration_us));
     if let Ok(id) = srv.commands.lookup(&c.argv) {
         let st = &mut srv.commands.stats[id];
         st.calls += 1;
+        st.usec += usec;
         if rejected {
             st.rejected_calls += 1;
         }
+        if srv.config.latency_tracking {
+            srv.latency.commands.record(id, usec);
+        }
+        let reply_bytes = c.reply.buf.len().saturating_sub(reply_before);
+        crate::commands::log_unblocked(srv, c, id, usec, reply_bytes);
     }
     c.commands_processed += 1;
     srv.stats.numcommands += 1;
@@ -343,8 +353,9 @@ fn update_stats_on_unblock(srv: &mut Server, c: &mut Client, rejected: bool) {
 /// Replies to a blocked client as on timeout and unblocks it (`unblockClientOnTimeout`).
 pub fn unblock_client_on_timeout(srv: &mut Server, c: &mut Client) {
     // Lists, sorted sets and streams all answer a null array.
+    let before = c.reply.buf.len();
     c.reply.add_null_array();
-    update_stats_on_unblock(srv, c, false);
+    update_stats_on_unblock(srv, c, false, before);
     c.flags &= !cflags::PENDING_COMMAND;
     unblock_client(srv, c, true);
     schedule_write(srv, c);
@@ -352,9 +363,10 @@ pub fn unblock_client_on_timeout(srv: &mut Server, c: &mut Client) {
 
 /// Replies `err` to a blocked client and unblocks it (`unblockClientOnError`).
 pub fn unblock_client_on_error(srv: &mut Server, c: &mut Client, err: &str) {
+    let before = c.reply.buf.len();
     c.reply.add_error(err);
     srv.stats.note_error(&c.reply);
-    update_stats_on_unblock(srv, c, true);
+    update_stats_on_unblock(srv, c, true, before);
     c.flags &= !cflags::PENDING_COMMAND;
     unblock_client(srv, c, true);
     schedule_write(srv, c);
@@ -530,6 +542,7 @@ impl Default for BlockState {
             db: 0,
             keys: Vec::new(),
             unblock_on_nokey: false,
+            duration_us: 0,
         }
     }
 }

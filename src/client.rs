@@ -96,6 +96,8 @@ pub struct BlockState {
     /// The keys waited on, with the sequence number of the client in each key's queue.
     pub keys: Vec<(Vec<u8>, u64)>,
     pub unblock_on_nokey: bool,
+    /// Time spent in the command's runs so far (upstream's c->duration).
+    pub duration_us: u64,
 }
 
 /// A command queued by MULTI.
@@ -154,6 +156,9 @@ pub struct Client {
     pub acl_all: bool,
     /// MULTI queue.
     pub mstate: Vec<QueuedCommand>,
+    /// Total bytes of the arguments of the commands in `mstate`, counted with the query
+    /// buffer against `client-query-buffer-limit` (upstream's `argv_len_sums`).
+    pub mstate_argv_len_sum: usize,
     /// Keys this client WATCHes: (db, key).
     pub watched_keys: Vec<(usize, Vec<u8>)>,
     /// Total bytes read and written, for INFO and CLIENT LIST.
@@ -211,6 +216,7 @@ impl Client {
             acl_gen: 0,
             acl_all: false,
             mstate: Vec::new(),
+            mstate_argv_len_sum: 0,
             watched_keys: Vec::new(),
             net_input_bytes: 0,
             net_output_bytes: 0,

@@ -1759,7 +1759,7 @@ impl Config {
 }
 
 /// `%f` then trailing zeros (and a trailing dot) removed, as upstream's trimDoubleString.
-fn fmt_percentile(p: f64) -> String {
+pub fn fmt_percentile(p: f64) -> String {
     let s = format!("{:.6}", p);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()

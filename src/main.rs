@@ -125,6 +125,10 @@ fn main() {
         std::process::exit(1);
     }
     info!("oO0OoO0OoO0Oo valkey-rs is starting oO0OoO0OoO0Oo");
+    if let Err(e) = networking::adjust_open_files_limit(&mut srv) {
+        error!("{}", e);
+        std::process::exit(1);
+    }
     let setsize = srv.config.maxclients + 128;
     let mut el: server::EventLoop = match ae::EventLoop::new(setsize) {
         Ok(el) => el,

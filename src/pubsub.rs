@@ -1,6 +1,6 @@
 //! Pub/Sub state and delivery (upstream's `pubsub.c`): the server-side maps from channels,
 //! shard channels and patterns to subscribed clients, the per-client subscription sets,
-//! the message encodings and the output-buffer limit of subscribers.
+//! the message encodings; the output-buffer limit check is the shared one of networking.rs.
 //!
 //! Clients are referred to by their slab slot; a client leaves every map before its slot
 //! is released ([`free_client_pubsub`]), so a slot in a map is always the subscriber.
@@ -303,7 +303,7 @@ pub fn publish(srv: &mut Server, chan: &[u8], msg: &[u8], kind: Kind) -> usize {
         unixtime,
         ..
     } = srv;
-    let limit = config.client_obuf_limits[2];
+    let limits = config.client_obuf_limits;
     let mut over: Vec<usize> = Vec::new();
     let mut receivers = 0;
     let map = match kind {
@@ -329,7 +329,14 @@ pub fn publish(srv: &mut Server, chan: &[u8], msg: &[u8], kind: Kind) -> usize {
                 pubsub
                     .self_msgs
                     .push(SelfMsg::Msg(kind, chan.to_vec(), msg.to_vec()));
-            } else if append_encoded(clients, clients_pending_write, slot, &enc, limit, *unixtime) {
+            } else if append_encoded(
+                clients,
+                clients_pending_write,
+                slot,
+                &enc,
+                &limits,
+                *unixtime,
+            ) {
                 over.push(slot);
             }
         }
@@ -357,7 +364,7 @@ pub fn publish(srv: &mut Server, chan: &[u8], msg: &[u8], kind: Kind) -> usize {
                     clients_pending_write,
                     slot,
                     &enc,
-                    limit,
+                    &limits,
                     *unixtime,
                 ) {
                     over.push(slot);
@@ -366,7 +373,7 @@ pub fn publish(srv: &mut Server, chan: &[u8], msg: &[u8], kind: Kind) -> usize {
         }
     }
     for slot in over {
-        close_for_output_limit(srv, slot);
+        crate::networking::close_client_on_obuf_limit_slot(srv, slot);
     }
     receivers
 }
@@ -378,7 +385,7 @@ fn append_encoded(
     pending: &mut Vec<usize>,
     slot: usize,
     enc: &[u8],
-    limit: crate::config::ObufLimit,
+    limits: &[crate::config::ObufLimit; 3],
     unixtime: i64,
 ) -> bool {
     let Some(Some(c)) = clients.get_mut(slot) else {
@@ -397,49 +404,14 @@ fn append_encoded(
         c.pending_write = true;
         pending.push(slot);
     }
-    over_limit(c, limit, unixtime)
-}
-
-/// Upstream's `checkClientOutputBufferLimits` for a subscriber: the hard limit at once,
-/// the soft limit once exceeded continuously for more than its seconds.
-fn over_limit(c: &mut Client, lim: crate::config::ObufLimit, unixtime: i64) -> bool {
-    let used = c.reply.pending() as u64;
-    let hard = lim.hard > 0 && used >= lim.hard;
-    let mut soft = lim.soft > 0 && used >= lim.soft;
-    if soft {
-        if c.obuf_soft_limit_reached_time == 0 {
-            c.obuf_soft_limit_reached_time = unixtime;
-            soft = false;
-        } else if unixtime - c.obuf_soft_limit_reached_time <= lim.soft_seconds {
-            soft = false;
-        }
-    } else {
+    // The shared output buffer limit check (networking.rs), inline: the client is in the
+    // table, not taken out; the caller closes the ones over their limit.
+    if c.reply.pending() <= crate::networking::PROTO_REPLY_CHUNK_BYTES {
         c.obuf_soft_limit_reached_time = 0;
+        return false;
     }
-    soft || hard
-}
-
-/// Closes the client in `slot` asynchronously for its output buffer limit, as upstream's
-/// `closeClientOnOutputBufferLimitReached` (log line, INFO counter).
-fn close_for_output_limit(srv: &mut Server, slot: usize) {
-    let Some(Some(c)) = srv.clients.get_mut(slot) else {
-        return;
-    };
-    if c.has_flag(cflags::CLOSE_ASAP) {
-        return;
-    }
-    c.flags |= cflags::CLOSE_ASAP;
-    let id = c.id;
-    // The pending output is dropped now: nothing more is sent to this client.
-    c.reply.buf = Vec::new();
-    c.reply.sent = 0;
-    let info = match srv.clients.get(slot) {
-        Some(Some(c)) => crate::commands::connection::client_info_line(srv, c, false),
-        _ => String::new(),
-    };
-    srv.stats.client_outbuf_limit_disconnections += 1;
-    log::warn!("Client {info} scheduled to be closed ASAP for overcoming of output buffer limits.");
-    crate::networking::free_client_async(srv, slot, id);
+    let lim = limits[crate::networking::obuf_limit_class(c)];
+    crate::networking::obuf_limit_reached(c, lim, unixtime)
 }
 
 /// Appends the messages published to the running client after its command's reply.

@@ -74,6 +74,8 @@ pub struct Server {
     pub clients_to_close: Vec<(usize, u64)>,
     /// An accept failed (EMFILE...): cron retries instead of the loop spinning.
     pub accept_retry: bool,
+    /// Next client table slot clients_cron visits (it covers every client once a second).
+    pub clients_cron_cursor: usize,
     /// WATCHed keys: (db, key) -> client slots.
     pub watched_keys: HashMap<(usize, Vec<u8>), Vec<usize>>,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -150,6 +152,7 @@ impl Server {
             clients_pending_write: Vec::new(),
             clients_to_close: Vec::new(),
             accept_retry: false,
+            clients_cron_cursor: 0,
             watched_keys: HashMap::new(),
             dirty: 0,
             start_time_ms: now,

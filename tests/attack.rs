@@ -411,3 +411,439 @@ fn pubsub_slow_subscriber() {
     );
     assert_eq!(escape(&publisher.call(&["PING"])), "+PONG\\r\\n");
 }
+
+/// Waits until INFO stats `field` reaches `n`; returns whether it did.
+fn wait_stat(c: &mut Conn, field: &str, n: i64, limit: Duration) -> bool {
+    wait_for(limit, || stat(c, "stats", field) >= n)
+}
+
+/// A normal client pipelining GETs of a 1 MB value and never reading, with
+/// `client-output-buffer-limit normal 10mb 0 0` set at run time: closed at the hard limit
+/// (its pending replies are dropped, not sent), counted in INFO, memory bounded.
+#[test]
+fn output_buffer_hard_limit_normal_client() {
+    let _g = serial();
+    let s = start(&[]);
+    let mut good = s.conn();
+    assert_eq!(
+        escape(&good.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 10mb 0 0"
+        ])),
+        "+OK\\r\\n"
+    );
+    let big = vec![b'v'; 1024 * 1024];
+    assert_eq!(
+        escape(&good.call(&[b"SET".as_slice(), b"big", &big])),
+        "+OK\\r\\n"
+    );
+    drop(big);
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    // 500 GETs = 500 MB of replies if nothing stopped them.
+    let mut hog = s.conn();
+    let mut batch = Vec::new();
+    for _ in 0..500 {
+        batch.extend_from_slice(&encode_command(&["GET", "big"]));
+    }
+    hog.send_raw(&batch).expect("pipeline");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut w = w.finish();
+    check_watch("output buffer hard limit (normal)", &w, before);
+    assert!(
+        wait_stat(
+            &mut w.conn,
+            "client_output_buffer_limit_disconnections",
+            1,
+            Duration::from_secs(5)
+        ),
+        "the hog was not disconnected"
+    );
+    assert_eq!(
+        stat(
+            &mut w.conn,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
+        1
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || connected_clients(&mut w.conn)
+            == 1),
+        "the hog is still connected"
+    );
+    // What reached the socket before the close: far less than 500 replies.
+    let (got, closed) = hog.read_until_close(Duration::from_secs(5));
+    eprintln!(
+        "obuf hard limit: the hog received {} KB before the close",
+        got.len() / 1024
+    );
+    assert!(closed, "hog socket not closed");
+    assert!(got.len() < 100 * 1024 * 1024, "hog got {} bytes", got.len());
+    // The limit off again: a client reading its replies gets them all.
+    assert_eq!(
+        escape(&w.conn.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 0 0"
+        ])),
+        "+OK\\r\\n"
+    );
+    let mut reader = s.conn();
+    let mut batch = Vec::new();
+    for _ in 0..20 {
+        batch.extend_from_slice(&encode_command(&["GET", "big"]));
+    }
+    reader.send_raw(&batch).expect("pipeline");
+    for _ in 0..20 {
+        let r = reader.read_reply().expect("reply");
+        assert_eq!(r.len(), 1024 * 1024 + 12);
+    }
+}
+
+/// The soft limit: over `normal 0 2mb 1` a client that does not read is closed once it
+/// stayed over for more than a second (by cron: it sends nothing more), not at once.
+#[test]
+fn output_buffer_soft_limit_normal_client() {
+    let _g = serial();
+    let s = start(&[]);
+    let mut good = s.conn();
+    assert_eq!(
+        escape(&good.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 2mb 1"
+        ])),
+        "+OK\\r\\n"
+    );
+    let big = vec![b'v'; 1024 * 1024];
+    assert_eq!(
+        escape(&good.call(&[b"SET".as_slice(), b"big", &big])),
+        "+OK\\r\\n"
+    );
+    let mut hog = s.conn();
+    let mut batch = Vec::new();
+    for _ in 0..30 {
+        batch.extend_from_slice(&encode_command(&["GET", "big"]));
+    }
+    let t = Instant::now();
+    hog.send_raw(&batch).expect("pipeline");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stat(
+            &mut good,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
+        0,
+        "closed before the soft limit's seconds"
+    );
+    assert_eq!(connected_clients(&mut good), 2);
+    assert!(
+        wait_stat(
+            &mut good,
+            "client_output_buffer_limit_disconnections",
+            1,
+            Duration::from_secs(5)
+        ),
+        "the hog was not disconnected by the soft limit"
+    );
+    let after = t.elapsed();
+    eprintln!("obuf soft limit: closed after {:?}", after);
+    assert!(after >= Duration::from_secs(1), "closed after {:?}", after);
+    assert!(hog.closed_within(Duration::from_secs(5)), "hog not closed");
+}
+
+/// `client-query-buffer-limit` (set at run time, 1 MB, its minimum): a client sending a
+/// 2 MB argument is closed without a reply; queued MULTI arguments count too;
+/// `proto-max-bulk-len` refuses a larger bulk header at once; INFO counts the query buffer
+/// disconnections.
+#[test]
+fn query_buffer_limit_and_bulk_len() {
+    let _g = serial();
+    let s = start(&[]);
+    let mut good = s.conn();
+    assert_eq!(
+        escape(&good.call(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"])),
+        "+OK\\r\\n"
+    );
+    let pid = server_pid(&mut good);
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    // One 2 MB argument, sent in 64 KB pieces.
+    let mut big = s.conn();
+    big.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n")
+        .expect("send");
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 2 * 1024 * 1024 {
+        if big.send_raw(&chunk).is_err() {
+            break; // Closed under us: fine.
+        }
+        sent += chunk.len();
+    }
+    let _ = big.send_raw(b"\r\n");
+    let (got, closed) = big.read_until_close(Duration::from_secs(5));
+    assert!(closed, "client over the query buffer limit left open");
+    assert_eq!(escape(&got), "", "no reply before the close");
+
+    // MULTI: queued arguments are still input.
+    let mut multi = s.conn();
+    assert_eq!(escape(&multi.call(&["MULTI"])), "+OK\\r\\n");
+    let val = vec![b'q'; 100 * 1024];
+    let mut queued = 0;
+    let mut closed = false;
+    for i in 0..30 {
+        match multi.cmd(&[b"SET".as_slice(), format!("m{i}").as_bytes(), &val]) {
+            Ok(r) if r == b"+QUEUED\r\n" => queued += 1,
+            _ => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    if !closed {
+        closed = multi.closed_within(Duration::from_secs(3));
+    }
+    eprintln!("query buffer limit: {queued} commands of 100 KB queued before the close");
+    assert!(closed, "MULTI queue over the query buffer limit left open");
+    assert!((8..=11).contains(&queued), "queued {queued}");
+
+    let mut w = w.finish();
+    check_watch("query buffer limit", &w, before);
+    assert_eq!(
+        stat(
+            &mut w.conn,
+            "stats",
+            "client_query_buffer_limit_disconnections"
+        ),
+        2
+    );
+    assert_eq!(escape(&w.conn.call(&["EXISTS", "k", "m0"])), ":0\\r\\n");
+
+    // proto-max-bulk-len at run time: a larger bulk header is refused before any body.
+    assert_eq!(
+        escape(&w.conn.call(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"])),
+        "+OK\\r\\n"
+    );
+    let mut c = s.conn();
+    c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n")
+        .expect("send");
+    let (got, closed) = c.read_until_close(Duration::from_secs(3));
+    assert_eq!(
+        escape(&got),
+        escape(b"-ERR Protocol error: invalid bulk length\r\n")
+    );
+    assert!(closed);
+    let mut c = s.conn();
+    let exact = vec![b'e'; 1024 * 1024];
+    // Exactly the limit is allowed (the query buffer limit is 1 MB too: raise it).
+    assert_eq!(
+        escape(
+            &w.conn
+                .call(&["CONFIG", "SET", "client-query-buffer-limit", "4mb"])
+        ),
+        "+OK\\r\\n"
+    );
+    assert_eq!(
+        escape(&c.call(&[b"SET".as_slice(), b"k", &exact])),
+        "+OK\\r\\n"
+    );
+    assert_eq!(
+        stat(
+            &mut w.conn,
+            "stats",
+            "client_query_buffer_limit_disconnections"
+        ),
+        2
+    );
+}
+
+/// One python3 process holding `n` connections from source address `src` (so that no
+/// process needs more than ~n descriptors). It prints `connected` once all are open, then
+/// on a line from stdin classifies them (admitted: nothing to read; refused: upstream's
+/// error then EOF) and prints `admitted refused other`, then holds them until stdin closes.
+const HOLDER_PY: &str = r#"
+import socket, struct, sys, resource
+port, n, src = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+socks = []
+for i in range(n):
+    s = socket.socket()
+    # No TIME_WAIT left behind on exit (RST on close), and none that would block another
+    # test's server binding 0.0.0.0 on one of these ports.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.bind((src, 0))
+    s.connect(('127.0.0.1', port))
+    socks.append(s)
+print('connected', flush=True)
+sys.stdin.readline()
+adm = ref = oth = 0
+sample = b''
+for s in socks:
+    s.setblocking(False)
+    try:
+        d = s.recv(100)
+    except BlockingIOError:
+        adm += 1
+        continue
+    except OSError:
+        d = b''
+    if d == b'-ERR max number of clients reached\r\n':
+        ref += 1
+    else:
+        oth += 1
+        sample = d
+print(adm, ref, oth, repr(sample), flush=True)
+sys.stdin.readline()
+"#;
+
+/// The hard descriptor limit of this process, after raising the soft limit to it.
+fn raise_nofile() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 1024;
+        }
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+    }
+    rl.rlim_max
+}
+
+/// 20,000 connections against `maxclients 10000`, from two processes at once: 10,000 are
+/// admitted (the good client holds one), the rest get upstream's error and are closed;
+/// the good client stays under 50 ms and the server's RSS bounded. With a hard descriptor
+/// limit too low for that, the test says so loudly and runs the largest count it can.
+#[test]
+fn maxclients_20000_connections() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let _g = serial();
+    let hard = raise_nofile();
+    let maxclients: u64 = 10_000.min(hard.saturating_sub(100));
+    if maxclients < 10_000 {
+        eprintln!(
+            "\n*** WARNING: ulimit -Hn is {hard}: too low for 20,000 connections against \
+             maxclients 10000. SCALED DOWN to maxclients {maxclients} with {} connections. ***\n",
+            2 * maxclients
+        );
+    }
+    assert!(
+        maxclients >= 100,
+        "ulimit -Hn {hard}: cannot test maxclients at all"
+    );
+    let per_child = maxclients;
+    let mc = maxclients.to_string();
+    let s = start(&["--maxclients", &mc]);
+    let mut good = s.conn();
+    let pid = server_pid(&mut good);
+    assert_eq!(
+        escape(&good.call(&["CONFIG", "GET", "maxclients"])),
+        escape(format!("*2\r\n$10\r\nmaxclients\r\n${}\r\n{}\r\n", mc.len(), mc).as_bytes())
+    );
+    let before = rss(pid);
+    let w = Watcher::start(good, pid);
+
+    let t = Instant::now();
+    // Fresh loopback source addresses each run: the ports of a previous run's admitted
+    // connections sit in TIME_WAIT for a minute and would slow the binds down.
+    let r = (std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let srcs: Vec<String> = (0..2u64)
+        .map(|i| {
+            format!(
+                "127.{}.{}.{}",
+                1 + (r >> 8) % 250,
+                (r >> 20) % 256,
+                1 + (r as u8 as u64 + i) % 250
+            )
+        })
+        .collect();
+    let mut children: Vec<_> = srcs
+        .iter()
+        .map(|src| {
+            Command::new("python3")
+                .args([
+                    "-c",
+                    HOLDER_PY,
+                    &s.port.to_string(),
+                    &per_child.to_string(),
+                    src.as_str(),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3")
+        })
+        .collect();
+    let mut outs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().expect("stdout")))
+        .collect();
+    for o in outs.iter_mut() {
+        let mut line = String::new();
+        o.read_line(&mut line).expect("holder output");
+        assert_eq!(line.trim(), "connected", "holder failed");
+    }
+    let connect_time = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut admitted, mut refused) = (0u64, 0u64);
+    for (c, o) in children.iter_mut().zip(outs.iter_mut()) {
+        writeln!(c.stdin.as_mut().expect("stdin")).expect("to holder");
+        let mut line = String::new();
+        o.read_line(&mut line).expect("holder counts");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(f.len() >= 3, "holder said {line}");
+        assert_eq!(f[2], "0", "unexpected replies: {line}");
+        admitted += f[0].parse::<u64>().expect("count");
+        refused += f[1].parse::<u64>().expect("count");
+    }
+    let mut w = w.finish();
+    eprintln!(
+        "maxclients {}: {} connections in {:?}: admitted {}, refused {}",
+        maxclients,
+        2 * per_child,
+        connect_time,
+        admitted,
+        refused
+    );
+    check_watch("20000 connections", &w, before);
+    assert_eq!(admitted, maxclients - 1, "the good client holds one slot");
+    assert_eq!(refused, 2 * per_child - (maxclients - 1));
+    assert_eq!(connected_clients(&mut w.conn) as u64, maxclients);
+    assert_eq!(
+        stat(&mut w.conn, "stats", "rejected_connections") as u64,
+        refused
+    );
+    // The holders leave: every slot comes back.
+    for c in children.iter_mut() {
+        drop(c.stdin.take());
+    }
+    for mut c in children {
+        let _ = c.wait();
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || connected_clients(&mut w.conn)
+            == 1),
+        "closed clients still counted"
+    );
+    eprintln!(
+        "20000 connections: RSS after they left {} KB",
+        rss(pid) / 1024
+    );
+    assert_eq!(escape(&s.conn().call(&["PING"])), "+PONG\\r\\n");
+}

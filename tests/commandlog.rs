@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{servers, Conn, Server};
+use common::{expect, servers, Conn, Server};
 
 /// A parsed RESP2 reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,4 +268,231 @@ fn slow_entry_of_a_propagated_write_keeps_its_arguments() {
             s.kind.name()
         );
     }
+}
+
+/// Upstream's reply for one command's histogram, RESP2 or RESP3.
+fn histogram_reply(resp3: bool, name: &str, calls: i64, buckets: &[(i64, i64)]) -> Vec<u8> {
+    let map = |n: usize| {
+        if resp3 {
+            format!("%{}\r\n", n)
+        } else {
+            format!("*{}\r\n", n * 2)
+        }
+    };
+    let mut s = map(1);
+    s += &format!("${}\r\n{}\r\n", name.len(), name);
+    s += &map(2);
+    s += &format!("$5\r\ncalls\r\n:{}\r\n$14\r\nhistogram_usec\r\n", calls);
+    s += &map(buckets.len());
+    for (b, n) in buckets {
+        s += &format!(":{}\r\n:{}\r\n", b, n);
+    }
+    s.into_bytes()
+}
+
+/// The names in a LATENCY HISTOGRAM reply (RESP2).
+fn histogram_names(r: &R) -> Vec<Vec<u8>> {
+    r.arr()
+        .iter()
+        .step_by(2)
+        .map(|n| n.bytes().to_vec())
+        .collect()
+}
+
+#[test]
+fn latency_histogram_per_command() {
+    each(|s, c| {
+        ok(c, &["CONFIG", "RESETSTAT"]);
+        // 45 ms lands in the bucket reported as 67633 us (2^26 ns, upper end of its
+        // slot) with a wide margin either side (33816..67633 us).
+        ok(c, &["DEBUG", "SLEEP", "0.045"]);
+        ok(c, &["DEBUG", "SLEEP", "0.045"]);
+        let want = histogram_reply(false, "debug", 2, &[(67633, 2)]);
+        expect(s, &c.call(&["LATENCY", "HISTOGRAM", "debug"]), &want);
+        // Unknown names are skipped, case does not matter.
+        expect(
+            s,
+            &c.call(&["LATENCY", "HISTOGRAM", "nosuch", "DEBUG"]),
+            &want,
+        );
+        expect(s, &c.call(&["LATENCY", "HISTOGRAM", "nosuch"]), b"*0\r\n");
+        // A command without calls has no histogram.
+        expect(s, &c.call(&["LATENCY", "HISTOGRAM", "lpush"]), b"*0\r\n");
+        // Subcommands by full name, and a container stands for its subcommands.
+        ok(c, &["CONFIG", "GET", "maxmemory"]);
+        let r = call(c, &[b"LATENCY", b"HISTOGRAM", b"config|get"]);
+        assert_eq!(histogram_names(&r), vec![b"config|get".to_vec()]);
+        let mut names = histogram_names(&call(c, &[b"LATENCY", b"HISTOGRAM", b"config"]));
+        names.sort();
+        assert_eq!(
+            names,
+            vec![b"config|get".to_vec(), b"config|resetstat".to_vec()],
+            "{}",
+            s.kind.name()
+        );
+        // All commands with data.
+        let names = histogram_names(&call(c, &[b"LATENCY", b"HISTOGRAM"]));
+        for n in [
+            "debug",
+            "config|get",
+            "config|resetstat",
+            "latency|histogram",
+        ] {
+            assert!(names.contains(&n.as_bytes().to_vec()), "{}: {:?}", n, names);
+        }
+        // RESP3 maps.
+        c.call(&["HELLO", "3"]);
+        let want3 = histogram_reply(true, "debug", 2, &[(67633, 2)]);
+        expect(s, &c.call(&["LATENCY", "HISTOGRAM", "debug"]), &want3);
+        c.call(&["HELLO", "2"]);
+        // latency-tracking no: nothing more is recorded, INFO shows an empty section.
+        ok(c, &["CONFIG", "SET", "latency-tracking", "no"]);
+        ok(c, &["DEBUG", "SLEEP", "0"]);
+        expect(s, &c.call(&["LATENCY", "HISTOGRAM", "debug"]), &want);
+        let info = call(c, &[b"INFO", b"latencystats"]);
+        assert_eq!(info.bytes(), b"# Latencystats\r\n", "{}", s.kind.name());
+    });
+}
+
+#[test]
+fn info_latencystats_percentiles() {
+    each(|s, c| {
+        ok(c, &["CONFIG", "RESETSTAT"]);
+        ok(c, &["DEBUG", "SLEEP", "0.045"]);
+        let info = call(c, &[b"INFO", b"latencystats"]);
+        let text = String::from_utf8(info.bytes().to_vec()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("latency_percentiles_usec_debug:"))
+            .unwrap_or_else(|| panic!("{}: {}", s.kind.name(), text));
+        let fields: Vec<&str> = line.split(':').nth(1).unwrap().split(',').collect();
+        let keys: Vec<&str> = fields
+            .iter()
+            .map(|f| f.split('=').next().unwrap())
+            .collect();
+        assert_eq!(keys, vec!["p50", "p99", "p99.9"]);
+        for f in &fields {
+            let v = f.split('=').nth(1).unwrap();
+            assert_eq!(v.split('.').nth(1).map(str::len), Some(3), "{}", line);
+            let v: f64 = v.parse().unwrap();
+            assert!((40_000.0..70_000.0).contains(&v), "{}", line);
+        }
+        // Subcommands keep their full name.
+        assert!(text.contains("latency_percentiles_usec_config|resetstat:p50="));
+        ok(
+            c,
+            &[
+                "CONFIG",
+                "SET",
+                "latency-tracking-info-percentiles",
+                "0 12.5 100",
+            ],
+        );
+        let r = call(
+            c,
+            &[b"CONFIG", b"GET", b"latency-tracking-info-percentiles"],
+        );
+        assert_eq!(r.arr()[1].bytes(), b"0 12.5 100");
+        let info = call(c, &[b"INFO", b"latencystats"]);
+        let text = String::from_utf8(info.bytes().to_vec()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("latency_percentiles_usec_debug:"))
+            .unwrap();
+        let keys: Vec<&str> = line
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(|f| f.split('=').next().unwrap())
+            .collect();
+        assert_eq!(keys, vec!["p0", "p12.5", "p100"], "{}", s.kind.name());
+        ok(
+            c,
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", ""],
+        );
+        let info = call(c, &[b"INFO", b"latencystats"]);
+        let text = String::from_utf8(info.bytes().to_vec()).unwrap();
+        assert!(
+            text.contains("latency_percentiles_usec_debug:\r\n"),
+            "{}",
+            text
+        );
+    });
+}
+
+#[test]
+fn latency_graph_draws_a_sparkline() {
+    each(|s, c| {
+        ok(c, &["CONFIG", "SET", "latency-monitor-threshold", "10"]);
+        ok(c, &["DEBUG", "SLEEP", "0.02"]);
+        let g = call(c, &[b"LATENCY", b"GRAPH", b"command"]);
+        let text = String::from_utf8(g.bytes().to_vec()).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        let high = call(c, &[b"LATENCY", b"LATEST"]).arr()[0].arr()[2].int();
+        assert_eq!(
+            lines[0],
+            format!(
+                "command - high {h} ms, low {h} ms (all time high {h} ms)",
+                h = high
+            ),
+            "{}",
+            s.kind.name()
+        );
+        assert_eq!(lines[1], "-".repeat(80));
+        // One sample: the lowest level, a blank row, then its age written downwards.
+        assert_eq!(&lines[2..7], &[" ", " ", " ", "_", " "], "{:?}", lines);
+        assert!(["0", "1"].contains(&lines[7]), "{:?}", lines);
+        assert_eq!(&lines[8..], &["s", ""], "{:?}", lines);
+        let e = call(c, &[b"LATENCY", b"GRAPH", b"nosuch"]);
+        assert_eq!(
+            e,
+            R::Err(b"ERR No samples available for event 'nosuch'".to_vec())
+        );
+    });
+}
+
+/// A blocking command that times out is accounted for when it ends, as upstream's
+/// updateStatsOnUnblock: command stats, latency histogram and the slow log.
+#[test]
+fn blocked_command_is_logged_when_it_times_out() {
+    each(|s, c| {
+        ok(c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        ok(c, &["SLOWLOG", "RESET"]);
+        assert_eq!(call(c, &[b"BLPOP", b"nokey", b"0.1"]), R::Nil);
+        let e = get(c, "slow");
+        let entry = e
+            .iter()
+            .find(|e| argv_of(e).first().map(|a| a.as_slice()) == Some(b"BLPOP"))
+            .unwrap_or_else(|| panic!("{}: no BLPOP entry in {:?}", s.kind.name(), e));
+        assert_eq!(
+            argv_of(entry),
+            vec![b"BLPOP".to_vec(), b"nokey".to_vec(), b"0.1".to_vec()]
+        );
+        let r = call(c, &[b"LATENCY", b"HISTOGRAM", b"blpop"]);
+        assert_eq!(histogram_names(&r), vec![b"blpop".to_vec()]);
+        assert_eq!(r.arr()[1].arr()[1].int(), 1, "{}", s.kind.name());
+        // Unblocked by CLIENT UNBLOCK: logged too.
+        ok(c, &["SLOWLOG", "RESET"]);
+        let id = call(c, &[b"CLIENT", b"ID"]).int().to_string();
+        c.send(&["BLPOP", "nokey", "0"]).unwrap();
+        let mut admin = s.conn();
+        common::wait_blocked(s, &mut admin, 1);
+        assert_eq!(
+            call(&mut admin, &[b"CLIENT", b"UNBLOCK", id.as_bytes()]),
+            R::Int(1)
+        );
+        let raw = c.read_reply().unwrap();
+        assert_eq!(raw, b"*-1\r\n");
+        let names: Vec<Vec<u8>> = get(&mut admin, "slow")
+            .iter()
+            .map(|e| argv_of(e)[0].clone())
+            .collect();
+        assert!(
+            names.contains(&b"BLPOP".to_vec()),
+            "{}: {:?}",
+            s.kind.name(),
+            names
+        );
+    });
 }

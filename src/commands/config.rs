@@ -318,6 +318,7 @@ pub fn apply_runtime(srv: &mut Server) {
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.
 pub fn reset_stats(srv: &mut Server) {
     srv.stats = crate::server::Stats::default();
+    srv.latency.commands.clear();
     for s in srv.commands.stats.iter_mut() {
         *s = super::CmdStats::default();
     }

@@ -810,6 +810,9 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         )
     {
         let argv = std::mem::take(&mut c.argv);
+        c.mstate_argv_len_sum = c
+            .mstate_argv_len_sum
+            .saturating_add(argv.iter().map(|a| a.len()).sum());
         c.mstate.push(QueuedCommand { id, argv });
         c.reply.add_status("QUEUED");
         return true;
@@ -847,10 +850,22 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     // unblocked (as upstream, which skips the stats of a blocked call). The logs come
     // before propagation, which moves the saved arguments away.
     let blocked = c.has_flag(cflags::BLOCKED);
+    // A blocked command's time adds up over its runs (upstream's c->duration).
+    let usec = match c.bstate.as_deref_mut() {
+        Some(bs) if blocked => {
+            bs.duration_us = bs.duration_us.saturating_add(usec);
+            usec
+        }
+        Some(bs) => usec.saturating_add(std::mem::take(&mut bs.duration_us)),
+        None => usec,
+    };
     if !blocked {
         let st = &mut srv.commands.stats[id];
         st.calls += 1;
         st.usec += usec;
+        if srv.config.latency_tracking {
+            srv.latency.commands.record(id, usec);
+        }
         if c.reply.errors != errors_before {
             st.failed_calls += 1;
             srv.stats.note_error(&c.reply);
@@ -938,7 +953,6 @@ fn log_command(
     logged_argv: Option<(i64, Vec<Vec<u8>>)>,
     saved_argv: Option<&[Vec<u8>]>,
 ) {
-    use crate::commandlog::{Limits, LARGE_REPLY, LARGE_REQUEST, SLOW};
     let lat_threshold = srv.config.latency_monitor_threshold;
     if lat_threshold > 0 {
         let ms = usec / 1000;
@@ -952,6 +966,43 @@ fn log_command(
             srv.latency.add_sample(event, ms, now);
         }
     }
+    push_command_logs(
+        srv,
+        c,
+        cmd_flags,
+        usec,
+        reply_bytes,
+        logged_argv,
+        saved_argv,
+    );
+}
+
+/// A blocked command that ends without running again (timeout, CLIENT UNBLOCK) goes
+/// into the command logs with its total time, as upstream's updateStatsOnUnblock.
+pub(crate) fn log_unblocked(
+    srv: &mut Server,
+    c: &Client,
+    id: usize,
+    usec: u64,
+    reply_bytes: usize,
+) {
+    let cmd_flags = srv.commands.commands[id].def.flags;
+    let logged_argv = large_request_argv(srv, c, cmd_flags);
+    push_command_logs(srv, c, cmd_flags, usec, reply_bytes, logged_argv, None);
+}
+
+/// The slow, large-request and large-reply logs (upstream's commandlogPushCurrentCommand).
+#[inline]
+fn push_command_logs(
+    srv: &mut Server,
+    c: &Client,
+    cmd_flags: u64,
+    usec: u64,
+    reply_bytes: usize,
+    logged_argv: Option<(i64, Vec<Vec<u8>>)>,
+    saved_argv: Option<&[Vec<u8>]>,
+) {
+    use crate::commandlog::{Limits, LARGE_REPLY, LARGE_REQUEST, SLOW};
     if cmd_flags & flags::SKIP_SLOWLOG != 0 {
         return;
     }

@@ -1499,6 +1499,23 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 );
             }
         }
+        "latencystats" if srv.config.latency_tracking => {
+            let pcts = &srv.config.latency_tracking_info_percentiles;
+            for cmd in &srv.commands.commands {
+                let Some(h) = srv.latency.commands.get(cmd.id) else {
+                    continue;
+                };
+                let _ = write!(s, "latency_percentiles_usec_{}:", cmd.full_name);
+                for (j, p) in pcts.iter().enumerate() {
+                    if j > 0 {
+                        s.push(',');
+                    }
+                    let v = h.value_at_percentile(*p) as f64 / 1000.0;
+                    let _ = write!(s, "p{}={:.3}", crate::config::fmt_percentile(*p), v);
+                }
+                s.push_str("\r\n");
+            }
+        }
         "errorstats" => {
             let mut codes: Vec<(&String, &u64)> = srv.stats.errors.iter().collect();
             codes.sort();

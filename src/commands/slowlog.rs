@@ -339,17 +339,9 @@ fn latency_command(srv: &mut Server, c: &mut Client) {
                 c.reply.add_error(&e);
             }
             Some(ts) => {
-                // A plain listing instead of upstream's ASCII art.
-                let mut out = format!(
-                    "{} - high {} ms, low {} ms (all time high {} ms)\n",
-                    String::from_utf8_lossy(&c.argv[2]),
-                    ts.history().map(|s| s.latency).max().unwrap_or(0),
-                    ts.history().map(|s| s.latency).min().unwrap_or(0),
-                    ts.max
-                );
-                for s in ts.history() {
-                    out.push_str(&format!("{}s ago: {} ms\n", now - s.time, s.latency));
-                }
+                let event = String::from_utf8_lossy(&c.argv[2]);
+                let now = crate::util::mstime() / 1000;
+                let out = crate::latency::graph(&event, ts, now);
                 c.reply.add_verbatim(out.as_bytes(), "txt");
             }
         },
@@ -370,10 +362,7 @@ fn latency_command(srv: &mut Server, c: &mut Client) {
             };
             c.reply.add_long(n as i64);
         }
-        (b"histogram", _) => {
-            // Per-command latency histograms (latency-tracking) are not kept yet.
-            c.reply.add_map_len(0);
-        }
+        (b"histogram", _) => latency_histogram(srv, c),
         (b"help", 2) => c.reply.add_help(
             "latency",
             &[
@@ -394,5 +383,53 @@ fn latency_command(srv: &mut Server, c: &mut Client) {
             ],
         ),
         _ => subcommand_syntax_error(c),
+    }
+}
+
+/// LATENCY HISTOGRAM [command ...]: every command with data (subcommands included), or
+/// the named ones (a container stands for its subcommands; unknown names are skipped).
+fn latency_histogram(srv: &Server, c: &mut Client) {
+    let table = &srv.commands;
+    let hists = &srv.latency.commands;
+    let mut ids: Vec<usize> = Vec::new();
+    if c.argv.len() == 2 {
+        ids.extend(
+            table
+                .commands
+                .iter()
+                .filter(|cmd| !cmd.disabled && hists.get(cmd.id).is_some())
+                .map(|cmd| cmd.id),
+        );
+    } else {
+        for name in &c.argv[2..] {
+            let Some(id) = table.lookup_full(name) else {
+                continue;
+            };
+            if hists.get(id).is_some() {
+                ids.push(id);
+            }
+            ids.extend(
+                table
+                    .commands
+                    .iter()
+                    .filter(|sub| sub.parent == Some(id) && hists.get(sub.id).is_some())
+                    .map(|sub| sub.id),
+            );
+        }
+    }
+    c.reply.add_map_len(ids.len());
+    for id in ids {
+        let Some(h) = hists.get(id) else { continue };
+        c.reply.add_bulk(table.commands[id].full_name.as_bytes());
+        c.reply.add_map_len(2);
+        c.reply.add_bulk(b"calls");
+        c.reply.add_long(i64::try_from(h.total).unwrap_or(i64::MAX));
+        c.reply.add_bulk(b"histogram_usec");
+        let cdf = h.cdf();
+        c.reply.add_map_len(cdf.len());
+        for (usec, n) in cdf {
+            c.reply.add_long(i64::try_from(usec).unwrap_or(i64::MAX));
+            c.reply.add_long(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 }

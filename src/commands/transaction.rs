@@ -96,6 +96,7 @@ fn multi_command(_srv: &mut Server, c: &mut Client) {
 /// Leaves MULTI state: drops the queue and the DIRTY flags, as `discardTransaction`.
 pub fn discard_transaction(srv: &mut Server, c: &mut Client) {
     c.mstate.clear();
+    c.mstate_argv_len_sum = 0;
     c.flags &= !(cflags::MULTI | cflags::DIRTY_CAS | cflags::DIRTY_EXEC);
     unwatch_all_keys(srv, c);
     c.watched_keys.clear();
@@ -136,6 +137,7 @@ fn exec_command(srv: &mut Server, c: &mut Client) {
     unwatch_all_keys(srv, c);
     c.watched_keys.clear();
     let queue = std::mem::take(&mut c.mstate);
+    c.mstate_argv_len_sum = 0;
     c.flags &= !cflags::MULTI;
     c.flags |= cflags::IN_EXEC;
     c.reply.add_array_len(queue.len());
