@@ -698,8 +698,11 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             c.flags |= cflags::REPLY_SKIP;
             c.reply.silenced = true;
         }
+        let from_primary = c.has_flag(cflags::MASTER);
+        srv.repl.replica.applying = from_primary;
         crate::commands::process_command(srv, c);
-        if c.has_flag(cflags::MASTER) {
+        if from_primary {
+            srv.repl.replica.applying = false;
             crate::replication::replica::command_processed(srv, c);
         }
         if c.has_flag(cflags::REPLY_SKIP) {

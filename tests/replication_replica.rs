@@ -404,3 +404,33 @@ fn replicaof_errors_and_wrong_masterauth() {
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn replica_hides_expired_keys_until_the_primary_deletes_them() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let primary = Server::reference(&refbin, &["--repl-diskless-sync-delay", "0"]);
+    let mut p = primary.conn();
+    // The primary keeps the expired key until it is touched.
+    p.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let dir = scratch_dir("expire");
+    let ours = Ours::start(&dir, free_port(), &[]);
+    let mut r = ours.conn();
+    let pport = primary.port.to_string();
+    r.call(&["REPLICAOF", "127.0.0.1", &pport]);
+    p.call(&["SET", "k", "v", "PX", "300"]);
+    p.call(&["SET", "counter", "1", "PX", "300"]);
+    wait_in_sync(&mut p, &mut r);
+    std::thread::sleep(Duration::from_millis(500));
+    // Logically expired: hidden from reads, still stored (DBSIZE counts it), as upstream.
+    assert_eq!(r.call(&["GET", "k"]), b"$-1\r\n");
+    assert_eq!(r.call(&["EXISTS", "k"]), b":0\r\n");
+    assert_eq!(r.call(&["DBSIZE"]), b":2\r\n");
+    // The primary's access deletes it and replicates the DEL.
+    assert_eq!(p.call(&["GET", "k"]), b"$-1\r\n");
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]), b":1\r\n");
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}

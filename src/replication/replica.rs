@@ -98,6 +98,8 @@ pub struct ReplicaState {
     /// Full syncs and partial resyncs accepted by our primaries.
     pub stat_full_syncs: u64,
     pub stat_partial_syncs: u64,
+    /// A command of our primary is running: keys never expire for it (src/db.rs).
+    pub applying: bool,
 }
 
 /// Whether this server is a replica (REPLICAOF host port in force).
