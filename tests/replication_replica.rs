@@ -249,8 +249,15 @@ fn wait_in_sync(primary: &mut Conn, replica: &mut Conn) {
 }
 
 fn digests_equal(primary: &mut Conn, replica: &mut Conn) {
-    let a = primary.call(&["DEBUG", "DIGEST"]);
-    let b = replica.call(&["DEBUG", "DIGEST"]);
+    let a = primary
+        .cmd(&["DEBUG", "DIGEST"])
+        .expect("DEBUG DIGEST on the primary");
+    // A debug build digests ~100k elements in seconds; more on a loaded machine.
+    replica.set_read_timeout(Duration::from_secs(120));
+    let b = replica
+        .cmd(&["DEBUG", "DIGEST"])
+        .expect("DEBUG DIGEST on the replica");
+    replica.set_read_timeout(common::READ_TIMEOUT);
     assert_eq!(
         String::from_utf8_lossy(&a),
         String::from_utf8_lossy(&b),
@@ -431,6 +438,104 @@ fn replica_hides_expired_keys_until_the_primary_deletes_them() {
     assert_eq!(p.call(&["GET", "k"]), b"$-1\r\n");
     wait_in_sync(&mut p, &mut r);
     assert_eq!(r.call(&["DBSIZE"]), b":1\r\n");
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One command read from the replica by the fake primary.
+fn read_command(r: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Vec<String>> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut b = vec![0u8; len + 2];
+        r.read_exact(&mut b).ok()?;
+        b.truncate(len);
+        out.push(String::from_utf8_lossy(&b).into_owned());
+    }
+    Some(out)
+}
+
+/// Accepts one replica and answers its handshake; returns the PSYNC arguments and the
+/// stream to write the rest of the script on.
+fn fake_handshake(l: &std::net::TcpListener) -> (Vec<String>, std::net::TcpStream) {
+    use std::io::Write;
+    let (s, _) = l.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(s);
+    loop {
+        let cmd = read_command(&mut r).expect("handshake command");
+        match cmd[0].to_ascii_uppercase().as_str() {
+            "PING" => w.write_all(b"+PONG\r\n").unwrap(),
+            "PSYNC" => return (cmd, w),
+            _ => w.write_all(b"+OK\r\n").unwrap(),
+        }
+    }
+}
+
+#[test]
+fn corrupt_payload_keeps_data_and_malformed_stream_reconnects() {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fport = l.local_addr().unwrap().port().to_string();
+    let dir = scratch_dir("fake");
+    let ours = Ours::start(&dir, free_port(), &["--repl-diskless-load", "swapdb"]);
+    let mut r = ours.conn();
+    r.call(&["SET", "keep", "me"]);
+    r.call(&["REPLICAOF", "127.0.0.1", &fport]);
+    let id = "a".repeat(40);
+
+    // 1. A corrupt payload: the old data stays, the replica comes back.
+    // A primary turning into a replica offers its own history first.
+    let own_id = info_str(&mut r, "master_replid");
+    let (psync, mut w) = fake_handshake(&l);
+    assert_eq!(psync[1..], [own_id, "1".to_string()]);
+    w.write_all(format!("+FULLRESYNC {id} 100\r\n\n\n$20\r\nREDIS0011garbage!!!!").as_bytes())
+        .unwrap();
+    let logged = wait_for(Duration::from_secs(10), || {
+        ours.log()
+            .contains("Failed trying to load the PRIMARY synchronization DB")
+    });
+    assert!(logged, "{}", ours.log());
+    assert_eq!(r.call(&["GET", "keep"]), b"$2\r\nme\r\n");
+    assert_eq!(info_str(&mut r, "master_link_status"), "down");
+    drop(w);
+
+    // 2. The retry: an empty RDB with the EOF mark, then one command, then garbage.
+    let (psync, mut w) = fake_handshake(&l);
+    assert_eq!(psync[1..], ["?".to_string(), "-1".to_string()]);
+    let mark = "m".repeat(40);
+    let mut payload = format!("+FULLRESYNC {id} 100\r\n$EOF:{mark}\r\n").into_bytes();
+    payload.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
+    payload.extend_from_slice(mark.as_bytes());
+    w.write_all(&payload).unwrap();
+    let up = wait_for(Duration::from_secs(10), || {
+        info_str(&mut r, "master_link_status") == "up"
+    });
+    assert!(up, "{}", ours.log());
+    assert_eq!(r.call(&["DBSIZE"]), b":0\r\n");
+    let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+    w.write_all(set).unwrap();
+    let applied = wait_for(Duration::from_secs(10), || {
+        info_num(&mut r, "slave_repl_offset") == 100 + set.len() as i64
+    });
+    assert!(applied, "{}", ours.log());
+    assert_eq!(r.call(&["GET", "k"]), b"$1\r\nv\r\n");
+    assert_eq!(info_str(&mut r, "master_replid"), id);
+    w.write_all(b"*1\r\n$abc\r\n").unwrap();
+
+    // 3. The malformed stream drops the link; the replica asks for the rest.
+    let (psync, w) = fake_handshake(&l);
+    let want = (100 + set.len() as i64 + 1).to_string();
+    assert_eq!(psync[1..], [id.clone(), want]);
+    drop(w);
+    assert_eq!(r.call(&["GET", "k"]), b"$1\r\nv\r\n");
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }

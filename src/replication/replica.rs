@@ -853,6 +853,11 @@ fn psync_reply(el: &mut EventLoop, srv: &mut Server, line: &[u8]) -> bool {
         };
         info!("Full resync from primary: {}:{}", id, off);
         let rs = &mut srv.repl.replica;
+        // The cached primary can no longer be continued (as upstream, even if the
+        // transfer fails: the next attempt asks for a full sync).
+        if rs.cached.take().is_some() {
+            info!("Discarding previously cached primary state.");
+        }
         rs.psync_replid = id.to_string();
         rs.psync_offset = off;
         rs.state = LinkState::Transfer;
