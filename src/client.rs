@@ -72,8 +72,8 @@ pub mod flags {
     /// Propagate the running command even if it did not make the dataset dirty
     /// (upstream's forceCommandPropagation).
     pub const FORCE_PROP: u64 = 1 << 20;
-    /// The primary client of a replica: its commands come from our primary's stream.
-    pub const MASTER: u64 = 1 << 1;
+    /// Our primary's link (upstream's CLIENT_PRIMARY): its commands are the stream.
+    pub const PRIMARY: u64 = 1 << 1;
 }
 
 /// The request type being parsed, as `reqtype`.
@@ -244,7 +244,7 @@ impl Client {
     /// The value of `flags=` in CLIENT LIST.
     pub fn flags_string(&self) -> String {
         let mut s = String::new();
-        if self.has_flag(flags::MASTER) {
+        if self.has_flag(flags::PRIMARY) {
             s.push('M');
         }
         if self.has_flag(flags::PUBSUB) {

@@ -451,7 +451,7 @@ pub fn read_query_from_client(
 /// Logs and counts the disconnection; the caller closes the client without a reply.
 fn query_buffer_limit_reached(srv: &mut Server, c: &Client) -> bool {
     // Our primary's stream is never cut (as upstream).
-    if c.has_flag(cflags::MASTER) {
+    if c.has_flag(cflags::PRIMARY) {
         return false;
     }
     // The arguments of a command being parsed left the buffer but are still input.
@@ -698,7 +698,7 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             c.flags |= cflags::REPLY_SKIP;
             c.reply.silenced = true;
         }
-        let from_primary = c.has_flag(cflags::MASTER);
+        let from_primary = c.has_flag(cflags::PRIMARY);
         srv.repl.replica.applying = from_primary;
         crate::commands::process_command(srv, c);
         if from_primary {
@@ -729,7 +729,7 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
     }
     // Drop the consumed prefix once per batch (the primary client keeps the bytes of a
     // transaction not yet applied: they count in the offset at EXEC).
-    let consumed = if c.has_flag(cflags::MASTER) {
+    let consumed = if c.has_flag(cflags::PRIMARY) {
         c.repl_applied.min(c.qb_pos)
     } else {
         c.qb_pos
@@ -1149,7 +1149,7 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);
-    if c.has_flag(cflags::MASTER) {
+    if c.has_flag(cflags::PRIMARY) {
         crate::replication::replica::primary_client_freed(srv, &c);
     }
     if srv.clients.contains(c.slot) {
@@ -1190,7 +1190,7 @@ pub fn clients_cron(srv: &mut Server) {
         };
         visited += 1;
         if timeout_ms > 0
-            && !c.has_flag(cflags::BLOCKED | cflags::MASTER)
+            && !c.has_flag(cflags::BLOCKED | cflags::PRIMARY)
             && now - c.last_interaction_ms > timeout_ms
         {
             debug!("Closing idle client");

@@ -218,10 +218,18 @@ pub fn rdb_save_to_flags<W: Write>(srv: &Server, out: W, aof_base: bool) -> io::
         b"used-mem",
         crate::zmalloc::used_memory().to_string().as_bytes(),
     );
-    if let Some((db, id, off)) = crate::replication::replica::save_info(srv) {
-        fw.aux(b"repl-stream-db", db.to_string().as_bytes());
-        fw.aux(b"repl-id", id.as_bytes());
-        fw.aux(b"repl-offset", off.to_string().as_bytes());
+    // The replication aux fields (upstream's rdbPopulateSaveInfo): a replica loading this
+    // file knows the stream's database, ID and offset the snapshot matches.
+    // Not in an AOF preamble (upstream passes no save info there).
+    let info = if aof_base {
+        None
+    } else {
+        crate::replication::save_info(srv)
+    };
+    if let Some((stream_db, replid, offset)) = info {
+        fw.aux(b"repl-stream-db", stream_db.to_string().as_bytes());
+        fw.aux(b"repl-id", replid.as_bytes());
+        fw.aux(b"repl-offset", offset.to_string().as_bytes());
     }
     fw.aux(b"aof-base", if aof_base { b"1" } else { b"0" });
     for code in &srv.rdb.functions {

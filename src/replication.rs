@@ -122,6 +122,17 @@ pub fn info(srv: &Server, s: &mut String) {
     primary::info_fields(srv, s);
 }
 
+/// The replication state a snapshot records (aux fields `repl-stream-db`, `repl-id`,
+/// `repl-offset`, upstream's `rdbPopulateSaveInfo`), or None when there is none. A
+/// replica records its primary's (or cached primary's) position; the primary side
+/// (a backlog) is src/replication/primary.rs's.
+pub fn save_info(srv: &Server) -> Option<(i64, String, i64)> {
+    if replica::is_replica(srv) {
+        return replica::save_info(srv);
+    }
+    None
+}
+
 /// Called by serverCron once per second (`replicationCron`).
 pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     replica::cron(el, srv);

@@ -769,7 +769,7 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     // 9. Replica: writes from normal clients are refused with `replica-read-only`, and
     //    with `replica-serve-stale-data no` only commands flagged STALE run while the
     //    link with the primary is down.
-    if crate::replication::replica::is_replica(srv) && !c.has_flag(cflags::MASTER) {
+    if crate::replication::replica::is_replica(srv) && !c.has_flag(cflags::PRIMARY) {
         let writes = |q: &crate::client::QueuedCommand| {
             srv.commands.commands[q.id].def.flags & flags::WRITE != 0
         };

@@ -8,7 +8,7 @@
 //! pipelined, their replies read in order) -> `ReceivePsync` (PSYNC sent) -> either
 //! `Transfer` (+FULLRESYNC: the RDB payload, `$<len>` or `$EOF:<mark>`) or straight to
 //! `Connected` (+CONTINUE). In `Connected` the link's socket belongs to the primary client
-//! (flag MASTER), whose commands run through `process_command` like any client's and
+//! (flag PRIMARY), whose commands run through `process_command` like any client's and
 //! advance the offset by their bytes once fully applied ([`command_processed`]).
 //!
 //! Every failure closes the link and leaves the state at `Connect`: cron retries once per
@@ -382,7 +382,7 @@ fn reset_link_state(rs: &mut ReplicaState) {
     rs.eof_mark = None;
 }
 
-/// Called by `free_client` for a client with the MASTER flag: the link is lost, the
+/// Called by `free_client` for a client with the PRIMARY flag: the link is lost, the
 /// primary is cached for a partial resync and cron reconnects.
 pub fn primary_client_freed(srv: &mut Server, c: &Client) {
     let rs = &srv.repl.replica;
@@ -436,7 +436,7 @@ fn ack_bytes(offset: i64) -> Vec<u8> {
 /// `REPLCONF GETACK`, sent by our primary: answers with `REPLCONF ACK <offset>` on the
 /// link. Called by the REPLCONF handler (src/replication/primary.rs).
 pub fn replconf_getack(srv: &mut Server, c: &mut Client) {
-    if !c.has_flag(cflags::MASTER) {
+    if !c.has_flag(cflags::PRIMARY) {
         return;
     }
     // The primary client's replies are dropped; the ACK bypasses that.
@@ -1047,7 +1047,7 @@ fn create_primary_client(el: &mut EventLoop, srv: &mut Server, rest: Vec<u8>, db
     let entry = srv.clients.vacant_entry();
     let slot = entry.key();
     let mut c = Client::new(id, slot, Conn::Tcp(stream), addr, laddr, srv.mstime);
-    c.flags |= cflags::MASTER;
+    c.flags |= cflags::PRIMARY;
     c.authenticated = true;
     c.acl_all = true;
     c.user = "(superuser)".into();
@@ -1083,18 +1083,22 @@ fn create_primary_client(el: &mut EventLoop, srv: &mut Server, rest: Vec<u8>, db
 /// What an RDB saved now records about replication (repl-stream-db, repl-id,
 /// repl-offset), for a replica with a primary or a cached one (upstream's
 /// `rdbPopulateSaveInfo`).
-pub fn save_info(srv: &Server) -> Option<(usize, String, i64)> {
+pub fn save_info(srv: &Server) -> Option<(i64, String, i64)> {
     if !is_replica(srv) {
         return None;
     }
     if let Some(c) = primary_client(srv) {
-        return Some((c.db, srv.repl.replid.clone(), srv.repl.master_repl_offset));
+        return Some((
+            c.db as i64,
+            srv.repl.replid.clone(),
+            srv.repl.master_repl_offset,
+        ));
     }
     srv.repl
         .replica
         .cached
         .as_ref()
-        .map(|c| (c.db, c.replid.clone(), c.offset))
+        .map(|c| (c.db as i64, c.replid.clone(), c.offset))
 }
 
 /// At start-up: the `replicaof` directive makes us a replica; the replication ID and
