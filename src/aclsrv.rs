@@ -182,6 +182,25 @@ pub fn check(srv: &mut Server, c: &mut Client, id: usize, argv: &[Vec<u8>]) -> O
     check_slow(srv, c.db, &c.user, id, argv)
 }
 
+/// Whether the client's user may run the command or subcommand `full_name`
+/// (`config|set`) with no further arguments (its command rules and databases; no keys
+/// are named). Not logged. A renamed-away command is looked up by its original name.
+pub fn may_run(srv: &mut Server, c: &mut Client, full_name: &str) -> bool {
+    let Some(id) = srv
+        .commands
+        .commands
+        .iter()
+        .position(|x| x.full_name == full_name)
+    else {
+        return false;
+    };
+    let argv: Vec<Vec<u8>> = full_name
+        .split('|')
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    check(srv, c, id, &argv).is_none()
+}
+
 /// The full check, for users with restrictions.
 pub fn check_slow(
     srv: &mut Server,
@@ -190,12 +209,39 @@ pub fn check_slow(
     id: usize,
     argv: &[Vec<u8>],
 ) -> Option<Denied> {
-    let Some(u) = srv.acl.acl.get_user(user.as_bytes()) else {
-        return Some(Denied {
-            reason: DenyReason::Cmd,
-            pos: 0,
-        });
-    };
+    with_request(srv, cur_db, user, id, argv, |u, t, req| {
+        u.check_all_perm(t, req).err()
+    })
+    .unwrap_or(Some(Denied {
+        reason: DenyReason::Cmd,
+        pos: 0,
+    }))
+}
+
+/// SORT's rule for BY/GET patterns: whether the client's user may run command `id`
+/// with `argv` through a selector that also grants read access to every key. A user
+/// allowed everything passes at once.
+pub fn full_key_read_access(srv: &mut Server, c: &Client, id: usize, argv: &[Vec<u8>]) -> bool {
+    if c.acl_gen == srv.acl.gen && c.acl_all {
+        return true;
+    }
+    with_request(srv, c.db, &c.user, id, argv, |u, t, req| {
+        u.check_cmd_with_unrestricted_key_access(t, req, acl::key_flags::ACCESS)
+    })
+    .unwrap_or(false)
+}
+
+/// Builds the check request of command `id` with `argv` (keys, channels, databases)
+/// and runs `f` on it with the user; None if the user does not exist.
+fn with_request<R>(
+    srv: &mut Server,
+    cur_db: usize,
+    user: &str,
+    id: usize,
+    argv: &[Vec<u8>],
+    f: impl FnOnce(&acl::User, &acl::CommandTable, &CheckRequest) -> R,
+) -> Option<R> {
+    let u = srv.acl.acl.get_user(user.as_bytes())?;
     let cmd = &srv.commands.commands[id];
     let def = cmd.def;
     let top = match cmd.parent {
@@ -338,10 +384,10 @@ pub fn check_slow(
         channels: &channels,
         dbs: dbs.as_slice(),
     };
-    let r = u.check_all_perm(srv.acl.acl.table(), &req).err();
+    let r = f(u, srv.acl.acl.table(), &req);
     drop(key_heap);
     srv.acl.keybuf = keyrefs;
-    r
+    Some(r)
 }
 
 /// The databases a command touches: two on the stack (all but FLUSHALL).
@@ -533,8 +579,13 @@ pub fn config_user_lines(srv: &Server) -> Vec<String> {
 /// Reads and parses `aclfile` into a new user set (nothing changes on error).
 fn read_file(srv: &Server) -> Result<acl::Acl, String> {
     let path = srv.config.aclfile.clone();
-    let text = std::fs::read(&path)
-        .map_err(|e| format!("Error loading ACLs, opening file '{}': {}", path, e))?;
+    let text = std::fs::read(&path).map_err(|e| {
+        format!(
+            "Error loading ACLs, opening file '{}': {}",
+            path,
+            io_error_text(&e)
+        )
+    })?;
     srv.acl.acl.load_from_text(&path, &text)
 }
 
@@ -555,7 +606,51 @@ pub fn load_file(srv: &mut Server, mut cur: Option<&mut Client>) -> Result<(), S
     Ok(())
 }
 
-/// Start-up: `user` directives of the config file, or the aclfile (not both).
+/// The check of a config-file `user` line (`argv[0]` is `user`) at parse time, as
+/// upstream's ACLAppendUserForLoading: a user may be defined once; the rules must apply
+/// to a fresh user (unknown commands and categories are reported at load). The error
+/// is the text of the fatal config error; as upstream, it quotes `argv[i]` where `i`
+/// indexes the rules (so it often names `user`, the username or another rule).
+pub fn check_config_user(earlier: &[Vec<String>], argv: &[String]) -> Result<(), String> {
+    let Some(name) = argv.get(1) else {
+        return Ok(());
+    };
+    if earlier.iter().any(|u| u.first() == Some(name)) {
+        return Err(format!(
+            "Error in user declaration '{}': Duplicate user found. A user can only be \
+             defined once in config files",
+            name
+        ));
+    }
+    thread_local! {
+        static CHECKER: acl::Acl =
+            acl::Acl::new(Arc::new(build_table(&CommandTable::new())));
+    }
+    let rules: Vec<&[u8]> = argv[2..].iter().map(|r| r.as_bytes()).collect();
+    CHECKER
+        .with(|a| a.check_config_rules(&rules))
+        .map_err(|(i, msg)| {
+            format!(
+                "Error in user declaration '{}': {}",
+                argv.get(i).map_or("", |s| s.as_str()),
+                msg
+            )
+        })
+}
+
+/// `strerror`-like text of an I/O error (without Rust's " (os error N)").
+fn io_error_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Start-up: `user` directives of the config file, or the aclfile (not both), as
+/// upstream's ACLLoadUsersAtStartup. A configured user starts from scratch (`default`
+/// is reset first); the lines were checked when the config was parsed
+/// ([`check_config_user`]), so only unknown commands or categories fail here.
 pub fn load_at_startup(srv: &mut Server, users: &[Vec<String>]) -> Result<(), String> {
     if !users.is_empty() && !srv.config.aclfile.is_empty() {
         return Err(
@@ -566,17 +661,52 @@ pub fn load_at_startup(srv: &mut Server, users: &[Vec<String>]) -> Result<(), St
                 .into(),
         );
     }
+    const CRITICAL: &str = "Critical error while loading ACLs. Exiting.";
     for u in users {
         let Some((name, rules)) = u.split_first() else {
             continue;
         };
-        let rules: Vec<&[u8]> = rules.iter().map(|r| r.as_bytes()).collect();
-        if let Err(e) = srv.acl.acl.set_user(name.as_bytes(), &rules) {
-            return Err(format!("Error in user declaration '{}': {}", name, e));
+        if !acl::validate_username(name.as_bytes()) {
+            log::error!("Spaces not allowed in ACL usernames");
+            return Err(CRITICAL.into());
+        }
+        let mut all: Vec<&[u8]> = Vec::with_capacity(rules.len() + 1);
+        if srv.acl.acl.get_user(name.as_bytes()).is_some() {
+            all.push(b"reset");
+        }
+        all.extend(rules.iter().map(|r| r.as_bytes()));
+        match srv.acl.acl.set_user(name.as_bytes(), &all) {
+            Ok(()) => {}
+            Err(acl::SetUserError::Rule { op, err }) => {
+                log::error!(
+                    "Error loading ACL rule '{}' for the user named '{}': {}",
+                    String::from_utf8_lossy(&op),
+                    name,
+                    err.message()
+                );
+                return Err(CRITICAL.into());
+            }
+            Err(e) => {
+                log::error!("Error in user declaration '{}': {}", name, e);
+                return Err(CRITICAL.into());
+            }
+        }
+        if srv
+            .acl
+            .acl
+            .get_user(name.as_bytes())
+            .is_some_and(|u| !u.enabled())
+        {
+            log::info!(
+                "The user '{}' is disabled (there is no 'on' modifier in the user \
+                 description). Make sure this is not a configuration error.",
+                name
+            );
         }
     }
     if !srv.config.aclfile.is_empty() {
-        let new = read_file(srv)?;
+        let new = read_file(srv)
+            .map_err(|e| format!("Aborting Valkey startup because of ACL errors: {}", e))?;
         srv.acl.acl = new;
     }
     srv.acl.changed();

@@ -294,7 +294,8 @@ pub static TABLE: &[Directive] = &[
     bool_("always-show-logo", None, IMMUTABLE, false),
     bool_("protected-mode", None, M, true),
     // Beyond upstream: CONFIG GET shows secrets (requirepass, masterauth, TLS key
-    // passphrases) in clear only when this is set in the configuration file.
+    // passphrases) in clear only when this is set in the configuration file, and then
+    // only to users allowed CONFIG SET and ACL SETUSER (src/commands/config.rs).
     bool_("config-get-secrets", None, IMMUTABLE, false),
     bool_("rdbcompression", None, M, true),
     bool_("rdb-del-sync-files", None, M, false),
@@ -1909,7 +1910,10 @@ pub fn load_from_string(
                 check_rename(&extras.renames, &argv[1], &argv[2]).map_err(err)?;
                 extras.renames.push((argv[1].clone(), argv[2].clone()));
             }
-            ("user", n) if n >= 2 => extras.users.push(argv[1..].to_vec()),
+            ("user", n) if n >= 2 => {
+                crate::aclsrv::check_config_user(&extras.users, &argv).map_err(|e| err(&e))?;
+                extras.users.push(argv[1..].to_vec())
+            }
             ("loadmodule", n) if n >= 2 => extras.modules.push(argv[1..].to_vec()),
             _ if name.contains('.') && argv.len() < 2 => {
                 return Err(err("Module config specified without value"))

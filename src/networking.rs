@@ -295,7 +295,7 @@ pub const MIN_RESERVED_FDS: u64 = 32;
 /// it can (stepping down by 16) and lowers `maxclients` to fit, with upstream's warnings.
 /// Returns an error when not even the reserved descriptors are available.
 pub fn adjust_open_files_limit(srv: &mut Server) -> Result<(), String> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    use nix::sys::resource::{getrlimit, Resource};
     let want = (srv.config.maxclients as u64).saturating_add(MIN_RESERVED_FDS);
     let Ok((cur, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         warn!(
@@ -308,15 +308,7 @@ pub fn adjust_open_files_limit(srv: &mut Server) -> Result<(), String> {
     if cur >= want {
         return Ok(());
     }
-    let mut best = want;
-    while best > cur {
-        if setrlimit(Resource::RLIMIT_NOFILE, best, hard.max(best)).is_ok()
-            || setrlimit(Resource::RLIMIT_NOFILE, best, hard).is_ok()
-        {
-            break;
-        }
-        best = best.saturating_sub(16).max(cur);
-    }
+    let best = raise_nofile(want, cur, hard);
     if best >= want {
         log::info!(
             "Increased maximum number of open files to {} (it was originally set to {}).",
@@ -347,6 +339,42 @@ pub fn adjust_open_files_limit(srv: &mut Server) -> Result<(), String> {
         best, srv.config.maxclients
     );
     Ok(())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` towards `want` (from `cur`, under `hard` unless the
+/// process may raise that too), stepping down by 16 until the kernel accepts; returns
+/// the limit in force.
+fn raise_nofile(want: u64, cur: u64, hard: u64) -> u64 {
+    use nix::sys::resource::{setrlimit, Resource};
+    let mut best = want;
+    while best > cur {
+        if setrlimit(Resource::RLIMIT_NOFILE, best, hard.max(best)).is_ok()
+            || setrlimit(Resource::RLIMIT_NOFILE, best, hard).is_ok()
+        {
+            break;
+        }
+        best = best.saturating_sub(16).max(cur);
+    }
+    best
+}
+
+/// CONFIG SET maxclients to a higher value (upstream's `updateMaxclients`): raises the
+/// open-files limit for it; on failure returns the most clients the limit allows.
+pub fn fds_for_maxclients(maxclients: usize) -> Result<(), usize> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let want = (maxclients as u64).saturating_add(MIN_RESERVED_FDS);
+    let Ok((cur, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Err(0);
+    };
+    if cur >= want {
+        return Ok(());
+    }
+    let best = raise_nofile(want, cur, hard);
+    if best >= want {
+        Ok(())
+    } else {
+        Err(best.saturating_sub(MIN_RESERVED_FDS) as usize)
+    }
 }
 
 /// Takes client `slot` out of the table for serving; put it back with [`put_client`].
@@ -892,10 +920,16 @@ fn process_inline_buffer(_srv: &Server, c: &mut Client) -> bool {
         }
         return false;
     };
+    // A line longer than the limit is refused even when it arrived whole: upstream reads
+    // 16 KB at a time and so never sees its newline before passing the limit.
     let end = c.qb_pos + nl;
     let mut line_end = end;
     if line_end > c.qb_pos && c.query_buf[line_end - 1] == b'\r' {
         line_end -= 1;
+    }
+    if line_end - c.qb_pos > PROTO_INLINE_MAX_SIZE {
+        set_protocol_error(c, "too big inline request");
+        return false;
     }
     let line = c.query_buf[c.qb_pos..line_end].to_vec();
     c.qb_pos = end + 1;

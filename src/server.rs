@@ -306,6 +306,11 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 /// `beforeSleep`: flushes client output, frees clients closed asynchronously, runs the
 /// fast active expire cycle.
 pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    // CONFIG SET maxclients raised the limit: the loop watches that many descriptors.
+    let setsize = srv.config.maxclients.saturating_add(128);
+    if el.setsize() < setsize {
+        el.resize_setsize(setsize);
+    }
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
     crate::blocked::blocked_before_sleep(el, srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of

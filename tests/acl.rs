@@ -598,3 +598,267 @@ fn config_rewrite_writes_user_lines() {
         assert_eq!(results[0].1, r.1, "{} vs {}", results[0].0, r.0);
     }
 }
+
+/// SORT's BY (with `*`) and GET patterns read keys the command does not declare: they
+/// are refused unless one selector allows SORT with read access to every key.
+#[test]
+fn sort_by_get_patterns_need_full_key_access() {
+    let steps: &[&[&str]] = &[
+        &["SORT", "a2", "BY", "nosort", "GET", "secret*"],
+        &["SORT", "a2", "BY", "nosort"],
+        &["SORT", "a2", "GET", "#"],
+        &["SORT", "a2", "BY", "x*", "ALPHA"],
+        &["SORT_RO", "a2", "GET", "secret*"],
+        &[
+            "SORT", "a2", "BY", "nosort", "GET", "secret*", "STORE", "a3",
+        ],
+        &["SORT", "a2", "GET", "#", "LIMIT", "x", "y"],
+        &["SORT", "a2", "BY", "w*", "GET", "#", "GET", "secret*"],
+    ];
+    compare(|s| {
+        let mut admin = s.conn();
+        let mut t = Transcript::new();
+        step(&mut t, &mut admin, &["FLUSHALL"]);
+        step(&mut t, &mut admin, &["SET", "secretkey", "TOPSECRET"]);
+        step(&mut t, &mut admin, &["SET", "wkey", "1"]);
+        step(&mut t, &mut admin, &["RPUSH", "a2", "key"]);
+        for rules in [
+            &["~a*", "&*", "+@all"][..],
+            &["%R~*", "&*", "+@all"],
+            &["%W~*", "~a*", "+@all"],
+            &["~a*", "+@all", "(~* +get)"],
+            &["~a*", "+@all", "(~* +sort +sort_ro)"],
+            &["allkeys", "-@all", "+sort", "+sort_ro"],
+        ] {
+            t.extend(as_user(s, rules, steps));
+        }
+        t
+    });
+}
+
+/// A refused EXEC ends the transaction: EXECABORT with the refusal (arity, NOPERM,
+/// NOAUTH, the RESP2 subscriber context), as upstream's rejectCommand.
+#[test]
+fn refused_exec_aborts_the_transaction() {
+    compare(|s| {
+        let mut t = Transcript::new();
+        let mut c = s.conn();
+        for st in [
+            &["MULTI"][..],
+            &["SET", "a", "1"],
+            &["EXEC", "x"],
+            &["EXEC"],
+            &["EXEC", "x"],
+            &["GET", "a"],
+        ] {
+            step(&mut t, &mut c, st);
+        }
+        let mut admin = s.conn();
+        step(
+            &mut t,
+            &mut admin,
+            &["ACL", "SETUSER", "nx", "on", ">p", "~*", "+@all", "-exec"],
+        );
+        let mut n = s.conn();
+        for st in [
+            &["AUTH", "nx", "p"][..],
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["EXEC"],
+            &["PING"],
+            &["GET", "a"],
+        ] {
+            step(&mut t, &mut n, st);
+        }
+        let mut sub = s.conn();
+        step(&mut t, &mut sub, &["SUBSCRIBE", "ch"]);
+        step(&mut t, &mut sub, &["EXEC"]);
+        step(&mut t, &mut admin, &["CONFIG", "SET", "requirepass", "pw"]);
+        let mut anon = s.conn();
+        for st in [
+            &["EXEC"][..],
+            &["MULTI"],
+            &["EXEC", "x"],
+            &["AUTH", "pw"],
+            &["EXEC"],
+        ] {
+            step(&mut t, &mut anon, st);
+        }
+        step(&mut t, &mut admin, &["CONFIG", "SET", "requirepass", ""]);
+        step(&mut t, &mut admin, &["INFO", "errorstats"]);
+        t
+    });
+}
+
+/// ACL LOAD of broken files: upstream's error assembly byte for byte (the file path
+/// replaced by `<path>`): lines split on single spaces, every rule tried, each unknown
+/// command or category reported, other errors only the first of the line.
+#[test]
+fn acl_load_error_texts() {
+    const D: &str = "user default on nopass ~* &* +@all\n";
+    let files: &[&str] = &[
+        "user x on bogus\n",
+        "user x on +nosuch bogus +@nocat bogus2 ~* ~a*\n",
+        "user x on \"quoted rule\"\n",
+        "user x on \"unbalanced\n",
+        "user x on ~* ~a* +nosuch >p <nope\n",
+        "user x on\nuser x off\nfoo\nUSER z\nuser\n",
+        "user x on +get|x|y +client|kill|a ~a* %Q~x\n",
+        "user x\ty on\n",
+        "user x on  >p\tresetkeys   ~k\n",
+        "user x on >\"a b\"\n",
+    ];
+    let mut runs: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, t) in common::targets().iter().enumerate() {
+        let dir =
+            std::env::temp_dir().join(format!("valkey-rs-acl-errs-{}-{}", std::process::id(), i));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.acl");
+        let p = path.to_string_lossy().into_owned();
+        std::fs::write(&path, D).unwrap();
+        let s = t.start(&["--aclfile", &p]);
+        let mut c = s.conn();
+        let mut got = Vec::new();
+        for f in files {
+            std::fs::write(&path, format!("{D}{f}")).unwrap();
+            let r = escape(&c.call(&["ACL", "LOAD"])).replace(&p, "<path>");
+            let l = escape(&c.call(&["ACL", "LIST"]));
+            got.push(format!("{f:?} => {r} / {l}"));
+        }
+        std::fs::remove_file(&path).unwrap();
+        got.push(escape(&c.call(&["ACL", "LOAD"])).replace(&p, "<path>"));
+        runs.push((s.kind.name().to_string(), got));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let [(a, x), (b, y)] = &runs[..] {
+        assert_eq!(x.len(), y.len());
+        for (l, r) in x.iter().zip(y) {
+            assert_eq!(l, r, "{a} vs {b}");
+        }
+    }
+}
+
+/// Config-file `user` lines: each user starts from scratch (`default` is reset first,
+/// so it loses `+@all ~* &*` and gets the `acl-pubsub-default` channels).
+#[test]
+fn config_user_lines_start_from_scratch() {
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (&["default", "on", ">pw", "+@read"], Some("pw")),
+        (&["default", "on", "nopass", "~*", "+@all"], None),
+        (&["default", "on", "nopass", "~a*", "+get"], None),
+        (&["default", "on", "nopass", "&x", "~*", "+@all"], None),
+    ];
+    for (rules, pass) in cases {
+        let mut runs: Vec<(String, Transcript)> = Vec::new();
+        for t in common::targets() {
+            let mut extra = vec!["--user"];
+            extra.extend_from_slice(rules);
+            let s = t.start(&extra);
+            let mut c = s.conn();
+            let mut tr = Transcript::new();
+            if let Some(p) = pass {
+                step(&mut tr, &mut c, &["AUTH", p]);
+            }
+            for st in [
+                &["ACL", "LIST"][..],
+                &["FLUSHALL"],
+                &["GET", "a1"],
+                &["GET", "b1"],
+                &["PUBLISH", "x", "m"],
+                &["PUBLISH", "y", "m"],
+            ] {
+                step(&mut tr, &mut c, st);
+            }
+            runs.push((s.kind.name().to_string(), tr));
+        }
+        if let [(a, x), (b, y)] = &runs[..] {
+            assert_eq!(x.len(), y.len());
+            for (l, r) in x.iter().zip(y) {
+                assert_eq!(
+                    escape(&l.1),
+                    escape(&r.1),
+                    "{:?} {}: {a} vs {b}",
+                    rules,
+                    l.0
+                );
+            }
+        }
+    }
+}
+
+/// Bad `user` directives and a bad aclfile: both servers refuse to start, with
+/// upstream's texts (the fatal config error block; the ACL load errors).
+#[test]
+fn bad_user_directives_and_aclfile_refuse_to_start() {
+    let dir = std::env::temp_dir().join(format!("valkey-rs-acl-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.acl");
+    std::fs::write(&bad, "user x on bogus\n").unwrap();
+    let missing = dir.join("missing.acl");
+    let (bad, missing) = (
+        bad.to_string_lossy().into_owned(),
+        missing.to_string_lossy().into_owned(),
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("user x on bogus\n", &[]),
+        ("user x on >p +@all\nuser x on >q\n", &[]),
+        ("user x on >p (~a* +get\n", &[]),
+        ("user x on >p ~* ~a*\n", &[]),
+        ("user x on >p +nosuchcmd\n", &[]),
+        ("", &["--aclfile", &bad]),
+        ("", &["--aclfile", &missing]),
+    ];
+    let mut bins = vec![(
+        "valkey-rs".to_string(),
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_valkey-rs-server")),
+    )];
+    if let Some(r) = common::reference_binary() {
+        bins.push(("reference".to_string(), r));
+    }
+    // The log lines that matter, without pid/time prefixes.
+    let relevant = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| {
+                let l = match l.find(" # ") {
+                    Some(i) => &l[i + 3..],
+                    None => l,
+                };
+                let keep = l.starts_with("***")
+                    || l.starts_with("Reading the configuration")
+                    || l.starts_with(">>>")
+                    || l.starts_with("Error")
+                    || l.starts_with("Critical")
+                    || l.starts_with("Aborting");
+                keep.then(|| l.to_string())
+            })
+            .collect()
+    };
+    for (i, (conf, extra)) in cases.iter().enumerate() {
+        let cfg = dir.join(format!("c{i}.conf"));
+        std::fs::write(&cfg, conf).unwrap();
+        let mut seen: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, bin) in &bins {
+            let out = std::process::Command::new(bin)
+                .arg(&cfg)
+                .args(["--port", "0", "--save", ""])
+                .args(*extra)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{name}: case {i} started");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let lines = relevant(&all);
+            assert!(!lines.is_empty(), "{name}: case {i}: {all}");
+            seen.push((name.clone(), lines));
+        }
+        if let [(a, x), (b, y)] = &seen[..] {
+            assert_eq!(x, y, "case {i}: {a} vs {b}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -351,3 +351,43 @@ fn protected_configs_and_commands() {
         }
     }
 }
+
+/// Beyond upstream: with `config-get-secrets yes`, CONFIG GET shows secrets in clear only
+/// to a user that may run both CONFIG SET and ACL SETUSER; everyone else (even with
+/// CONFIG GET) reads `(redacted)`.
+#[test]
+fn config_get_secrets_per_caller() {
+    let s = Server::ours(&["--config-get-secrets", "yes", "--masterauth", "m4ster"]);
+    let mut admin = s.conn();
+    let clear = b"*2\r\n$10\r\nmasterauth\r\n$6\r\nm4ster\r\n".to_vec();
+    let redacted = b"*2\r\n$10\r\nmasterauth\r\n$10\r\n(redacted)\r\n".to_vec();
+    assert_eq!(
+        escape(&admin.call(&["CONFIG", "GET", "masterauth"])),
+        escape(&clear)
+    );
+    for (user, rules, want) in [
+        ("getonly", &["+config|get"][..], &redacted),
+        ("setter", &["+config|get", "+config|set"][..], &redacted),
+        ("acladm", &["+config|get", "+acl|setuser"][..], &redacted),
+        (
+            "admin2",
+            &["+config|get", "+config|set", "+acl|setuser"][..],
+            &clear,
+        ),
+        ("all", &["+@all"][..], &clear),
+        ("allbut", &["+@all", "-acl|setuser"][..], &redacted),
+    ] {
+        let mut argv = vec!["ACL", "SETUSER", user, "on", ">pw", "~*"];
+        argv.extend_from_slice(rules);
+        assert_eq!(admin.call(&argv), b"+OK\r\n");
+        let mut c = s.conn();
+        assert_eq!(c.call(&["AUTH", user, "pw"]), b"+OK\r\n");
+        assert_eq!(
+            escape(&c.call(&["CONFIG", "GET", "masterauth"])),
+            escape(want),
+            "{user}"
+        );
+        let all = c.call(&["CONFIG", "GET", "*"]);
+        assert_eq!(escape(&all).contains("m4ster"), want == &clear, "{user}");
+    }
+}

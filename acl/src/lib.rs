@@ -686,6 +686,20 @@ impl Selector {
             || ((0..=MAX_DB_ID).contains(&db) && self.dbs.binary_search(&(db as u32)).is_ok())
     }
 
+    /// Whether the selector grants `flags` access to every key (`allkeys`, or a `*`
+    /// pattern with at least those rights), as upstream's
+    /// ACLSelectorHasUnrestrictedKeyAccess.
+    fn has_unrestricted_key_access(&self, flags: u32) -> bool {
+        if self.all_keys {
+            return true;
+        }
+        let need_read = flags & key_flags::ACCESS != 0;
+        let need_write = flags & (key_flags::INSERT | key_flags::DELETE | key_flags::UPDATE) != 0;
+        self.patterns
+            .iter()
+            .any(|p| (!need_read || p.read) && (!need_write || p.write) && p.pattern == b"*")
+    }
+
     /// ACLSelectorCheckCmd: database, command, keys, channels.
     fn check(&self, t: &CommandTable, req: &CheckRequest) -> Result<(), Denied> {
         for d in req.dbs {
@@ -1001,6 +1015,20 @@ impl User {
         Err(worst)
     }
 
+    /// Whether one selector both allows the command and grants `flags` access to every
+    /// key (SORT's BY/GET patterns read keys not named in the command), as upstream's
+    /// ACLUserCheckCmdWithUnrestrictedKeyAccess.
+    pub fn check_cmd_with_unrestricted_key_access(
+        &self,
+        t: &CommandTable,
+        req: &CheckRequest,
+        flags: u32,
+    ) -> bool {
+        self.selectors
+            .iter()
+            .any(|s| s.check(t, req).is_ok() && s.has_unrestricted_key_access(flags))
+    }
+
     /// Whether some selector allows `channel` (used to drop subscribers after a rule
     /// change, as upstream's ACLKillPubsubClientsIfNeeded).
     pub fn can_access_channel(&self, channel: &[u8], is_pattern: bool) -> bool {
@@ -1300,6 +1328,36 @@ impl Acl {
         out
     }
 
+    /// The check of a config-file `user` line's rules (upstream's
+    /// ACLAppendUserForLoading): applied to a fresh user, unknown commands and
+    /// categories pass (they are reported when the users are loaded). On error, the
+    /// index upstream reports (of the offending merged rule, or of the `(` argument left
+    /// open) and the message.
+    pub fn check_config_rules(&self, rules: &[&[u8]]) -> Result<(), (usize, &'static str)> {
+        let mut open: Option<usize> = None;
+        for (i, a) in rules.iter().enumerate() {
+            if open.is_some() {
+                if a.last() == Some(&b')') {
+                    open = None;
+                }
+            } else if a.first() == Some(&b'(') && a.last() != Some(&b')') {
+                open = Some(i);
+            }
+        }
+        if let Some(i) = open {
+            return Err((i, "Wrong format"));
+        }
+        let merged = merge_selector_args(rules).map_err(|_| (0, "Wrong format"))?;
+        let mut u = User::new(b"", self.pubsub_default_all);
+        for (j, op) in merged.iter().enumerate() {
+            match u.apply(&self.table, op, self.pubsub_default_all) {
+                Ok(()) | Err(RuleError::UnknownCommand) => {}
+                Err(e) => return Err((j, e.message())),
+            }
+        }
+        Ok(())
+    }
+
     /// Parse a whole aclfile (ACL LOAD / startup) into a new user set; `default` is
     /// created as new if the file lacks it. All-or-nothing: the error is upstream's
     /// accumulated text (as the reference's ACL LOAD
@@ -1317,15 +1375,11 @@ impl Acl {
             if line.is_empty() {
                 continue;
             }
-            let Some(argv) = split_args(line) else {
-                errors.push_str(&format!("{path}:{ln}: Syntax error. "));
-                continue;
-            };
-            if argv.is_empty() {
-                continue;
-            }
+            // As upstream, a line is split on single spaces (no quoting: a quote is
+            // part of its rule; two spaces make an empty rule, a no-op).
+            let argv: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
             let name = match argv.get(1) {
-                Some(n) if argv[0] == b"user" => n,
+                Some(n) if argv[0] == b"user" => *n,
                 _ => {
                     errors.push_str(&format!(
                         "{path}:{ln} should start with user keyword followed by the username. "
@@ -1334,31 +1388,50 @@ impl Acl {
                 }
             };
             if has_spaces(name) {
+                // The leading quote is upstream's.
                 errors.push_str(&format!(
-                    "{path}:{ln}: username '{}' contains invalid characters. ",
+                    "'{path}:{ln}: username '{}' contains invalid characters. ",
                     String::from_utf8_lossy(name)
                 ));
                 continue;
             }
-            if acl.users.contains_key(name.as_slice()) {
+            if acl.users.contains_key(name) {
                 errors.push_str(&format!(
                     "WARNING: Duplicate user '{}' found on line {ln}. ",
                     String::from_utf8_lossy(name)
                 ));
                 continue;
             }
-            let rules: Vec<&[u8]> = argv[2..].iter().map(|v| v.as_slice()).collect();
-            match acl.set_user(name, &rules) {
-                Ok(()) => {}
-                Err(SetUserError::UnmatchedParen { .. }) => errors.push_str(&format!(
+            // The user exists from here on (a later line naming it is a duplicate),
+            // whatever its rules give.
+            let mut u = User::new(name, acl.pubsub_default_all);
+            match merge_selector_args(&argv[2..]) {
+                Err(_) => errors.push_str(&format!(
                     "{path}:{ln}: Unmatched parenthesis in selector definition."
                 )),
-                Err(SetUserError::Rule { op, err }) => errors.push_str(&format!(
-                    "{path}:{ln}: Error in applying operation '{}': {}. ",
-                    String::from_utf8_lossy(&op),
-                    err.message()
-                )),
+                Ok(ops) => {
+                    // Every rule is tried: each unknown command or category is
+                    // reported, other errors only the first of the line.
+                    let mut other_error = false;
+                    for op in &ops {
+                        let op = trim_rule(op);
+                        match u.apply(&acl.table, op, acl.pubsub_default_all) {
+                            Ok(()) => {}
+                            Err(RuleError::UnknownCommand) => errors.push_str(&format!(
+                                "{path}:{ln}: Error in applying operation '{}': {}. ",
+                                String::from_utf8_lossy(op),
+                                RuleError::UnknownCommand.message()
+                            )),
+                            Err(e) if !other_error => {
+                                other_error = true;
+                                errors.push_str(&format!("{path}:{ln}: {}. ", e.message()));
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
             }
+            acl.users.insert(name.to_vec(), u);
         }
         if !errors.is_empty() {
             errors.push_str(
@@ -1372,6 +1445,15 @@ impl Acl {
         }
         Ok(acl)
     }
+}
+
+/// A rule of an aclfile line without surrounding tabs and line ends (upstream trims
+/// each one of "\t\r\n").
+fn trim_rule(s: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b'\t' | b'\r' | b'\n');
+    let start = s.iter().position(|c| !ws(c)).unwrap_or(s.len());
+    let end = s.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or(&[])
 }
 
 fn trim(s: &[u8]) -> &[u8] {

@@ -86,19 +86,29 @@ pub const REDACTED: &str = "(redacted)";
 
 /// The value CONFIG GET shows for `d`. Beyond upstream (which shows them in clear), the
 /// SENSITIVE directives (requirepass, masterauth, TLS key passphrases) are replaced by
-/// [`REDACTED`] unless `config-get-secrets yes` is in the configuration; an empty (unset)
-/// secret shows as empty, which only tells what ACL GETUSER tells already.
-fn shown_value(srv: &Server, d: &Directive) -> String {
+/// [`REDACTED`] unless `show_secrets` (see [`may_see_secrets`]); an empty (unset) secret
+/// shows as empty, which only tells what ACL GETUSER tells already.
+fn shown_value(srv: &Server, d: &Directive, show_secrets: bool) -> String {
     let v = srv.config.get_directive(d);
-    if d.flags & dflags::SENSITIVE != 0 && !srv.config.config_get_secrets && !v.is_empty() {
+    if d.flags & dflags::SENSITIVE != 0 && !show_secrets && !v.is_empty() {
         return REDACTED.to_string();
     }
     v
 }
 
+/// Whether CONFIG GET shows secrets in clear to this caller: only with
+/// `config-get-secrets yes`, and only to a user that may run both CONFIG SET and
+/// ACL SETUSER (an administrator who could replace those secrets anyway).
+fn may_see_secrets(srv: &mut Server, c: &mut Client) -> bool {
+    srv.config.config_get_secrets
+        && crate::aclsrv::may_run(srv, c, "config|set")
+        && crate::aclsrv::may_run(srv, c, "acl|setuser")
+}
+
 /// CONFIG GET pattern [pattern ...]: exact names (and aliases) are looked up directly;
 /// patterns match every non-hidden name and alias. Each name appears once.
 fn config_get_command(srv: &mut Server, c: &mut Client) {
+    let show_secrets = may_see_secrets(srv, c);
     let mut out: Vec<(String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for arg in c.argv.iter().skip(2) {
@@ -109,7 +119,7 @@ fn config_get_command(srv: &mut Server, c: &mut Client) {
             }
             if let Some((d, _)) = config::lookup(&pat) {
                 seen.insert(pat.clone());
-                out.push((pat, shown_value(srv, d)));
+                out.push((pat, shown_value(srv, d, show_secrets)));
             }
             continue;
         }
@@ -123,7 +133,7 @@ fn config_get_command(srv: &mut Server, c: &mut Client) {
                 }
                 if acl::glob::string_match(pat.as_bytes(), name.as_bytes(), true) {
                     seen.insert(name.to_string());
-                    out.push((name.to_string(), shown_value(srv, d)));
+                    out.push((name.to_string(), shown_value(srv, d, show_secrets)));
                 }
             }
         }
@@ -251,7 +261,20 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     }
     // Runtime effects that can fail.
     for (d, shown, _) in &pairs {
+        let maxclients_err;
         let fail = match d.name {
+            "maxclients" if new.maxclients > srv.config.maxclients => {
+                match crate::networking::fds_for_maxclients(new.maxclients) {
+                    Ok(()) => None,
+                    Err(most) => {
+                        maxclients_err = format!(
+                            "The operating system is not able to handle the specified number of clients, try with {}",
+                            most
+                        );
+                        Some(maxclients_err.as_str())
+                    }
+                }
+            }
             "port" if new.port != srv.config.port => {
                 Some("Unable to listen on this port. Check server logs.")
             }

@@ -609,7 +609,18 @@ fn reject(srv: &mut Server, c: &mut Client, cmd: Option<usize>, err: &str) {
     if c.has_flag(cflags::MULTI) {
         c.flags |= cflags::DIRTY_EXEC;
     }
-    c.reply.add_error(err);
+    // A refused EXEC (arity, NOAUTH, NOPERM...) ends the transaction, as upstream's
+    // execCommandAbort: the error is reported inside EXECABORT, with its code for a
+    // shared error (NOAUTH, NOPERM) and without the generic `ERR ` of a formatted one.
+    if cmd.is_some_and(|id| srv.commands.commands[id].def.name == "exec") {
+        crate::commands::transaction::discard_transaction(srv, c);
+        let why = err.strip_prefix('-').unwrap_or(err);
+        let why = why.strip_prefix("ERR ").unwrap_or(why);
+        let e = format!("EXECABORT Transaction discarded because of: {}", why);
+        c.reply.add_error(&e);
+    } else {
+        c.reply.add_error(err);
+    }
     srv.stats.note_error(&c.reply);
 }
 

@@ -3,9 +3,9 @@
 //! `->field` for hash fields, or a constant pattern meaning "don't sort"), with LIMIT,
 //! GET patterns (`#` is the element) and STORE (into a list).
 //!
-//! Not clustered and without ACL key restrictions yet, so BY/GET patterns are always
-//! allowed (upstream denies them in cluster mode across slots, and to users without full
-//! key access).
+//! BY (with a `*`) and GET patterns are refused to users without read access to all
+//! keys, as upstream (see `full_key_access`); the cluster-mode slot rule comes with
+//! cluster mode.
 
 use super::{
     acl_cat as cat, flags as f, key_flags as k, BeginSearch, CommandDef, FindKeys, KeySpec,
@@ -149,6 +149,16 @@ fn lookup_by_pattern(srv: &mut Server, db: usize, pat: &[u8], elem: &[u8]) -> Op
     }
 }
 
+/// Upstream's rule for BY and GET patterns: the user must be able to run this command
+/// through a selector with read access to all keys (`~*`, `allkeys` or `%R~*`). Even
+/// `GET #` and patterns matching the user's own key patterns are refused otherwise.
+fn full_key_access(srv: &mut Server, c: &Client) -> bool {
+    match srv.commands.lookup(&c.argv) {
+        Ok(id) => crate::aclsrv::full_key_read_access(srv, c, id, &c.argv),
+        Err(_) => false,
+    }
+}
+
 struct Item {
     elem: Vec<u8>,
     score: f64,
@@ -165,6 +175,9 @@ fn sort_generic(srv: &mut Server, c: &mut Client, readonly: bool) {
     let mut sortby: Option<usize> = None;
     let mut storekey: Option<usize> = None;
     let mut gets: Vec<usize> = Vec::new();
+    // Whether the user may read every key (BY/GET patterns name keys the command
+    // does not declare), computed on first need.
+    let mut full_access: Option<bool> = None;
     let mut j = 2;
     while j < argc {
         let left = argc - j - 1;
@@ -198,9 +211,19 @@ fn sort_generic(srv: &mut Server, c: &mut Client, readonly: bool) {
             // A pattern without '*' is constant: nothing to sort by.
             if !c.argv[j + 1].contains(&b'*') {
                 dontsort = true;
+            } else if !*full_access.get_or_insert_with(|| full_key_access(srv, c)) {
+                c.reply
+                    .add_error("ERR BY option of SORT denied due to insufficient ACL permissions.");
+                return;
             }
             j += 1;
         } else if eq_ic(a, "get") && left >= 1 {
+            if !*full_access.get_or_insert_with(|| full_key_access(srv, c)) {
+                c.reply.add_error(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                );
+                return;
+            }
             gets.push(j + 1);
             j += 1;
         } else {
