@@ -800,9 +800,14 @@ pub fn reset_client(c: &mut Client) {
 /// `setProtocolError`.
 fn set_protocol_error(c: &mut Client, msg: &str) {
     debug!("Protocol error ({}) from client: addr={}", msg, c.addr);
-    c.reply.silenced = false;
+    // Nothing is ever replied to our primary (its link just closes).
+    c.reply.silenced = c.has_flag(cflags::PRIMARY);
     c.reply.add_error(&format!("ERR Protocol error: {}", msg));
-    c.flags |= cflags::CLOSE_AFTER_REPLY;
+    c.flags |= if c.has_flag(cflags::PRIMARY) {
+        cflags::CLOSE_ASAP
+    } else {
+        cflags::CLOSE_AFTER_REPLY
+    };
     // Discard the rest of the input.
     c.qb_pos = c.query_buf.len();
     reset_client(c);

@@ -397,6 +397,9 @@ fn replicaof_errors_and_wrong_masterauth() {
     });
     assert!(logged, "{}", ours.log());
     assert_eq!(info_str(&mut r, "master_link_status"), "down");
+    // Never up: -1, as upstream.
+    assert_eq!(info_num(&mut r, "master_link_down_since_seconds"), -1);
+    assert_eq!(info_num(&mut r, "master_last_io_seconds_ago"), -1);
     // It retries: a second attempt is logged.
     let retried = wait_for(Duration::from_secs(10), || {
         ours.log().matches("Unable to AUTH to PRIMARY").count() >= 2

@@ -288,6 +288,7 @@ pub fn replicaof_command(srv: &mut Server, c: &mut Client) {
 /// caches itself.
 pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     let was_primary = !is_replica(srv);
+    let was_connected = srv.repl.replica.primary.is_some();
     drop_primary_client(srv, true);
     cancel_handshake(srv);
     if was_primary {
@@ -307,7 +308,9 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     rs.host = Some(host);
     rs.port = port;
     rs.state = LinkState::Connect;
-    if rs.down_since == 0 {
+    // The link was up until now: it is down from here (a replica that never had a link
+    // shows -1, as upstream).
+    if was_connected {
         rs.down_since = srv.unixtime;
     }
 }
