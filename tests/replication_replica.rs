@@ -542,3 +542,33 @@ fn corrupt_payload_keeps_data_and_malformed_stream_reconnects() {
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn replicaof_unblocks_blocked_clients_like_the_reference() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let reference = Server::reference(&refbin, &[]);
+    let dir = scratch_dir("unblock");
+    let ours = Ours::start(&dir, free_port(), &[]);
+    let nowhere = free_port().to_string();
+    let mut replies = Vec::new();
+    for port in [ours.port, reference.port] {
+        let mut b = Conn::connect(port);
+        b.send(&["BLPOP", "list", "0"]).unwrap();
+        let mut admin = Conn::connect(port);
+        let blocked = wait_for(Duration::from_secs(5), || {
+            info_num(&mut admin, "blocked_clients") == 1
+        });
+        assert!(blocked);
+        admin.call(&["REPLICAOF", "127.0.0.1", &nowhere]);
+        replies.push(b.read_reply().expect("unblocked"));
+        admin.call(&["REPLICAOF", "NO", "ONE"]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&replies[0]),
+        String::from_utf8_lossy(&replies[1])
+    );
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}

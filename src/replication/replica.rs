@@ -290,6 +290,7 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     let was_primary = !is_replica(srv);
     let was_connected = srv.repl.replica.primary.is_some();
     drop_primary_client(srv, true);
+    disconnect_blocked_clients(srv);
     cancel_handshake(srv);
     if was_primary {
         info!(
@@ -304,6 +305,7 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
         });
     }
     srv.config.replicaof = Some((host.clone(), port));
+    set_log_role(b'S');
     let rs = &mut srv.repl.replica;
     rs.host = Some(host);
     rs.port = port;
@@ -326,6 +328,7 @@ pub fn unset_primary(srv: &mut Server) {
     // The next command fed to our replicas selects its db again.
     srv.repl.stream_db = -1;
     srv.config.replicaof = None;
+    set_log_role(b'M');
     let rs = &mut srv.repl.replica;
     rs.host = None;
     rs.port = 0;
@@ -336,6 +339,35 @@ pub fn unset_primary(srv: &mut Server) {
          is {}",
         srv.repl.replid2, srv.repl.second_replid_offset, srv.repl.replid
     );
+}
+
+/// Upstream's `disconnectAllBlockedClients`: clients blocked on keys would wait for
+/// writes that only the new primary can make; they get an error instead.
+fn disconnect_blocked_clients(srv: &mut Server) {
+    let slots: Vec<usize> = srv
+        .clients
+        .iter()
+        .filter_map(|(slot, c)| match c {
+            Some(c) if c.has_flag(cflags::BLOCKED) => Some(slot),
+            _ => None,
+        })
+        .collect();
+    for slot in slots {
+        if let Some(mut c) = crate::networking::take_client(srv, slot) {
+            crate::blocked::unblock_client_on_error(
+                srv,
+                &mut c,
+                "UNBLOCKED force unblock from blocking operation, instance state changed \
+                 (master -> replica?)",
+            );
+            crate::networking::put_client(srv, c);
+        }
+    }
+}
+
+/// The role character of log lines: `S` on a replica, `M` on a primary.
+fn set_log_role(r: u8) {
+    crate::config::LOG_ROLE.store(r, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Frees the primary client asynchronously (a command handler has no event loop).
@@ -1111,6 +1143,7 @@ pub fn startup(srv: &mut Server) {
     let Some((host, port)) = srv.config.replicaof.clone() else {
         return;
     };
+    set_log_role(b'S');
     let rs = &mut srv.repl.replica;
     rs.host = Some(host);
     rs.port = port;
