@@ -572,3 +572,58 @@ fn replicaof_unblocks_blocked_clients_like_the_reference() {
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replies of a replica whose link is down, byte for byte as the reference's: writes
+/// (alone and in MULTI), `replica-serve-stale-data no`, commands allowed while stale.
+#[test]
+fn readonly_and_stale_replies_like_the_reference() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let reference = Server::reference(&refbin, &[]);
+    let dir = scratch_dir("stale");
+    let ours = Ours::start(&dir, free_port(), &[]);
+    let nowhere = free_port().to_string();
+    let script: &[&[&str]] = &[
+        &["SET", "k", "v"],
+        &["GET", "k"],
+        &["MULTI"],
+        &["SET", "k", "v"],
+        &["GET", "k"],
+        &["EXEC"],
+        &["MULTI"],
+        &["GET", "k"],
+        &["EXEC"],
+        &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+        &["GET", "k"],
+        &["SET", "k", "v"],
+        &["PING"],
+        &["MULTI"],
+        &["PING"],
+        &["GET", "k"],
+        &["EXEC"],
+        &["REPLICAOF", "127.0.0.1", &nowhere],
+        &["CONFIG", "SET", "replica-read-only", "no"],
+        &["SET", "k", "v"],
+        &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
+        &["SET", "k", "v"],
+        &["GET", "k"],
+    ];
+    let mut out = Vec::new();
+    for port in [ours.port, reference.port] {
+        let mut c = Conn::connect(port);
+        c.call(&["REPLICAOF", "127.0.0.1", &nowhere]);
+        let mut replies = Vec::new();
+        for cmd in script {
+            let r = c.call(cmd);
+            replies.push(format!("{:?} -> {}", cmd, String::from_utf8_lossy(&r)));
+        }
+        c.call(&["REPLICAOF", "NO", "ONE"]);
+        out.push(replies);
+    }
+    for (a, b) in out[0].iter().zip(out[1].iter()) {
+        assert_eq!(a, b, "ours vs reference");
+    }
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}
