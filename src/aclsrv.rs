@@ -168,6 +168,10 @@ pub fn log_auth_failure(srv: &mut Server, c: &Client, user: &[u8]) {
 /// returns the error reply (without the leading `-`) after adding the ACL LOG entry.
 #[inline]
 pub fn check(srv: &mut Server, c: &mut Client, id: usize, argv: &[Vec<u8>]) -> Option<Denied> {
+    // A replica's primary client has no user: its stream is exempt, as upstream.
+    if c.has_flag(crate::client::flags::PRIMARY) {
+        return None;
+    }
     if c.acl_gen != srv.acl.gen {
         c.acl_gen = srv.acl.gen;
         c.acl_all = client_user(srv, c).is_some_and(unrestricted);

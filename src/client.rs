@@ -76,7 +76,7 @@ impl Conn {
 pub mod flags {
     /// A replica of this server (upstream's CLIENT_REPLICA): gets the replication stream.
     pub const REPLICA: u64 = 1 << 0;
-    /// Our primary's link (upstream's CLIENT_PRIMARY).
+    /// Our primary's link (upstream's CLIENT_PRIMARY): its commands are the stream.
     pub const PRIMARY: u64 = 1 << 1;
     /// Inside MULTI: commands are queued.
     pub const MULTI: u64 = 1 << 3;
@@ -229,6 +229,9 @@ pub struct Client {
     /// The replication offset after this client's last command (upstream's `woff`):
     /// WAIT waits for replicas to acknowledge it.
     pub woff: i64,
+    /// The primary client: bytes of `query_buf` already applied and counted in the
+    /// replication offset (the rest is a command or a transaction in progress).
+    pub repl_applied: usize,
 }
 
 impl Client {
@@ -278,6 +281,7 @@ impl Client {
             obuf_soft_limit_reached_time: 0,
             repl: None,
             woff: 0,
+            repl_applied: 0,
         }
     }
 

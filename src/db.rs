@@ -41,9 +41,28 @@ pub fn key_is_expired(srv: &Server, db: usize, key: &[u8]) -> bool {
         return false;
     }
     match srv.dbs[db].kv.get_expire(key) {
-        Some(when) => when <= srv.mstime,
+        Some(when) => when <= expiry_clock(srv),
         None => false,
     }
+}
+
+/// The clock keys expire against: on a replica, the commands of our primary see every
+/// key as alive (the primary decides expiry and sends DEL), as upstream's
+/// expireIfNeeded.
+#[inline]
+fn expiry_clock(srv: &Server) -> i64 {
+    if srv.repl.replica.applying {
+        i64::MIN
+    } else {
+        srv.mstime
+    }
+}
+
+/// Whether an expired key found by a lookup is deleted: not on a replica, which only
+/// hides it until its primary's DEL arrives.
+#[inline]
+fn deletes_expired(srv: &Server) -> bool {
+    !crate::replication::replica::is_replica(srv)
 }
 
 /// Deletes `key` if it is expired (upstream's `expireIfNeeded`); returns true if the key
@@ -52,7 +71,9 @@ pub fn expire_if_needed(srv: &mut Server, db: usize, key: &[u8]) -> bool {
     if !key_is_expired(srv, db, key) {
         return false;
     }
-    delete_expired_key(srv, db, key);
+    if deletes_expired(srv) {
+        delete_expired_key(srv, db, key);
+    }
     true
 }
 
@@ -123,7 +144,7 @@ fn lookup_key<'a>(
     key: &[u8],
     f: LookupFlags,
 ) -> Option<ValueRef<'a>> {
-    let now = srv.mstime;
+    let now = expiry_clock(srv);
     let lru = if f.touch && !srv.current_client_no_touch {
         Some(srv.lruclock)
     } else {
@@ -138,7 +159,9 @@ fn lookup_key<'a>(
         Lookup::Found(v) => Some(v),
         Lookup::Missing => None,
         Lookup::Expired => {
-            delete_expired_key(srv, db, key);
+            if deletes_expired(srv) {
+                delete_expired_key(srv, db, key);
+            }
             None
         }
     };
@@ -224,7 +247,7 @@ pub fn lookup_key_write_mut<'a>(
     db: usize,
     key: &[u8],
 ) -> Option<&'a mut Value> {
-    let now = srv.mstime;
+    let now = expiry_clock(srv);
     let kv: *mut KvStore = &mut srv.dbs[db].kv;
     // SAFETY: as in `lookup_key`: the found path returns the borrow without touching
     // anything else; the expired path drops the lookup result before deleting.
@@ -232,7 +255,9 @@ pub fn lookup_key_write_mut<'a>(
         LookupMut::Found(v) => Some(v),
         LookupMut::Missing => None,
         LookupMut::Expired => {
-            delete_expired_key(srv, db, key);
+            if deletes_expired(srv) {
+                delete_expired_key(srv, db, key);
+            }
             None
         }
     }
@@ -375,7 +400,8 @@ pub const ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE: u64 = 10;
 /// expired ones, and keep going on a db while more than the acceptable percentage of the
 /// sample was stale, within a time budget.
 pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
-    if !srv.active_expire_enabled {
+    // A replica leaves expiry to its primary, which sends the DELs.
+    if !srv.active_expire_enabled || crate::replication::replica::is_replica(srv) {
         return;
     }
     let effort = srv.config.active_expire_effort.clamp(1, 10) as usize - 1;

@@ -153,6 +153,7 @@ fn main() {
     info!("Server initialized");
     // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
     aof::load_data_from_disk(&mut srv);
+    replication::replica::startup(&mut srv);
     info!("Ready to accept connections tcp");
     el.main(&mut srv);
     info!("valkey-rs is now ready to exit, bye bye...");

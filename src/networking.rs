@@ -631,6 +631,10 @@ pub fn read_query_from_client(
 /// broad sense) over `client-query-buffer-limit`, or over 1 MB before authentication.
 /// Logs and counts the disconnection; the caller closes the client without a reply.
 fn query_buffer_limit_reached(srv: &mut Server, c: &Client) -> bool {
+    // Our primary's stream is never cut (as upstream).
+    if c.has_flag(cflags::PRIMARY) {
+        return false;
+    }
     // The arguments of a command being parsed left the buffer but are still input.
     let used = (c.query_buf.len() - c.qb_pos)
         .saturating_add(c.argv_len_sum)
@@ -862,7 +866,13 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             c.flags |= cflags::REPLY_SKIP;
             c.reply.silenced = true;
         }
+        let from_primary = c.has_flag(cflags::PRIMARY);
+        srv.repl.replica.applying = from_primary;
         crate::commands::process_command(srv, c);
+        if from_primary {
+            srv.repl.replica.applying = false;
+            crate::replication::replica::command_processed(srv, c);
+        }
         if c.has_flag(cflags::REPLY_SKIP) {
             c.flags &= !cflags::REPLY_SKIP;
             c.reply.silenced = c.has_flag(cflags::REPLY_OFF);
@@ -885,17 +895,24 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             break;
         }
     }
-    // Drop the consumed prefix once per batch.
-    if c.qb_pos > 0 {
-        if c.qb_pos == c.query_buf.len() {
+    // Drop the consumed prefix once per batch (the primary client keeps the bytes of a
+    // transaction not yet applied: they count in the offset at EXEC).
+    let consumed = if c.has_flag(cflags::PRIMARY) {
+        c.repl_applied.min(c.qb_pos)
+    } else {
+        c.qb_pos
+    };
+    if consumed > 0 {
+        if consumed == c.query_buf.len() {
             c.query_buf.clear();
             if c.query_buf.capacity() > 4 * PROTO_IOBUF_LEN {
                 c.query_buf.shrink_to(PROTO_IOBUF_LEN);
             }
         } else {
-            c.query_buf.drain(..c.qb_pos);
+            c.query_buf.drain(..consumed);
         }
-        c.qb_pos = 0;
+        c.qb_pos -= consumed;
+        c.repl_applied = 0;
     }
     true
 }
@@ -923,9 +940,14 @@ pub fn reset_client(c: &mut Client) {
 /// `setProtocolError`.
 fn set_protocol_error(c: &mut Client, msg: &str) {
     debug!("Protocol error ({}) from client: addr={}", msg, c.addr);
-    c.reply.silenced = false;
+    // Nothing is ever replied to our primary (its link just closes).
+    c.reply.silenced = c.has_flag(cflags::PRIMARY);
     c.reply.add_error(&format!("ERR Protocol error: {}", msg));
-    c.flags |= cflags::CLOSE_AFTER_REPLY;
+    c.flags |= if c.has_flag(cflags::PRIMARY) {
+        cflags::CLOSE_ASAP
+    } else {
+        cflags::CLOSE_AFTER_REPLY
+    };
     // Discard the rest of the input.
     c.qb_pos = c.query_buf.len();
     reset_client(c);
@@ -1320,6 +1342,9 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);
+    if c.has_flag(cflags::PRIMARY) {
+        crate::replication::replica::primary_client_freed(srv, &c);
+    }
     if srv.clients.contains(c.slot) {
         srv.clients.remove(c.slot);
     }

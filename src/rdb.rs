@@ -105,6 +105,9 @@ pub struct Persist {
     /// and written back by every save until scripting can run them, so a dataset
     /// passing through valkey-rs does not lose its libraries.
     pub functions: Vec<Vec<u8>>,
+    /// The aux fields repl-stream-db, repl-id and repl-offset of the last file loaded,
+    /// when it had them (a replica restarting resumes its primary's stream).
+    pub loaded_repl: Option<(i64, String, i64)>,
 }
 
 impl Persist {
@@ -135,6 +138,7 @@ impl Persist {
             shutdown_prepared: false,
             functions: Vec::new(),
             signal_shutdown_flags: String::new(),
+            loaded_repl: None,
         }
     }
 }
@@ -865,9 +869,14 @@ fn load_records(
     let (_, lfu) = policy_flags(&srv.config.maxmemory_policy);
     let mut db = 0usize;
     let (mut loaded, mut expired, mut empty) = (0u64, 0u64, 0u64);
+    let mut repl: (Option<i64>, Option<String>, Option<i64>) = (None, None, None);
+    srv.rdb.loaded_repl = None;
     while let Some(rec) = loader.next_record()? {
         match rec {
-            Record::Aux(k, v) => log_aux(&k, &v, now_s),
+            Record::Aux(k, v) => {
+                log_aux(&k, &v, now_s);
+                repl_aux(&mut repl, &k, &v);
+            }
             Record::SelectDb(n) => {
                 if n >= srv.dbs.len() as u64 {
                     warn!(
@@ -949,7 +958,57 @@ fn load_records(
             }
         }
     }
+    if let (db, Some(id), Some(off)) = repl {
+        srv.rdb.loaded_repl = Some((db.unwrap_or(0), id, off));
+    }
     Ok((loaded, expired, empty, loader.offset()))
+}
+
+/// Collects the replication aux fields (repl-stream-db, repl-id, repl-offset).
+fn repl_aux(repl: &mut (Option<i64>, Option<String>, Option<i64>), k: &[u8], v: &[u8]) {
+    match k {
+        b"repl-stream-db" => repl.0 = crate::util::parse_i64_strict(v),
+        b"repl-id" if v.len() == 40 && v.iter().all(u8::is_ascii_hexdigit) => {
+            repl.1 = Some(String::from_utf8_lossy(v).into_owned())
+        }
+        b"repl-offset" => repl.2 = crate::util::parse_i64_strict(v),
+        _ => {}
+    }
+}
+
+/// Loads the RDB payload of a full sync into the dbs (the caller swapped in empty
+/// ones). As on any replica, keys already expired are kept: the primary deletes them.
+pub fn load_replication_payload(srv: &mut Server, buf: &[u8]) -> Result<(), String> {
+    let check = match srv.config.get("rdb-version-check").as_deref() {
+        Some("relaxed") => VersionCheck::Relaxed,
+        _ => VersionCheck::Strict,
+    };
+    let lim = Limits {
+        max_string: srv.config.proto_max_bulk_len.max(0) as u64,
+        deep: matches!(
+            srv.config.get("sanitize-dump-payload").as_deref(),
+            Some("yes")
+        ),
+    };
+    srv.rdb.loading = true;
+    let res = load_records(srv, buf, check, lim, false, true);
+    srv.rdb.loading = false;
+    match res {
+        Ok((loaded, expired, _, _)) => {
+            srv.rdb.last_load_keys_loaded = loaded;
+            srv.rdb.last_load_keys_expired = expired;
+            info!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}, all fields expired \
+                 hashes: 0.",
+                loaded, expired
+            );
+            Ok(())
+        }
+        Err(::rdb::Error::Corrupt { offset, reason }) => {
+            Err(format!("corrupt RDB at offset {}: {}", offset, reason))
+        }
+        Err(::rdb::Error::Io(e)) => Err(os_err(&e)),
+    }
 }
 
 /// Logs the aux fields upstream logs while loading.

@@ -99,6 +99,11 @@ pub fn clear_replication_id2(srv: &mut Server) {
 /// when `dbid` differs from the stream's database. `None` (MULTI, EXEC, PING) applies to
 /// no database and never SELECTs.
 pub fn feed_replicas(srv: &mut Server, dbid: Option<usize>, argv: &[Vec<u8>]) {
+    // A replica's own replicas get its primary's stream as received (feed_raw), never
+    // the effects of the commands it applies (upstream: only a top-level primary feeds).
+    if replica::is_replica(srv) {
+        return;
+    }
     primary::feed(srv, dbid, argv);
 }
 
@@ -118,8 +123,13 @@ pub fn info(srv: &Server, s: &mut String) {
 }
 
 /// The replication state a snapshot records (aux fields `repl-stream-db`, `repl-id`,
-/// `repl-offset`, upstream's `rdbPopulateSaveInfo`), or None when there is none.
+/// `repl-offset`, upstream's `rdbPopulateSaveInfo`), or None when there is none. A
+/// replica records its primary's (or cached primary's) position; a primary its own
+/// (src/replication/primary.rs).
 pub fn save_info(srv: &Server) -> Option<(i64, String, i64)> {
+    if replica::is_replica(srv) {
+        return replica::save_info(srv);
+    }
     primary::save_info(srv)
 }
 

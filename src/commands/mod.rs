@@ -782,7 +782,41 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
             return true;
         }
     }
-    // 9. Read-only replica: replication is issue 9.
+    // 9. Replica: writes from normal clients are refused with `replica-read-only`, and
+    //    with `replica-serve-stale-data no` only commands flagged STALE run while the
+    //    link with the primary is down.
+    if crate::replication::replica::is_replica(srv) && !c.has_flag(cflags::PRIMARY) {
+        let writes = |q: &crate::client::QueuedCommand| {
+            srv.commands.commands[q.id].def.flags & flags::WRITE != 0
+        };
+        let is_exec = def.name == "exec";
+        let is_write = def.flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
+        if is_write && srv.config.get("replica-read-only").as_deref() == Some("yes") {
+            reject(
+                srv,
+                c,
+                Some(id),
+                "READONLY You can't write against a read only replica.",
+            );
+            return true;
+        }
+        let stale = |q: &crate::client::QueuedCommand| {
+            srv.commands.commands[q.id].def.flags & flags::STALE == 0
+        };
+        let deny_stale = def.flags & flags::STALE == 0 || (is_exec && c.mstate.iter().any(stale));
+        if deny_stale
+            && !crate::replication::replica::link_up(srv)
+            && srv.config.get("replica-serve-stale-data").as_deref() == Some("no")
+        {
+            reject(
+                srv,
+                c,
+                Some(id),
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            );
+            return true;
+        }
+    }
 
     // 10. MULTI queueing: everything but the transaction control commands is queued.
     if c.has_flag(cflags::MULTI)

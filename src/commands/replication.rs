@@ -58,4 +58,30 @@ pub static COMMANDS: &[CommandDef] = &[
         primary::role_command,
     )
     .doc("server", "2.8.12", "Returns the replication role.", "O(1)"),
+    CommandDef::new(
+        "replicaof",
+        3,
+        f::ADMIN | f::NOSCRIPT | f::STALE | f::NO_ASYNC_LOADING,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        crate::replication::replica::replicaof_command,
+    )
+    .doc(
+        "server",
+        "5.0.0",
+        "Configures a server as replica of another, or promotes it to a primary.",
+        "O(1)",
+    ),
+    CommandDef::new(
+        "slaveof",
+        3,
+        f::ADMIN | f::NOSCRIPT | f::STALE | f::NO_ASYNC_LOADING,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        crate::replication::replica::replicaof_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Sets a server as a replica of another, or promotes it to being a primary.",
+        "O(1)",
+    ),
 ];

@@ -796,6 +796,10 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
 /// acknowledged offset.
 pub fn role_command(srv: &mut Server, c: &mut Client) {
     // The replica form belongs to src/replication/replica.rs.
+    if super::replica::is_replica(srv) {
+        super::replica::role_reply(srv, c);
+        return;
+    }
     let mut rows: Vec<(String, i64, i64)> = Vec::new();
     for &(slot, id) in &srv.repl.primary.replicas {
         if let Some(Some(r)) = srv.clients.get(slot) {
