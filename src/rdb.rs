@@ -770,11 +770,9 @@ fn keep_function(functions: &mut Vec<Vec<u8>>, code: Vec<u8>) {
     functions.push(code);
 }
 
-/// Loads `filename` into the dbs (upstream's `rdbLoad`). With `merge` a key
-/// already present is replaced; without it a duplicate key is corrupt data.
-/// Corruption is logged with the file name and offset.
-pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), LoadError> {
-    let buf = std::fs::read(filename).map_err(LoadError::Io)?;
+/// The version rule (`rdb-version-check`) and limits (`proto-max-bulk-len`,
+/// `sanitize-dump-payload yes`) every snapshot load applies.
+fn load_options(srv: &Server) -> (VersionCheck, Limits) {
     let check = match srv.config.get("rdb-version-check").as_deref() {
         Some("relaxed") => VersionCheck::Relaxed,
         _ => VersionCheck::Strict,
@@ -786,6 +784,15 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
             Some("yes")
         ),
     };
+    (check, lim)
+}
+
+/// Loads `filename` into the dbs (upstream's `rdbLoad`). With `merge` a key
+/// already present is replaced; without it a duplicate key is corrupt data.
+/// Corruption is logged with the file name and offset.
+pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), LoadError> {
+    let buf = std::fs::read(filename).map_err(LoadError::Io)?;
+    let (check, lim) = load_options(srv);
     srv.rdb.loading = true;
     let res = load_records(srv, &buf, check, lim, merge, false);
     srv.rdb.loading = false;
@@ -979,17 +986,7 @@ fn repl_aux(repl: &mut (Option<i64>, Option<String>, Option<i64>), k: &[u8], v: 
 /// Loads the RDB payload of a full sync into the dbs (the caller swapped in empty
 /// ones). As on any replica, keys already expired are kept: the primary deletes them.
 pub fn load_replication_payload(srv: &mut Server, buf: &[u8]) -> Result<(), String> {
-    let check = match srv.config.get("rdb-version-check").as_deref() {
-        Some("relaxed") => VersionCheck::Relaxed,
-        _ => VersionCheck::Strict,
-    };
-    let lim = Limits {
-        max_string: srv.config.proto_max_bulk_len.max(0) as u64,
-        deep: matches!(
-            srv.config.get("sanitize-dump-payload").as_deref(),
-            Some("yes")
-        ),
-    };
+    let (check, lim) = load_options(srv);
     srv.rdb.loading = true;
     let res = load_records(srv, buf, check, lim, false, true);
     srv.rdb.loading = false;

@@ -892,12 +892,9 @@ fn maybe_start_full_sync(el: &mut EventLoop, srv: &mut Server) {
     let mut failed = Vec::new();
     let list = srv.repl.primary.replicas.clone();
     for (slot, id) in list {
-        let Some(Some(c)) = srv.clients.get_mut(slot) else {
+        let Some(c) = live_client(&mut srv.clients, slot, id) else {
             continue;
         };
-        if c.id != id {
-            continue;
-        }
         let Some(l) = c.repl.as_mut() else { continue };
         if l.state != SyncState::WaitBgsaveStart {
             continue;
@@ -1282,12 +1279,9 @@ fn finish_pipe(el: &mut EventLoop, srv: &mut Server) {
     let ok = p.child_ok == Some(true) && p.eof;
     let now = srv.mstime;
     for (slot, id, _) in p.targets {
-        let Some(Some(c)) = srv.clients.get_mut(slot) else {
+        let Some(c) = live_client(&mut srv.clients, slot, id) else {
             continue;
         };
-        if c.id != id {
-            continue;
-        }
         if !ok {
             warn!("SYNC failed. BGSAVE child returned an error");
             crate::networking::free_client_async(srv, slot, id);
@@ -1320,12 +1314,9 @@ fn start_disk_transfers(el: &mut EventLoop, srv: &mut Server, ok: bool) {
     let list = srv.repl.primary.replicas.clone();
     let file = srv.config.dbfilename.clone();
     for (slot, id) in list {
-        let Some(Some(c)) = srv.clients.get_mut(slot) else {
+        let Some(c) = live_client(&mut srv.clients, slot, id) else {
             continue;
         };
-        if c.id != id {
-            continue;
-        }
         let Some(l) = c.repl.as_mut() else { continue };
         if l.state != SyncState::WaitBgsaveEnd || l.socket_target {
             continue;
@@ -1535,12 +1526,9 @@ pub fn cron(_el: &mut EventLoop, srv: &mut Server) {
     let mut drop = Vec::new();
     let list = srv.repl.primary.replicas.clone();
     for (slot, id) in list {
-        let Some(Some(c)) = srv.clients.get_mut(slot) else {
+        let Some(c) = live_client(&mut srv.clients, slot, id) else {
             continue;
         };
-        if c.id != id {
-            continue;
-        }
         let name = replica_name(c);
         let Some(l) = c.repl.as_ref() else { continue };
         let presync = l.state == SyncState::WaitBgsaveStart
@@ -1697,6 +1685,19 @@ pub fn info_fields(srv: &Server, s: &mut String) {
         first,
         hist
     );
+}
+
+/// The client in `slot` if it is still the one with `id` (a replica list entry may
+/// outlive its client, and the slot be reused).
+fn live_client(
+    clients: &mut slab::Slab<Option<Box<Client>>>,
+    slot: usize,
+    id: u64,
+) -> Option<&mut Client> {
+    match clients.get_mut(slot) {
+        Some(Some(c)) if c.id == id => Some(c),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
