@@ -145,17 +145,13 @@ fn lookup_key<'a>(
     f: LookupFlags,
 ) -> Option<ValueRef<'a>> {
     let now = expiry_clock(srv);
-    let lru = if f.touch && !srv.current_client_no_touch {
-        Some(srv.lruclock)
-    } else {
-        None
-    };
+    let touch = if f.touch { access_touch(srv) } else { None };
     let kv: *mut KvStore = &mut srv.dbs[db].kv;
     // SAFETY: `kv` points into `srv.dbs`, which nothing below resizes or drops while the
     // returned borrow lives: the found path only touches `srv.stats`, and the expired path
     // drops the lookup result before deleting. The raw pointer only works around the
     // borrow checker's conditional-return limitation (one hash probe instead of two).
-    let found = match unsafe { (*kv).lookup(key, now, lru) } {
+    let found = match unsafe { (*kv).lookup(key, now, touch) } {
         Lookup::Found(v) => Some(v),
         Lookup::Missing => None,
         Lookup::Expired => {
@@ -209,8 +205,8 @@ pub fn lookup_key_read_no_touch<'a>(
     )
 }
 
-/// Looks `key` up for writing: applies lazy expiry, no hit/miss accounting (the write
-/// that follows sets the LRU clock when it stores).
+/// Looks `key` up for writing: applies lazy expiry and touches the key's LRU/LFU field
+/// (as upstream's lookupKeyWrite), no hit/miss accounting.
 #[inline]
 pub fn lookup_key_write<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<ValueRef<'a>> {
     lookup_key(
@@ -218,10 +214,21 @@ pub fn lookup_key_write<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Optio
         db,
         key,
         LookupFlags {
-            touch: false,
+            touch: true,
             count: false,
         },
     )
+}
+
+/// The touch of an access to a key (upstream's lookupKey): none while a fork child
+/// shares our pages (copy-on-write) or when the running client asked CLIENT NO-TOUCH.
+#[inline]
+fn access_touch(srv: &Server) -> Option<crate::evict::Touch> {
+    if srv.current_client_no_touch || srv.rdb.child_pid.is_some() {
+        None
+    } else {
+        Some(crate::evict::touch(srv))
+    }
 }
 
 /// Looks `key` up without side effects other than lazy expiry.
@@ -248,10 +255,11 @@ pub fn lookup_key_write_mut<'a>(
     key: &[u8],
 ) -> Option<&'a mut Value> {
     let now = expiry_clock(srv);
+    let touch = access_touch(srv);
     let kv: *mut KvStore = &mut srv.dbs[db].kv;
     // SAFETY: as in `lookup_key`: the found path returns the borrow without touching
     // anything else; the expired path drops the lookup result before deleting.
-    match unsafe { (*kv).lookup_mut(key, now) } {
+    match unsafe { (*kv).lookup_mut(key, now, touch) } {
         LookupMut::Found(v) => Some(v),
         LookupMut::Missing => None,
         LookupMut::Expired => {
@@ -268,9 +276,9 @@ pub fn lookup_key_write_mut<'a>(
 /// the modification and counts it in `dirty`, as for any write.
 pub fn db_add(srv: &mut Server, db: usize, key: &[u8], val: Value) {
     track_volatile_hash(srv, db, key, &val);
-    let lru = srv.lruclock;
+    let touch = crate::evict::touch(srv);
     let t = val.obj_type();
-    srv.dbs[db].kv.insert(key, val, false, lru);
+    srv.dbs[db].kv.insert_touch(key, val, false, touch);
     notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
     crate::blocked::signal_key_as_ready(srv, db, key, t);
 }
@@ -280,12 +288,12 @@ pub fn db_add(srv: &mut Server, db: usize, key: &[u8], val: Value) {
 /// STORE, ZUNIONSTORE, RENAME...) wakes clients blocked on the key.
 pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
     track_volatile_hash(srv, db, key, &val);
-    let lru = srv.lruclock;
+    let touch = crate::evict::touch(srv);
     let t = val.obj_type();
     let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
         && srv.dbs[db].kv.get(key).is_none();
     // The key table settles the string encoding in the same probe as the insert.
-    srv.dbs[db].kv.insert(key, val, keep_ttl, lru);
+    srv.dbs[db].kv.insert_touch(key, val, keep_ttl, touch);
     if is_new {
         notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
     }
@@ -314,11 +322,11 @@ pub fn set_key_with_expire(
     mut val: Value,
     expire_ms: i64,
 ) {
-    let lru = srv.lruclock;
+    let touch = crate::evict::touch(srv);
     val.settle_encoding(key.len(), true);
     let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
         && srv.dbs[db].kv.get(key).is_none();
-    srv.dbs[db].kv.insert(key, val, false, lru);
+    srv.dbs[db].kv.insert_touch(key, val, false, touch);
     if is_new {
         notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
     }

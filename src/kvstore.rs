@@ -59,6 +59,7 @@
 use std::alloc::{self, Layout};
 use std::ptr;
 
+use crate::evict::Touch;
 use crate::object::{Encoding, Value, ValueRef, EMBSTR_SIZE_LIMIT};
 
 // ---------------------------------------------------------------------------------------
@@ -292,6 +293,13 @@ impl Entry {
     fn set_meta(self, m: u32) {
         // SAFETY: as `meta`.
         unsafe { ptr::write_unaligned(self.0.add(OFF_META) as *mut u32, m) }
+    }
+
+    /// Updates the LRU/LFU field for an access.
+    #[inline]
+    fn touch(self, t: Touch) {
+        let m = self.meta();
+        self.set_meta((m & !LRU_MASK) | (t.access(m & LRU_MASK) & LRU_MASK));
     }
 
     #[inline]
@@ -573,6 +581,9 @@ impl Drop for KvStore {
 /// The visitor of [`KvStore::for_each`]: key, value, expire time.
 pub type ForEachFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>) + 'f;
 
+/// The visitor of [`KvStore::sample_keys`]: key, LRU/LFU data, expire time.
+pub type SampleFn<'f> = dyn FnMut(&[u8], u32, Option<i64>) + 'f;
+
 /// The visitor of [`KvStore::for_each_meta`]: key, value, expire time, LRU/LFU data.
 pub type ForEachMetaFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>, u32) + 'f;
 
@@ -839,10 +850,10 @@ impl KvStore {
     }
 
     /// The read path of every command in one hash probe: `Expired` when the key has a TTL
-    /// at or before `now_ms` (the caller deletes it), else the value, with the LRU clock
-    /// set to `lru` when given (None: NO-TOUCH).
+    /// at or before `now_ms` (the caller deletes it), else the value, with the LRU/LFU
+    /// field touched when `touch` is given (None: NO-TOUCH).
     #[inline]
-    pub fn lookup(&mut self, key: &[u8], now_ms: i64, lru: Option<u32>) -> Lookup<'_> {
+    pub fn lookup(&mut self, key: &[u8], now_ms: i64, touch: Option<Touch>) -> Lookup<'_> {
         let Some(e) = self.find(key) else {
             return Lookup::Missing;
         };
@@ -851,8 +862,8 @@ impl KvStore {
                 return Lookup::Expired;
             }
         }
-        if let Some(lru) = lru {
-            e.set_meta((e.meta() & !LRU_MASK) | (lru & LRU_MASK));
+        if let Some(t) = touch {
+            e.touch(t);
         }
         // SAFETY: the entry lives as long as the borrow of self returned with it.
         Lookup::Found(unsafe { e.value_ref() })
@@ -861,12 +872,15 @@ impl KvStore {
     /// The write path of collection commands in one hash probe: as [`KvStore::lookup`]
     /// but the value is returned mutably (see [`KvStore::get_mut`]; collections are always
     /// boxed, so this never reallocates for them).
-    pub fn lookup_mut(&mut self, key: &[u8], now_ms: i64) -> LookupMut<'_> {
+    pub fn lookup_mut(&mut self, key: &[u8], now_ms: i64, touch: Option<Touch>) -> LookupMut<'_> {
         if let Some(e) = self.find(key) {
             if let Some(when) = e.expire() {
                 if when <= now_ms {
                     return LookupMut::Expired;
                 }
+            }
+            if let Some(t) = touch {
+                e.touch(t);
             }
             if e.kind() == KIND_BOX {
                 // SAFETY: the box is owned by the live entry; the borrow of self returned
@@ -882,11 +896,11 @@ impl KvStore {
         }
     }
 
-    /// Overwrites an int-encoded value in place (INCR and friends), keeping its TTL; sets
-    /// the LRU clock. Returns false, changing nothing, if the key is missing or its value
-    /// is not stored as an int.
+    /// Overwrites an int-encoded value in place (INCR and friends), keeping its TTL and its
+    /// LRU/LFU field (the lookup that found the key touched it). Returns false, changing
+    /// nothing, if the key is missing or its value is not stored as an int.
     #[inline]
-    pub fn update_int_in_place(&mut self, key: &[u8], n: i64, lru: u32) -> bool {
+    pub fn update_int_in_place(&mut self, key: &[u8], n: i64) -> bool {
         let Some(e) = self.find(key) else {
             return false;
         };
@@ -896,7 +910,6 @@ impl KvStore {
         // SAFETY: int entries store an i64 at the value offset; `&mut self` gives
         // exclusive access to the entry.
         unsafe { ptr::write_unaligned(e.0.add(e.value_off()) as *mut i64, n) };
-        e.set_meta((e.meta() & !LRU_MASK) | (lru & LRU_MASK));
         true
     }
 
@@ -914,8 +927,26 @@ impl KvStore {
     }
 
     /// Inserts or overwrites. With `keep_ttl` an existing TTL survives; otherwise it is
-    /// cleared. Returns true if the key existed.
-    pub fn insert(&mut self, key: &[u8], mut val: Value, keep_ttl: bool, lru: u32) -> bool {
+    /// cleared. The LRU/LFU field is set to `lru`. Returns true if the key existed.
+    pub fn insert(&mut self, key: &[u8], val: Value, keep_ttl: bool, lru: u32) -> bool {
+        self.insert_with(key, val, keep_ttl, lru, |_| lru)
+    }
+
+    /// [`KvStore::insert`] for writes by commands: a new key's LRU/LFU field is
+    /// [`Touch::init`], an overwritten one's [`Touch::overwrite`] of the old field.
+    #[inline]
+    pub fn insert_touch(&mut self, key: &[u8], val: Value, keep_ttl: bool, t: Touch) -> bool {
+        self.insert_with(key, val, keep_ttl, t.init(), |old| t.overwrite(old))
+    }
+
+    fn insert_with(
+        &mut self,
+        key: &[u8],
+        mut val: Value,
+        keep_ttl: bool,
+        lru_new: u32,
+        lru_over: impl FnOnce(u32) -> u32,
+    ) -> bool {
         self.rehash_if_rehashing(1);
         let found = self.find_link(key);
         // A fresh string reports embstr or raw by whether it fits with its key and TTL.
@@ -935,6 +966,7 @@ impl KvStore {
             // SAFETY: link points at a live entry (nothing changed the table since).
             let old = Entry(unsafe { *link });
             let exp = old.expire().map(|w| (w, old.ttl_pos()));
+            let lru = lru_over(old.meta() & LRU_MASK);
             let new = old.rebuild(Some(stored), lru, if keep_ttl { exp } else { None });
             // SAFETY: as in `relink`.
             unsafe { *link = new.0 };
@@ -949,7 +981,7 @@ impl KvStore {
             return true;
         }
         self.expand_if_needed();
-        let e = Entry::alloc(key, stored, lru, None);
+        let e = Entry::alloc(key, stored, lru_new, None);
         let t = if self.rehash_idx.is_some() { 1 } else { 0 };
         let h = self.hash(key) as usize;
         let tab = &mut self.ht[t];
@@ -1151,6 +1183,106 @@ impl KvStore {
         }
         // SAFETY: `p` is a live entry of the chain just walked.
         Some(unsafe { Entry(p).key() }.to_vec())
+    }
+
+    /// A random key into `out` (only among keys with a TTL when `volatile`); false when
+    /// there is none. For the random eviction policies.
+    pub fn random_key_into(&self, volatile: bool, out: &mut Vec<u8>) -> bool {
+        let p = if volatile {
+            if self.ttl.is_empty() {
+                return false;
+            }
+            self.ttl[crate::util::random_u64() as usize % self.ttl.len()]
+        } else {
+            if self.is_empty() {
+                return false;
+            }
+            let head = self.random_bucket();
+            let mut n = 0;
+            let mut p = head;
+            while !p.is_null() {
+                n += 1;
+                p = Entry(p).next();
+            }
+            if n == 0 {
+                return false;
+            }
+            let mut p = head;
+            for _ in 0..crate::util::random_u64() as usize % n {
+                p = Entry(p).next();
+            }
+            p
+        };
+        out.clear();
+        // SAFETY: `p` is a live entry (a chain member or a TTL index slot).
+        out.extend_from_slice(unsafe { Entry(p).key() });
+        true
+    }
+
+    /// Calls `f(key, lru_field, expire)` for up to `count` sampled keys and returns how
+    /// many were visited, for the eviction pool (upstream's `dictGetSomeKeys`). With
+    /// `volatile` the keys come from random slots of the TTL index; otherwise from
+    /// consecutive buckets starting at a random one (both tables while rehashing),
+    /// jumping elsewhere after a run of empty buckets, for at most `10 * count` buckets.
+    /// A key may be visited twice.
+    pub fn sample_keys(&self, count: usize, volatile: bool, f: &mut SampleFn<'_>) -> usize {
+        let visit = |f: &mut SampleFn<'_>, e: Entry| {
+            // SAFETY: linked entries and TTL index slots are live while `self` is borrowed.
+            f(unsafe { e.key() }, e.meta() & LRU_MASK, e.expire())
+        };
+        if volatile {
+            let n = self.ttl.len();
+            if n == 0 {
+                return 0;
+            }
+            let count = count.min(n);
+            for _ in 0..count {
+                visit(f, Entry(self.ttl[crate::util::random_u64() as usize % n]));
+            }
+            return count;
+        }
+        let count = count.min(self.len());
+        if count == 0 {
+            return 0;
+        }
+        let tables = if self.rehash_idx.is_some() { 2 } else { 1 };
+        // The larger table's mask (an empty table's mask wraps to usize::MAX).
+        let mask = self.ht[0].size().max(self.ht[1].size()) - 1;
+        let mut i = crate::util::random_u64() as usize & mask;
+        let mut got = 0;
+        let mut empty_run = 0;
+        let mut steps = count * 10;
+        while got < count && steps > 0 {
+            steps -= 1;
+            for t in 0..tables {
+                let tab = &self.ht[t];
+                // Buckets of ht[0] below rehash_idx were moved already.
+                if t == 0 && self.rehash_idx.is_some_and(|r| i < r) {
+                    continue;
+                }
+                if i >= tab.size() {
+                    continue;
+                }
+                let mut p = tab.b[i];
+                if p.is_null() {
+                    empty_run += 1;
+                    if empty_run >= 5 && empty_run > count {
+                        i = crate::util::random_u64() as usize & mask;
+                        empty_run = 0;
+                    }
+                    continue;
+                }
+                empty_run = 0;
+                while !p.is_null() && got < count {
+                    let e = Entry(p);
+                    visit(f, e);
+                    got += 1;
+                    p = e.next();
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        got
     }
 
     /// Samples up to `count` keys that have a TTL, for the active expire cycle; returns
@@ -1419,16 +1551,16 @@ mod tests {
     #[test]
     fn update_int_in_place_keeps_ttl_and_refuses_other_kinds() {
         let mut kv = KvStore::new();
-        kv.insert(b"n", Value::Int(5), false, 0);
+        kv.insert(b"n", Value::Int(5), false, 3);
         kv.set_expire(b"n", 12345);
-        assert!(kv.update_int_in_place(b"n", -7, 3));
+        assert!(kv.update_int_in_place(b"n", -7));
         assert_eq!(kv.get(b"n"), Some(ValueRef::Int(-7)));
         assert_eq!(kv.get_expire(b"n"), Some(12345));
-        assert_eq!(kv.lru(b"n"), Some(3));
+        assert_eq!(kv.lru(b"n"), Some(3), "the field is kept");
         kv.insert(b"s", Value::from_bytes(b"abc"), false, 0);
-        assert!(!kv.update_int_in_place(b"s", 1, 0));
+        assert!(!kv.update_int_in_place(b"s", 1));
         assert_eq!(kv.get(b"s"), Some(ValueRef::Str(b"abc")));
-        assert!(!kv.update_int_in_place(b"missing", 1, 0));
+        assert!(!kv.update_int_in_place(b"missing", 1));
         assert!(kv.get(b"missing").is_none());
         kv.check();
     }
@@ -1734,6 +1866,66 @@ mod tests {
         for _ in 0..1000 {
             assert!(kv.get(&kv.random_key().unwrap()).is_some());
         }
+    }
+
+    #[test]
+    fn sampling_for_eviction() {
+        let mut kv = KvStore::new();
+        let mut out = Vec::new();
+        let mut none = |_: &[u8], _: u32, _: Option<i64>| panic!("nothing to sample");
+        assert_eq!(kv.sample_keys(5, false, &mut none), 0);
+        assert_eq!(kv.sample_keys(5, true, &mut none), 0);
+        assert!(!kv.random_key_into(false, &mut out));
+        // One key: found whatever the table size (also right after the first insert).
+        kv.insert(b"only", Value::Int(1), false, 42);
+        let mut got = Vec::new();
+        assert_eq!(
+            kv.sample_keys(5, false, &mut |k, m, e| got.push((k.to_vec(), m, e))),
+            1
+        );
+        assert_eq!(got, vec![(b"only".to_vec(), 42, None)]);
+        assert!(!kv.random_key_into(true, &mut out), "no key has a TTL");
+        // Many keys, some with a TTL; sampling also works mid-rehash and when sparse.
+        for i in 0..2000 {
+            kv.insert(format!("k{i}").as_bytes(), Value::Int(i), false, i as u32);
+            if i % 4 == 0 {
+                kv.set_expire(format!("k{i}").as_bytes(), 1000 + i);
+            }
+        }
+        for round in 0..3 {
+            let mut seen = HashSet::new();
+            for _ in 0..500 {
+                let n = kv.sample_keys(5, false, &mut |k, m, _| {
+                    assert_eq!(kv.lru(k), Some(m));
+                    seen.insert(k.to_vec());
+                });
+                assert!((1..=5).contains(&n));
+                let n = kv.sample_keys(5, true, &mut |k, _, e| {
+                    assert_eq!(kv.get_expire(k), e);
+                    assert!(e.is_some());
+                });
+                assert_eq!(n, 5);
+                assert!(kv.random_key_into(true, &mut out));
+                assert!(kv.get_expire(&out).is_some());
+                assert!(kv.random_key_into(false, &mut out));
+                assert!(kv.get(&out).is_some());
+            }
+            // Sampling spreads over the table.
+            assert!(seen.len() > kv.len() / 4, "round {round}: {}", seen.len());
+            // Next round: sparse (after mass removal) and then mid-rehash.
+            for i in 0..2000 {
+                if i % 10 != 0 {
+                    kv.remove(format!("k{i}").as_bytes());
+                }
+            }
+            for i in 0..2000 {
+                kv.insert(format!("k{i}").as_bytes(), Value::Int(i), false, i as u32);
+                if i % 4 == 0 {
+                    kv.set_expire(format!("k{i}").as_bytes(), 1000 + i);
+                }
+            }
+        }
+        kv.check();
     }
 
     fn full_scan(kv: &KvStore) -> Vec<Vec<u8>> {

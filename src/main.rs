@@ -26,6 +26,7 @@ mod config;
 mod connection;
 mod db;
 mod debug;
+mod evict;
 mod fpconv;
 mod geohash;
 mod hyperloglog;

@@ -939,6 +939,8 @@ fn load_records(
                         }
                         abs as u32
                     }
+                    // No FREQ under an LFU policy: a new key's counter.
+                    (true, None, _) => (lfu_time_minutes(now_s) << 8) | crate::evict::LFU_INIT_VAL,
                     _ => lruclock,
                 };
                 let volatile_hash = matches!(&val, Value::Hash(h) if h.has_volatile());

@@ -41,6 +41,11 @@ pub struct Stats {
     pub unexpected_error_replies: u64,
     pub total_reads_processed: u64,
     pub total_writes_processed: u64,
+    /// Keys evicted for maxmemory (`evicted_keys`).
+    pub evictedkeys: u64,
+    /// Time spent over maxmemory, in us, and since when we are now (src/evict.rs).
+    pub total_eviction_exceeded_us: u64,
+    pub eviction_exceeded_since: Option<std::time::Instant>,
 }
 
 impl Stats {
@@ -135,6 +140,8 @@ pub struct Server {
     pub authguard: crate::authguard::AuthGuard,
     /// The audit log (src/audit.rs).
     pub audit: crate::audit::Audit,
+    /// maxmemory: the eviction pool and the cached policy (src/evict.rs).
+    pub evict: crate::evict::EvictState,
 }
 
 impl Server {
@@ -144,6 +151,7 @@ impl Server {
         let hz = config.hz;
         let commands = CommandTable::new();
         let acl = crate::aclsrv::AclState::new(&commands, &config);
+        let evict = crate::evict::EvictState::new(&config);
         Server {
             config,
             config_file: None,
@@ -189,6 +197,7 @@ impl Server {
             acl,
             authguard: Default::default(),
             audit: Default::default(),
+            evict,
         }
     }
 
@@ -319,6 +328,7 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
         el.resize_setsize(setsize);
     }
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
+    crate::evict::before_sleep(el, srv);
     crate::replication::before_sleep(el, srv);
     crate::blocked::blocked_before_sleep(el, srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of

@@ -340,7 +340,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     }
     apply_runtime(srv);
     if maxmemory_changed && srv.config.maxmemory != 0 {
-        let used = crate::zmalloc::used_memory() as u64;
+        let used = crate::zmalloc::used_memory()
+            .saturating_sub(crate::evict::not_counted_memory(srv)) as u64;
         if srv.config.maxmemory < used {
             log::warn!(
                 "WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than the current memory usage ({}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy.",
@@ -348,6 +349,8 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
                 used
             );
         }
+        // Evict down to the new limit in slices, one per loop turn.
+        crate::evict::start_eviction_time_proc(srv);
     }
     c.reply.add_ok();
 }
@@ -360,6 +363,7 @@ pub fn apply_runtime(srv: &mut Server) {
     crate::aof::apply_config(srv);
     crate::aclsrv::sync_requirepass(srv);
     crate::replication::primary::apply_config(srv);
+    crate::evict::apply_config(srv);
 }
 
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.

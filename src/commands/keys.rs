@@ -451,6 +451,7 @@ pub static COMMANDS: &[CommandDef] = &[
 ];
 
 const ERR_SAME_OBJECT: &str = "ERR source and destination objects are the same";
+const ERR_LRU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const ERR_LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
 /// Parses an argument as a C `int` (`getIntFromObjectOrReply`).
@@ -1129,12 +1130,20 @@ fn object_freq_command(srv: &mut Server, c: &mut Client) {
     if !object_lookup(srv, c) {
         return;
     }
-    // No LFU maxmemory policy exists yet (maxmemory is issue 10).
-    c.reply.add_error(ERR_LFU_NOT_SELECTED);
+    if !srv.evict.policy.is_lfu() {
+        c.reply.add_error(ERR_LFU_NOT_SELECTED);
+        return;
+    }
+    let data = srv.dbs[c.db].kv.lru(&c.argv[2]).unwrap_or(0);
+    c.reply.add_long(crate::evict::lfu_freq(srv, data) as i64);
 }
 
 fn object_idletime_command(srv: &mut Server, c: &mut Client) {
     if !object_lookup(srv, c) {
+        return;
+    }
+    if srv.evict.policy.is_lfu() {
+        c.reply.add_error(ERR_LRU_NOT_SELECTED);
         return;
     }
     let lru = srv.dbs[c.db].kv.lru(&c.argv[2]).unwrap_or(srv.lruclock);
@@ -1358,9 +1367,15 @@ fn restore_command(srv: &mut Server, c: &mut Client) {
     if ttl != 0 {
         db::set_expire(srv, dbid, &key, ttl);
     }
-    if lru_idle >= 0 {
-        // IDLETIME sets the LRU clock back (no LFU policy exists, so FREQ is kept
-        // out, as upstream does under an LRU policy).
+    if lfu_freq >= 0 && srv.evict.policy.is_lfu() {
+        // FREQ sets the LFU counter, under an LFU policy only (objectSetLRUOrLFU).
+        let minutes = crate::evict::lfu_time_minutes(srv.unixtime);
+        srv.dbs[dbid]
+            .kv
+            .set_lru(&key, (minutes << 8) | lfu_freq.clamp(0, 255) as u32);
+    }
+    if lru_idle >= 0 && !srv.evict.policy.is_lfu() {
+        // IDLETIME sets the LRU clock back, under a non-LFU policy.
         let clock = srv.lruclock as i64;
         let idle = lru_idle.saturating_mul(1000) / crate::server::LRU_CLOCK_RESOLUTION;
         let mut abs = clock.saturating_sub(idle);

@@ -749,7 +749,21 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         return true;
     }
     // 7. Cluster redirection: cluster mode is issue 13.
-    // 8. OOM: maxmemory is issue 10.
+    // 8. maxmemory: evict (a bounded slice), and refuse commands that would use more
+    //    memory when nothing can be evicted (src/evict.rs).
+    if srv.config.maxmemory != 0 {
+        let is_exec = def.name == "exec";
+        let denyoom = def.flags & flags::DENYOOM != 0
+            || (is_exec
+                && c.mstate
+                    .iter()
+                    .any(|q| srv.commands.commands[q.id].def.flags & flags::DENYOOM != 0));
+        let control = matches!(def.name, "exec" | "discard" | "quit" | "reset");
+        if crate::evict::oom_check(srv, c.has_flag(cflags::MULTI), denyoom, control) {
+            reject(srv, c, Some(id), crate::evict::ERR_OOM);
+            return true;
+        }
+    }
     // 8b. Writes (and PING) are refused while the last background save failed
     //     (`stop-writes-on-bgsave-error`), as upstream's writeCommandsDeniedByDiskError.
     let mut disk_err = if crate::rdb::writes_denied(srv) {

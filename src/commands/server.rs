@@ -1068,12 +1068,17 @@ fn debug_command(srv: &mut Server, c: &mut Client) {
         let db = &srv.dbs[dbid];
         let enc = db.kv.encoding(&key).map(|e| e.name()).unwrap_or("raw");
         let lru = db.kv.lru(&key).unwrap_or(0);
-        let idle = crate::server::estimate_idle_time_ms(srv.lruclock, lru) / 1000;
         let mut s = format!("Value at:{:#x} refcount:1 encoding:{}", addr, enc);
         if !fast {
             let _ = write!(s, " serializedlength:{}", slen);
         }
-        let _ = write!(s, " lru:{} lru_seconds_idle:{}", lru, idle);
+        if srv.evict.policy.is_lfu() {
+            let freq = crate::evict::lfu_freq(srv, lru);
+            let _ = write!(s, " lfu_freq:{} lfu_access_time_minutes:{}", freq, lru >> 8);
+        } else {
+            let idle = crate::server::estimate_idle_time_ms(srv.lruclock, lru) / 1000;
+            let _ = write!(s, " lru:{} lru_seconds_idle:{}", lru, idle);
+        }
         if let Some((nodes, fill, depth, sz)) = ql {
             let avg = llen as f64 / nodes as f64;
             let _ = write!(
@@ -1329,6 +1334,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
         }
         "memory" => {
             let used = crate::zmalloc::used_memory() as u64;
+            let maxmemory = srv.config.maxmemory;
             let rss = crate::zmalloc::rss() as u64;
             let peak = (srv.stat_peak_memory as u64).max(used);
             let sys = crate::zmalloc::total_system_memory() as u64;
@@ -1361,13 +1367,13 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  number_of_functions:0\r\nnumber_of_libraries:0\r\n\
                  used_memory_vm_functions:0\r\nused_memory_vm_total:0\r\n\
                  used_memory_vm_total_human:0B\r\nused_memory_functions:0\r\n\
-                 used_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:0\r\n\
-                 maxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n\
+                 used_memory_scripts:0\r\nused_memory_scripts_human:0B\r\n\
+                 maxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
                  allocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\n\
                  allocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\n\
                  rss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\n\
                  mem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{}\r\n\
-                 mem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\n\
+                 mem_not_counted_for_evict:{}\r\nmem_replication_backlog:0\r\n\
                  mem_total_replication_buffers:0\r\nmem_replicas_repl_buffer:0\r\n\
                  mem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\n\
                  mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:{}\r\n\
@@ -1380,7 +1386,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 pct(used, peak),
                 pct(dataset, used.saturating_sub(0)),
                 bytes_to_human(sys),
+                bytes_to_human(maxmemory),
+                srv.config.maxmemory_policy,
                 rss as i64 - used as i64,
+                crate::evict::not_counted_memory(srv),
                 srv.aof.buf.capacity(),
                 crate::lazyfree::pending_objects(),
                 crate::lazyfree::freed_objects(),
@@ -1407,8 +1416,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  expired_fields:{}\r\nexpired_stale_perc:{:.2}\r\n\
                  expired_keys_with_volatile_items_stale_perc:0.00\r\n\
                  expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
-                 evicted_keys:0\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
-                 total_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\n\
+                 evicted_keys:{}\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
+                 total_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
                  pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\n\
                  total_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
@@ -1443,6 +1452,9 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.expired_fields,
                 st.expired_stale_perc,
                 st.expired_time_cap_reached_count,
+                st.evictedkeys,
+                (st.total_eviction_exceeded_us + crate::evict::current_exceeded_us(srv)) / 1000,
+                crate::evict::current_exceeded_us(srv) / 1000,
                 st.keyspace_hits,
                 st.keyspace_misses,
                 srv.pubsub.channels.len(),

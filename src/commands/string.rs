@@ -825,8 +825,7 @@ fn incr_decr(srv: &mut Server, c: &mut Client, incr: i64) {
         return;
     };
     // The common case rewrites the 8 bytes of an int-encoded value where they are.
-    let lru = srv.lruclock;
-    if srv.dbs[db].kv.update_int_in_place(&c.argv[1], new, lru) {
+    if srv.dbs[db].kv.update_int_in_place(&c.argv[1], new) {
         db::signal_modified_key(srv, db, &c.argv[1]);
     } else {
         db::set_key(srv, db, &c.argv[1], Value::Int(new), true);
