@@ -7,8 +7,9 @@
 //! - Before every command when `maxmemory` is set ([`oom_check`], from
 //!   `commands::process_command`, in upstream's place in the gate): one bounded slice of
 //!   evictions. If nothing can be freed (policy `noeviction`, or no evictable key left) a
-//!   command flagged `denyoom` (and anything queued inside MULTI, and an EXEC with such a
-//!   command queued) is refused with [`ERR_OOM`].
+//!   command flagged `denyoom`, and an EXEC with such a command queued, is refused with
+//!   [`ERR_OOM`]. Inside MULTI, Valkey 9.1 queues the other commands (measured: GET and
+//!   PING answer +QUEUED; older servers refused everything queued while out of memory).
 //! - A slice lasts at most the time `maxmemory-eviction-tenacity` allows
 //!   ([`time_limit_us`]: 500 us at the default of 10). When a slice runs out of time while
 //!   memory is still over the limit, the eviction continues in a time event that runs one
@@ -640,16 +641,13 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
 
 /// The maxmemory step of the command gate: runs an eviction slice and tells whether the
 /// command must be refused with [`ERR_OOM`]. `denyoom` is the command's flag (or, for
-/// EXEC, whether a queued command has it); `control` is true for the commands never
-/// refused inside MULTI (EXEC, DISCARD, QUIT, RESET).
-pub fn oom_check(srv: &mut Server, in_multi: bool, denyoom: bool, control: bool) -> bool {
+/// EXEC, whether a queued command has it).
+pub fn oom_check(srv: &mut Server, denyoom: bool) -> bool {
     if srv.config.maxmemory == 0 {
         return false;
     }
     let out_of_memory = perform_evictions(srv) == EvictResult::Fail;
-    // Queuing inside MULTI takes memory too.
-    let reject = denyoom || (in_multi && !control);
-    out_of_memory && reject
+    out_of_memory && denyoom
 }
 
 /// How long memory has been over the limit, in us (INFO's

@@ -758,8 +758,7 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
                 && c.mstate
                     .iter()
                     .any(|q| srv.commands.commands[q.id].def.flags & flags::DENYOOM != 0));
-        let control = matches!(def.name, "exec" | "discard" | "quit" | "reset");
-        if crate::evict::oom_check(srv, c.has_flag(cflags::MULTI), denyoom, control) {
+        if crate::evict::oom_check(srv, denyoom) {
             reject(srv, c, Some(id), crate::evict::ERR_OOM);
             return true;
         }
