@@ -507,9 +507,11 @@ fn evict_key(srv: &mut Server, db: usize, key: &[u8]) -> i64 {
     let lazy = srv.config.lazyfree_lazy_eviction;
     crate::propagate::enter_unit(srv);
     let before = crate::zmalloc::used_memory() as i64;
-    let t0 = Instant::now();
+    let t0 = (srv.config.latency_monitor_threshold > 0).then(Instant::now);
     crate::db::db_delete_lazy(srv, db, key, lazy);
-    add_latency_sample(srv, "eviction-del", t0);
+    if let Some(t0) = t0 {
+        add_latency_sample(srv, "eviction-del", t0);
+    }
     let freed = before - crate::zmalloc::used_memory() as i64;
     srv.stats.evictedkeys += 1;
     crate::notify::notify_keyspace_event(srv, crate::notify::NOTIFY_EVICTED, "evicted", key, db);

@@ -581,6 +581,10 @@ impl Drop for KvStore {
 /// The visitor of [`KvStore::for_each`]: key, value, expire time.
 pub type ForEachFn<'f> = dyn FnMut(&[u8], ValueRef<'_>, Option<i64>) + 'f;
 
+/// At most this many keys per [`KvStore::sample_keys`] call (`maxmemory-samples` is at
+/// most 64).
+const SAMPLE_MAX: usize = 64;
+
 /// The visitor of [`KvStore::sample_keys`]: key, LRU/LFU data, expire time.
 pub type SampleFn<'f> = dyn FnMut(&[u8], u32, Option<i64>) + 'f;
 
@@ -1230,14 +1234,19 @@ impl KvStore {
             // SAFETY: linked entries and TTL index slots are live while `self` is borrowed.
             f(unsafe { e.key() }, e.meta() & LRU_MASK, e.expire())
         };
+        // Each sampled entry is a cache miss: the entries are gathered (and prefetched)
+        // first, then visited, so that the misses overlap instead of adding up.
+        let mut heads = [ptr::null_mut::<u8>(); SAMPLE_MAX];
+        let count = count.min(SAMPLE_MAX);
         if volatile {
             let n = self.ttl.len();
-            if n == 0 {
-                return 0;
-            }
             let count = count.min(n);
-            for _ in 0..count {
-                visit(f, Entry(self.ttl[crate::util::random_u64() as usize % n]));
+            for h in heads.iter_mut().take(count) {
+                *h = self.ttl[crate::util::random_u64() as usize % n];
+                prefetch(*h);
+            }
+            for &h in &heads[..count] {
+                visit(f, Entry(h));
             }
             return count;
         }
@@ -1245,14 +1254,16 @@ impl KvStore {
         if count == 0 {
             return 0;
         }
+        // Chain heads of consecutive buckets from a random one (each holds at least one
+        // entry), until `count` of them.
         let tables = if self.rehash_idx.is_some() { 2 } else { 1 };
         // The larger table's mask (an empty table's mask wraps to usize::MAX).
         let mask = self.ht[0].size().max(self.ht[1].size()) - 1;
         let mut i = crate::util::random_u64() as usize & mask;
-        let mut got = 0;
+        let mut nheads = 0;
         let mut empty_run = 0;
         let mut steps = count * 10;
-        while got < count && steps > 0 {
+        while nheads < count && steps > 0 {
             steps -= 1;
             for t in 0..tables {
                 let tab = &self.ht[t];
@@ -1260,10 +1271,10 @@ impl KvStore {
                 if t == 0 && self.rehash_idx.is_some_and(|r| i < r) {
                     continue;
                 }
-                if i >= tab.size() {
+                if i >= tab.size() || nheads == count {
                     continue;
                 }
-                let mut p = tab.b[i];
+                let p = tab.b[i];
                 if p.is_null() {
                     empty_run += 1;
                     if empty_run >= 5 && empty_run > count {
@@ -1273,14 +1284,22 @@ impl KvStore {
                     continue;
                 }
                 empty_run = 0;
-                while !p.is_null() && got < count {
-                    let e = Entry(p);
-                    visit(f, e);
-                    got += 1;
-                    p = e.next();
-                }
+                prefetch(p);
+                heads[nheads] = p;
+                nheads += 1;
             }
             i = (i + 1) & mask;
+        }
+        // Then the chains, in order, until `count` entries.
+        let mut got = 0;
+        for &h in &heads[..nheads] {
+            let mut p = h;
+            while !p.is_null() && got < count {
+                let e = Entry(p);
+                visit(f, e);
+                got += 1;
+                p = e.next();
+            }
         }
         got
     }

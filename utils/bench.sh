@@ -48,6 +48,16 @@
 # (target >= 0.8 at -P 16). Then handshakes per second: PING with a new connection per
 # request (-k 0), plaintext and TLS. redis-benchmark's own TLS work shares the machine.
 #   BENCH_TLS_HS_N  requests of the -k 0 run [10000]
+#
+# `./utils/bench.sh evict` runs only the eviction section (it also runs last in a full run):
+# SET throughput while evicting. Both servers with `maxmemory BENCH_EVICT_MAXMEMORY` and
+# `maxmemory-policy allkeys-lru` are first filled past the limit (an untimed -P 16 run), then
+# redis-benchmark -t set -d 100 -r 10000000 (random keys: nearly every SET creates a key,
+# so nearly every SET evicts one), -c BENCH_CLIENTS, -P 1 and 16, alternating, BENCH_RUNS
+# runs each; medians and the valkey-rs/upstream ratio (target >= 1.0). Then evicted_keys and
+# used_memory of each server.
+#   BENCH_EVICT_MAXMEMORY  [50mb]
+#   BENCH_EVICT_N          requests per run [BENCH_N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +72,7 @@ RDB_RUNS=${BENCH_RDB_RUNS:-3}
 AOF_N=${BENCH_AOF_N:-$N}
 AOF_ALWAYS_N=${BENCH_AOF_ALWAYS_N:-$((N / 10))}
 MODE=${1:-all}
-case "$MODE" in all | rdb | aof | acl | tls) ;; *) echo "usage: $0 [rdb|aof|acl|tls]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | evict) ;; *) echo "usage: $0 [rdb|aof|acl|tls|evict]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -469,8 +479,58 @@ for test, p in sorted({(t, p) for (t, p, _) in rows}):
 PY
 }
 
+# ---- Eviction: SET throughput with maxmemory and allkeys-lru, evicting all along -------
+evict_info() { # port field: from INFO (all sections)
+    redis-cli -p "$1" INFO 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'
+}
+evict_bench() {
+    local server port run pipeline
+    local csv="$WORK/evict.csv" maxmem=${BENCH_EVICT_MAXMEMORY:-50mb} n=${BENCH_EVICT_N:-$N}
+    : >"$csv"
+    declare -A aport=() apid=()
+    for server in valkey-rs reference; do
+        mkdir -p "$WORK/evict-$server"
+        port=$(free_port)
+        apid[$server]=$(start_server "$server" "$WORK/evict-$server" "$port" \
+            --maxmemory "$maxmem" --maxmemory-policy allkeys-lru)
+        PIDS+=("${apid[$server]}")
+        aport[$server]=$port
+        wait_ready "$port"
+        # Fill past the limit, untimed, so the measured runs evict from the first SET.
+        "${CLIENT_CPU[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n 1000000 -r 10000000 \
+            -d 100 -t set -P 16 -q >/dev/null 2>&1
+        echo "$server filled: evicted_keys=$(evict_info "$port" evicted_keys)" \
+            "used_memory=$(evict_info "$port" used_memory)" >&2
+    done
+    echo "Eviction: maxmemory $maxmem allkeys-lru, redis-benchmark -c $CLIENTS -n $n -r 10000000 -d 100 -t set, $RUNS runs each" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for server in valkey-rs reference; do
+                echo "evict run $run/$RUNS -P $pipeline $server" >&2
+                "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$server]}" -c "$CLIENTS" \
+                    -n "$n" -r 10000000 -d 100 -t set -P "$pipeline" --csv 2>/dev/null |
+                    bench_csv "$server" "$pipeline" "$run" "SET-evict" >>"$csv" ||
+                    echo "redis-benchmark failed against $server (evict -P $pipeline)" >&2
+            done
+        done
+    done
+    for server in valkey-rs reference; do
+        port=${aport[$server]}
+        echo "$server: evicted_keys=$(evict_info "$port" evicted_keys)" \
+            "used_memory=$(evict_info "$port" used_memory) maxmemory=$(evict_info "$port" maxmemory)" \
+            "keys=$(redis-cli -p "$port" DBSIZE)" >&2
+        stop_pid "${apid[$server]}"
+    done
+    echo
+    print_table "$csv" "Eviction test" SET-evict
+}
+
 if [ "$MODE" = rdb ]; then
     rdb_bench
+    exit 0
+fi
+if [ "$MODE" = evict ]; then
+    evict_bench
     exit 0
 fi
 if [ "$MODE" = aof ]; then
@@ -659,3 +719,4 @@ rdb_bench
 aof_bench
 acl_bench
 tls_bench
+evict_bench
