@@ -100,6 +100,9 @@ pub struct ReplicaState {
     pub stat_partial_syncs: u64,
     /// A command of our primary is running: keys never expire for it (src/db.rs).
     pub applying: bool,
+    /// REPLICAOF just set a primary: connect in before-sleep rather than at the next
+    /// cron tick (upstream connects from the command).
+    connect_now: bool,
 }
 
 /// Whether this server is a replica (REPLICAOF host port in force).
@@ -310,6 +313,7 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     rs.host = Some(host);
     rs.port = port;
     rs.state = LinkState::Connect;
+    rs.connect_now = true;
     // The link was up until now: it is down from here (a replica that never had a link
     // shows -1, as upstream).
     if was_connected {
@@ -557,6 +561,21 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
         LinkState::Connect => {}
     }
     if srv.repl.replica.state == LinkState::Connect {
+        connect_to_primary(el, srv);
+    }
+}
+
+/// before-sleep: the connection REPLICAOF asked for, without waiting for cron.
+pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    if !srv.repl.replica.connect_now {
+        return;
+    }
+    srv.repl.replica.connect_now = false;
+    for l in std::mem::take(&mut srv.repl.replica.closing) {
+        el.delete_file_event(l.as_raw_fd(), ae::READABLE | ae::WRITABLE);
+        drop(l);
+    }
+    if is_replica(srv) && srv.repl.replica.state == LinkState::Connect {
         connect_to_primary(el, srv);
     }
 }
