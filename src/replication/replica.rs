@@ -100,6 +100,9 @@ pub struct ReplicaState {
     pub stat_partial_syncs: u64,
     /// A command of our primary is running: keys never expire for it (src/db.rs).
     pub applying: bool,
+    /// REPLICAOF just set a primary: connect in before-sleep rather than at the next
+    /// cron tick (upstream connects from the command).
+    connect_now: bool,
 }
 
 /// Whether this server is a replica (REPLICAOF host port in force).
@@ -310,6 +313,7 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     rs.host = Some(host);
     rs.port = port;
     rs.state = LinkState::Connect;
+    rs.connect_now = true;
     // The link was up until now: it is down from here (a replica that never had a link
     // shows -1, as upstream).
     if was_connected {
@@ -325,6 +329,10 @@ pub fn unset_primary(srv: &mut Server) {
     cancel_handshake(srv);
     srv.repl.replica.cached = None;
     crate::replication::shift_replication_id(srv);
+    // Our replicas must learn the new ID: they reconnect and continue (PSYNC2).
+    crate::replication::primary::disconnect_replicas(srv);
+    // The backlog lives on; its time to live counts from the promotion.
+    srv.repl.primary.no_replicas_since = srv.unixtime;
     // The next command fed to our replicas selects its db again.
     srv.repl.stream_db = -1;
     srv.config.replicaof = None;
@@ -557,6 +565,21 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     }
 }
 
+/// before-sleep: the connection REPLICAOF asked for, without waiting for cron.
+pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    if !srv.repl.replica.connect_now {
+        return;
+    }
+    srv.repl.replica.connect_now = false;
+    for l in std::mem::take(&mut srv.repl.replica.closing) {
+        el.delete_file_event(l.as_raw_fd(), ae::READABLE | ae::WRITABLE);
+        drop(l);
+    }
+    if is_replica(srv) && srv.repl.replica.state == LinkState::Connect {
+        connect_to_primary(el, srv);
+    }
+}
+
 /// Closes the link after a failed step; cron connects again.
 fn fail_link(el: &mut EventLoop, srv: &mut Server) {
     let rs = &mut srv.repl.replica;
@@ -707,7 +730,7 @@ fn link_handler(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, mask:
                 Ok(n) => {
                     rs.buf.extend_from_slice(&chunk[..n]);
                     rs.last_io_ms = srv.mstime;
-                    srv.stats.net_input_bytes += n as u64;
+                    srv.stats.net_repl_input_bytes += n as u64;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -919,12 +942,19 @@ fn psync_reply(el: &mut EventLoop, srv: &mut Server, line: &[u8]) -> bool {
             srv.repl.second_replid_offset = cached.offset + 1;
             srv.repl.replid = new_id.to_string();
             info!("Primary replication ID changed to {}", new_id);
+            // Our sub-replicas must learn the new ID: they reconnect and continue.
+            crate::replication::primary::disconnect_replicas(srv);
         }
         srv.repl.replica.cached = None;
         srv.repl.replica.stat_partial_syncs += 1;
         info!("PRIMARY <-> REPLICA sync: Primary accepted a Partial Resynchronization.");
         let rest = std::mem::take(&mut srv.repl.replica.buf);
-        return create_primary_client(el, srv, rest, cached.db);
+        if !create_primary_client(el, srv, rest, cached.db) {
+            return false;
+        }
+        // A replica restarted from its RDB has no backlog yet.
+        crate::replication::primary::ensure_backlog(srv);
+        return true;
     }
     if text.starts_with("-NOMASTERLINK") || text.starts_with("-LOADING") {
         info!(
@@ -1002,16 +1032,30 @@ fn transfer(el: &mut EventLoop, srv: &mut Server) -> bool {
         (p, rest)
     };
     info!("PRIMARY <-> REPLICA sync: Done reading RDB payload");
+    // A new dataset: our sub-replicas cannot continue their history from us (upstream's
+    // replicationAttachToNewPrimary).
+    crate::replication::primary::disconnect_replicas(srv);
+    crate::replication::primary::free_backlog(srv);
+    srv.rdb.loaded_repl = None;
     if !load_payload(srv, &payload) {
         return false;
     }
+    // The stream continues in the database the snapshot recorded (a chained primary
+    // proxies its own primary's stream, which need not start with SELECT).
+    let db = srv
+        .rdb
+        .loaded_repl
+        .take()
+        .map(|(db, _, _)| db.max(0) as usize)
+        .unwrap_or(0);
     srv.repl.replid = std::mem::take(&mut srv.repl.replica.psync_replid);
     srv.repl.master_repl_offset = srv.repl.replica.psync_offset;
     crate::replication::clear_replication_id2(srv);
     srv.repl.replica.cached = None;
-    if !create_primary_client(el, srv, rest, 0) {
+    if !create_primary_client(el, srv, rest, db) {
         return false;
     }
+    crate::replication::primary::ensure_backlog(srv);
     info!("PRIMARY <-> REPLICA sync: Finished with success");
     // The first ACK at once: a diskless primary waits for it to put us online.
     send_ack(srv);
