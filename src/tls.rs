@@ -172,9 +172,8 @@ pub fn max_new_conns_per_cycle(cfg: &Config) -> usize {
 #[derive(Clone, Debug)]
 pub struct TlsContext {
     pub server: Arc<ServerConfig>,
-    /// For outgoing links (replication, cluster bus) once they exist.
-    #[allow(dead_code)]
-    pub client: Arc<ClientConfig>,
+    /// For outgoing links (the replica's link to its primary); None without a CA.
+    pub client: Option<Arc<ClientConfig>>,
 }
 
 const PROTO_12: u8 = 1;
@@ -464,17 +463,79 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
     } else {
         (chain, key)
     };
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("Failed to configure protocols: {}", e))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(cchain, ckey)
-        .map_err(|e| format!("Failed to load private key: {}", e))?;
+    // Without a CA there is nothing to verify a primary against (tls-replication and
+    // tls-cluster require one, checked above): no outgoing context then.
+    let client = if roots.is_empty() {
+        None
+    } else {
+        let server_verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| format!("Failed to configure server verification: {}", e))?;
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("Failed to configure protocols: {}", e))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier(server_verifier)))
+            .with_client_auth_cert(cchain, ckey)
+            .map_err(|e| format!("Failed to load private key: {}", e))?;
+        Some(Arc::new(client))
+    };
 
     Ok(TlsContext {
         server: Arc::new(server),
-        client: Arc::new(client),
+        client,
     })
+}
+
+/// Verifies the peer's chain against the configured CAs but not its name, as upstream's
+/// outgoing TLS links (OpenSSL with SSL_VERIFY_PEER and no host check): a replica may
+/// name its primary by any address the certificate does not list.
+#[derive(Debug)]
+struct ChainOnlyVerifier(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as CE;
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CE::NotValidForName | CE::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// A server-side session cache bounded in size (oldest evicted first) whose entries
