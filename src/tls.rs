@@ -13,7 +13,8 @@
 //! - `tls-ciphers` accepts the OpenSSL names of the TLS 1.2 suites rustls implements
 //!   (ECDHE with AES-GCM or ChaCha20-Poly1305), plus the keywords `DEFAULT`, `HIGH`, `ALL`
 //!   and `!name` exclusions; any other name is an error (OpenSSL silently skips them).
-//! - Encrypted private keys (`tls-key-file-pass`) are refused with a clear error.
+//! - Encrypted private keys: PKCS#8 with PBES2 (PBKDF2, AES-CBC) only (src/tls/keyfile.rs);
+//!   OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` PEM is refused with a hint to convert.
 //! - `tls-dh-params-file` is accepted but unused: rustls only does ECDHE.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,8 @@ use rustls::server::{StoresServerSessions, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
 
 use crate::config::Config;
+
+mod keyfile;
 
 /// `tls-auth-clients`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,21 +332,30 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
+/// Loads a private key, decrypting a PKCS#8 encrypted one with `pass` (the directive
+/// named `pass_name` holds it).
+fn load_key(path: &str, pass: &str, pass_name: &str) -> Result<PrivateKeyDer<'static>, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {}", path, e))?;
-    if data
-        .windows(b"ENCRYPTED PRIVATE KEY".len())
-        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
-        || data
-            .windows(b"Proc-Type: 4,ENCRYPTED".len())
-            .any(|w| w == b"Proc-Type: 4,ENCRYPTED")
-    {
-        return Err(format!(
-            "{}: encrypted private keys are not supported (tls-key-file-pass); store the key decrypted, e.g. openssl pkey -in {} -out <file>",
+    match keyfile::classify(path, &data)? {
+        keyfile::KeyKind::Plain => {
+            PrivateKeyDer::from_pem_slice(&data).map_err(|e| format!("{}: {}", path, e))
+        }
+        keyfile::KeyKind::LegacyEncrypted => Err(format!(
+            "{}: legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED) is not supported; \
+             convert the key to encrypted PKCS#8, e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc \
+             -in {} -out <new file>",
             path, path
-        ));
+        )),
+        keyfile::KeyKind::Pkcs8Encrypted(der) => {
+            if pass.is_empty() {
+                return Err(format!(
+                    "{}: the key is encrypted and {} is not set",
+                    path, pass_name
+                ));
+            }
+            keyfile::decrypt_pkcs8(&der, pass.as_bytes()).map_err(|e| format!("{}: {}", path, e))
+        }
     }
-    PrivateKeyDer::from_pem_slice(&data).map_err(|e| format!("{}: {}", path, e))
 }
 
 fn load_roots(s: &TlsSettings) -> Result<RootCertStore, String> {
@@ -413,7 +425,8 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
 
     let chain =
         load_certs(&s.cert_file).map_err(|e| format!("Failed to load certificate: {}", e))?;
-    let key = load_key(&s.key_file).map_err(|e| format!("Failed to load private key: {}", e))?;
+    let key = load_key(&s.key_file, &s.key_file_pass, "tls-key-file-pass")
+        .map_err(|e| format!("Failed to load private key: {}", e))?;
     let roots = Arc::new(load_roots(s).map_err(|e| {
         format!(
             "Failed to configure CA certificate(s) file/directory: {}",
@@ -457,8 +470,12 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
         (
             load_certs(&s.client_cert_file)
                 .map_err(|e| format!("Failed to load certificate: {}", e))?,
-            load_key(&s.client_key_file)
-                .map_err(|e| format!("Failed to load private key: {}", e))?,
+            load_key(
+                &s.client_key_file,
+                &s.client_key_file_pass,
+                "tls-client-key-file-pass",
+            )
+            .map_err(|e| format!("Failed to load private key: {}", e))?,
         )
     } else {
         (chain, key)

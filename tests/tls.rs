@@ -699,3 +699,187 @@ fn tls_port_changes_at_runtime() {
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
     assert!(TcpStream::connect(("127.0.0.1", p2)).is_err());
 }
+
+#[test]
+fn encrypted_private_keys() {
+    let pki = Pki::new();
+    let d = &pki.dir;
+    // genpkey with a password (OpenSSL 3: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC), and a
+    // certificate for that key signed by the CA.
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-aes-256-cbc",
+            "-pass",
+            "pass:x",
+            "-out",
+            "gen.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "gen.key",
+            "-passin",
+            "pass:x",
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            "gen.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("gen.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "gen.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "gen.crt",
+            "-extfile",
+            "gen.ext",
+        ],
+    );
+    // The server key converted by pkcs8 -topk8 -v2: AES-128-CBC with HMAC-SHA1, and
+    // AES-256-CBC; a legacy Proc-Type PEM.
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-128-cbc",
+            "-v2prf",
+            "hmacWithSHA1",
+            "-in",
+            "server.key",
+            "-passout",
+            "pass:secret2",
+            "-out",
+            "p8sha1.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            "server.key",
+            "-passout",
+            "pass:secret3",
+            "-out",
+            "p8aes256.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "rsa",
+            "-in",
+            "server.key",
+            "-aes256",
+            "-traditional",
+            "-passout",
+            "pass:x",
+            "-out",
+            "legacy.key",
+        ],
+    );
+    let legacy = std::fs::read_to_string(d.join("legacy.key")).unwrap();
+    assert!(legacy.contains("Proc-Type: 4,ENCRYPTED"), "{}", legacy);
+
+    let (gen_crt, gen_key) = (pki.path("gen.crt"), pki.path("gen.key"));
+    let (srv, tls_port) = start_tls(
+        &pki,
+        &[
+            "--tls-auth-clients",
+            "no",
+            "--tls-cert-file",
+            &gen_crt,
+            "--tls-key-file",
+            &gen_key,
+            "--tls-key-file-pass",
+            "x",
+        ],
+    );
+    let cfg = client_config(&pki.path("ca.crt"), None);
+    let mut t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+    assert_eq!(t.call(&[b"PING"]), b"+PONG\r\n");
+    let leaf = |t: &TlsClient| t.s.conn.peer_certificates().unwrap()[0].to_vec();
+    let gen_der = CertificateDer::pem_file_iter(&gen_crt)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    assert_eq!(leaf(&t), gen_der);
+
+    let mut c = srv.conn();
+    let failed = |name: &str| {
+        format!(
+            "-ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration. Check server logs.\r\n",
+            name
+        )
+    };
+    // Both PKCS#8 variants of the server key load (the server certificate then applies).
+    let srv_crt = pki.path("server.crt");
+    for (key, pass) in [("p8sha1.key", "secret2"), ("p8aes256.key", "secret3")] {
+        let r = c.call(&[
+            "CONFIG",
+            "SET",
+            "tls-cert-file",
+            &srv_crt,
+            "tls-key-file",
+            &pki.path(key),
+            "tls-key-file-pass",
+            pass,
+        ]);
+        assert_eq!(r, b"+OK\r\n", "{}: {}", key, srv.log());
+        let t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+        assert_ne!(leaf(&t), gen_der, "{}", key);
+    }
+    // A wrong password: refused, logged, the old material stays.
+    let r = c.call(&["CONFIG", "SET", "tls-key-file-pass", "wrong"]);
+    assert_eq!(String::from_utf8_lossy(&r), failed("tls-key-file-pass"));
+    assert!(srv.log().contains("wrong password"), "{}", srv.log());
+    let mut t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+    assert_eq!(t.call(&[b"PING"]), b"+PONG\r\n");
+    // An encrypted key without a password.
+    let r = c.call(&["CONFIG", "SET", "tls-key-file-pass", ""]);
+    assert_eq!(String::from_utf8_lossy(&r), failed("tls-key-file-pass"));
+    assert!(srv.log().contains("tls-key-file-pass is not set"));
+    // A legacy PEM key: refused with the conversion hint naming the file.
+    let r = c.call(&["CONFIG", "SET", "tls-key-file", &pki.path("legacy.key")]);
+    assert_eq!(String::from_utf8_lossy(&r), failed("tls-key-file"));
+    let log = srv.log();
+    assert!(
+        log.contains("legacy.key: legacy OpenSSL PEM encryption") && log.contains("openssl pkcs8"),
+        "{}",
+        log
+    );
+    assert!(TlsClient::connect(tls_port, cfg).is_ok());
+}
