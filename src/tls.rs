@@ -177,6 +177,92 @@ pub struct TlsContext {
     pub server: Arc<ServerConfig>,
     /// For outgoing links (the replica's link to its primary); None without a CA.
     pub client: Option<Arc<ClientConfig>>,
+    /// The material files as they were (stat taken before reading them), for
+    /// `tls-auto-reload-interval`.
+    stamp: FilesStamp,
+    /// A changed set of files that failed to build: not retried until they change again.
+    rejected: Option<FilesStamp>,
+    /// When the auto reload looks at the files next (ms).
+    next_check_ms: i64,
+}
+
+/// What identifies a version of each material file: (path, (mtime s, mtime ns, inode,
+/// device, size)), None when it cannot be read. The metadata follows symlinks, so a
+/// symlink swapped to a new target (a Kubernetes secret volume) counts as a change.
+type FilesStamp = Vec<(String, Option<(i64, i64, u64, u64, u64)>)>;
+
+fn file_stamp(path: &std::path::Path) -> Option<(i64, i64, u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.mtime(), m.mtime_nsec(), m.ino(), m.dev(), m.size()))
+}
+
+/// Stats every file the context is built from (the CA directory and its entries too).
+fn files_stamp(s: &TlsSettings) -> FilesStamp {
+    let mut out = Vec::new();
+    for f in [
+        &s.cert_file,
+        &s.key_file,
+        &s.client_cert_file,
+        &s.client_key_file,
+        &s.ca_cert_file,
+    ] {
+        if !f.is_empty() {
+            out.push((f.clone(), file_stamp(std::path::Path::new(f))));
+        }
+    }
+    if !s.ca_cert_dir.is_empty() {
+        let dir = std::path::Path::new(&s.ca_cert_dir);
+        out.push((s.ca_cert_dir.clone(), file_stamp(dir)));
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut ents: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+            ents.sort();
+            for p in ents {
+                let st = file_stamp(&p);
+                out.push((p.to_string_lossy().into_owned(), st));
+            }
+        }
+    }
+    out
+}
+
+/// `tls-auto-reload-interval` (seconds, 0 = off), called from serverCron: every
+/// interval, when any material file changed since the context was built, the context is
+/// rebuilt from the same directives; new connections (and the next replication link) use
+/// it, existing connections keep theirs. A build that fails is logged once and the old
+/// material stays until the files change again.
+pub fn auto_reload_cron(srv: &mut crate::server::Server) {
+    let interval = cfg_num(&srv.config, "tls-auto-reload-interval", 0);
+    if interval == 0 {
+        return;
+    }
+    let now = srv.mstime;
+    let Some(ctx) = srv.tls.as_mut() else {
+        return;
+    };
+    if now < ctx.next_check_ms {
+        return;
+    }
+    ctx.next_check_ms = now.saturating_add((interval as i64).saturating_mul(1000));
+    let settings = TlsSettings::from_config(&srv.config);
+    let stamp = files_stamp(&settings);
+    if stamp == ctx.stamp || ctx.rejected.as_ref() == Some(&stamp) {
+        return;
+    }
+    match build(&settings) {
+        Ok(mut fresh) => {
+            log::info!("TLS materials changed on disk: reloaded (tls-auto-reload-interval)");
+            fresh.next_check_ms = ctx.next_check_ms;
+            srv.tls = Some(fresh);
+        }
+        Err(e) => {
+            log::warn!(
+                "Failed to reload TLS materials (tls-auto-reload-interval), keeping the current ones: {}",
+                e
+            );
+            ctx.rejected = Some(stamp);
+        }
+    }
 }
 
 const PROTO_12: u8 = 1;
@@ -386,6 +472,8 @@ fn load_roots(s: &TlsSettings) -> Result<RootCertStore, String> {
 /// Builds the context, as upstream's `tlsConfigure`. Errors carry the message upstream
 /// logs.
 pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
+    // Before any file is read: a change racing with the reads shows up next time.
+    let stamp = files_stamp(s);
     if s.cert_file.is_empty() {
         return Err("No tls-cert-file configured!".into());
     }
@@ -502,6 +590,9 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
     Ok(TlsContext {
         server: Arc::new(server),
         client,
+        stamp,
+        rejected: None,
+        next_check_ms: 0,
     })
 }
 

@@ -883,3 +883,124 @@ fn encrypted_private_keys() {
     );
     assert!(TlsClient::connect(tls_port, cfg).is_ok());
 }
+
+/// The subject and serial of the certificate a new connection gets, as openssl s_client
+/// shows them.
+fn s_client_subject_serial(pki: &Pki, port: u16) -> String {
+    let conn = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", port),
+            "-CAfile",
+            &pki.path("ca.crt"),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run openssl x509");
+    x509.stdin.take().unwrap().write_all(&conn.stdout).unwrap();
+    let out = x509.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn auto_reload_interval_picks_up_new_files() {
+    let pki = Pki::new();
+    pki.leaf(
+        "ca",
+        "second",
+        "/CN=second-cert",
+        "serverAuth",
+        "DNS:localhost,IP:127.0.0.1",
+    );
+    pki.leaf(
+        "ca",
+        "third",
+        "/CN=third-cert",
+        "serverAuth",
+        "DNS:localhost,IP:127.0.0.1",
+    );
+    let (live_crt, live_key) = (pki.dir.join("live.crt"), pki.dir.join("live.key"));
+    std::fs::copy(pki.dir.join("server.crt"), &live_crt).unwrap();
+    std::fs::copy(pki.dir.join("server.key"), &live_key).unwrap();
+    let (crt, key) = (
+        live_crt.to_string_lossy().into_owned(),
+        live_key.to_string_lossy().into_owned(),
+    );
+    let (srv, tls_port) = start_tls(
+        &pki,
+        &[
+            "--tls-auth-clients",
+            "no",
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+        ],
+    );
+    let mut c = srv.conn();
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "tls-auto-reload-interval"]),
+        b"*2\r\n$24\r\ntls-auto-reload-interval\r\n$1\r\n0\r\n"
+    );
+    let first = s_client_subject_serial(&pki, tls_port);
+    assert!(first.contains("CN = localhost"), "{}", first);
+    // Off (0, the default): replacing the files changes nothing.
+    let replace = |name: &str| {
+        // Write next to the live files, then rename over them (as a deployment would).
+        for ext in ["crt", "key"] {
+            let tmp = pki.dir.join(format!("tmp.{}", ext));
+            std::fs::copy(pki.dir.join(format!("{}.{}", name, ext)), &tmp).unwrap();
+            std::fs::rename(&tmp, pki.dir.join(format!("live.{}", ext))).unwrap();
+        }
+    };
+    replace("second");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s_client_subject_serial(&pki, tls_port), first);
+    // On: the next check sees the change.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-auto-reload-interval", "1"]),
+        b"+OK\r\n"
+    );
+    let mut kept = TlsClient::connect(tls_port, client_config(&pki.path("ca.crt"), None)).unwrap();
+    let mut seen = String::new();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            seen = s_client_subject_serial(&pki, tls_port);
+            seen.contains("CN = second-cert")
+        }),
+        "{}\n{}",
+        seen,
+        srv.log()
+    );
+    assert_ne!(seen, first);
+    assert!(srv
+        .log()
+        .contains("TLS materials changed on disk: reloaded"));
+    // A connection made before the reload goes on.
+    assert_eq!(kept.call(&[b"PING"]), b"+PONG\r\n");
+    // A bad certificate file: logged, the current material stays.
+    std::fs::write(&live_crt, "not a certificate\n").unwrap();
+    assert!(wait_for(Duration::from_secs(10), || srv
+        .log()
+        .contains("Failed to reload TLS materials")));
+    assert_eq!(s_client_subject_serial(&pki, tls_port), seen);
+    // Fixed files are picked up again.
+    replace("third");
+    assert!(
+        wait_for(Duration::from_secs(10), || s_client_subject_serial(
+            &pki, tls_port
+        )
+        .contains("CN = third-cert")),
+        "{}",
+        srv.log()
+    );
+}
