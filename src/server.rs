@@ -307,6 +307,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     if srv.cronloops.is_multiple_of((srv.hz as u64).max(1)) {
         crate::replication::cron(el, srv);
     }
+    crate::tls::auto_reload_cron(srv);
 
     if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
         el.stop();

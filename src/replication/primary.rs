@@ -1172,7 +1172,9 @@ fn rdb_pipe_read(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, _: u
             if let Some(l) = c.repl.as_mut() {
                 l.rdb_io_ms = now;
             }
-            if w < len {
+            // A TLS replica may have taken the whole chunk with records still queued
+            // for its socket: it is not done with the chunk until they went out.
+            if w < len || c.conn.wants_write() {
                 if el
                     .create_file_event(c.fd, ae::WRITABLE, rdb_pipe_write, slot)
                     .is_err()
@@ -1225,7 +1227,7 @@ fn rdb_pipe_write(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, 
         put_client(srv, c);
         return;
     };
-    if t.2 >= p.buf.len() {
+    if t.2 >= p.buf.len() && !c.conn.wants_write() {
         el.delete_file_event(fd, ae::WRITABLE);
         put_client(srv, c);
         return;
@@ -1249,6 +1251,10 @@ fn rdb_pipe_write(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, 
         }
     }
     srv.stats.net_repl_output_bytes += (t.2 - start) as u64;
+    if res.is_ok() && c.conn.wants_write() {
+        // TLS records of the chunk still queued.
+        res = c.conn.flush().map(|_| 0);
+    }
     match res {
         Ok(_) => {
             if let Some(l) = c.repl.as_mut() {
@@ -1488,7 +1494,7 @@ fn bulk_step(c: &mut Client, now: i64, sent: &mut u64) -> std::io::Result<Step> 
         return Ok(Step::Progress);
     }
     if b.pos >= b.size {
-        return Ok(Step::Done);
+        return done_step(c);
     }
     let want = ((b.size - b.pos) as usize).min(PIPE_CHUNK);
     b.chunk.resize(want, 0);
@@ -1507,11 +1513,19 @@ fn bulk_step(c: &mut Client, now: i64, sent: &mut u64) -> std::io::Result<Step> 
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Step::Blocked),
         Err(e) => return Err(e),
     }
-    Ok(if b.pos >= b.size {
-        Step::Done
-    } else {
-        Step::Progress
-    })
+    if b.pos >= b.size {
+        return done_step(c);
+    }
+    Ok(Step::Progress)
+}
+
+/// The whole file was written: done once a TLS replica's queued records went out too.
+fn done_step(c: &mut Client) -> std::io::Result<Step> {
+    match c.conn.flush() {
+        Ok(()) => Ok(Step::Done),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Step::Blocked),
+        Err(e) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
