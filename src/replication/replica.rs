@@ -575,7 +575,7 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     }
     srv.repl.replica.connect_now = false;
     for l in std::mem::take(&mut srv.repl.replica.closing) {
-        el.delete_file_event(l.as_raw_fd(), ae::READABLE | ae::WRITABLE);
+        el.delete_file_event(l.fd(), ae::READABLE | ae::WRITABLE);
         drop(l);
     }
     if is_replica(srv) && srv.repl.replica.state == LinkState::Connect {
