@@ -15,6 +15,16 @@ pub enum Conn {
     Tls(Box<crate::connection::TlsStream>),
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conn::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+            Conn::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
+            Conn::Tls(s) => f.debug_tuple("Tls").field(s).finish(),
+        }
+    }
+}
+
 impl Conn {
     pub fn fd(&self) -> RawFd {
         match self {

@@ -13,7 +13,8 @@ use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 /// Plaintext accepted into rustls per write call: bounds what sits encrypted in memory
 /// beyond what the socket took.
@@ -46,10 +47,11 @@ pub enum TlsState {
     Closed,
 }
 
-/// A server-side TLS connection over a non-blocking TCP socket.
+/// A TLS connection over a non-blocking TCP socket: the server side of an accepted
+/// client, or the client side of an outgoing link (the replica's link to its primary).
 pub struct TlsStream {
     pub sock: mio::net::TcpStream,
-    tls: ServerConnection,
+    tls: Connection,
     state: TlsState,
     /// Set once when the handshake completes; the caller takes it (identity mapping).
     just_connected: bool,
@@ -88,11 +90,67 @@ impl TlsStream {
         let tls = ServerConnection::new(cfg).map_err(io::Error::other)?;
         Ok(TlsStream {
             sock,
-            tls,
+            tls: Connection::Server(tls),
             state: TlsState::Accepting,
             just_connected: false,
             drained: false,
         })
+    }
+
+    /// Wraps an outgoing socket (connected or still connecting); the ClientHello is
+    /// queued and goes out with the first [`TlsStream::handshake`] once the TCP connect
+    /// completed.
+    pub fn connect(
+        sock: mio::net::TcpStream,
+        cfg: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<TlsStream> {
+        let tls = ClientConnection::new(cfg, name).map_err(io::Error::other)?;
+        Ok(TlsStream {
+            sock,
+            tls: Connection::Client(tls),
+            state: TlsState::Accepting,
+            just_connected: false,
+            drained: false,
+        })
+    }
+
+    /// Advances the handshake of an outgoing connection without blocking: sends what
+    /// rustls queued, reads and processes what the socket holds. Ok(true) once the
+    /// handshake is complete, Ok(false) while it waits for the peer (a readable or
+    /// writable edge brings the next step), Err on failure (the alert is sent first).
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        loop {
+            self.flush_soft()?;
+            if self.state != TlsState::Accepting {
+                return match self.state {
+                    TlsState::Connected => Ok(true),
+                    _ => Err(io::Error::from(ErrorKind::ConnectionAborted)),
+                };
+            }
+            if self.tls.wants_write() {
+                return Ok(false); // The socket is full: the writable edge resumes.
+            }
+            match self.tls.read_tls(&mut &self.sock) {
+                Ok(0) => {
+                    self.state = TlsState::Closed;
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "connection closed during the TLS handshake",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                let _ = self.flush();
+                self.state = TlsState::Closed;
+                return Err(io::Error::new(ErrorKind::InvalidData, e));
+            }
+            self.update_state();
+        }
     }
 
     /// True once after the handshake completed.
@@ -142,7 +200,8 @@ impl TlsStream {
     fn update_state(&mut self) {
         if self.state == TlsState::Accepting && !self.tls.is_handshaking() {
             self.state = TlsState::Connected;
-            self.just_connected = true;
+            // Only an accepted client maps its certificate to a user.
+            self.just_connected = matches!(self.tls, Connection::Server(_));
         }
     }
 

@@ -571,7 +571,11 @@ pub fn read_query_from_client(
             Ok(n) => {
                 debug_assert_eq!(c.query_buf.len(), len + n);
                 c.net_input_bytes += n as u64;
-                srv.stats.net_input_bytes += n as u64;
+                if c.has_flag(cflags::PRIMARY) {
+                    srv.stats.net_repl_input_bytes += n as u64;
+                } else {
+                    srv.stats.net_input_bytes += n as u64;
+                }
                 srv.stats.total_reads_processed += 1;
                 c.last_interaction_ms = srv.mstime;
                 if query_buffer_limit_reached(srv, &c) {
@@ -1197,7 +1201,11 @@ pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
                 c.reply.sent += n;
                 written += n;
                 c.net_output_bytes += n as u64;
-                srv.stats.net_output_bytes += n as u64;
+                if c.has_flag(cflags::REPLICA) {
+                    srv.stats.net_repl_output_bytes += n as u64;
+                } else {
+                    srv.stats.net_output_bytes += n as u64;
+                }
                 if written >= NET_MAX_WRITES_PER_EVENT {
                     break;
                 }
@@ -1225,7 +1233,9 @@ pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
         c.reply.buf.drain(..sent);
         c.reply.sent = 0;
     }
-    if written > 0 {
+    // As upstream, writing to our primary (ACKs) is no sign of life from it: its
+    // `repl-timeout` counts from what it sent us.
+    if written > 0 && !c.has_flag(cflags::PRIMARY) {
         c.last_interaction_ms = srv.mstime;
     }
     Ok(())

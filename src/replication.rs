@@ -135,6 +135,7 @@ pub fn save_info(srv: &Server) -> Option<(i64, String, i64)> {
 
 /// before-sleep work of replication (full syncs to start or finish, WAIT).
 pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    replica::before_sleep(el, srv);
     primary::before_sleep(el, srv);
 }
 

@@ -33,6 +33,11 @@ pub struct Stats {
     pub keyspace_misses: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
+    /// Bytes read from our primary (link and primary client) and written to replicas
+    /// (INFO `total_net_repl_input_bytes` / `total_net_repl_output_bytes`); as upstream
+    /// they are not part of `net_input_bytes` / `net_output_bytes`.
+    pub net_repl_input_bytes: u64,
+    pub net_repl_output_bytes: u64,
     pub total_error_replies: u64,
     /// errorstat_<CODE>:count=N.
     pub errors: HashMap<String, u64>,
@@ -311,6 +316,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     if srv.cronloops.is_multiple_of((srv.hz as u64).max(1)) {
         crate::replication::cron(el, srv);
     }
+    crate::tls::auto_reload_cron(srv);
 
     if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
         el.stop();

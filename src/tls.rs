@@ -13,7 +13,8 @@
 //! - `tls-ciphers` accepts the OpenSSL names of the TLS 1.2 suites rustls implements
 //!   (ECDHE with AES-GCM or ChaCha20-Poly1305), plus the keywords `DEFAULT`, `HIGH`, `ALL`
 //!   and `!name` exclusions; any other name is an error (OpenSSL silently skips them).
-//! - Encrypted private keys (`tls-key-file-pass`) are refused with a clear error.
+//! - Encrypted private keys: PKCS#8 with PBES2 (PBKDF2, AES-CBC) only (src/tls/keyfile.rs);
+//!   OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` PEM is refused with a hint to convert.
 //! - `tls-dh-params-file` is accepted but unused: rustls only does ECDHE.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,8 @@ use rustls::server::{StoresServerSessions, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
 
 use crate::config::Config;
+
+mod keyfile;
 
 /// `tls-auth-clients`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,9 +175,94 @@ pub fn max_new_conns_per_cycle(cfg: &Config) -> usize {
 #[derive(Clone, Debug)]
 pub struct TlsContext {
     pub server: Arc<ServerConfig>,
-    /// For outgoing links (replication, cluster bus) once they exist.
-    #[allow(dead_code)]
-    pub client: Arc<ClientConfig>,
+    /// For outgoing links (the replica's link to its primary); None without a CA.
+    pub client: Option<Arc<ClientConfig>>,
+    /// The material files as they were (stat taken before reading them), for
+    /// `tls-auto-reload-interval`.
+    stamp: FilesStamp,
+    /// A changed set of files that failed to build: not retried until they change again.
+    rejected: Option<FilesStamp>,
+    /// When the auto reload looks at the files next (ms).
+    next_check_ms: i64,
+}
+
+/// What identifies a version of each material file: (path, (mtime s, mtime ns, inode,
+/// device, size)), None when it cannot be read. The metadata follows symlinks, so a
+/// symlink swapped to a new target (a Kubernetes secret volume) counts as a change.
+type FilesStamp = Vec<(String, Option<(i64, i64, u64, u64, u64)>)>;
+
+fn file_stamp(path: &std::path::Path) -> Option<(i64, i64, u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.mtime(), m.mtime_nsec(), m.ino(), m.dev(), m.size()))
+}
+
+/// Stats every file the context is built from (the CA directory and its entries too).
+fn files_stamp(s: &TlsSettings) -> FilesStamp {
+    let mut out = Vec::new();
+    for f in [
+        &s.cert_file,
+        &s.key_file,
+        &s.client_cert_file,
+        &s.client_key_file,
+        &s.ca_cert_file,
+    ] {
+        if !f.is_empty() {
+            out.push((f.clone(), file_stamp(std::path::Path::new(f))));
+        }
+    }
+    if !s.ca_cert_dir.is_empty() {
+        let dir = std::path::Path::new(&s.ca_cert_dir);
+        out.push((s.ca_cert_dir.clone(), file_stamp(dir)));
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut ents: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+            ents.sort();
+            for p in ents {
+                let st = file_stamp(&p);
+                out.push((p.to_string_lossy().into_owned(), st));
+            }
+        }
+    }
+    out
+}
+
+/// `tls-auto-reload-interval` (seconds, 0 = off), called from serverCron: every
+/// interval, when any material file changed since the context was built, the context is
+/// rebuilt from the same directives; new connections (and the next replication link) use
+/// it, existing connections keep theirs. A build that fails is logged once and the old
+/// material stays until the files change again.
+pub fn auto_reload_cron(srv: &mut crate::server::Server) {
+    let interval = cfg_num(&srv.config, "tls-auto-reload-interval", 0);
+    if interval == 0 {
+        return;
+    }
+    let now = srv.mstime;
+    let Some(ctx) = srv.tls.as_mut() else {
+        return;
+    };
+    if now < ctx.next_check_ms {
+        return;
+    }
+    ctx.next_check_ms = now.saturating_add((interval as i64).saturating_mul(1000));
+    let settings = TlsSettings::from_config(&srv.config);
+    let stamp = files_stamp(&settings);
+    if stamp == ctx.stamp || ctx.rejected.as_ref() == Some(&stamp) {
+        return;
+    }
+    match build(&settings) {
+        Ok(mut fresh) => {
+            log::info!("TLS materials changed on disk: reloaded (tls-auto-reload-interval)");
+            fresh.next_check_ms = ctx.next_check_ms;
+            srv.tls = Some(fresh);
+        }
+        Err(e) => {
+            log::warn!(
+                "Failed to reload TLS materials (tls-auto-reload-interval), keeping the current ones: {}",
+                e
+            );
+            ctx.rejected = Some(stamp);
+        }
+    }
 }
 
 const PROTO_12: u8 = 1;
@@ -330,21 +418,30 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
+/// Loads a private key, decrypting a PKCS#8 encrypted one with `pass` (the directive
+/// named `pass_name` holds it).
+fn load_key(path: &str, pass: &str, pass_name: &str) -> Result<PrivateKeyDer<'static>, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {}", path, e))?;
-    if data
-        .windows(b"ENCRYPTED PRIVATE KEY".len())
-        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
-        || data
-            .windows(b"Proc-Type: 4,ENCRYPTED".len())
-            .any(|w| w == b"Proc-Type: 4,ENCRYPTED")
-    {
-        return Err(format!(
-            "{}: encrypted private keys are not supported (tls-key-file-pass); store the key decrypted, e.g. openssl pkey -in {} -out <file>",
+    match keyfile::classify(path, &data)? {
+        keyfile::KeyKind::Plain => {
+            PrivateKeyDer::from_pem_slice(&data).map_err(|e| format!("{}: {}", path, e))
+        }
+        keyfile::KeyKind::LegacyEncrypted => Err(format!(
+            "{}: legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED) is not supported; \
+             convert the key to encrypted PKCS#8, e.g. openssl pkcs8 -topk8 -v2 aes-256-cbc \
+             -in {} -out <new file>",
             path, path
-        ));
+        )),
+        keyfile::KeyKind::Pkcs8Encrypted(der) => {
+            if pass.is_empty() {
+                return Err(format!(
+                    "{}: the key is encrypted and {} is not set",
+                    path, pass_name
+                ));
+            }
+            keyfile::decrypt_pkcs8(&der, pass.as_bytes()).map_err(|e| format!("{}: {}", path, e))
+        }
     }
-    PrivateKeyDer::from_pem_slice(&data).map_err(|e| format!("{}: {}", path, e))
 }
 
 fn load_roots(s: &TlsSettings) -> Result<RootCertStore, String> {
@@ -375,6 +472,8 @@ fn load_roots(s: &TlsSettings) -> Result<RootCertStore, String> {
 /// Builds the context, as upstream's `tlsConfigure`. Errors carry the message upstream
 /// logs.
 pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
+    // Before any file is read: a change racing with the reads shows up next time.
+    let stamp = files_stamp(s);
     if s.cert_file.is_empty() {
         return Err("No tls-cert-file configured!".into());
     }
@@ -414,7 +513,8 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
 
     let chain =
         load_certs(&s.cert_file).map_err(|e| format!("Failed to load certificate: {}", e))?;
-    let key = load_key(&s.key_file).map_err(|e| format!("Failed to load private key: {}", e))?;
+    let key = load_key(&s.key_file, &s.key_file_pass, "tls-key-file-pass")
+        .map_err(|e| format!("Failed to load private key: {}", e))?;
     let roots = Arc::new(load_roots(s).map_err(|e| {
         format!(
             "Failed to configure CA certificate(s) file/directory: {}",
@@ -458,23 +558,92 @@ pub fn build(s: &TlsSettings) -> Result<TlsContext, String> {
         (
             load_certs(&s.client_cert_file)
                 .map_err(|e| format!("Failed to load certificate: {}", e))?,
-            load_key(&s.client_key_file)
-                .map_err(|e| format!("Failed to load private key: {}", e))?,
+            load_key(
+                &s.client_key_file,
+                &s.client_key_file_pass,
+                "tls-client-key-file-pass",
+            )
+            .map_err(|e| format!("Failed to load private key: {}", e))?,
         )
     } else {
         (chain, key)
     };
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("Failed to configure protocols: {}", e))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(cchain, ckey)
-        .map_err(|e| format!("Failed to load private key: {}", e))?;
+    // Without a CA there is nothing to verify a primary against (tls-replication and
+    // tls-cluster require one, checked above): no outgoing context then.
+    let client = if roots.is_empty() {
+        None
+    } else {
+        let server_verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| format!("Failed to configure server verification: {}", e))?;
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("Failed to configure protocols: {}", e))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier(server_verifier)))
+            .with_client_auth_cert(cchain, ckey)
+            .map_err(|e| format!("Failed to load private key: {}", e))?;
+        Some(Arc::new(client))
+    };
 
     Ok(TlsContext {
         server: Arc::new(server),
-        client: Arc::new(client),
+        client,
+        stamp,
+        rejected: None,
+        next_check_ms: 0,
     })
+}
+
+/// Verifies the peer's chain against the configured CAs but not its name, as upstream's
+/// outgoing TLS links (OpenSSL with SSL_VERIFY_PEER and no host check): a replica may
+/// name its primary by any address the certificate does not list.
+#[derive(Debug)]
+struct ChainOnlyVerifier(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as CE;
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CE::NotValidForName | CE::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// A server-side session cache bounded in size (oldest evicted first) whose entries

@@ -10,7 +10,7 @@
 //!
 //! Normalization: an integer argument that is a unix time in ms near the scenario's start
 //! (PXAT, PEXPIREAT, HPEXPIREAT, XCLAIM TIME, stream IDs `<ms>-<seq>`) becomes
-//! `<T+Ns>` (N: seconds from the start, rounded), so both servers' absolute times compare.
+//! `<T+Ns>` (N: seconds from the start, rounded to ten), so both servers' absolute times compare.
 //! A scenario flagged `Shape` masks the members of SREMs (random pops): only their count
 //! is compared.
 //!
@@ -950,7 +950,14 @@ fn mask_time(a: &[u8], t0: i64) -> Option<String> {
     if !(-3_600_000..=10 * 86_400_000).contains(&d) {
         return None;
     }
-    Some(format!("<T+{}s>{}", (d + 500).div_euclid(1000), rest))
+    // Ten-second buckets: the two servers run the scenario at different moments after
+    // their t0 (up to seconds on a loaded machine), so a relative TTL such as EX 100
+    // lands on T+100.3s on one and T+100.6s on the other.
+    Some(format!(
+        "<T+{}s>{}",
+        (d + 5000).div_euclid(10000) * 10,
+        rest
+    ))
 }
 
 fn normalize(cmds: &[Vec<Vec<u8>>], t0: i64, norm: Norm) -> Vec<String> {

@@ -699,3 +699,308 @@ fn tls_port_changes_at_runtime() {
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
     assert!(TcpStream::connect(("127.0.0.1", p2)).is_err());
 }
+
+#[test]
+fn encrypted_private_keys() {
+    let pki = Pki::new();
+    let d = &pki.dir;
+    // genpkey with a password (OpenSSL 3: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC), and a
+    // certificate for that key signed by the CA.
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-aes-256-cbc",
+            "-pass",
+            "pass:x",
+            "-out",
+            "gen.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "gen.key",
+            "-passin",
+            "pass:x",
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            "gen.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("gen.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "gen.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "gen.crt",
+            "-extfile",
+            "gen.ext",
+        ],
+    );
+    // The server key converted by pkcs8 -topk8 -v2: AES-128-CBC with HMAC-SHA1, and
+    // AES-256-CBC; a legacy Proc-Type PEM.
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-128-cbc",
+            "-v2prf",
+            "hmacWithSHA1",
+            "-in",
+            "server.key",
+            "-passout",
+            "pass:secret2",
+            "-out",
+            "p8sha1.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            "server.key",
+            "-passout",
+            "pass:secret3",
+            "-out",
+            "p8aes256.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "rsa",
+            "-in",
+            "server.key",
+            "-aes256",
+            "-traditional",
+            "-passout",
+            "pass:x",
+            "-out",
+            "legacy.key",
+        ],
+    );
+    let legacy = std::fs::read_to_string(d.join("legacy.key")).unwrap();
+    assert!(legacy.contains("Proc-Type: 4,ENCRYPTED"), "{}", legacy);
+
+    let (gen_crt, gen_key) = (pki.path("gen.crt"), pki.path("gen.key"));
+    let (srv, tls_port) = start_tls(
+        &pki,
+        &[
+            "--tls-auth-clients",
+            "no",
+            "--tls-cert-file",
+            &gen_crt,
+            "--tls-key-file",
+            &gen_key,
+            "--tls-key-file-pass",
+            "x",
+        ],
+    );
+    let cfg = client_config(&pki.path("ca.crt"), None);
+    let mut t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+    assert_eq!(t.call(&[b"PING"]), b"+PONG\r\n");
+    let leaf = |t: &TlsClient| t.s.conn.peer_certificates().unwrap()[0].to_vec();
+    let gen_der = CertificateDer::pem_file_iter(&gen_crt)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    assert_eq!(leaf(&t), gen_der);
+
+    let mut c = srv.conn();
+    let failed = |name: &str| {
+        format!(
+            "-ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration. Check server logs.\r\n",
+            name
+        )
+    };
+    // Both PKCS#8 variants of the server key load (the server certificate then applies).
+    let srv_crt = pki.path("server.crt");
+    for (key, pass) in [("p8sha1.key", "secret2"), ("p8aes256.key", "secret3")] {
+        let r = c.call(&[
+            "CONFIG",
+            "SET",
+            "tls-cert-file",
+            &srv_crt,
+            "tls-key-file",
+            &pki.path(key),
+            "tls-key-file-pass",
+            pass,
+        ]);
+        assert_eq!(r, b"+OK\r\n", "{}: {}", key, srv.log());
+        let t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+        assert_ne!(leaf(&t), gen_der, "{}", key);
+    }
+    // A wrong password: refused, logged, the old material stays.
+    let r = c.call(&["CONFIG", "SET", "tls-key-file-pass", "wrong"]);
+    assert_eq!(String::from_utf8_lossy(&r), failed("tls-key-file-pass"));
+    assert!(srv.log().contains("wrong password"), "{}", srv.log());
+    let mut t = TlsClient::connect(tls_port, cfg.clone()).unwrap();
+    assert_eq!(t.call(&[b"PING"]), b"+PONG\r\n");
+    // An encrypted key without a password.
+    let r = c.call(&["CONFIG", "SET", "tls-key-file-pass", ""]);
+    assert_eq!(String::from_utf8_lossy(&r), failed("tls-key-file-pass"));
+    assert!(srv.log().contains("tls-key-file-pass is not set"));
+    // A legacy PEM key: refused with the conversion hint naming the file.
+    let r = c.call(&["CONFIG", "SET", "tls-key-file", &pki.path("legacy.key")]);
+    assert_eq!(String::from_utf8_lossy(&r), failed("tls-key-file"));
+    let log = srv.log();
+    assert!(
+        log.contains("legacy.key: legacy OpenSSL PEM encryption") && log.contains("openssl pkcs8"),
+        "{}",
+        log
+    );
+    assert!(TlsClient::connect(tls_port, cfg).is_ok());
+}
+
+/// The subject and serial of the certificate a new connection gets, as openssl s_client
+/// shows them.
+fn s_client_subject_serial(pki: &Pki, port: u16) -> String {
+    let conn = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", port),
+            "-CAfile",
+            &pki.path("ca.crt"),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run openssl x509");
+    x509.stdin.take().unwrap().write_all(&conn.stdout).unwrap();
+    let out = x509.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn auto_reload_interval_picks_up_new_files() {
+    let pki = Pki::new();
+    pki.leaf(
+        "ca",
+        "second",
+        "/CN=second-cert",
+        "serverAuth",
+        "DNS:localhost,IP:127.0.0.1",
+    );
+    pki.leaf(
+        "ca",
+        "third",
+        "/CN=third-cert",
+        "serverAuth",
+        "DNS:localhost,IP:127.0.0.1",
+    );
+    let (live_crt, live_key) = (pki.dir.join("live.crt"), pki.dir.join("live.key"));
+    std::fs::copy(pki.dir.join("server.crt"), &live_crt).unwrap();
+    std::fs::copy(pki.dir.join("server.key"), &live_key).unwrap();
+    let (crt, key) = (
+        live_crt.to_string_lossy().into_owned(),
+        live_key.to_string_lossy().into_owned(),
+    );
+    let (srv, tls_port) = start_tls(
+        &pki,
+        &[
+            "--tls-auth-clients",
+            "no",
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+        ],
+    );
+    let mut c = srv.conn();
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "tls-auto-reload-interval"]),
+        b"*2\r\n$24\r\ntls-auto-reload-interval\r\n$1\r\n0\r\n"
+    );
+    let first = s_client_subject_serial(&pki, tls_port);
+    assert!(first.contains("CN = localhost"), "{}", first);
+    // Off (0, the default): replacing the files changes nothing.
+    let replace = |name: &str| {
+        // Write next to the live files, then rename over them (as a deployment would).
+        for ext in ["crt", "key"] {
+            let tmp = pki.dir.join(format!("tmp.{}", ext));
+            std::fs::copy(pki.dir.join(format!("{}.{}", name, ext)), &tmp).unwrap();
+            std::fs::rename(&tmp, pki.dir.join(format!("live.{}", ext))).unwrap();
+        }
+    };
+    replace("second");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s_client_subject_serial(&pki, tls_port), first);
+    // On: the next check sees the change.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "tls-auto-reload-interval", "1"]),
+        b"+OK\r\n"
+    );
+    let mut kept = TlsClient::connect(tls_port, client_config(&pki.path("ca.crt"), None)).unwrap();
+    let mut seen = String::new();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            seen = s_client_subject_serial(&pki, tls_port);
+            seen.contains("CN = second-cert")
+        }),
+        "{}\n{}",
+        seen,
+        srv.log()
+    );
+    assert_ne!(seen, first);
+    assert!(srv
+        .log()
+        .contains("TLS materials changed on disk: reloaded"));
+    // A connection made before the reload goes on.
+    assert_eq!(kept.call(&[b"PING"]), b"+PONG\r\n");
+    // A bad certificate file: logged, the current material stays.
+    std::fs::write(&live_crt, "not a certificate\n").unwrap();
+    assert!(wait_for(Duration::from_secs(10), || srv
+        .log()
+        .contains("Failed to reload TLS materials")));
+    assert_eq!(s_client_subject_serial(&pki, tls_port), seen);
+    // Fixed files are picked up again.
+    replace("third");
+    assert!(
+        wait_for(Duration::from_secs(10), || s_client_subject_serial(
+            &pki, tls_port
+        )
+        .contains("CN = third-cert")),
+        "{}",
+        srv.log()
+    );
+}

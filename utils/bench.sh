@@ -49,6 +49,21 @@
 # request (-k 0), plaintext and TLS. redis-benchmark's own TLS work shares the machine.
 #   BENCH_TLS_HS_N  requests of the -k 0 run [10000]
 #
+# `./utils/bench.sh repl` runs only the replication section (it also runs last in a full
+# run), for the four pairs primary -> replica of valkey-rs and upstream (default configs
+# but `repl-diskless-sync-delay 0`, so diskless sync, and `repl-diskless-load disabled`):
+# the full-sync time of the mixed dataset of the RDB section with BENCH_REPL_KEYS keys (from
+# REPLICAOF to the replica's link up with every key loaded, BENCH_REPL_RUNS runs per pair,
+# median), then the replication lag under `redis-benchmark -P 16 -c BENCH_CLIENTS -t set
+# -r 100000 -n BENCH_REPL_N` on the primary: the primary's master_repl_offset minus the
+# replica's slave_repl_offset sampled every 50 ms (max and mean, bytes), the time the
+# replica needs to catch up once the load stops, and the SET rate the primary achieved with
+# a replica attached. The primary and redis-benchmark are pinned to CPU 0, the replica to
+# CPU 1 (alone: the lag shows whether the replica keeps up with what its primary produces).
+#   BENCH_REPL_KEYS  keys of the dataset [1000000]
+#   BENCH_REPL_RUNS  full syncs per pair [3]
+#   BENCH_REPL_N     SET requests of the lag run [BENCH_N]
+#
 # `./utils/bench.sh evict` runs only the eviction section (it also runs last in a full run):
 # SET throughput while evicting. Both servers with `maxmemory BENCH_EVICT_MAXMEMORY` and
 # `maxmemory-policy allkeys-lru` are first filled past the limit (an untimed -P 16 run), then
@@ -72,7 +87,10 @@ RDB_RUNS=${BENCH_RDB_RUNS:-3}
 AOF_N=${BENCH_AOF_N:-$N}
 AOF_ALWAYS_N=${BENCH_AOF_ALWAYS_N:-$((N / 10))}
 MODE=${1:-all}
-case "$MODE" in all | rdb | aof | acl | tls | evict) ;; *) echo "usage: $0 [rdb|aof|acl|tls|evict]" >&2; exit 2 ;; esac
+REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
+REPL_RUNS=${BENCH_REPL_RUNS:-3}
+REPL_N=${BENCH_REPL_N:-$N}
+case "$MODE" in all | rdb | aof | acl | tls | repl | evict) ;; *) echo "usage: $0 [rdb|aof|acl|tls|repl|evict]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -525,6 +543,156 @@ evict_bench() {
     print_table "$csv" "Eviction test" SET-evict
 }
 
+# ---- Replication: full-sync time per pair, lag under a pipelined SET load -------------
+# repl_start NAME DIR PORT CPU [DIRECTIVES...]: like start_server, pinned to CPU (when
+# pinning); echoes the pid.
+repl_start() {
+    local bin cpu=()
+    if [ "$1" = valkey-rs ]; then bin=$OURS; else bin=$REF; fi
+    if [ ${#SERVER_CPU[@]} -gt 0 ]; then cpu=(taskset -c "$4"); fi
+    "${cpu[@]}" "$bin" --port "$3" --bind 127.0.0.1 --save "" --appendonly no \
+        --enable-debug-command yes --daemonize no --dir "$2" --repl-diskless-sync-delay 0 \
+        "${@:5}" >>"$2/server.log" 2>&1 &
+    echo $!
+}
+# repl_tool CMD ARGS...: the Python helper of the replication section.
+#   sync PRIMARY_PORT REPLICA_PORT KEYS: REPLICAOF, then seconds until the link is up and
+#     DBSIZE = KEYS.
+#   lag PRIMARY_PORT REPLICA_PORT DONE_FILE: samples the lag every 50 ms until DONE_FILE
+#     exists (the load ended), then waits for the replica to catch up; prints
+#     "max_bytes mean_bytes catchup_s samples".
+repl_tool() {
+    [ -f "$WORK/repl_tool.py" ] || cat >"$WORK/repl_tool.py" <<'PY'
+import os, socket, sys, time
+
+def conn(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    return s, s.makefile("rb")
+
+def call(c, *args):
+    s, f = c
+    out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                         (x.encode() for x in args))
+    s.sendall(out)
+    line = f.readline()
+    if line[:1] == b"$":
+        n = int(line[1:])
+        return f.read(n + 2)[:-2].decode()
+    return line.decode().strip()
+
+def info(c, field):
+    for l in call(c, "INFO", "replication").split("\r\n"):
+        if l.startswith(field + ":"):
+            return l.split(":", 1)[1]
+    return ""
+
+mode, pport, rport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+p, r = conn(pport), conn(rport)
+if mode == "sync":
+    keys = int(sys.argv[4])
+    t0 = time.time()
+    call(r, "REPLICAOF", "127.0.0.1", str(pport))
+    while True:
+        if info(r, "master_link_status") == "up" and int(call(r, "DBSIZE")[1:]) == keys:
+            break
+        if time.time() - t0 > 1800:
+            sys.exit("no sync after 30 minutes")
+        time.sleep(0.005)
+    print("%.3f" % (time.time() - t0))
+else:
+    lags = []
+    while not os.path.exists(sys.argv[4]):
+        po = int(info(p, "master_repl_offset"))
+        ro = int(info(r, "slave_repl_offset"))
+        lags.append(max(po - ro, 0))
+        time.sleep(0.05)
+    t0 = time.time()
+    while True:
+        po = int(info(p, "master_repl_offset"))
+        if int(info(r, "slave_repl_offset")) >= po:
+            break
+        time.sleep(0.001)
+    mean = sum(lags) / len(lags) if lags else 0
+    print("%d %d %.3f %d" % (max(lags or [0]), mean, time.time() - t0, len(lags)))
+PY
+    python3 "$WORK/repl_tool.py" "$@"
+}
+repl_bench() {
+    local saved=$RDB_KEYS prim rep run dir port pid rdir rport rpid t out
+    RDB_KEYS=$REPL_KEYS
+    rdb_dataset >"$WORK/repl_dataset.resp"
+    RDB_KEYS=$saved
+    declare -A pport=() ppid=() keys=() syncs=() sync_s=() lag=() rps=()
+    for prim in valkey-rs reference; do
+        dir="$WORK/repl-primary-$prim"
+        rm -rf "$dir" && mkdir -p "$dir"
+        port=$(free_port)
+        pid=$(repl_start "$prim" "$dir" "$port" 0)
+        PIDS+=("$pid")
+        pport[$prim]=$port
+        ppid[$prim]=$pid
+        wait_ready "$port"
+        "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe <"$WORK/repl_dataset.resp" >/dev/null
+        keys[$prim]=$(redis-cli -p "$port" DBSIZE)
+    done
+    rm -f "$WORK/repl_dataset.resp"
+    echo "replication: full sync of ${keys[valkey-rs]} / ${keys[reference]} keys, $REPL_RUNS runs per pair" >&2
+    for run in $(seq 1 "$REPL_RUNS"); do
+        for prim in valkey-rs reference; do
+            for rep in valkey-rs reference; do
+                rdir="$WORK/repl-replica-$rep"
+                rm -rf "$rdir" && mkdir -p "$rdir"
+                rport=$(free_port)
+                rpid=$(repl_start "$rep" "$rdir" "$rport" 1)
+                PIDS+=("$rpid")
+                wait_ready "$rport"
+                t=$(repl_tool sync "${pport[$prim]}" "$rport" "${keys[$prim]}")
+                echo "repl run $run/$REPL_RUNS $prim -> $rep: full sync ${t}s" >&2
+                syncs[$prim-$rep]+=" $t"
+                if [ "$run" = "$REPL_RUNS" ]; then
+                    # Lag under load, on the replica just synchronized.
+                    rm -f "$WORK/repl-done"
+                    ("${SERVER_CPU[@]}" redis-benchmark -p "${pport[$prim]}" -c "$CLIENTS" \
+                        -n "$REPL_N" -r 100000 -t set -P 16 --csv 2>/dev/null >"$WORK/repl-rb.csv"
+                        touch "$WORK/repl-done") &
+                    out=$(repl_tool lag "${pport[$prim]}" "$rport" "$WORK/repl-done")
+                    wait $!
+                    lag[$prim-$rep]=$out
+                    rps[$prim-$rep]=$(python3 -c '
+import csv, sys
+print("%.0f" % float(next(csv.DictReader(open(sys.argv[1])))["rps"]))' "$WORK/repl-rb.csv" 2>/dev/null || echo n/a)
+                    echo "repl lag $prim -> $rep: $out (max mean catchup samples), SET rps ${rps[$prim-$rep]}" >&2
+                    # The SET load added keys: the next replica must expect them.
+                    keys[$prim]=$(redis-cli -p "${pport[$prim]}" DBSIZE)
+                fi
+                stop_pid "$rpid"
+                rm -rf "$rdir"
+            done
+        done
+    done
+    for prim in valkey-rs reference; do stop_pid "${ppid[$prim]}"; done
+    for prim in valkey-rs reference; do
+        for rep in valkey-rs reference; do
+            # shellcheck disable=SC2086
+            sync_s[$prim-$rep]=$(median ${syncs[$prim-$rep]:-})
+        done
+    done
+    echo
+    echo "| Replication, primary -> replica | full sync of $REPL_KEYS mixed keys (s, median of $REPL_RUNS) | SET rps on the primary (-P 16) | max lag (bytes) | mean lag (bytes) | catch-up after the load (s) |"
+    echo "|--------|------:|------:|------:|------:|------:|"
+    for prim in valkey-rs reference; do
+        for rep in valkey-rs reference; do
+            # shellcheck disable=SC2086
+            set -- ${lag[$prim-$rep]:-n/a n/a n/a}
+            echo "| ${prim/reference/upstream} -> ${rep/reference/upstream} | ${sync_s[$prim-$rep]:-n/a} | ${rps[$prim-$rep]:-n/a} | $1 | $2 | $3 |"
+        done
+    done
+}
+
+if [ "$MODE" = repl ]; then
+    repl_bench
+    exit 0
+fi
 if [ "$MODE" = rdb ]; then
     rdb_bench
     exit 0
@@ -719,4 +887,5 @@ rdb_bench
 aof_bench
 acl_bench
 tls_bench
+repl_bench
 evict_bench

@@ -1407,8 +1407,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  instantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\n\
-                 total_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\n\
-                 total_net_repl_output_bytes:0\r\ntotal_net_cluster_slot_import_bytes:0\r\n\
+                 total_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{}\r\n\
+                 total_net_repl_output_bytes:{}\r\ntotal_net_cluster_slot_import_bytes:0\r\n\
                  total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:0.00\r\n\
                  instantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\n\
                  instantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\n\
@@ -1442,8 +1442,11 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  acl_access_denied_db:0\r\n",
                 st.numconnections,
                 st.numcommands,
-                st.net_input_bytes,
-                st.net_output_bytes,
+                // As upstream, the totals include the replication traffic.
+                st.net_input_bytes + st.net_repl_input_bytes,
+                st.net_output_bytes + st.net_repl_output_bytes,
+                st.net_repl_input_bytes,
+                st.net_repl_output_bytes,
                 st.rejected_conn,
                 srv.repl.primary.stat_sync_full,
                 srv.repl.primary.stat_sync_partial_ok,

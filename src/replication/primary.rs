@@ -453,6 +453,41 @@ fn create_backlog(srv: &mut Server) {
     srv.repl.primary.backlog = Some(Backlog::new(size));
 }
 
+/// Creates the backlog when there is none, keeping the IDs (a replica's history is its
+/// primary's: upstream creates it once a replica is synchronized, so a replica serves
+/// partial resyncs to sub-replicas and, once promoted, to its former primary).
+pub fn ensure_backlog(srv: &mut Server) {
+    if srv.repl.primary.backlog.is_none() {
+        create_backlog(srv);
+    }
+}
+
+/// Frees the backlog (upstream's `freeReplicationBacklog`): a replica that loads a new
+/// dataset from its primary can no longer continue its sub-replicas' history.
+pub fn free_backlog(srv: &mut Server) {
+    srv.repl.primary.backlog = None;
+}
+
+/// Upstream's `disconnectReplicas`: every replica is closed (without sending what its
+/// output buffer holds) and leaves the list at once; they reconnect and PSYNC, which
+/// tells them a new replication ID, or full sync when our history changed.
+pub fn disconnect_replicas(srv: &mut Server) {
+    let list = std::mem::take(&mut srv.repl.primary.replicas);
+    if list.is_empty() {
+        return;
+    }
+    for (slot, id) in list {
+        if let Some(c) = live_client(&mut srv.clients, slot, id) {
+            c.flags |= cflags::CLOSE_ASAP;
+            c.reply.buf = Vec::new();
+            c.reply.sent = 0;
+            crate::networking::free_client_async(srv, slot, id);
+        }
+    }
+    srv.repl.primary.no_replicas_since = srv.unixtime;
+    refresh_good_replicas(srv);
+}
+
 /// Count of replicas that acknowledged `offset` (upstream's `replicationCountAcksByOffset`).
 fn count_acks(srv: &Server, offset: i64) -> i64 {
     let mut n = 0;
@@ -477,6 +512,12 @@ fn count_acks(srv: &Server, offset: i64) -> i64 {
 pub fn sync_command(srv: &mut Server, c: &mut Client) {
     if c.has_flag(cflags::REPLICA) {
         // Already a replica: ignore.
+        return;
+    }
+    if replica::is_replica(srv) && !replica::link_up(srv) {
+        // A replica serves sub-replicas only while it follows its primary.
+        c.reply
+            .add_error("NOMASTERLINK Can't SYNC while not connected with my master");
         return;
     }
     if c.reply.pending() > 0 {
@@ -606,11 +647,18 @@ fn try_partial_resync(
     }
     let now = srv.mstime;
     let psync2 = c.repl.as_ref().is_some_and(|r| r.capa_psync2);
-    if psync2 {
-        c.reply
-            .add_raw(format!("+CONTINUE {}\r\n", r.replid).as_bytes());
+    // Written to the socket directly, as upstream (the output buffer is empty: PSYNC is
+    // refused with pending output), so the replication byte counters hold the stream only.
+    let line = if psync2 {
+        format!("+CONTINUE {}\r\n", r.replid)
     } else {
-        c.reply.add_raw(b"+CONTINUE\r\n");
+        "+CONTINUE\r\n".to_string()
+    };
+    if c.conn.write(line.as_bytes()).ok() != Some(line.len()) {
+        // The replica will retry; upstream frees it too.
+        c.flags |= cflags::CLOSE_ASAP;
+        crate::networking::free_client_async(srv, c.slot, c.id);
+        return true;
     }
     let skip = (offset - first) as usize;
     let before = c.reply.buf.len();
@@ -1120,10 +1168,13 @@ fn rdb_pipe_read(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, _: u
                 }
             };
             let len = buf.len();
+            srv.stats.net_repl_output_bytes += w as u64;
             if let Some(l) = c.repl.as_mut() {
                 l.rdb_io_ms = now;
             }
-            if w < len {
+            // A TLS replica may have taken the whole chunk with records still queued
+            // for its socket: it is not done with the chunk until they went out.
+            if w < len || c.conn.wants_write() {
                 if el
                     .create_file_event(c.fd, ae::WRITABLE, rdb_pipe_write, slot)
                     .is_err()
@@ -1176,12 +1227,13 @@ fn rdb_pipe_write(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, 
         put_client(srv, c);
         return;
     };
-    if t.2 >= p.buf.len() {
+    if t.2 >= p.buf.len() && !c.conn.wants_write() {
         el.delete_file_event(fd, ae::WRITABLE);
         put_client(srv, c);
         return;
     }
     let mut res = Ok(0);
+    let start = t.2;
     while t.2 < p.buf.len() {
         match c.conn.write(&p.buf[t.2..]) {
             Ok(0) => {
@@ -1197,6 +1249,11 @@ fn rdb_pipe_write(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, 
                 break;
             }
         }
+    }
+    srv.stats.net_repl_output_bytes += (t.2 - start) as u64;
+    if res.is_ok() && c.conn.wants_write() {
+        // TLS records of the chunk still queued.
+        res = c.conn.flush().map(|_| 0);
     }
     match res {
         Ok(_) => {
@@ -1369,7 +1426,7 @@ fn send_bulk_to_replica(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: u
     // written, then come back next turn).
     let mut r = Ok(Step::Progress);
     for _ in 0..16 {
-        r = bulk_step(&mut c, now);
+        r = bulk_step(&mut c, now, &mut srv.stats.net_repl_output_bytes);
         if !matches!(r, Ok(Step::Progress)) {
             break;
         }
@@ -1417,7 +1474,7 @@ enum Step {
 }
 
 /// One write of the bulk transfer.
-fn bulk_step(c: &mut Client, now: i64) -> std::io::Result<Step> {
+fn bulk_step(c: &mut Client, now: i64, sent: &mut u64) -> std::io::Result<Step> {
     let Some(l) = c.repl.as_mut() else {
         return Ok(Step::Done);
     };
@@ -1427,14 +1484,17 @@ fn bulk_step(c: &mut Client, now: i64) -> std::io::Result<Step> {
     l.rdb_io_ms = now;
     if b.pre_sent < b.preamble.len() {
         match c.conn.write(&b.preamble[b.pre_sent..]) {
-            Ok(n) => b.pre_sent += n,
+            Ok(n) => {
+                b.pre_sent += n;
+                *sent += n as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Step::Blocked),
             Err(e) => return Err(e),
         }
         return Ok(Step::Progress);
     }
     if b.pos >= b.size {
-        return Ok(Step::Done);
+        return done_step(c);
     }
     let want = ((b.size - b.pos) as usize).min(PIPE_CHUNK);
     b.chunk.resize(want, 0);
@@ -1446,15 +1506,26 @@ fn bulk_step(c: &mut Client, now: i64) -> std::io::Result<Step> {
         ));
     }
     match c.conn.write(&b.chunk[..n]) {
-        Ok(w) => b.pos += w as u64,
+        Ok(w) => {
+            b.pos += w as u64;
+            *sent += w as u64;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Step::Blocked),
         Err(e) => return Err(e),
     }
-    Ok(if b.pos >= b.size {
-        Step::Done
-    } else {
-        Step::Progress
-    })
+    if b.pos >= b.size {
+        return done_step(c);
+    }
+    Ok(Step::Progress)
+}
+
+/// The whole file was written: done once a TLS replica's queued records went out too.
+fn done_step(c: &mut Client) -> std::io::Result<Step> {
+    match c.conn.flush() {
+        Ok(()) => Ok(Step::Done),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Step::Blocked),
+        Err(e) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 //!
 //! The link to the primary is a state machine driven by the event loop:
 //! `Connect` (cron opens a non-blocking connection) -> `Connecting` (writable: the connect
-//! finished) -> `ReceivePing` (PING sent) -> `ReceiveHandshake` (AUTH and the REPLCONFs
+//! finished; with `tls-replication` the TLS handshake then advances on each readable or
+//! writable edge) -> `ReceivePing` (PING sent) -> `ReceiveHandshake` (AUTH and the REPLCONFs
 //! pipelined, their replies read in order) -> `ReceivePsync` (PSYNC sent) -> either
 //! `Transfer` (+FULLRESYNC: the RDB payload, `$<len>` or `$EOF:<mark>`) or straight to
 //! `Connected` (+CONTINUE). In `Connected` the link's socket belongs to the primary client
@@ -15,8 +16,8 @@
 //! second. A transfer or load that fails keeps the previous dataset: the payload is loaded
 //! into a fresh set of databases which replaces the old one only on success.
 
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::io::ErrorKind;
+use std::os::unix::io::RawFd;
 
 use log::{info, warn};
 
@@ -74,10 +75,12 @@ pub struct ReplicaState {
     pub host: Option<String>,
     pub port: u16,
     pub state: LinkState,
-    link: Option<mio::net::TcpStream>,
+    /// The link, plain TCP or TLS (`tls-replication`), read and written through the
+    /// connection abstraction (src/connection.rs).
+    link: Option<Conn>,
     /// Links dropped by a command handler (no event loop at hand): cron unregisters and
     /// closes them.
-    closing: Vec<mio::net::TcpStream>,
+    closing: Vec<Conn>,
     /// Bytes read on the link and not yet consumed (handshake replies, the payload).
     buf: Vec<u8>,
     expect: std::collections::VecDeque<Expect>,
@@ -100,6 +103,9 @@ pub struct ReplicaState {
     pub stat_partial_syncs: u64,
     /// A command of our primary is running: keys never expire for it (src/db.rs).
     pub applying: bool,
+    /// REPLICAOF just set a primary: connect in before-sleep rather than at the next
+    /// cron tick (upstream connects from the command).
+    connect_now: bool,
 }
 
 /// Whether this server is a replica (REPLICAOF host port in force).
@@ -310,6 +316,7 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     rs.host = Some(host);
     rs.port = port;
     rs.state = LinkState::Connect;
+    rs.connect_now = true;
     // The link was up until now: it is down from here (a replica that never had a link
     // shows -1, as upstream).
     if was_connected {
@@ -325,6 +332,10 @@ pub fn unset_primary(srv: &mut Server) {
     cancel_handshake(srv);
     srv.repl.replica.cached = None;
     crate::replication::shift_replication_id(srv);
+    // Our replicas must learn the new ID: they reconnect and continue (PSYNC2).
+    crate::replication::primary::disconnect_replicas(srv);
+    // The backlog lives on; its time to live counts from the promotion.
+    srv.repl.primary.no_replicas_since = srv.unixtime;
     // The next command fed to our replicas selects its db again.
     srv.repl.stream_db = -1;
     srv.config.replicaof = None;
@@ -509,7 +520,7 @@ fn repl_timeout_ms(srv: &Server) -> i64 {
 /// The replica's part of replicationCron.
 pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     for l in std::mem::take(&mut srv.repl.replica.closing) {
-        el.delete_file_event(l.as_raw_fd(), ae::READABLE | ae::WRITABLE);
+        el.delete_file_event(l.fd(), ae::READABLE | ae::WRITABLE);
         drop(l);
     }
     if !is_replica(srv) {
@@ -557,11 +568,26 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     }
 }
 
+/// before-sleep: the connection REPLICAOF asked for, without waiting for cron.
+pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    if !srv.repl.replica.connect_now {
+        return;
+    }
+    srv.repl.replica.connect_now = false;
+    for l in std::mem::take(&mut srv.repl.replica.closing) {
+        el.delete_file_event(l.fd(), ae::READABLE | ae::WRITABLE);
+        drop(l);
+    }
+    if is_replica(srv) && srv.repl.replica.state == LinkState::Connect {
+        connect_to_primary(el, srv);
+    }
+}
+
 /// Closes the link after a failed step; cron connects again.
 fn fail_link(el: &mut EventLoop, srv: &mut Server) {
     let rs = &mut srv.repl.replica;
     if let Some(l) = rs.link.take() {
-        el.delete_file_event(l.as_raw_fd(), ae::READABLE | ae::WRITABLE);
+        el.delete_file_event(l.fd(), ae::READABLE | ae::WRITABLE);
         drop(l);
     }
     reset_link_state(rs);
@@ -597,13 +623,36 @@ fn connect_to_primary(el: &mut EventLoop, srv: &mut Server) {
             return;
         }
     };
-    let fd = stream.as_raw_fd();
+    let conn = if srv.config.get("tls-replication").as_deref() == Some("yes") {
+        // The outgoing context (tls-client-cert-file/key-file, else the server's pair).
+        let Some(cfg) = srv.tls.as_ref().and_then(|t| t.client.clone()) else {
+            warn!("Unable to connect to PRIMARY: TLS is not configured for replication");
+            return;
+        };
+        // The name only feeds SNI: the certificate's chain is verified, not its name
+        // (src/tls.rs ChainOnlyVerifier), as upstream.
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .or_else(|_| rustls::pki_types::ServerName::try_from("localhost".to_string()));
+        let tls = name
+            .map_err(std::io::Error::other)
+            .and_then(|n| crate::connection::TlsStream::connect(stream, cfg, n));
+        match tls {
+            Ok(t) => Conn::Tls(Box::new(t)),
+            Err(e) => {
+                warn!("Unable to connect to PRIMARY: {}", e);
+                return;
+            }
+        }
+    } else {
+        Conn::Tcp(stream)
+    };
+    let fd = conn.fd();
     if let Err(e) = el.create_file_event(fd, ae::WRITABLE | ae::READABLE, link_handler, 0) {
         warn!("Unable to connect to PRIMARY: {}", e);
         return;
     }
     let rs = &mut srv.repl.replica;
-    rs.link = Some(stream);
+    rs.link = Some(conn);
     reset_link_state(rs);
     rs.state = LinkState::Connecting;
     rs.step_start_ms = srv.mstime;
@@ -612,7 +661,8 @@ fn connect_to_primary(el: &mut EventLoop, srv: &mut Server) {
 }
 
 /// Writes a handshake command on the link (a few bytes on a fresh socket: the kernel
-/// buffer takes them at once).
+/// buffer takes them at once; TLS records the socket did not take yet go out with the
+/// next write or writable edge).
 fn send_cmd(srv: &mut Server, args: &[&[u8]]) -> bool {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
@@ -638,6 +688,15 @@ fn send_cmd(srv: &mut Server, args: &[&[u8]]) -> bool {
     true
 }
 
+/// The TCP socket under the link.
+fn tcp_socket(conn: &Conn) -> Option<&mio::net::TcpStream> {
+    match conn {
+        Conn::Tcp(s) => Some(s),
+        Conn::Tls(t) => Some(&t.sock),
+        Conn::Unix(_) => None,
+    }
+}
+
 /// Takes one `\r\n`- (or `\n`-) terminated line from the link buffer.
 fn take_line(rs: &mut ReplicaState) -> Option<Vec<u8>> {
     let nl = rs.buf.iter().position(|&b| b == b'\n')?;
@@ -651,12 +710,7 @@ fn take_line(rs: &mut ReplicaState) -> Option<Vec<u8>> {
 
 /// The event handler of the link during the handshake and the transfer.
 fn link_handler(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, mask: u32) {
-    let ours = srv
-        .repl
-        .replica
-        .link
-        .as_ref()
-        .is_some_and(|l| l.as_raw_fd() == fd);
+    let ours = srv.repl.replica.link.as_ref().is_some_and(|l| l.fd() == fd);
     if !ours {
         return;
     }
@@ -665,7 +719,7 @@ fn link_handler(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, mask:
         if mask & ae::WRITABLE == 0 && mask & ae::READABLE == 0 {
             return;
         }
-        let l = srv.repl.replica.link.as_ref();
+        let l = srv.repl.replica.link.as_ref().and_then(tcp_socket);
         let err = match l.map(|l| (l.take_error(), l.peer_addr())) {
             Some((Ok(None), Ok(_))) => None,
             Some((Ok(Some(e)), _)) | Some((Err(e), _)) | Some((_, Err(e))) => Some(e),
@@ -679,7 +733,26 @@ fn link_handler(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, mask:
             fail_link(el, srv);
             return;
         }
-        el.delete_file_event(fd, ae::WRITABLE);
+        // A TLS link finishes its handshake first (upstream's connTLSConnect calls the
+        // connect handler only then); each edge advances it.
+        let mut tls = false;
+        if let Some(Conn::Tls(t)) = srv.repl.replica.link.as_mut() {
+            tls = true;
+            match t.handshake() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    warn!("Failed to connect to PRIMARY: TLS handshake: {}", e);
+                    fail_link(el, srv);
+                    return;
+                }
+            }
+        }
+        if !tls {
+            // A TLS link keeps the writable event: records the socket did not take go
+            // out on the next edge.
+            el.delete_file_event(fd, ae::WRITABLE);
+        }
         info!("Non blocking connect for SYNC fired the event.");
         if !send_cmd(srv, &[b"PING"]) {
             fail_link(el, srv);
@@ -689,25 +762,36 @@ fn link_handler(el: &mut EventLoop, srv: &mut Server, fd: RawFd, _: usize, mask:
         srv.repl.replica.step_start_ms = srv.mstime;
         return;
     }
+    if mask & ae::WRITABLE != 0 {
+        if let Some(l) = srv.repl.replica.link.as_mut() {
+            if let Err(e) = l.flush() {
+                if e.kind() != ErrorKind::WouldBlock {
+                    warn!("Failed to send a command to the PRIMARY: {}", e);
+                    fail_link(el, srv);
+                    return;
+                }
+            }
+        }
+    }
     if mask & ae::READABLE == 0 {
         return;
     }
-    // Read all that is there (edge-triggered readiness).
+    // Read all that is there (edge-triggered readiness): straight into the link buffer,
+    // decrypted first on a TLS link.
     let mut eof = false;
     {
         let rs = &mut srv.repl.replica;
         let Some(l) = rs.link.as_mut() else { return };
-        let mut chunk = [0u8; 16 * 1024];
         loop {
-            match l.read(&mut chunk) {
+            rs.buf.reserve(16 * 1024);
+            match l.read_into(fd, &mut rs.buf) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(n) => {
-                    rs.buf.extend_from_slice(&chunk[..n]);
                     rs.last_io_ms = srv.mstime;
-                    srv.stats.net_input_bytes += n as u64;
+                    srv.stats.net_repl_input_bytes += n as u64;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -822,7 +906,15 @@ fn send_handshake(srv: &mut Server) -> bool {
         .get("replica-announce-port")
         .and_then(|p| p.parse::<u32>().ok())
         .filter(|&p| p != 0)
-        .unwrap_or(srv.config.port as u32)
+        .unwrap_or_else(|| {
+            // Over TLS the replica is reachable on its TLS port, as upstream.
+            let tls_port = crate::tls::tls_port(&srv.config) as u32;
+            if tls_port != 0 && srv.config.get("tls-replication").as_deref() == Some("yes") {
+                tls_port
+            } else {
+                srv.config.port as u32
+            }
+        })
         .to_string();
     if !send_cmd(srv, &[b"REPLCONF", b"listening-port", port.as_bytes()]) {
         return false;
@@ -919,12 +1011,19 @@ fn psync_reply(el: &mut EventLoop, srv: &mut Server, line: &[u8]) -> bool {
             srv.repl.second_replid_offset = cached.offset + 1;
             srv.repl.replid = new_id.to_string();
             info!("Primary replication ID changed to {}", new_id);
+            // Our sub-replicas must learn the new ID: they reconnect and continue.
+            crate::replication::primary::disconnect_replicas(srv);
         }
         srv.repl.replica.cached = None;
         srv.repl.replica.stat_partial_syncs += 1;
         info!("PRIMARY <-> REPLICA sync: Primary accepted a Partial Resynchronization.");
         let rest = std::mem::take(&mut srv.repl.replica.buf);
-        return create_primary_client(el, srv, rest, cached.db);
+        if !create_primary_client(el, srv, rest, cached.db) {
+            return false;
+        }
+        // A replica restarted from its RDB has no backlog yet.
+        crate::replication::primary::ensure_backlog(srv);
+        return true;
     }
     if text.starts_with("-NOMASTERLINK") || text.starts_with("-LOADING") {
         info!(
@@ -1002,16 +1101,30 @@ fn transfer(el: &mut EventLoop, srv: &mut Server) -> bool {
         (p, rest)
     };
     info!("PRIMARY <-> REPLICA sync: Done reading RDB payload");
+    // A new dataset: our sub-replicas cannot continue their history from us (upstream's
+    // replicationAttachToNewPrimary).
+    crate::replication::primary::disconnect_replicas(srv);
+    crate::replication::primary::free_backlog(srv);
+    srv.rdb.loaded_repl = None;
     if !load_payload(srv, &payload) {
         return false;
     }
+    // The stream continues in the database the snapshot recorded (a chained primary
+    // proxies its own primary's stream, which need not start with SELECT).
+    let db = srv
+        .rdb
+        .loaded_repl
+        .take()
+        .map(|(db, _, _)| db.max(0) as usize)
+        .unwrap_or(0);
     srv.repl.replid = std::mem::take(&mut srv.repl.replica.psync_replid);
     srv.repl.master_repl_offset = srv.repl.replica.psync_offset;
     crate::replication::clear_replication_id2(srv);
     srv.repl.replica.cached = None;
-    if !create_primary_client(el, srv, rest, 0) {
+    if !create_primary_client(el, srv, rest, db) {
         return false;
     }
+    crate::replication::primary::ensure_backlog(srv);
     info!("PRIMARY <-> REPLICA sync: Finished with success");
     // The first ACK at once: a diskless primary waits for it to put us online.
     send_ack(srv);
@@ -1064,10 +1177,13 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
 /// authenticated, exempt from ACLs, replies dropped except REPLCONF ACK. `rest` is what
 /// the primary already sent of its stream.
 fn create_primary_client(el: &mut EventLoop, srv: &mut Server, rest: Vec<u8>, db: usize) -> bool {
-    let Some(stream) = srv.repl.replica.link.take() else {
+    let Some(conn) = srv.repl.replica.link.take() else {
         return false;
     };
-    let fd = stream.as_raw_fd();
+    let fd = conn.fd();
+    let Some(stream) = tcp_socket(&conn) else {
+        return false;
+    };
     let laddr = stream
         .local_addr()
         .map(|a| a.to_string())
@@ -1081,7 +1197,7 @@ fn create_primary_client(el: &mut EventLoop, srv: &mut Server, rest: Vec<u8>, db
     srv.next_client_id += 1;
     let entry = srv.clients.vacant_entry();
     let slot = entry.key();
-    let mut c = Client::new(id, slot, Conn::Tcp(stream), addr, laddr, srv.mstime);
+    let mut c = Client::new(id, slot, conn, addr, laddr, srv.mstime);
     c.flags |= cflags::PRIMARY;
     c.authenticated = true;
     c.acl_all = true;

@@ -5,6 +5,8 @@
 //! Each test binary includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod dataset;
+
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
