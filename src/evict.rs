@@ -321,8 +321,8 @@ pub fn lfu_freq(srv: &Server, data: u32) -> u32 {
 ///
 /// Upstream shares one buffer between the backlog and the replicas and counts only what
 /// exceeds the backlog; here each replica has its own output buffer and the backlog is a
-/// fixed-size ring, so the replicas' buffers are the part not counted (the backlog is
-/// counted, as upstream: it is here to stay and does not grow with evictions).
+/// fixed-size ring, so the replicas' buffers are the part not counted (the backlog's
+/// history is counted, as upstream: it is here to stay and does not grow past its size).
 pub fn not_counted_memory(srv: &Server) -> usize {
     let mut overhead = 0;
     for &(slot, id) in &srv.repl.primary.replicas {
@@ -334,6 +334,12 @@ pub fn not_counted_memory(srv: &Server) -> usize {
     }
     if srv.aof.state != crate::aof::AofState::Off {
         overhead += srv.aof.buf.capacity();
+    }
+    // The backlog ring is allocated at its full `repl-backlog-size` (10 MB by default) but
+    // its pages are only touched as history is written; upstream allocates its backlog
+    // blocks as the history grows. Only the history counts, as upstream's figure would.
+    if let Some(b) = &srv.repl.primary.backlog {
+        overhead += b.size() - b.histlen();
     }
     overhead
 }

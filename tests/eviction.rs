@@ -711,3 +711,72 @@ fn lru_test_hit_rate_close_to_reference() {
         "hit rate {ours:.2}% vs reference {reference:.2}%"
     );
 }
+
+/// `master_link_status` of a replica.
+fn link_up(c: &mut Conn) -> bool {
+    String::from_utf8_lossy(&c.call(&["INFO", "replication"])).contains("master_link_status:up")
+}
+
+/// A primary's evictions reach its replica as deletions; the replica, with a smaller
+/// maxmemory, evicts nothing itself while `replica-ignore-maxmemory` is yes (the default),
+/// and starts evicting when it is set to no. Each server as primary of a replica of its
+/// own kind.
+#[test]
+fn replica_ignores_maxmemory_and_follows_evictions() {
+    let _g = serial();
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    for kind in [common::Kind::Ours, common::Kind::Reference] {
+        let start = |extra: &[&str]| match kind {
+            common::Kind::Ours => Server::ours(extra),
+            common::Kind::Reference => Server::reference(&bin, extra),
+        };
+        let who = kind.name();
+        // A small backlog: its history counts against maxmemory (on both servers).
+        let primary = start(&[
+            "--maxmemory",
+            "8mb",
+            "--maxmemory-policy",
+            "allkeys-random",
+            "--repl-backlog-size",
+            "1mb",
+        ]);
+        let replica = start(&["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-random"]);
+        let mut p = primary.conn();
+        let mut r = replica.conn();
+        r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
+        assert!(
+            common::wait_for(Duration::from_secs(10), || link_up(&mut r)),
+            "{who}: link not up"
+        );
+        let (ok, oom) = fill(&mut p, "k:", 0..80_000, 100, None);
+        assert_eq!((ok, oom), (80_000, 0), "{who}");
+        let evicted = stat(&mut p, "stats", "evicted_keys");
+        assert!(evicted > 10_000, "{who}: primary evicted {evicted}");
+        // The primary's eviction time event may still be running: compare with its
+        // current count.
+        let same = common::wait_for(Duration::from_secs(10), || dbsize(&mut r) == dbsize(&mut p));
+        let want = dbsize(&mut p);
+        assert!(
+            same,
+            "{who}: replica has {} keys, primary {want}",
+            dbsize(&mut r)
+        );
+        assert_eq!(
+            stat(&mut r, "stats", "evicted_keys"),
+            0,
+            "{who}: replica evicted"
+        );
+        assert!(
+            used_memory(&mut r) > 2 << 20,
+            "{who}: the replica is not over its limit"
+        );
+        // Now the replica applies its own limit (at its next command).
+        r.call(&["CONFIG", "SET", "replica-ignore-maxmemory", "no"]);
+        let evicts = common::wait_for(Duration::from_secs(10), || {
+            stat(&mut r, "stats", "evicted_keys") > 0 && dbsize(&mut r) < want
+        });
+        assert!(evicts, "{who}: replica did not evict");
+    }
+}

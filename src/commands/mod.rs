@@ -750,8 +750,11 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
     }
     // 7. Cluster redirection: cluster mode is issue 13.
     // 8. maxmemory: evict (a bounded slice), and refuse commands that would use more
-    //    memory when nothing can be evicted (src/evict.rs).
-    if srv.config.maxmemory != 0 {
+    //    memory when nothing can be evicted (src/evict.rs). Not while serving a replica
+    //    (REPLCONF ACK): it is out of the client table then, so the DELs of the evictions
+    //    would miss its stream; its commands never use memory, the next command or the
+    //    eviction time event evicts instead.
+    if srv.config.maxmemory != 0 && !c.has_flag(cflags::REPLICA) {
         let is_exec = def.name == "exec";
         let denyoom = def.flags & flags::DENYOOM != 0
             || (is_exec
