@@ -46,6 +46,38 @@ pub struct Stats {
     pub unexpected_error_replies: u64,
     pub total_reads_processed: u64,
     pub total_writes_processed: u64,
+    /// Rates sampled every 100 ms (upstream's `inst_metric`): network input and output
+    /// bytes (replication included), replication input and output bytes, commands.
+    pub inst: [InstMetric; 5],
+}
+
+/// One instantaneous metric: the last 16 per-second rates, sampled every 100 ms
+/// (upstream's `trackInstantaneousMetric` / `getInstantaneousMetric`).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct InstMetric {
+    samples: [u64; 16],
+    idx: usize,
+    last_value: u64,
+    last_ms: i64,
+}
+
+impl InstMetric {
+    /// Records `value` (a running total) at `now_ms`.
+    pub fn track(&mut self, value: u64, now_ms: i64) {
+        if self.last_ms > 0 && now_ms > self.last_ms {
+            let rate =
+                value.saturating_sub(self.last_value) * 1000 / (now_ms - self.last_ms) as u64;
+            self.samples[self.idx] = rate;
+            self.idx = (self.idx + 1) % self.samples.len();
+        }
+        self.last_value = value;
+        self.last_ms = now_ms;
+    }
+
+    /// The mean of the samples, per second.
+    pub fn get(&self) -> u64 {
+        self.samples.iter().sum::<u64>() / self.samples.len() as u64
+    }
 }
 
 impl Stats {
@@ -299,6 +331,23 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     let used = crate::zmalloc::used_memory();
     if used > srv.stat_peak_memory {
         srv.stat_peak_memory = used;
+    }
+
+    // Instantaneous network rates, every 100 ms (upstream's run_with_period(100)).
+    let period = (100 * srv.hz as u64 / 1000).max(1);
+    if srv.cronloops.is_multiple_of(period) {
+        let st = &mut srv.stats;
+        let now = srv.mstime;
+        let values = [
+            st.net_input_bytes + st.net_repl_input_bytes,
+            st.net_output_bytes + st.net_repl_output_bytes,
+            st.net_repl_input_bytes,
+            st.net_repl_output_bytes,
+            st.numcommands,
+        ];
+        for (m, v) in st.inst.iter_mut().zip(values) {
+            m.track(v, now);
+        }
     }
 
     crate::rdb::cron(srv);

@@ -8,7 +8,7 @@
 //! - `repl-timeout` on both sides (a silent primary, a replica whose ACKs stop), next to
 //!   the reference doing the same;
 //! - INFO `total_net_repl_input_bytes` / `total_net_repl_output_bytes` (part of the
-//!   `total_net_*_bytes` totals, as upstream).
+//!   `total_net_*_bytes` totals, as upstream) and `instantaneous_*_repl_kbps`.
 //!
 //! Knobs: `REPL_TEST_KEYS` (keys loaded before the sync, default 2000) and
 //! `REPL_TEST_LOAD_MS` (duration of each write load, default 1000).
@@ -584,6 +584,11 @@ fn repl_byte_counters_like_the_reference() {
         assert!(in0 > 0, "{kind}: {in0}");
         write_load(&mut p, 300, 77);
         wait_in_sync(&mut p, &mut [&mut r]);
+        // The rates of the last 1.6 s (100 ms samples) show the load just applied.
+        let rate = info_str(&mut r, "instantaneous_input_repl_kbps");
+        assert!(rate.parse::<f64>().unwrap_or(0.0) > 0.0, "{kind}: {rate}");
+        let rate = info_str(&mut p, "instantaneous_output_repl_kbps");
+        assert!(rate.parse::<f64>().unwrap_or(0.0) > 0.0, "{kind}: {rate}");
         let grown = info_num(&mut r, "slave_repl_offset") - off0;
         assert!(grown > 0);
         assert_eq!(

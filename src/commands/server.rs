@@ -1389,20 +1389,16 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
         "persistence" => crate::rdb::info_persistence(srv, s),
         "stats" => {
             let st = &srv.stats;
-            let ops = if uptime > 0 {
-                st.numcommands / uptime as u64
-            } else {
-                0
-            };
+            let ops = st.inst[4].get();
             let _ = write!(
                 s,
                 "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  instantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\n\
                  total_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{}\r\n\
                  total_net_repl_output_bytes:{}\r\ntotal_net_cluster_slot_import_bytes:0\r\n\
-                 total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:0.00\r\n\
-                 instantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\n\
-                 instantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\n\
+                 total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\n\
+                 instantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:{:.2}\r\n\
+                 instantaneous_output_repl_kbps:{:.2}\r\nrejected_connections:{}\r\n\
                  sync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\n\
                  expired_fields:{}\r\nexpired_stale_perc:{:.2}\r\n\
                  expired_keys_with_volatile_items_stale_perc:0.00\r\n\
@@ -1438,6 +1434,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.net_output_bytes + st.net_repl_output_bytes,
                 st.net_repl_input_bytes,
                 st.net_repl_output_bytes,
+                st.inst[0].get() as f64 / 1024.0,
+                st.inst[1].get() as f64 / 1024.0,
+                st.inst[2].get() as f64 / 1024.0,
+                st.inst[3].get() as f64 / 1024.0,
                 st.rejected_conn,
                 srv.repl.primary.stat_sync_full,
                 srv.repl.primary.stat_sync_partial_ok,
