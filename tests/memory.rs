@@ -783,3 +783,41 @@ fn client_eviction_spares_no_evict_clients() {
         admin.call(&["CONFIG", "SET", "maxmemory", "0"]);
     }
 }
+
+/// `replica-lazy-flush`: the dataset a full sync replaces goes to the lazy free thread
+/// (all its keys counted in `lazyfreed_objects`), or is freed in place with `no`.
+#[test]
+fn replica_lazy_flush_is_honoured() {
+    let primary = Server::ours(&[]);
+    let mut p = primary.conn();
+    p.call(&["SET", "from-primary", "v"]);
+    for (value, lazy) in [("yes", true), ("no", false)] {
+        let replica = Server::ours(&["--replica-lazy-flush", value]);
+        let mut r = replica.conn();
+        for i in 0..200 {
+            r.call(&["SET", &format!("old:{i}"), "v"]);
+        }
+        let before = int_of(&mut r, "memory", "lazyfreed_objects");
+        let pport = primary.port.to_string();
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &pport]), b"+OK\r\n");
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                info_text(&mut r, "replication", "master_link_status") == "up"
+                    && r.call(&["EXISTS", "from-primary"]) == b":1\r\n"
+            }),
+            "replica did not sync"
+        );
+        assert_eq!(r.call(&["EXISTS", "old:0"]), b":0\r\n");
+        assert!(wait_for(Duration::from_secs(5), || int_of(
+            &mut r,
+            "memory",
+            "lazyfree_pending_objects"
+        ) == 0));
+        let freed = int_of(&mut r, "memory", "lazyfreed_objects") - before;
+        assert_eq!(
+            freed,
+            if lazy { 200 } else { 0 },
+            "replica-lazy-flush {value}"
+        );
+    }
+}
