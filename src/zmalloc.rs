@@ -221,7 +221,7 @@ pub fn purge() -> bool {
         // SAFETY: the name is NUL-terminated; null pointers are what the ctl expects.
         let r = unsafe {
             tikv_jemalloc_sys::mallctl(
-                b"arena.4096.purge\0".as_ptr() as *const libc::c_char,
+                c"arena.4096.purge".as_ptr(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
