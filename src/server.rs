@@ -149,6 +149,8 @@ pub struct Server {
     pub current_client_add_flags: u64,
     /// Peak of `used_memory`.
     pub stat_peak_memory: usize,
+    /// Startup memory, sampled allocator statistics, client memory (src/memory.rs).
+    pub mem: crate::memory::MemState,
     /// Clients blocked on keys, ready keys, blocked-client timeouts (src/blocked.rs).
     pub blocked: crate::blocked::Blocked,
     /// The slow, large-request and large-reply logs (src/commandlog.rs).
@@ -212,6 +214,7 @@ impl Server {
             shutdown_asap: false,
             lruclock: lru_clock(now),
             stat_peak_memory: 0,
+            mem: Default::default(),
             current_client: None,
             current_client_add_flags: 0,
             current_client_no_touch: false,
@@ -328,10 +331,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     crate::networking::clients_cron(srv);
     crate::db::databases_cron(srv);
 
-    let used = crate::zmalloc::used_memory();
-    if used > srv.stat_peak_memory {
-        srv.stat_peak_memory = used;
-    }
+    crate::memory::cron_update_memory_stats(srv);
 
     // Instantaneous network rates, every 100 ms (upstream's run_with_period(100)).
     let period = (100 * srv.hz as u64 / 1000).max(1);
@@ -380,6 +380,8 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     // this turn leaves.
     crate::aof::before_sleep(srv);
     crate::networking::handle_clients_with_pending_writes(el, srv);
+    // Clients over `maxmemory-clients` go before key eviction would (src/memory.rs).
+    crate::memory::evict_clients(el, srv, None);
     crate::networking::free_clients_in_async_free_queue(el, srv);
     if srv.pending_tls_listeners.is_some() {
         crate::networking::swap_tls_listeners(el, srv);

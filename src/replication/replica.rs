@@ -1188,7 +1188,11 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
     match crate::rdb::load_replication_payload(srv, payload) {
         Ok(()) => {
             srv.touch_all_watched_keys_in_db(None);
-            drop(old);
+            // The old dataset goes on the lazy free thread with `replica-lazy-flush`.
+            let lazy = srv.config.get("replica-lazy-flush").as_deref() == Some("yes");
+            for mut d in old {
+                crate::lazyfree::free_db(std::mem::take(&mut d.kv), lazy);
+            }
             true
         }
         Err(e) => {
