@@ -242,6 +242,10 @@ pub struct Client {
     /// The primary client: bytes of `query_buf` already applied and counted in the
     /// replication offset (the rest is a command or a transaction in progress).
     pub repl_applied: usize,
+    /// This client's memory at its last update and the client type it was counted
+    /// under, in `Server::mem` (src/memory.rs, client eviction).
+    pub last_memory_usage: usize,
+    pub last_memory_type: u8,
 }
 
 impl Client {
@@ -292,6 +296,8 @@ impl Client {
             repl: None,
             woff: 0,
             repl_applied: 0,
+            last_memory_usage: 0,
+            last_memory_type: 0,
         }
     }
 

@@ -92,6 +92,7 @@ pub fn delete_expired_key(srv: &mut Server, db: usize, key: &[u8]) {
 pub fn delete_expired_key_unpropagated(srv: &mut Server, db: usize, key: &[u8]) {
     if let Some(v) = srv.dbs[db].kv.remove(key) {
         crate::blocked::signal_deleted_key_as_ready(srv, db, key, v.obj_type());
+        crate::lazyfree::free_value(v, srv.config.lazyfree_lazy_expire);
     }
     srv.stats.expiredkeys += 1;
     srv.touch_watched_key(db, key);
@@ -293,7 +294,11 @@ pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bo
     let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
         && srv.dbs[db].kv.get(key).is_none();
     // The key table settles the string encoding in the same probe as the insert.
-    srv.dbs[db].kv.insert_touch(key, val, keep_ttl, touch);
+    let (_, old) = srv.dbs[db].kv.insert_touch(key, val, keep_ttl, touch);
+    if let Some(old) = old {
+        // An overwritten value is a deletion by the server (upstream's dbSetValue).
+        crate::lazyfree::free_value(old, srv.config.lazyfree_lazy_server_del);
+    }
     if is_new {
         notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
     }
@@ -326,7 +331,10 @@ pub fn set_key_with_expire(
     val.settle_encoding(key.len(), true);
     let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
         && srv.dbs[db].kv.get(key).is_none();
-    srv.dbs[db].kv.insert_touch(key, val, false, touch);
+    let (_, old) = srv.dbs[db].kv.insert_touch(key, val, false, touch);
+    if let Some(old) = old {
+        crate::lazyfree::free_value(old, srv.config.lazyfree_lazy_server_del);
+    }
     if is_new {
         notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
     }

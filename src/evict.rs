@@ -324,6 +324,9 @@ pub fn lfu_freq(srv: &Server, data: u32) -> u32 {
 /// fixed-size ring, so the replicas' buffers are the part not counted (the backlog's
 /// history is counted, as upstream: it is here to stay and does not grow past its size).
 pub fn not_counted_memory(srv: &Server) -> usize {
+    // Read live: the per-type client totals of src/memory.rs are refreshed when a client
+    // is served, and a replica's buffer grows with every write while it is not (counting
+    // the stale figure evicted everything under a flood and then refused writes).
     let mut overhead = 0;
     for &(slot, id) in &srv.repl.primary.replicas {
         if let Some(Some(c)) = srv.clients.get(slot) {

@@ -633,13 +633,11 @@ impl KvStore {
     }
 
     /// Whether an incremental rehash is in progress.
-    #[cfg(test)]
     pub fn is_rehashing(&self) -> bool {
         self.rehash_idx.is_some()
     }
 
     /// Number of buckets of the main table (and of the rehash target).
-    #[cfg(test)]
     pub fn buckets(&self) -> (usize, usize) {
         (self.ht[0].size(), self.ht[1].size())
     }
@@ -933,13 +931,33 @@ impl KvStore {
     /// Inserts or overwrites. With `keep_ttl` an existing TTL survives; otherwise it is
     /// cleared. The LRU/LFU field is set to `lru`. Returns true if the key existed.
     pub fn insert(&mut self, key: &[u8], val: Value, keep_ttl: bool, lru: u32) -> bool {
+        self.insert_with(key, val, keep_ttl, lru, |_| lru).0
+    }
+
+    /// [`KvStore::insert`] handing back the value it replaced when that value was stored
+    /// out of line (collections, long strings), so the caller can free it lazily
+    /// (`lazyfree-lazy-server-del`); inline values are freed with their entry.
+    #[allow(dead_code)]
+    pub fn insert_take_old(
+        &mut self,
+        key: &[u8],
+        val: Value,
+        keep_ttl: bool,
+        lru: u32,
+    ) -> (bool, Option<Value>) {
         self.insert_with(key, val, keep_ttl, lru, |_| lru)
     }
 
-    /// [`KvStore::insert`] for writes by commands: a new key's LRU/LFU field is
+    /// [`KvStore::insert_take_old`] for writes by commands: a new key's LRU/LFU field is
     /// [`Touch::init`], an overwritten one's [`Touch::overwrite`] of the old field.
     #[inline]
-    pub fn insert_touch(&mut self, key: &[u8], val: Value, keep_ttl: bool, t: Touch) -> bool {
+    pub fn insert_touch(
+        &mut self,
+        key: &[u8],
+        val: Value,
+        keep_ttl: bool,
+        t: Touch,
+    ) -> (bool, Option<Value>) {
         self.insert_with(key, val, keep_ttl, t.init(), |old| t.overwrite(old))
     }
 
@@ -950,7 +968,7 @@ impl KvStore {
         keep_ttl: bool,
         lru_new: u32,
         lru_over: impl FnOnce(u32) -> u32,
-    ) -> bool {
+    ) -> (bool, Option<Value>) {
         self.rehash_if_rehashing(1);
         let found = self.find_link(key);
         // A fresh string reports embstr or raw by whether it fits with its key and TTL.
@@ -981,8 +999,11 @@ impl KvStore {
                     self.ttl_remove(pos);
                 }
             }
+            if old.kind() == KIND_BOX {
+                return (true, Some(old.into_value()));
+            }
             old.free();
-            return true;
+            return (true, None);
         }
         self.expand_if_needed();
         let e = Entry::alloc(key, stored, lru_new, None);
@@ -993,7 +1014,7 @@ impl KvStore {
         e.set_next(tab.b[idx]);
         tab.b[idx] = e.0;
         tab.used += 1;
-        false
+        (false, None)
     }
 
     /// Removes the key and returns its value.
@@ -1464,16 +1485,21 @@ impl KvStore {
         (self.ht[0].size() + self.ht[1].size() + self.ttl.capacity()) * p
     }
 
-    /// Bytes allocated for `key`'s entry (and the box of a boxed value, not its contents),
-    /// as the allocator reports them, for MEMORY USAGE.
-    #[allow(dead_code)] // For MEMORY USAGE with the memory issue.
+    /// Bytes allocated for `key`'s entry (and the box of a boxed value, with the bytes of
+    /// a string stored out of line, but not a collection's contents), as the allocator
+    /// reports them, for MEMORY USAGE.
     pub fn entry_memory(&self, key: &[u8]) -> Option<usize> {
         let e = self.find(key)?;
-        // SAFETY: entries come from the global allocator, which is the system malloc.
-        let mut n = unsafe { libc::malloc_usable_size(e.0 as *mut libc::c_void) };
+        // SAFETY: entries are live blocks of the global allocator.
+        let mut n = unsafe { crate::zmalloc::usable_size(e.0) };
         if e.kind() == KIND_BOX {
+            let b = e.boxed_ptr();
             // SAFETY: as above, for the Box allocation.
-            n += unsafe { libc::malloc_usable_size(e.boxed_ptr() as *mut libc::c_void) };
+            n += unsafe { crate::zmalloc::usable_size(b as *const u8) };
+            // SAFETY: a boxed entry's pointer is a live Box<Value> owned by the table.
+            if let Value::Str { bytes, .. } = unsafe { &*b } {
+                n += crate::zmalloc::vec_usable(bytes);
+            }
         }
         Some(n)
     }
@@ -1530,7 +1556,7 @@ mod tests {
 
         /// Sum of the usable sizes of every allocation of the table.
         fn allocated(&self) -> usize {
-            let us = |p: *mut u8| unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
+            let us = |p: *mut u8| unsafe { crate::zmalloc::usable_size(p) };
             let mut n = 0;
             for t in &self.ht {
                 if t.size() > 0 {

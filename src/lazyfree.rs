@@ -37,6 +37,7 @@ fn queue() -> &'static Mutex<Sender<Job>> {
         std::thread::Builder::new()
             .name("bio_lazy_free".into())
             .spawn(move || {
+                lower_thread_priority();
                 for job in rx {
                     let n = match job {
                         Job::Value(v) => {
@@ -58,6 +59,18 @@ fn queue() -> &'static Mutex<Sender<Job>> {
     })
 }
 
+/// Gives the freeing thread the lowest CPU priority (nice 19, for this thread only): on
+/// a machine with fewer free cores than runnable threads, the event loop then keeps its
+/// core while a huge value is freed, which is the point of freeing lazily.
+fn lower_thread_priority() {
+    // SAFETY: gettid and setpriority have no memory preconditions; on Linux
+    // PRIO_PROCESS with a thread id applies to that thread only.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
 fn send(job: Job, n: u64) {
     PENDING.fetch_add(n, Ordering::Relaxed);
     let tx = queue().lock().unwrap_or_else(|e| e.into_inner());
@@ -68,14 +81,18 @@ fn send(job: Job, n: u64) {
     }
 }
 
-/// Upstream's `lazyfreeGetFreeEffort`: about the number of allocations freeing takes.
+/// Upstream's `lazyfreeGetFreeEffort`: about the number of allocations freeing takes. A
+/// compact encoding (listpack, intset) is one allocation whatever its length; a
+/// quicklist is one per node; hash tables and skiplists one per element.
 pub fn free_effort(v: &Value) -> usize {
+    use crate::object::Encoding;
     match v {
         Value::Int(_) | Value::Str { .. } => 1,
-        Value::List(l) => l.len(),
-        Value::Hash(h) => h.len(),
-        Value::Set(s) => s.len(),
-        Value::ZSet(z) => z.len(),
+        Value::List(l) if l.encoding() == Encoding::Quicklist => l.raw_node_count(),
+        Value::Hash(h) if h.encoding() == Encoding::Hashtable => h.len(),
+        Value::Set(s) if s.encoding() == Encoding::Hashtable => s.len(),
+        Value::ZSet(z) if z.encoding() == Encoding::Skiplist => z.len(),
+        Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => 1,
         // Upstream: the radix tree nodes plus each group's PEL size.
         Value::Stream(s) => {
             s.node_count()
@@ -94,7 +111,8 @@ pub fn free_value(v: Value, lazy: bool) {
 
 /// Frees the whole table of an emptied database: on the background thread when `lazy`.
 pub fn free_db(kv: KvStore, lazy: bool) {
-    if lazy && kv.len() > LAZYFREE_THRESHOLD {
+    // As upstream's emptyDbAsync, an asynchronous flush always hands the table over.
+    if lazy && !kv.is_empty() {
         let n = kv.len() as u64;
         send(Job::Db(kv), n);
     }

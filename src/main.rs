@@ -34,6 +34,7 @@ mod kvstore;
 mod latency;
 mod lazyfree;
 mod ld;
+mod memory;
 mod networking;
 mod notify;
 mod object;
@@ -152,6 +153,8 @@ fn main() {
     el.create_time_event(10, check_signals);
     el.set_before_sleep_proc(Some(server::before_sleep));
     info!("Server initialized");
+    // used_memory_startup: what the server holds before any data or client.
+    srv.mem.initial_memory_usage = zmalloc::used_memory();
     // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
     aof::load_data_from_disk(&mut srv);
     replication::replica::startup(&mut srv);

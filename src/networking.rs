@@ -524,7 +524,8 @@ pub fn take_client(srv: &mut Server, slot: usize) -> Option<Box<Client>> {
 }
 
 #[inline]
-pub fn put_client(srv: &mut Server, c: Box<Client>) {
+pub fn put_client(srv: &mut Server, mut c: Box<Client>) {
+    crate::memory::update_client_mem_usage(&mut srv.mem, &mut c);
     let slot = c.slot;
     srv.clients[slot] = Some(c);
 }
@@ -579,6 +580,13 @@ pub fn read_query_from_client(
                 srv.stats.total_reads_processed += 1;
                 c.last_interaction_ms = srv.mstime;
                 if query_buffer_limit_reached(srv, &c) {
+                    close = true;
+                    break;
+                }
+                // A growing query buffer counts against maxmemory-clients before its
+                // command runs (upstream evicts in processCommand).
+                crate::memory::update_client_mem_usage(&mut srv.mem, &mut c);
+                if crate::memory::evict_clients(el, srv, Some(&mut c)) {
                     close = true;
                     break;
                 }
@@ -1349,6 +1357,7 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     if let Conn::Tls(t) = &mut c.conn {
         t.close_notify();
     }
+    crate::memory::remove_client_mem_usage(&mut srv.mem, &mut c);
     crate::blocked::forget_client(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);

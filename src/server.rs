@@ -51,6 +51,38 @@ pub struct Stats {
     /// Time spent over maxmemory, in us, and since when we are now (src/evict.rs).
     pub total_eviction_exceeded_us: u64,
     pub eviction_exceeded_since: Option<std::time::Instant>,
+    /// Rates sampled every 100 ms (upstream's `inst_metric`): network input and output
+    /// bytes (replication included), replication input and output bytes, commands.
+    pub inst: [InstMetric; 5],
+}
+
+/// One instantaneous metric: the last 16 per-second rates, sampled every 100 ms
+/// (upstream's `trackInstantaneousMetric` / `getInstantaneousMetric`).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct InstMetric {
+    samples: [u64; 16],
+    idx: usize,
+    last_value: u64,
+    last_ms: i64,
+}
+
+impl InstMetric {
+    /// Records `value` (a running total) at `now_ms`.
+    pub fn track(&mut self, value: u64, now_ms: i64) {
+        if self.last_ms > 0 && now_ms > self.last_ms {
+            let rate =
+                value.saturating_sub(self.last_value) * 1000 / (now_ms - self.last_ms) as u64;
+            self.samples[self.idx] = rate;
+            self.idx = (self.idx + 1) % self.samples.len();
+        }
+        self.last_value = value;
+        self.last_ms = now_ms;
+    }
+
+    /// The mean of the samples, per second.
+    pub fn get(&self) -> u64 {
+        self.samples.iter().sum::<u64>() / self.samples.len() as u64
+    }
 }
 
 impl Stats {
@@ -122,6 +154,8 @@ pub struct Server {
     pub current_client_add_flags: u64,
     /// Peak of `used_memory`.
     pub stat_peak_memory: usize,
+    /// Startup memory, sampled allocator statistics, client memory (src/memory.rs).
+    pub mem: crate::memory::MemState,
     /// Clients blocked on keys, ready keys, blocked-client timeouts (src/blocked.rs).
     pub blocked: crate::blocked::Blocked,
     /// The slow, large-request and large-reply logs (src/commandlog.rs).
@@ -188,6 +222,7 @@ impl Server {
             shutdown_asap: false,
             lruclock: lru_clock(now),
             stat_peak_memory: 0,
+            mem: Default::default(),
             current_client: None,
             current_client_add_flags: 0,
             current_client_no_touch: false,
@@ -305,9 +340,23 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     crate::networking::clients_cron(srv);
     crate::db::databases_cron(srv);
 
-    let used = crate::zmalloc::used_memory();
-    if used > srv.stat_peak_memory {
-        srv.stat_peak_memory = used;
+    crate::memory::cron_update_memory_stats(srv);
+
+    // Instantaneous network rates, every 100 ms (upstream's run_with_period(100)).
+    let period = (100 * srv.hz as u64 / 1000).max(1);
+    if srv.cronloops.is_multiple_of(period) {
+        let st = &mut srv.stats;
+        let now = srv.mstime;
+        let values = [
+            st.net_input_bytes + st.net_repl_input_bytes,
+            st.net_output_bytes + st.net_repl_output_bytes,
+            st.net_repl_input_bytes,
+            st.net_repl_output_bytes,
+            st.numcommands,
+        ];
+        for (m, v) in st.inst.iter_mut().zip(values) {
+            m.track(v, now);
+        }
     }
 
     crate::rdb::cron(srv);
@@ -341,6 +390,8 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     // this turn leaves.
     crate::aof::before_sleep(srv);
     crate::networking::handle_clients_with_pending_writes(el, srv);
+    // Clients over `maxmemory-clients` go before key eviction would (src/memory.rs).
+    crate::memory::evict_clients(el, srv, None);
     crate::networking::free_clients_in_async_free_queue(el, srv);
     if srv.pending_tls_listeners.is_some() {
         crate::networking::swap_tls_listeners(el, srv);

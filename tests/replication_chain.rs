@@ -8,7 +8,7 @@
 //! - `repl-timeout` on both sides (a silent primary, a replica whose ACKs stop), next to
 //!   the reference doing the same;
 //! - INFO `total_net_repl_input_bytes` / `total_net_repl_output_bytes` (part of the
-//!   `total_net_*_bytes` totals, as upstream).
+//!   `total_net_*_bytes` totals, as upstream) and `instantaneous_*_repl_kbps`.
 //!
 //! Knobs: `REPL_TEST_KEYS` (keys loaded before the sync, default 2000) and
 //! `REPL_TEST_LOAD_MS` (duration of each write load, default 1000).
@@ -278,6 +278,17 @@ fn chain_upstream_valkey_rs_upstream() {
 /// and the old upstream primary follow it with partial resyncs (replid2).
 #[test]
 fn failover_promoted_valkey_rs_continues_old_primary() {
+    failover(true);
+}
+
+/// The same with a valkey-rs top primary: valkey-rs turning from primary into a replica
+/// offers its own history (cached primary of itself) to the promoted valkey-rs.
+#[test]
+fn failover_all_valkey_rs_primaries() {
+    failover(false);
+}
+
+fn failover(upstream_top: bool) {
     let Some(refbin) = require_reference() else {
         return;
     };
@@ -291,7 +302,11 @@ fn failover_promoted_valkey_rs_continues_old_primary() {
         "--repl-ping-replica-period",
         "3600",
     ];
-    let top = Server::reference(&refbin, &quiet);
+    let top = if upstream_top {
+        Server::reference(&refbin, &quiet)
+    } else {
+        Server::ours(&quiet)
+    };
     let mid = Server::ours(&quiet);
     let sub_ref = Server::reference(&refbin, &[]);
     let sub_ours = Server::ours(&[]);
@@ -320,7 +335,13 @@ fn failover_promoted_valkey_rs_continues_old_primary() {
     write_load(&mut m, load_ms / 2, 25);
     attach(&mut p, &mid);
     wait_in_sync(&mut m, &mut [&mut p, &mut s1, &mut s2]);
-    assert_eq!(info_num(&mut m, "sync_full"), full, "{}", mid.log());
+    assert_eq!(
+        info_num(&mut m, "sync_full"),
+        full,
+        "{}\n{}",
+        mid.log(),
+        top.log()
+    );
     // Both sub-replicas (disconnected by the promotion) and the old primary continued.
     assert_eq!(
         info_num(&mut m, "sync_partial_ok"),
@@ -563,6 +584,11 @@ fn repl_byte_counters_like_the_reference() {
         assert!(in0 > 0, "{kind}: {in0}");
         write_load(&mut p, 300, 77);
         wait_in_sync(&mut p, &mut [&mut r]);
+        // The rates of the last 1.6 s (100 ms samples) show the load just applied.
+        let rate = info_str(&mut r, "instantaneous_input_repl_kbps");
+        assert!(rate.parse::<f64>().unwrap_or(0.0) > 0.0, "{kind}: {rate}");
+        let rate = info_str(&mut p, "instantaneous_output_repl_kbps");
+        assert!(rate.parse::<f64>().unwrap_or(0.0) > 0.0, "{kind}: {rate}");
         let grown = info_num(&mut r, "slave_repl_offset") - off0;
         assert!(grown > 0);
         assert_eq!(
@@ -582,5 +608,53 @@ fn repl_byte_counters_like_the_reference() {
             "{kind}: net input {net_in} vs stream {grown}"
         );
         r.call(&["REPLICAOF", "NO", "ONE"]);
+    }
+}
+
+/// Stream bytes that arrive in the same segment as the payload or the `+CONTINUE` line
+/// are applied at once, with no further byte from the primary (which then stays silent),
+/// as by the reference.
+#[test]
+fn stream_sent_with_the_sync_reply_is_applied() {
+    let Some(refbin) = require_reference() else {
+        return;
+    };
+    let servers = [Server::ours(&[]), Server::reference(&refbin, &[])];
+    for srv in &servers {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let fport = l.local_addr().unwrap().port().to_string();
+        let mut c = srv.conn();
+        c.call(&["REPLICAOF", "127.0.0.1", &fport]);
+        let (_, mut w) = fake_primary_accept(&l, Duration::from_secs(10)).expect("handshake");
+        let id = "c".repeat(40);
+        let set1 = b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$1\r\nv\r\n";
+        let mut out = format!("+FULLRESYNC {id} 200\r\n$18\r\n").into_bytes();
+        out.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
+        out.extend_from_slice(set1);
+        w.write_all(&out).unwrap();
+        let applied = wait_for(Duration::from_secs(10), || {
+            c.call(&["GET", "k1"]) == b"$1\r\nv\r\n"
+        });
+        assert!(applied, "{:?}: {}", srv.kind, srv.log());
+        // The link drops; the continuation carries a command in the same write.
+        drop(w);
+        let (psync, mut w) =
+            fake_primary_accept(&l, Duration::from_secs(10)).expect("reconnection");
+        let next = 200 + set1.len() as i64 + 1;
+        assert_eq!(psync[1..], [id.clone(), next.to_string()], "{:?}", srv.kind);
+        let set2 = b"*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$1\r\nw\r\n";
+        let mut out = format!("+CONTINUE {id}\r\n").into_bytes();
+        out.extend_from_slice(set2);
+        w.write_all(&out).unwrap();
+        let applied = wait_for(Duration::from_secs(5), || {
+            c.call(&["GET", "k2"]) == b"$1\r\nw\r\n"
+        });
+        assert!(applied, "{:?}: {}", srv.kind, srv.log());
+        assert_eq!(
+            info_num(&mut c, "slave_repl_offset"),
+            next - 1 + set2.len() as i64
+        );
+        c.call(&["REPLICAOF", "NO", "ONE"]);
+        drop(w);
     }
 }

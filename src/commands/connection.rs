@@ -787,7 +787,7 @@ pub fn client_info_line(srv: &Server, cl: &Client, cur: bool) -> String {
         .sum();
     let rbs = cl.reply.buf.capacity();
     let obl = cl.reply.pending();
-    let tot_mem = qbuf + qbuf_free + argv_mem + multi_mem + rbs + std::mem::size_of::<Client>();
+    let tot_mem = crate::memory::client_memory_usage(cl).0;
     let multi: i64 = if cl.has_flag(cflags::MULTI) {
         cl.mstate.len() as i64
     } else {

@@ -29,6 +29,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod pubsub;
 pub mod replication;
 pub mod server;
@@ -426,7 +427,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 19] {
+pub fn all_families() -> [&'static [CommandDef]; 20] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -447,6 +448,7 @@ pub fn all_families() -> [&'static [CommandDef]; 19] {
         acl::COMMANDS,
         slowlog::COMMANDS,
         replication::COMMANDS,
+        memory::COMMANDS,
     ]
 }
 

@@ -1188,24 +1188,6 @@ const INFO_SECTIONS: &[(&str, &str, bool)] = &[
     ("keyspace", "Keyspace", true),
 ];
 
-/// Human-readable bytes, as upstream's `bytesToHuman`.
-fn bytes_to_human(n: u64) -> String {
-    let d = n as f64;
-    if n < 1024 {
-        format!("{}B", n)
-    } else if n < 1024 * 1024 {
-        format!("{:.2}K", d / 1024.0)
-    } else if n < 1024 * 1024 * 1024 {
-        format!("{:.2}M", d / (1024.0 * 1024.0))
-    } else if n < 1024u64.pow(4) {
-        format!("{:.2}G", d / (1024.0 * 1024.0 * 1024.0))
-    } else if n < 1024u64.pow(5) {
-        format!("{:.2}T", d / 1024f64.powi(4))
-    } else {
-        format!("{:.2}P", d / 1024f64.powi(5))
-    }
-}
-
 /// User and system CPU seconds of this process (and of its children).
 fn cpu_times() -> (f64, f64, f64, f64) {
     let mut self_ru: RUsage = unsafe { std::mem::zeroed() };
@@ -1332,91 +1314,25 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.blocked.total_blocking_keys_on_nokey()
             );
         }
-        "memory" => {
-            let used = crate::zmalloc::used_memory() as u64;
-            let maxmemory = srv.config.maxmemory;
-            let rss = crate::zmalloc::rss() as u64;
-            let peak = (srv.stat_peak_memory as u64).max(used);
-            let sys = crate::zmalloc::total_system_memory() as u64;
-            let overhead: u64 = srv.dbs.iter().map(|d| d.kv.overhead_bytes() as u64).sum();
-            let dataset = used.saturating_sub(overhead);
-            let pct = |a: u64, b: u64| {
-                if b == 0 {
-                    0.0
-                } else {
-                    a as f64 * 100.0 / b as f64
-                }
-            };
-            let frag = if used == 0 {
-                0.0
-            } else {
-                rss as f64 / used as f64
-            };
-            let _ = write!(
-                s,
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
-                 used_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\n\
-                 used_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\n\
-                 used_memory_overhead:{overhead}\r\nused_memory_startup:0\r\n\
-                 used_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\n\
-                 allocator_allocated:{used}\r\nallocator_active:{rss}\r\n\
-                 allocator_resident:{rss}\r\nallocator_muzzy:0\r\n\
-                 total_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\n\
-                 used_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\n\
-                 used_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\n\
-                 number_of_functions:0\r\nnumber_of_libraries:0\r\n\
-                 used_memory_vm_functions:0\r\nused_memory_vm_total:0\r\n\
-                 used_memory_vm_total_human:0B\r\nused_memory_functions:0\r\n\
-                 used_memory_scripts:0\r\nused_memory_scripts_human:0B\r\n\
-                 maxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
-                 allocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\n\
-                 allocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\n\
-                 rss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\n\
-                 mem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{}\r\n\
-                 mem_not_counted_for_evict:{}\r\nmem_replication_backlog:0\r\n\
-                 mem_total_replication_buffers:0\r\nmem_replicas_repl_buffer:0\r\n\
-                 mem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\n\
-                 mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:{}\r\n\
-                 mem_allocator:libc\r\nmem_overhead_db_hashtable_rehashing:0\r\n\
-                 active_defrag_running:0\r\nlazyfree_pending_objects:{}\r\n\
-                 lazyfreed_objects:{}\r\n",
-                bytes_to_human(used),
-                bytes_to_human(rss),
-                bytes_to_human(peak),
-                pct(used, peak),
-                pct(dataset, used.saturating_sub(0)),
-                bytes_to_human(sys),
-                bytes_to_human(maxmemory),
-                srv.config.maxmemory_policy,
-                rss as i64 - used as i64,
-                crate::evict::not_counted_memory(srv),
-                srv.aof.buf.capacity(),
-                crate::lazyfree::pending_objects(),
-                crate::lazyfree::freed_objects(),
-            );
-        }
+        "memory" => crate::memory::info_memory(srv, s),
         "persistence" => crate::rdb::info_persistence(srv, s),
         "stats" => {
             let st = &srv.stats;
-            let ops = if uptime > 0 {
-                st.numcommands / uptime as u64
-            } else {
-                0
-            };
+            let ops = st.inst[4].get();
             let _ = write!(
                 s,
                 "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  instantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\n\
                  total_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{}\r\n\
                  total_net_repl_output_bytes:{}\r\ntotal_net_cluster_slot_import_bytes:0\r\n\
-                 total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:0.00\r\n\
-                 instantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\n\
-                 instantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\n\
+                 total_net_cluster_slot_export_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\n\
+                 instantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:{:.2}\r\n\
+                 instantaneous_output_repl_kbps:{:.2}\r\nrejected_connections:{}\r\n\
                  sync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\n\
                  expired_fields:{}\r\nexpired_stale_perc:{:.2}\r\n\
                  expired_keys_with_volatile_items_stale_perc:0.00\r\n\
                  expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
-                 evicted_keys:{}\r\nevicted_clients:0\r\nevicted_scripts:0\r\n\
+                 evicted_keys:{}\r\nevicted_clients:{}\r\nevicted_scripts:0\r\n\
                  total_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
                  pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\n\
@@ -1447,6 +1363,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.net_output_bytes + st.net_repl_output_bytes,
                 st.net_repl_input_bytes,
                 st.net_repl_output_bytes,
+                st.inst[0].get() as f64 / 1024.0,
+                st.inst[1].get() as f64 / 1024.0,
+                st.inst[2].get() as f64 / 1024.0,
+                st.inst[3].get() as f64 / 1024.0,
                 st.rejected_conn,
                 srv.repl.primary.stat_sync_full,
                 srv.repl.primary.stat_sync_partial_ok,
@@ -1456,6 +1376,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.expired_stale_perc,
                 st.expired_time_cap_reached_count,
                 st.evictedkeys,
+                srv.mem.stat_evicted_clients,
                 (st.total_eviction_exceeded_us + crate::evict::current_exceeded_us(srv)) / 1000,
                 crate::evict::current_exceeded_us(srv) / 1000,
                 st.keyspace_hits,

@@ -1023,6 +1023,7 @@ fn psync_reply(el: &mut EventLoop, srv: &mut Server, line: &[u8]) -> bool {
         }
         // A replica restarted from its RDB has no backlog yet.
         crate::replication::primary::ensure_backlog(srv);
+        run_buffered_stream(el, srv);
         return true;
     }
     if text.starts_with("-NOMASTERLINK") || text.starts_with("-LOADING") {
@@ -1128,7 +1129,36 @@ fn transfer(el: &mut EventLoop, srv: &mut Server) -> bool {
     info!("PRIMARY <-> REPLICA sync: Finished with success");
     // The first ACK at once: a diskless primary waits for it to put us online.
     send_ack(srv);
+    run_buffered_stream(el, srv);
     true
+}
+
+/// Runs the stream that arrived together with the PSYNC reply or the payload (the
+/// primary client starts with it in its query buffer): no readable event would announce
+/// those bytes, and a primary that goes quiet would leave them unapplied.
+fn run_buffered_stream(el: &mut EventLoop, srv: &mut Server) {
+    let Some((slot, id)) = srv.repl.replica.primary else {
+        return;
+    };
+    let Some(mut c) = crate::networking::take_client(srv, slot) else {
+        return;
+    };
+    if c.id != id || c.query_buf.is_empty() {
+        crate::networking::put_client(srv, c);
+        return;
+    }
+    c.last_interaction_ms = srv.mstime;
+    match crate::networking::run_client_input(srv, c) {
+        crate::networking::Input::Keep(mut c) => {
+            if c.has_pending_replies() && !c.pending_write {
+                c.pending_write = true;
+                srv.clients_pending_write.push(c.slot);
+            }
+            crate::networking::put_client(srv, c);
+        }
+        crate::networking::Input::Close(c) => crate::networking::free_client(el, srv, c),
+        crate::networking::Input::Gone => {}
+    }
 }
 
 /// Loads a full sync's RDB into a fresh set of databases, swapped in only on success.
@@ -1158,7 +1188,11 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
     match crate::rdb::load_replication_payload(srv, payload) {
         Ok(()) => {
             srv.touch_all_watched_keys_in_db(None);
-            drop(old);
+            // The old dataset goes on the lazy free thread with `replica-lazy-flush`.
+            let lazy = srv.config.get("replica-lazy-flush").as_deref() == Some("yes");
+            for mut d in old {
+                crate::lazyfree::free_db(std::mem::take(&mut d.kv), lazy);
+            }
             true
         }
         Err(e) => {

@@ -99,8 +99,8 @@ fn layout(payload_len: usize) -> Layout {
 
 #[inline]
 fn usable(p: *mut u8) -> usize {
-    // SAFETY: `p` is a live allocation of the global allocator (the system malloc).
-    unsafe { libc::malloc_usable_size(p as *mut libc::c_void) }
+    // SAFETY: `p` is a live allocation of the global allocator.
+    unsafe { crate::zmalloc::usable_size(p) }
 }
 
 /// Invariant of every function below taking a node pointer: it points at a live node.

@@ -247,7 +247,6 @@ impl Hash {
     }
 
     /// Bytes allocated for this value's contents (MEMORY USAGE).
-    #[allow(dead_code)] // Used by MEMORY USAGE once object.rs sizes collections.
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Lp(lp) => lp.mem_usage(),

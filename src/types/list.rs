@@ -869,11 +869,25 @@ impl Quicklist {
         }
         total + std::mem::size_of::<Quicklist>()
     }
+
+    /// [`Quicklist::mem_usage`] measuring at most `samples` nodes from the head and
+    /// extrapolating to the others, as upstream's MEMORY USAGE does for quicklists.
+    fn mem_usage_sampled(&self, samples: usize) -> usize {
+        let n = self.nodes.len();
+        let take = samples.clamp(1, n.max(1));
+        if take >= n {
+            return self.mem_usage();
+        }
+        let sum: usize = self.nodes.iter().take(take).map(|x| x.mem_usage()).sum();
+        let base =
+            self.nodes.capacity() * std::mem::size_of::<Node>() + std::mem::size_of::<Quicklist>();
+        base + (sum as f64 / take as f64 * n as f64) as usize
+    }
 }
 
 fn usable(p: *const u8) -> usize {
     // SAFETY: `p` is the start of a live heap allocation (a non-empty boxed slice).
-    unsafe { libc::malloc_usable_size(p as *mut libc::c_void) }
+    unsafe { crate::zmalloc::usable_size(p) }
 }
 
 /// A quicklist node as RDB saves it (see [`List::raw_nodes`]).
@@ -960,13 +974,21 @@ impl List {
         }
     }
 
-    /// Bytes allocated for this value's contents, as the allocator reports them
-    /// (MEMORY USAGE).
-    #[allow(dead_code)] // Used by MEMORY USAGE once it covers collections.
+    /// Bytes allocated for this value's contents, as the allocator reports them.
+    #[allow(dead_code)] // Exact figure; MEMORY USAGE samples (below).
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Lp(lp) => lp.mem_usage(),
             Repr::Ql(q) => q.mem_usage(),
+        }
+    }
+
+    /// MEMORY USAGE: the bytes of the contents, a quicklist measured on at most
+    /// `samples` nodes.
+    pub fn mem_usage_sampled(&self, samples: usize) -> usize {
+        match &self.repr {
+            Repr::Lp(lp) => lp.mem_usage(),
+            Repr::Ql(q) => q.mem_usage_sampled(samples),
         }
     }
 

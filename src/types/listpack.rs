@@ -545,12 +545,7 @@ impl Listpack {
 
 /// Usable size of a Vec's allocation (0 when it has none).
 pub(crate) fn vec_usable(v: &Vec<u8>) -> usize {
-    if v.capacity() == 0 {
-        return 0;
-    }
-    // SAFETY: a Vec with non-zero capacity owns a live allocation from the global
-    // allocator (the system malloc), and its pointer is the allocation's start.
-    unsafe { libc::malloc_usable_size(v.as_ptr() as *mut libc::c_void) }
+    crate::zmalloc::vec_usable(v)
 }
 
 /// Double-ended iterator over a listpack's elements.

@@ -202,7 +202,6 @@ impl Set {
 
     /// Bytes allocated for this value's contents, as the allocator reports them
     /// (MEMORY USAGE).
-    #[allow(dead_code)] // Read by MEMORY USAGE once it accounts collections.
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Intset(is) => is.mem_usage(),

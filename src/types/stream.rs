@@ -358,7 +358,6 @@ impl Stream {
     }
 
     /// Usable bytes of the allocations (MEMORY USAGE).
-    #[allow(dead_code)] // For MEMORY USAGE, like the other types' `mem_usage`.
     pub fn mem_usage(&self) -> usize {
         // BTreeMap nodes hold up to 11 (key, value) pairs: about 40 bytes per pair with
         // the node overhead.

@@ -504,7 +504,6 @@ impl ZSet {
     }
 
     /// Bytes allocated for this value's contents (MEMORY USAGE).
-    #[allow(dead_code)] // MEMORY USAGE of collections comes with a later issue.
     pub fn mem_usage(&self) -> usize {
         match self {
             ZSet::Listpack(lp) => lp.mem_usage(),
