@@ -943,8 +943,19 @@ fn load_records(
                     (true, None, _) => (lfu_time_minutes(now_s) << 8) | crate::evict::LFU_INIT_VAL,
                     _ => lruclock,
                 };
-                let volatile_hash = matches!(&val, Value::Hash(h) if h.has_volatile());
                 let mut val = val;
+                // Likewise fields whose TTL passed; a hash left without fields is not
+                // loaded (upstream's "all fields expired hashes", counted as expired).
+                if let Value::Hash(h) = &mut val {
+                    if !aof_preamble && h.has_volatile() {
+                        h.expire_fields(now_ms, usize::MAX, None);
+                        if h.is_empty() {
+                            expired += 1;
+                            continue;
+                        }
+                    }
+                }
+                let volatile_hash = matches!(&val, Value::Hash(h) if h.has_volatile());
                 // A string is embedded or not knowing whether the key has a TTL.
                 val.settle_encoding(key.len(), k.expire_ms.is_some());
                 // One probe: a key already there is replaced (MERGE) or is corrupt data.
