@@ -9,7 +9,7 @@
 //! keep the writable handler while some are queued. Reads hand out decrypted plaintext
 //! before touching the socket again, so data rustls already holds is never stranded.
 
-use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::io::{self, BufRead, ErrorKind, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::sync::Arc;
 
@@ -58,21 +58,20 @@ pub struct TlsStream {
     /// The last read handed out everything: the socket was drained and rustls holds
     /// no plaintext, so the next read would only return WouldBlock.
     drained: bool,
+    /// Ciphertext read from the socket that rustls has not taken yet (empty almost
+    /// always: only when the caller's buffer filled up first).
+    rx: Vec<u8>,
 }
 
-/// The socket as rustls reads it, noting whether a read came back short.
-struct ShortReadTracker<'a> {
-    sock: &'a mio::net::TcpStream,
-    short: bool,
-}
+/// Socket reads of a TLS connection: up to this much at once (plain reads take the query
+/// buffer's 16 KB; a little more here covers the record framing).
+const TLS_READ_SIZE: usize = 32 * 1024;
 
-impl Read for ShortReadTracker<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut s = self.sock;
-        let n = s.read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
-    }
+thread_local! {
+    /// The buffer TLS socket reads land in before rustls takes them, shared by every
+    /// connection of the thread (the event loop runs on one).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(TLS_READ_SIZE));
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -94,6 +93,7 @@ impl TlsStream {
             state: TlsState::Accepting,
             just_connected: false,
             drained: false,
+            rx: Vec::new(),
         })
     }
 
@@ -112,6 +112,7 @@ impl TlsStream {
             state: TlsState::Accepting,
             just_connected: false,
             drained: false,
+            rx: Vec::new(),
         })
     }
 
@@ -209,6 +210,11 @@ impl TlsStream {
     /// reserves it). Ok(0) is end of stream (close_notify or TCP close); WouldBlock means
     /// the socket is drained and rustls holds no plaintext (the handshake may have
     /// advanced: check [`TlsStream::wants_write`]).
+    ///
+    /// The socket is read in large reads into a scratch buffer shared by all connections
+    /// (rustls alone reads at most 4 KB per call: a 16 KB value would cost four syscalls)
+    /// and fed to rustls from there; ciphertext that does not fit this call stays in a
+    /// per-connection `rx` until the next one, so idle connections hold no buffer.
     pub fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         let spare = buf.capacity() - buf.len();
         if spare == 0 {
@@ -218,68 +224,117 @@ impl TlsStream {
         // this very call counts: an older one may predate data whose edge the current
         // event already consumed.
         let mut read_short = false;
+        let mut n = 0;
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let scratch = &mut *scratch;
+            // Ciphertext left from the previous call comes first.
+            let mut pos = 0;
+            scratch.clear();
+            if !self.rx.is_empty() {
+                scratch.extend_from_slice(&self.rx);
+                self.rx = Vec::new();
+            }
+            let r = self.read_loop(buf, spare, scratch, &mut pos, &mut n, &mut read_short);
+            if pos < scratch.len() {
+                // Keep what rustls did not take yet for the next call.
+                self.rx.extend_from_slice(&scratch[pos..]);
+            }
+            if scratch.capacity() > 4 * TLS_READ_SIZE {
+                *scratch = Vec::with_capacity(TLS_READ_SIZE);
+            }
+            r
+        })
+    }
+
+    fn read_loop(
+        &mut self,
+        buf: &mut Vec<u8>,
+        spare: usize,
+        scratch: &mut Vec<u8>,
+        pos: &mut usize,
+        n: &mut usize,
+        read_short: &mut bool,
+    ) -> io::Result<usize> {
         loop {
-            // Plaintext rustls already decrypted comes first.
-            match self.tls.reader().fill_buf() {
-                Ok([]) => {
-                    // A clean close_notify.
-                    self.state = TlsState::Closed;
-                    return Ok(0);
-                }
-                Ok(data) => {
-                    // rustls hands out one record at a time: copy as many as fit.
-                    let mut n = data.len().min(spare);
-                    buf.extend_from_slice(&data[..n]);
-                    self.tls.reader().consume(n);
-                    let mut empty = false;
-                    while n < spare {
-                        let mut rd = self.tls.reader();
-                        match rd.fill_buf() {
-                            Ok([]) => break, // close_notify: the next call reports it.
-                            Ok(more) => {
-                                let k = more.len().min(spare - n);
-                                buf.extend_from_slice(&more[..k]);
-                                rd.consume(k);
-                                n += k;
-                            }
-                            Err(_) => {
-                                empty = true;
-                                break;
-                            }
+            // Plaintext rustls already decrypted comes first; rustls hands out one record
+            // at a time: copy as many as fit.
+            let mut empty = false;
+            while *n < spare {
+                let mut rd = self.tls.reader();
+                match rd.fill_buf() {
+                    Ok([]) => {
+                        if *n > 0 {
+                            break; // close_notify: the next call reports it.
                         }
+                        self.state = TlsState::Closed;
+                        return Ok(0);
                     }
-                    self.drained = read_short && empty;
-                    return Ok(n);
+                    Ok(data) => {
+                        let k = data.len().min(spare - *n);
+                        buf.extend_from_slice(&data[..k]);
+                        rd.consume(k);
+                        *n += k;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        empty = true;
+                        break;
+                    }
+                    Err(e) if *n > 0 => {
+                        let _ = e; // Reported by the next call.
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                        self.state = TlsState::Closed;
+                        return Ok(0);
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    self.state = TlsState::Closed;
-                    return Ok(0);
-                }
-                Err(e) => return Err(e),
+            }
+            let staged = *pos < scratch.len();
+            if *n == spare || (*n > 0 && !staged) || (*n > 0 && !empty) {
+                // Full, or everything this call read is out (the socket is read again
+                // only once the plaintext was handed out).
+                self.drained = *read_short && empty && !staged;
+                return Ok(*n);
             }
             if self.state == TlsState::Closed {
                 return Ok(0);
             }
-            let mut rd = ShortReadTracker {
-                sock: &self.sock,
-                short: false,
-            };
-            let r = self.tls.read_tls(&mut rd);
-            read_short = rd.short;
-            match r {
-                Ok(0) => {
-                    self.state = TlsState::Closed;
-                    return Ok(0);
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    if e.kind() == ErrorKind::WouldBlock {
-                        self.flush_soft()?;
+            if !staged && *read_short {
+                // A short read of this call drained the socket (a partial record is in
+                // rustls): skip the read that would only return EAGAIN.
+                self.drained = true;
+                self.flush_soft()?;
+                return Err(io::Error::from(ErrorKind::WouldBlock));
+            }
+            if !staged {
+                scratch.clear();
+                *pos = 0;
+                scratch.reserve(TLS_READ_SIZE);
+                let room = scratch.capacity();
+                match read_into_spare(self.sock.as_raw_fd(), scratch) {
+                    Ok(0) => {
+                        self.state = TlsState::Closed;
+                        return Ok(0);
                     }
-                    return Err(e);
+                    Ok(m) => *read_short = m < room,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        if e.kind() == ErrorKind::WouldBlock {
+                            self.flush_soft()?;
+                        }
+                        return Err(e);
+                    }
                 }
+            }
+            let mut src = &scratch[*pos..];
+            match self.tls.read_tls(&mut src) {
+                Ok(0) => {
+                    return Err(io::Error::new(ErrorKind::InvalidData, "TLS buffer full"));
+                }
+                Ok(k) => *pos += k,
+                Err(e) => return Err(e),
             }
             if let Err(e) = self.tls.process_new_packets() {
                 // Send the alert rustls queued (bad certificate, protocol version...).

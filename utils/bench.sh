@@ -46,7 +46,12 @@
 # (certificates made with openssl), GET/SET -c BENCH_CLIENTS -r 100000 at -P 1 and 16 over
 # plaintext and over TLS, alternating, BENCH_RUNS runs each; medians and TLS/plaintext
 # (target >= 0.8 at -P 16). Then handshakes per second: PING with a new connection per
-# request (-k 0), plaintext and TLS. redis-benchmark's own TLS work shares the machine.
+# request (-k 0), plaintext and TLS. redis-benchmark's own TLS work shares the machine, so
+# each run also records the server's CPU time per request (/proc/PID/schedstat: ns on CPU,
+# user and kernel), the number client load cannot distort much: a short run with the same
+# connections (-n CLIENTS*P*4) is measured first and subtracted, so the 50 handshakes
+# (~1.6 ms each with RSA 2048) do not count as per-request cost. The table gives its
+# median and the TLS/plaintext ratio next to the throughput.
 #   BENCH_TLS_HS_N  requests of the -k 0 run [10000]
 #
 # `./utils/bench.sh repl` runs only the replication section (it also runs last in a full
@@ -73,6 +78,11 @@
 # used_memory of each server.
 #   BENCH_EVICT_MAXMEMORY  [50mb]
 #   BENCH_EVICT_N          requests per run [BENCH_N]
+# `./utils/bench.sh tls-instr` counts user-space instructions per request on the server
+# under callgrind (valgrind), plaintext and TLS: GET and SET at -P 16 (BENCH_INSTR_N
+# requests [100000]) and GET at -P 1 (a third of that); for each, a short run with the same
+# 50 connections is dumped first, so the difference excludes connection setup and
+# handshakes. Not part of `make bench` (valgrind is slow); the counts do not depend on load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,7 +100,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | repl | evict) ;; *) echo "usage: $0 [rdb|aof|acl|tls|repl|evict]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -459,41 +469,63 @@ tls_bench() {
     wait_ready "$port"
     : >"$csv"
     local -a plain=(-p "$port") tls=(-p "$tport" --tls --cacert "$dir/ca.crt")
-    echo "TLS: redis-benchmark -c $CLIENTS -n $N -r 100000 -t get,set, $RUNS runs each" >&2
+    local test c0 c1 n small cs
+    # The server's CPU time so far (ns, user + kernel).
+    server_ns() { awk '{print $1}' "/proc/$pid/schedstat"; }
+    echo "TLS: redis-benchmark -c $CLIENTS -n $N -r 100000 -t get / -t set, $RUNS runs each" >&2
     for run in $(seq 1 "$RUNS"); do
         for pipeline in 1 16; do
-            for mode in plain tls; do
-                echo "tls run $run/$RUNS -P $pipeline $mode" >&2
-                local -n args=$mode
-                "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$N" \
-                    -r 100000 -t set,get -P "$pipeline" --csv 2>/dev/null |
-                    bench_csv "$mode" "$pipeline" "$run" - >>"$csv" ||
-                    echo "redis-benchmark failed ($mode -P $pipeline)" >&2
-                unset -n args
+            for test in set get; do
+                for mode in plain tls; do
+                    echo "tls run $run/$RUNS -P $pipeline $test $mode" >&2
+                    local -n args=$mode
+                    # Connection setup (and the TLS handshakes) without the bulk of requests.
+                    small=$((CLIENTS * pipeline * 4))
+                    c0=$(server_ns)
+                    "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$small" \
+                        -r 100000 -t "$test" -P "$pipeline" -q >/dev/null 2>&1 || true
+                    cs=$(($(server_ns) - c0))
+                    c0=$(server_ns)
+                    "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$N" \
+                        -r 100000 -t "$test" -P "$pipeline" --csv 2>/dev/null |
+                        bench_csv "$mode" "$pipeline" "$run" - >"$dir/row" ||
+                        echo "redis-benchmark failed ($mode -P $pipeline)" >&2
+                    c1=$(server_ns)
+                    awk -v ns=$(((c1 - c0 - cs) / (N - small))) '{print $0 "," ns}' "$dir/row" \
+                        >>"$csv"
+                    unset -n args
+                done
             done
         done
     done
     for mode in plain tls; do
         local -n args=$mode
+        c0=$(server_ns)
+        n=$hs_n
         "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$hs_n" -k 0 -t ping \
-            --csv 2>/dev/null | bench_csv "$mode" 0 1 PING-k0 >>"$csv" || true
+            --csv 2>/dev/null | bench_csv "$mode" 0 1 PING-k0 >"$dir/row" || true
+        c1=$(server_ns)
+        awk -v ns=$(((c1 - c0) / n)) '{print $0 "," ns}' "$dir/row" >>"$csv"
         unset -n args
     done
     stop_pid "$pid"
     echo
     python3 - "$csv" <<'PY'
 import statistics, sys
-rows = {}
+rows, cpu = {}, {}
 for line in open(sys.argv[1]):
-    mode, pipeline, run, test, rps, p50, p99 = line.strip().split(",")
+    mode, pipeline, run, test, rps, p50, p99, ns = line.strip().split(",")
     rows.setdefault((test, int(pipeline), mode), []).append(float(rps))
-print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext |")
-print("|----------|----|--------------:|--------:|--------------:|")
+    cpu.setdefault((test, int(pipeline), mode), []).append(float(ns))
+print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext | server CPU ns/req plaintext | TLS | TLS/plaintext |")
+print("|----------|----|--------------:|--------:|--------------:|----:|----:|----:|")
+med = lambda d, k: statistics.median(d.get(k, [0]))
+ratio = lambda b, a: "%.2f" % (b / a) if a else "n/a"
 for test, p in sorted({(t, p) for (t, p, _) in rows}):
-    a = statistics.median(rows.get((test, p, "plain"), [0]))
-    b = statistics.median(rows.get((test, p, "tls"), [0]))
+    a, b = med(rows, (test, p, "plain")), med(rows, (test, p, "tls"))
+    ca, cb = med(cpu, (test, p, "plain")), med(cpu, (test, p, "tls"))
     label = "new connection per request (-k 0)" if p == 0 else str(p)
-    print("| %s | %s | %.0f | %.0f | %s |" % (test, label, a, b, "%.2f" % (b / a) if a else "n/a"))
+    print("| %s | %s | %.0f | %.0f | %s | %.0f | %.0f | %s |" % (test, label, a, b, ratio(b, a), ca, cb, ratio(cb, ca)))
 PY
 }
 
@@ -693,6 +725,66 @@ if [ "$MODE" = repl ]; then
     repl_bench
     exit 0
 fi
+# ---- TLS instruction counts per request (callgrind) -----------------------------------
+tls_certs() { # DIR: a CA and a server certificate for localhost
+    (
+        cd "$1"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" \
+            -keyout ca.key -out ca.crt
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -out server.crt -extfile ext
+    ) >/dev/null 2>&1
+}
+tls_instr() {
+    command -v valgrind >/dev/null || { echo "tls-instr needs valgrind" >&2; exit 1; }
+    local dir="$WORK/tlsinstr" port tport vpid n=${BENCH_INSTR_N:-100000} mode row
+    mkdir -p "$dir"
+    tls_certs "$dir" || { echo "tls: openssl failed" >&2; return 1; }
+    port=$(free_port)
+    tport=$(free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" --dump-instr=no \
+        "$OURS" --port "$port" --bind 127.0.0.1 --tls-port "$tport" --tls-cert-file \
+        "$dir/server.crt" --tls-key-file "$dir/server.key" --tls-auth-clients no --save "" \
+        --appendonly no >"$dir/server.log" 2>&1 &
+    vpid=$!
+    PIDS+=("$vpid")
+    for _ in $(seq 1 400); do
+        redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    redis-benchmark -p "$port" -c "$CLIENTS" -n 100000 -r 100000 -t set -P 16 -q >/dev/null 2>&1
+    local -a plain=(-p "$port") tls=(-p "$tport" --tls --cacert "$dir/ca.crt")
+    echo "| test | -P | plaintext instr/req | TLS instr/req | TLS/plaintext |"
+    echo "|------|----|-----:|-----:|-----:|"
+    for row in "get 16 $n" "set 16 $n" "get 1 $((n / 3))"; do
+        set -- $row
+        local small=$((CLIENTS * $2)) r=()
+        for mode in plain tls; do
+            local -n args=$mode
+            callgrind_control -z "$vpid" >/dev/null 2>&1
+            redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$small" -r 100000 -t "$1" -P "$2" \
+                -q >/dev/null 2>&1
+            callgrind_control -d "small-$1-$2-$mode" "$vpid" >/dev/null 2>&1
+            redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$3" -r 100000 -t "$1" -P "$2" \
+                -q >/dev/null 2>&1
+            callgrind_control -d "big-$1-$2-$mode" "$vpid" >/dev/null 2>&1
+            unset -n args
+            # Each dump holds the instructions since the previous one.
+            local s b
+            s=$(grep -h '^summary:' $(grep -l "Trigger: dump small-$1-$2-$mode" "$dir"/cg.out.*) |
+                awk '{print $2}')
+            b=$(grep -h '^summary:' $(grep -l "Trigger: dump big-$1-$2-$mode" "$dir"/cg.out.*) |
+                awk '{print $2}')
+            r+=($(((b - s) / ($3 - small))))
+        done
+        python3 -c "import sys; t, p, a, b = sys.argv[1:]; print('| %s | %s | %s | %s | %.2f |' % (t.upper(), p, a, b, int(b) / int(a)))" \
+            "$1" "$2" "${r[0]}" "${r[1]}"
+    done
+    kill "$vpid" 2>/dev/null || true
+}
+
 if [ "$MODE" = rdb ]; then
     rdb_bench
     exit 0
@@ -711,6 +803,10 @@ if [ "$MODE" = acl ]; then
 fi
 if [ "$MODE" = tls ]; then
     tls_bench
+    exit 0
+fi
+if [ "$MODE" = tls-instr ]; then
+    tls_instr
     exit 0
 fi
 
