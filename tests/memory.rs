@@ -14,65 +14,11 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::dataset::{parse_resp, Resp};
 use common::{
     encode_command, escape, escape_short, info_field, require_reference, servers, wait_for, Conn,
     Server,
 };
-
-/// A parsed RESP2 reply (only what the checks need).
-#[derive(Clone, Debug, PartialEq)]
-enum Resp {
-    Simple(Vec<u8>),
-    Error(Vec<u8>),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Resp>>),
-}
-
-fn parse_resp(b: &[u8]) -> Resp {
-    let mut pos = 0;
-    let r = parse_at(b, &mut pos).unwrap_or_else(|| panic!("bad reply {}", escape_short(b, 200)));
-    assert_eq!(pos, b.len(), "trailing bytes in {}", escape_short(b, 200));
-    r
-}
-
-fn parse_at(b: &[u8], pos: &mut usize) -> Option<Resp> {
-    let ty = *b.get(*pos)?;
-    let rest = b.get(*pos + 1..)?;
-    let end = rest.windows(2).position(|w| w == b"\r\n")?;
-    let line = rest[..end].to_vec();
-    *pos += 1 + end + 2;
-    let num = || std::str::from_utf8(&line).ok()?.parse::<i64>().ok();
-    Some(match ty {
-        b'+' => Resp::Simple(line),
-        b'-' => Resp::Error(line),
-        b':' => Resp::Int(num()?),
-        b'$' => {
-            let n = num()?;
-            if n < 0 {
-                Resp::Bulk(None)
-            } else {
-                let n = n as usize;
-                let v = b.get(*pos..*pos + n)?.to_vec();
-                *pos += n + 2;
-                Resp::Bulk(Some(v))
-            }
-        }
-        b'*' => {
-            let n = num()?;
-            if n < 0 {
-                Resp::Array(None)
-            } else {
-                let mut v = Vec::new();
-                for _ in 0..n {
-                    v.push(parse_at(b, pos)?);
-                }
-                Resp::Array(Some(v))
-            }
-        }
-        _ => return None,
-    })
-}
 
 /// The field names of an INFO section, in order.
 fn info_names(reply: &[u8]) -> Vec<String> {
