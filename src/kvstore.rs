@@ -1187,8 +1187,19 @@ impl KvStore {
     /// A random key, or None when empty: a random non-empty bucket, then a random element of
     /// its chain, as `dictGetRandomKey`.
     pub fn random_key(&self) -> Option<Vec<u8>> {
-        if self.is_empty() {
+        let p = self.random_entry();
+        if p.is_null() {
             return None;
+        }
+        // SAFETY: `p` is a live entry of the table.
+        Some(unsafe { Entry(p).key() }.to_vec())
+    }
+
+    /// A random entry (null when empty): a random non-empty bucket, then a random element
+    /// of its chain.
+    fn random_entry(&self) -> *mut u8 {
+        if self.is_empty() {
+            return ptr::null_mut();
         }
         let head = self.random_bucket();
         let mut n = 0;
@@ -1198,16 +1209,13 @@ impl KvStore {
             p = Entry(p).next();
         }
         if n == 0 {
-            return None;
+            return ptr::null_mut();
         }
-        let mut k = crate::util::random_u64() as usize % n;
         let mut p = head;
-        while k > 0 {
+        for _ in 0..crate::util::random_u64() as usize % n {
             p = Entry(p).next();
-            k -= 1;
         }
-        // SAFETY: `p` is a live entry of the chain just walked.
-        Some(unsafe { Entry(p).key() }.to_vec())
+        p
     }
 
     /// A random key into `out` (only among keys with a TTL when `volatile`); false when
@@ -1219,22 +1227,9 @@ impl KvStore {
             }
             self.ttl[crate::util::random_u64() as usize % self.ttl.len()]
         } else {
-            if self.is_empty() {
+            let p = self.random_entry();
+            if p.is_null() {
                 return false;
-            }
-            let head = self.random_bucket();
-            let mut n = 0;
-            let mut p = head;
-            while !p.is_null() {
-                n += 1;
-                p = Entry(p).next();
-            }
-            if n == 0 {
-                return false;
-            }
-            let mut p = head;
-            for _ in 0..crate::util::random_u64() as usize % n {
-                p = Entry(p).next();
             }
             p
         };
