@@ -88,6 +88,10 @@ pub mod flags {
     pub const REPLICA: u64 = 1 << 0;
     /// Our primary's link (upstream's CLIENT_PRIMARY): its commands are the stream.
     pub const PRIMARY: u64 = 1 << 1;
+    /// A MONITOR client (src/monitor.rs).
+    pub const MONITOR: u64 = 1 << 2;
+    /// Its command waits for the end of a CLIENT PAUSE (src/pause.rs).
+    pub const POSTPONED: u64 = 1 << 53;
     /// Inside MULTI: commands are queued.
     pub const MULTI: u64 = 1 << 3;
     /// Blocked by a blocking command (BLPOP...): input is buffered, not run.
@@ -328,7 +332,9 @@ impl Client {
     /// The value of `flags=` in CLIENT LIST.
     pub fn flags_string(&self) -> String {
         let mut s = String::new();
-        if self.has_flag(flags::REPLICA) {
+        if self.has_flag(flags::MONITOR) {
+            s.push('O');
+        } else if self.has_flag(flags::REPLICA) {
             s.push('S');
         }
         if self.has_flag(flags::PRIMARY) {
@@ -340,7 +346,7 @@ impl Client {
         if self.has_flag(flags::MULTI) {
             s.push('x');
         }
-        if self.has_flag(flags::BLOCKED) {
+        if self.has_flag(flags::BLOCKED | flags::POSTPONED) {
             s.push('b');
         }
         if self.has_flag(flags::DIRTY_CAS) {

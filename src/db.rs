@@ -62,7 +62,7 @@ fn expiry_clock(srv: &Server) -> i64 {
 /// hides it until its primary's DEL arrives.
 #[inline]
 fn deletes_expired(srv: &Server) -> bool {
-    !crate::replication::replica::is_replica(srv)
+    !crate::replication::replica::is_replica(srv) && !crate::pause::expire_paused(srv)
 }
 
 /// Deletes `key` if it is expired (upstream's `expireIfNeeded`); returns true if the key
@@ -417,7 +417,10 @@ pub const ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE: u64 = 10;
 /// sample was stale, within a time budget.
 pub fn active_expire_cycle(srv: &mut Server, kind: ExpireCycle) {
     // A replica leaves expiry to its primary, which sends the DELs.
-    if !srv.active_expire_enabled || crate::replication::replica::is_replica(srv) {
+    if !srv.active_expire_enabled
+        || crate::replication::replica::is_replica(srv)
+        || crate::pause::expire_paused(srv)
+    {
         return;
     }
     let effort = srv.config.active_expire_effort.clamp(1, 10) as usize - 1;

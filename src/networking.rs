@@ -850,7 +850,9 @@ pub fn process_unblocked_clients(el: &mut EventLoop, srv: &mut Server) {
 /// closed at once.
 pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
     while c.qb_pos < c.query_buf.len() {
-        if c.has_flag(cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP | cflags::BLOCKED) {
+        if c.has_flag(
+            cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP | cflags::BLOCKED | cflags::POSTPONED,
+        ) {
             break;
         }
         if c.req_type == ReqType::None {
@@ -889,9 +891,9 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
             c.flags &= !cflags::REPLY_SKIP;
             c.reply.silenced = c.has_flag(cflags::REPLY_OFF);
         }
-        if c.has_flag(cflags::BLOCKED) {
-            // The command stays in argv to run again when a key is ready; the rest of
-            // the input waits.
+        if c.has_flag(cflags::BLOCKED | cflags::POSTPONED) {
+            // The command stays in argv to run again when a key is ready (or the pause
+            // ends); the rest of the input waits.
             break;
         }
         reset_client(c);
@@ -1359,6 +1361,8 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     }
     crate::memory::remove_client_mem_usage(&mut srv.mem, &mut c);
     crate::blocked::forget_client(srv, &mut c);
+    crate::monitor::stop(srv, &mut c);
+    crate::pause::forget(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);
     if c.has_flag(cflags::PRIMARY) {
@@ -1402,7 +1406,13 @@ pub fn clients_cron(srv: &mut Server) {
         };
         visited += 1;
         if timeout_ms > 0
-            && !c.has_flag(cflags::BLOCKED | cflags::REPLICA | cflags::PRIMARY)
+            && !c.has_flag(
+                cflags::BLOCKED
+                    | cflags::POSTPONED
+                    | cflags::REPLICA
+                    | cflags::MONITOR
+                    | cflags::PRIMARY,
+            )
             && now - c.last_interaction_ms > timeout_ms
         {
             debug!("Closing idle client");

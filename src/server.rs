@@ -119,6 +119,10 @@ pub struct Server {
     pub clients_pending_write: Vec<usize>,
     /// Slots of clients to free in before-sleep (closed asynchronously).
     pub clients_to_close: Vec<(usize, u64)>,
+    /// MONITOR clients' slots (src/monitor.rs).
+    pub monitors: Vec<usize>,
+    /// CLIENT PAUSE state (src/pause.rs).
+    pub pause: crate::pause::Pause,
     /// An accept failed (EMFILE...): cron retries instead of the loop spinning.
     pub accept_retry: bool,
     /// Next client table slot clients_cron visits (it covers every client once a second).
@@ -205,6 +209,8 @@ impl Server {
             next_client_id: 1,
             clients_pending_write: Vec::new(),
             clients_to_close: Vec::new(),
+            monitors: Vec::new(),
+            pause: Default::default(),
             accept_retry: false,
             clients_cron_cursor: 0,
             watched_keys: HashMap::new(),
@@ -385,6 +391,7 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::db::active_expire_cycle(srv, crate::db::ExpireCycle::Fast);
     crate::evict::before_sleep(el, srv);
     crate::replication::before_sleep(el, srv);
+    crate::pause::before_sleep(srv);
     crate::blocked::blocked_before_sleep(el, srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of
     // this turn leaves.

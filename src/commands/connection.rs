@@ -272,11 +272,24 @@ static CLIENT_SUBCOMMANDS: &[CommandDef] = &[
         "O(log N) where N is the number of client connections",
     ),
     CommandDef::new(
+        "pause",
+        -3,
+        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS | cat::CONNECTION,
+        crate::pause::client_pause_command,
+    )
+    .doc(
+        "connection",
+        "3.0.0",
+        "Suspends commands processing.",
+        "O(1)",
+    ),
+    CommandDef::new(
         "unpause",
         2,
         f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
         cat::ADMIN | cat::SLOW | cat::DANGEROUS | cat::CONNECTION,
-        client_unpause_command,
+        crate::pause::client_unpause_command,
     )
     .doc(
         "connection",
@@ -456,6 +469,7 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
         c.flags &= !cflags::DIRTY_CAS;
     }
     crate::pubsub::free_client_pubsub(srv, c);
+    crate::monitor::stop(srv, c);
     c.db = 0;
     c.reply.resp = 2;
     c.authenticated = false;
@@ -629,10 +643,6 @@ fn client_getredir_command(_srv: &mut Server, c: &mut Client) {
 }
 
 fn client_capa_command(_srv: &mut Server, c: &mut Client) {
-    c.reply.add_ok();
-}
-
-fn client_unpause_command(_srv: &mut Server, c: &mut Client) {
     c.reply.add_ok();
 }
 

@@ -836,6 +836,29 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
         }
     }
 
+    // 9b. A replica or monitor connection may not touch the keyspace; then CLIENT PAUSE
+    //     postpones the commands it covers (src/pause.rs).
+    if c.has_flag(cflags::REPLICA | cflags::MONITOR) {
+        let touches = |cid: usize| {
+            srv.commands.commands[cid].def.flags
+                & (flags::WRITE | flags::READONLY | flags::MAY_REPLICATE)
+                != 0
+        };
+        if touches(id) || (def.name == "exec" && c.mstate.iter().any(|q| touches(q.id))) {
+            reject(
+                srv,
+                c,
+                Some(id),
+                "ERR Replica can't interact with the keyspace",
+            );
+            return true;
+        }
+    }
+    if srv.pause.end_ms != 0 && crate::pause::must_postpone(srv, c, id) {
+        crate::pause::postpone(srv, c);
+        return true;
+    }
+
     // 10. MULTI queueing: everything but the transaction control commands is queued.
     if c.has_flag(cflags::MULTI)
         && !matches!(
@@ -876,9 +899,17 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let mut saved_argv = (def.flags & flags::WRITE != 0
         && crate::propagate::should_propagate(srv, crate::propagate::PROPAGATE_ALL))
     .then(|| c.argv.clone());
+    // MONITOR gets the arguments as they came (handlers may move them), after the call.
+    let monitor_argv = (!srv.monitors.is_empty()
+        && def.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0
+        && !c.has_flag(cflags::REEXECUTING))
+    .then(|| c.argv.clone());
     srv.propagation.nesting += 1;
     (def.proc_)(srv, c);
     srv.propagation.nesting -= 1;
+    if let Some(argv) = monitor_argv {
+        crate::monitor::feed(srv, c, &argv);
+    }
     let usec = crate::util::ticks_to_us(crate::util::monotonic_ticks().wrapping_sub(start));
     // A command that blocked is accounted for when it runs again, times out or is
     // unblocked (as upstream, which skips the stats of a blocked call). The logs come

@@ -45,6 +45,19 @@ pub static COMMANDS: &[CommandDef] = &[
     .tips(&["nondeterministic_output_order"])
     .subs(COMMAND_SUBCOMMANDS),
     CommandDef::new(
+        "monitor",
+        1,
+        f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
+        cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+        crate::monitor::monitor_command,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Listens for all requests received by the server in real-time.",
+        "",
+    ),
+    CommandDef::new(
         "debug",
         -2,
         f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE | f::PROTECTED,
@@ -1185,6 +1198,10 @@ const INFO_SECTIONS: &[(&str, &str, bool)] = &[
     ("errorstats", "Errorstats", true),
     ("latencystats", "Latencystats", false),
     ("cluster", "Cluster", true),
+    // Cluster mode is issue 13: the section is empty, as upstream's without cluster mode.
+    ("cluster_info", "Cluster Info", false),
+    // No scripting engine yet (Lua is not built): zero engines.
+    ("scripting_engines", "Scripting Engines", false),
     ("keyspace", "Keyspace", true),
 ];
 
@@ -1283,6 +1300,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
              tls_ca_cert_serial:none\r\ntls_ca_cert_expires_in_seconds:0\r\n",
         ),
         "clients" => {
+            let paused = crate::pause::info_fields(srv);
             let mut watching = usize::from(!c.watched_keys.is_empty());
             let mut max_in = c.query_buf.len();
             let mut max_out = c.reply.pending();
@@ -1300,7 +1318,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  blocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n\
                  watching_clients:{}\r\nclients_in_timeout_table:{}\r\ntotal_watched_keys:{}\r\n\
                  total_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:{}\r\n\
-                 paused_reason:none\r\npaused_actions:none\r\npaused_timeout_milliseconds:0\r\n",
+                 paused_reason:{}\r\npaused_actions:{}\r\npaused_timeout_milliseconds:{}\r\n",
                 srv.connected_clients(),
                 srv.config.maxclients,
                 max_in,
@@ -1311,7 +1329,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.blocked.timeouts.len(),
                 srv.watched_keys.len(),
                 srv.blocked.total_blocking_keys(),
-                srv.blocked.total_blocking_keys_on_nokey()
+                srv.blocked.total_blocking_keys_on_nokey(),
+                paused.0,
+                paused.1,
+                paused.2,
             );
         }
         "memory" => crate::memory::info_memory(srv, s),
@@ -1463,6 +1484,11 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
             }
         }
         "cluster" => s.push_str("cluster_enabled:0\r\n"),
+        "cluster_info" => {}
+        "scripting_engines" => s.push_str(
+            "engines_count:0\r\nengines_total_used_memory:0\r\n\
+             engines_total_memory_overhead:0\r\n",
+        ),
         "keyspace" => {
             for db in &srv.dbs {
                 let keys = db.kv.len();

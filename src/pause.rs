@@ -1,0 +1,162 @@
+//! CLIENT PAUSE / UNPAUSE, as upstream's pauseActions for the `client_pause` purpose.
+//!
+//! While a pause is in effect the gate (`commands::process_command`) postpones the
+//! commands it covers: every command (ALL), or writes and commands that may replicate
+//! (WRITE: flagged `write` or `may_replicate`, or an EXEC with such a command queued).
+//! A postponed client keeps its command in argv, stops reading its input and is flagged
+//! [`cflags::POSTPONED`] (shown as `b` in CLIENT LIST, not counted in `blocked_clients`);
+//! when the pause ends (timeout or CLIENT UNPAUSE) before-sleep runs the command again
+//! through the gate, then the rest of its input. Replicas and monitors are not held.
+//! Both modes also stop keys from expiring (a read sees an expired key as missing but
+//! leaves it in place, the active cycle does not run), as upstream's PAUSE_ACTION_EXPIRE.
+//! Not done: the pause of eviction and of replica traffic upstream's action sets include.
+
+use crate::client::{flags as cflags, Client};
+use crate::server::Server;
+
+#[derive(Debug, Default)]
+pub struct Pause {
+    /// End of the pause (unix ms); 0: not paused.
+    pub end_ms: i64,
+    /// ALL (true) or WRITE.
+    pub all: bool,
+    /// Postponed clients (slot, id), in arrival order.
+    pub postponed: Vec<(usize, u64)>,
+}
+
+impl Pause {
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.end_ms != 0 && now_ms < self.end_ms
+    }
+}
+
+/// Whether key expiry is paused now.
+pub fn expire_paused(srv: &Server) -> bool {
+    srv.pause.active(srv.mstime)
+}
+
+/// The gate's check: whether command `id` from `c` must wait for the end of the pause.
+pub fn must_postpone(srv: &Server, c: &Client, id: usize) -> bool {
+    if !srv.pause.active(srv.mstime)
+        || c.has_flag(cflags::REPLICA | cflags::MONITOR | cflags::PRIMARY)
+    {
+        return false;
+    }
+    if srv.pause.all {
+        return true;
+    }
+    use crate::commands::flags as f;
+    let covered =
+        |cid: usize| srv.commands.commands[cid].def.flags & (f::WRITE | f::MAY_REPLICATE) != 0;
+    covered(id)
+        || (srv.commands.commands[id].def.name == "exec" && c.mstate.iter().any(|q| covered(q.id)))
+}
+
+/// Postpones the running command of `c` (upstream's blockPostponeClient).
+pub fn postpone(srv: &mut Server, c: &mut Client) {
+    c.flags |= cflags::POSTPONED;
+    srv.pause.postponed.push((c.slot, c.id));
+}
+
+/// Forgets a client that goes away.
+pub fn forget(srv: &mut Server, c: &mut Client) {
+    if c.has_flag(cflags::POSTPONED) {
+        c.flags &= !cflags::POSTPONED;
+        srv.pause
+            .postponed
+            .retain(|&(s, id)| !(s == c.slot && id == c.id));
+    }
+}
+
+/// Before-sleep: once the pause is over, runs the postponed commands again and schedules
+/// the rest of those clients' input.
+pub fn before_sleep(srv: &mut Server) {
+    if srv.pause.end_ms != 0 && srv.mstime >= srv.pause.end_ms {
+        srv.pause.end_ms = 0;
+    }
+    if srv.pause.end_ms != 0 || srv.pause.postponed.is_empty() {
+        return;
+    }
+    let list = std::mem::take(&mut srv.pause.postponed);
+    for (slot, id) in list {
+        let Some(mut c) = crate::networking::take_client(srv, slot) else {
+            continue;
+        };
+        if c.id != id || !c.has_flag(cflags::POSTPONED) {
+            crate::networking::put_client(srv, c);
+            continue;
+        }
+        c.flags &= !cflags::POSTPONED;
+        crate::commands::process_command(srv, &mut c);
+        if !c.has_flag(cflags::BLOCKED | cflags::POSTPONED) {
+            crate::networking::reset_client(&mut c);
+            if !c.has_flag(cflags::UNBLOCKED) {
+                c.flags |= cflags::UNBLOCKED;
+                srv.blocked.unblocked.push((c.slot, c.id));
+            }
+        }
+        if c.has_pending_replies() && !c.pending_write {
+            c.pending_write = true;
+            srv.clients_pending_write.push(c.slot);
+        }
+        crate::networking::put_client(srv, c);
+    }
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL].
+pub fn client_pause_command(srv: &mut Server, c: &mut Client) {
+    let t = std::str::from_utf8(&c.argv[2])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok());
+    let Some(ms) = t else {
+        c.reply
+            .add_error("ERR timeout is not an integer or out of range");
+        return;
+    };
+    if ms < 0 {
+        c.reply.add_error("ERR timeout is negative");
+        return;
+    }
+    let mut all = true;
+    if c.argv.len() >= 4 {
+        if crate::util::eq_ic(&c.argv[3], "write") {
+            all = false;
+        } else if !crate::util::eq_ic(&c.argv[3], "all") {
+            c.reply
+                .add_error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+            return;
+        }
+    }
+    let now = crate::util::mstime();
+    let end = now.saturating_add(ms);
+    let p = &mut srv.pause;
+    // An ALL pause in effect is not weakened to WRITE; the later end wins.
+    p.all = all || (p.all && p.active(now));
+    p.end_ms = if p.active(now) {
+        p.end_ms.max(end)
+    } else {
+        end
+    };
+    if p.end_ms <= now {
+        // A zero timeout: paused until the next before-sleep.
+        p.end_ms = now;
+    }
+    c.reply.add_ok();
+}
+
+/// CLIENT UNPAUSE.
+pub fn client_unpause_command(srv: &mut Server, c: &mut Client) {
+    srv.pause.end_ms = 0;
+    c.reply.add_ok();
+}
+
+/// INFO clients `paused_reason`, `paused_actions`, `paused_timeout_milliseconds`.
+pub fn info_fields(srv: &Server) -> (&'static str, &'static str, i64) {
+    let now = crate::util::mstime();
+    if srv.pause.active(now) {
+        let actions = if srv.pause.all { "all" } else { "write" };
+        ("client_pause", actions, srv.pause.end_ms - now)
+    } else {
+        ("none", "none", 0)
+    }
+}
