@@ -2259,21 +2259,39 @@ pub fn rewrite_content_users(cfg: &Config, old: &str, users: Option<&[String]>) 
         }
         lines.extend(appended);
     }
-    let mut out = lines.join("\n");
-    out.push('\n');
+    // Every run of empty lines becomes one, as upstream's rewriteConfigGetContentFromState.
+    let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    let mut was_empty = false;
+    for l in &lines {
+        if l.is_empty() {
+            if was_empty {
+                continue;
+            }
+            was_empty = true;
+        } else {
+            was_empty = false;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
     out
 }
 
 /// CONFIG REWRITE: rewrites `path` atomically (a temporary file in the same directory,
-/// fsync, mode 0600, rename). `users`: the `user` lines to write, see
+/// fsync, rename, fsync of the directory), keeping the mode of the old file (0600 for a
+/// new one; upstream uses 0644 minus the umask). `users`: the `user` lines to write, see
 /// [`rewrite_content_users`].
 pub fn rewrite_config(cfg: &Config, path: &str, users: Option<&[String]>) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let old = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o600);
     let content = rewrite_content_users(cfg, &old, users);
     let tmp = format!(
         "{}.tmp-{}-{}",
@@ -2288,6 +2306,8 @@ pub fn rewrite_config(cfg: &Config, path: &str, users: Option<&[String]>) -> std
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(content.as_bytes())?;
+        // The creation mode went through the umask; set the one wanted exactly.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = std::path::Path::new(path).parent() {

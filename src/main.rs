@@ -34,6 +34,7 @@ mod kvstore;
 mod latency;
 mod lazyfree;
 mod ld;
+mod lolwut;
 mod memory;
 mod monitor;
 mod networking;

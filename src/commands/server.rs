@@ -45,6 +45,19 @@ pub static COMMANDS: &[CommandDef] = &[
     .tips(&["nondeterministic_output_order"])
     .subs(COMMAND_SUBCOMMANDS),
     CommandDef::new(
+        "lolwut",
+        -1,
+        f::READONLY | f::FAST,
+        cat::READ | cat::FAST,
+        crate::lolwut::lolwut_command,
+    )
+    .doc(
+        "server",
+        "5.0.0",
+        "Displays computer art and the server version.",
+        "",
+    ),
+    CommandDef::new(
         "monitor",
         1,
         f::ADMIN | f::NOSCRIPT | f::LOADING | f::STALE,
