@@ -24,6 +24,7 @@ pub mod acl;
 pub mod bitops;
 pub mod config;
 pub mod connection;
+pub mod docs_data;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;

@@ -703,8 +703,40 @@ fn add_command_info(r: &mut ReplyBuf, full_name: &str, def: &CommandDef) {
 }
 
 /// One command's COMMAND DOCS entry, as `addReplyCommandDocs` (no argument tree yet).
-fn add_command_docs(r: &mut ReplyBuf, def: &CommandDef) {
-    let n = if def.subcommands.is_empty() { 4 } else { 5 };
+/// Copies RESP3 bytes (bulk strings, simple strings, integers, arrays, sets and maps)
+/// as RESP2: a map of n pairs becomes an array of 2n elements, a set an array.
+fn resp3_to_resp2(mut src: &[u8], out: &mut Vec<u8>) {
+    while let Some(nl) = src.iter().position(|&b| b == b'\n') {
+        let line = &src[..nl + 1];
+        let body = &line[1..line.len().saturating_sub(2)];
+        let n: usize = std::str::from_utf8(body)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        match line[0] {
+            b'%' => out.extend_from_slice(format!("*{}\r\n", n * 2).as_bytes()),
+            b'~' => out.extend_from_slice(format!("*{}\r\n", n).as_bytes()),
+            b'$' => {
+                let end = (nl + 1 + n + 2).min(src.len());
+                out.extend_from_slice(&src[..end]);
+                src = &src[end..];
+                continue;
+            }
+            _ => out.extend_from_slice(line),
+        }
+        src = &src[nl + 1..];
+    }
+}
+
+fn add_command_docs(r: &mut ReplyBuf, full_name: &str, def: &CommandDef) {
+    let extra = super::docs_data::EXTRA
+        .binary_search_by(|e| e.0.cmp(full_name))
+        .ok()
+        .map(|i| &super::docs_data::EXTRA[i]);
+    let n = 3
+        + usize::from(!def.complexity.is_empty())
+        + extra.map_or(0, |e| e.1)
+        + usize::from(!def.subcommands.is_empty());
     r.add_map_len(n);
     r.add_bulk(b"summary");
     r.add_bulk(def.summary.as_bytes());
@@ -712,14 +744,26 @@ fn add_command_docs(r: &mut ReplyBuf, def: &CommandDef) {
     r.add_bulk(def.since.as_bytes());
     r.add_bulk(b"group");
     r.add_bulk(def.group.as_bytes());
-    r.add_bulk(b"complexity");
-    r.add_bulk(def.complexity.as_bytes());
+    if !def.complexity.is_empty() {
+        r.add_bulk(b"complexity");
+        r.add_bulk(def.complexity.as_bytes());
+    }
+    if let Some(e) = extra {
+        if r.resp >= 3 {
+            r.add_raw(e.2);
+        } else {
+            let mut v = Vec::with_capacity(e.2.len());
+            resp3_to_resp2(e.2, &mut v);
+            r.add_raw(&v);
+        }
+    }
     if !def.subcommands.is_empty() {
         r.add_bulk(b"subcommands");
         r.add_map_len(def.subcommands.len());
         for sub in def.subcommands {
-            r.add_bulk(format!("{}|{}", def.name, sub.name).as_bytes());
-            add_command_docs(r, sub);
+            let name = format!("{}|{}", def.name, sub.name);
+            r.add_bulk(name.as_bytes());
+            add_command_docs(r, &name, sub);
         }
     }
 }
@@ -773,7 +817,7 @@ fn command_docs_command(srv: &mut Server, c: &mut Client) {
     for id in ids {
         let cmd = &srv.commands.commands[id];
         reply.add_bulk(cmd.full_name.as_bytes());
-        add_command_docs(reply, cmd.def);
+        add_command_docs(reply, &cmd.full_name, cmd.def);
     }
 }
 
