@@ -122,6 +122,8 @@ pub fn feed(srv: &mut Server, c: &mut Client, argv: &[Vec<u8>]) {
     }
     let line = format_line(srv, c, c.db, argv);
     let slots = std::mem::take(&mut srv.monitors);
+    let limits = srv.config.client_obuf_limits;
+    let mut over = Vec::new();
     for &slot in &slots {
         if slot == c.slot {
             if c.has_flag(cflags::MONITOR) {
@@ -140,6 +142,16 @@ pub fn feed(srv: &mut Server, c: &mut Client, argv: &[Vec<u8>]) {
             m.pending_write = true;
             srv.clients_pending_write.push(slot);
         }
+        // The output buffer limit of its class (normal), as for any reply.
+        if m.reply.pending() > crate::networking::PROTO_REPLY_CHUNK_BYTES {
+            let lim = limits[crate::networking::obuf_limit_class(m)];
+            if crate::networking::obuf_limit_reached(m, lim, srv.unixtime) {
+                over.push(slot);
+            }
+        }
     }
     srv.monitors = slots;
+    for slot in over {
+        crate::networking::close_client_on_obuf_limit_slot(srv, slot);
+    }
 }

@@ -678,3 +678,33 @@ fn command_docs_match_reference() {
         }
     }
 }
+
+#[test]
+fn monitor_over_its_output_limit_is_closed() {
+    for s in servers(&[]) {
+        let mut c = s.conn();
+        c.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 256kb 0 0",
+        ]);
+        let mut m = s.conn();
+        expect(&s, &m.call(&["MONITOR"]), b"+OK\r\n");
+        let big = "x".repeat(100_000);
+        for _ in 0..80 {
+            c.call(&["SET", "k", &big]);
+        }
+        let gone = common::wait_for(Duration::from_secs(5), || {
+            !String::from_utf8_lossy(&c.call(&["CLIENT", "LIST"])).contains("flags=O")
+        });
+        assert!(gone, "{}: the monitor was not closed", s.kind.name());
+        let info = c.call(&["INFO", "stats"]);
+        assert_eq!(
+            common::info_field(&info, "client_output_buffer_limit_disconnections"),
+            Some(1),
+            "{}",
+            s.kind.name()
+        );
+    }
+}
