@@ -368,7 +368,8 @@ fn bytes_to_free(srv: &Server) -> Option<usize> {
 
 /// Whether evicting is allowed now (`isSafeToPerformEvictions`).
 fn safe_to_evict(srv: &Server) -> bool {
-    if srv.rdb.loading {
+    // Nor while CLIENT PAUSE holds evictions (upstream's PAUSE_ACTION_EVICT).
+    if srv.rdb.loading || crate::pause::expire_paused(srv) {
         return false;
     }
     !(srv.evict.replica_ignore_maxmemory && crate::replication::replica::is_replica(srv))

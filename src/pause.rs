@@ -8,8 +8,9 @@
 //! when the pause ends (timeout or CLIENT UNPAUSE) before-sleep runs the command again
 //! through the gate, then the rest of its input. Replicas and monitors are not held.
 //! Both modes also stop keys from expiring (a read sees an expired key as missing but
-//! leaves it in place, the active cycle does not run), as upstream's PAUSE_ACTION_EXPIRE.
-//! Not done: the pause of eviction and of replica traffic upstream's action sets include.
+//! leaves it in place, the active cycle does not run), as upstream's PAUSE_ACTION_EXPIRE,
+//! and stop eviction (nothing is evicted and nothing is refused for memory), as
+//! PAUSE_ACTION_EVICT. Not done: the pause of replica traffic (PAUSE_ACTION_REPLICA).
 
 use crate::client::{flags as cflags, Client};
 use crate::server::Server;
@@ -30,7 +31,7 @@ impl Pause {
     }
 }
 
-/// Whether key expiry is paused now.
+/// Whether key expiry and eviction are paused now (both pause kinds include them).
 pub fn expire_paused(srv: &Server) -> bool {
     srv.pause.active(srv.mstime)
 }

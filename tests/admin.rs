@@ -708,3 +708,38 @@ fn monitor_over_its_output_limit_is_closed() {
         );
     }
 }
+
+#[test]
+fn client_pause_holds_eviction() {
+    for s in servers(&[]) {
+        let mut c = s.conn();
+        c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+        let val = "v".repeat(1000);
+        for i in 0..2000 {
+            c.call(&["SET", &format!("k{i}"), &val]);
+        }
+        expect(
+            &s,
+            &c.call(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+            b"+OK\r\n",
+        );
+        let used = common::used_memory(&mut c);
+        let limit = (used - 1_000_000).to_string();
+        expect(
+            &s,
+            &c.call(&["CONFIG", "SET", "maxmemory", &limit]),
+            b"+OK\r\n",
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        expect(&s, &c.call(&["DBSIZE"]), b":2000\r\n");
+        expect(&s, &c.call(&["CLIENT", "UNPAUSE"]), b"+OK\r\n");
+        let evicted = common::wait_for(Duration::from_secs(5), || {
+            common::info_field(&c.call(&["INFO", "stats"]), "evicted_keys").unwrap_or(0) > 0
+        });
+        assert!(
+            evicted,
+            "{}: nothing evicted after the pause",
+            s.kind.name()
+        );
+    }
+}
