@@ -10,7 +10,8 @@
 //! Both modes also stop keys from expiring (a read sees an expired key as missing but
 //! leaves it in place, the active cycle does not run), as upstream's PAUSE_ACTION_EXPIRE,
 //! and stop eviction (nothing is evicted and nothing is refused for memory), as
-//! PAUSE_ACTION_EVICT. Not done: the pause of replica traffic (PAUSE_ACTION_REPLICA).
+//! PAUSE_ACTION_EVICT. The primary keeps pinging its replicas during a pause (measured on
+//! the reference: the offset moves), so nothing is held there.
 
 use crate::client::{flags as cflags, Client};
 use crate::server::Server;

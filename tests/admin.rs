@@ -743,3 +743,33 @@ fn client_pause_holds_eviction() {
         );
     }
 }
+
+#[test]
+fn client_pause_keeps_replica_pings() {
+    // Upstream holds the PINGs to replicas only for a cluster manual failover, not for
+    // CLIENT PAUSE: the offset keeps moving during a pause.
+    for t in common::targets() {
+        let p = t.start(&["--repl-ping-replica-period", "1"]);
+        let port = p.port.to_string();
+        let r = t.start(&["--replicaof", "127.0.0.1", &port]);
+        let mut pc = p.conn();
+        let mut rc = r.conn();
+        let up = common::wait_for(Duration::from_secs(10), || {
+            String::from_utf8_lossy(&rc.call(&["INFO", "replication"]))
+                .contains("master_link_status:up")
+        });
+        assert!(up, "{}: the replica never connected", p.kind.name());
+        let offset = |c: &mut Conn| {
+            common::info_field(&c.call(&["INFO", "replication"]), "master_repl_offset")
+        };
+        expect(
+            &p,
+            &pc.call(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+            b"+OK\r\n",
+        );
+        let before = offset(&mut pc);
+        let moved = common::wait_for(Duration::from_secs(5), || offset(&mut pc) != before);
+        assert!(moved, "{}: no ping during the pause", p.kind.name());
+        expect(&p, &pc.call(&["CLIENT", "UNPAUSE"]), b"+OK\r\n");
+    }
+}
