@@ -624,10 +624,30 @@ fn lolwut_matches_reference() {
     let Some(bin) = require_reference() else {
         return;
     };
-    let args = ["LOLWUT", "VERSION", "9", "70", "30", "-0.8", "0.156"];
-    let a = Server::ours(&[]).conn().call(&args);
-    let b = Server::reference(&bin, &[]).conn().call(&args);
-    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+    let (ours, reference) = (Server::ours(&[]), Server::reference(&bin, &[]));
+    let (mut a, mut b) = (ours.conn(), reference.conn());
+    // Version 9 with given constants, and version 5 with two rows of squares (only
+    // rows from the third on are randomised): byte for byte.
+    for args in [
+        &["LOLWUT", "VERSION", "9", "70", "30", "-0.8", "0.156"][..],
+        &["LOLWUT", "VERSION", "5", "40", "5", "2"],
+        &["LOLWUT", "VERSION", "5", "x"],
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&a.call(args)),
+            String::from_utf8_lossy(&b.call(args))
+        );
+    }
+    // Version 5 by default: the same size, the same first rows, the same footer.
+    let (x, y) = (
+        a.call(&["LOLWUT", "VERSION", "5"]),
+        b.call(&["LOLWUT", "VERSION", "5"]),
+    );
+    let (x, y) = (String::from_utf8_lossy(&x), String::from_utf8_lossy(&y));
+    let head = |t: &str| t.lines().take(8).collect::<Vec<_>>().join("\n");
+    assert_eq!(head(&x), head(&y));
+    assert_eq!(x.lines().count(), y.lines().count());
+    assert_eq!(x.lines().last(), y.lines().last());
 }
 
 #[test]
