@@ -61,8 +61,7 @@ static GLOBAL: zmalloc::Counting = zmalloc::Counting;
 pub static SHUTDOWN_SIGNALLED: AtomicBool = AtomicBool::new(false);
 /// Which of SIGTERM/SIGINT arrived last (for shutdown-on-sigterm / shutdown-on-sigint).
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
-/// Mirrors `shutdown_asap` for the handler: a shutdown is requested or in progress.
-static SHUTDOWN_PENDING: AtomicBool = AtomicBool::new(false);
+use ops::SHUTDOWN_PENDING;
 /// A second SIGINT while a shutdown is pending: exit at once (upstream's "You
 /// insist...").
 static SHUTDOWN_INSIST: AtomicBool = AtomicBool::new(false);
@@ -122,10 +121,6 @@ fn check_signals(el: &mut server::EventLoop, srv: &mut server::Server, _: u64) -
         el.stop();
         return ae::NOMORE;
     }
-    SHUTDOWN_PENDING.store(
-        srv.shutdown_asap || ops::is_shutdown_initiated(srv),
-        Ordering::SeqCst,
-    );
     10
 }
 

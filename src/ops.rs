@@ -27,6 +27,10 @@ pub const OOM_PRIMARY: usize = 0;
 pub const OOM_REPLICA: usize = 1;
 pub const OOM_BGCHILD: usize = 2;
 
+/// For the signal handler: a shutdown is requested or in progress (a second SIGINT then
+/// exits at once). Set by the handler, cleared when a shutdown is aborted or fails.
+pub static SHUTDOWN_PENDING: AtomicBool = AtomicBool::new(false);
+
 /// Process-level state kept by the server.
 #[derive(Debug, Default)]
 pub struct OpsState {
@@ -658,6 +662,7 @@ pub fn is_ready_to_shutdown(srv: &Server) -> bool {
 /// get the error.
 fn cancel_shutdown(srv: &mut Server) {
     srv.shutdown_asap = false;
+    SHUTDOWN_PENDING.store(false, Ordering::SeqCst);
     srv.ops.shutdown_flags = 0;
     srv.ops.shutdown_mstime = 0;
     srv.ops.last_sig = 0;
@@ -683,6 +688,7 @@ pub fn abort_shutdown(srv: &mut Server) -> bool {
         cancel_shutdown(srv);
     } else if srv.shutdown_asap {
         srv.shutdown_asap = false;
+        SHUTDOWN_PENDING.store(false, Ordering::SeqCst);
     } else {
         return false;
     }
@@ -777,7 +783,10 @@ pub fn shutdown_cron(srv: &mut Server) -> bool {
         match prepare_for_shutdown(srv, None, flags) {
             Shutdown::Done => return true,
             Shutdown::Waiting => {}
-            Shutdown::Failed => srv.shutdown_asap = false,
+            Shutdown::Failed => {
+                srv.shutdown_asap = false;
+                SHUTDOWN_PENDING.store(false, Ordering::SeqCst);
+            }
         }
     } else if is_shutdown_initiated(srv)
         && (crate::util::mstime() >= srv.ops.shutdown_mstime || is_ready_to_shutdown(srv))
