@@ -260,6 +260,6 @@ fn main() {
             srv.config.maxmemory
         );
     }
-    ops::set_oom_score_adj(&srv.config, None);
+    ops::apply_config(&mut srv);
     el.main(&mut srv);
 }

@@ -48,6 +48,22 @@ pub struct OpsState {
     pub waiters: Vec<(usize, u64)>,
     /// The shutdown is done: leave the event loop.
     pub exit_now: bool,
+    /// The OOM settings last applied (oom-score-adj, its values, replica or not).
+    oom_applied: Option<(String, String, bool)>,
+}
+
+/// Applies `oom-score-adj` at startup and after a CONFIG SET that changed it (or the
+/// role), as upstream does on those events.
+pub fn apply_config(srv: &mut Server) {
+    let key = (
+        srv.config.get("oom-score-adj").unwrap_or_default(),
+        srv.config.get("oom-score-adj-values").unwrap_or_default(),
+        srv.config.replicaof.is_some(),
+    );
+    if srv.ops.oom_applied.as_ref() != Some(&key) {
+        set_oom_score_adj(&srv.config, None);
+        srv.ops.oom_applied = Some(key);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -566,16 +582,27 @@ pub fn parse_flags(words: &str) -> u32 {
         .fold(0, |a, b| a | b)
 }
 
-/// Who asked for the shutdown, for the log (`catClientInfoShortString`).
-pub fn client_short_info(c: &crate::client::Client) -> String {
+/// Who asked for the shutdown, for the log (`catClientInfoShortString`): the name and
+/// user are redacted under `hide-user-data-from-log`.
+pub fn client_short_info(srv: &Server, c: &crate::client::Client) -> String {
+    let hide = srv.config.get("hide-user-data-from-log").as_deref() == Some("yes");
+    let text =
+        |b: &Option<Vec<u8>>| String::from_utf8_lossy(b.as_deref().unwrap_or(b"")).into_owned();
+    let (name, user) = if hide {
+        ("*redacted*".to_string(), "*redacted*".to_string())
+    } else {
+        (text(&c.name), c.user.clone())
+    };
     format!(
-        "id={} addr={} laddr={} fd={} name={} user={}",
+        "id={} addr={} laddr={} fd={} name={} user={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
         c.fd,
-        String::from_utf8_lossy(c.name.as_deref().unwrap_or(b"")),
-        c.user
+        name,
+        user,
+        text(&c.lib_name),
+        text(&c.lib_ver)
     )
 }
 

@@ -845,3 +845,134 @@ fn make_install_and_uninstall_into_a_destdir() {
     // The changed configuration stays.
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "port 7000\n");
 }
+
+// ---------------------------------------------------------------------------------------
+// Process: OOM score, title, a BGSAVE child stopped with SIGUSR1
+// ---------------------------------------------------------------------------------------
+
+fn read_proc(pid: i32, file: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{}/{}", pid, file)).unwrap_or_default()
+}
+
+/// The children of `pid` (scanning /proc for the parent pid).
+fn children(pid: i32) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = read_proc(p, "stat");
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|s| s.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            v.push(p);
+        }
+    }
+    v
+}
+
+fn process_case(bin: &Path) {
+    let dir = Dir::new("process");
+    let mut p = start(
+        bin,
+        &dir,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--oom-score-adj",
+            "absolute",
+            "--oom-score-adj-values",
+            "10 20 30",
+            "--rdb-key-save-delay",
+            "100000",
+        ],
+    );
+    let pid = p.pid();
+    let who = bin.display();
+    // The title: argv[0] and the listening address (proc-title-template's default).
+    let cmdline = read_proc(pid, "cmdline");
+    let title = cmdline.trim_end_matches('\0');
+    assert_eq!(
+        title,
+        format!("{} 127.0.0.1:{}", bin.display(), p.port),
+        "{}: process title",
+        who
+    );
+    assert_eq!(read_proc(pid, "oom_score_adj").trim(), "10", "{}", who);
+    let mut c = Conn::connect(p.port);
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "oom-score-adj-values", "5 20 30"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(read_proc(pid, "oom_score_adj").trim(), "5", "{}", who);
+
+    // A slow BGSAVE: its child runs with the background-child score, and SIGUSR1 (BGSAVE
+    // CANCEL) stops it without counting as a failed save.
+    assert_eq!(c.call(&["DEBUG", "POPULATE", "100"]), b"+OK\r\n");
+    assert_eq!(c.call(&["BGSAVE"]), b"+Background saving started\r\n");
+    let mut kids = Vec::new();
+    assert!(wait_for(Duration::from_secs(10), || {
+        kids = children(pid);
+        kids.len() == 1
+    }));
+    assert!(wait_for(Duration::from_secs(10), || read_proc(
+        kids[0],
+        "oom_score_adj"
+    )
+    .trim()
+        == "30"));
+    assert_eq!(
+        c.call(&["BGSAVE", "CANCEL"]),
+        b"+Background saving cancelled\r\n"
+    );
+    assert!(wait_for(Duration::from_secs(10), || {
+        common::info_field(&c.call(&["INFO", "persistence"]), "rdb_bgsave_in_progress") == Some(0)
+    }));
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "persistence"])).into_owned();
+    assert!(
+        info.contains("rdb_last_bgsave_status:ok"),
+        "{}: {}",
+        who,
+        info
+    );
+    let log = dir.log();
+    assert!(
+        log.contains("Received SIGUSR1 in child, exiting now."),
+        "{}: {}",
+        who,
+        log
+    );
+    assert!(
+        log.contains("Background saving terminated by signal 10"),
+        "{}: {}",
+        who,
+        log
+    );
+    // `oom-score-adj no` gives the process its own value back.
+    let base = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "oom-score-adj", "no"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        read_proc(pid, "oom_score_adj").trim(),
+        base.trim(),
+        "{}",
+        who
+    );
+    p.signal(libc::SIGTERM);
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn oom_score_title_and_a_bgsave_child_stopped_by_sigusr1_like_the_reference() {
+    process_case(Path::new(BIN));
+    if let Some(r) = require_reference() {
+        process_case(&r);
+    }
+}

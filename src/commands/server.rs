@@ -413,7 +413,7 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         }
         return;
     }
-    let who = crate::ops::client_short_info(c);
+    let who = crate::ops::client_short_info(srv, c);
     match crate::ops::prepare_for_shutdown(srv, Some(who), flags) {
         crate::ops::Shutdown::Done => {
             // No reply: the connection closes with the server (as upstream).
