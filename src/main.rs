@@ -64,7 +64,7 @@ static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 use ops::SHUTDOWN_PENDING;
 /// A second SIGINT while a shutdown is pending: exit at once (upstream's "You
 /// insist...").
-static SHUTDOWN_INSIST: AtomicBool = AtomicBool::new(false);
+pub static SHUTDOWN_INSIST: AtomicBool = AtomicBool::new(false);
 
 /// The SIGTERM/SIGINT handler: only sets flags (the loop acts on them).
 extern "C" fn on_shutdown_signal(sig: libc::c_int) {

@@ -791,6 +791,29 @@ pub fn finish_shutdown(srv: &mut Server) -> bool {
     true
 }
 
+/// A shutdown signal while the dataset loads (checked every 1024 records, as upstream's
+/// `whileBlockedCron`): exit without saving the half-loaded data; a second SIGINT exits
+/// with 1.
+pub fn shutdown_while_loading(srv: &mut Server) {
+    if crate::SHUTDOWN_INSIST.load(Ordering::SeqCst) {
+        warn!("You insist... exiting now.");
+        std::process::exit(1);
+    }
+    if !crate::SHUTDOWN_SIGNALLED.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    warn!("Received shutdown signal during loading, scheduling shutdown.");
+    if prepare_for_shutdown(srv, None, SHUTDOWN_NOSAVE | SHUTDOWN_NOW) == Shutdown::Done {
+        std::process::exit(0);
+    }
+    warn!(
+        "SIGTERM received but errors trying to shut down the server, check the logs for more \
+         information"
+    );
+    srv.shutdown_asap = false;
+    SHUTDOWN_PENDING.store(false, Ordering::SeqCst);
+}
+
 /// The shutdown part of the cron (run every 10 ms): start a shutdown a signal asked
 /// for, or finish one that waits for replicas. True when the loop must stop.
 pub fn shutdown_cron(srv: &mut Server) -> bool {

@@ -874,7 +874,12 @@ fn load_records(
     let (mut loaded, mut expired, mut empty) = (0u64, 0u64, 0u64);
     let mut repl: (Option<i64>, Option<String>, Option<i64>) = (None, None, None);
     srv.rdb.loaded_repl = None;
+    let mut records = 0u32;
     while let Some(rec) = loader.next_record()? {
+        records = records.wrapping_add(1);
+        if records.is_multiple_of(1024) {
+            crate::ops::shutdown_while_loading(srv);
+        }
         match rec {
             Record::Aux(k, v) => {
                 log_aux(&k, &v, now_s);

@@ -191,24 +191,62 @@ fn recv_until(sock: &UnixDatagram, until: &str) -> Vec<String> {
 // systemd notification
 // ---------------------------------------------------------------------------------------
 
+/// A dump.rdb of `keys` keys whose load takes measurable time (a fresh log after).
+fn make_dataset(dir: &Dir, keys: u64) {
+    let mut p = start(Path::new(BIN), dir, &["--enable-debug-command", "yes"]);
+    let mut c = Conn::connect(p.port);
+    c.set_read_timeout(Duration::from_secs(60));
+    assert_eq!(
+        c.call(&["DEBUG", "POPULATE", &keys.to_string(), "key", "64"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    p.signal(libc::SIGTERM);
+    assert!(p.wait_exit(Duration::from_secs(30)).is_some());
+    let _ = std::fs::remove_file(dir.path("server.log"));
+}
+
+#[test]
+fn sigterm_during_loading_exits_without_saving() {
+    let dir = Dir::new("loading");
+    make_dataset(&dir, 300_000);
+    let rdb = dir.path("dump.rdb");
+    let before = std::fs::metadata(&rdb).unwrap();
+    // Save points: a shutdown after loading would save.
+    let mut p = spawn(
+        Path::new(BIN),
+        &dir,
+        free_port(),
+        &["--save", "3600 1"],
+        &[],
+    );
+    assert!(wait_for(Duration::from_secs(20), || dir
+        .log()
+        .contains("Server initialized")));
+    p.signal(libc::SIGTERM);
+    let st = p.wait_exit(Duration::from_secs(30)).expect("exit");
+    let log = dir.log();
+    assert_eq!(st.code(), Some(0), "{}", log);
+    assert!(
+        log.contains("Received shutdown signal during loading, scheduling shutdown."),
+        "{}",
+        log
+    );
+    assert!(!log.contains("DB loaded from disk"), "{}", log);
+    assert!(!log.contains("Saving the final RDB snapshot"), "{}", log);
+    let after = std::fs::metadata(&rdb).unwrap();
+    assert_eq!(
+        (before.len(), before.modified().unwrap()),
+        (after.len(), after.modified().unwrap()),
+        "the half-loaded dataset was saved"
+    );
+}
+
 #[test]
 fn systemd_ready_only_after_the_rdb_is_loaded_and_stopping_on_sigterm() {
     let dir = Dir::new("notify");
-    // A dataset whose load takes measurable time.
     let keys = 300_000;
-    {
-        let mut p = start(Path::new(BIN), &dir, &["--enable-debug-command", "yes"]);
-        let mut c = Conn::connect(p.port);
-        c.set_read_timeout(Duration::from_secs(60));
-        assert_eq!(
-            c.call(&["DEBUG", "POPULATE", &keys.to_string(), "key", "64"]),
-            b"+OK\r\n"
-        );
-        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
-        p.signal(libc::SIGTERM);
-        assert!(p.wait_exit(Duration::from_secs(30)).is_some());
-    }
-    let _ = std::fs::remove_file(dir.path("server.log"));
+    make_dataset(&dir, keys);
 
     // The test owns the socket: an abstract name, as systemd may use.
     let name = format!(
