@@ -697,9 +697,10 @@ fn cancel_shutdown(srv: &mut Server) {
         let Some(mut c) = crate::networking::take_client(srv, slot) else {
             continue;
         };
-        if c.id == id {
+        if c.id == id && c.has_flag(crate::client::flags::BLOCKED) {
             c.reply
                 .add_error("ERR Errors trying to SHUTDOWN. Check logs.");
+            crate::blocked::unblock_client(srv, &mut c, true);
             if !c.pending_write {
                 c.pending_write = true;
                 srv.clients_pending_write.push(slot);

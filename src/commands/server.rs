@@ -420,8 +420,14 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
             srv.ops.exit_now = true;
             c.flags |= cflags::CLOSE_AFTER_REPLY;
         }
-        // Blocked until the shutdown ends: an error reply if it fails or is aborted.
-        crate::ops::Shutdown::Waiting => srv.ops.waiters.push((c.slot, c.id)),
+        // Blocked (without keys, as WAIT) until the shutdown ends: an error reply if it
+        // fails or is aborted.
+        crate::ops::Shutdown::Waiting => {
+            c.bstate = None;
+            c.flags |= cflags::BLOCKED;
+            srv.blocked.blocked_clients += 1;
+            srv.ops.waiters.push((c.slot, c.id));
+        }
         crate::ops::Shutdown::Failed => c
             .reply
             .add_error("ERR Errors trying to SHUTDOWN. Check logs."),
