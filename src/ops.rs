@@ -777,6 +777,7 @@ pub fn finish_shutdown(srv: &mut Server) -> bool {
         info!("Removing the pid file.");
         let _ = std::fs::remove_file(p);
     }
+    flush_replicas_output(srv);
     for l in &srv.listeners {
         if let crate::networking::Listener::Unix(_, path) = l {
             info!("Removing the unix socket file.");
@@ -813,6 +814,20 @@ pub fn shutdown_while_loading(srv: &mut Server) {
     );
     srv.shutdown_asap = false;
     SHUTDOWN_PENDING.store(false, Ordering::SeqCst);
+}
+
+/// `flushReplicasOutputBuffers`: a best-effort write of what streaming replicas have
+/// pending, so they get the last of the stream before the sockets close.
+fn flush_replicas_output(srv: &mut Server) {
+    for (slot, id) in srv.repl.primary.replicas.clone() {
+        let Some(mut c) = crate::networking::take_client(srv, slot) else {
+            continue;
+        };
+        if c.id == id && !crate::replication::primary::output_held(&c) {
+            let _ = crate::networking::write_to_client(srv, &mut c);
+        }
+        crate::networking::put_client(srv, c);
+    }
 }
 
 /// The shutdown part of the cron (run every 10 ms): start a shutdown a signal asked

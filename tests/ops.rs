@@ -1032,3 +1032,55 @@ fn oom_score_title_and_a_bgsave_child_stopped_by_sigusr1_like_the_reference() {
         process_case(&r);
     }
 }
+
+#[test]
+fn sigterm_lets_a_replica_catch_up_before_exiting() {
+    let pdir = Dir::new("primary");
+    let rdir = Dir::new("replica");
+    let mut primary = start(
+        Path::new(BIN),
+        &pdir,
+        &[
+            "--shutdown-timeout",
+            "10",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let port = primary.port.to_string();
+    let replica = start(Path::new(BIN), &rdir, &["--replicaof", "127.0.0.1", &port]);
+    let mut r = Conn::connect(replica.port);
+    assert!(wait_for(Duration::from_secs(20), || {
+        String::from_utf8_lossy(&r.call(&["INFO", "replication"])).contains("master_link_status:up")
+    }));
+    // A burst of writes, then SIGTERM right away: the primary waits until the replica
+    // acknowledged them.
+    let n = 5000;
+    let mut c = Conn::connect(primary.port);
+    let mut req = Vec::new();
+    for i in 0..n {
+        req.extend(common::encode_command(&[
+            "SET".to_string(),
+            format!("k{}", i),
+            "x".repeat(100),
+        ]));
+    }
+    c.send_raw(&req).unwrap();
+    for _ in 0..n {
+        assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+    }
+    primary.signal(libc::SIGTERM);
+    let st = primary.wait_exit(Duration::from_secs(30)).expect("exit");
+    assert_eq!(st.code(), Some(0), "{}", pdir.log());
+    let log = pdir.log();
+    assert!(
+        log.contains("1 of 1 replicas are in sync when shutting down."),
+        "{}",
+        log
+    );
+    assert_eq!(
+        r.call(&["DBSIZE"]),
+        format!(":{}\r\n", n).as_bytes(),
+        "the replica missed writes"
+    );
+}
