@@ -1,6 +1,6 @@
 //! Operations with the real binary (docs/operations.md): systemd notification through a
 //! test-owned NOTIFY_SOCKET (READY=1 only once the RDB is loaded and the port answers,
-//! STOPPING=1 on SIGTERM), SIGTERM under pipelined write load with `appendfsync
+//! STOPPING=1 on SIGTERM), upstart's SIGSTOP, SIGTERM under pipelined write load with `appendfsync
 //! always` (every acknowledged write survives, the pid file goes, exit 0), daemonize
 //! (the parent exits, the pid file names the live daemon, the log gets the startup
 //! lines), `shutdown-on-sigterm` / `shutdown-on-sigint` save behaviour and the wait for a
@@ -1083,4 +1083,66 @@ fn sigterm_lets_a_replica_catch_up_before_exiting() {
         format!(":{}\r\n", n).as_bytes(),
         "the replica missed writes"
     );
+}
+
+fn upstart_case(bin: &Path) {
+    let dir = Dir::new("upstart");
+    let port = free_port();
+    let mut p = spawn(
+        bin,
+        &dir,
+        port,
+        &["--supervised", "upstart"],
+        &[("UPSTART_JOB", "valkey".to_string())],
+    );
+    let state = |pid: i32| {
+        let stat = read_proc(pid, "stat");
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string))
+            .unwrap_or_default()
+    };
+    // Upstart's `expect stop`: the server stops itself to say it is ready for it.
+    assert!(
+        wait_for(Duration::from_secs(10), || state(p.pid()) == "T"),
+        "{}: not stopped ({}); log:\n{}",
+        bin.display(),
+        state(p.pid()),
+        dir.log()
+    );
+    assert!(dir
+        .log()
+        .contains("supervised by upstart, will stop to signal readiness."));
+    p.signal(libc::SIGCONT);
+    assert!(
+        wait_for(Duration::from_secs(10), || Conn::try_connect(port)
+            .ok()
+            .and_then(|mut c| c.cmd(&["PING"]).ok())
+            .is_some()),
+        "{}: not serving after SIGCONT",
+        bin.display()
+    );
+    p.signal(libc::SIGTERM);
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0)
+    );
+
+    // Without UPSTART_JOB: a warning, and no stop.
+    let dir = Dir::new("upstart-nojob");
+    let p = start(bin, &dir, &["--supervised", "upstart"]);
+    assert!(
+        dir.log()
+            .contains("upstart supervision requested, but UPSTART_JOB not found!"),
+        "{}",
+        dir.log()
+    );
+    drop(p);
+}
+
+#[test]
+fn supervised_upstart_stops_itself_like_the_reference() {
+    upstart_case(Path::new(BIN));
+    if let Some(r) = require_reference() {
+        upstart_case(&r);
+    }
 }
