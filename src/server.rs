@@ -144,6 +144,8 @@ pub struct Server {
     /// When the last fast expire cycle started (unix us).
     pub expire_last_fast_cycle_us: i64,
     pub shutdown_asap: bool,
+    /// Supervision, pid file, shutdown progress (src/ops.rs).
+    pub ops: crate::ops::OpsState,
     pub lruclock: u32,
     /// The slot of the client whose command is running (it is taken out of `clients`).
     pub current_client: Option<usize>,
@@ -220,6 +222,7 @@ impl Server {
             expire_timelimit_exit: false,
             expire_last_fast_cycle_us: 0,
             shutdown_asap: false,
+            ops: Default::default(),
             lruclock: lru_clock(now),
             stat_peak_memory: 0,
             mem: Default::default(),
@@ -367,10 +370,6 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     }
     crate::tls::auto_reload_cron(srv);
 
-    if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
-        el.stop();
-        return ae::NOMORE;
-    }
     1000 / srv.hz as i64
 }
 
@@ -396,10 +395,8 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     if srv.pending_tls_listeners.is_some() {
         crate::networking::swap_tls_listeners(el, srv);
     }
-    if srv.shutdown_asap {
-        // SHUTDOWN replied and flagged: leave the loop right away.
-        if crate::commands::server::prepare_for_shutdown(srv) {
-            el.stop();
-        }
+    if srv.ops.exit_now {
+        // SHUTDOWN finished the shutdown: leave the loop right away.
+        el.stop();
     }
 }
