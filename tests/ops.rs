@@ -19,39 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::proc::{TempDir, BIN};
 use common::{free_port, require_reference, wait_for, Conn};
 
-const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "valkey-rs-ops-{}-{}-{}",
-            tag,
-            std::process::id(),
-            free_port()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create dir");
-        Dir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The log file every server here writes (`--logfile` in [`base_args`]).
+fn server_log(dir: &TempDir) -> String {
+    std::fs::read_to_string(dir.file("server.log")).unwrap_or_default()
 }
 
 /// A server process killed on drop (unless it exited).
@@ -96,7 +69,7 @@ impl Drop for Proc {
 
 /// The arguments every server here gets: its port, loopback, its directory and log file,
 /// no save points, no AOF (`extra` may override any of them).
-fn base_args(dir: &Dir, port: u16, extra: &[&str]) -> Vec<String> {
+fn base_args(dir: &TempDir, port: u16, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "--port",
         &port.to_string(),
@@ -105,7 +78,7 @@ fn base_args(dir: &Dir, port: u16, extra: &[&str]) -> Vec<String> {
         "--dir",
         &dir.0.to_string_lossy(),
         "--logfile",
-        &dir.path("server.log").to_string_lossy(),
+        &dir.file("server.log").to_string_lossy(),
         "--save",
         "",
         "--appendonly",
@@ -119,7 +92,7 @@ fn base_args(dir: &Dir, port: u16, extra: &[&str]) -> Vec<String> {
 }
 
 /// Starts `bin` (without waiting for it).
-fn spawn(bin: &Path, dir: &Dir, port: u16, extra: &[&str], env: &[(&str, String)]) -> Proc {
+fn spawn(bin: &Path, dir: &TempDir, port: u16, extra: &[&str], env: &[(&str, String)]) -> Proc {
     let mut cmd = Command::new(bin);
     cmd.args(base_args(dir, port, extra))
         .current_dir(&dir.0)
@@ -138,7 +111,7 @@ fn spawn(bin: &Path, dir: &Dir, port: u16, extra: &[&str], env: &[(&str, String)
 }
 
 /// Starts `bin` and waits until it answers PING.
-fn start(bin: &Path, dir: &Dir, extra: &[&str]) -> Proc {
+fn start(bin: &Path, dir: &TempDir, extra: &[&str]) -> Proc {
     let port = free_port();
     let mut p = spawn(bin, dir, port, extra, &[]);
     let up = wait_for(Duration::from_secs(20), || {
@@ -152,7 +125,7 @@ fn start(bin: &Path, dir: &Dir, extra: &[&str]) -> Proc {
         up && p.alive(),
         "{} did not start; log:\n{}",
         bin.display(),
-        dir.log()
+        server_log(dir)
     );
     p
 }
@@ -192,7 +165,7 @@ fn recv_until(sock: &UnixDatagram, until: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 
 /// A dump.rdb of `keys` keys whose load takes measurable time (a fresh log after).
-fn make_dataset(dir: &Dir, keys: u64) {
+fn make_dataset(dir: &TempDir, keys: u64) {
     let mut p = start(Path::new(BIN), dir, &["--enable-debug-command", "yes"]);
     let mut c = Conn::connect(p.port);
     c.set_read_timeout(Duration::from_secs(60));
@@ -203,14 +176,14 @@ fn make_dataset(dir: &Dir, keys: u64) {
     assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
     p.signal(libc::SIGTERM);
     assert!(p.wait_exit(Duration::from_secs(30)).is_some());
-    let _ = std::fs::remove_file(dir.path("server.log"));
+    let _ = std::fs::remove_file(dir.file("server.log"));
 }
 
 #[test]
 fn sigterm_during_loading_exits_without_saving() {
-    let dir = Dir::new("loading");
+    let dir = TempDir::new("loading");
     make_dataset(&dir, 300_000);
-    let rdb = dir.path("dump.rdb");
+    let rdb = dir.file("dump.rdb");
     let before = std::fs::metadata(&rdb).unwrap();
     // Save points: a shutdown after loading would save.
     let mut p = spawn(
@@ -220,12 +193,11 @@ fn sigterm_during_loading_exits_without_saving() {
         &["--save", "3600 1"],
         &[],
     );
-    assert!(wait_for(Duration::from_secs(20), || dir
-        .log()
+    assert!(wait_for(Duration::from_secs(20), || server_log(&dir)
         .contains("Server initialized")));
     p.signal(libc::SIGTERM);
     let st = p.wait_exit(Duration::from_secs(30)).expect("exit");
-    let log = dir.log();
+    let log = server_log(&dir);
     assert_eq!(st.code(), Some(0), "{}", log);
     assert!(
         log.contains("Received shutdown signal during loading, scheduling shutdown."),
@@ -244,7 +216,7 @@ fn sigterm_during_loading_exits_without_saving() {
 
 #[test]
 fn systemd_ready_only_after_the_rdb_is_loaded_and_stopping_on_sigterm() {
-    let dir = Dir::new("notify");
+    let dir = TempDir::new("notify");
     let keys = 300_000;
     make_dataset(&dir, keys);
 
@@ -274,7 +246,7 @@ fn systemd_ready_only_after_the_rdb_is_loaded_and_stopping_on_sigterm() {
         format!(":{}\r\n", keys).as_bytes(),
         "READY=1 before the data was loaded"
     );
-    let log = dir.log();
+    let log = server_log(&dir);
     let loaded = log
         .lines()
         .find(|l| l.contains("DB loaded from disk"))
@@ -296,7 +268,7 @@ fn systemd_ready_only_after_the_rdb_is_loaded_and_stopping_on_sigterm() {
     let msgs = recv_until(&sock, "STOPPING=1\n");
     assert_eq!(msgs, ["STOPPING=1\n"]);
     let st = p.wait_exit(Duration::from_secs(30)).expect("exit");
-    assert_eq!(st.code(), Some(0), "log:\n{}", dir.log());
+    assert_eq!(st.code(), Some(0), "log:\n{}", server_log(&dir));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -305,13 +277,13 @@ fn systemd_ready_only_after_the_rdb_is_loaded_and_stopping_on_sigterm() {
 
 #[test]
 fn sigterm_under_write_load_keeps_every_acknowledged_write() {
-    let dir = Dir::new("sigterm-aof");
+    let dir = TempDir::new("sigterm-aof");
     // A path NOTIFY_SOCKET and `supervised auto` this time.
-    let sock_path = dir.path("notify.sock");
+    let sock_path = dir.file("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let pidfile = dir.path("server.pid");
+    let pidfile = dir.file("server.pid");
     let pidfile_s = pidfile.to_string_lossy().into_owned();
     let aof = [
         "--appendonly",
@@ -378,15 +350,15 @@ fn sigterm_under_write_load_keeps_every_acknowledged_write() {
         wait_for(Duration::from_secs(30), || total.load(Ordering::Relaxed)
             >= 3000),
         "writes did not flow; log:\n{}",
-        dir.log()
+        server_log(&dir)
     );
     p.signal(libc::SIGTERM);
     let acked: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     recv_until(&sock, "STOPPING=1\n");
     let st = p.wait_exit(Duration::from_secs(30)).expect("exit");
-    assert_eq!(st.code(), Some(0), "log:\n{}", dir.log());
+    assert_eq!(st.code(), Some(0), "log:\n{}", server_log(&dir));
     assert!(!pidfile.exists(), "pid file left behind");
-    let log = dir.log();
+    let log = server_log(&dir);
     assert!(log.contains("Calling fsync() on the AOF file."), "{}", log);
 
     // Restart on the same directory: every acknowledged write is there.
@@ -423,9 +395,9 @@ fn sigterm_under_write_load_keeps_every_acknowledged_write() {
 // ---------------------------------------------------------------------------------------
 
 fn daemonize_case(bin: &Path) {
-    let dir = Dir::new("daemon");
+    let dir = TempDir::new("daemon");
     let port = free_port();
-    let pidfile = dir.path("d.pid");
+    let pidfile = dir.file("d.pid");
     let args = base_args(
         &dir,
         port,
@@ -452,7 +424,7 @@ fn daemonize_case(bin: &Path) {
         )
         .is_ok_and(|s| s.ends_with('\n'))),
         "no pid file; log:\n{}",
-        dir.log()
+        server_log(&dir)
     );
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -475,7 +447,7 @@ fn daemonize_case(bin: &Path) {
     // SAFETY: getsid reads another process's session id.
     let (sid, mine) = unsafe { (libc::getsid(pid), libc::getsid(0)) };
     assert_ne!(sid, mine, "the daemon kept the caller's session");
-    let log = dir.log();
+    let log = server_log(&dir);
     assert!(log.contains("Ready to accept connections tcp"), "{}", log);
     assert!(
         log.contains(&format!("pid={}, just started", pid)),
@@ -490,9 +462,9 @@ fn daemonize_case(bin: &Path) {
     );
     assert!(!pidfile.exists(), "pid file left behind");
     assert!(
-        dir.log().contains("ready to exit, bye bye"),
+        server_log(&dir).contains("ready to exit, bye bye"),
         "{}",
-        dir.log()
+        server_log(&dir)
     );
 }
 
@@ -506,7 +478,7 @@ fn daemonize_parent_exits_and_pid_file_names_the_daemon() {
 
 #[test]
 fn daemonize_parent_reports_a_daemon_that_fails_to_start() {
-    let dir = Dir::new("daemon-fail");
+    let dir = TempDir::new("daemon-fail");
     // An address nobody has: the daemon can not bind, the parent says so.
     let args = base_args(
         &dir,
@@ -521,7 +493,7 @@ fn daemonize_parent_reports_a_daemon_that_fails_to_start() {
         .stderr(Stdio::null())
         .status()
         .expect("run");
-    assert_eq!(st.code(), Some(1), "log:\n{}", dir.log());
+    assert_eq!(st.code(), Some(1), "log:\n{}", server_log(&dir));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -530,7 +502,7 @@ fn daemonize_parent_reports_a_daemon_that_fails_to_start() {
 
 /// Writes a key, sends `sig`, returns whether dump.rdb exists after a clean exit.
 fn signal_save_case(bin: &Path, extra: &[&str], sig: i32) -> bool {
-    let dir = Dir::new("sigsave");
+    let dir = TempDir::new("sigsave");
     let mut p = start(bin, &dir, extra);
     let mut c = Conn::connect(p.port);
     assert_eq!(c.call(&["SET", "a", "1"]), b"+OK\r\n");
@@ -542,9 +514,9 @@ fn signal_save_case(bin: &Path, extra: &[&str], sig: i32) -> bool {
         "{} {:?}: {}",
         bin.display(),
         extra,
-        dir.log()
+        server_log(&dir)
     );
-    let saved = dir.path("dump.rdb").exists();
+    let saved = dir.file("dump.rdb").exists();
     if saved {
         // The save holds the key.
         let p = start(bin, &dir, extra);
@@ -612,7 +584,7 @@ fn fake_replica(port: u16) -> Conn {
 }
 
 fn replica_wait_case(bin: &Path) {
-    let dir = Dir::new("lagging");
+    let dir = TempDir::new("lagging");
     let mut p = start(bin, &dir, &["--shutdown-timeout", "60"]);
     let mut c = Conn::connect(p.port);
     let _replica = fake_replica(p.port);
@@ -623,14 +595,13 @@ fn replica_wait_case(bin: &Path) {
     let waiting = "Waiting for replicas before shutting down.";
     let waits = |n: usize| {
         assert!(
-            wait_for(Duration::from_secs(10), || dir
-                .log()
+            wait_for(Duration::from_secs(10), || server_log(&dir)
                 .matches(waiting)
                 .count()
                 == n),
             "{}: {}",
             bin.display(),
-            dir.log()
+            server_log(&dir)
         );
     };
     // SHUTDOWN waits blocked: a pipelined PING is answered only after the shutdown was
@@ -657,7 +628,7 @@ fn replica_wait_case(bin: &Path) {
     waits(2);
     assert!(p.alive());
     assert_eq!(c.call(&["SHUTDOWN", "ABORT"]), b"+OK\r\n");
-    assert!(dir.log().contains("Shutdown manually aborted."));
+    assert!(server_log(&dir).contains("Shutdown manually aborted."));
     assert_eq!(
         c.call(&["SHUTDOWN", "ABORT"]),
         b"-ERR No shutdown in progress.\r\n"
@@ -668,11 +639,17 @@ fn replica_wait_case(bin: &Path) {
     assert!(p.alive());
     p.signal(libc::SIGINT);
     let st = p.wait_exit(Duration::from_secs(10)).expect("exit");
-    assert_eq!(st.code(), Some(1), "{}: {}", bin.display(), dir.log());
-    assert!(dir.log().contains("You insist... exiting now."));
+    assert_eq!(
+        st.code(),
+        Some(1),
+        "{}: {}",
+        bin.display(),
+        server_log(&dir)
+    );
+    assert!(server_log(&dir).contains("You insist... exiting now."));
 
     // shutdown-timeout passes: the server gives up on the replica and exits 0.
-    let dir = Dir::new("lagging-timeout");
+    let dir = TempDir::new("lagging-timeout");
     let mut p = start(bin, &dir, &["--shutdown-timeout", "1"]);
     let mut c = Conn::connect(p.port);
     let _replica = fake_replica(p.port);
@@ -682,13 +659,18 @@ fn replica_wait_case(bin: &Path) {
     assert_eq!(c.call(&["SET", "x", "1"]), b"+OK\r\n");
     p.signal(libc::SIGTERM);
     let st = p.wait_exit(Duration::from_secs(20)).expect("exit");
-    assert_eq!(st.code(), Some(0), "{}: {}", bin.display(), dir.log());
-    assert!(
-        dir.log()
-            .contains("0 of 1 replicas are in sync when shutting down."),
+    assert_eq!(
+        st.code(),
+        Some(0),
         "{}: {}",
         bin.display(),
-        dir.log()
+        server_log(&dir)
+    );
+    assert!(
+        server_log(&dir).contains("0 of 1 replicas are in sync when shutting down."),
+        "{}: {}",
+        bin.display(),
+        server_log(&dir)
     );
 }
 
@@ -718,11 +700,11 @@ fn systemd_analyze() -> Option<PathBuf> {
 
 /// A copy of a shipped unit whose ExecStart names the built binary (verify checks that
 /// the command exists), under `name`.
-fn unit_copy(dir: &Dir, unit: &Path, name: &str) -> PathBuf {
+fn unit_copy(dir: &TempDir, unit: &Path, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(unit).expect("read unit");
     assert!(text.contains("ExecStart=/usr/local/bin/valkey-rs-server "));
     let text = text.replace("/usr/local/bin/valkey-rs-server", BIN);
-    let p = dir.path(name);
+    let p = dir.file(name);
     std::fs::write(&p, text).unwrap();
     p
 }
@@ -747,7 +729,7 @@ fn verify(sa: &Path, unit: &Path) {
 fn shipped_units_pass_systemd_analyze() {
     let Some(sa) = systemd_analyze() else { return };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = Dir::new("units");
+    let dir = TempDir::new("units");
     let plain = unit_copy(
         &dir,
         &root.join("utils/valkey-rs.service"),
@@ -762,7 +744,7 @@ fn shipped_units_pass_systemd_analyze() {
     );
     verify(&sa, &inst);
     // A unit verify rejects, so the check above can fail.
-    let bad = dir.path("bad.service");
+    let bad = dir.file("bad.service");
     std::fs::write(
         &bad,
         "[Service]\nType=notify\nExecStart=/nonexistent/valkey-rs\n",
@@ -802,7 +784,7 @@ fn shipped_units_pass_systemd_analyze() {
 fn make_install_and_uninstall_into_a_destdir() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bins = Path::new(BIN).parent().unwrap();
-    let dest = Dir::new("destdir");
+    let dest = TempDir::new("destdir");
     let make = |target: &str| {
         let out = Command::new("make")
             .arg("-s")
@@ -862,7 +844,7 @@ fn make_install_and_uninstall_into_a_destdir() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("v="));
     // The installed units verify, with ExecStart pointed into the DESTDIR.
     if let Some(sa) = systemd_analyze() {
-        let vdir = Dir::new("destdir-verify");
+        let vdir = TempDir::new("destdir-verify");
         let bin = dest.0.join("opt/valkey-rs/bin/valkey-rs-server");
         for (u, name) in [
             ("valkey-rs.service", "valkey-rs.service"),
@@ -874,7 +856,7 @@ fn make_install_and_uninstall_into_a_destdir() {
                     "/opt/valkey-rs/bin/valkey-rs-server",
                     &bin.to_string_lossy(),
                 );
-            let p = vdir.path(name);
+            let p = vdir.file(name);
             std::fs::write(&p, text).unwrap();
             verify(&sa, &p);
         }
@@ -930,7 +912,7 @@ fn children(pid: i32) -> Vec<i32> {
 }
 
 fn process_case(bin: &Path) {
-    let dir = Dir::new("process");
+    let dir = TempDir::new("process");
     let mut p = start(
         bin,
         &dir,
@@ -993,7 +975,7 @@ fn process_case(bin: &Path) {
         who,
         info
     );
-    let log = dir.log();
+    let log = server_log(&dir);
     assert!(
         log.contains("Received SIGUSR1 in child, exiting now."),
         "{}: {}",
@@ -1035,8 +1017,8 @@ fn oom_score_title_and_a_bgsave_child_stopped_by_sigusr1_like_the_reference() {
 
 #[test]
 fn sigterm_lets_a_replica_catch_up_before_exiting() {
-    let pdir = Dir::new("primary");
-    let rdir = Dir::new("replica");
+    let pdir = TempDir::new("primary");
+    let rdir = TempDir::new("replica");
     let mut primary = start(
         Path::new(BIN),
         &pdir,
@@ -1071,8 +1053,8 @@ fn sigterm_lets_a_replica_catch_up_before_exiting() {
     }
     primary.signal(libc::SIGTERM);
     let st = primary.wait_exit(Duration::from_secs(30)).expect("exit");
-    assert_eq!(st.code(), Some(0), "{}", pdir.log());
-    let log = pdir.log();
+    assert_eq!(st.code(), Some(0), "{}", server_log(&pdir));
+    let log = server_log(&pdir);
     assert!(
         log.contains("1 of 1 replicas are in sync when shutting down."),
         "{}",
@@ -1086,7 +1068,7 @@ fn sigterm_lets_a_replica_catch_up_before_exiting() {
 }
 
 fn upstart_case(bin: &Path) {
-    let dir = Dir::new("upstart");
+    let dir = TempDir::new("upstart");
     let port = free_port();
     let mut p = spawn(
         bin,
@@ -1107,11 +1089,9 @@ fn upstart_case(bin: &Path) {
         "{}: not stopped ({}); log:\n{}",
         bin.display(),
         state(p.pid()),
-        dir.log()
+        server_log(&dir)
     );
-    assert!(dir
-        .log()
-        .contains("supervised by upstart, will stop to signal readiness."));
+    assert!(server_log(&dir).contains("supervised by upstart, will stop to signal readiness."));
     p.signal(libc::SIGCONT);
     assert!(
         wait_for(Duration::from_secs(10), || Conn::try_connect(port)
@@ -1128,13 +1108,12 @@ fn upstart_case(bin: &Path) {
     );
 
     // Without UPSTART_JOB: a warning, and no stop.
-    let dir = Dir::new("upstart-nojob");
+    let dir = TempDir::new("upstart-nojob");
     let p = start(bin, &dir, &["--supervised", "upstart"]);
     assert!(
-        dir.log()
-            .contains("upstart supervision requested, but UPSTART_JOB not found!"),
+        server_log(&dir).contains("upstart supervision requested, but UPSTART_JOB not found!"),
         "{}",
-        dir.log()
+        server_log(&dir)
     );
     drop(p);
 }
