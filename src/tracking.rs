@@ -404,10 +404,14 @@ fn send_tracking_message_to(srv: &mut Server, c: &mut Client, keys: &[u8]) {
 /// modified by its command, a flush, redirected invalidations), after its reply.
 /// Called at the end of a top-level command and where upstream flushes
 /// `tracking_pending_keys` in processCommand.
+#[inline]
 pub fn handle_pending(srv: &mut Server, c: &mut Client) {
-    if srv.tracking.pending.is_empty() {
-        return;
+    if !srv.tracking.pending.is_empty() {
+        handle_pending_slow(srv, c);
     }
+}
+
+fn handle_pending_slow(srv: &mut Server, c: &mut Client) {
     let all = std::mem::take(&mut srv.tracking.pending);
     let mut rest = Vec::new();
     for p in all {
@@ -457,8 +461,9 @@ fn deliver_leftovers(srv: &mut Server) {
                     crate::networking::put_client(srv, c);
                 }
             }
-            Found::Gone => srv.tracking.pending.retain(|p| p.to() != id),
-            Found::Out => {}
+            // Nothing runs in before-sleep: a client still out of the table will not be
+            // served by this queue; drop rather than keep its entries forever.
+            Found::Gone | Found::Out => srv.tracking.pending.retain(|p| p.to() != id),
         }
     }
 }
