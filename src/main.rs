@@ -46,6 +46,7 @@ mod replication;
 mod reply;
 mod server;
 mod tls;
+mod tracking;
 mod types;
 mod util;
 mod zmalloc;

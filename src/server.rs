@@ -170,6 +170,8 @@ pub struct Server {
     pub aof: crate::aof::Aof,
     /// Channels, shard channels and patterns with their subscribers (src/pubsub.rs).
     pub pubsub: crate::pubsub::PubSub,
+    /// Client-side caching: tracked keys, BCAST prefixes (src/tracking.rs).
+    pub tracking: crate::tracking::Tracking,
     /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
     pub rdb: crate::rdb::Persist,
     /// Replication: IDs, offsets, backlog, replicas, the link to a primary
@@ -235,6 +237,7 @@ impl Server {
             propagation: crate::propagate::Propagation::default(),
             aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),
+            tracking: crate::tracking::Tracking::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
             repl: crate::replication::Repl::new(),
             acl,
@@ -369,6 +372,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
         crate::replication::cron(el, srv);
     }
     crate::tls::auto_reload_cron(srv);
+    crate::tracking::cron(srv);
 
     1000 / srv.hz as i64
 }
@@ -385,6 +389,9 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::evict::before_sleep(el, srv);
     crate::replication::before_sleep(el, srv);
     crate::blocked::blocked_before_sleep(el, srv);
+    // BCAST invalidations of the keys modified in this turn (upstream's place: after
+    // the blocked clients, before the AOF write).
+    crate::tracking::before_sleep(srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of
     // this turn leaves.
     crate::aof::before_sleep(srv);

@@ -1274,7 +1274,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\n\
-                 blocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n\
+                 blocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\n\
                  watching_clients:{}\r\nclients_in_timeout_table:{}\r\ntotal_watched_keys:{}\r\n\
                  total_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:{}\r\n\
                  paused_reason:none\r\npaused_actions:none\r\npaused_timeout_milliseconds:0\r\n",
@@ -1283,6 +1283,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 max_in,
                 max_out,
                 srv.blocked.blocked_clients,
+                srv.tracking.tracking_clients(),
                 srv.pubsub.clients,
                 watching,
                 srv.blocked.timeouts.len(),
@@ -1316,8 +1317,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  total_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
                  active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
                  active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
-                 current_active_defrag_time:0\r\ntracking_total_keys:0\r\n\
-                 tracking_total_items:0\r\ntracking_total_prefixes:0\r\n\
+                 current_active_defrag_time:0\r\ntracking_total_keys:{}\r\n\
+                 tracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n\
                  unexpected_error_replies:{}\r\ntotal_error_replies:{}\r\n\
                  dump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\n\
                  total_writes_processed:{}\r\nio_threaded_reads_processed:0\r\n\
@@ -1363,6 +1364,9 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.pubsub.shard_channels.len(),
                 srv.rdb.stat_fork_time_us,
                 srv.rdb.stat_total_forks,
+                srv.tracking.total_keys(),
+                srv.tracking.total_items(),
+                srv.tracking.total_prefixes(),
                 st.unexpected_error_replies,
                 st.total_error_replies,
                 st.total_reads_processed,
