@@ -317,9 +317,14 @@ fn ratio(a: usize, b: usize) -> f32 {
     }
 }
 
-/// The replication backlog's bytes (its buffer is allocated at its full size).
+/// The replication backlog's bytes: what its buffer has allocated (it grows with the
+/// history up to `repl-backlog-size`).
 fn repl_backlog_bytes(srv: &Server) -> usize {
-    srv.repl.primary.backlog.as_ref().map_or(0, |b| b.size())
+    srv.repl
+        .primary
+        .backlog
+        .as_ref()
+        .map_or(0, |b| b.allocated())
 }
 
 /// The AOF buffer, counted while AOF is on (upstream's `aof.buffer`).
@@ -419,9 +424,9 @@ pub fn overhead(srv: &Server) -> MemOverhead {
 /// Memory that eviction does not count against `maxmemory` (upstream's
 /// `freeMemoryGetNotCountedMemory`): the replicas' output buffers and the AOF buffer,
 /// which would otherwise make eviction feed on itself (evicting produces DELs that
-/// grow these buffers).
+/// grow these buffers). The figure eviction uses, read live.
 pub fn not_counted_for_evict(srv: &Server) -> usize {
-    srv.mem.clients_type_memory[CLIENT_TYPE_REPLICA] + aof_buffer_bytes(srv)
+    crate::evict::not_counted_memory(srv)
 }
 
 /// Human-readable bytes, as upstream's `bytesToHuman`.
