@@ -658,7 +658,7 @@ def reply(f):
         return f.read(size + 2)[:-2] if size >= 0 else None
     if line[:1] == b"-":
         raise RuntimeError(line)
-    return line[:-2]
+    return line[1:-2]
 
 def call(c, *args):
     c[0].sendall(enc(*args))
@@ -704,7 +704,7 @@ def worst_ping(c, act):
 
 def del_and_wait(c):
     t = time.perf_counter()
-    assert call(c, "DEL", "big") == b":1"
+    assert call(c, "DEL", "big") == b"1"
     d = time.perf_counter() - t
     while info(c, "lazyfree_pending_objects") != 0:
         time.sleep(0.01)
