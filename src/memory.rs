@@ -344,7 +344,18 @@ pub fn overhead(srv: &Server) -> MemOverhead {
     let mut total = srv.mem.initial_memory_usage;
     let repl_backlog = repl_backlog_bytes(srv);
     total += repl_backlog;
-    let clients_replicas = srv.mem.clients_type_memory[CLIENT_TYPE_REPLICA];
+    // The replicas' entries of the per-type totals are refreshed only when a replica is
+    // served, while its output buffer grows with every write: take them live (there are
+    // few replicas), as eviction does.
+    let mut clients_replicas = srv.mem.clients_type_memory[CLIENT_TYPE_REPLICA];
+    for &(slot, id) in &srv.repl.primary.replicas {
+        if let Some(Some(c)) = srv.clients.get(slot) {
+            if c.id == id && c.last_memory_type as usize == CLIENT_TYPE_REPLICA {
+                clients_replicas =
+                    clients_replicas.saturating_sub(c.last_memory_usage) + client_memory_usage(c).0;
+            }
+        }
+    }
     total += clients_replicas;
     let clients_normal = srv.mem.clients_type_memory[CLIENT_TYPE_NORMAL]
         + srv.mem.clients_type_memory[CLIENT_TYPE_PUBSUB]

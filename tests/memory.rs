@@ -527,6 +527,17 @@ fn replication_backlog_memory_as_reference() {
                 total >= hist,
                 "{who}: mem_total_replication_buffers {total}"
             );
+            // What eviction leaves out is replica and AOF memory that INFO reports too.
+            let r = p.call(&["INFO", "memory"]);
+            let f = |name: &str| info_field(&r, name).unwrap();
+            assert!(
+                f("mem_not_counted_for_evict")
+                    <= f("mem_clients_slaves")
+                        + f("mem_replicas_repl_buffer")
+                        + f("mem_aof_buffer"),
+                "{who}: {}",
+                escape_short(&r, 3000)
+            );
             // Once the replica has its stream (its output buffer drained and trimmed by
             // the clients cron), what is not counted is under the backlog: the backlog is
             // not part of it.
