@@ -51,7 +51,10 @@
 # user and kernel), the number client load cannot distort much: a short run with the same
 # connections (-n CLIENTS*P*4) is measured first and subtracted, so the 50 handshakes
 # (~1.6 ms each with RSA 2048) do not count as per-request cost. The table gives its
-# median and the TLS/plaintext ratio next to the throughput.
+# median and the TLS/plaintext ratio next to the throughput, and redis-benchmark's own CPU
+# time per request (user + system from /usr/bin/time, handshakes included; blank without
+# /usr/bin/time): with the client pinned to one core, client ns/req near 1e9/rps means
+# the run was bound by the client, not by the server.
 #   BENCH_TLS_HS_N  requests of the -k 0 run [10000]
 #
 # `./utils/bench.sh repl` runs only the replication section (it also runs last in a full
@@ -481,9 +484,12 @@ tls_bench() {
     wait_ready "$port"
     : >"$csv"
     local -a plain=(-p "$port") tls=(-p "$tport" --tls --cacert "$dir/ca.crt")
-    local test c0 c1 n small cs
+    local test c0 c1 n small cs cns
     # The server's CPU time so far (ns, user + kernel).
     server_ns() { awk '{print $1}' "/proc/$pid/schedstat"; }
+    # redis-benchmark's CPU time (user + system) of the main run, when /usr/bin/time exists.
+    local -a ctime=()
+    [ -x /usr/bin/time ] && ctime=(/usr/bin/time -o "$dir/ctime" -f "%U %S")
     echo "TLS: redis-benchmark -c $CLIENTS -n $N -r 100000 -t get / -t set, $RUNS runs each" >&2
     for run in $(seq 1 "$RUNS"); do
         for pipeline in 1 16; do
@@ -498,13 +504,16 @@ tls_bench() {
                         -r 100000 -t "$test" -P "$pipeline" -q >/dev/null 2>&1 || true
                     cs=$(($(server_ns) - c0))
                     c0=$(server_ns)
-                    "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$N" \
-                        -r 100000 -t "$test" -P "$pipeline" --csv 2>/dev/null |
+                    rm -f "$dir/ctime"
+                    "${CLIENT_CPU[@]}" "${ctime[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" \
+                        -n "$N" -r 100000 -t "$test" -P "$pipeline" --csv 2>/dev/null |
                         bench_csv "$mode" "$pipeline" "$run" - >"$dir/row" ||
                         echo "redis-benchmark failed ($mode -P $pipeline)" >&2
                     c1=$(server_ns)
-                    awk -v ns=$(((c1 - c0 - cs) / (N - small))) '{print $0 "," ns}' "$dir/row" \
-                        >>"$csv"
+                    cns=$(awk -v n="$N" 'NF == 2 {printf "%d", ($1 + $2) * 1e9 / n}' \
+                        "$dir/ctime" 2>/dev/null)
+                    awk -v ns=$(((c1 - c0 - cs) / (N - small))) -v cns="$cns" \
+                        '{print $0 "," ns "," cns}' "$dir/row" >>"$csv"
                     unset -n args
                 done
             done
@@ -517,27 +526,30 @@ tls_bench() {
         "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$hs_n" -k 0 -t ping \
             --csv 2>/dev/null | bench_csv "$mode" 0 1 PING-k0 >"$dir/row" || true
         c1=$(server_ns)
-        awk -v ns=$(((c1 - c0) / n)) '{print $0 "," ns}' "$dir/row" >>"$csv"
+        awk -v ns=$(((c1 - c0) / n)) '{print $0 "," ns ","}' "$dir/row" >>"$csv"
         unset -n args
     done
     stop_pid "$pid"
     echo
     python3 - "$csv" <<'PY'
 import statistics, sys
-rows, cpu = {}, {}
+rows, cpu, client = {}, {}, {}
 for line in open(sys.argv[1]):
-    mode, pipeline, run, test, rps, p50, p99, ns = line.strip().split(",")
+    mode, pipeline, run, test, rps, p50, p99, ns, cns = line.strip().split(",")
     rows.setdefault((test, int(pipeline), mode), []).append(float(rps))
     cpu.setdefault((test, int(pipeline), mode), []).append(float(ns))
-print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext | server CPU ns/req plaintext | TLS | TLS/plaintext |")
-print("|----------|----|--------------:|--------:|--------------:|----:|----:|----:|")
+    if cns:
+        client.setdefault((test, int(pipeline), mode), []).append(float(cns))
+print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext | server CPU ns/req plaintext | TLS | TLS/plaintext | client CPU ns/req plaintext | TLS |")
+print("|----------|----|--------------:|--------:|--------------:|----:|----:|----:|----:|----:|")
 med = lambda d, k: statistics.median(d.get(k, [0]))
 ratio = lambda b, a: "%.2f" % (b / a) if a else "n/a"
+opt = lambda d, k: "%.0f" % statistics.median(d[k]) if k in d else ""
 for test, p in sorted({(t, p) for (t, p, _) in rows}):
     a, b = med(rows, (test, p, "plain")), med(rows, (test, p, "tls"))
     ca, cb = med(cpu, (test, p, "plain")), med(cpu, (test, p, "tls"))
     label = "new connection per request (-k 0)" if p == 0 else str(p)
-    print("| %s | %s | %.0f | %.0f | %s | %.0f | %.0f | %s |" % (test, label, a, b, ratio(b, a), ca, cb, ratio(cb, ca)))
+    print("| %s | %s | %.0f | %.0f | %s | %.0f | %.0f | %s | %s | %s |" % (test, label, a, b, ratio(b, a), ca, cb, ratio(cb, ca), opt(client, (test, p, "plain")), opt(client, (test, p, "tls"))))
 PY
 }
 
