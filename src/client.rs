@@ -134,6 +134,20 @@ pub mod flags {
     /// Propagate the running command even if it did not make the dataset dirty
     /// (upstream's forceCommandPropagation).
     pub const FORCE_PROP: u64 = 1 << 20;
+    /// CLIENT TRACKING on (upstream's CLIENT_TRACKING): see src/tracking.rs.
+    pub const TRACKING: u64 = 1 << 31;
+    /// The client a tracking client redirects to is gone.
+    pub const TRACKING_BROKEN_REDIR: u64 = 1 << 32;
+    /// Tracking in broadcasting mode (BCAST).
+    pub const TRACKING_BCAST: u64 = 1 << 33;
+    /// Tracking only keys read right after CLIENT CACHING YES.
+    pub const TRACKING_OPTIN: u64 = 1 << 34;
+    /// Tracking all keys but those read right after CLIENT CACHING NO.
+    pub const TRACKING_OPTOUT: u64 = 1 << 35;
+    /// CLIENT CACHING YES/NO given for the next command (or transaction).
+    pub const TRACKING_CACHING: u64 = 1 << 36;
+    /// No invalidation for keys the client modified itself.
+    pub const TRACKING_NOLOOP: u64 = 1 << 37;
 }
 
 /// The request type being parsed, as `reqtype`.
@@ -250,6 +264,10 @@ pub struct Client {
     /// under, in `Server::mem` (src/memory.rs, client eviction).
     pub last_memory_usage: usize,
     pub last_memory_type: u8,
+    /// CLIENT TRACKING REDIRECT: the id invalidations go to (0: this client).
+    pub tracking_redirect: u64,
+    /// CLIENT TRACKING BCAST prefixes, sorted (upstream's client_tracking_prefixes).
+    pub tracking_prefixes: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl Client {
@@ -302,6 +320,8 @@ impl Client {
             repl_applied: 0,
             last_memory_usage: 0,
             last_memory_type: 0,
+            tracking_redirect: 0,
+            tracking_prefixes: std::collections::BTreeSet::new(),
         }
     }
 
@@ -348,6 +368,15 @@ impl Client {
         }
         if self.has_flag(flags::BLOCKED | flags::POSTPONED) {
             s.push('b');
+        }
+        if self.has_flag(flags::TRACKING) {
+            s.push('t');
+        }
+        if self.has_flag(flags::TRACKING_BROKEN_REDIR) {
+            s.push('R');
+        }
+        if self.has_flag(flags::TRACKING_BCAST) {
+            s.push('B');
         }
         if self.has_flag(flags::DIRTY_CAS) {
             s.push('d');

@@ -2338,6 +2338,8 @@ static VERBOSITY: AtomicU8 = AtomicU8::new(2);
 pub static LOG_ROLE: AtomicU8 = AtomicU8::new(b'M');
 /// The log file; empty for stdout.
 static LOGFILE: Mutex<String> = Mutex::new(String::new());
+/// `syslog-enabled`: every log line also goes to syslog(3) (openlog done at startup).
+static SYSLOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Sets the verbosity from a loglevel name (CONFIG SET loglevel).
 pub fn set_log_verbosity(level: &str) {
@@ -2409,7 +2411,22 @@ impl log::Log for ServerLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format_log_line(record_level(record.level()), &record.args().to_string());
+        let level = record_level(record.level());
+        let msg = record.args().to_string();
+        if SYSLOG.load(Ordering::Relaxed) {
+            // upstream's syslogLevelMap: debug, info, notice, warning.
+            let prio = [
+                libc::LOG_DEBUG,
+                libc::LOG_INFO,
+                libc::LOG_NOTICE,
+                libc::LOG_WARNING,
+            ][level.min(3) as usize];
+            if let Ok(m) = std::ffi::CString::new(msg.as_str()) {
+                // SAFETY: a constant format with one NUL-terminated string argument.
+                unsafe { libc::syslog(prio, c"%s".as_ptr(), m.as_ptr()) };
+            }
+        }
+        let line = format_log_line(level, &msg);
         let file = LOGFILE.lock().map(|f| f.clone()).unwrap_or_default();
         if file.is_empty() {
             let out = std::io::stdout();
@@ -2431,10 +2448,32 @@ impl log::Log for ServerLogger {
 static LOGGER: ServerLogger = ServerLogger;
 
 /// Sets up logging in upstream's format: `pid:role day month year time.ms level message`,
-/// to `logfile` (stdout when empty), filtered by `loglevel`. syslog-* are accepted but
-/// not used.
+/// to `logfile` (stdout when empty), filtered by `loglevel`; with `syslog-enabled` also
+/// to syslog under `syslog-ident` and `syslog-facility`.
 pub fn init_logging(cfg: &Config) {
     set_log_verbosity(&cfg.loglevel);
+    if cfg.get("syslog-enabled").as_deref() == Some("yes") {
+        let ident = cfg.get("syslog-ident").unwrap_or_else(|| "valkey".into());
+        let facility = cfg
+            .get("syslog-facility")
+            .and_then(|f| SYSLOG_FACILITY.iter().find(|(n, _)| *n == f))
+            .map_or(libc::LOG_LOCAL0, |(_, v)| *v);
+        // openlog keeps the pointer: the ident lives for the whole process.
+        let ident: &'static std::ffi::CStr = Box::leak(
+            std::ffi::CString::new(ident)
+                .unwrap_or_default()
+                .into_boxed_c_str(),
+        );
+        // SAFETY: a static NUL-terminated ident and integer flags.
+        unsafe {
+            libc::openlog(
+                ident.as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY | libc::LOG_NOWAIT,
+                facility,
+            )
+        };
+        SYSLOG.store(true, Ordering::Relaxed);
+    }
     if let Ok(mut f) = LOGFILE.lock() {
         *f = cfg.logfile.clone();
     }

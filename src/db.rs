@@ -96,6 +96,10 @@ pub fn delete_expired_key_unpropagated(srv: &mut Server, db: usize, key: &[u8]) 
     }
     srv.stats.expiredkeys += 1;
     srv.touch_watched_key(db, key);
+    // An expiry has no modifying client (upstream's signalModifiedKey(NULL, ...)).
+    if srv.tracking.active() {
+        crate::tracking::invalidate_key(srv, key, true, 0);
+    }
     notify_keyspace_event(srv, notify::NOTIFY_EXPIRED, "expired", key, db);
 }
 
@@ -112,6 +116,10 @@ pub fn delete_expired_key_from_overwrite(
         return;
     };
     delete_expired_key(srv, c.db, &key);
+    // Upstream signals this one as modified by the client (BCAST NOLOOP skips it).
+    if srv.tracking.active() {
+        crate::tracking::invalidate_key(srv, &key, true, c.id);
+    }
     c.argv[key_idx] = key;
     srv.dirty += 1;
     c.flags |= crate::client::flags::PREVENT_PROP;
@@ -369,6 +377,10 @@ pub fn db_delete_lazy(srv: &mut Server, db: usize, key: &[u8], lazy: bool) -> bo
 #[inline]
 pub fn signal_modified_key(srv: &mut Server, db: usize, key: &[u8]) {
     srv.touch_watched_key(db, key);
+    if srv.tracking.active() {
+        let modifier = srv.tracking.current_id;
+        crate::tracking::invalidate_key(srv, key, true, modifier);
+    }
 }
 
 /// Sets the absolute expiry of an existing key; signals WATCHers.
@@ -393,6 +405,8 @@ pub fn empty_data(srv: &mut Server, db: Option<usize>, lazy: bool) -> usize {
         }
     }
     srv.touch_all_watched_keys_in_db(db);
+    // Client-side caches are not per database: any flush invalidates everything.
+    crate::tracking::invalidate_keys_on_flush(srv);
     removed
 }
 

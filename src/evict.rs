@@ -317,12 +317,14 @@ pub fn lfu_freq(srv: &Server, data: u32) -> u32 {
 
 /// Memory that does not count against `maxmemory` (`freeMemoryGetNotCountedMemory`): the
 /// replicas' output buffers and the AOF buffer. Counting them would make a feedback loop:
-/// each eviction queues a DEL into them, which would require evicting more.
+/// each eviction queues a DEL into them, which would require evicting more. INFO's
+/// `mem_not_counted_for_evict` is this figure.
 ///
-/// Upstream shares one buffer between the backlog and the replicas and counts only what
-/// exceeds the backlog; here each replica has its own output buffer and the backlog is a
-/// fixed-size ring, so the replicas' buffers are the part not counted (the backlog's
-/// history is counted, as upstream: it is here to stay and does not grow past its size).
+/// Upstream shares one buffer between the backlog and the replicas and leaves out only
+/// what exceeds the backlog; here each replica has its own output buffer and the backlog
+/// is a ring of its own, so the replicas' buffers are the part left out. The backlog is
+/// counted, as upstream: it grows with the history (src/replication/primary.rs) and stops
+/// at `repl-backlog-size`.
 pub fn not_counted_memory(srv: &Server) -> usize {
     // Read live: the per-type client totals of src/memory.rs are refreshed when a client
     // is served, and a replica's buffer grows with every write while it is not (counting
@@ -331,18 +333,12 @@ pub fn not_counted_memory(srv: &Server) -> usize {
     for &(slot, id) in &srv.repl.primary.replicas {
         if let Some(Some(c)) = srv.clients.get(slot) {
             if c.id == id {
-                overhead += c.reply.buf.capacity();
+                overhead += crate::zmalloc::vec_usable(&c.reply.buf);
             }
         }
     }
     if srv.aof.state != crate::aof::AofState::Off {
-        overhead += srv.aof.buf.capacity();
-    }
-    // The backlog ring is allocated at its full `repl-backlog-size` (10 MB by default) but
-    // its pages are only touched as history is written; upstream allocates its backlog
-    // blocks as the history grows. Only the history counts, as upstream's figure would.
-    if let Some(b) = &srv.repl.primary.backlog {
-        overhead += b.size() - b.histlen();
+        overhead += crate::zmalloc::vec_usable(&srv.aof.buf);
     }
     overhead
 }

@@ -40,6 +40,7 @@ mod monitor;
 mod networking;
 mod notify;
 mod object;
+mod ops;
 mod pause;
 mod propagate;
 mod pubsub;
@@ -48,6 +49,7 @@ mod replication;
 mod reply;
 mod server;
 mod tls;
+mod tracking;
 mod types;
 mod util;
 mod zmalloc;
@@ -59,13 +61,23 @@ use log::{error, info, warn};
 #[global_allocator]
 static GLOBAL: zmalloc::Counting = zmalloc::Counting;
 
-/// Set by SIGTERM/SIGINT; serverCron turns it into a graceful shutdown.
+/// Set by SIGTERM/SIGINT; the 10 ms signal timer turns it into `shutdown_asap`.
 pub static SHUTDOWN_SIGNALLED: AtomicBool = AtomicBool::new(false);
 /// Which of SIGTERM/SIGINT arrived last (for shutdown-on-sigterm / shutdown-on-sigint).
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+use ops::SHUTDOWN_PENDING;
+/// A second SIGINT while a shutdown is pending: exit at once (upstream's "You
+/// insist...").
+pub static SHUTDOWN_INSIST: AtomicBool = AtomicBool::new(false);
 
+/// The SIGTERM/SIGINT handler: only sets flags (the loop acts on them).
 extern "C" fn on_shutdown_signal(sig: libc::c_int) {
+    if sig == libc::SIGINT && SHUTDOWN_PENDING.load(Ordering::SeqCst) {
+        SHUTDOWN_INSIST.store(true, Ordering::SeqCst);
+        return;
+    }
     LAST_SIGNAL.store(sig, Ordering::SeqCst);
+    SHUTDOWN_PENDING.store(true, Ordering::SeqCst);
     SHUTDOWN_SIGNALLED.store(true, Ordering::SeqCst);
 }
 
@@ -77,7 +89,7 @@ fn setup_signal_handlers() {
         SigSet::empty(),
     );
     let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handler only stores to atomics, which is async-signal-safe.
     unsafe {
         let _ = sigaction(Signal::SIGTERM, &act);
         let _ = sigaction(Signal::SIGINT, &act);
@@ -86,21 +98,32 @@ fn setup_signal_handlers() {
     }
 }
 
-/// A time event that turns a shutdown signal into `shutdown_asap`.
-fn check_signals(_: &mut server::EventLoop, srv: &mut server::Server, _: u64) -> i64 {
+/// A 10 ms time event: turns a shutdown signal into `shutdown_asap`, then runs the
+/// shutdown (immediately, or once the replicas caught up: `ops::shutdown_cron`).
+fn check_signals(el: &mut server::EventLoop, srv: &mut server::Server, _: u64) -> i64 {
+    if SHUTDOWN_INSIST.load(Ordering::SeqCst) {
+        warn!("You insist... exiting now.");
+        let _ = std::fs::remove_file(format!("temp-{}.rdb", std::process::id()));
+        std::process::exit(1);
+    }
     if SHUTDOWN_SIGNALLED.swap(false, Ordering::SeqCst) {
-        let int = LAST_SIGNAL.load(Ordering::SeqCst) == libc::SIGINT;
+        let sig = LAST_SIGNAL.load(Ordering::SeqCst);
         warn!(
             "Received {} scheduling shutdown...",
-            if int { "SIGINT" } else { "SIGTERM" }
+            if sig == libc::SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            }
         );
-        let opt = if int {
-            "shutdown-on-sigint"
-        } else {
-            "shutdown-on-sigterm"
-        };
-        srv.rdb.signal_shutdown_flags = srv.config.get(opt).unwrap_or_default();
-        srv.shutdown_asap = true;
+        if !ops::is_shutdown_initiated(srv) {
+            srv.ops.last_sig = sig;
+            srv.shutdown_asap = true;
+        }
+    }
+    if ops::shutdown_cron(srv) {
+        el.stop();
+        return ae::NOMORE;
     }
     10
 }
@@ -111,6 +134,7 @@ fn main() {
         println!("{}", commands::server::version_line());
         return;
     }
+    let title = std::env::args().next().unwrap_or_default();
     let (cfg, cfg_file, extras) = match config::load_from_args_extras(&args) {
         Ok(c) => c,
         Err(msg) => {
@@ -119,19 +143,37 @@ fn main() {
         }
     };
     config::init_logging(&cfg);
+    ops::init_handler_log(&cfg.logfile, cfg.daemonize);
     setup_signal_handlers();
+    ops::linux_memory_warnings(&cfg);
+    // Supervision, then daemonizing, before any thread exists (upstream's order).
+    let (supervised, systemd) = ops::is_supervised(&cfg.get("supervised").unwrap_or_default());
+    let background = cfg.daemonize && !supervised;
+    let daemon_pipe = background.then(ops::daemonize);
+    info!("oO0OoO0OoO0Oo valkey-rs is starting oO0OoO0OoO0Oo");
+    info!(
+        "valkey-rs version={} ({}), bits=64, commit=00000000, modified=0, pid={}, just started",
+        commands::server::VALKEY_VERSION,
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    if args.is_empty() {
+        warn!(
+            "Warning: no config file specified, using the default config. In order to \
+             specify a config file use {} /path/to/valkey.conf",
+            title
+        );
+    } else {
+        info!("Configuration loaded");
+    }
     // Calibrate the command timer before serving.
     let _ = util::ticks_to_us(0);
     let mut srv = server::Server::new(cfg);
     srv.config_file = cfg_file;
+    srv.ops.systemd = systemd;
     for (old, new) in &extras.renames {
         srv.commands.rename(old, new);
     }
-    if let Err(e) = aclsrv::load_at_startup(&mut srv, &extras.users) {
-        error!("{}", e);
-        std::process::exit(1);
-    }
-    info!("oO0OoO0OoO0Oo valkey-rs is starting oO0OoO0OoO0Oo");
     if let Err(e) = networking::adjust_open_files_limit(&mut srv) {
         error!("{}", e);
         std::process::exit(1);
@@ -144,6 +186,41 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if background || !srv.config.pidfile.is_empty() {
+        let p = if srv.config.pidfile.is_empty() {
+            ops::DEFAULT_PID_FILE.to_string()
+        } else {
+            srv.config.pidfile.clone()
+        };
+        ops::create_pid_file(&p);
+        srv.ops.pidfile = Some(p);
+    }
+    if srv.config.get("set-proc-title").as_deref() == Some("yes") {
+        ops::set_proc_title(&srv, &title);
+    }
+    let tls_port: u16 = srv
+        .config
+        .get("tls-port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    info!(
+        "Running mode={}, port={}.",
+        if srv.config.cluster_enabled {
+            "cluster"
+        } else {
+            "standalone"
+        },
+        if srv.config.port != 0 {
+            srv.config.port
+        } else {
+            tls_port
+        }
+    );
+    ops::check_tcp_backlog(&srv.config);
+    if let Err(e) = aclsrv::load_at_startup(&mut srv, &extras.users) {
+        error!("{}", e);
+        std::process::exit(1);
+    }
     if let Err(e) = networking::listen(&mut srv) {
         error!("{}", e);
         std::process::exit(1);
@@ -151,6 +228,11 @@ fn main() {
     if let Err(e) = networking::install_listeners(&mut el, &mut srv) {
         error!("Unrecoverable error creating listener file events: {}", e);
         std::process::exit(1);
+    }
+    // Daemonized: the waiting parent exits 0 now that the pid file is written and the
+    // listeners are bound.
+    if let Some(w) = daemon_pipe {
+        ops::daemon_ready(w);
     }
     el.create_time_event(1, server::server_cron);
     el.create_time_event(10, check_signals);
@@ -161,7 +243,27 @@ fn main() {
     // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
     aof::load_data_from_disk(&mut srv);
     replication::replica::startup(&mut srv);
-    info!("Ready to accept connections tcp");
+    for t in ops::ready_lines(&srv) {
+        info!("Ready to accept connections {}", t);
+    }
+    if srv.ops.systemd {
+        if srv.config.replicaof.is_none() {
+            ops::communicate_systemd("STATUS=Ready to accept connections\n");
+        } else {
+            ops::communicate_systemd(
+                "STATUS=Ready to accept connections in read-only mode. Waiting for MASTER <-> \
+                 REPLICA sync\n",
+            );
+        }
+        ops::communicate_systemd("READY=1\n");
+    }
+    if srv.config.maxmemory > 0 && srv.config.maxmemory < 1024 * 1024 {
+        warn!(
+            "WARNING: You specified a maxmemory value that is less than 1MB (current value is \
+             {} bytes). Are you sure this is what you really want?",
+            srv.config.maxmemory
+        );
+    }
+    ops::apply_config(&mut srv);
     el.main(&mut srv);
-    info!("valkey-rs is now ready to exit, bye bye...");
 }

@@ -317,9 +317,14 @@ fn ratio(a: usize, b: usize) -> f32 {
     }
 }
 
-/// The replication backlog's bytes (its buffer is allocated at its full size).
+/// The replication backlog's bytes: what its buffer has allocated (it grows with the
+/// history up to `repl-backlog-size`).
 fn repl_backlog_bytes(srv: &Server) -> usize {
-    srv.repl.primary.backlog.as_ref().map_or(0, |b| b.size())
+    srv.repl
+        .primary
+        .backlog
+        .as_ref()
+        .map_or(0, |b| b.allocated())
 }
 
 /// The AOF buffer, counted while AOF is on (upstream's `aof.buffer`).
@@ -339,7 +344,18 @@ pub fn overhead(srv: &Server) -> MemOverhead {
     let mut total = srv.mem.initial_memory_usage;
     let repl_backlog = repl_backlog_bytes(srv);
     total += repl_backlog;
-    let clients_replicas = srv.mem.clients_type_memory[CLIENT_TYPE_REPLICA];
+    // The replicas' entries of the per-type totals are refreshed only when a replica is
+    // served, while its output buffer grows with every write: take them live (there are
+    // few replicas), as eviction does.
+    let mut clients_replicas = srv.mem.clients_type_memory[CLIENT_TYPE_REPLICA];
+    for &(slot, id) in &srv.repl.primary.replicas {
+        if let Some(Some(c)) = srv.clients.get(slot) {
+            if c.id == id && c.last_memory_type as usize == CLIENT_TYPE_REPLICA {
+                clients_replicas =
+                    clients_replicas.saturating_sub(c.last_memory_usage) + client_memory_usage(c).0;
+            }
+        }
+    }
     total += clients_replicas;
     let clients_normal = srv.mem.clients_type_memory[CLIENT_TYPE_NORMAL]
         + srv.mem.clients_type_memory[CLIENT_TYPE_PUBSUB]
@@ -419,9 +435,9 @@ pub fn overhead(srv: &Server) -> MemOverhead {
 /// Memory that eviction does not count against `maxmemory` (upstream's
 /// `freeMemoryGetNotCountedMemory`): the replicas' output buffers and the AOF buffer,
 /// which would otherwise make eviction feed on itself (evicting produces DELs that
-/// grow these buffers).
+/// grow these buffers). The figure eviction uses, read live.
 pub fn not_counted_for_evict(srv: &Server) -> usize {
-    srv.mem.clients_type_memory[CLIENT_TYPE_REPLICA] + aof_buffer_bytes(srv)
+    crate::evict::not_counted_memory(srv)
 }
 
 /// Human-readable bytes, as upstream's `bytesToHuman`.

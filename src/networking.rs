@@ -1365,6 +1365,7 @@ pub fn free_client(el: &mut EventLoop, srv: &mut Server, mut c: Box<Client>) {
     crate::pause::forget(srv, &mut c);
     crate::commands::transaction::unwatch_all_keys(srv, &c);
     crate::pubsub::free_client_pubsub(srv, &mut c);
+    crate::tracking::free_client(srv, &mut c);
     if c.has_flag(cflags::PRIMARY) {
         crate::replication::replica::primary_client_freed(srv, &c);
     }

@@ -3,16 +3,17 @@
 //! A string is stored in one of three encodings, as upstream, and OBJECT ENCODING reports
 //! the same name for the same value:
 //! - `int`: the value is the canonical decimal form of an i64 of at most 20 characters;
-//! - `embstr`: at most [`EMBSTR_SIZE_LIMIT`] bytes, kept inline with the key;
+//! - `embstr`: a string that fits with its key in upstream's embedded block
+//!   ([`embstr_fits`]);
 //! - `raw`: longer strings, or any string modified in place (APPEND, SETRANGE).
+//!
+//! The encoding is what OBJECT ENCODING reports; where the bytes live is the key table's
+//! business (`kvstore`: every string stored whole, up to 4 KB, is inline in the key's entry).
 //!
 //! Collections are [`crate::types`]: each reports its encoding (`listpack`, `quicklist`,
 //! `intset`, `hashtable`, `skiplist`) from its own state.
 
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
-
-/// Strings up to this length are stored inline in the key's entry by the key table.
-pub const EMBSTR_SIZE_LIMIT: usize = 44;
 
 /// Valkey 9 embeds key, value and expiry in one allocation and reports `embstr` while
 /// they fit: measured on 9.1.2, a string is `embstr` when

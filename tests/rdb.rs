@@ -10,13 +10,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dataset::*;
+use common::proc::TempDir;
 use common::{
     escape, escape_short, free_port, require_reference, targets, wait_for, Conn, Rng, Server,
     Target,
@@ -30,41 +31,6 @@ const FAR_MS: i64 = 4_102_444_800_000;
 // Small helpers: temp dirs, RESP parsing, INFO, pipelining.
 // ---------------------------------------------------------------------------------------
 
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-/// A directory removed on drop (the data dir a server is started on).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!(
-            "valkey-rs-rdbtest-{}-{}-{}",
-            std::process::id(),
-            tag,
-            n
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn dump(&self) -> PathBuf {
-        self.0.join("dump.rdb")
-    }
-    fn dir_arg(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn save(s: &Server, c: &mut Conn) {
     let r = c.call(&["SAVE"]);
     assert_eq!(escape(&r), escape(OK), "{}: SAVE", s.kind.name());
@@ -73,7 +39,7 @@ fn save(s: &Server, c: &mut Conn) {
 /// Copies `src`'s `dump.rdb` into a new temp dir.
 fn copy_dump(src: &Path, tag: &str) -> TempDir {
     let d = TempDir::new(tag);
-    std::fs::copy(src.join("dump.rdb"), d.dump())
+    std::fs::copy(src.join("dump.rdb"), d.file("dump.rdb"))
         .unwrap_or_else(|e| panic!("copy {}/dump.rdb: {}", src.display(), e));
     d
 }
@@ -858,7 +824,7 @@ fn names_offset(log: &str) -> bool {
 /// panic, a log line naming the file and an offset.
 fn check_refused(what: &str, bytes: &[u8]) -> Result<Duration, String> {
     let d = TempDir::new("bad");
-    std::fs::write(d.dump(), bytes).expect("write dump.rdb");
+    std::fs::write(d.file("dump.rdb"), bytes).expect("write dump.rdb");
     let out = start_expecting_exit(ours_bin(), d.path(), Duration::from_secs(5));
     let tail = |log: &str| {
         let lines: Vec<&str> = log.lines().collect();
@@ -905,8 +871,8 @@ fn small_reference_file_loads() {
     let bytes = small_reference_file(&refbin);
     let d1 = TempDir::new("small-ref");
     let d2 = TempDir::new("small-ours");
-    std::fs::write(d1.dump(), &bytes).expect("write");
-    std::fs::write(d2.dump(), &bytes).expect("write");
+    std::fs::write(d1.file("dump.rdb"), &bytes).expect("write");
+    std::fs::write(d2.file("dump.rdb"), &bytes).expect("write");
     let r = start_on(&Target::Reference(refbin), &d1, &[]);
     let o = start_on(&ours(), &d2, &[]);
     compare_readbacks(
@@ -937,7 +903,7 @@ fn truncated_files_are_refused() {
     // The reference itself refuses a sample of them (checks the expectation).
     for &cut in points.iter().step_by(25) {
         let d = TempDir::new("trunc-ref");
-        std::fs::write(d.dump(), &bytes[..cut]).expect("write");
+        std::fs::write(d.file("dump.rdb"), &bytes[..cut]).expect("write");
         let out = start_expecting_exit(&refbin, d.path(), Duration::from_secs(5));
         assert!(
             matches!(out.exit, Some(st) if !st.success()),
@@ -1002,7 +968,7 @@ fn corrupted_files_are_refused() {
         b[pos] ^= x;
         let what = format!("byte {} of {} xor {:#04x}", pos, n, x);
         let d = TempDir::new("corrupt-ref");
-        std::fs::write(d.dump(), &b).expect("write");
+        std::fs::write(d.file("dump.rdb"), &b).expect("write");
         let r = start_expecting_exit(&refbin, d.path(), Duration::from_secs(5));
         if matches!(r.exit, Some(st) if !st.success()) {
             if let Err(e) = check_refused(&what, &b) {
@@ -1015,7 +981,7 @@ fn corrupted_files_are_refused() {
             // Upstream accepted it (it never should with a checksum): only no panic.
             ref_accepts += 1;
             let d2 = TempDir::new("corrupt-ours");
-            std::fs::write(d2.dump(), &b).expect("write");
+            std::fs::write(d2.file("dump.rdb"), &b).expect("write");
             let o = start_expecting_exit(ours_bin(), d2.path(), Duration::from_secs(2));
             if o.log.contains("panicked") {
                 failures.push(format!("{}: valkey-rs panicked", what));
@@ -1041,8 +1007,11 @@ fn check_tool_accepts_good_and_names_offset_of_truncated() {
     let tool = env!("CARGO_BIN_EXE_valkey-rs-check-rdb");
     let bytes = small_reference_file(&refbin);
     let d = TempDir::new("check");
-    std::fs::write(d.dump(), &bytes).expect("write");
-    let out = Command::new(tool).arg(d.dump()).output().expect("run tool");
+    std::fs::write(d.file("dump.rdb"), &bytes).expect("write");
+    let out = Command::new(tool)
+        .arg(d.file("dump.rdb"))
+        .output()
+        .expect("run tool");
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -1078,15 +1047,21 @@ fn check_tool_accepts_good_and_names_offset_of_truncated() {
     let mut bad = bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0x55;
-    std::fs::write(d.dump(), &bad).expect("write");
-    let out = Command::new(tool).arg(d.dump()).output().expect("run tool");
+    std::fs::write(d.file("dump.rdb"), &bad).expect("write");
+    let out = Command::new(tool)
+        .arg(d.file("dump.rdb"))
+        .output()
+        .expect("run tool");
     assert!(
         !out.status.success(),
         "a wrong checksum passed the check tool"
     );
     for cut in [5, 20, bytes.len() / 2, bytes.len() - 3] {
-        std::fs::write(d.dump(), &bytes[..cut]).expect("write");
-        let out = Command::new(tool).arg(d.dump()).output().expect("run tool");
+        std::fs::write(d.file("dump.rdb"), &bytes[..cut]).expect("write");
+        let out = Command::new(tool)
+            .arg(d.file("dump.rdb"))
+            .output()
+            .expect("run tool");
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "cut at {}: exit 0\n{}", cut, text);

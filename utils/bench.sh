@@ -51,7 +51,10 @@
 # user and kernel), the number client load cannot distort much: a short run with the same
 # connections (-n CLIENTS*P*4) is measured first and subtracted, so the 50 handshakes
 # (~1.6 ms each with RSA 2048) do not count as per-request cost. The table gives its
-# median and the TLS/plaintext ratio next to the throughput.
+# median and the TLS/plaintext ratio next to the throughput, and redis-benchmark's own CPU
+# time per request (user + system from /usr/bin/time, handshakes included; blank without
+# /usr/bin/time): with the client pinned to one core, client ns/req near 1e9/rps means
+# the run was bound by the client, not by the server.
 #   BENCH_TLS_HS_N  requests of the -k 0 run [10000]
 #
 # `./utils/bench.sh repl` runs only the replication section (it also runs last in a full
@@ -76,8 +79,20 @@
 # so nearly every SET evicts one), -c BENCH_CLIENTS, -P 1 and 16, alternating, BENCH_RUNS
 # runs each; medians and the valkey-rs/upstream ratio (target >= 1.0). Then evicted_keys and
 # used_memory of each server.
+# Then, on fresh servers without maxmemory, RSS and used_memory per key after loading
+# BENCH_EVICT_KEYS keys of the same shape (16-byte keys, 100-byte values) with pipelined SETs.
 #   BENCH_EVICT_MAXMEMORY  [50mb]
 #   BENCH_EVICT_N          requests per run [BENCH_N]
+#   BENCH_EVICT_KEYS       keys of the RSS measurement [1000000]
+# `./utils/bench.sh lazyfree` (also part of `make bench`): the latency another client sees
+# while a big set is deleted. Each server in turn (alone) gets a set of BENCH_LAZYFREE_ELEMS
+# members; with `lazyfree-lazy-user-del yes` a second connection PINGs in a loop (one
+# request at a time) while `DEL` runs and until `lazyfree_pending_objects` is back at 0; the
+# worst PING round trip is reported, with the worst over the same time without any DEL (the
+# machine's noise). BENCH_LAZYFREE_RUNS lazy runs per server (median), then one synchronous
+# DEL (`lazyfree-lazy-user-del no`) for contrast. Target: worst PING under 5 ms.
+#   BENCH_LAZYFREE_ELEMS   [10000000]
+#   BENCH_LAZYFREE_RUNS    [3]
 # `./utils/bench.sh tls-instr` counts user-space instructions per request on the server
 # under callgrind (valgrind), plaintext and TLS: GET and SET at -P 16 (BENCH_INSTR_N
 # requests [100000]) and GET at -P 1 (a third of that); for each, a short run with the same
@@ -100,7 +115,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -469,9 +484,12 @@ tls_bench() {
     wait_ready "$port"
     : >"$csv"
     local -a plain=(-p "$port") tls=(-p "$tport" --tls --cacert "$dir/ca.crt")
-    local test c0 c1 n small cs
+    local test c0 c1 n small cs cns
     # The server's CPU time so far (ns, user + kernel).
     server_ns() { awk '{print $1}' "/proc/$pid/schedstat"; }
+    # redis-benchmark's CPU time (user + system) of the main run, when /usr/bin/time exists.
+    local -a ctime=()
+    [ -x /usr/bin/time ] && ctime=(/usr/bin/time -o "$dir/ctime" -f "%U %S")
     echo "TLS: redis-benchmark -c $CLIENTS -n $N -r 100000 -t get / -t set, $RUNS runs each" >&2
     for run in $(seq 1 "$RUNS"); do
         for pipeline in 1 16; do
@@ -486,13 +504,16 @@ tls_bench() {
                         -r 100000 -t "$test" -P "$pipeline" -q >/dev/null 2>&1 || true
                     cs=$(($(server_ns) - c0))
                     c0=$(server_ns)
-                    "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$N" \
-                        -r 100000 -t "$test" -P "$pipeline" --csv 2>/dev/null |
+                    rm -f "$dir/ctime"
+                    "${CLIENT_CPU[@]}" "${ctime[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" \
+                        -n "$N" -r 100000 -t "$test" -P "$pipeline" --csv 2>/dev/null |
                         bench_csv "$mode" "$pipeline" "$run" - >"$dir/row" ||
                         echo "redis-benchmark failed ($mode -P $pipeline)" >&2
                     c1=$(server_ns)
-                    awk -v ns=$(((c1 - c0 - cs) / (N - small))) '{print $0 "," ns}' "$dir/row" \
-                        >>"$csv"
+                    cns=$(awk -v n="$N" 'NF == 2 {printf "%d", ($1 + $2) * 1e9 / n}' \
+                        "$dir/ctime" 2>/dev/null)
+                    awk -v ns=$(((c1 - c0 - cs) / (N - small))) -v cns="$cns" \
+                        '{print $0 "," ns "," cns}' "$dir/row" >>"$csv"
                     unset -n args
                 done
             done
@@ -505,27 +526,30 @@ tls_bench() {
         "${CLIENT_CPU[@]}" redis-benchmark "${args[@]}" -c "$CLIENTS" -n "$hs_n" -k 0 -t ping \
             --csv 2>/dev/null | bench_csv "$mode" 0 1 PING-k0 >"$dir/row" || true
         c1=$(server_ns)
-        awk -v ns=$(((c1 - c0) / n)) '{print $0 "," ns}' "$dir/row" >>"$csv"
+        awk -v ns=$(((c1 - c0) / n)) '{print $0 "," ns ","}' "$dir/row" >>"$csv"
         unset -n args
     done
     stop_pid "$pid"
     echo
     python3 - "$csv" <<'PY'
 import statistics, sys
-rows, cpu = {}, {}
+rows, cpu, client = {}, {}, {}
 for line in open(sys.argv[1]):
-    mode, pipeline, run, test, rps, p50, p99, ns = line.strip().split(",")
+    mode, pipeline, run, test, rps, p50, p99, ns, cns = line.strip().split(",")
     rows.setdefault((test, int(pipeline), mode), []).append(float(rps))
     cpu.setdefault((test, int(pipeline), mode), []).append(float(ns))
-print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext | server CPU ns/req plaintext | TLS | TLS/plaintext |")
-print("|----------|----|--------------:|--------:|--------------:|----:|----:|----:|")
+    if cns:
+        client.setdefault((test, int(pipeline), mode), []).append(float(cns))
+print("| TLS test | -P | plaintext rps | TLS rps | TLS/plaintext | server CPU ns/req plaintext | TLS | TLS/plaintext | client CPU ns/req plaintext | TLS |")
+print("|----------|----|--------------:|--------:|--------------:|----:|----:|----:|----:|----:|")
 med = lambda d, k: statistics.median(d.get(k, [0]))
 ratio = lambda b, a: "%.2f" % (b / a) if a else "n/a"
+opt = lambda d, k: "%.0f" % statistics.median(d[k]) if k in d else ""
 for test, p in sorted({(t, p) for (t, p, _) in rows}):
     a, b = med(rows, (test, p, "plain")), med(rows, (test, p, "tls"))
     ca, cb = med(cpu, (test, p, "plain")), med(cpu, (test, p, "tls"))
     label = "new connection per request (-k 0)" if p == 0 else str(p)
-    print("| %s | %s | %.0f | %.0f | %s | %.0f | %.0f | %s |" % (test, label, a, b, ratio(b, a), ca, cb, ratio(cb, ca)))
+    print("| %s | %s | %.0f | %.0f | %s | %.0f | %.0f | %s | %s | %s |" % (test, label, a, b, ratio(b, a), ca, cb, ratio(cb, ca), opt(client, (test, p, "plain")), opt(client, (test, p, "tls"))))
 PY
 }
 
@@ -573,6 +597,150 @@ evict_bench() {
     done
     echo
     print_table "$csv" "Eviction test" SET-evict
+    evict_rss
+}
+
+# RSS and used_memory per key after loading BENCH_EVICT_KEYS keys shaped as the eviction
+# test's (16-byte keys, 100-byte values), above the empty server, each server alone.
+evict_rss() {
+    local server port pid keys=${BENCH_EVICT_KEYS:-1000000} um0 um1 rss0 rss1 dbsize
+    echo
+    echo "| server | keys | key/value bytes | used_memory/key (B) | RSS/key (B) |"
+    echo "|--------|-----:|----------------:|--------------------:|------------:|"
+    for server in valkey-rs reference; do
+        mkdir -p "$WORK/evict-rss-$server"
+        port=$(free_port)
+        pid=$(start_server "$server" "$WORK/evict-rss-$server" "$port")
+        PIDS+=("$pid")
+        wait_ready "$port"
+        sleep 0.5
+        um0=$(evict_info "$port" used_memory)
+        rss0=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+        python3 - "$keys" <<'PY' | "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe >/dev/null
+import sys
+out = sys.stdout.buffer
+v = b"v" * 100
+for i in range(int(sys.argv[1])):
+    out.write(b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$100\r\n%s\r\n" % (i, v))
+PY
+        sleep 0.5
+        um1=$(evict_info "$port" used_memory)
+        rss1=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+        dbsize=$(redis-cli -p "$port" DBSIZE)
+        python3 -c "import sys; s, n, u0, u1, r0, r1 = sys.argv[1:]; n = int(n); print('| %s | %d | 16/100 | %.1f | %.1f |' % (s, n, (int(u1) - int(u0)) / n, (int(r1) - int(r0)) * 1024 / n))" \
+            "$server" "$dbsize" "$um0" "$um1" "$rss0" "$rss1"
+        stop_pid "$pid"
+    done
+}
+
+# ---- Lazy free: another client's latency while a huge set is deleted --------------------
+lazyfree_bench() {
+    local server port pid elems=${BENCH_LAZYFREE_ELEMS:-10000000} runs=${BENCH_LAZYFREE_RUNS:-3}
+    echo "Lazy free: DEL of a $elems-member set, a second client PINGing throughout, $runs lazy runs + 1 synchronous" >&2
+    echo
+    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | worst PING ms, no DEL | freed after s |"
+    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|----------------------:|--------------:|"
+    for server in valkey-rs reference; do
+        mkdir -p "$WORK/lazyfree-$server"
+        port=$(free_port)
+        pid=$(start_server "$server" "$WORK/lazyfree-$server" "$port")
+        PIDS+=("$pid")
+        wait_ready "$port"
+        "${CLIENT_CPU[@]}" python3 - "$server" "$port" "$elems" "$runs" <<'PY'
+import socket, statistics, sys, threading, time
+
+server, port, n, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+def connect():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s, s.makefile("rb")
+
+def enc(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+def reply(f):
+    line = f.readline()
+    if line[:1] == b"$":
+        size = int(line[1:])
+        return f.read(size + 2)[:-2] if size >= 0 else None
+    if line[:1] == b"-":
+        raise RuntimeError(line)
+    return line[1:-2]
+
+def call(c, *args):
+    c[0].sendall(enc(*args))
+    return reply(c[1])
+
+def info(c, field):
+    for line in call(c, "INFO", "memory").split(b"\r\n"):
+        if line.startswith(field.encode() + b":"):
+            return int(line.split(b":")[1])
+
+def build(c):
+    i = 0
+    while i < n:
+        batch, cmds = [], 0
+        while cmds < 100 and i < n:
+            end = min(i + 1000, n)
+            batch.append(enc("SADD", "big", *[b"m%d" % j for j in range(i, end)]))
+            cmds, i = cmds + 1, end
+        c[0].sendall(b"".join(batch))
+        for _ in range(cmds):
+            reply(c[1])
+    assert int(call(c, "SCARD", "big")) == n
+
+def worst_ping(c, act):
+    # The worst PING round trip of a second client while act() runs.
+    stop, worst = threading.Event(), [0.0]
+    p = connect()
+    for _ in range(10):
+        call(p, "PING")
+    def loop():
+        while not stop.is_set():
+            t = time.perf_counter()
+            call(p, "PING")
+            worst[0] = max(worst[0], time.perf_counter() - t)
+    th = threading.Thread(target=loop)
+    th.start()
+    time.sleep(0.1)
+    r = act()
+    stop.set()
+    th.join()
+    p[0].close()
+    return worst[0] * 1000, r
+
+def del_and_wait(c):
+    t = time.perf_counter()
+    assert call(c, "DEL", "big") == b"1"
+    d = time.perf_counter() - t
+    while info(c, "lazyfree_pending_objects") != 0:
+        time.sleep(0.01)
+    freed = time.perf_counter() - t
+    time.sleep(0.05)
+    return d * 1000, freed
+
+c = connect()
+rows = {"yes": [], "no": []}
+for lazy in ["yes"] * runs + ["no"]:
+    call(c, "CONFIG", "SET", "lazyfree-lazy-user-del", lazy)
+    build(c)
+    worst, (del_ms, freed) = worst_ping(c, lambda: del_and_wait(c))
+    noise, _ = worst_ping(c, lambda: time.sleep(freed + 0.05))
+    rows[lazy].append((del_ms, worst, noise, freed))
+    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms (no DEL %.2f ms), freed after %.2f s"
+          % (server, lazy, del_ms, worst, noise, freed), file=sys.stderr)
+for lazy in ["yes", "no"]:
+    r = rows[lazy]
+    med = lambda k: statistics.median(x[k] for x in r)
+    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f |" % (server, n, lazy, med(0), med(1), med(2), med(3)))
+PY
+        stop_pid "$pid"
+    done
 }
 
 # ---- Replication: full-sync time per pair, lag under a pipelined SET load -------------
@@ -793,6 +961,10 @@ if [ "$MODE" = evict ]; then
     evict_bench
     exit 0
 fi
+if [ "$MODE" = lazyfree ]; then
+    lazyfree_bench
+    exit 0
+fi
 if [ "$MODE" = aof ]; then
     aof_bench
     exit 0
@@ -985,3 +1157,4 @@ acl_bench
 tls_bench
 repl_bench
 evict_bench
+lazyfree_bench

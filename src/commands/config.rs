@@ -364,6 +364,7 @@ pub fn apply_runtime(srv: &mut Server) {
     crate::aclsrv::sync_requirepass(srv);
     crate::replication::primary::apply_config(srv);
     crate::evict::apply_config(srv);
+    crate::ops::apply_config(srv);
 }
 
 /// Resets INFO stats and per-command stats, as upstream's CONFIG RESETSTAT.

@@ -91,6 +91,19 @@ pub static COMMANDS: &[CommandDef] = &[
 
 static CLIENT_SUBCOMMANDS: &[CommandDef] = &[
     CommandDef::new(
+        "caching",
+        3,
+        f::NOSCRIPT | f::LOADING | f::STALE | f::ALLOW_BUSY,
+        cat::SLOW | cat::CONNECTION,
+        crate::tracking::client_caching_command,
+    )
+    .doc(
+        "connection",
+        "6.0.0",
+        "Instructs the server whether to track the keys in the next request.",
+        "O(1)",
+    ),
+    CommandDef::new(
         "capa",
         -3,
         f::NOSCRIPT | f::LOADING | f::STALE | f::ALLOW_BUSY,
@@ -121,7 +134,7 @@ static CLIENT_SUBCOMMANDS: &[CommandDef] = &[
         2,
         f::NOSCRIPT | f::LOADING | f::STALE | f::ALLOW_BUSY,
         cat::SLOW | cat::CONNECTION,
-        client_getredir_command,
+        crate::tracking::client_getredir_command,
     )
     .doc(
         "connection",
@@ -258,6 +271,32 @@ static CLIENT_SUBCOMMANDS: &[CommandDef] = &[
     )
     .doc("connection", "2.6.9", "Sets the connection name.", "O(1)")
     .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    CommandDef::new(
+        "tracking",
+        -3,
+        f::NOSCRIPT | f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        crate::tracking::client_tracking_command,
+    )
+    .doc(
+        "connection",
+        "6.0.0",
+        "Controls server-assisted client-side caching for the connection.",
+        "O(1). Some options may introduce additional complexity.",
+    ),
+    CommandDef::new(
+        "trackinginfo",
+        2,
+        f::NOSCRIPT | f::LOADING | f::STALE,
+        cat::SLOW | cat::CONNECTION,
+        crate::tracking::client_trackinginfo_command,
+    )
+    .doc(
+        "connection",
+        "6.2.0",
+        "Returns information about server-assisted client-side caching for the connection.",
+        "O(1)",
+    ),
     CommandDef::new(
         "unblock",
         -3,
@@ -470,6 +509,7 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
     }
     crate::pubsub::free_client_pubsub(srv, c);
     crate::monitor::stop(srv, c);
+    crate::tracking::disable_tracking(srv, c);
     c.db = 0;
     c.reply.resp = 2;
     c.authenticated = false;
@@ -636,10 +676,6 @@ fn client_help_command(_srv: &mut Server, c: &mut Client) {
 
 fn client_id_command(_srv: &mut Server, c: &mut Client) {
     c.reply.add_long(c.id as i64);
-}
-
-fn client_getredir_command(_srv: &mut Server, c: &mut Client) {
-    c.reply.add_long(-1);
 }
 
 fn client_capa_command(_srv: &mut Server, c: &mut Client) {
@@ -818,7 +854,7 @@ pub fn client_info_line(srv: &Server, cl: &Client, cur: bool) -> String {
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} capa= db={} sub={} \
          psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} \
-         rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events={} cmd={} user={} redir=-1 \
+         rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events={} cmd={} user={} redir={} \
          resp={} lib-name={} lib-ver={} tot-net-in={} tot-net-out={} tot-cmds={}",
         cl.id,
         cl.addr,
@@ -845,6 +881,7 @@ pub fn client_info_line(srv: &Server, cl: &Client, cur: bool) -> String {
         events,
         cl.last_cmd,
         cl.user,
+        crate::tracking::redirection(cl),
         cl.reply.resp,
         lossy(&cl.lib_name),
         lossy(&cl.lib_ver),

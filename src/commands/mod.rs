@@ -630,6 +630,16 @@ fn reject(srv: &mut Server, c: &mut Client, cmd: Option<usize>, err: &str) {
 /// The gate: every command from every source passes here, with upstream's checks in
 /// upstream's order. Returns false if the client must be closed now.
 pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
+    let r = process_command_gate(srv, c);
+    // CLIENT CACHING applies to the next command only (upstream's resetClient).
+    if c.flags & cflags::TRACKING_CACHING != 0 {
+        crate::tracking::reset_caching_after_command(srv, c);
+    }
+    r
+}
+
+/// [`process_command`] without the per-command state reset.
+fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
     if c.argv.is_empty() {
         return true;
     }
@@ -764,10 +774,19 @@ pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
                 && c.mstate
                     .iter()
                     .any(|q| srv.commands.commands[q.id].def.flags & flags::DENYOOM != 0));
-        if crate::evict::oom_check(srv, denyoom) {
+        // Invalidations of keys this client tracked and eviction removed go before
+        // its reply, as upstream flushes them right after performEvictions.
+        let oom = crate::evict::oom_check(srv, denyoom);
+        crate::tracking::handle_pending(srv, c);
+        if oom {
             reject(srv, c, Some(id), crate::evict::ERR_OOM);
             return true;
         }
+    }
+    // 8a. Client-side caching: keep the key table within tracking-table-max-keys.
+    if srv.tracking.tracking_clients() != 0 {
+        crate::tracking::limit_used_slots(srv);
+        crate::tracking::handle_pending(srv, c);
     }
     // 8b. Writes (and PING) are refused while the last background save failed
     //     (`stop-writes-on-bgsave-error`), as upstream's writeCommandsDeniedByDiskError.
@@ -905,9 +924,18 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         && def.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0
         && !c.has_flag(cflags::REEXECUTING))
     .then(|| c.argv.clone());
+    let prev_tracking_id = std::mem::replace(&mut srv.tracking.current_id, c.id);
     srv.propagation.nesting += 1;
     (def.proc_)(srv, c);
     srv.propagation.nesting -= 1;
+    // Client-side caching: remember the keys a read-only command fetched for a client
+    // tracking in default mode (upstream's call()).
+    if def.flags & flags::READONLY != 0
+        && c.flags & (cflags::TRACKING | cflags::TRACKING_BCAST) == cflags::TRACKING
+    {
+        crate::tracking::remember_keys(srv, c, def);
+    }
+    srv.tracking.current_id = prev_tracking_id;
     if let Some(argv) = monitor_argv {
         crate::monitor::feed(srv, c, &argv);
     }
@@ -981,6 +1009,11 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     // Messages published to the client itself follow its reply (after the whole EXEC).
     if !srv.pubsub.self_msgs.is_empty() && !c.has_flag(cflags::IN_EXEC) {
         crate::pubsub::flush_self(srv, c);
+    }
+    // Then the invalidations of keys the command modified that the client itself (or a
+    // client redirecting to it) tracked, as upstream's pending push messages.
+    if !c.has_flag(cflags::IN_EXEC) {
+        crate::tracking::handle_pending(srv, c);
     }
     srv.current_client = prev_current;
     srv.current_client_no_touch = prev_no_touch;

@@ -8,7 +8,6 @@ use crate::client::{flags as cflags, Client};
 use crate::reply::{self, ReplyBuf};
 use crate::server::Server;
 use crate::util::eq_ic;
-use log::warn;
 
 /// The version valkey-rs reports as `valkey_version` (the upstream release it mirrors).
 pub const VALKEY_VERSION: &str = "9.1.2";
@@ -303,34 +302,6 @@ pub fn version_line() -> String {
     format!("valkey-rs server v={} bits=64 rust", VALKEY_VERSION)
 }
 
-/// Last work before exit (SHUTDOWN, SIGTERM): the final save (unless SHUTDOWN already
-/// did it), then the unix socket file. Returns false when the save failed: the server
-/// keeps running (`shutdown_asap` is cleared), as upstream.
-pub fn prepare_for_shutdown(srv: &mut Server) -> bool {
-    if !srv.rdb.shutdown_prepared {
-        warn!("User requested shutdown...");
-        // A signal: its shutdown-on-sig* flags.
-        let has = |w: &str| srv.rdb.signal_shutdown_flags.split(' ').any(|x| x == w);
-        let (nosave, save, force) = (has("nosave"), has("save"), has("force"));
-        if !crate::aof::prepare_shutdown(srv, force) {
-            warn!("Errors trying to shut down the server. Check the logs for more information.");
-            srv.shutdown_asap = false;
-            return false;
-        }
-        if !crate::rdb::finish_shutdown(srv, nosave, save, force) {
-            srv.shutdown_asap = false;
-            return false;
-        }
-        srv.rdb.shutdown_prepared = true;
-    }
-    for l in &srv.listeners {
-        if let crate::networking::Listener::Unix(_, path) = l {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    true
-}
-
 const COMMAND_HELP: &[&str] = &[
     "(no subcommand)",
     "    Return details about all commands.",
@@ -437,22 +408,17 @@ fn lastsave_command(srv: &mut Server, c: &mut Client) {
 }
 
 fn shutdown_command(srv: &mut Server, c: &mut Client) {
-    if c.argv.len() > 6 {
-        c.reply.add_error(reply::ERR_SYNTAX);
-        return;
-    }
-    let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
-    let mut force = false;
+    let mut flags = 0;
+    let mut abort = false;
     for a in &c.argv[1..] {
         if eq_ic(a, "nosave") {
-            nosave = true;
+            flags |= crate::ops::SHUTDOWN_NOSAVE;
         } else if eq_ic(a, "save") {
-            save = true;
+            flags |= crate::ops::SHUTDOWN_SAVE;
         } else if eq_ic(a, "now") {
-            other = true;
+            flags |= crate::ops::SHUTDOWN_NOW;
         } else if eq_ic(a, "force") {
-            other = true;
-            force = true;
+            flags |= crate::ops::SHUTDOWN_FORCE;
         } else if eq_ic(a, "abort") {
             abort = true;
         } else {
@@ -460,27 +426,38 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
             return;
         }
     }
-    if (abort && (nosave || save || other)) || (nosave && save) {
+    let both = crate::ops::SHUTDOWN_SAVE | crate::ops::SHUTDOWN_NOSAVE;
+    if (abort && flags != 0) || flags & both == both {
         c.reply.add_error(reply::ERR_SYNTAX);
         return;
     }
     if abort {
-        // Shutdown is immediate here: there is never one in progress to abort.
-        c.reply.add_error("ERR No shutdown in progress.");
+        if crate::ops::abort_shutdown(srv) {
+            c.reply.add_ok();
+        } else {
+            c.reply.add_error("ERR No shutdown in progress.");
+        }
         return;
     }
-    warn!("User requested shutdown...");
-    if !crate::aof::prepare_shutdown(srv, force)
-        || !crate::rdb::finish_shutdown(srv, nosave, save, force)
-    {
-        c.reply
-            .add_error("ERR Errors trying to SHUTDOWN. Check logs.");
-        return;
+    let who = crate::ops::client_short_info(srv, c);
+    match crate::ops::prepare_for_shutdown(srv, Some(who), flags) {
+        crate::ops::Shutdown::Done => {
+            // No reply: the connection closes with the server (as upstream).
+            srv.ops.exit_now = true;
+            c.flags |= cflags::CLOSE_AFTER_REPLY;
+        }
+        // Blocked (without keys, as WAIT) until the shutdown ends: an error reply if it
+        // fails or is aborted.
+        crate::ops::Shutdown::Waiting => {
+            c.bstate = None;
+            c.flags |= cflags::BLOCKED;
+            srv.blocked.blocked_clients += 1;
+            srv.ops.waiters.push((c.slot, c.id));
+        }
+        crate::ops::Shutdown::Failed => c
+            .reply
+            .add_error("ERR Errors trying to SHUTDOWN. Check logs."),
     }
-    srv.rdb.shutdown_prepared = true;
-    // No reply: the connection closes with the server (as upstream).
-    srv.shutdown_asap = true;
-    c.flags |= cflags::CLOSE_AFTER_REPLY;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1372,7 +1349,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\n\
-                 blocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n\
+                 blocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\n\
                  watching_clients:{}\r\nclients_in_timeout_table:{}\r\ntotal_watched_keys:{}\r\n\
                  total_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:{}\r\n\
                  paused_reason:{}\r\npaused_actions:{}\r\npaused_timeout_milliseconds:{}\r\n",
@@ -1381,6 +1358,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 max_in,
                 max_out,
                 srv.blocked.blocked_clients,
+                srv.tracking.tracking_clients(),
                 srv.pubsub.clients,
                 watching,
                 srv.blocked.timeouts.len(),
@@ -1417,8 +1395,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  total_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
                  active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
                  active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
-                 current_active_defrag_time:0\r\ntracking_total_keys:0\r\n\
-                 tracking_total_items:0\r\ntracking_total_prefixes:0\r\n\
+                 current_active_defrag_time:0\r\ntracking_total_keys:{}\r\n\
+                 tracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n\
                  unexpected_error_replies:{}\r\ntotal_error_replies:{}\r\n\
                  dump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\n\
                  total_writes_processed:{}\r\nio_threaded_reads_processed:0\r\n\
@@ -1464,6 +1442,9 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.pubsub.shard_channels.len(),
                 srv.rdb.stat_fork_time_us,
                 srv.rdb.stat_total_forks,
+                srv.tracking.total_keys(),
+                srv.tracking.total_items(),
+                srv.tracking.total_prefixes(),
                 st.unexpected_error_replies,
                 st.total_error_replies,
                 st.total_reads_processed,

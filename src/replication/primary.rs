@@ -106,39 +106,65 @@ struct BulkSend {
 
 /// The replication backlog: a circular buffer of the last `repl-backlog-size` bytes of
 /// the stream (upstream's `replBacklog`). Its first byte has offset
-/// `master_repl_offset - histlen + 1`.
+/// `master_repl_offset - histlen + 1`. The buffer grows with the history (by an eighth,
+/// at least 16 KB, up to the size; large blocks grow by `mremap`, without copying) as
+/// upstream's backlog grows block by block, so the memory it takes is what was written.
 #[derive(Debug)]
 pub struct Backlog {
+    /// The history; a ring once it reaches `size` bytes.
     buf: Vec<u8>,
+    size: usize,
     /// Where the next byte goes.
     idx: usize,
-    /// Bytes of history held (at most `buf.len()`).
+    /// Bytes of history held (at most `size`).
     histlen: usize,
 }
 
 impl Backlog {
     pub fn new(size: usize) -> Backlog {
         Backlog {
-            // Zeroed pages come from the kernel lazily: memory grows with the history.
-            buf: vec![0; size.max(1)],
+            buf: Vec::new(),
+            size: size.max(1),
             idx: 0,
             histlen: 0,
         }
     }
 
     pub fn size(&self) -> usize {
-        self.buf.len()
+        self.size
     }
 
     pub fn histlen(&self) -> usize {
         self.histlen
     }
 
+    /// The bytes allocated for the history (`mem_replication_backlog`).
+    pub fn allocated(&self) -> usize {
+        crate::zmalloc::vec_usable(&self.buf)
+    }
+
     /// Appends bytes, overwriting the oldest ones.
     pub fn append(&mut self, mut data: &[u8]) {
-        let size = self.buf.len();
+        let size = self.size;
         if data.len() > size {
             data = &data[data.len() - size..];
+        }
+        if self.buf.len() < size {
+            // Still growing: the history is the whole buffer, `idx` its end.
+            let take = (size - self.buf.len()).min(data.len());
+            let need = self.buf.len() + take;
+            if need > self.buf.capacity() {
+                let step = (self.buf.capacity() / 8).max(16 * 1024);
+                let want = need.max(self.buf.capacity() + step).min(size);
+                self.buf.reserve_exact(want - self.buf.len());
+            }
+            self.buf.extend_from_slice(&data[..take]);
+            self.histlen = self.buf.len();
+            self.idx = self.buf.len() % size;
+            data = &data[take..];
+            if data.is_empty() {
+                return;
+            }
         }
         let n = data.len();
         let first = (size - self.idx).min(n);
@@ -150,10 +176,11 @@ impl Backlog {
 
     /// Appends to `out` the history after skipping its first `skip` bytes.
     pub fn copy_from(&self, skip: usize, out: &mut Vec<u8>) {
-        let size = self.buf.len();
         if skip >= self.histlen {
             return;
         }
+        // While growing, the buffer holds exactly the history (idx == len).
+        let size = self.buf.len();
         let start = (self.idx + size - self.histlen + skip) % size;
         let len = self.histlen - skip;
         let first = (size - start).min(len);
@@ -1798,6 +1825,32 @@ mod tests {
         out.clear();
         r.copy_from(0, &mut out);
         assert_eq!(out, b"9xyz");
+    }
+
+    /// The buffer grows with the history, not to the size at once, and wraps the same.
+    #[test]
+    fn backlog_grows_with_its_history() {
+        let size = 1 << 20;
+        let mut b = Backlog::new(size);
+        assert_eq!(b.allocated(), 0);
+        b.append(b"abc");
+        assert!(
+            b.allocated() >= 3 && b.allocated() < 64 * 1024,
+            "{}",
+            b.allocated()
+        );
+        let chunk: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut all = b"abc".to_vec();
+        for _ in 0..15 {
+            b.append(&chunk);
+            all.extend_from_slice(&chunk);
+            assert!(b.allocated() <= size + 4096);
+            let mut out = Vec::new();
+            b.copy_from(0, &mut out);
+            assert_eq!(out.len(), b.histlen());
+            assert!(out[..] == all[all.len() - out.len()..]);
+        }
+        assert_eq!(b.histlen(), size);
     }
 
     #[test]

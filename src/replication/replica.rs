@@ -312,6 +312,8 @@ pub fn set_primary(srv: &mut Server, host: String, port: u16) {
     }
     srv.config.replicaof = Some((host.clone(), port));
     set_log_role(b'S');
+    // The replica class of oom-score-adj-values (upstream's setOOMScoreAdj(-1)).
+    crate::ops::apply_config(srv);
     let rs = &mut srv.repl.replica;
     rs.host = Some(host);
     rs.port = port;
@@ -340,6 +342,7 @@ pub fn unset_primary(srv: &mut Server) {
     srv.repl.stream_db = -1;
     srv.config.replicaof = None;
     set_log_role(b'M');
+    crate::ops::apply_config(srv);
     let rs = &mut srv.repl.replica;
     rs.host = None;
     rs.port = 0;

@@ -10,14 +10,16 @@
 //! ```text
 //! offset  size  field
 //! 0       8     next: the next node of the bucket chain, or null
-//! 8       4     len: payload length (u32)
-//! 12      len   payload bytes
+//! 8       1     len: payload length when under 255, else 255 and:
+//! 9       0/4   the payload length (u32, unaligned)
+//! 9 or 13 len   payload bytes
 //! ```
 //!
 //! What the payload holds is the user's choice; [`DictKey::key`] says which part of it is
 //! the key (e.g. the whole payload for a set member, the field of a `field+value` pair
-//! for a hash). A 10-byte set member is a 22-byte node (24 usable bytes with glibc), plus
-//! 4 to 8 bytes of bucket per element (load factor 2 to 1).
+//! for a hash). A 15-byte set member is a 24-byte node (24 usable bytes with glibc, the
+//! class of upstream's sds of the same member), plus 4 to 8 bytes of bucket per element
+//! (load factor 2 to 1).
 //!
 //! # Behaviour
 //!
@@ -78,7 +80,18 @@ unsafe impl Sync for Node {}
 // Nodes (raw)
 
 const OFF_LEN: usize = 8;
-const OFF_PAYLOAD: usize = 12;
+/// The one-byte length that says a u32 length follows.
+const LEN_LONG: u8 = u8::MAX;
+
+/// Bytes before the payload of a node of `payload_len` bytes.
+#[inline]
+fn header(payload_len: usize) -> usize {
+    if payload_len < LEN_LONG as usize {
+        OFF_LEN + 1
+    } else {
+        OFF_LEN + 5
+    }
+}
 
 #[cfg(test)]
 thread_local! {
@@ -94,7 +107,7 @@ fn live_add(_d: isize) {
 
 #[inline]
 fn layout(payload_len: usize) -> Layout {
-    Layout::from_size_align(OFF_PAYLOAD + payload_len, 8).expect("dict node layout")
+    Layout::from_size_align(header(payload_len) + payload_len, 8).expect("dict node layout")
 }
 
 #[inline]
@@ -118,15 +131,21 @@ fn set_next(p: *mut u8, n: *mut u8) {
 
 #[inline]
 fn plen(p: *mut u8) -> usize {
-    // SAFETY: live node; `len` is an aligned u32 at offset 8.
-    unsafe { ptr::read(p.add(OFF_LEN) as *const u32) as usize }
+    // SAFETY: live node; the length byte is at offset 8, the long length after it.
+    unsafe {
+        match *p.add(OFF_LEN) {
+            LEN_LONG => ptr::read_unaligned(p.add(OFF_LEN + 1) as *const u32) as usize,
+            n => n as usize,
+        }
+    }
 }
 
 /// The payload of a live node; the caller bounds the lifetime by the node's.
 #[inline]
 unsafe fn payload<'a>(p: *mut u8) -> &'a [u8] {
+    let n = plen(p);
     // SAFETY: the payload bytes follow the header inside the allocation.
-    unsafe { std::slice::from_raw_parts(p.add(OFF_PAYLOAD), plen(p)) }
+    unsafe { std::slice::from_raw_parts(p.add(header(n)), n) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -314,17 +333,22 @@ impl<K: DictKey> Dict<K> {
         let len: usize = parts.iter().map(|x| x.len()).sum();
         let len32 = u32::try_from(len).expect("dict payload over 4 GiB");
         let lay = layout(len);
-        // SAFETY: the size is non-zero (>= OFF_PAYLOAD).
+        // SAFETY: the size is non-zero (>= the header).
         let p = unsafe { alloc::alloc(lay) };
         if p.is_null() {
             alloc::handle_alloc_error(lay);
         }
-        // SAFETY: every write stays inside the OFF_PAYLOAD + len bytes just allocated;
-        // `p` is 8-aligned, so `next` (offset 0) and `len` (offset 8) are aligned.
+        // SAFETY: every write stays inside the header + len bytes just allocated; `p` is
+        // 8-aligned, so `next` (offset 0) is aligned; the long length is written unaligned.
         unsafe {
             ptr::write(p as *mut *mut u8, ptr::null_mut());
-            ptr::write(p.add(OFF_LEN) as *mut u32, len32);
-            let mut o = OFF_PAYLOAD;
+            let mut o = header(len);
+            if o == OFF_LEN + 1 {
+                *p.add(OFF_LEN) = len as u8;
+            } else {
+                *p.add(OFF_LEN) = LEN_LONG;
+                ptr::write_unaligned(p.add(OFF_LEN + 1) as *mut u32, len32);
+            }
             for part in parts {
                 ptr::copy_nonoverlapping(part.as_ptr(), p.add(o), part.len());
                 o += part.len();
@@ -453,7 +477,9 @@ impl<K: DictKey> Dict<K> {
         let p = node.0.as_ptr();
         // SAFETY: by the caller's contract the node is a live node of this dict; the
         // mutable borrow of self keeps any other access to it away meanwhile.
-        unsafe { std::slice::from_raw_parts_mut(p.add(OFF_PAYLOAD), plen(p)) }
+        let n = plen(p);
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts_mut(p.add(header(n)), n) }
     }
 
     // -- insert / replace / remove ---------------------------------------------------

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod dataset;
+pub mod proc;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
