@@ -643,6 +643,9 @@ pub fn prepare_for_shutdown(srv: &mut Server, who: Option<String>, mut flags: u3
             None,
             &[b"REPLCONF".to_vec(), b"GETACK".to_vec(), b"*".to_vec()],
         );
+        // Writes wait while the replicas catch up (upstream's pause during shutdown);
+        // an aborted or failed shutdown lets them run.
+        srv.pause.shutdown = true;
         info!("Waiting for replicas before shutting down.");
         return Shutdown::Waiting;
     }
@@ -693,6 +696,7 @@ fn cancel_shutdown(srv: &mut Server) {
     srv.ops.shutdown_flags = 0;
     srv.ops.shutdown_mstime = 0;
     srv.ops.last_sig = 0;
+    srv.pause.shutdown = false;
     for (slot, id) in std::mem::take(&mut srv.ops.waiters) {
         let Some(mut c) = crate::networking::take_client(srv, slot) else {
             continue;

@@ -24,11 +24,27 @@ pub struct Pause {
     pub all: bool,
     /// Postponed clients (slot, id), in arrival order.
     pub postponed: Vec<(usize, u64)>,
+    /// Writes held while a shutdown waits for its replicas to catch up (upstream's
+    /// PAUSE_DURING_SHUTDOWN purpose, a WRITE pause without an end); set and cleared by
+    /// src/ops.rs.
+    pub shutdown: bool,
 }
 
 impl Pause {
-    pub fn active(&self, now_ms: i64) -> bool {
+    /// Whether a CLIENT PAUSE is in effect.
+    pub fn client_active(&self, now_ms: i64) -> bool {
         self.end_ms != 0 && now_ms < self.end_ms
+    }
+
+    /// Whether any pause (CLIENT PAUSE or shutdown) is in effect.
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.shutdown || self.client_active(now_ms)
+    }
+
+    /// The gate's cheap first check: a pause may be in effect.
+    #[inline]
+    pub fn any(&self) -> bool {
+        self.end_ms != 0 || self.shutdown
     }
 }
 
@@ -44,7 +60,7 @@ pub fn must_postpone(srv: &Server, c: &Client, id: usize) -> bool {
     {
         return false;
     }
-    if srv.pause.all {
+    if srv.pause.all && srv.pause.client_active(srv.mstime) {
         return true;
     }
     use crate::commands::flags as f;
@@ -76,7 +92,7 @@ pub fn before_sleep(srv: &mut Server) {
     if srv.pause.end_ms != 0 && srv.mstime >= srv.pause.end_ms {
         srv.pause.end_ms = 0;
     }
-    if srv.pause.end_ms != 0 || srv.pause.postponed.is_empty() {
+    if srv.pause.any() || srv.pause.postponed.is_empty() {
         return;
     }
     let list = std::mem::take(&mut srv.pause.postponed);
@@ -133,8 +149,8 @@ pub fn client_pause_command(srv: &mut Server, c: &mut Client) {
     let end = now.saturating_add(ms);
     let p = &mut srv.pause;
     // An ALL pause in effect is not weakened to WRITE; the later end wins.
-    p.all = all || (p.all && p.active(now));
-    p.end_ms = if p.active(now) {
+    p.all = all || (p.all && p.client_active(now));
+    p.end_ms = if p.client_active(now) {
         p.end_ms.max(end)
     } else {
         end
@@ -155,9 +171,16 @@ pub fn client_unpause_command(srv: &mut Server, c: &mut Client) {
 /// INFO clients `paused_reason`, `paused_actions`, `paused_timeout_milliseconds`.
 pub fn info_fields(srv: &Server) -> (&'static str, &'static str, i64) {
     let now = crate::util::mstime();
-    if srv.pause.active(now) {
-        let actions = if srv.pause.all { "all" } else { "write" };
-        ("client_pause", actions, srv.pause.end_ms - now)
+    if srv.pause.client_active(now) {
+        let all = srv.pause.all;
+        (
+            "client_pause",
+            if all { "all" } else { "write" },
+            srv.pause.end_ms - now,
+        )
+    } else if srv.pause.shutdown {
+        let left = (srv.ops.shutdown_mstime - now).max(0);
+        ("shutdown_in_progress", "write", left)
     } else {
         ("none", "none", 0)
     }

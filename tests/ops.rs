@@ -627,7 +627,20 @@ fn replica_wait_case(bin: &Path) {
     p.signal(libc::SIGTERM);
     waits(2);
     assert!(p.alive());
+    // While it waits, writes are held (the shutdown pauses them) and reads are served;
+    // the held write runs once the shutdown is aborted.
+    let mut w = Conn::connect(p.port);
+    w.send(&["SET", "held", "1"]).unwrap();
+    w.set_read_timeout(Duration::from_millis(300));
+    assert!(w.read_reply().is_err(), "{}: a write ran", bin.display());
+    assert_eq!(c.call(&["GET", "x"]), b"$1\r\n1\r\n");
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "clients"])).into_owned();
+    for want in ["paused_reason:shutdown_in_progress", "paused_actions:write"] {
+        assert!(info.contains(want), "{}: {}", bin.display(), info);
+    }
     assert_eq!(c.call(&["SHUTDOWN", "ABORT"]), b"+OK\r\n");
+    w.set_read_timeout(Duration::from_secs(10));
+    assert_eq!(w.read_reply().unwrap(), b"+OK\r\n", "{}", bin.display());
     assert!(server_log(&dir).contains("Shutdown manually aborted."));
     assert_eq!(
         c.call(&["SHUTDOWN", "ABORT"]),

@@ -874,7 +874,7 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
             return true;
         }
     }
-    if srv.pause.end_ms != 0 && crate::pause::must_postpone(srv, c, id) {
+    if srv.pause.any() && crate::pause::must_postpone(srv, c, id) {
         crate::pause::postpone(srv, c);
         return true;
     }
