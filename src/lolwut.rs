@@ -4,9 +4,12 @@
 //! upstream's lolwut9.c: `LOLWUT [columns rows] [real imaginary]`, 80x40 and random
 //! constants by default. Version 5 draws Georg Nees' Schotter in braille characters
 //! (`[columns] [squares-per-row] [squares-per-col]`, 66 8 12 by default; the first two
-//! rows of squares are not randomised and come out as upstream's). Versions without art
-//! answer the plain version line, as upstream does for them. Not done: the art of
-//! version 6 (Plaguemon), which answers the plain line here.
+//! rows of squares are not randomised and come out as upstream's). Version 6 draws a
+//! Plaguemon skyline in terminal colours (`[columns] [rows]`, 80x20 by default, each
+//! clamped to 1..=1000), drawing its random numbers from a generator that works as
+//! glibc's `rand()`, so a given seed gives upstream's picture. The version is taken
+//! modulo 2^32 as upstream does (`(unsigned int)ver`). Other versions answer the plain
+//! version line, as upstream does for them.
 
 use crate::client::Client;
 use crate::server::Server;
@@ -253,6 +256,205 @@ fn lolwut5(c: &mut Client, args: &[Vec<u8>]) {
     c.reply.add_verbatim(&out, "txt");
 }
 
+/// The additive feedback generator behind glibc's `rand()`/`random()` (TYPE_3: degree
+/// 31, separation 3), so a seed gives the same sequence as upstream's libc.
+struct LibcRand {
+    ring: [u32; 34],
+    pos: usize,
+}
+
+impl LibcRand {
+    fn new(seed: u32) -> LibcRand {
+        let mut r = [0u32; 34];
+        let mut word = if seed == 0 { 1 } else { seed as i32 as i64 };
+        r[0] = word as u32;
+        for slot in r.iter_mut().take(31).skip(1) {
+            // 16807 * word mod (2^31 - 1), by Schrage's method as the libc does it.
+            let (hi, lo) = (word / 127_773, word % 127_773);
+            word = 16_807 * lo - 2_836 * hi;
+            if word < 0 {
+                word += 2_147_483_647;
+            }
+            *slot = word as u32;
+        }
+        for i in 31..34 {
+            r[i] = r[i - 31];
+        }
+        let mut g = LibcRand { ring: r, pos: 34 };
+        // The libc throws away the first 310 outputs.
+        for _ in 0..310 {
+            g.step();
+        }
+        g
+    }
+
+    fn step(&mut self) -> u32 {
+        let i = self.pos;
+        let v = self.ring[(i - 31) % 34].wrapping_add(self.ring[(i - 3) % 34]);
+        self.ring[i % 34] = v;
+        self.pos = 34 + (i + 1) % 34;
+        v
+    }
+
+    /// One `rand()`: 0..=2^31-1.
+    fn next(&mut self) -> i32 {
+        (self.step() >> 1) as i32
+    }
+}
+
+thread_local! {
+    static LIBC_RAND: std::cell::RefCell<Option<LibcRand>> = const { std::cell::RefCell::new(None) };
+}
+
+/// LOLWUT 6's canvas: one colour (0 black .. 3 white) per character cell.
+struct Skyline {
+    width: i32,
+    height: i32,
+    pixels: Vec<u8>,
+}
+
+impl Skyline {
+    fn draw(&mut self, x: i32, y: i32, color: i32) {
+        if x >= 0 && x < self.width && y >= 0 && y < self.height {
+            self.pixels[(x + y * self.width) as usize] = color as u8;
+        }
+    }
+
+    fn get(&self, x: i32, y: i32) -> i32 {
+        if x >= 0 && x < self.width && y >= 0 && y < self.height {
+            self.pixels[(x + y * self.width) as usize] as i32
+        } else {
+            0
+        }
+    }
+
+    /// One building standing on the bottom row; the roof is two cells narrower on each
+    /// side; windows (two cells wide, one tall, every other row) get a random grey.
+    fn building(
+        &mut self,
+        rng: &mut LibcRand,
+        xoff: i32,
+        width: i32,
+        height: i32,
+        windows: bool,
+        color: i32,
+    ) {
+        let bottom = self.height - 1;
+        let top = bottom - height + 1;
+        let mut y = bottom;
+        while y >= top {
+            for x in xoff..xoff + width {
+                let edge = x <= xoff + 1 || x >= xoff + width - 2;
+                if y == top && edge {
+                    continue;
+                }
+                let mut cell = color;
+                if windows && !edge && y > top + 1 && y < bottom - 1 {
+                    let (relx, rely) = (x - xoff - 1, y - top - 1);
+                    if (relx / 2) % 2 != 0 && rely % 2 != 0 {
+                        loop {
+                            cell = 1 + rng.next() % 2;
+                            if cell != color {
+                                break;
+                            }
+                        }
+                        if relx % 2 != 0 {
+                            cell = self.get(x - 1, y);
+                        }
+                    }
+                }
+                self.draw(x, y, cell);
+            }
+            y -= 1;
+        }
+    }
+
+    fn generate(&mut self, rng: &mut LibcRand) {
+        let h = self.height;
+        // Background first, the lighter grey behind the darker one, no windows.
+        for color in [2, 1] {
+            let mut offset = -10;
+            while offset < self.width {
+                offset += rng.next() % 8;
+                let width = 10 + rng.next() % 9;
+                let height = if color == 2 {
+                    h / 2 + rng.next() % h / 2
+                } else {
+                    h / 2 + rng.next() % h / 3
+                };
+                self.building(rng, offset, width, height, false, color);
+                offset += if color == 2 { width / 2 } else { width + 1 };
+            }
+        }
+        // Then the black buildings in front, with windows.
+        let mut offset = -10;
+        while offset < self.width {
+            offset += rng.next() % 8;
+            let mut width = 5 + rng.next() % 14;
+            if width % 4 != 0 {
+                width += width % 3;
+            }
+            let height = h / 3 + rng.next() % h / 2;
+            self.building(rng, offset, width, height, true, 0);
+            offset += width + 5;
+        }
+    }
+
+    /// Each cell a space with foreground and background set to one of the four greys.
+    fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.pixels.len() * 18);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let sgr: &[u8] = match self.get(x, y) {
+                    1 => b"0;90;100m",
+                    2 => b"0;37;47m",
+                    3 => b"0;97;107m",
+                    _ => b"0;30;40m",
+                };
+                out.extend_from_slice(b"\x1b[");
+                out.extend_from_slice(sgr);
+                out.extend_from_slice(b" \x1b[0m");
+            }
+            if y != self.height - 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+}
+
+/// LOLWUT 6: a Plaguemon skyline, `[columns] [rows]`; further arguments are ignored.
+fn lolwut6(c: &mut Client, args: &[Vec<u8>]) {
+    let mut v = [80i64, 20];
+    for (i, a) in args.iter().take(2).enumerate() {
+        match parse_i64_strict(a) {
+            Some(n) => v[i] = n,
+            None => return c.reply.add_error(crate::reply::ERR_NOT_INTEGER),
+        }
+    }
+    let (cols, rows) = (v[0].clamp(1, 1000) as i32, v[1].clamp(1, 1000) as i32);
+    let mut sky = Skyline {
+        width: cols,
+        height: rows,
+        pixels: vec![3; (cols * rows) as usize],
+    };
+    LIBC_RAND.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let rng = slot.get_or_insert_with(|| LibcRand::new(crate::util::random_u64() as u32));
+        sky.generate(rng);
+    });
+    let mut out = sky.render();
+    out.extend_from_slice(
+        format!(
+            "\nDedicated to the 8 bit game developers of past and present.\n\
+             Original 8 bit image from Plaguemon by hikikomori. Valkey ver. {}\n",
+            crate::commands::server::VALKEY_VERSION
+        )
+        .as_bytes(),
+    );
+    c.reply.add_verbatim(&out, "txt");
+}
+
 /// LOLWUT [VERSION v] [...].
 pub fn lolwut_command(_srv: &mut Server, c: &mut Client) {
     let mut version = crate::commands::server::VALKEY_VERSION
@@ -269,12 +471,36 @@ pub fn lolwut_command(_srv: &mut Server, c: &mut Client) {
         first = 3;
     }
     let args = c.argv[first..].to_vec();
+    // Upstream prints the version with "%u": only the low 32 bits count.
+    let version = version as u32;
     if version == 9 {
         lolwut9(c, &args);
     } else if version == 5 {
         lolwut5(c, &args);
+    } else if version == 6 {
+        lolwut6(c, &args);
     } else {
         let line = format!("Valkey ver.{}\n", crate::commands::server::VALKEY_VERSION);
         c.reply.add_verbatim(line.as_bytes(), "txt");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LibcRand;
+
+    /// The generator against this machine's glibc `rand()` for a few seeds, including
+    /// 0 (taken as 1) and seeds that are negative as an `int`.
+    #[test]
+    fn libc_rand_matches_glibc() {
+        for seed in [0u32, 1, 42, 123_456_789, 0x8000_0001, u32::MAX] {
+            let mut ours = LibcRand::new(seed);
+            // SAFETY: srand/rand only touch libc's own generator state; no other test
+            // in this binary uses it.
+            unsafe { libc::srand(seed) };
+            for _ in 0..2000 {
+                assert_eq!(ours.next(), unsafe { libc::rand() }, "seed {seed}");
+            }
+        }
     }
 }

@@ -632,6 +632,19 @@ fn lolwut_matches_reference() {
         &["LOLWUT", "VERSION", "9", "70", "30", "-0.8", "0.156"][..],
         &["LOLWUT", "VERSION", "5", "40", "5", "2"],
         &["LOLWUT", "VERSION", "5", "x"],
+        // The version counts modulo 2^32, as upstream's "%u".
+        &["LOLWUT", "VERSION", "4294967305", "30", "10", "0.3", "0.5"],
+        &["LOLWUT", "VERSION", "4294967301", "10", "2", "2"],
+        &["LOLWUT", "VERSION", "-4294967290", "7", "1"],
+        &["LOLWUT", "VERSION", "-1", "7", "1"],
+        // Version 6 with one row has no building on it: deterministic, and shows the
+        // clamping of both arguments (columns 1..=1000, rows 1..=1000) and that further
+        // arguments are ignored.
+        &["LOLWUT", "VERSION", "6", "-5", "0"],
+        &["LOLWUT", "VERSION", "6", "3000", "1", "zz"],
+        &["LOLWUT", "VERSION", "6", "x"],
+        &["LOLWUT", "VERSION", "6", "3", "y"],
+        &["LOLWUT", "VERSION", "6", "3", "99999999999999999999"],
     ] {
         assert_eq!(
             String::from_utf8_lossy(&a.call(args)),
@@ -648,6 +661,43 @@ fn lolwut_matches_reference() {
     assert_eq!(head(&x), head(&y));
     assert_eq!(x.lines().count(), y.lines().count());
     assert_eq!(x.lines().last(), y.lines().last());
+    // Version 6: the skyline is random, its frame is not. Same size (80x20 by default,
+    // rows clamped to 1000), every cell one of the four colours, the top row above every
+    // building (heights stay below 20), the same two footer lines.
+    for (args, cols, rows) in [
+        (&["LOLWUT", "VERSION", "6"][..], 80, 20),
+        (&["LOLWUT", "VERSION", "6", "2", "5000"], 2, 1000),
+        (&["LOLWUT", "VERSION", "6", "33", "7"], 33, 7),
+    ] {
+        let (x, y) = (a.call(args), b.call(args));
+        let (x, y) = (String::from_utf8_lossy(&x), String::from_utf8_lossy(&y));
+        let (xl, yl): (Vec<&str>, Vec<&str>) = (x.lines().collect(), y.lines().collect());
+        assert_eq!(xl.len(), yl.len(), "{args:?}");
+        assert_eq!(xl.len(), rows + 4, "{args:?}");
+        assert_eq!(xl[1], yl[1], "{args:?}");
+        assert_eq!(xl[xl.len() - 3..], yl[yl.len() - 3..]);
+        const CELLS: [&str; 4] = [
+            "\x1b[0;30;40m \x1b[0m",
+            "\x1b[0;90;100m \x1b[0m",
+            "\x1b[0;37;47m \x1b[0m",
+            "\x1b[0;97;107m \x1b[0m",
+        ];
+        for t in [&xl, &yl] {
+            for line in &t[1..=rows] {
+                let mut rest: &str = line;
+                let mut n = 0;
+                while !rest.is_empty() {
+                    let cell = CELLS.iter().find(|c| rest.starts_with(**c));
+                    let Some(cell) = cell else {
+                        panic!("{args:?}: bad cell in {line:?}")
+                    };
+                    rest = &rest[cell.len()..];
+                    n += 1;
+                }
+                assert_eq!(n, cols, "{args:?}");
+            }
+        }
+    }
 }
 
 #[test]
