@@ -142,6 +142,7 @@ mod consolidator {
     }
 
     /// Marks a job in progress: the helper works until this is dropped, and once more.
+    #[cfg_attr(feature = "jemalloc", allow(dead_code))]
     pub struct Busy<'a>(&'a Handle);
 
     impl<'a> Busy<'a> {
