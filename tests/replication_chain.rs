@@ -322,12 +322,17 @@ fn failover(upstream_top: bool) {
     let keys = env_num("REPL_TEST_KEYS", 2000);
     let load_ms = env_num("REPL_TEST_LOAD_MS", 1000);
     // No PING from the top primary while the roles change (it would make its offset pass
-    // the promoted replica's: a full sync, as upstream).
+    // the promoted replica's: a full sync, as upstream). A backlog that holds everything
+    // the timed write loads send on a fast machine: the old primary asks the promoted one
+    // for the offset of the promotion, which a 10 MB backlog had already dropped (a full
+    // sync, rightly, and a failed test).
     let quiet = [
         "--repl-diskless-sync-delay",
         "0",
         "--repl-ping-replica-period",
         "3600",
+        "--repl-backlog-size",
+        "256mb",
     ];
     let top = if upstream_top {
         Server::reference(&refbin, &quiet)
