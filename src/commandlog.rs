@@ -61,8 +61,10 @@ pub struct CommandLogs {
     pub logs: [Log; 3],
 }
 
-/// Whether argument `j` of this command carries a secret (shown as `(redacted)`).
-fn redacted(argv: &[Vec<u8>], j: usize) -> bool {
+/// Whether argument `j` of `argv` is a secret upstream redacts (its
+/// `redactClientCommandArgument` in AUTH, HELLO, MIGRATE and sensitive CONFIG SET values):
+/// shown as `(redacted)` in the command logs and to MONITOR (src/monitor.rs).
+pub fn redacted(argv: &[Vec<u8>], j: usize) -> bool {
     let Some(name) = argv.first() else {
         return false;
     };
@@ -70,16 +72,39 @@ fn redacted(argv: &[Vec<u8>], j: usize) -> bool {
         return j >= 1;
     }
     if name.eq_ignore_ascii_case(b"hello") {
-        // HELLO [protover [AUTH username password] [SETNAME name]]
+        // HELLO [protover [AUTH username password] [SETNAME clientname]]
         let mut i = 2;
         while i < argv.len() {
-            if argv[i].eq_ignore_ascii_case(b"auth") {
+            if argv[i].eq_ignore_ascii_case(b"auth") && i + 2 < argv.len() {
                 if j == i + 1 || j == i + 2 {
                     return true;
                 }
                 i += 3;
             } else {
                 i += 2;
+            }
+        }
+        return false;
+    }
+    if name.eq_ignore_ascii_case(b"migrate") {
+        // MIGRATE host port key db timeout [COPY] [REPLACE] [AUTH pw | AUTH2 user pw] [KEYS ...]
+        let mut i = 6;
+        while i < argv.len() {
+            if argv[i].eq_ignore_ascii_case(b"keys") {
+                return false;
+            }
+            if argv[i].eq_ignore_ascii_case(b"auth") {
+                if j == i + 1 {
+                    return true;
+                }
+                i += 2;
+            } else if argv[i].eq_ignore_ascii_case(b"auth2") {
+                if j == i + 1 || j == i + 2 {
+                    return true;
+                }
+                i += 3;
+            } else {
+                i += 1;
             }
         }
         return false;

@@ -39,53 +39,6 @@ pub fn stop(srv: &mut Server, c: &mut Client) {
     }
 }
 
-/// Whether argument `j` of `argv` is a secret upstream redacts (`redactClientCommandArgument`
-/// in AUTH, HELLO and MIGRATE).
-fn redacted(argv: &[Vec<u8>], j: usize) -> bool {
-    let name = &argv[0];
-    if name.eq_ignore_ascii_case(b"auth") {
-        return j >= 1;
-    }
-    if name.eq_ignore_ascii_case(b"hello") {
-        // HELLO [protover [AUTH username password] [SETNAME clientname]]
-        let mut i = 2;
-        while i < argv.len() {
-            if argv[i].eq_ignore_ascii_case(b"auth") && i + 2 < argv.len() {
-                if j == i + 1 || j == i + 2 {
-                    return true;
-                }
-                i += 3;
-            } else {
-                i += 2;
-            }
-        }
-        return false;
-    }
-    if name.eq_ignore_ascii_case(b"migrate") {
-        // MIGRATE host port key db timeout [COPY] [REPLACE] [AUTH pw | AUTH2 user pw] [KEYS ...]
-        let mut i = 6;
-        while i < argv.len() {
-            if argv[i].eq_ignore_ascii_case(b"keys") {
-                return false;
-            }
-            if argv[i].eq_ignore_ascii_case(b"auth") {
-                if j == i + 1 {
-                    return true;
-                }
-                i += 2;
-            } else if argv[i].eq_ignore_ascii_case(b"auth2") {
-                if j == i + 1 || j == i + 2 {
-                    return true;
-                }
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-    }
-    false
-}
-
 /// The line a monitor receives for `argv` run by `c` in database `db`.
 pub fn format_line(srv: &Server, c: &Client, db: usize, argv: &[Vec<u8>]) -> Vec<u8> {
     use std::fmt::Write as _;
@@ -104,7 +57,7 @@ pub fn format_line(srv: &Server, c: &Client, db: usize, argv: &[Vec<u8>]) -> Vec
         if j > 0 {
             s.push(' ');
         }
-        if redacted(argv, j) {
+        if crate::commandlog::redacted(argv, j) {
             s.push_str("\"(redacted)\"");
         } else {
             s.push_str(&crate::config::repr(a));
