@@ -47,6 +47,7 @@ mod pubsub;
 mod rdb;
 mod replication;
 mod reply;
+mod scripting;
 mod server;
 mod tls;
 mod tracking;

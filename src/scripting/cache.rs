@@ -1,0 +1,1 @@
+//! See [`crate::scripting`] for the layout. (Not built yet.)
