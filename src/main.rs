@@ -20,6 +20,7 @@ mod audit;
 mod authguard;
 mod blocked;
 mod client;
+mod cluster;
 mod commandlog;
 mod commands;
 mod config;

@@ -1,0 +1,1 @@
+//! See [`crate::cluster`] for the layout. (Not built yet.)
