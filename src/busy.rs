@@ -375,8 +375,8 @@ pub fn key_loaded(srv: &Server) {
     }
 }
 
-/// The loading fields of INFO persistence, after `slot_migration_fork_in_progress`
-/// (only while loading, as upstream).
+/// The loading fields of INFO persistence, last in the section (after the
+/// `aof_enabled` ones), only while loading, as upstream.
 pub fn info_loading_fields(srv: &Server, s: &mut String) {
     use std::fmt::Write as _;
     if !srv.rdb.loading {

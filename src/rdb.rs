@@ -1244,8 +1244,8 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
     );
     crate::aof::info_fields(srv, s);
     s.push_str("slot_migration_fork_in_progress:0\r\n");
-    crate::busy::info_loading_fields(srv, s);
     crate::aof::info_enabled_fields(srv, s);
+    crate::busy::info_loading_fields(srv, s);
 }
 
 #[cfg(test)]
