@@ -397,7 +397,12 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
         if !srv.rdb.loading {
             crate::aof::before_sleep(srv);
         }
+        // Replies written count as work done (upstream's events_processed_while_blocked):
+        // another nested turn then reads what the client sends next.
+        let pending = srv.clients_pending_write.len();
         crate::networking::handle_clients_with_pending_writes(el, srv);
+        let written = pending.saturating_sub(srv.clients_pending_write.len());
+        srv.busy.events_processed_while_blocked += written as u64;
         crate::networking::free_clients_in_async_free_queue(el, srv);
         return;
     }
