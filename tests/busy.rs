@@ -397,3 +397,43 @@ fn truncated_rdb_still_stops_the_server_after_serving_clients() {
         "{text}"
     );
 }
+
+#[test]
+fn shutdown_during_loading_exits_without_saving() {
+    for t in targets() {
+        let a = t.start(&[]);
+        let mut ca = a.conn();
+        populate(&mut ca);
+        assert_eq!(ca.call(&["SAVE"]), b"+OK\r\n");
+        let _ = ca.cmd(&["SHUTDOWN", "NOSAVE"]);
+        let rdb = a.dir.join("dump.rdb");
+        let before = std::fs::metadata(&rdb).unwrap();
+        let dir = a.dir.to_string_lossy().into_owned();
+        // Save points: a SHUTDOWN after loading would save.
+        let mut b = t.start(&[
+            "--dir",
+            &dir,
+            "--save",
+            "3600 1",
+            "--key-load-delay",
+            DELAY,
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ]);
+        let mut c = b.conn();
+        wait_loading(&b, &mut c);
+        // SHUTDOWN is flagged `loading`; while loading it never saves (forced NOSAVE).
+        let _ = c.send(&["SHUTDOWN"]);
+        let (out, closed) = c.read_until_close(Duration::from_secs(20));
+        assert!(closed && out.is_empty(), "{}: {:?}", b.kind.name(), out);
+        assert!(wait_for(Duration::from_secs(10), || !b.alive()));
+        let after = std::fs::metadata(&rdb).unwrap();
+        assert_eq!(
+            (before.len(), before.modified().unwrap()),
+            (after.len(), after.modified().unwrap()),
+            "{}: the half-loaded dataset was saved",
+            b.kind.name()
+        );
+        drop(a);
+    }
+}
