@@ -25,6 +25,17 @@
 //!   applies the hidden test knob `key-load-delay` (microseconds per key; a negative
 //!   value -N sleeps 1 us with probability 1/N, as upstream's `debugDelay`).
 //!
+//! # For scripts (EVAL / FCALL)
+//! From the instruction hook, once the script has run `busy-reply-threshold` ms: call
+//! [`enter`]`(srv, BusyKind::Eval)` (or `Function`) once, then
+//! [`process_events_while_blocked`]`(srv)` at every hook (upstream: every 100000
+//! instructions), checking afterwards whether SCRIPT KILL / FUNCTION KILL asked to stop;
+//! [`leave`]`(srv)` when the script ends, whatever the outcome. SHUTDOWN without NOSAVE
+//! answers the BUSY error meanwhile ([`script_busy`], [`busy_error`]); SCRIPT KILL,
+//! FUNCTION KILL and FUNCTION STATS must carry the `allow_busy` flag to run. The primary's
+//! stream waits until [`leave`] (applied in the next before-sleep). `DEBUG RS-BUSY`
+//! ([`debug_busy`]) follows this pattern.
+//!
 //! # The running client is protected
 //! The client whose command blocks is out of the slab while its command runs
 //! (`networking::take_client`), so nothing served meanwhile can read from, write to or
