@@ -856,6 +856,13 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
         }
     }
 
+    // 9a. Loading, then a busy script (upstream's place): only commands flagged
+    //     `loading` / `allow-busy` run for clients served meanwhile (src/busy.rs).
+    if let Some(e) = crate::busy::refusal(srv, c, id) {
+        reject(srv, c, Some(id), e);
+        return true;
+    }
+
     // 9b. A replica or monitor connection may not touch the keyspace; then CLIENT PAUSE
     //     postpones the commands it covers (src/pause.rs).
     if c.has_flag(cflags::REPLICA | cflags::MONITOR) {

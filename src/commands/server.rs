@@ -439,6 +439,11 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         }
         return;
     }
+    // A busy script: only SHUTDOWN NOSAVE (upstream's shutdownCommand).
+    if flags & crate::ops::SHUTDOWN_NOSAVE == 0 && crate::busy::script_busy(srv) {
+        c.reply.add_error(crate::busy::busy_error(srv));
+        return;
+    }
     let who = crate::ops::client_short_info(srv, c);
     match crate::ops::prepare_for_shutdown(srv, Some(who), flags) {
         crate::ops::Shutdown::Done => {
@@ -1083,8 +1088,18 @@ fn serialized_len(v: crate::object::ValueRef<'_>, compress: bool) -> usize {
 fn debug_command(srv: &mut Server, c: &mut Client) {
     let argc = c.argv.len();
     let sub = c.argv[1].clone();
+    let reloads = ["reload", "loadaof", "rs-busy"]
+        .iter()
+        .any(|s| eq_ic(&sub, s));
     if eq_ic(&sub, "help") && argc == 2 {
         c.reply.add_help("debug", DEBUG_HELP);
+    } else if reloads && crate::busy::serving(srv) {
+        // DEBUG runs while loading (flagged `loading`), but never a load or busy loop
+        // inside another (src/busy.rs).
+        c.reply.add_error(crate::busy::ERR_LOADING);
+    } else if eq_ic(&sub, "rs-busy") && (argc == 3 || argc == 4) {
+        // Ours (no upstream counterpart): a busy "script" for tests, src/busy.rs.
+        crate::busy::debug_busy(srv, c);
     } else if eq_ic(&sub, "sleep") && argc == 3 {
         let secs = strtod_lenient(&c.argv[2]);
         if let Ok(d) = std::time::Duration::try_from_secs_f64(secs) {
