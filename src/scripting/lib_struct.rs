@@ -197,6 +197,9 @@ unsafe fn pack(l: *mut lua_State) -> LibResult {
             s: check_lstring(l, 1)?,
             pos: 0,
         };
+        // Upstream pushes a nil to separate the arguments from its string buffer,
+        // so a missing first value reads as nil ("got nil", not "got no value").
+        ffi::lua_pushnil(l);
         let mut h = Header::new();
         let mut arg: c_int = 2;
         let mut out: Vec<u8> = Vec::new();
@@ -573,7 +576,11 @@ mod tests {
             ),
             (
                 "struct.pack('i')",
-                "bad argument #2 to 'pack' (number expected, got no value)",
+                "bad argument #2 to 'pack' (number expected, got nil)",
+            ),
+            (
+                "struct.pack('iii', 1)",
+                "bad argument #3 to 'pack' (number expected, got nil)",
             ),
             (
                 "struct.unpack('i', 'abcd', 'x')",
