@@ -481,3 +481,95 @@ mod tests {
         );
     }
 }
+
+/// Random inputs to every decoder and format parser of the libraries: each call
+/// either returns or raises a Lua error; none panics (which `call` would turn
+/// into `internal error in a scripting library`) or crashes.
+#[cfg(test)]
+mod fuzz {
+    use super::testutil::state;
+
+    fn install_all(lua: &mlua::Lua) -> mlua::Result<()> {
+        super::install(lua)?;
+        super::super::lib_cjson::install(lua)?;
+        super::super::lib_cmsgpack::install(lua)?;
+        super::super::lib_struct::install(lua)?;
+        super::super::rand::install(lua)
+    }
+
+    #[test]
+    fn random_inputs_never_panic() {
+        let lua = state(install_all);
+        let check: mlua::Function = lua
+            .load(
+                "local f, n, a, b, c = ... \
+                 local ok, e \
+                 if n == 1 then ok, e = pcall(f, a) \
+                 elseif n == 2 then ok, e = pcall(f, a, c) \
+                 else ok, e = pcall(f, a, b, c) end \
+                 return ok or not tostring(e):find('internal error', 1, true), ok",
+            )
+            .into_function()
+            .unwrap();
+        let globals = lua.globals();
+        let get = |lib: &str, f: &str| -> mlua::Function {
+            globals.get::<mlua::Table>(lib).unwrap().get(f).unwrap()
+        };
+        // (function, number of arguments: 1 = the input, 2 = input and offset,
+        // 3 = format, data, offset).
+        let targets = [
+            (get("cjson", "decode"), 1),
+            (get("cmsgpack", "unpack"), 1),
+            (get("cmsgpack", "unpack_one"), 2),
+            (get("cmsgpack", "unpack_limit"), 3),
+            (get("struct", "unpack"), 3),
+            (get("struct", "pack"), 3),
+            (get("struct", "size"), 1),
+        ];
+        let json_alphabet = b"{}[]:,\"\\u0123456789abcdefABCDEF.eE+-xtrufalsniINfy \t\n\0\x7f\xff";
+        let fmt_alphabet = b"<>!=xbBhHlLTiIfdcs 0123456789";
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let (mut values, mut errors) = (0u32, 0u32);
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let alphabet: &[u8] = match round % 3 {
+                0 => json_alphabet,
+                1 => fmt_alphabet,
+                _ => &[],
+            };
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if alphabet.is_empty() {
+                        r as u8
+                    } else {
+                        alphabet[(r % alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            let other: Vec<u8> = (0..(next() % 24)).map(|_| next() as u8).collect();
+            let s = lua.create_string(&bytes).unwrap();
+            let d = lua.create_string(&other).unwrap();
+            let (f, n) = &targets[round % targets.len()];
+            let offset = (next() % 50) as i64 - 5;
+            let (sane, ok): (bool, bool) = check.call((f, *n, s, d, offset)).unwrap();
+            assert!(sane, "round {round}: {bytes:?} / {other:?}");
+            if ok {
+                values += 1;
+            } else {
+                errors += 1;
+            }
+        }
+        // Both outcomes are exercised.
+        assert!(
+            values > 1000 && errors > 1000,
+            "values {values}, errors {errors}"
+        );
+    }
+}
