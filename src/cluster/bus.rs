@@ -651,8 +651,13 @@ pub enum BusError {
     /// A known extension whose payload is too small or a string with no NUL (this codec's
     /// check: upstream reads past the extension in that case).
     ExtBadPayload { ext_type: u16, len: u32 },
-    /// PUBLISH/PUBLISHSHARD whose channel length does not fit in totlen.
+    /// PUBLISH/PUBLISHSHARD whose channel length (or the two length fields) does not fit in
+    /// totlen.
     PublishExceeds { msg_type: u16, totlen: u32 },
+    /// PUBLISH/PUBLISHSHARD whose message length does not fit after the channel.
+    PublishMessageExceeds { msg_type: u16, totlen: u32 },
+    /// MODULE whose payload length (or its fixed fields) does not fit in totlen.
+    ModuleExceeds { totlen: u32 },
     /// totlen differs from the length the type and its counts imply.
     LengthMismatch {
         msg_type: u16,
@@ -746,6 +751,17 @@ impl fmt::Display for BusError {
                 "Received invalid {} packet with channel length that exceeds total packet \
                  length ({totlen})",
                 type_name(msg_type)
+            ),
+            BusError::PublishMessageExceeds { msg_type, totlen } => write!(
+                f,
+                "Received invalid {} packet with message length that exceeds total packet \
+                 length ({totlen})",
+                type_name(msg_type)
+            ),
+            BusError::ModuleExceeds { totlen } => write!(
+                f,
+                "Received invalid module packet with module payload length that exceeds total \
+                 packet length ({totlen})"
             ),
             BusError::LengthMismatch {
                 msg_type,
@@ -928,8 +944,9 @@ pub fn decode(buf: &[u8]) -> Result<Message, BusError> {
             })
         }
         TYPE_MODULE => {
-            if tl < MODULE_MIN_LEN {
-                return Err(mismatch(MODULE_MIN_LEN));
+            // [ref] 9.1.2 checks that the payload fits before comparing the total.
+            if tl < MODULE_MIN_LEN || be32(data, 8) as usize > tl - MODULE_MIN_LEN {
+                return Err(BusError::ModuleExceeds { totlen });
             }
             let len = be32(data, 8) as u64;
             let explen = MODULE_MIN_LEN as u64 + len;
@@ -1017,19 +1034,21 @@ fn decode_ping(h: &Header, msg_type: u16, totlen: u32, data: &[u8]) -> Result<Pi
     Ok(Ping { gossip, exts })
 }
 
+/// [ref] 9.1.2 checks the channel length, then the message length, against what is left of
+/// totlen (a packet too short for the two length fields is a "channel length" failure), and
+/// only then compares the total.
 fn decode_publish(msg_type: u16, totlen: u32, data: &[u8]) -> Result<Publish, BusError> {
     if data.len() < 8 {
-        return Err(BusError::LengthMismatch {
-            msg_type,
-            totlen,
-            explen: PUBLISH_MIN_LEN as u64,
-        });
+        return Err(BusError::PublishExceeds { msg_type, totlen });
     }
     let channel_len = be32(data, 0) as u64;
     let message_len = be32(data, 4) as u64;
     let room = (data.len() - 8) as u64;
     if channel_len > room {
         return Err(BusError::PublishExceeds { msg_type, totlen });
+    }
+    if message_len > room - channel_len {
+        return Err(BusError::PublishMessageExceeds { msg_type, totlen });
     }
     let explen = PUBLISH_MIN_LEN as u64 + channel_len + message_len;
     if explen != totlen as u64 {
