@@ -1149,6 +1149,46 @@ fn reference_accepts_our_meet_and_ping() {
         got,
         b"*3\r\n$7\r\nmessage\r\n$8\r\nbus-news\r\n$14\r\nfrom the codec\r\n"
     );
+    // 5. Our UPDATE about ourselves (configEpoch 5, slots 0-10) is applied: the reference
+    //    binds the slots to us. Then our FAIL about ourselves marks us failing there.
+    let mut slots = Box::new([0u8; SLOTS_BYTES]);
+    for s in 0..=10 {
+        slot_set(&mut slots, s);
+    }
+    out.send(&Message {
+        header: our_header(&ours, our_port, our_cport),
+        body: Body::Update(Update {
+            config_epoch: 5,
+            nodename: ours,
+            slots,
+        }),
+    });
+    let our_line = |admin: &mut Conn| {
+        cluster_nodes(admin)
+            .lines()
+            .find(|l| l.starts_with(&ours_s))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || our_line(&mut admin)
+            .ends_with(" 5 connected 0-10")),
+        "{}",
+        cluster_nodes(&mut admin)
+    );
+    out.send(&Message {
+        header: our_header(&ours, our_port, our_cport),
+        body: Body::Fail(ours),
+    });
+    assert!(
+        wait_for(Duration::from_secs(10), || our_line(&mut admin)
+            .contains(" master,fail ")),
+        "{}",
+        cluster_nodes(&mut admin)
+    );
+    assert!(srv
+        .log()
+        .contains(&format!("FAIL message received from {ours_s}")));
     // The reference is healthy: its log has no complaint about our messages.
     let log = srv.log();
     assert!(!log.contains("Received invalid"), "{log}");
