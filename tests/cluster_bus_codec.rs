@@ -21,11 +21,12 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const FIXTURES: [&str; 9] = [
+const FIXTURES: [&str; 10] = [
     "meet",
     "ping",
     "pong",
     "ping_ext",
+    "ping_paused",
     "publish",
     "publishshard",
     "update",
@@ -153,6 +154,19 @@ fn fixtures_decode_with_the_reference_facts() {
     assert!(forgotten[0].1 <= 60, "ttl within cluster-blacklist-ttl");
     assert_eq!(p.exts[7].ext_type(), EXT_FORGOTTEN_NODE);
     assert_eq!(p.exts[8].ext_type(), EXT_SHARDID);
+
+    // After our MFSTART (as A's replica), A PINGs us at once with PAUSED, and only then.
+    let paused = decode(&fixture("ping_paused")).expect("ping_paused");
+    check_from_a(&paused, &f);
+    assert_eq!(
+        paused.header.mflags,
+        [MFLAG0_EXT_DATA | MFLAG0_PAUSED, 0, 0]
+    );
+    assert_eq!(paused.header.offset, 0, "no writes on A: offset 0");
+    for other in ["meet", "ping", "pong", "ping_ext"] {
+        let m = decode(&fixture(other)).unwrap();
+        assert_eq!(m.header.mflags, [MFLAG0_EXT_DATA, 0, 0], "{other}");
+    }
 
     let publish = decode(&fixture("publish")).expect("publish");
     check_from_a(&publish, &f);
@@ -1189,6 +1203,45 @@ fn reference_accepts_our_meet_and_ping() {
     assert!(srv
         .log()
         .contains(&format!("FAIL message received from {ours_s}")));
+    // 6. As its replica (a PING claiming it as primary, with its shard id), our MFSTART
+    //    starts a manual failover there: it PINGs us with mflags PAUSED.
+    let ref_shard = String::from_utf8_lossy(&admin.call(&["CLUSTER", "MYSHARDID"])).into_owned();
+    let ref_shard = name(ref_shard.lines().nth(1).expect("bulk"));
+    let mut as_replica = our_header(&ours, our_port, our_cport);
+    as_replica.flags = NODE_REPLICA | NODE_EXTENSIONS_SUPPORTED;
+    as_replica.replicaof = ref_name;
+    out.send(&Message {
+        header: as_replica.clone(),
+        body: Body::Ping(Ping {
+            gossip: vec![],
+            exts: vec![Ext::shard_id(&ref_shard)],
+        }),
+    });
+    assert!(
+        wait_for(Duration::from_secs(10), || our_line(&mut admin)
+            .contains(&format!(" slave,fail {ref_id} "))),
+        "{}",
+        cluster_nodes(&mut admin)
+    );
+    out.send(&Message {
+        header: as_replica,
+        body: Body::MfStart,
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = inb.read();
+        if m.header.mflags[0] & MFLAG0_PAUSED != 0 {
+            assert_eq!(m.msg_type(), TYPE_PING);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no PAUSED PING after our MFSTART"
+        );
+    }
+    assert!(srv
+        .log()
+        .contains(&format!("Manual failover requested by replica {ours_s}")));
     // The reference is healthy: its log has no complaint about our messages.
     let log = srv.log();
     assert!(!log.contains("Received invalid"), "{log}");

@@ -4,7 +4,8 @@ Usage: python3 capture_fixtures.py VALKEY_SERVER OUTDIR
 Starts two reference nodes A (all slots, configEpoch bumped) and C (no slots), makes A meet a
 fake node (this script), then: MEET and PING from A; PONG to a PING of ours; PUBLISH;
 UPDATE (we claim slot 0 with a stale configEpoch); FAILOVER_AUTH_ACK (we ask as a replica of C,
-FORCEACK); FAIL (C is killed); PUBLISHSHARD (we claim to be A's replica). Writes facts.txt with
+FORCEACK); FAIL (C is killed); PUBLISHSHARD (we claim to be A's replica); a PING with
+PAUSED (after our MFSTART). Writes facts.txt with
 what the reference reports (CLUSTER MYID, ports, epochs) for the tests to compare with."""
 import os, shutil, socket, struct, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -142,6 +143,16 @@ try:
             break
         got.pop("PING")
     os.rename(f"{OUT}/ping.bin", f"{OUT}/ping_ext.bin")
+    open(f"{OUT}/ping.bin", "wb").write(first_ping)
+    # MFSTART from us (A's replica): A pauses writes and PINGs us at once with mflags PAUSED.
+    c.sendall(encode(8, NAME, fport, fcport, flags=2, replicaof=aid.encode(), cur=10))
+    got.pop("PING", None)
+    while True:
+        m = pump("PING")
+        if m[2253] & 1:
+            break
+        got.pop("PING")
+    os.rename(f"{OUT}/ping.bin", f"{OUT}/ping_paused.bin")
     open(f"{OUT}/ping.bin", "wb").write(first_ping)
     info = cli(aport, "cluster", "info")
     facts = {
