@@ -1521,7 +1521,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 let _ = write!(s, "errorstat_{}:count={}\r\n", code, n);
             }
         }
-        "cluster" => s.push_str("cluster_enabled:0\r\n"),
+        "cluster" => {
+            let on = srv.config.cluster_enabled as u8;
+            let _ = write!(s, "cluster_enabled:{}\r\n", on);
+        }
         "cluster_info" => {}
         "scripting_engines" => s.push_str(
             "engines_count:0\r\nengines_total_used_memory:0\r\n\
