@@ -186,6 +186,8 @@ fn key_slots_counts_and_errors() {
     ] {
         s(&mut oc, &mut rc, argv);
     }
+    assert_eq!(server_mode(&mut oc), server_mode(&mut rc));
+    assert_eq!(server_mode(&mut rc), "server_mode:cluster");
 }
 
 #[test]
@@ -335,7 +337,19 @@ fn standalone_mode() {
         &["SELECT", "1"],
         &["SWAPDB", "0", "1"],
         &["INFO", "cluster"],
+        &["COMMAND", "INFO", "asking", "readonly", "readwrite"],
+        &["COMMAND", "DOCS", "asking"],
+        &["COMMAND", "DOCS", "readonly"],
     ] {
         same(&mut oc, &mut rc, argv);
     }
+    assert_eq!(server_mode(&mut oc), "server_mode:standalone");
+    assert_eq!(server_mode(&mut rc), "server_mode:standalone");
+}
+
+/// The `server_mode:` line of INFO server.
+fn server_mode(c: &mut Conn) -> String {
+    let info = String::from_utf8(c.call(&["INFO", "server"])).unwrap();
+    let line = info.lines().find(|l| l.starts_with("server_mode:"));
+    line.unwrap_or_default().to_string()
 }
