@@ -120,8 +120,23 @@ fn key_slots_counts_and_errors() {
     let got = oc.call(&["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
     assert_eq!(sorted_bulks(&got), sorted_bulks(&want));
     assert_eq!(sorted_bulks(&got).len(), 2);
+    // The index survives a reload (keys inserted by the RDB loader) and follows the
+    // deletion of an expired key.
+    s(&mut oc, &mut rc, &["DEBUG", "RELOAD"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["SET", "{user}e", "v", "PX", "1"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    std::thread::sleep(Duration::from_millis(20));
+    s(&mut oc, &mut rc, &["GET", "{user}e"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
     s(&mut oc, &mut rc, &["FLUSHALL"]);
     s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+    s(&mut oc, &mut rc, &["SET", "{user}f", "v"]);
+    s(&mut oc, &mut rc, &["FLUSHALL", "ASYNC"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["SET", "{user}g", "v"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
 
     // Argument errors (5.4).
     for argv in [
