@@ -234,6 +234,9 @@ fn crossslot_and_transactions() {
         &["LMPOP", "2", "l1", "l2", "LEFT"],
         &["SPUBLISH", "ch", "m"],
         &["PUBLISH", "ch", "m"],
+        &["SSUBSCRIBE", "a", "b"],
+        &["SUNSUBSCRIBE", "a", "b"],
+        &["SUNSUBSCRIBE", "{x}a", "{x}b"],
         &["PING"],
         // MULTI/EXEC: the queued commands' slots must agree at EXEC.
         &["MULTI"],
