@@ -192,12 +192,27 @@ pub struct Server {
     pub audit: crate::audit::Audit,
     /// maxmemory: the eviction pool and the cached policy (src/evict.rs).
     pub evict: crate::evict::EvictState,
+    /// Cluster mode (`cluster-enabled yes`): the slot table (src/cluster/mod.rs).
+    pub cluster: Option<Box<crate::cluster::ClusterState>>,
 }
 
 impl Server {
     pub fn new(config: Config) -> Server {
         let now = util::mstime();
-        let dbs = (0..config.databases).map(Db::new).collect();
+        // Cluster mode: `cluster-databases` databases, each keeping a per-slot key index.
+        let ndbs = if config.cluster_enabled {
+            crate::kvstore::enable_slot_index();
+            config
+                .get("cluster-databases")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1)
+        } else {
+            config.databases
+        };
+        let cluster = config
+            .cluster_enabled
+            .then(|| Box::new(crate::cluster::ClusterState::new()));
+        let dbs = (0..ndbs).map(Db::new).collect();
         let hz = config.hz;
         let commands = CommandTable::new();
         let acl = crate::aclsrv::AclState::new(&commands, &config);
@@ -254,6 +269,7 @@ impl Server {
             authguard: Default::default(),
             audit: Default::default(),
             evict,
+            cluster,
         }
     }
 

@@ -1305,7 +1305,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:{}\r\n\
                  valkey_release_stage:ga\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n\
-                 redis_build_id:0000000000000000\r\nserver_mode:standalone\r\nos:{}\r\n\
+                 redis_build_id:0000000000000000\r\nserver_mode:{}\r\nos:{}\r\n\
                  arch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\n\
                  multiplexing_api:epoll\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\n\
                  process_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\n\
@@ -1313,6 +1313,11 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  clients_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\
                  io_threads_active:0\r\navailability_zone:\r\n",
                 VALKEY_VERSION,
+                if srv.config.cluster_enabled {
+                    "cluster"
+                } else {
+                    "standalone"
+                },
                 os,
                 std::process::id(),
                 srv.run_id,
@@ -1536,7 +1541,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 let _ = write!(s, "errorstat_{}:count={}\r\n", code, n);
             }
         }
-        "cluster" => s.push_str("cluster_enabled:0\r\n"),
+        "cluster" => {
+            let on = srv.config.cluster_enabled as u8;
+            let _ = write!(s, "cluster_enabled:{}\r\n", on);
+        }
         "cluster_info" => {}
         "scripting_engines" => s.push_str(
             "engines_count:0\r\nengines_total_used_memory:0\r\n\
