@@ -674,6 +674,8 @@ LUA_API void lua_rawset (lua_State *L, int idx) {
   api_checknelems(L, 2);
   t = index2adr(L, idx);
   api_check(L, ttistable(t));
+  if (hvalue(t)->readonly)  /* valkey-rs: read-only table */
+    luaG_runerror(L, "Attempt to modify a readonly table");
   setobj2t(L, luaH_set(L, hvalue(t), L->top-2), L->top-1);
   luaC_barriert(L, hvalue(t), L->top-1);
   L->top -= 2;
@@ -687,6 +689,8 @@ LUA_API void lua_rawseti (lua_State *L, int idx, int n) {
   api_checknelems(L, 1);
   o = index2adr(L, idx);
   api_check(L, ttistable(o));
+  if (hvalue(o)->readonly)  /* valkey-rs: read-only table */
+    luaG_runerror(L, "Attempt to modify a readonly table");
   setobj2t(L, luaH_setnum(L, hvalue(o), n), L->top-1);
   luaC_barriert(L, hvalue(o), L->top-1);
   L->top--;
@@ -709,6 +713,8 @@ LUA_API int lua_setmetatable (lua_State *L, int objindex) {
   }
   switch (ttype(obj)) {
     case LUA_TTABLE: {
+      if (hvalue(obj)->readonly)  /* valkey-rs: read-only table */
+        luaG_runerror(L, "Attempt to modify a readonly table");
       hvalue(obj)->metatable = mt;
       if (mt)
         luaC_objbarriert(L, hvalue(obj), mt);
@@ -728,6 +734,28 @@ LUA_API int lua_setmetatable (lua_State *L, int objindex) {
   L->top--;
   lua_unlock(L);
   return 1;
+}
+
+
+/* valkey-rs: read-only tables. A read-only table refuses every write: the
+** assignment path (luaV_settable, so also lua_settable/lua_setfield and
+** __newindex chains through it), lua_rawset, lua_rawseti (and so the table
+** library) and lua_setmetatable, all with "Attempt to modify a readonly table".
+** Reads are unchanged. */
+LUA_API void lua_enablereadonlytable (lua_State *L, int idx, int enabled) {
+  StkId o;
+  lua_lock(L);
+  o = index2adr(L, idx);
+  api_check(L, ttistable(o));
+  if (ttistable(o))  /* anything else: no-op, even without api checks */
+    hvalue(o)->readonly = cast_byte(enabled != 0);
+  lua_unlock(L);
+}
+
+
+LUA_API int lua_isreadonlytable (lua_State *L, int idx) {
+  StkId o = index2adr(L, idx);
+  return ttistable(o) && hvalue(o)->readonly;
 }
 
 

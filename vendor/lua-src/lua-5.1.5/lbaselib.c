@@ -340,17 +340,24 @@ static int luaB_assert (lua_State *L) {
 
 
 static int luaB_unpack (lua_State *L) {
-  int i, e, n;
+  int i, e, n, k;
+  unsigned int span;
   luaL_checktype(L, 1, LUA_TTABLE);
   i = luaL_optint(L, 2, 1);
   e = luaL_opt(L, luaL_checkint, 3, luaL_getn(L, 1));
   if (i > e) return 0;  /* empty range */
-  n = e - i + 1;  /* number of elements */
-  if (n <= 0 || !lua_checkstack(L, n))  /* n <= 0 means arith. overflow */
+  /* valkey-rs (CVE-2025-46817): stock computed e - i + 1 in int, which
+     overflows (undefined behaviour) for ranges such as 1..2^31-1 or
+     -2^31..2^31-1, so the "n <= 0" guard could be optimised away. With
+     i <= e the difference e - i is exact in unsigned arithmetic (at most
+     2^32 - 1); refuse anything that does not fit an int before adding 1,
+     and walk by count so no index is ever incremented past e. */
+  span = (unsigned int)e - (unsigned int)i;
+  if (span >= (unsigned int)INT_MAX || !lua_checkstack(L, (int)span + 1))
     return luaL_error(L, "too many results to unpack");
-  lua_rawgeti(L, 1, i);  /* push arg[i] (avoiding overflow problems) */
-  while (i++ < e)  /* push arg[i + 1...e] */
-    lua_rawgeti(L, 1, i);
+  n = (int)span + 1;
+  for (k = 0; k < n; k++)  /* i + k <= e: no overflow */
+    lua_rawgeti(L, 1, i + k);
   return n;
 }
 

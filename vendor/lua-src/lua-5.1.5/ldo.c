@@ -493,10 +493,12 @@ static void f_parser (lua_State *L, void *ud) {
   Proto *tf;
   Closure *cl;
   struct SParser *p = cast(struct SParser *, ud);
-  int c = luaZ_lookahead(p->z);
   luaC_checkGC(L);
-  tf = ((c == LUA_SIGNATURE[0]) ? luaU_undump : luaY_parser)(L, p->z,
-                                                             &p->buff, p->name);
+  /* valkey-rs: chunks are always parsed as source text, never undumped: a
+     precompiled chunk (first byte ESC, LUA_SIGNATURE) is a syntax error
+     ("unexpected symbol near 'char(27)'"), so hand-made bytecode cannot reach
+     the VM. lundump.c stays compiled but is unreachable. */
+  tf = luaY_parser(L, p->z, &p->buff, p->name);
   cl = luaF_newLclosure(L, tf->nups, hvalue(gt(L)));
   cl->l.p = tf;
   for (i = 0; i < tf->nups; i++)  /* initialize eventual upvalues */

@@ -207,8 +207,18 @@ static void read_numeral (LexState *ls, SemInfo *seminfo) {
 }
 
 
-static int skip_sep (LexState *ls) {
-  int count = 0;
+/* valkey-rs (CVE-2025-46819): stock counted the '=' of a long bracket in an
+** int and returned -count-1 for a malformed one, and read_long_string cut the
+** string out of the buffer at 2+sep and 2*(2+sep) in int arithmetic. A level
+** above INT_MAX/2 (a chunk built with string.rep and given to loadstring)
+** overflowed that arithmetic and the string was copied from outside the
+** buffer. Levels are now size_t: skip_sep stores the number of '=' in *level
+** and returns whether the bracket is well formed ('[' '='* '[' or the ']'
+** form), and every offset is computed in size_t (the buffer always holds the
+** two brackets, so 2*(2+level) <= its length).
+*/
+static int skip_sep (LexState *ls, size_t *level) {
+  size_t count = 0;
   int s = ls->current;
   lua_assert(s == '[' || s == ']');
   save_and_next(ls);
@@ -216,11 +226,13 @@ static int skip_sep (LexState *ls) {
     save_and_next(ls);
     count++;
   }
-  return (ls->current == s) ? count : (-count) - 1;
+  *level = count;
+  return ls->current == s;
 }
 
 
-static void read_long_string (LexState *ls, SemInfo *seminfo, int sep) {
+static void read_long_string (LexState *ls, SemInfo *seminfo, size_t sep) {
+  size_t level;  /* valkey-rs: level of a bracket met inside the string */
   int cont = 0;
   (void)(cont);  /* avoid warnings when `cont' is not used */
   save_and_next(ls);  /* skip 2nd `[' */
@@ -234,7 +246,7 @@ static void read_long_string (LexState *ls, SemInfo *seminfo, int sep) {
         break;  /* to avoid warnings */
 #if defined(LUA_COMPAT_LSTR)
       case '[': {
-        if (skip_sep(ls) == sep) {
+        if (skip_sep(ls, &level) && level == sep) {  /* valkey-rs */
           save_and_next(ls);  /* skip 2nd `[' */
           cont++;
 #if LUA_COMPAT_LSTR == 1
@@ -246,7 +258,7 @@ static void read_long_string (LexState *ls, SemInfo *seminfo, int sep) {
       }
 #endif
       case ']': {
-        if (skip_sep(ls) == sep) {
+        if (skip_sep(ls, &level) && level == sep) {  /* valkey-rs */
           save_and_next(ls);  /* skip 2nd `]' */
 #if defined(LUA_COMPAT_LSTR) && LUA_COMPAT_LSTR == 2
           cont--;
@@ -269,7 +281,7 @@ static void read_long_string (LexState *ls, SemInfo *seminfo, int sep) {
       }
     }
   } endloop:
-  if (seminfo)
+  if (seminfo)  /* valkey-rs: sep is a size_t, so is this arithmetic */
     seminfo->ts = luaX_newstring(ls, luaZ_buffer(ls->buff) + (2 + sep),
                                      luaZ_bufflen(ls->buff) - 2*(2 + sep));
 }
@@ -346,9 +358,10 @@ static int llex (LexState *ls, SemInfo *seminfo) {
         /* else is a comment */
         next(ls);
         if (ls->current == '[') {
-          int sep = skip_sep(ls);
+          size_t sep;  /* valkey-rs: size_t level, see skip_sep */
+          int wellformed = skip_sep(ls, &sep);
           luaZ_resetbuffer(ls->buff);  /* `skip_sep' may dirty the buffer */
-          if (sep >= 0) {
+          if (wellformed) {
             read_long_string(ls, NULL, sep);  /* long comment */
             luaZ_resetbuffer(ls->buff);
             continue;
@@ -360,12 +373,12 @@ static int llex (LexState *ls, SemInfo *seminfo) {
         continue;
       }
       case '[': {
-        int sep = skip_sep(ls);
-        if (sep >= 0) {
+        size_t sep;  /* valkey-rs: size_t level, see skip_sep */
+        if (skip_sep(ls, &sep)) {
           read_long_string(ls, seminfo, sep);
           return TK_STRING;
         }
-        else if (sep == -1) return '[';
+        else if (sep == 0) return '[';  /* a lone '[' */
         else luaX_lexerror(ls, "invalid long string delimiter", TK_STRING);
       }
       case '=': {

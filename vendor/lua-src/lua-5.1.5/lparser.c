@@ -383,14 +383,23 @@ static void close_func (LexState *ls) {
 Proto *luaY_parser (lua_State *L, ZIO *z, Mbuffer *buff, const char *name) {
   struct LexState lexstate;
   struct FuncState funcstate;
+  /* valkey-rs (CVE-2025-49844): the chunk name is a fresh string held only
+     by the LexState, a C struct the collector does not see, while the lexer
+     and every prototype of the chunk use it; a collection that finds it
+     unreferenced frees it under the parser. Keep it in a stack slot for the
+     whole parse (an error unwinds the stack, so no pop on that path). */
+  TString *source = luaS_new(L, name);
+  setsvalue2s(L, L->top, source);
+  incr_top(L);
   lexstate.buff = buff;
-  luaX_setinput(L, &lexstate, z, luaS_new(L, name));
+  luaX_setinput(L, &lexstate, z, source);
   open_func(&lexstate, &funcstate);
   funcstate.f->is_vararg = VARARG_ISVARARG;  /* main func. is always vararg */
   luaX_next(&lexstate);  /* read first token */
   chunk(&lexstate);
   check(&lexstate, TK_EOS);
   close_func(&lexstate);
+  L->top--;  /* valkey-rs: drop the chunk-name anchor */
   lua_assert(funcstate.prev == NULL);
   lua_assert(funcstate.f->nups == 0);
   lua_assert(lexstate.fs == NULL);

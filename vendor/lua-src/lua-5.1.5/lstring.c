@@ -72,13 +72,51 @@ static TString *newlstr (lua_State *L, const char *str, size_t l,
 }
 
 
+/* valkey-rs: the string hash reads every byte. Stock 5.1 sampled at most ~32
+** characters of a long string, so long strings that differ only between the
+** samples (a common prefix, a counter in the middle) all fell into one chain of
+** the string table, and interning them became quadratic. Upstream Valkey hashes
+** with MurmurHash3 (x86, 32-bit) seeded with the length; we compute the same
+** function (written here from the published algorithm), which also keeps the
+** iteration order of string-keyed tables (pairs, next) identical to upstream.
+** Blocks are read as little-endian bytes, as upstream does on x86.
+*/
+static unsigned int rotl32 (unsigned int x, int r) {
+  return (x << r) | (x >> (32 - r));
+}
+
+static unsigned int hash_bytes (const char *str, size_t l) {
+  const unsigned char *p = cast(const unsigned char *, str);
+  const unsigned int c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
+  unsigned int h = cast(unsigned int, l);  /* seed: the length */
+  unsigned int k;
+  size_t nblocks = l / 4, b;
+  for (b = 0; b < nblocks; b++, p += 4) {
+    k = cast(unsigned int, p[0]) | (cast(unsigned int, p[1]) << 8) |
+        (cast(unsigned int, p[2]) << 16) | (cast(unsigned int, p[3]) << 24);
+    k *= c1; k = rotl32(k, 15); k *= c2;
+    h ^= k;
+    h = rotl32(h, 13) * 5 + 0xe6546b64u;
+  }
+  k = 0;
+  switch (l & 3) {  /* the 1 to 3 trailing bytes */
+    case 3: k ^= cast(unsigned int, p[2]) << 16;  /* FALLTHROUGH */
+    case 2: k ^= cast(unsigned int, p[1]) << 8;  /* FALLTHROUGH */
+    case 1: k ^= cast(unsigned int, p[0]);
+            k *= c1; k = rotl32(k, 15); k *= c2;
+            h ^= k;
+  }
+  h ^= cast(unsigned int, l);  /* finalization: avalanche */
+  h ^= h >> 16; h *= 0x85ebca6bu;
+  h ^= h >> 13; h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+
 TString *luaS_newlstr (lua_State *L, const char *str, size_t l) {
   GCObject *o;
-  unsigned int h = cast(unsigned int, l);  /* seed */
-  size_t step = (l>>5)+1;  /* if string is too long, don't hash all its chars */
-  size_t l1;
-  for (l1=l; l1>=step; l1-=step)  /* compute hash */
-    h = h ^ ((h<<5)+(h>>2)+cast(unsigned char, str[l1-1]));
+  unsigned int h = hash_bytes(str, l);  /* valkey-rs: every byte, see above */
   for (o = G(L)->strt.hash[lmod(h, G(L)->strt.size)];
        o != NULL;
        o = o->gch.next) {

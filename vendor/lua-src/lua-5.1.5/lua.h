@@ -194,6 +194,10 @@ LUA_API void  (lua_rawseti) (lua_State *L, int idx, int n);
 LUA_API int   (lua_setmetatable) (lua_State *L, int objindex);
 LUA_API int   (lua_setfenv) (lua_State *L, int idx);
 
+/* valkey-rs: read-only tables (lapi.c) */
+LUA_API void  (lua_enablereadonlytable) (lua_State *L, int idx, int enabled);
+LUA_API int   (lua_isreadonlytable) (lua_State *L, int idx);
+
 
 /*
 ** `load' and `call' functions (load and run Lua code)
