@@ -94,6 +94,8 @@
 #   BENCH_LAZYFREE_ELEMS   [10000000]
 #   BENCH_LAZYFREE_RUNS    [3]
 #   BENCH_LAZYFREE_SERVERS [valkey-rs reference]
+#   BENCH_OURS             the valkey-rs binary of every mode [./target/release/valkey-rs-server]
+#                          (e.g. a `--features jemalloc` build kept elsewhere)
 # `./utils/bench.sh types` (not part of `make bench`): the value layout's cost on the type
 # commands. redis-benchmark -t set, get, lpush, hset, sadd, zadd (one big collection each) plus
 # rows that build many small collections (LPUSH/HSET/SADD/ZADD on __rand_int__ keys: a
@@ -153,7 +155,7 @@ fi
 [ -x "$REF" ] || { echo "reference valkey-server not found ($REF): run 'make deps'" >&2; exit 1; }
 
 cargo build --release >&2
-OURS=./target/release/valkey-rs-server
+OURS=${BENCH_OURS:-./target/release/valkey-rs-server}
 
 if [ "$(nproc)" -ge 2 ]; then
     SERVER_CPU=(taskset -c 0)
