@@ -149,6 +149,13 @@ pub(crate) fn global_seed() -> u64 {
 // Entries
 
 const OFF_META: usize = 8;
+/// Bytes of a value kept whole in an entry.
+const VALUE_SIZE: usize = std::mem::size_of::<Value>();
+
+#[inline]
+fn align8(o: usize) -> usize {
+    (o + 7) & !7
+}
 const OFF_BODY: usize = 12;
 const EXPIRE_BLOCK: usize = 16;
 
@@ -170,7 +177,8 @@ enum Stored<'a> {
     Int(i64),
     /// An inline string (at most [`INLINE_STR_MAX`] bytes) and whether it reports `raw`.
     Emb(&'a [u8], bool),
-    Boxed(Box<Value>),
+    /// A value kept whole in the entry (16 bytes at an 8-aligned offset).
+    Boxed(Value),
     /// The value field of another entry, copied byte for byte (ownership of a boxed value
     /// moves with it), with its `VALUE_BITS` of meta.
     Moved {
@@ -204,7 +212,7 @@ impl Stored<'_> {
             Stored::Int(_) => 8,
             Stored::Emb(b, _) if b.len() > u8::MAX as usize => 4 + b.len(),
             Stored::Emb(b, _) => 1 + b.len(),
-            Stored::Boxed(_) => 8,
+            Stored::Boxed(_) => VALUE_SIZE,
             Stored::Moved { field, .. } => field.len(),
         }
     }
@@ -242,11 +250,16 @@ impl Entry {
         if expire.is_some() {
             meta |= F_EXPIRE;
         }
-        let size = OFF_BODY
+        let key_end = OFF_BODY
             + if expire.is_some() { EXPIRE_BLOCK } else { 0 }
             + if long { 8 } else { 1 }
-            + key.len()
-            + val.size();
+            + key.len();
+        let val_off = if (val.bits() & KIND_MASK) >> KIND_SHIFT == KIND_BOX {
+            align8(key_end)
+        } else {
+            key_end
+        };
+        let size = val_off + val.size();
         let layout = Layout::from_size_align(size, 8).expect("entry layout");
         // SAFETY: size is non-zero (>= OFF_BODY).
         let p = unsafe { alloc::alloc(layout) };
@@ -275,6 +288,8 @@ impl Entry {
             }
             ptr::copy_nonoverlapping(key.as_ptr(), p.add(o), key.len());
             o += key.len();
+            debug_assert_eq!(o, key_end);
+            o = val_off;
             match val {
                 Stored::Int(n) => ptr::write_unaligned(p.add(o) as *mut i64, n),
                 Stored::Emb(b, _) => {
@@ -288,10 +303,7 @@ impl Entry {
                     };
                     ptr::copy_nonoverlapping(b.as_ptr(), p.add(o + h), b.len());
                 }
-                Stored::Boxed(b) => {
-                    live_add(1);
-                    ptr::write_unaligned(p.add(o) as *mut *mut Value, Box::into_raw(b))
-                }
+                Stored::Boxed(v) => ptr::write(p.add(o) as *mut Value, v),
                 Stored::Moved { field, .. } => {
                     ptr::copy_nonoverlapping(field.as_ptr(), p.add(o), field.len())
                 }
@@ -413,7 +425,11 @@ impl Entry {
     #[inline]
     fn value_off(self) -> usize {
         let (o, n) = self.key_pos();
-        o + n
+        if self.kind() == KIND_BOX {
+            align8(o + n)
+        } else {
+            o + n
+        }
     }
 
     /// Total allocated size, recomputed from the contents (the layout of `alloc`).
@@ -424,6 +440,7 @@ impl Entry {
                 let (h, n) = self.inline_str_pos(o);
                 h + n
             }
+            KIND_BOX => VALUE_SIZE,
             _ => 8,
         }
     }
@@ -450,18 +467,19 @@ impl Entry {
         // SAFETY: the entry is live; the copy is made before anything can change it.
         match unsafe { self.value_ref() } {
             ValueRef::Str(b) => Value::Str {
-                bytes: b.to_vec(),
+                bytes: Box::new(b.to_vec()),
                 raw: self.meta() & F_RAW != 0,
             },
             v => v.to_owned(),
         }
     }
 
+    /// The value kept whole in the entry (kind KIND_BOX), at an aligned offset.
     #[inline]
     fn boxed_ptr(self) -> *mut Value {
         debug_assert_eq!(self.kind(), KIND_BOX);
-        // SAFETY: boxed entries store a `*mut Value` at the value offset.
-        unsafe { ptr::read_unaligned(self.0.add(self.value_off()) as *const *mut Value) }
+        // SAFETY: such entries hold a Value at the (8-aligned) value offset.
+        unsafe { self.0.add(self.value_off()) as *mut Value }
     }
 
     /// The value. The caller picks a lifetime no longer than the entry lives (and during
@@ -495,9 +513,8 @@ impl Entry {
     /// Frees the entry, dropping its boxed value if any.
     fn free(self) {
         if self.kind() == KIND_BOX {
-            // SAFETY: the pointer came from Box::into_raw and is owned by this entry only.
-            drop(unsafe { Box::from_raw(self.boxed_ptr()) });
-            live_add(-1);
+            // SAFETY: the value is owned by this entry only and dropped once.
+            unsafe { ptr::drop_in_place(self.boxed_ptr()) };
         }
         self.dealloc();
     }
@@ -506,10 +523,9 @@ impl Entry {
     fn into_value(self) -> Value {
         // SAFETY: the entry is live until dealloc below; the value is copied out first.
         let v = match self.kind() {
-            KIND_BOX => {
-                live_add(-1);
-                *unsafe { Box::from_raw(self.boxed_ptr()) }
-            }
+            // SAFETY: the value is moved out once; the block is released without
+            // dropping it.
+            KIND_BOX => unsafe { ptr::read(self.boxed_ptr()) },
             _ => self.owned_value(),
         };
         self.dealloc();
@@ -892,7 +908,7 @@ impl KvStore {
             // The value is copied out before the old entry is released.
             let v = e.owned_value();
             let exp = e.expire().map(|w| (w, e.ttl_pos()));
-            let new = e.rebuild(Some(Stored::Boxed(Box::new(v))), e.meta() & LRU_MASK, exp);
+            let new = e.rebuild(Some(Stored::Boxed(v)), e.meta() & LRU_MASK, exp);
             self.relink(link, new);
             e.free();
             new.boxed_ptr()
@@ -1096,7 +1112,7 @@ impl KvStore {
             Value::Str { ref bytes, raw } if bytes.len() <= INLINE_STR_MAX => {
                 Stored::Emb(bytes, raw)
             }
-            other => Stored::Boxed(Box::new(other)),
+            other => Stored::Boxed(other),
         };
         if let Some((link, _)) = found {
             // SAFETY: link points at a live entry (nothing changed the table since).
@@ -1611,11 +1627,11 @@ impl KvStore {
         // SAFETY: entries are live blocks of the global allocator.
         let mut n = unsafe { crate::zmalloc::usable_size(e.0) };
         if e.kind() == KIND_BOX {
-            let b = e.boxed_ptr();
-            // SAFETY: as above, for the Box allocation.
-            n += unsafe { crate::zmalloc::usable_size(b as *const u8) };
-            // SAFETY: a boxed entry's pointer is a live Box<Value> owned by the table.
-            if let Value::Str { bytes, .. } = unsafe { &*b } {
+            // SAFETY: the entry's value is live and owned by the table.
+            if let Value::Str { bytes, .. } = unsafe { &*e.boxed_ptr() } {
+                // SAFETY: the string's box is a live block of the global allocator.
+                n +=
+                    unsafe { crate::zmalloc::usable_size(&**bytes as *const Vec<u8> as *const u8) };
                 n += crate::zmalloc::vec_usable(bytes);
             }
         }
@@ -1768,7 +1784,7 @@ mod tests {
             assert_eq!(
                 kv.remove(b"b"),
                 Some(Value::Str {
-                    bytes: b"hello".to_vec(),
+                    bytes: Box::new(b"hello".to_vec()),
                     raw: false
                 })
             );

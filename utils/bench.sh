@@ -93,6 +93,18 @@
 # DEL (`lazyfree-lazy-user-del no`) for contrast. Target: worst PING under 5 ms.
 #   BENCH_LAZYFREE_ELEMS   [10000000]
 #   BENCH_LAZYFREE_RUNS    [3]
+#   BENCH_LAZYFREE_SERVERS [valkey-rs reference]
+#   BENCH_OURS             the valkey-rs binary of every mode [./target/release/valkey-rs-server]
+#                          (e.g. a `--features jemalloc` build kept elsewhere)
+# `./utils/bench.sh types` (not part of `make bench`): the value layout's cost on the type
+# commands. redis-benchmark -t set, get, lpush, hset, sadd, zadd (one big collection each) plus
+# rows that build many small collections (LPUSH/HSET/SADD/ZADD on __rand_int__ keys: a
+# listpack or intset of a few elements each), -c BENCH_CLIENTS -n BENCH_N -r 100000, -P 1
+# and 16 (BENCH_TYPES_PIPELINES), servers alternating (each on fresh data), BENCH_RUNS runs
+# each; medians of the rate and of the server's CPU time per request (/proc/PID/schedstat,
+# the steadier figure on a loaded machine) and the CPU ratio to the reference.
+# BENCH_BASELINE=<valkey-rs-server binary> adds a third server (an older build) to compare
+# layouts on the same machine in the same run.
 # `./utils/bench.sh tls-instr` counts user-space instructions per request on the server
 # under callgrind (valgrind), plaintext and TLS: GET and SET at -P 16 (BENCH_INSTR_N
 # requests [100000]) and GET at -P 1 (a third of that); for each, a short run with the same
@@ -115,7 +127,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -143,7 +155,7 @@ fi
 [ -x "$REF" ] || { echo "reference valkey-server not found ($REF): run 'make deps'" >&2; exit 1; }
 
 cargo build --release >&2
-OURS=./target/release/valkey-rs-server
+OURS=${BENCH_OURS:-./target/release/valkey-rs-server}
 
 if [ "$(nproc)" -ge 2 ]; then
     SERVER_CPU=(taskset -c 0)
@@ -633,21 +645,101 @@ PY
     done
 }
 
+# ---- Types: the type commands on big and small collections -----------------------------
+types_bench() {
+    local csv="$WORK/types.csv" server port run pipeline entry name words
+    local servers=(valkey-rs reference)
+    declare -A tport=() tpid=()
+    : >"$csv"
+    [ -n "${BENCH_BASELINE:-}" ] && servers+=(baseline)
+    for server in "${servers[@]}"; do
+        mkdir -p "$WORK/types-$server"
+        port=$(free_port)
+        if [ "$server" = baseline ]; then
+            "${SERVER_CPU[@]}" "$BENCH_BASELINE" --port "$port" --bind 127.0.0.1 --save "" \
+                --appendonly no --dir "$WORK/types-$server" >/dev/null 2>&1 &
+            tpid[$server]=$!
+        else
+            tpid[$server]=$(start_server "$server" "$WORK/types-$server" "$port")
+        fi
+        PIDS+=("${tpid[$server]}")
+        tport[$server]=$port
+        wait_ready "$port"
+    done
+    local rows=("SET|-t set" "GET|-t get" "LPUSH|-t lpush" "HSET|-t hset" "SADD|-t sadd"
+        "ZADD|-t zadd"
+        "LPUSH-small|LPUSH l:__rand_int__ element-value"
+        "HSET-small|HSET h:__rand_int__ field-__rand_int__ value"
+        "SADD-small|SADD s:__rand_int__ member-__rand_int__"
+        "SADD-intset|SADD i:__rand_int__ 12345"
+        "ZADD-small|ZADD z:__rand_int__ 1.5 member-__rand_int__")
+    echo "types: redis-benchmark -c $CLIENTS -n $N -r 100000, $RUNS runs each, servers: ${servers[*]}" >&2
+    local cpu0 cpu1 line
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in ${BENCH_TYPES_PIPELINES:-1 16}; do
+            for server in "${servers[@]}"; do
+                port=${tport[$server]}
+                echo "types run $run/$RUNS -P $pipeline $server" >&2
+                redis-cli -p "$port" FLUSHALL >/dev/null
+                for entry in "${rows[@]}"; do
+                    name=${entry%%|*}
+                    read -ra words <<<"${entry#*|}"
+                    # Server CPU time (ns on CPU, all threads) around the run.
+                    cpu0=$(awk '{print $1}' "/proc/${tpid[$server]}/schedstat")
+                    line=$("${CLIENT_CPU[@]}" redis-benchmark -p "$port" -c "$CLIENTS" -n "$N" \
+                        -r 100000 -P "$pipeline" --csv "${words[@]}" 2>/dev/null |
+                        bench_csv "$server" "$pipeline" "$run" "$name") ||
+                        echo "redis-benchmark $name failed against $server (-P $pipeline)" >&2
+                    cpu1=$(awk '{print $1}' "/proc/${tpid[$server]}/schedstat")
+                    [ -n "$line" ] && echo "$line,$(((cpu1 - cpu0) / N))" >>"$csv"
+                done
+            done
+        done
+    done
+    echo
+    python3 - "$csv" "${servers[@]}" <<'PY'
+import statistics, sys
+rows, cpu = {}, {}
+for line in open(sys.argv[1]):
+    server, pipeline, run, test, rps, p50, p99, ns = line.strip().split(",")
+    rows.setdefault((test, int(pipeline), server), []).append(float(rps))
+    cpu.setdefault((test, int(pipeline), server), []).append(float(ns))
+servers = sys.argv[2:]
+keys = sorted({(t, p) for (t, p, _) in rows}, key=lambda k: (k[1], k[0]))
+others = [s for s in servers if s != "reference"]
+print("| test | -P | " + " | ".join("%s rps" % s for s in servers) + " | "
+      + " | ".join("%s server ns/req" % s for s in servers) + " | "
+      + " | ".join("%s/reference CPU" % s for s in others) + " |")
+print("|------|----|" + "-----:|" * (2 * len(servers) + len(others)))
+for test, p in keys:
+    med = {s: statistics.median(rows[(test, p, s)]) if rows.get((test, p, s)) else None
+           for s in servers}
+    ns = {s: statistics.median(cpu[(test, p, s)]) if cpu.get((test, p, s)) else None
+          for s in servers}
+    cells = ["%.0f" % med[s] if med[s] else "n/a" for s in servers]
+    cells += ["%.0f" % ns[s] if ns[s] else "n/a" for s in servers]
+    ref = ns.get("reference")
+    cells += ["%.2f" % (ns[s] / ref) if ns[s] and ref else "n/a" for s in others]
+    print("| %s | %d | %s |" % (test, p, " | ".join(cells)))
+PY
+    for server in "${servers[@]}"; do stop_pid "${tpid[$server]}"; done
+}
+
 # ---- Lazy free: another client's latency while a huge set is deleted --------------------
 lazyfree_bench() {
     local server port pid elems=${BENCH_LAZYFREE_ELEMS:-10000000} runs=${BENCH_LAZYFREE_RUNS:-3}
     echo "Lazy free: DEL of a $elems-member set, a second client PINGing throughout, $runs lazy runs + 1 synchronous" >&2
     echo
-    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | worst PING ms, no DEL | freed after s |"
-    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|----------------------:|--------------:|"
-    for server in valkey-rs reference; do
+    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | p99.9 PING ms | worst PING ms, no DEL | p99.9, no DEL | freed after s |"
+    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|--------------:|----------------------:|--------------:|--------------:|"
+    for server in ${BENCH_LAZYFREE_SERVERS:-valkey-rs reference}; do
         mkdir -p "$WORK/lazyfree-$server"
         port=$(free_port)
         pid=$(start_server "$server" "$WORK/lazyfree-$server" "$port")
         PIDS+=("$pid")
         wait_ready "$port"
         "${CLIENT_CPU[@]}" python3 - "$server" "$port" "$elems" "$runs" <<'PY'
-import socket, statistics, sys, threading, time
+import socket, statistics, subprocess, sys, time
 
 server, port, n, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
@@ -694,25 +786,43 @@ def build(c):
             reply(c[1])
     assert int(call(c, "SCARD", "big")) == n
 
+# The pinger runs in its own process: a thread of this one would share its GIL (a 5 ms
+# switch interval) with the INFO polling of del_and_wait, which is noise of the client.
+PINGER = r"""
+import socket, sys, threading, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+def ping():
+    s.sendall(b"PING\r\n")
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        buf += s.recv(64)
+for _ in range(10):
+    ping()
+print("ready", flush=True)
+lat = []
+while not stop.is_set():
+    t = time.perf_counter()
+    ping()
+    lat.append(time.perf_counter() - t)
+lat.sort()
+print("%.3f %.3f %d" % (lat[-1] * 1000, lat[int(len(lat) * 0.999)] * 1000, len(lat)), flush=True)
+"""
+
 def worst_ping(c, act):
-    # The worst PING round trip of a second client while act() runs.
-    stop, worst = threading.Event(), [0.0]
-    p = connect()
-    for _ in range(10):
-        call(p, "PING")
-    def loop():
-        while not stop.is_set():
-            t = time.perf_counter()
-            call(p, "PING")
-            worst[0] = max(worst[0], time.perf_counter() - t)
-    th = threading.Thread(target=loop)
-    th.start()
+    # The worst PING round trip of a second client (its own process) while act() runs.
+    p = subprocess.Popen([sys.executable, "-c", PINGER, str(port)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
     time.sleep(0.1)
     r = act()
-    stop.set()
-    th.join()
-    p[0].close()
-    return worst[0] * 1000, r
+    p.stdin.write("stop\n")
+    p.stdin.flush()
+    worst, p999, count = p.stdout.readline().split()
+    p.wait()
+    return (float(worst), float(p999)), r
 
 def del_and_wait(c):
     t = time.perf_counter()
@@ -729,15 +839,16 @@ rows = {"yes": [], "no": []}
 for lazy in ["yes"] * runs + ["no"]:
     call(c, "CONFIG", "SET", "lazyfree-lazy-user-del", lazy)
     build(c)
-    worst, (del_ms, freed) = worst_ping(c, lambda: del_and_wait(c))
-    noise, _ = worst_ping(c, lambda: time.sleep(freed + 0.05))
-    rows[lazy].append((del_ms, worst, noise, freed))
-    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms (no DEL %.2f ms), freed after %.2f s"
-          % (server, lazy, del_ms, worst, noise, freed), file=sys.stderr)
+    (worst, p999), (del_ms, freed) = worst_ping(c, lambda: del_and_wait(c))
+    (noise, noise999), _ = worst_ping(c, lambda: time.sleep(freed + 0.05))
+    rows[lazy].append((del_ms, worst, noise, freed, p999, noise999))
+    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms, p99.9 %.2f ms (no DEL: %.2f, %.2f ms), freed after %.2f s, load %s"
+          % (server, lazy, del_ms, worst, p999, noise, noise999, freed,
+             open("/proc/loadavg").read().split()[0]), file=sys.stderr)
 for lazy in ["yes", "no"]:
     r = rows[lazy]
     med = lambda k: statistics.median(x[k] for x in r)
-    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f |" % (server, n, lazy, med(0), med(1), med(2), med(3)))
+    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (server, n, lazy, med(0), med(1), med(4), med(2), med(5), med(3)))
 PY
         stop_pid "$pid"
     done
@@ -953,6 +1064,10 @@ tls_instr() {
     kill "$vpid" 2>/dev/null || true
 }
 
+if [ "$MODE" = types ]; then
+    types_bench
+    exit 0
+fi
 if [ "$MODE" = rdb ]; then
     rdb_bench
     exit 0

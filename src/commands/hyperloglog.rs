@@ -113,7 +113,7 @@ fn hll_mut<'a>(srv: &'a mut Server, db: usize, key: &[u8]) -> Option<&'a mut Vec
 }
 
 fn raw_value(bytes: Vec<u8>) -> Value {
-    Value::Str { bytes, raw: true }
+    Value::raw(bytes)
 }
 
 fn pfadd_command(srv: &mut Server, c: &mut Client) {

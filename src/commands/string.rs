@@ -897,7 +897,7 @@ fn incrbyfloat_command(srv: &mut Server, c: &mut Client) {
         db,
         &c.argv[1],
         Value::Str {
-            bytes: s,
+            bytes: Box::new(s),
             raw: false,
         },
         true,

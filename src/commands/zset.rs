@@ -985,9 +985,9 @@ fn zscan_command(srv: &mut Server, c: &mut Client) {
     let (count, noscores) = (opts.count, opts.noscores);
     let mut out: Vec<Vec<u8>> = Vec::new();
     let keep = |m: &[u8]| opts.matches(m);
-    if matches!(z, ZSet::Listpack(_)) {
+    if z.as_listpack().is_some() {
         // The listpack is returned whole, with the scores as stored.
-        if let ZSet::Listpack(lp) = z {
+        if let Some(lp) = z.as_listpack() {
             let mut it = lp.iter();
             while let (Some(m), Some(s)) = (it.next(), it.next()) {
                 let mb = m.to_vec();
@@ -1323,7 +1323,7 @@ fn zrandmember_with_count(srv: &mut Server, c: &mut Client, l: i64, withscores: 
     let count = count as usize;
     emit_len(c, count, withscores);
     let _ = resp3;
-    if count * 3 > size || matches!(z, ZSet::Listpack(_)) {
+    if count * 3 > size || z.as_listpack().is_some() {
         // Cases 2.5 and 3: drop random ranks from the full list down to `count`.
         let mut keep: Vec<usize> = (0..size).collect();
         while keep.len() > count {

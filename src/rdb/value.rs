@@ -316,7 +316,7 @@ pub fn from_object(o: Object, cfg: &Config) -> Result<Value, String> {
                 }
             }
             let n = lp.len() / 2;
-            let mut z = ZSet::Listpack(lp);
+            let mut z = ZSet::from_listpack(lp);
             if n > cfg.zset_max_listpack_entries {
                 z.convert_to_big(n);
             }

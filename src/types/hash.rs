@@ -22,6 +22,7 @@ use crate::object::Encoding;
 use crate::reply::ReplyBuf;
 use crate::types::dict::{Dict, DictKey};
 use crate::types::listpack::{Listpack, LpEntry};
+use crate::types::thin::Thin;
 
 /// "No TTL" as upstream's `EXPIRY_NONE`.
 pub const EXPIRY_NONE: i64 = -1;
@@ -184,16 +185,16 @@ struct Table {
     volatile_bytes: usize,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Repr {
-    Lp(Listpack),
-    Ht(Box<Table>),
+/// The encodings, owned (`Repr<Listpack, Box<Table>>`) or borrowed.
+enum Repr<L, T> {
+    Lp(L),
+    Ht(T),
 }
 
-/// A hash value.
+/// A hash value: one pointer (see [`super::thin`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hash {
-    repr: Repr,
+    t: Thin<Listpack, Table>,
 }
 
 impl Default for Hash {
@@ -221,14 +222,41 @@ fn rand_below(n: usize) -> usize {
 impl Hash {
     /// An empty listpack-encoded hash.
     pub fn new() -> Hash {
+        Hash::from_own(Repr::Lp(Listpack::new()))
+    }
+
+    fn from_own(r: Repr<Listpack, Box<Table>>) -> Hash {
         Hash {
-            repr: Repr::Lp(Listpack::new()),
+            t: match r {
+                Repr::Lp(lp) => Thin::small(lp),
+                Repr::Ht(t) => Thin::big(*t),
+            },
+        }
+    }
+
+    fn set_repr(&mut self, r: Repr<Listpack, Box<Table>>) {
+        *self = Hash::from_own(r);
+    }
+
+    #[inline]
+    fn r(&self) -> Repr<&Listpack, &Table> {
+        match self.t.get() {
+            Ok(lp) => Repr::Lp(lp),
+            Err(t) => Repr::Ht(t),
+        }
+    }
+
+    #[inline]
+    fn rm(&mut self) -> Repr<&mut Listpack, &mut Table> {
+        match self.t.get_mut() {
+            Ok(lp) => Repr::Lp(lp),
+            Err(t) => Repr::Ht(t),
         }
     }
 
     /// Number of fields, including expired fields not reclaimed yet (as upstream).
     pub fn len(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => lp.len() / 2,
             Repr::Ht(t) => t.dict.len(),
         }
@@ -240,7 +268,7 @@ impl Hash {
 
     /// The encoding OBJECT ENCODING reports.
     pub fn encoding(&self) -> Encoding {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => Encoding::Listpack,
             Repr::Ht(_) => Encoding::Hashtable,
         }
@@ -248,7 +276,7 @@ impl Hash {
 
     /// Bytes allocated for this value's contents (MEMORY USAGE).
     pub fn mem_usage(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => lp.mem_usage(),
             Repr::Ht(t) => std::mem::size_of::<Table>() + t.dict.mem_usage() + t.volatile_bytes,
         }
@@ -257,7 +285,7 @@ impl Hash {
     /// The listpack bytes, when listpack-encoded (RDB).
     #[allow(dead_code)]
     pub fn listpack(&self) -> Option<&Listpack> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => Some(lp),
             Repr::Ht(_) => None,
         }
@@ -265,7 +293,7 @@ impl Hash {
 
     /// Whether any field has a TTL.
     pub fn has_volatile(&self) -> bool {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => false,
             Repr::Ht(t) => !t.volatile.is_empty(),
         }
@@ -274,7 +302,7 @@ impl Hash {
     /// The earliest field expiry, if any field has a TTL.
     #[allow(dead_code)]
     pub fn next_expiry(&self) -> Option<i64> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => None,
             Repr::Ht(t) => t.volatile.iter().next().map(|(w, _)| *w),
         }
@@ -288,7 +316,7 @@ impl Hash {
     /// Converts to the hashtable encoding (no-op if already there), presized for `hint`
     /// fields.
     pub fn convert(&mut self, hint: usize) {
-        let Repr::Lp(lp) = &self.repr else {
+        let Repr::Lp(lp) = self.r() else {
             return;
         };
         let mut dict: Dict<HashEntry> = Dict::new();
@@ -304,18 +332,18 @@ impl Hash {
                 })
             });
         }
-        self.repr = Repr::Ht(Box::new(Table {
+        self.set_repr(Repr::Ht(Box::new(Table {
             dict,
             volatile: BTreeSet::new(),
             volatile_bytes: 0,
-        }));
+        })));
     }
 
     /// Upstream's `hashTypeTryConversion` for the field/value arguments about to be
     /// written: convert when there are more pairs than the entries limit or any argument
     /// is longer than the value limit.
     pub fn try_conversion(&mut self, args: &[Vec<u8>], max_entries: usize, max_value: usize) {
-        let Repr::Lp(lp) = &self.repr else {
+        let Repr::Lp(lp) = self.r() else {
             return;
         };
         let new_fields = args.len() / 2;
@@ -339,7 +367,7 @@ impl Hash {
 
     /// The value of `field` (expired fields are invisible).
     pub fn get(&self, field: &[u8], now: i64) -> Option<HV<'_>> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => {
                 let fpos = Self::lp_find(lp, field)?;
                 let vpos = lp.next(fpos)?;
@@ -357,7 +385,7 @@ impl Hash {
 
     /// The expiry of `field`: None when missing (or expired), else Some(EXPIRY_NONE or ms).
     pub fn get_expiry(&self, field: &[u8], now: i64) -> Option<i64> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => Self::lp_find(lp, field).map(|_| EXPIRY_NONE),
             Repr::Ht(t) => {
                 let p = parts(t.dict.get(field)?);
@@ -401,12 +429,12 @@ impl Hash {
         max_entries: usize,
         max_value: usize,
     ) -> (bool, bool) {
-        if let Repr::Lp(_) = &self.repr {
+        if let Repr::Lp(_) = self.r() {
             if expiry != EXPIRY_NONE || field.len() > max_value || value.len() > max_value {
                 self.convert(0);
             }
         }
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 let mut update = false;
                 if let Some(fpos) = Self::lp_find(lp, field) {
@@ -454,7 +482,7 @@ impl Hash {
     /// Deletes `field`; with `now` = Some, an expired field counts as missing (and is
     /// left for the expiry pass), with None it is deleted like any other.
     pub fn delete(&mut self, field: &[u8], now: Option<i64>) -> bool {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 let Some(fpos) = Self::lp_find(lp, field) else {
                     return false;
@@ -481,7 +509,7 @@ impl Hash {
     /// the NX/XX/GT/LT `flags`; returns one of the EXP_* codes.
     pub fn set_expire(&mut self, field: &[u8], when: i64, flags: u32, now: i64) -> i64 {
         let time_expired = when <= now;
-        if let Repr::Lp(lp) = &self.repr {
+        if let Repr::Lp(lp) = self.r() {
             if Self::lp_find(lp, field).is_none() {
                 return EXP_NOT_EXIST;
             }
@@ -494,7 +522,7 @@ impl Hash {
             }
             self.convert(0);
         }
-        let Repr::Ht(t) = &mut self.repr else {
+        let Repr::Ht(t) = self.rm() else {
             return EXP_NOT_EXIST;
         };
         let Some(p) = t.dict.get(field) else {
@@ -533,7 +561,7 @@ impl Hash {
 
     /// Upstream's `hashTypePersist`: removes the TTL of `field`; EXP_* code.
     pub fn persist(&mut self, field: &[u8], now: i64) -> i64 {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 if Self::lp_find(lp, field).is_some() {
                     EXP_FAILED
@@ -563,7 +591,7 @@ impl Hash {
 
     /// Calls `f(field, value)` for every live field, in storage order.
     pub fn for_each(&self, now: i64, mut f: impl FnMut(HV<'_>, HV<'_>)) {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => {
                 let mut it = lp.iter();
                 while let Some(fe) = it.next() {
@@ -588,7 +616,7 @@ impl Hash {
     /// expired ones included (RDB saving; EXPIRY_NONE when no TTL). Does nothing for a
     /// listpack (see [`Hash::listpack`]).
     pub fn for_each_raw(&self, mut f: impl FnMut(&[u8], &[u8], i64)) {
-        if let Repr::Ht(t) = &self.repr {
+        if let Repr::Ht(t) = self.r() {
             for p in t.dict.iter() {
                 let p = parts(p);
                 f(p.field, p.value, p.expiry);
@@ -598,12 +626,12 @@ impl Hash {
 
     /// A hash adopting a listpack of field/value pairs (RDB loading).
     pub fn from_listpack(lp: Listpack) -> Hash {
-        Hash { repr: Repr::Lp(lp) }
+        Hash::from_own(Repr::Lp(lp))
     }
 
     /// Number of live fields (O(n) when some field has a TTL).
     pub fn live_len(&self, now: i64) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Ht(t) if !t.volatile.is_empty() => {
                 let expired = t.volatile.iter().take_while(|(w, _)| *w <= now).count();
                 t.dict.len() - expired.min(t.dict.len())
@@ -614,7 +642,7 @@ impl Hash {
 
     /// One SCAN step over a hashtable (a listpack returns everything with cursor 0).
     pub fn scan(&self, cursor: u64, now: i64, mut f: impl FnMut(HV<'_>, HV<'_>)) -> u64 {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => {
                 self.for_each(now, f);
                 0
@@ -631,7 +659,7 @@ impl Hash {
     /// A random live (field, value); None if none was found (all expired, as upstream
     /// gives up after 100 tries).
     pub fn random_pair(&self, now: i64) -> Option<(HV<'_>, HV<'_>)> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => {
                 let n = lp.len() / 2;
                 if n == 0 {
@@ -658,7 +686,7 @@ impl Hash {
     /// Listpack only: `count` (< len) distinct random pairs in storage order
     /// (upstream's `lpRandomPairsUnique`, selection sampling).
     pub fn lp_random_unique(&self, count: usize, mut f: impl FnMut(HV<'_>, HV<'_>)) {
-        let Repr::Lp(lp) = &self.repr else {
+        let Repr::Lp(lp) = self.r() else {
             return;
         };
         let total = lp.len() / 2;
@@ -679,7 +707,7 @@ impl Hash {
 
     /// Whether the hash is listpack-encoded.
     pub fn is_listpack(&self) -> bool {
-        matches!(self.repr, Repr::Lp(_))
+        matches!(self.r(), Repr::Lp(_))
     }
 
     /// Active expiry: deletes up to `max` fields whose TTL is at or before `now`;
@@ -691,7 +719,7 @@ impl Hash {
         max: usize,
         mut out: Option<&mut Vec<Vec<u8>>>,
     ) -> usize {
-        let Repr::Ht(t) = &mut self.repr else {
+        let Repr::Ht(t) = self.rm() else {
             return 0;
         };
         let mut n = 0;

@@ -6,15 +6,37 @@
 // Part of the API is used only by the set type and RDB being written in parallel.
 #![allow(dead_code)]
 
-use super::listpack::vec_usable;
+use super::thin::RawBuf;
 
 const HDR: usize = 8;
 
 /// An intset. See the module documentation.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// One pointer to the intset's bytes (see [`super::thin`]): the length follows from the
+/// header, the capacity is the block's usable size.
+#[repr(transparent)]
 pub struct Intset {
-    buf: Vec<u8>,
+    b: RawBuf,
 }
+
+// SAFETY: transparent over a RawBuf whose first u32 (the encoding) is 2, 4 or 8.
+unsafe impl super::thin::Small for Intset {}
+
+impl Clone for Intset {
+    fn clone(&self) -> Self {
+        Intset {
+            b: RawBuf::copy_of(self.buf()),
+        }
+    }
+}
+
+impl PartialEq for Intset {
+    fn eq(&self, o: &Self) -> bool {
+        self.buf() == o.buf()
+    }
+}
+
+impl Eq for Intset {}
 
 impl Default for Intset {
     fn default() -> Self {
@@ -43,9 +65,9 @@ fn value_encoding(v: i64) -> usize {
 impl Intset {
     /// An empty intset (16-bit encoding, 8 bytes).
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(HDR);
-        buf.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
-        Intset { buf }
+        Intset {
+            b: RawBuf::copy_of(&[2, 0, 0, 0, 0, 0, 0, 0]),
+        }
     }
 
     /// Takes an intset from its serialized bytes (RDB), validating as upstream's deep
@@ -54,26 +76,46 @@ impl Intset {
         rdb::intset::validate(&buf, true).ok()?;
         let mut buf = buf;
         buf.shrink_to_fit();
-        Some(Intset { buf })
+        Some(Intset {
+            b: RawBuf::from_vec(buf),
+        })
+    }
+
+    /// The bytes (header and values).
+    #[inline]
+    fn buf(&self) -> &[u8] {
+        // SAFETY: the header's encoding and length give the initialized size.
+        unsafe { self.b.slice(self.blob_len()) }
+    }
+
+    /// The bytes, mutable, as if `n` bytes long (the block must hold them, initialized).
+    #[inline]
+    fn buf_mut(&mut self, n: usize) -> &mut [u8] {
+        debug_assert!(n <= self.b.cap());
+        // SAFETY: callers pass a length the block holds, initialized.
+        unsafe { self.b.slice_mut(n) }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf()
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
+        let n = self.blob_len();
+        self.b.into_vec(n)
     }
 
     /// Bytes per value: 2, 4 or 8.
     #[inline]
     pub fn encoding(&self) -> usize {
-        self.buf[0] as usize
+        self.b.head_u32() as usize
     }
 
     #[inline]
     pub fn len(&self) -> usize {
-        u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize
+        // SAFETY: the header is 8 bytes.
+        let h = unsafe { self.b.slice(HDR) };
+        u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,17 +123,18 @@ impl Intset {
     }
 
     /// Serialized size (intsetBlobLen).
+    #[inline]
     pub fn blob_len(&self) -> usize {
-        self.buf.len()
+        HDR + self.encoding() * self.len()
     }
 
     /// Usable size of the allocation (MEMORY USAGE).
     pub fn mem_usage(&self) -> usize {
-        vec_usable(&self.buf)
+        self.b.cap()
     }
 
     fn set_len(&mut self, n: usize) {
-        self.buf[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+        self.buf_mut(HDR)[4..8].copy_from_slice(&(n as u32).to_le_bytes());
     }
 
     /// Value at `i` (must be < len).
@@ -99,7 +142,7 @@ impl Intset {
     fn get_unchecked_idx(&self, i: usize) -> i64 {
         let enc = self.encoding();
         let p = HDR + i * enc;
-        let b = &self.buf;
+        let b = self.buf();
         match enc {
             2 => i16::from_le_bytes([b[p], b[p + 1]]) as i64,
             4 => i32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]) as i64,
@@ -114,7 +157,7 @@ impl Intset {
     #[inline]
     fn put(&mut self, i: usize, v: i64, enc: usize) {
         let p = HDR + i * enc;
-        self.buf[p..p + enc].copy_from_slice(&v.to_le_bytes()[..enc]);
+        self.buf_mut(p + enc)[p..p + enc].copy_from_slice(&v.to_le_bytes()[..enc]);
     }
 
     /// The value at `idx` (sorted order).
@@ -172,11 +215,18 @@ impl Intset {
             Ok(_) => return false,
             Err(i) => i,
         };
-        let old_len = self.buf.len();
-        self.buf.reserve_exact(enc);
-        self.buf.resize(old_len + enc, 0);
+        let old_len = self.blob_len();
+        self.b.reserve(old_len + enc);
         let at = HDR + idx * enc;
-        self.buf.copy_within(at..old_len, at + enc);
+        // SAFETY: the block holds old_len + enc bytes, old_len initialized; the move
+        // fills the rest.
+        unsafe {
+            std::ptr::copy(
+                self.b.ptr().add(at),
+                self.b.ptr().add(at + enc),
+                old_len - at,
+            )
+        };
         self.put(idx, v, enc);
         self.set_len(n + 1);
         true
@@ -189,12 +239,14 @@ impl Intset {
         let old = self.encoding();
         let prepend = usize::from(v < 0);
         let new_len = HDR + (n + 1) * venc;
-        self.buf.reserve_exact(new_len - self.buf.len());
-        self.buf.resize(new_len, 0);
+        let old_len = self.blob_len();
+        self.b.reserve(new_len);
+        // SAFETY: the block holds new_len bytes; the tail is zeroed before use.
+        unsafe { std::ptr::write_bytes(self.b.ptr().add(old_len), 0, new_len - old_len) };
         // Back to front so no value is overwritten before it is read.
         for i in (0..n).rev() {
             let p = HDR + i * old;
-            let b = &self.buf;
+            let b = self.buf_mut(new_len);
             let x = match old {
                 2 => i16::from_le_bytes([b[p], b[p + 1]]) as i64,
                 _ => i32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]) as i64,
@@ -206,7 +258,7 @@ impl Intset {
         } else {
             self.put(n, v, venc);
         }
-        self.buf[0..4].copy_from_slice(&(venc as u32).to_le_bytes());
+        self.buf_mut(HDR)[0..4].copy_from_slice(&(venc as u32).to_le_bytes());
         self.set_len(n + 1);
     }
 
@@ -222,14 +274,13 @@ impl Intset {
         let enc = self.encoding();
         let n = self.len();
         let at = HDR + idx * enc;
-        let len = self.buf.len();
-        self.buf.copy_within(at + enc..len, at);
-        self.buf.truncate(len - enc);
-        let l = self.buf.len();
-        if self.buf.capacity() - l > 64.max(l / 8) {
-            self.buf.shrink_to_fit();
-        }
+        let len = self.blob_len();
+        self.buf_mut(len).copy_within(at + enc..len, at);
         self.set_len(n - 1);
+        let l = len - enc;
+        if self.b.cap() - l > 64.max(l / 8) {
+            self.b.realloc(l);
+        }
         true
     }
 

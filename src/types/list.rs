@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 
 use crate::object::Encoding;
 use crate::types::listpack::{Listpack, LpEntry};
+use crate::types::thin::Thin;
 
 /// Node byte limits for negative fill values (-1 .. -5).
 const OPT_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
@@ -928,16 +929,16 @@ pub enum LoadNode {
     Plain(Vec<u8>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Repr {
-    Lp(Listpack),
-    Ql(Box<Quicklist>),
+/// The encodings, owned (`Repr<Listpack, Box<Quicklist>>`) or borrowed.
+enum Repr<L, Q> {
+    Lp(L),
+    Ql(Q),
 }
 
-/// A list value.
+/// A list value: one pointer (see [`super::thin`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct List {
-    repr: Repr,
+    t: Thin<Listpack, Quicklist>,
 }
 
 impl Default for List {
@@ -949,14 +950,41 @@ impl Default for List {
 impl List {
     /// An empty listpack-encoded list.
     pub fn new() -> List {
+        List::from_own(Repr::Lp(Listpack::new()))
+    }
+
+    fn from_own(r: Repr<Listpack, Box<Quicklist>>) -> List {
         List {
-            repr: Repr::Lp(Listpack::new()),
+            t: match r {
+                Repr::Lp(lp) => Thin::small(lp),
+                Repr::Ql(q) => Thin::big(*q),
+            },
+        }
+    }
+
+    fn set_repr(&mut self, r: Repr<Listpack, Box<Quicklist>>) {
+        *self = List::from_own(r);
+    }
+
+    #[inline]
+    fn r(&self) -> Repr<&Listpack, &Quicklist> {
+        match self.t.get() {
+            Ok(lp) => Repr::Lp(lp),
+            Err(q) => Repr::Ql(q),
+        }
+    }
+
+    #[inline]
+    fn rm(&mut self) -> Repr<&mut Listpack, &mut Quicklist> {
+        match self.t.get_mut() {
+            Ok(lp) => Repr::Lp(lp),
+            Err(q) => Repr::Ql(q),
         }
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => lp.len(),
             Repr::Ql(q) => q.count,
         }
@@ -968,7 +996,7 @@ impl List {
 
     /// The encoding OBJECT ENCODING reports.
     pub fn encoding(&self) -> Encoding {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => Encoding::Listpack,
             Repr::Ql(_) => Encoding::Quicklist,
         }
@@ -977,7 +1005,7 @@ impl List {
     /// Bytes allocated for this value's contents, as the allocator reports them.
     #[allow(dead_code)] // Exact figure; MEMORY USAGE samples (below).
     pub fn mem_usage(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => lp.mem_usage(),
             Repr::Ql(q) => q.mem_usage(),
         }
@@ -986,7 +1014,7 @@ impl List {
     /// MEMORY USAGE: the bytes of the contents, a quicklist measured on at most
     /// `samples` nodes.
     pub fn mem_usage_sampled(&self, samples: usize) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => lp.mem_usage(),
             Repr::Ql(q) => q.mem_usage_sampled(samples),
         }
@@ -994,7 +1022,7 @@ impl List {
 
     /// Number of nodes as RDB saves them (a listpack-encoded list is one node).
     pub fn raw_node_count(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => 1,
             Repr::Ql(q) => q.nodes.len(),
         }
@@ -1002,7 +1030,7 @@ impl List {
 
     /// The nodes as RDB saves them, head to tail (compressed nodes stay compressed).
     pub fn raw_nodes(&self) -> impl Iterator<Item = RawNode<'_>> {
-        let (lp, nodes) = match &self.repr {
+        let (lp, nodes) = match self.r() {
             Repr::Lp(lp) => (Some(lp), None),
             Repr::Ql(q) => (None, Some(&q.nodes)),
         };
@@ -1026,9 +1054,7 @@ impl List {
         }
         let last = q.nodes.len().saturating_sub(1);
         q.fix(0, last);
-        let mut l = List {
-            repr: Repr::Ql(Box::new(q)),
-        };
+        let mut l = List::from_own(Repr::Ql(Box::new(q)));
         l.convert_auto(opts);
         l
     }
@@ -1038,7 +1064,7 @@ impl List {
     /// to a quicklist.
     pub fn grow_check(&mut self, opts: ListOpts, add_bytes: usize, add_len: usize) {
         let fill = opts.fill;
-        if let Repr::Lp(lp) = &mut self.repr {
+        if let Repr::Lp(lp) = self.rm() {
             if exceeds_limit(
                 fill,
                 lp.total_bytes().saturating_add(add_bytes),
@@ -1050,7 +1076,7 @@ impl List {
                     q.count = lp.len();
                     q.nodes.push_back(Node::Packed(lp));
                 }
-                self.repr = Repr::Ql(Box::new(q));
+                self.set_repr(Repr::Ql(Box::new(q)));
             }
         }
     }
@@ -1068,7 +1094,7 @@ impl List {
     }
 
     fn try_convert_quicklist(&mut self, fill: i32, shrinking: bool) {
-        if let Repr::Ql(q) = &mut self.repr {
+        if let Repr::Ql(q) = self.rm() {
             if q.nodes.len() != 1 {
                 return;
             }
@@ -1085,14 +1111,14 @@ impl List {
                 return;
             }
             if let Some(Node::Packed(lp)) = q.nodes.pop_front() {
-                self.repr = Repr::Lp(lp);
+                self.set_repr(Repr::Lp(lp));
             }
         }
     }
 
     /// Pushes `v` at the head or the tail (call [`List::grow_check`] first).
     pub fn push(&mut self, v: &[u8], head: bool) {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 if head {
                     lp.prepend(v)
@@ -1108,7 +1134,7 @@ impl List {
     /// value as a string (it counts toward a destination's conversion check in LMOVE):
     /// always from a listpack, and for non-integers from a quicklist.
     pub fn pop(&mut self, head: bool) -> Option<(Vec<u8>, bool)> {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 let p = if head { lp.first() } else { lp.last() }?;
                 let v = Elem::from_lp(lp.get(p)).to_vec();
@@ -1122,7 +1148,7 @@ impl List {
     /// Calls `f` on the element at `index` (negative: from the tail); None when out of
     /// range.
     pub fn get<R>(&self, index: i64, f: impl FnOnce(Elem<'_>) -> R) -> Option<R> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => lp.seek(index).map(|p| f(Elem::from_lp(lp.get(p)))),
             Repr::Ql(q) => {
                 let (ni, off) = q.locate(index)?;
@@ -1137,7 +1163,7 @@ impl List {
     /// DEBUG OBJECT's quicklist fields: `(nodes, fill, compress depth, total
     /// uncompressed bytes)`; None for a listpack.
     pub fn quicklist_info(&self) -> Option<(usize, i32, usize, usize)> {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(_) => None,
             Repr::Ql(q) => {
                 let sz = q.nodes.iter().map(Node::sz).sum();
@@ -1150,7 +1176,7 @@ impl List {
     /// or towards the head with `reverse`, until it returns false.
     #[inline]
     pub fn for_each_from(&self, from: usize, reverse: bool, mut f: impl FnMut(Elem<'_>) -> bool) {
-        match &self.repr {
+        match self.r() {
             Repr::Lp(lp) => {
                 let mut p = lp.seek(from as i64);
                 while let Some(pos) = p {
@@ -1166,7 +1192,7 @@ impl List {
 
     /// Replaces the element at `index`; false when out of range.
     pub fn set(&mut self, index: i64, v: &[u8]) -> bool {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => match lp.seek(index) {
                 Some(p) => {
                     lp.replace(p, v);
@@ -1187,7 +1213,7 @@ impl List {
     /// LINSERT: inserts `v` before or after the first element equal to `pivot`; false
     /// when there is none.
     pub fn insert_at_pivot(&mut self, pivot: &[u8], v: &[u8], after: bool) -> bool {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 let mut p = lp.first();
                 while let Some(pos) = p {
@@ -1243,7 +1269,7 @@ impl List {
     /// LREM: removes up to `limit` (0 = all) elements equal to `v`, scanning from the
     /// tail when `reverse`; returns how many.
     pub fn remove(&mut self, v: &[u8], limit: usize, reverse: bool) -> usize {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 let mut removed = 0;
                 let mut p = if reverse { lp.last() } else { lp.first() };
@@ -1277,7 +1303,7 @@ impl List {
         if count == 0 {
             return;
         }
-        match &mut self.repr {
+        match self.rm() {
             Repr::Lp(lp) => {
                 lp.delete_range(start, count);
             }
@@ -1309,7 +1335,7 @@ mod tests {
     /// Nodes in the window at each end are uncompressed; every other node is compressed
     /// unless compressing it would not be kept.
     fn check_compression(l: &List) {
-        let Repr::Ql(q) = &l.repr else {
+        let Repr::Ql(q) = l.r() else {
             return;
         };
         for (i, n) in q.nodes.iter().enumerate() {
@@ -1380,7 +1406,7 @@ mod tests {
             l.push(v.as_bytes(), false);
         }
         check_compression(&l);
-        let Repr::Ql(q) = &l.repr else {
+        let Repr::Ql(q) = l.r() else {
             panic!("not a quicklist")
         };
         let n = q.nodes.len();

@@ -27,6 +27,7 @@
 use crate::util::parse_i64_strict;
 // The entry encoder and the format constants are the rdb crate's (one implementation
 // of the byte format, shared with RDB loading).
+use super::thin::RawBuf;
 use rdb::listpack::{
     backlen_size, encode, encode_i64, Encoded, ENC_16BIT_INT, ENC_24BIT_INT, ENC_32BIT_INT,
     ENC_32BIT_STR, ENC_64BIT_INT, EOF, HDR_SIZE, NUMELE_UNKNOWN,
@@ -95,10 +96,32 @@ impl LpEntry<'_> {
 }
 
 /// A listpack. See the module documentation.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// One pointer to the listpack's bytes (see [`super::thin`]): the length is the header's
+/// total, the capacity the block's usable size.
+#[repr(transparent)]
 pub struct Listpack {
-    buf: Vec<u8>,
+    b: RawBuf,
 }
+
+// SAFETY: transparent over a RawBuf whose first u32 (the total bytes) is at least 7.
+unsafe impl super::thin::Small for Listpack {}
+
+impl Clone for Listpack {
+    fn clone(&self) -> Self {
+        Listpack {
+            b: RawBuf::copy_of(self.buf()),
+        }
+    }
+}
+
+impl PartialEq for Listpack {
+    fn eq(&self, o: &Self) -> bool {
+        self.buf() == o.buf()
+    }
+}
+
+impl Eq for Listpack {}
 
 impl Default for Listpack {
     fn default() -> Self {
@@ -122,9 +145,9 @@ impl std::fmt::Debug for Listpack {
 impl Listpack {
     /// An empty listpack (7 bytes).
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(HDR_SIZE + 1);
-        buf.extend_from_slice(&[7, 0, 0, 0, 0, 0, EOF]);
-        Listpack { buf }
+        Listpack {
+            b: RawBuf::copy_of(&[7, 0, 0, 0, 0, 0, EOF]),
+        }
     }
 
     /// Takes a listpack from its serialized bytes (RDB), after validating every entry:
@@ -136,26 +159,44 @@ impl Listpack {
         rdb::listpack::validate(&buf, true).ok()?;
         let mut buf = buf;
         buf.shrink_to_fit();
-        Some(Listpack { buf })
+        Some(Listpack {
+            b: RawBuf::from_vec(buf),
+        })
     }
 
     /// The serialized bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf()
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
+        let n = self.total_bytes();
+        self.b.into_vec(n)
     }
 
     /// Size in bytes (the header's total).
+    #[inline]
     pub fn total_bytes(&self) -> usize {
-        self.buf.len()
+        self.b.head_u32() as usize
+    }
+
+    /// The bytes.
+    #[inline]
+    fn buf(&self) -> &[u8] {
+        // SAFETY: the header's total is the initialized length.
+        unsafe { self.b.slice(self.total_bytes()) }
+    }
+
+    #[inline]
+    fn buf_mut(&mut self) -> &mut [u8] {
+        let n = self.total_bytes();
+        // SAFETY: as `buf`.
+        unsafe { self.b.slice_mut(n) }
     }
 
     /// Number of elements (walks the entries when the header says "unknown", as upstream).
     pub fn len(&self) -> usize {
-        let n = u16::from_le_bytes([self.buf[4], self.buf[5]]);
+        let n = u16::from_le_bytes([self.buf()[4], self.buf()[5]]);
         if n != NUMELE_UNKNOWN {
             return n as usize;
         }
@@ -163,27 +204,27 @@ impl Listpack {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf[HDR_SIZE] == EOF
+        self.buf()[HDR_SIZE] == EOF
     }
 
     /// Usable size of the allocation (MEMORY USAGE).
     pub fn mem_usage(&self) -> usize {
-        vec_usable(&self.buf)
+        self.b.cap()
     }
 
     /// Makes room for a total size of at least `total` bytes, growing geometrically
     /// (stream nodes append many small entries).
     pub fn reserve_total(&mut self, total: usize) {
-        let cap = self.buf.capacity();
+        let cap = self.b.cap();
         if cap < total {
-            let want = total.max(cap.saturating_mul(2));
-            self.buf.reserve_exact(want - self.buf.len());
+            self.b.realloc(total.max(cap.saturating_mul(2)));
         }
     }
 
     /// Releases spare capacity (a stream node that is full).
     pub fn shrink_to_fit(&mut self) {
-        self.buf.shrink_to_fit();
+        let n = self.total_bytes();
+        self.b.realloc(n);
     }
 
     /// Bytes an element would take once encoded (with its backlen).
@@ -193,18 +234,18 @@ impl Listpack {
 
     /// Whether `extra` more bytes keep the listpack under upstream's 1GB safety limit.
     pub fn safe_to_add(&self, extra: usize) -> bool {
-        self.buf.len().saturating_add(extra) <= MAX_SAFETY_SIZE
+        self.total_bytes().saturating_add(extra) <= MAX_SAFETY_SIZE
     }
 
     #[inline]
     fn eof_pos(&self) -> usize {
-        self.buf.len() - 1
+        self.total_bytes() - 1
     }
 
     /// encoding+data size of the entry at `p`.
     #[inline]
     fn entry_len(&self, p: usize) -> usize {
-        let b = self.buf[p];
+        let b = self.buf()[p];
         if b < 0x80 {
             1
         } else if b & 0xC0 == 0x80 {
@@ -212,11 +253,11 @@ impl Listpack {
         } else if b & 0xE0 == 0xC0 {
             2
         } else if b & 0xF0 == 0xE0 {
-            2 + (((b & 0x0F) as usize) << 8 | self.buf[p + 1] as usize)
+            2 + (((b & 0x0F) as usize) << 8 | self.buf()[p + 1] as usize)
         } else {
             match b {
                 ENC_32BIT_STR => {
-                    let s = &self.buf[p + 1..p + 5];
+                    let s = &self.buf()[p + 1..p + 5];
                     5 + u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize
                 }
                 ENC_16BIT_INT => 3,
@@ -237,7 +278,7 @@ impl Listpack {
 
     /// Position of the first entry.
     pub fn first(&self) -> Option<usize> {
-        if self.buf[HDR_SIZE] == EOF {
+        if self.buf()[HDR_SIZE] == EOF {
             None
         } else {
             Some(HDR_SIZE)
@@ -252,11 +293,11 @@ impl Listpack {
     /// Position of the entry after `pos`.
     #[inline]
     pub fn next(&self, pos: usize) -> Option<usize> {
-        if self.buf[pos] == EOF {
+        if self.buf()[pos] == EOF {
             return None;
         }
         let n = pos + self.entry_total(pos);
-        if self.buf[n] == EOF {
+        if self.buf()[n] == EOF {
             None
         } else {
             Some(n)
@@ -273,7 +314,7 @@ impl Listpack {
         let mut v: usize = 0;
         let mut shift = 0;
         loop {
-            let b = self.buf[q];
+            let b = self.buf()[q];
             v |= ((b & 127) as usize) << shift;
             if b & 128 == 0 {
                 break;
@@ -287,7 +328,7 @@ impl Listpack {
     /// The element at `pos`.
     #[inline]
     pub fn get(&self, pos: usize) -> LpEntry<'_> {
-        let b = &self.buf;
+        let b = self.buf();
         let e = b[pos];
         if e < 0x80 {
             LpEntry::Int(e as i64)
@@ -325,7 +366,7 @@ impl Listpack {
 
     /// Position of the element at `index` (negative: from the tail, -1 = last).
     pub fn seek(&self, index: i64) -> Option<usize> {
-        let n = u16::from_le_bytes([self.buf[4], self.buf[5]]);
+        let n = u16::from_le_bytes([self.buf()[4], self.buf()[5]]);
         let (forward, steps) = if n != NUMELE_UNKNOWN {
             let len = n as i64;
             let idx = if index < 0 { len + index } else { index };
@@ -381,44 +422,52 @@ impl Listpack {
         } else {
             n as u16
         };
-        self.buf[4..6].copy_from_slice(&v.to_le_bytes());
+        self.buf_mut()[4..6].copy_from_slice(&v.to_le_bytes());
     }
 
     /// Adds `delta` (+1/-1 or more) to the header count, keeping "unknown" unknown.
     fn add_count(&mut self, delta: isize) {
-        let n = u16::from_le_bytes([self.buf[4], self.buf[5]]);
+        let n = u16::from_le_bytes([self.buf()[4], self.buf()[5]]);
         if n != NUMELE_UNKNOWN {
             self.set_count((n as isize + delta).max(0) as usize);
         }
     }
 
-    fn set_total(&mut self) {
-        let t = self.buf.len() as u32;
-        self.buf[0..4].copy_from_slice(&t.to_le_bytes());
+    fn set_total(&mut self, n: usize) {
+        // SAFETY: the block holds at least the header.
+        unsafe { self.b.slice_mut(4) }.copy_from_slice(&(n as u32).to_le_bytes());
     }
 
     /// Replaces `old` bytes at `at` with the encoded entry (or nothing): one memmove.
     fn splice(&mut self, at: usize, old: usize, new: Option<&Encoded>) {
         let new_size = new.map_or(0, |e| e.size());
-        let len = self.buf.len();
+        let len = self.total_bytes();
+        let new_len = len + new_size - old;
         if new_size > old {
-            let grow = new_size - old;
-            self.buf.reserve_exact(grow);
-            self.buf.resize(len + grow, 0);
-            self.buf.copy_within(at + old..len, at + new_size);
-        } else if new_size < old {
-            self.buf.copy_within(at + old..len, at + new_size);
-            self.buf.truncate(len - (old - new_size));
-            let cap = self.buf.capacity();
-            let l = self.buf.len();
-            if cap - l > 64.max(l / 8) {
-                self.buf.shrink_to_fit();
+            self.b.reserve(new_len);
+            // SAFETY: the block now holds new_len > len bytes, len initialized: the
+            // rest is zeroed first.
+            unsafe {
+                std::ptr::write_bytes(self.b.ptr().add(len), 0, new_len - len);
+                self.b.slice_mut(new_len)
             }
+            .copy_within(at + old..len, at + new_size);
+        } else if new_size < old {
+            // SAFETY: len bytes are initialized.
+            unsafe { self.b.slice_mut(len) }.copy_within(at + old..len, at + new_size);
         }
         if let Some(e) = new {
-            e.write(&mut self.buf[at..at + new_size]);
+            // SAFETY: new_len bytes are initialized after the move above (the new
+            // entry's room is written now).
+            e.write(&mut unsafe { self.b.slice_mut(new_len) }[at..at + new_size]);
         }
-        self.set_total();
+        self.set_total(new_len);
+        if new_size < old {
+            let cap = self.b.cap();
+            if cap - new_len > 64.max(new_len / 8) {
+                self.b.realloc(new_len);
+            }
+        }
     }
 
     fn insert_encoded(&mut self, at: usize, e: &Encoded) -> usize {
@@ -448,7 +497,7 @@ impl Listpack {
     /// position. `pos` may be the terminator's position (`total_bytes() - 1`) with
     /// `after == false` to append.
     pub fn insert(&mut self, pos: usize, ele: &[u8], after: bool) -> usize {
-        let at = if after && self.buf[pos] != EOF {
+        let at = if after && self.buf()[pos] != EOF {
             pos + self.entry_total(pos)
         } else {
             pos
@@ -475,7 +524,7 @@ impl Listpack {
         let old = self.entry_total(pos);
         self.splice(pos, old, None);
         self.add_count(-1);
-        if self.buf[pos] == EOF {
+        if self.buf()[pos] == EOF {
             None
         } else {
             Some(pos)
@@ -487,7 +536,7 @@ impl Listpack {
     pub fn delete_range_pos(&mut self, pos: usize, count: usize) -> usize {
         let mut end = pos;
         let mut n = 0;
-        while n < count && self.buf[end] != EOF {
+        while n < count && self.buf()[end] != EOF {
             end += self.entry_total(end);
             n += 1;
         }
@@ -512,7 +561,7 @@ impl Listpack {
     /// field/value pairs).
     pub fn find(&self, pos: usize, ele: &[u8], skip: usize) -> Option<usize> {
         let as_int = parse_i64_strict(ele);
-        let b = &self.buf;
+        let b = self.buf();
         let end = self.eof_pos();
         let mut p = pos;
         let mut skipcnt = 0;

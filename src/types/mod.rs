@@ -18,4 +18,5 @@ pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod stream;
+pub mod thin;
 pub mod zset;

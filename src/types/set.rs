@@ -18,6 +18,7 @@ use crate::object::Encoding;
 use crate::types::dict::{self, Dict, WholeKey};
 use crate::types::intset::{self, Intset};
 use crate::types::listpack::{self, Listpack, LpEntry};
+use crate::types::thin::{RawBuf, Small, Thin};
 
 /// Upstream's `LISTPACK_MAX_SAFETY_SIZE`: a listpack never grows past this.
 const LISTPACK_MAX_SAFETY_SIZE: usize = listpack::MAX_SAFETY_SIZE;
@@ -83,18 +84,108 @@ impl<'a> From<LpEntry<'a>> for Member<'a> {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Repr {
-    Intset(Intset),
-    Listpack(Listpack),
+/// The encodings, owned (`Repr<Intset, Listpack, Box<Dict<WholeKey>>>`) or borrowed.
+enum Repr<I, L, D> {
+    Intset(I),
+    Listpack(L),
     /// The payload of each node is the member itself.
-    Dict(Box<Dict<WholeKey>>),
+    Dict(D),
 }
 
-/// A set value.
+/// The small encodings behind one pointer: an intset's first u32 is its encoding (2, 4
+/// or 8), a listpack's its total bytes (7, or 9 and more), so the first word tells them
+/// apart.
+#[repr(transparent)]
+struct SmallSet {
+    b: RawBuf,
+}
+
+// SAFETY: transparent over a RawBuf whose first u32 is an intset's encoding or a
+// listpack's total, never 0.
+unsafe impl Small for SmallSet {}
+
+impl SmallSet {
+    #[inline]
+    fn is_intset(&self) -> bool {
+        matches!(self.b.head_u32(), 2 | 4 | 8)
+    }
+
+    #[inline]
+    fn get(&self) -> Result<&Intset, &Listpack> {
+        // SAFETY: SmallSet, Intset and Listpack are all transparent over a RawBuf, and
+        // the first word says which one this block is.
+        unsafe {
+            if self.is_intset() {
+                Ok(&*(self as *const SmallSet as *const Intset))
+            } else {
+                Err(&*(self as *const SmallSet as *const Listpack))
+            }
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self) -> Result<&mut Intset, &mut Listpack> {
+        // SAFETY: as `get`.
+        unsafe {
+            if self.is_intset() {
+                Ok(&mut *(self as *mut SmallSet as *mut Intset))
+            } else {
+                Err(&mut *(self as *mut SmallSet as *mut Listpack))
+            }
+        }
+    }
+
+    fn from_intset(is: Intset) -> SmallSet {
+        let is = std::mem::ManuallyDrop::new(is);
+        // SAFETY: Intset is transparent over a RawBuf; ownership moves here.
+        SmallSet {
+            b: unsafe { std::ptr::read(&*is as *const Intset as *const RawBuf) },
+        }
+    }
+
+    fn from_listpack(lp: Listpack) -> SmallSet {
+        let lp = std::mem::ManuallyDrop::new(lp);
+        // SAFETY: Listpack is transparent over a RawBuf; ownership moves here.
+        SmallSet {
+            b: unsafe { std::ptr::read(&*lp as *const Listpack as *const RawBuf) },
+        }
+    }
+}
+
+impl Clone for SmallSet {
+    fn clone(&self) -> Self {
+        match self.get() {
+            Ok(is) => SmallSet::from_intset(is.clone()),
+            Err(lp) => SmallSet::from_listpack(lp.clone()),
+        }
+    }
+}
+
+impl PartialEq for SmallSet {
+    fn eq(&self, o: &Self) -> bool {
+        match (self.get(), o.get()) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for SmallSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.get() {
+            Ok(is) => is.fmt(f),
+            Err(lp) => lp.fmt(f),
+        }
+    }
+}
+
+type OwnRepr = Repr<Intset, Listpack, Box<Dict<WholeKey>>>;
+
+/// A set value: one pointer (see [`super::thin`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Set {
-    repr: Repr,
+    t: Thin<SmallSet, Dict<WholeKey>>,
 }
 
 impl Default for Set {
@@ -130,16 +221,48 @@ fn lp_estimate_repeated_int(v: i64, n: usize) -> usize {
 }
 
 impl Set {
-    pub fn new_intset() -> Set {
+    fn from_own(r: OwnRepr) -> Set {
         Set {
-            repr: Repr::Intset(Intset::new()),
+            t: match r {
+                Repr::Intset(is) => Thin::small(SmallSet::from_intset(is)),
+                Repr::Listpack(lp) => Thin::small(SmallSet::from_listpack(lp)),
+                Repr::Dict(d) => Thin::big(*d),
+            },
         }
     }
 
-    pub fn new_listpack() -> Set {
-        Set {
-            repr: Repr::Listpack(Listpack::new()),
+    fn set_repr(&mut self, r: OwnRepr) {
+        *self = Set::from_own(r);
+    }
+
+    #[inline]
+    fn r(&self) -> Repr<&Intset, &Listpack, &Dict<WholeKey>> {
+        match self.t.get() {
+            Ok(s) => match s.get() {
+                Ok(is) => Repr::Intset(is),
+                Err(lp) => Repr::Listpack(lp),
+            },
+            Err(d) => Repr::Dict(d),
         }
+    }
+
+    #[inline]
+    fn rm(&mut self) -> Repr<&mut Intset, &mut Listpack, &mut Dict<WholeKey>> {
+        match self.t.get_mut() {
+            Ok(s) => match s.get_mut() {
+                Ok(is) => Repr::Intset(is),
+                Err(lp) => Repr::Listpack(lp),
+            },
+            Err(d) => Repr::Dict(d),
+        }
+    }
+
+    pub fn new_intset() -> Set {
+        Set::from_own(Repr::Intset(Intset::new()))
+    }
+
+    pub fn new_listpack() -> Set {
+        Set::from_own(Repr::Listpack(Listpack::new()))
     }
 
     pub fn new_dict(cap: usize) -> Set {
@@ -147,9 +270,7 @@ impl Set {
         if cap > 0 {
             d.expand(cap);
         }
-        Set {
-            repr: Repr::Dict(Box::new(d)),
-        }
+        Set::from_own(Repr::Dict(Box::new(d)))
     }
 
     /// A new empty set able to hold `first` and about `size_hint` members (upstream's
@@ -168,7 +289,7 @@ impl Set {
     /// Converts to a hashtable ahead of adding about `size_hint` members if they cannot
     /// fit the current encoding (upstream's `setTypeMaybeConvert`).
     pub fn maybe_convert(&mut self, size_hint: usize, lim: &SetLimits) {
-        let convert = match &self.repr {
+        let convert = match self.r() {
             Repr::Listpack(_) => size_hint > lim.lp_entries,
             Repr::Intset(_) => size_hint > lim.intset_entries,
             Repr::Dict(_) => false,
@@ -180,7 +301,7 @@ impl Set {
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Intset(is) => is.len(),
             Repr::Listpack(lp) => lp.len(),
             Repr::Dict(d) => d.len(),
@@ -193,7 +314,7 @@ impl Set {
 
     /// The encoding OBJECT ENCODING reports.
     pub fn encoding(&self) -> Encoding {
-        match &self.repr {
+        match self.r() {
             Repr::Intset(_) => Encoding::Intset,
             Repr::Listpack(_) => Encoding::Listpack,
             Repr::Dict(_) => Encoding::Hashtable,
@@ -203,7 +324,7 @@ impl Set {
     /// Bytes allocated for this value's contents, as the allocator reports them
     /// (MEMORY USAGE).
     pub fn mem_usage(&self) -> usize {
-        match &self.repr {
+        match self.r() {
             Repr::Intset(is) => is.mem_usage(),
             Repr::Listpack(lp) => lp.mem_usage(),
             Repr::Dict(d) => d.mem_usage(),
@@ -212,7 +333,7 @@ impl Set {
 
     /// The intset, when intset-encoded (RDB).
     pub fn as_intset(&self) -> Option<&Intset> {
-        match &self.repr {
+        match self.r() {
             Repr::Intset(is) => Some(is),
             _ => None,
         }
@@ -220,7 +341,7 @@ impl Set {
 
     /// The listpack, when listpack-encoded (RDB).
     pub fn as_listpack(&self) -> Option<&Listpack> {
-        match &self.repr {
+        match self.r() {
             Repr::Listpack(lp) => Some(lp),
             _ => None,
         }
@@ -228,22 +349,18 @@ impl Set {
 
     /// A set adopting an intset (RDB loading).
     pub fn from_intset(is: Intset) -> Set {
-        Set {
-            repr: Repr::Intset(is),
-        }
+        Set::from_own(Repr::Intset(is))
     }
 
     /// A set adopting a listpack of unique members (RDB loading).
     pub fn from_listpack(lp: Listpack) -> Set {
-        Set {
-            repr: Repr::Listpack(lp),
-        }
+        Set::from_own(Repr::Listpack(lp))
     }
 
     /// Whether the members come out as hashtable strings (for callers that care about
     /// upstream's "came from a hashtable" special cases).
     pub fn is_dict(&self) -> bool {
-        matches!(self.repr, Repr::Dict(_))
+        matches!(self.r(), Repr::Dict(_))
     }
 
     /// Converts to a hashtable sized for `cap` members.
@@ -264,7 +381,7 @@ impl Set {
                 }
             }
         }
-        self.repr = Repr::Dict(Box::new(d));
+        self.set_repr(Repr::Dict(Box::new(d)));
     }
 
     /// Converts an intset to a listpack (the order is the intset's: ascending).
@@ -276,13 +393,13 @@ impl Set {
                 Member::Str(s) => lp.append(s),
             }
         }
-        self.repr = Repr::Listpack(lp);
+        self.set_repr(Repr::Listpack(lp));
     }
 
     /// Makes the set an intset if every member is an integer and it is small enough
     /// (upstream's `maybeConvertToIntset`; the caller knows the members are integers).
     pub fn maybe_convert_to_intset(&mut self, lim: &SetLimits) {
-        if matches!(self.repr, Repr::Intset(_)) || self.len() > lim.intset_max() {
+        if matches!(self.r(), Repr::Intset(_)) || self.len() > lim.intset_max() {
             return;
         }
         let mut is = Intset::new();
@@ -296,7 +413,7 @@ impl Set {
             };
             is.add(v);
         }
-        self.repr = Repr::Intset(is);
+        self.set_repr(Repr::Intset(is));
     }
 
     /// Adds `m`; returns true if it was not a member (upstream's `setTypeAddAux`, with its
@@ -304,7 +421,7 @@ impl Set {
     pub fn add_member(&mut self, m: Member<'_>, lim: &SetLimits) -> bool {
         match m {
             Member::Int(n) => {
-                if let Repr::Intset(is) = &mut self.repr {
+                if let Repr::Intset(is) = self.rm() {
                     let added = is.add(n);
                     if added && is.len() > lim.intset_max() {
                         self.convert_to_dict(0);
@@ -325,7 +442,7 @@ impl Set {
     }
 
     fn add_str(&mut self, s: &[u8], lim: &SetLimits) -> bool {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Dict(d) => d.insert(s).is_ok(),
             Repr::Listpack(lp) => {
                 if lp.first().is_some_and(|p| lp.find(p, s, 0).is_some()) {
@@ -336,7 +453,7 @@ impl Set {
                     lp.append(s);
                 } else {
                     self.convert_to_dict(n + 1);
-                    if let Repr::Dict(d) = &mut self.repr {
+                    if let Repr::Dict(d) = self.rm() {
                         let _ = d.insert(s);
                     }
                 }
@@ -366,12 +483,12 @@ impl Set {
                     && totsize.saturating_add(s.len()) <= LISTPACK_MAX_SAFETY_SIZE
                 {
                     self.convert_intset_to_listpack();
-                    if let Repr::Listpack(lp) = &mut self.repr {
+                    if let Repr::Listpack(lp) = self.rm() {
                         lp.append(s);
                     }
                 } else {
                     self.convert_to_dict(n + 1);
-                    if let Repr::Dict(d) = &mut self.repr {
+                    if let Repr::Dict(d) = self.rm() {
                         let _ = d.insert(s);
                     }
                 }
@@ -382,7 +499,7 @@ impl Set {
 
     /// Removes `m`; returns true if it was a member.
     pub fn remove_member(&mut self, m: Member<'_>) -> bool {
-        match (m, &mut self.repr) {
+        match (m, self.rm()) {
             (Member::Int(n), Repr::Intset(is)) => is.remove(n),
             (Member::Int(n), _) => {
                 let mut b = crate::reply::itoa_buf();
@@ -395,7 +512,7 @@ impl Set {
 
     /// Removes the member `s`; returns true if it was a member.
     pub fn remove(&mut self, s: &[u8]) -> bool {
-        match &mut self.repr {
+        match self.rm() {
             Repr::Dict(d) => d.remove(s),
             Repr::Listpack(lp) => match lp.first().and_then(|p| lp.find(p, s, 0)) {
                 Some(p) => {
@@ -410,7 +527,7 @@ impl Set {
 
     /// Whether `m` is a member.
     pub fn contains_member(&self, m: Member<'_>) -> bool {
-        match (m, &self.repr) {
+        match (m, self.r()) {
             (Member::Int(n), Repr::Intset(is)) => is.contains(n),
             (Member::Int(n), _) => {
                 let mut b = crate::reply::itoa_buf();
@@ -423,7 +540,7 @@ impl Set {
 
     /// Whether `s` is a member.
     pub fn contains(&self, s: &[u8]) -> bool {
-        match &self.repr {
+        match self.r() {
             Repr::Dict(d) => d.get(s).is_some(),
             Repr::Listpack(lp) => lp.first().is_some_and(|p| lp.find(p, s, 0).is_some()),
             Repr::Intset(is) => crate::util::parse_i64_strict(s).is_some_and(|v| is.contains(v)),
@@ -433,7 +550,7 @@ impl Set {
     /// The members in upstream's iteration order (intset: ascending; listpack: insertion
     /// order; hashtable: table order).
     pub fn iter(&self) -> SetIter<'_> {
-        match &self.repr {
+        match self.r() {
             Repr::Intset(is) => SetIter::Intset(is.iter()),
             Repr::Listpack(lp) => SetIter::Listpack(lp.iter()),
             Repr::Dict(d) => SetIter::Dict(d.iter()),
@@ -442,7 +559,7 @@ impl Set {
 
     /// A random member of a non-empty set.
     pub fn random(&self) -> Option<Member<'_>> {
-        match &self.repr {
+        match self.r() {
             Repr::Intset(is) => is.random().map(Member::Int),
             Repr::Listpack(lp) => {
                 let n = lp.len();
@@ -479,7 +596,7 @@ impl Set {
         idx: &[usize],
         f: &mut dyn FnMut(Member<'_>),
     ) -> bool {
-        let Repr::Listpack(lp) = &mut self.repr else {
+        let Repr::Listpack(lp) = self.rm() else {
             return false;
         };
         let mut pos = lp.first();
@@ -502,7 +619,7 @@ impl Set {
     /// One SSCAN step over a hashtable set (`None` for the small encodings, which are
     /// returned whole by the caller).
     pub fn dict_scan(&self, cursor: u64, f: &mut dyn FnMut(&[u8])) -> Option<u64> {
-        match &self.repr {
+        match self.r() {
             Repr::Dict(d) => Some(d.scan(cursor, f)),
             _ => None,
         }

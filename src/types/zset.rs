@@ -18,6 +18,7 @@ use std::cmp::Ordering;
 use crate::object::Encoding;
 use crate::types::dict::{Dict, DictKey, Node};
 use crate::types::listpack::{Listpack, LpEntry};
+use crate::types::thin::Thin;
 
 #[path = "zset_tree.rs"]
 mod tree;
@@ -328,29 +329,70 @@ impl Big {
     }
 }
 
-/// A sorted set value.
-pub enum ZSet {
-    Listpack(Listpack),
-    Skiplist(Box<Big>),
+/// The encodings, owned (`ZRepr<Listpack, Box<Big>>`) or borrowed.
+enum ZRepr<L, B> {
+    Listpack(L),
+    Skiplist(B),
+}
+
+/// A sorted set value: one pointer (see [`super::thin`]).
+pub struct ZSet {
+    t: Thin<Listpack, Big>,
 }
 
 impl Default for ZSet {
     fn default() -> Self {
-        ZSet::Listpack(Listpack::new())
+        ZSet::from_listpack(Listpack::new())
     }
 }
 
 impl Clone for ZSet {
     fn clone(&self) -> Self {
-        match self {
-            ZSet::Listpack(lp) => ZSet::Listpack(lp.clone()),
-            ZSet::Skiplist(b) => {
+        match self.r() {
+            ZRepr::Listpack(lp) => ZSet::from_listpack(lp.clone()),
+            ZRepr::Skiplist(b) => {
                 let mut nb = Big::new(b.dict.len());
                 for (m, s) in self.iter_from(0, true) {
                     with_bytes(m, |m| nb.insert_new(s, m));
                 }
-                ZSet::Skiplist(Box::new(nb))
+                ZSet::from_own(ZRepr::Skiplist(Box::new(nb)))
             }
+        }
+    }
+}
+
+impl ZSet {
+    /// A sorted set adopting a listpack of member/score pairs (RDB loading).
+    pub fn from_listpack(lp: Listpack) -> ZSet {
+        ZSet::from_own(ZRepr::Listpack(lp))
+    }
+
+    fn from_own(r: ZRepr<Listpack, Box<Big>>) -> ZSet {
+        ZSet {
+            t: match r {
+                ZRepr::Listpack(lp) => Thin::small(lp),
+                ZRepr::Skiplist(b) => Thin::big(*b),
+            },
+        }
+    }
+
+    fn set_repr(&mut self, r: ZRepr<Listpack, Box<Big>>) {
+        *self = ZSet::from_own(r);
+    }
+
+    #[inline]
+    fn r(&self) -> ZRepr<&Listpack, &Big> {
+        match self.t.get() {
+            Ok(lp) => ZRepr::Listpack(lp),
+            Err(b) => ZRepr::Skiplist(b),
+        }
+    }
+
+    #[inline]
+    fn rm(&mut self) -> ZRepr<&mut Listpack, &mut Big> {
+        match self.t.get_mut() {
+            Ok(lp) => ZRepr::Listpack(lp),
+            Err(b) => ZRepr::Skiplist(b),
         }
     }
 }
@@ -435,7 +477,7 @@ impl ZSet {
         if size_hint <= max_entries && val_len_hint <= max_value {
             ZSet::new()
         } else {
-            ZSet::Skiplist(Box::new(Big::new(size_hint)))
+            ZSet::from_own(ZRepr::Skiplist(Box::new(Big::new(size_hint))))
         }
     }
 
@@ -447,7 +489,7 @@ impl ZSet {
         max_entries: usize,
         max_value: usize,
     ) {
-        if matches!(self, ZSet::Listpack(_))
+        if matches!(self.r(), ZRepr::Listpack(_))
             && (size_hint > max_entries || val_len_hint > max_value)
         {
             self.convert_to_big(size_hint);
@@ -456,7 +498,7 @@ impl ZSet {
 
     /// Converts a listpack to the large encoding, pre-sized for `cap` elements.
     pub fn convert_to_big(&mut self, cap: usize) {
-        let ZSet::Listpack(lp) = self else {
+        let ZRepr::Listpack(lp) = self.rm() else {
             return;
         };
         let mut big = Big::new(cap.max(lp.len() / 2));
@@ -465,13 +507,13 @@ impl ZSet {
             let score = lp_score(s);
             with_bytes(m, |m| big.insert_new(score, m));
         }
-        *self = ZSet::Skiplist(Box::new(big));
+        self.set_repr(ZRepr::Skiplist(Box::new(big)));
     }
 
     /// Converts the large encoding to a listpack.
     #[allow(dead_code)] // For RDB loading/DEBUG; tests use it today.
     pub fn convert_to_listpack(&mut self) {
-        if matches!(self, ZSet::Listpack(_)) {
+        if matches!(self.r(), ZRepr::Listpack(_)) {
             return;
         }
         let mut lp = Listpack::new();
@@ -481,13 +523,13 @@ impl ZSet {
             score_entry(s, &mut sbuf);
             lp.append(&sbuf);
         }
-        *self = ZSet::Listpack(lp);
+        self.set_repr(ZRepr::Listpack(lp));
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            ZSet::Listpack(lp) => lp.len() / 2,
-            ZSet::Skiplist(b) => b.dict.len(),
+        match self.r() {
+            ZRepr::Listpack(lp) => lp.len() / 2,
+            ZRepr::Skiplist(b) => b.dict.len(),
         }
     }
 
@@ -497,17 +539,17 @@ impl ZSet {
 
     /// The encoding OBJECT ENCODING reports.
     pub fn encoding(&self) -> Encoding {
-        match self {
-            ZSet::Listpack(_) => Encoding::Listpack,
-            ZSet::Skiplist(_) => Encoding::Skiplist,
+        match self.r() {
+            ZRepr::Listpack(_) => Encoding::Listpack,
+            ZRepr::Skiplist(_) => Encoding::Skiplist,
         }
     }
 
     /// Bytes allocated for this value's contents (MEMORY USAGE).
     pub fn mem_usage(&self) -> usize {
-        match self {
-            ZSet::Listpack(lp) => lp.mem_usage(),
-            ZSet::Skiplist(b) => {
+        match self.r() {
+            ZRepr::Listpack(lp) => lp.mem_usage(),
+            ZRepr::Skiplist(b) => {
                 std::mem::size_of::<Big>() + b.dict.mem_usage() + b.tree.mem_usage()
             }
         }
@@ -516,9 +558,9 @@ impl ZSet {
     /// The listpack, when listpack-encoded (RDB).
     #[allow(dead_code)]
     pub fn as_listpack(&self) -> Option<&Listpack> {
-        match self {
-            ZSet::Listpack(lp) => Some(lp),
-            ZSet::Skiplist(_) => None,
+        match self.r() {
+            ZRepr::Listpack(lp) => Some(lp),
+            ZRepr::Skiplist(_) => None,
         }
     }
 
@@ -554,9 +596,9 @@ impl ZSet {
 
     /// The score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        match self {
-            ZSet::Listpack(lp) => Self::lp_find(lp, member).map(|x| x.1),
-            ZSet::Skiplist(b) => b.dict.get(member).map(pl_score),
+        match self.r() {
+            ZRepr::Listpack(lp) => Self::lp_find(lp, member).map(|x| x.1),
+            ZRepr::Skiplist(b) => b.dict.get(member).map(pl_score),
         }
     }
 
@@ -573,7 +615,7 @@ impl ZSet {
             return None;
         }
         let mut out = AddOut::default();
-        if let ZSet::Listpack(lp) = self {
+        if let ZRepr::Listpack(lp) = self.rm() {
             if let Some((ep, cur)) = Self::lp_find(lp, member) {
                 if f.nx {
                     out.nop = true;
@@ -613,7 +655,7 @@ impl ZSet {
                 return Some(out);
             }
         }
-        let ZSet::Skiplist(b) = self else {
+        let ZRepr::Skiplist(b) = self.rm() else {
             return None;
         };
         if let Some(node) = b.dict.find(member) {
@@ -652,23 +694,23 @@ impl ZSet {
 
     /// Removes `member`; returns whether it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self {
-            ZSet::Listpack(lp) => match Self::lp_find(lp, member) {
+        match self.rm() {
+            ZRepr::Listpack(lp) => match Self::lp_find(lp, member) {
                 Some((ep, _)) => {
                     lp.delete_range_pos(ep, 2);
                     true
                 }
                 None => false,
             },
-            ZSet::Skiplist(b) => b.remove(member),
+            ZRepr::Skiplist(b) => b.remove(member),
         }
     }
 
     /// 0-based rank of `member` (from the top with `reverse`) and its score.
     pub fn rank(&self, member: &[u8], reverse: bool) -> Option<(usize, f64)> {
         let len = self.len();
-        let (r, s) = match self {
-            ZSet::Listpack(lp) => {
+        let (r, s) = match self.r() {
+            ZRepr::Listpack(lp) => {
                 let mut it = lp.iter();
                 let mut r = 0usize;
                 loop {
@@ -679,7 +721,7 @@ impl ZSet {
                     r += 1;
                 }
             }
-            ZSet::Skiplist(b) => {
+            ZRepr::Skiplist(b) => {
                 let node = b.dict.find(member)?;
                 (b.rank_of(node)?, pl_score(b.dict.payload(node)))
             }
@@ -691,8 +733,8 @@ impl ZSet {
     /// rank 0 is the highest element).
     pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
         let len = self.len();
-        let inner = match self {
-            ZSet::Listpack(lp) => {
+        let inner = match self.r() {
+            ZRepr::Listpack(lp) => {
                 let pos = if rank >= len {
                     None
                 } else if rev {
@@ -702,7 +744,7 @@ impl ZSet {
                 };
                 IterInner::Lp { lp, pos, rev }
             }
-            ZSet::Skiplist(b) => {
+            ZRepr::Skiplist(b) => {
                 let r = if rev {
                     len.saturating_sub(1).saturating_sub(rank)
                 } else {
@@ -737,12 +779,12 @@ impl ZSet {
         if len == 0 {
             return None;
         }
-        match self {
-            ZSet::Listpack(_) => {
+        match self.r() {
+            ZRepr::Listpack(_) => {
                 let i = (crate::util::random_u64() % len as u64) as usize;
                 self.iter_from(i, false).next()
             }
-            ZSet::Skiplist(b) => {
+            ZRepr::Skiplist(b) => {
                 let n = b.dict.random()?;
                 let p = b.dict.payload(n);
                 Some((LpEntry::Str(pl_member(p)), pl_score(p)))
@@ -845,14 +887,14 @@ impl ZSet {
     /// element after skipping `offset`, as upstream finds it for each encoding.
     pub fn range_start(&self, r: &dyn RangeSpec, offset: i64, rev: bool) -> Option<usize> {
         let len = self.len();
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.r() {
+            ZRepr::Listpack(lp) => {
                 let i = Self::lp_edge_in_range(lp, r, rev)?;
                 let off = usize::try_from(offset).ok()?;
                 let k = i.checked_add(off)?;
                 (k < len).then_some(k)
             }
-            ZSet::Skiplist(b) => {
+            ZRepr::Skiplist(b) => {
                 if rev {
                     let n = offset.wrapping_neg().wrapping_sub(1);
                     let k = Self::big_nth_in_range(b, r, n)?;
@@ -866,8 +908,8 @@ impl ZSet {
 
     /// Number of elements in range (ZCOUNT, ZLEXCOUNT).
     pub fn count_in_range(&self, r: &dyn RangeSpec) -> usize {
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.r() {
+            ZRepr::Listpack(lp) => {
                 let Some(i) = Self::lp_edge_in_range(lp, r, false) else {
                     return 0;
                 };
@@ -875,7 +917,7 @@ impl ZSet {
                     .take_while(|(m, s)| with_bytes(*m, |m| r.lte_max(*s, m)))
                     .count()
             }
-            ZSet::Skiplist(b) => {
+            ZRepr::Skiplist(b) => {
                 let Some(first) = Self::big_nth_in_range(b, r, 0) else {
                     return 0;
                 };
@@ -889,8 +931,8 @@ impl ZSet {
 
     /// Deletes the elements in range (ZREMRANGEBYSCORE/BYLEX); returns how many.
     pub fn delete_range(&mut self, r: &dyn RangeSpec) -> usize {
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.rm() {
+            ZRepr::Listpack(lp) => {
                 let Some(i) = Self::lp_edge_in_range(lp, r, false) else {
                     return 0;
                 };
@@ -914,7 +956,7 @@ impl ZSet {
                 }
                 n
             }
-            ZSet::Skiplist(b) => {
+            ZRepr::Skiplist(b) => {
                 let start = b.partition(&|s, m| !r.gte_min(s, m));
                 let nodes: Vec<Node> = b
                     .tree
@@ -936,9 +978,9 @@ impl ZSet {
     /// returns how many.
     pub fn delete_rank_range(&mut self, start: usize, end: usize) -> usize {
         let num = end + 1 - start;
-        match self {
-            ZSet::Listpack(lp) => lp.delete_range(2 * start as i64, 2 * num) / 2,
-            ZSet::Skiplist(b) => {
+        match self.rm() {
+            ZRepr::Listpack(lp) => lp.delete_range(2 * start as i64, 2 * num) / 2,
+            ZRepr::Skiplist(b) => {
                 let nodes: Vec<Node> = b.tree.iter_from(start, false).take(num).collect();
                 for &x in &nodes {
                     b.remove_node(x);
@@ -959,22 +1001,22 @@ impl ZSet {
                 score_entry(*s, &mut sbuf);
                 lp.append(&sbuf);
             }
-            ZSet::Listpack(lp)
+            ZSet::from_own(ZRepr::Listpack(lp))
         } else {
             let mut b = Big::new(items.len());
             for (m, s) in items {
                 b.insert_new(*s, m);
             }
-            ZSet::Skiplist(Box::new(b))
+            ZSet::from_own(ZRepr::Skiplist(Box::new(b)))
         }
     }
 
     /// ZSCAN over the large encoding: one step of the member index's cursor, calling `f`
     /// with (member, score) of each element met.
     pub fn scan(&self, cursor: u64, f: &mut dyn FnMut(&[u8], f64)) -> u64 {
-        match self {
-            ZSet::Listpack(_) => 0,
-            ZSet::Skiplist(b) => b.dict.scan(cursor, &mut |p| f(pl_member(p), pl_score(p))),
+        match self.r() {
+            ZRepr::Listpack(_) => 0,
+            ZRepr::Skiplist(b) => b.dict.scan(cursor, &mut |p| f(pl_member(p), pl_score(p))),
         }
     }
 }
