@@ -189,6 +189,8 @@ pub struct Server {
     pub audit: crate::audit::Audit,
     /// maxmemory: the eviction pool and the cached policy (src/evict.rs).
     pub evict: crate::evict::EvictState,
+    /// Lua scripting: the EVAL state, the script cache, the running script (src/scripting/).
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl Server {
@@ -250,6 +252,7 @@ impl Server {
             authguard: Default::default(),
             audit: Default::default(),
             evict,
+            scripting: crate::scripting::Scripting::default(),
         }
     }
 

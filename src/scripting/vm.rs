@@ -1,1 +1,255 @@
-//! See [`crate::scripting`] for the layout. (Not built yet.)
+//! The Lua state (upstream's `engine_lua.c` `initializeLuaState`, `script_lua.c`):
+//! the libraries, the sandbox (locked globals, read-only tables, no bytecode, no
+//! file access) and compiling scripts.
+//!
+//! Build order (docs/scripting-plan.md 2.1): libraries; `os` cut to `clock`; the
+//! extra libraries (cjson, struct, cmsgpack, bit) and the random generator; the
+//! pcall wrapper; the `server` table aliased as `redis`; the error handler (which
+//! keeps `debug` and then removes it); the EVAL-only members; `_G` locked (error
+//! metatable, read-only recursively, the metatables of the basic types).
+//!
+//! A second kind ([`VmKind::Function`]) is reserved for FUNCTION/FCALL: it differs in
+//! the chunk name (`@user_function`), the server table (`register_function` at load
+//! time) and in having no KEYS/ARGV globals.
+
+use mlua::{ChunkMode, Function, Lua, LuaOptions, StdLib, Table, Value};
+
+use super::{api, ffi};
+
+/// Which scripts a state runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VmKind {
+    Eval,
+    Function,
+}
+
+/// Hard ceiling of a Lua heap: a script allocating without bound fails with a Lua
+/// `not enough memory` error (catchable by pcall) instead of taking the server down.
+/// With `maxmemory` set the bound is `maxmemory`, at least [`LUA_MEMORY_FLOOR`].
+pub const LUA_MEMORY_CEILING: usize = 1 << 30;
+/// The smallest bound (a state with its libraries uses ~100 KB).
+pub const LUA_MEMORY_FLOOR: usize = 32 << 20;
+
+/// The memory bound of a Lua heap for the given `maxmemory` (0: none).
+pub fn memory_bound(maxmemory: u64) -> usize {
+    if maxmemory == 0 {
+        LUA_MEMORY_CEILING
+    } else {
+        (maxmemory.min(LUA_MEMORY_CEILING as u64) as usize).max(LUA_MEMORY_FLOOR)
+    }
+}
+
+pub struct LuaVm {
+    pub lua: Lua,
+    pub kind: VmKind,
+}
+
+/// The registry key of the error handler.
+pub const ERR_HANDLER_KEY: &str = "__server__err__handler";
+
+/// The error handler (upstream's `__server__err__handler`): a non-table error becomes
+/// `{err='ERR <msg>'}`, and the table gets the source and line of the frame that
+/// raised it (level 2, or 3 when level 2 is a C function such as `server.call`).
+/// It keeps `debug` in an upvalue; `debug` is removed from the globals afterwards.
+const ERR_HANDLER_SRC: &str = r#"
+local dbg = debug
+return function(err)
+  local i = dbg.getinfo(2, 'nSl')
+  if i and i.what == 'C' then
+    i = dbg.getinfo(3, 'nSl')
+  end
+  if type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+"#;
+
+/// `load` and `loadstring` refusing bytecode (a chunk starting with ESC), with the
+/// message stock Lua gives when it parses such a chunk as text.
+const NO_BYTECODE_SRC: &str = r#"
+local ls, ld = loadstring, load
+local function refuse(s, name)
+  local src = name or s
+  local first = string.match(src, '^[^\n]*')
+  if #first > 45 or #first < #src then
+    first = string.sub(first, 1, 45) .. '...'
+  end
+  return nil, '[string "' .. first .. '"]:1: unexpected symbol near \'char(27)\''
+end
+loadstring = function(s, name)
+  if type(s) == 'string' and string.byte(s, 1) == 27 then
+    return refuse(s, name)
+  end
+  return ls(s, name)
+end
+load = function(f, name)
+  if type(f) == 'function' then
+    local parts, first = {}, true
+    while true do
+      local p = f()
+      if p == nil or p == '' then break end
+      if type(p) ~= 'string' then return ld(function() return p end, name) end
+      parts[#parts + 1] = p
+    end
+    local s = table.concat(parts)
+    if string.byte(s, 1) == 27 then return refuse(s, name or '=(load)') end
+    return ls(s, name or '=(load)')
+  end
+  return ld(f, name)
+end
+"#;
+
+impl LuaVm {
+    /// Builds a state as upstream's `initializeLuaState` (+ the EVAL extras for
+    /// [`VmKind::Eval`]).
+    pub fn new(kind: VmKind) -> mlua::Result<LuaVm> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS | StdLib::DEBUG;
+        // SAFETY: the debug library is needed by the error handler only; it is
+        // removed from the globals before any script runs.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+        let g = lua.globals();
+        // Base library members upstream does not expose.
+        for name in [
+            "loadfile", "dofile", "print", "setfenv", "getfenv", "newproxy", "module", "require",
+            "package",
+        ] {
+            g.raw_set(name, Value::Nil)?;
+        }
+        // `os` is cut down to `clock`.
+        let os: Table = g.get("os")?;
+        let clock: Function = os.get("clock")?;
+        let os2 = lua.create_table()?;
+        os2.set("clock", clock)?;
+        g.set("os", os2)?;
+        // The extra libraries (src/scripting/lib_*.rs) and math.random.
+        super::lib_cjson::install(&lua)?;
+        super::lib_struct::install(&lua)?;
+        super::lib_cmsgpack::install(&lua)?;
+        super::lib_bit::install(&lua)?;
+        super::rand::install(&lua)?;
+        lua.load(NO_BYTECODE_SRC)
+            .set_name("=no_bytecode")
+            .set_mode(ChunkMode::Text)
+            .exec()?;
+        // The pcall wrapper and the server table.
+        api::install(&lua, kind)?;
+        // The error handler, then `debug` goes away.
+        let handler: Function = lua
+            .load(ERR_HANDLER_SRC)
+            .set_name("=err_handler")
+            .set_mode(ChunkMode::Text)
+            .call(())?;
+        lua.set_named_registry_value(ERR_HANDLER_KEY, handler.clone())?;
+        if kind == VmKind::Eval {
+            g.raw_set("__server__err__handler", handler.clone())?;
+            g.raw_set("__redis__err__handler", handler)?;
+        }
+        g.raw_set("debug", Value::Nil)?;
+        // Lock the globals: reading a missing name is an error, and so is adding one.
+        let mt = lua.create_table()?;
+        // SAFETY: raw C functions that raise with luaL_error and hold no Rust values.
+        let idx = unsafe { lua.create_c_function(api::protected_table_error)? };
+        let newidx = unsafe { lua.create_c_function(api::readonly_table_error)? };
+        mt.raw_set("__index", idx)?;
+        mt.raw_set("__newindex", newidx)?;
+        g.set_metatable(Some(mt));
+        protect_recursively(&lua, &g)?;
+        protect_basic_type_metatables(&lua)?;
+        let vm = LuaVm { lua, kind };
+        vm.lua.gc_collect()?;
+        Ok(vm)
+    }
+
+    /// The chunk name of this kind's scripts.
+    pub fn chunk_name(&self) -> &'static str {
+        match self.kind {
+            VmKind::Eval => "@user_script",
+            VmKind::Function => "@user_function",
+        }
+    }
+
+    /// Compiles a script body (its shebang line already blanked) into a function.
+    /// The error is the text after `Error compiling script (new function): `.
+    pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
+        match self
+            .lua
+            .load(body)
+            .set_name(self.chunk_name())
+            .set_mode(ChunkMode::Text)
+            .into_function()
+        {
+            Ok(f) => Ok(f),
+            Err(mlua::Error::SyntaxError { message, .. }) => Err(message),
+            Err(mlua::Error::MemoryError(m)) => Err(m),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Bytes in use by the Lua heap.
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    /// Sets KEYS and ARGV (EVAL): the global lock is opened for the two, as
+    /// upstream's luaCallFunction.
+    pub fn set_keys_argv(&self, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<()> {
+        let g = self.lua.globals();
+        let mk = |items: &[Vec<u8>]| -> mlua::Result<Table> {
+            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, self.lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let k = mk(keys)?;
+        let a = mk(args)?;
+        ffi::set_readonly(&self.lua, &g, false)?;
+        let r = g.raw_set("KEYS", k).and_then(|_| g.raw_set("ARGV", a));
+        ffi::set_readonly(&self.lua, &g, true)?;
+        r
+    }
+}
+
+/// Marks `t`, the tables it holds and their metatables read-only (upstream's
+/// luaSetTableProtectionRecursively). Stand-in until lua-patch's
+/// `ffi::protect_recursively` lands: the walk is the same, the marking is
+/// `ffi::set_readonly`. Visited tables are remembered by pointer, as the
+/// placeholder `is_readonly` cannot tell.
+fn protect_recursively(lua: &Lua, t: &Table) -> mlua::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![t.clone()];
+    while let Some(t) = stack.pop() {
+        if !seen.insert(t.to_pointer() as usize) || ffi::is_readonly(lua, &t) {
+            continue;
+        }
+        for pair in t.clone().pairs::<Value, Value>() {
+            let (_, v) = pair?;
+            if let Value::Table(sub) = v {
+                stack.push(sub);
+            }
+        }
+        if let Some(mt) = t.metatable() {
+            stack.push(mt);
+        }
+        ffi::set_readonly(lua, &t, true)?;
+    }
+    Ok(())
+}
+
+/// Marks the metatables of the basic types read-only (upstream's
+/// luaSetTableProtectionForBasicTypes); only strings have one in stock Lua.
+fn protect_basic_type_metatables(lua: &Lua) -> mlua::Result<()> {
+    let mt: Option<Table> = lua
+        .load("return getmetatable('')")
+        .set_name("=mt")
+        .call(())?;
+    if let Some(mt) = mt {
+        protect_recursively(lua, &mt)?;
+    }
+    Ok(())
+}
