@@ -238,6 +238,8 @@ pub unsafe fn error_table_text(l: *mut lua_State) -> Vec<u8> {
     let mut out = Vec::new();
     if raw_field(l, -1, b"err") == ffi::LUA_TSTRING {
         out.extend_from_slice(to_bytes(l, -1).unwrap_or(b""));
+    } else {
+        out.extend_from_slice(b"ERR unknown error");
     }
     ffi::lua_pop(l, 1);
     let st = raw_field(l, -1, b"source");

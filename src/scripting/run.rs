@@ -157,6 +157,9 @@ pub fn script_call(argv: Vec<Vec<u8>>) -> Option<(Vec<u8>, u8)> {
 pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
     let id = match srv.commands.lookup(&c.argv) {
         Ok(id) if !srv.commands.is_disabled(id) => id,
+        // A container with an unknown subcommand runs as the container, which
+        // answers `unknown subcommand` (upstream's lookup gives the container).
+        Err(Some(parent)) if !srv.commands.is_disabled(parent) => parent,
         _ => {
             c.reply.add_error("ERR Unknown command called from script");
             return true;
