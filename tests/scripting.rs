@@ -569,3 +569,122 @@ print('ok')
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Script flags on a replica whose primary is unreachable (stale, read-only) and under
+/// maxmemory, against the reference.
+#[test]
+fn flags_on_replica_and_oom() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let dead = common::free_port().to_string();
+    let replica_cmds: &[&[&str]] = &[
+        &["EVAL", "return 1", "0"],
+        &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"],
+        &["EVAL", "#!lua flags=no-writes,allow-stale\nreturn 1", "0"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes,allow-stale\nreturn redis.call('get', 'x')",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes,allow-stale\nreturn redis.call('ping')",
+            "0",
+        ],
+        &["EVAL", "#!lua flags=allow-stale\nreturn 1", "0"],
+        &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
+        &["EVAL", "return redis.call('set', 'x', 1)", "0"],
+        &["EVAL", "return redis.call('get', 'x')", "0"],
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get', 'x')",
+            "0",
+        ],
+        &["EVAL_RO", "return redis.call('get', 'x')", "0"],
+    ];
+    let oom_cmds: &[&[&str]] = &[
+        &["SET", "fill", "some-value"],
+        &["CONFIG", "SET", "maxmemory", "1"],
+        &["EVAL", "return redis.call('set', 'x', 1)", "0"],
+        &["EVAL", "return redis.call('get', 'x')", "0"],
+        &[
+            "EVAL",
+            "redis.call('del', 'nokey'); return redis.call('set', 'x', 1)",
+            "0",
+        ],
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get', 'x')",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=allow-oom\nreturn redis.call('set', 'x', 1)",
+            "0",
+        ],
+        &["CONFIG", "SET", "maxmemory", "0"],
+    ];
+    let mut res = Vec::new();
+    for kind in 0..2 {
+        let rep_args = [
+            "--replicaof",
+            "127.0.0.1",
+            dead.as_str(),
+            "--replica-serve-stale-data",
+            "no",
+        ];
+        let (a, b) = if kind == 0 {
+            (Server::ours(&rep_args), Server::ours(&[]))
+        } else {
+            (
+                Server::reference(&bin, &rep_args),
+                Server::reference(&bin, &[]),
+            )
+        };
+        let mut out = Vec::new();
+        let mut c = a.conn();
+        for cmd in replica_cmds {
+            out.push(format!("{:?} -> {}", cmd, escape(&c.call(cmd))));
+        }
+        let mut c = b.conn();
+        for cmd in oom_cmds {
+            out.push(format!("{:?} -> {}", cmd, escape(&c.call(cmd))));
+        }
+        res.push(out);
+    }
+    let diffs: Vec<String> = res[0]
+        .iter()
+        .zip(res[1].iter())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("ours: {a}\n ref: {b}"))
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// A script running past busy-reply-threshold is logged as slow, with its sha, and
+/// still completes (SCRIPT KILL from another client needs the busy layer, src/busy.rs).
+#[test]
+fn slow_script_logged() {
+    let s = Server::ours(&["--busy-reply-threshold", "20"]);
+    let mut c = s.conn();
+    c.set_read_timeout(Duration::from_secs(60));
+    let r = c.call(&[
+        "EVAL",
+        "local i = 0 while os.clock() < 0.2 + i * 0 do i = i + 1 end return 'done'",
+        "0",
+    ]);
+    assert_eq!(r, b"$4\r\ndone\r\n");
+    let ok = common::wait_for(Duration::from_secs(5), || {
+        s.log()
+            .contains("Slow script detected: still in execution after")
+    });
+    assert!(ok, "no slow-script line in the log:\n{}", s.log());
+    // SCRIPT KILL with nothing running.
+    assert_eq!(
+        c.call(&["SCRIPT", "KILL"]),
+        b"-NOTBUSY No scripts in execution right now.\r\n"
+    );
+}

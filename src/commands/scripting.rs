@@ -303,10 +303,18 @@ fn eval_generic(srv: &mut Server, c: &mut Client, evalsha: bool, ro: bool) {
         }
     };
     let nk = numkeys as usize;
-    let keys = &c.argv[3..3 + nk].to_vec();
-    let args = &c.argv[3 + nk..].to_vec();
+    let argv = std::mem::take(&mut c.argv);
     let name = String::from_utf8_lossy(&sha).into_owned();
-    crate::scripting::run::run_script(srv, c, &name, &func, keys, args, run_flags);
+    crate::scripting::run::run_script(
+        srv,
+        c,
+        &name,
+        &func,
+        &argv[3..3 + nk],
+        &argv[3 + nk..],
+        run_flags,
+    );
+    c.argv = argv;
     srv.scripting.cache.touch(&sha);
 }
 

@@ -496,8 +496,12 @@ pub fn run_script(
         c.reply.add_error("ERR can not create the script client");
         return;
     };
-    sc.user = c.user.clone();
-    sc.acl_gen = u64::MAX;
+    if sc.user != c.user {
+        sc.user = c.user.clone();
+        // Recompute the user's permissions at the next check (an ACL change bumps the
+        // generation anyway, so the same user keeps its cached state).
+        sc.acl_gen = u64::MAX;
+    }
     sc.db = c.db;
     sc.reply.resp = 2;
     sc.flags = cflags::DENY_BLOCKING | cflags::SCRIPT | (c.flags & cflags::PRIMARY);
