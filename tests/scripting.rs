@@ -688,3 +688,59 @@ fn slow_script_logged() {
         b"-NOTBUSY No scripts in execution right now.\r\n"
     );
 }
+
+/// Errors inside scripts are counted once (errorstats, failed/rejected calls) as
+/// upstream: a command error is counted when the command fails, not again when the
+/// script replies it.
+#[test]
+fn error_stats() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let mut res = Vec::new();
+    for s in [Server::ours(&[]), Server::reference(&bin, &[])] {
+        let mut c = s.conn();
+        for code in [
+            "return redis.call('nosuch')",
+            "redis.call('set', 'x', 'a'); return redis.pcall('incr', 'x')",
+            "return redis.call('incr', 'x')",
+            "error('x')",
+            "return {err='MY x'}",
+            "return redis.call()",
+            "#!lua flags=no-writes\nreturn redis.call('set', 'x', 1)",
+        ] {
+            c.call(&["EVAL", code, "0"]);
+        }
+        let strip = |b: Vec<u8>| -> Vec<String> {
+            let mut v: Vec<String> = String::from_utf8_lossy(&b)
+                .split("\r\n")
+                .filter(|l| l.contains(':') && !l.starts_with('$'))
+                .map(|l| {
+                    let mut l = l.to_string();
+                    if let Some(p) = l.find("usec=") {
+                        if let Some(q) = l[p..].find(",rejected") {
+                            l.replace_range(p..p + q, "");
+                        }
+                    }
+                    l
+                })
+                .filter(|l| {
+                    !l.starts_with("cmdstat_hello")
+                        && !l.starts_with("cmdstat_info")
+                        && !l.starts_with("cmdstat_config")
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let mut out = strip(c.call(&["INFO", "errorstats"]));
+        out.extend(strip(c.call(&["INFO", "commandstats"])));
+        let stats = c.call(&["INFO", "stats"]);
+        out.push(format!(
+            "total_error_replies={:?}",
+            info_field(&stats, "total_error_replies")
+        ));
+        res.push(out);
+    }
+    assert_eq!(res[0], res[1]);
+}

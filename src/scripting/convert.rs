@@ -103,6 +103,10 @@ unsafe fn push_value(l: *mut lua_State, c: &mut Cursor, depth: u32) -> bool {
             let text = super::api::error_text(&e);
             drop(e);
             push_err_table_raw(l, &text);
+            // Counted when the command failed: not again when the script replies it.
+            push_bytes(l, b"ignore_error_stats_update");
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_rawset(l, -3);
         }
         b'*' | b'~' | b'>' => {
             let n = c.int();
@@ -219,11 +223,17 @@ fn no_crlf(s: &[u8]) -> Vec<u8> {
 }
 
 /// Writes an error reply `-<text>` as is (upstream's `-%s` custom error), with CR/LF
-/// replaced by spaces.
-pub fn add_error_raw(r: &mut ReplyBuf, text: &[u8]) {
-    r.errors += 1;
-    let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
-    r.last_error_code = Some(String::from_utf8_lossy(code).into_owned());
+/// replaced by spaces. `counted`: false for an error already counted in the error
+/// statistics when the command inside the script failed (the table's
+/// `ignore_error_stats_update`); the script is then only counted as failed.
+pub fn add_error_raw(r: &mut ReplyBuf, text: &[u8], counted: bool) {
+    if counted {
+        r.errors += 1;
+        let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+        r.last_error_code = Some(String::from_utf8_lossy(code).into_owned());
+    } else {
+        super::run::note_uncounted_error();
+    }
     if r.silenced {
         return;
     }
@@ -233,8 +243,12 @@ pub fn add_error_raw(r: &mut ReplyBuf, text: &[u8]) {
 }
 
 /// The error text of the error table at the top of the stack: `err`, plus
-/// ` script: on <source>:<line>.` when the error handler added them.
-pub unsafe fn error_table_text(l: *mut lua_State) -> Vec<u8> {
+/// ` script: on <source>:<line>.` when the error handler added them; and whether the
+/// error still has to be counted in the error statistics.
+pub unsafe fn error_table_text(l: *mut lua_State) -> (Vec<u8>, bool) {
+    let ignore = raw_field(l, -1, b"ignore_error_stats_update") == ffi::LUA_TBOOLEAN
+        && ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
     let mut out = Vec::new();
     if raw_field(l, -1, b"err") == ffi::LUA_TSTRING {
         out.extend_from_slice(to_bytes(l, -1).unwrap_or(b""));
@@ -253,7 +267,7 @@ pub unsafe fn error_table_text(l: *mut lua_State) -> Vec<u8> {
         out.extend_from_slice(&s);
         out.extend_from_slice(format!(":{n}.").as_bytes());
     }
-    out
+    (out, !ignore)
 }
 
 /// Converts the value at the top of the stack into a reply for the caller and pops
@@ -286,8 +300,8 @@ pub unsafe fn lua_to_reply(l: *mut lua_State, r: &mut ReplyBuf, script_resp: u8,
         ffi::LUA_TTABLE => {
             if raw_field(l, -1, b"err") == ffi::LUA_TSTRING {
                 ffi::lua_pop(l, 1);
-                let text = error_table_text(l);
-                add_error_raw(r, &text);
+                let (text, counted) = error_table_text(l);
+                add_error_raw(r, &text, counted);
                 ffi::lua_pop(l, 1);
                 return;
             }

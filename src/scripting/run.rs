@@ -76,6 +76,8 @@ pub struct RunCtx {
     pub start: Instant,
     /// The sha (or function name) for the slow-script log.
     pub name: String,
+    /// Error replies of the script not counted in the error statistics.
+    pub uncounted_errors: u32,
 }
 
 /// Runs `f` with the running script's server; `None` when no script runs.
@@ -87,6 +89,16 @@ fn with_server<R>(f: impl FnOnce(&mut Server) -> R) -> Option<R> {
     // SAFETY: see the module comment: set only during the Lua call of run_script,
     // where it is the only live path to the server.
     Some(f(unsafe { &mut *p }))
+}
+
+/// A script replied an error already counted when its command failed: the script's
+/// command is counted as failed without counting the error again.
+pub fn note_uncounted_error() {
+    with_server(|srv| {
+        if let Some(r) = srv.scripting.run.as_mut() {
+            r.uncounted_errors += 1;
+        }
+    });
 }
 
 /// server.set_repl.
@@ -161,21 +173,26 @@ pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
         // answers `unknown subcommand` (upstream's lookup gives the container).
         Err(Some(parent)) if !srv.commands.is_disabled(parent) => parent,
         _ => {
-            c.reply.add_error("ERR Unknown command called from script");
-            return true;
+            return reject(srv, c, None, "ERR Unknown command called from script");
         }
     };
     let def = srv.commands.commands[id].def;
     if crate::commands::arity_mismatch(def.arity, c.argv.len()) {
-        c.reply
-            .add_error("ERR Wrong number of args calling command from script");
-        return true;
+        return reject(
+            srv,
+            c,
+            Some(id),
+            "ERR Wrong number of args calling command from script",
+        );
     }
     c.last_cmd = srv.commands.commands[id].full_name_static;
     if def.flags & f::NOSCRIPT != 0 {
-        c.reply
-            .add_error("ERR This Valkey command is not allowed from script");
-        return true;
+        return reject(
+            srv,
+            c,
+            Some(id),
+            "ERR This Valkey command is not allowed from script",
+        );
     }
     let (rflags, caller_is_primary) = srv
         .scripting
@@ -189,9 +206,12 @@ pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
         && srv.config.get("replica-serve-stale-data").as_deref() == Some("no")
         && def.flags & f::STALE == 0
     {
-        c.reply
-            .add_error("ERR Can not execute the command on a stale replica");
-        return true;
+        return reject(
+            srv,
+            c,
+            Some(id),
+            "ERR Can not execute the command on a stale replica",
+        );
     }
     // ACL, with the caller's user; the ACL LOG entry has context `lua`.
     let argv = std::mem::take(&mut c.argv);
@@ -201,25 +221,30 @@ pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
         crate::aclsrv::log_denial(srv, c, id, &c.argv, d, ::acl::LogContext::Lua);
         let m = crate::aclsrv::deny_message(srv, &c.user, id, d);
         let m = m.strip_prefix("NOPERM ").unwrap_or(&m);
-        c.reply
-            .add_error(&format!("ERR ACL failure in script: {}", m));
-        return true;
+        let e = format!("ERR ACL failure in script: {}", m);
+        return reject(srv, c, Some(id), &e);
     }
     // Writes.
     let write = def.flags & f::WRITE != 0;
     if rflags & rflags::READ_ONLY != 0 && def.flags & (f::WRITE | f::MAY_REPLICATE) != 0 {
-        c.reply
-            .add_error("ERR Write commands are not allowed from read-only scripts.");
-        return true;
+        return reject(
+            srv,
+            c,
+            Some(id),
+            "ERR Write commands are not allowed from read-only scripts.",
+        );
     }
     if write {
         if replica
             && !caller_is_primary
             && srv.config.get("replica-read-only").as_deref() == Some("yes")
         {
-            c.reply
-                .add_error("READONLY You can't write against a read only replica.");
-            return true;
+            return reject(
+                srv,
+                c,
+                Some(id),
+                "READONLY You can't write against a read only replica.",
+            );
         }
         let disk = if crate::rdb::writes_denied(srv) {
             Some(crate::rdb::ERR_MISCONF.to_string())
@@ -227,12 +252,10 @@ pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
             crate::aof::write_error(srv)
         };
         if let Some(e) = disk {
-            c.reply.add_error(&e);
-            return true;
+            return reject(srv, c, Some(id), &e);
         }
         if let Some(e) = crate::replication::primary::min_replicas_error(srv) {
-            c.reply.add_error(e);
-            return true;
+            return reject(srv, c, Some(id), e);
         }
     }
     // OOM: only before the first write, and only if the server was out of memory
@@ -242,8 +265,7 @@ pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
         && rflags & rflags::OOM_AT_START != 0
         && def.flags & f::DENYOOM != 0
     {
-        c.reply.add_error(crate::evict::ERR_OOM);
-        return true;
+        return reject(srv, c, Some(id), crate::evict::ERR_OOM);
     }
     if write {
         if let Some(r) = srv.scripting.run.as_mut() {
@@ -261,6 +283,18 @@ pub fn gate(srv: &mut Server, c: &mut Client) -> bool {
         }
         tail.retain(|op| op.target != 0);
         srv.propagation.ops.extend(tail);
+    }
+    true
+}
+
+/// A command of a script refused by the gate: the error is the reply (raised by
+/// server.call), counted in the error statistics and as a rejected call here, as
+/// upstream's scriptCall (the script's own error reply is then not counted again).
+fn reject(srv: &mut Server, c: &mut Client, id: Option<usize>, msg: &str) -> bool {
+    c.reply.add_error(msg);
+    srv.stats.note_error(&c.reply);
+    if let Some(id) = id {
+        srv.commands.stats[id].rejected_calls += 1;
     }
     true
 }
@@ -515,11 +549,13 @@ pub fn run_script(
         resp: 2,
         start: Instant::now(),
         name: name.to_string(),
+        uncounted_errors: 0,
     });
     let _ = vm
         .lua
         .set_memory_limit(super::vm::memory_bound(srv.config.maxmemory));
     let fname = format!("f_{}", name);
+    let errors_before = c.reply.errors;
     SERVER.with(|s| s.set(srv as *mut Server));
     // SAFETY: the closure works on the raw stack of the state; the hook and the C
     // functions reach the server through SERVER (module comment).
@@ -536,6 +572,15 @@ pub fn run_script(
         ));
     }
     let run = srv.scripting.run.take();
+    if let Some(r) = &run {
+        if r.uncounted_errors > 0 && c.reply.errors == errors_before {
+            // Failed, without counting the error again (upstream's afterErrorReply with
+            // ERR_REPLY_FLAG_NO_STATS_UPDATE).
+            if let Some(id) = srv.commands.lookup_base(c.last_cmd.as_bytes()) {
+                srv.commands.stats[id].failed_calls += 1;
+            }
+        }
+    }
     if run.is_some_and(|r| r.flags & rflags::TIMEDOUT != 0) {
         busy::leave(srv);
     }
@@ -568,8 +613,8 @@ unsafe fn call_function(l: *mut lua_State, c: &mut Client, fname: &str) {
         with_server(|srv| srv.scripting.run.as_ref().map_or(2, |r| r.resp)).unwrap_or(2);
     if status != 0 {
         if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-            let text = super::convert::error_table_text(l);
-            super::convert::add_error_raw(&mut c.reply, &text);
+            let (text, counted) = super::convert::error_table_text(l);
+            super::convert::add_error_raw(&mut c.reply, &text, counted);
         } else {
             let msg = super::api::to_bytes(l, -1).unwrap_or(b"").to_vec();
             c.reply.add_error(&format!(
