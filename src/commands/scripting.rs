@@ -7,11 +7,12 @@ use crate::scripting::run::sflags;
 use crate::scripting::vm::{LuaVm, VmKind};
 use crate::server::Server;
 
-const EVAL_FLAGS: u64 =
-    f::NOSCRIPT | f::SKIP_MONITOR | f::MAY_REPLICATE | f::NO_MANDATORY_KEYS | f::STALE;
+const EVAL_FLAGS: u64 = f::NOSCRIPT | f::SKIP_MONITOR | f::NO_MANDATORY_KEYS | f::STALE;
 const EVAL_RO_FLAGS: u64 =
     f::NOSCRIPT | f::SKIP_MONITOR | f::NO_MANDATORY_KEYS | f::STALE | f::READONLY;
 const CATS: u64 = cat::SLOW | cat::SCRIPTING;
+const NOTES_RO: &str =
+    "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS";
 const NOTES: &str =
     "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE";
 
@@ -33,7 +34,7 @@ pub static COMMANDS: &[CommandDef] = &[
             "Depends on the script that is executed.",
         ),
     CommandDef::new("eval_ro", -3, EVAL_RO_FLAGS, CATS, eval_ro_command)
-        .keys(&[KeySpec::keynum(k::RO | k::ACCESS, 2, 0, 1, 1)])
+        .keys(&[KeySpec::keynum(k::RO | k::ACCESS, 2, 0, 1, 1).notes(NOTES_RO)])
         .doc(
             "scripting",
             "7.0.0",
@@ -56,13 +57,13 @@ pub static COMMANDS: &[CommandDef] = &[
             "Depends on subcommand.",
         )
         .subs(&[
-            CommandDef::new("debug", 3, f::NOSCRIPT, CATS, script_command).doc(
+            CommandDef::new("debug", -3, f::NOSCRIPT, CATS, script_command).doc(
                 "scripting",
                 "3.2.0",
                 "Sets the debug mode of server-side Lua scripts.",
                 "O(1)",
             ),
-            CommandDef::new("exists", -3, f::NOSCRIPT, CATS, script_command)
+            CommandDef::new("exists", -3, f::NOSCRIPT | f::STALE, CATS, script_command)
                 .doc(
                     "scripting",
                     "2.6.0",
@@ -70,7 +71,7 @@ pub static COMMANDS: &[CommandDef] = &[
                     "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).",
                 )
                 .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"]),
-            CommandDef::new("flush", -2, f::NOSCRIPT, CATS, script_command)
+            CommandDef::new("flush", -2, f::NOSCRIPT | f::STALE, CATS, script_command)
                 .doc(
                     "scripting",
                     "2.6.0",
@@ -100,7 +101,7 @@ pub static COMMANDS: &[CommandDef] = &[
                     "O(N) with N being the length in bytes of the script body.",
                 )
                 .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
-            CommandDef::new("show", 3, f::NOSCRIPT, CATS, script_command).doc(
+            CommandDef::new("show", 3, f::NOSCRIPT | f::STALE, CATS, script_command).doc(
                 "scripting",
                 "8.0.0",
                 "Show server-side Lua script in the script cache.",
