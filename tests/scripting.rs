@@ -19,6 +19,14 @@ const CORPUS: &str = r##"
 EVAL "return 1" 0
 EVAL "return 3.99" 0
 EVAL "return -3.99" 0
+EVAL "return 0/0" 0
+EVAL "return 1e300" 0
+EVAL "return -1e300" 0
+EVAL "return 2^63" 0
+EVAL "return -2^63" 0
+EVAL "return {double=0/0}" 0
+EVAL "return {double=1/0}" 0
+EVAL "return coroutine.wrap(function() return redis.call('ping') end)()" 0
 EVAL "return 'str'" 0
 EVAL "return true" 0
 EVAL "return false" 0

@@ -32,7 +32,7 @@ pub struct ScriptCache {
 
 /// Per-script overhead counted in used_memory_scripts_eval (dict entry, script
 /// struct, LRU node), as an estimate of upstream's evalScriptsMemory.
-const SCRIPT_OVERHEAD: usize = 96;
+const SCRIPT_OVERHEAD: usize = 160;
 
 impl ScriptCache {
     pub fn len(&self) -> usize {

@@ -15,6 +15,9 @@ use crate::reply::ReplyBuf;
 /// data it holds; a Lua value may be cyclic).
 const MAX_DEPTH: u32 = 1000;
 
+/// 2^63, the bound of an i64 as a double.
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// A RESP reading cursor over a reply the server produced.
 struct Cursor<'a> {
     b: &'a [u8],
@@ -294,8 +297,15 @@ pub unsafe fn lua_to_reply(l: *mut lua_State, r: &mut ReplyBuf, script_resp: u8,
             }
         }
         ffi::LUA_TNUMBER => {
+            // C's (long long) cast on x86-64: NaN and out-of-range values give
+            // INT64_MIN, as upstream replies them.
             let n = ffi::lua_tonumber(l, -1);
-            r.add_long(if n.is_nan() { 0 } else { n as i64 });
+            let v = if n.is_nan() || !(-TWO_63..TWO_63).contains(&n) {
+                i64::MIN
+            } else {
+                n as i64
+            };
+            r.add_long(v);
         }
         ffi::LUA_TTABLE => {
             if raw_field(l, -1, b"err") == ffi::LUA_TSTRING {
