@@ -252,7 +252,7 @@ impl Server {
             authguard: Default::default(),
             audit: Default::default(),
             evict,
-            scripting: crate::scripting::Scripting::default(),
+            scripting: crate::scripting::Scripting::new(),
         }
     }
 

@@ -417,7 +417,9 @@ fn script_cache_lru() {
         let kept = c.call(&["SCRIPT", "EXISTS", &sha_loaded]);
         let vm = info_field(&info, "used_memory_vm_eval").unwrap_or(0);
         assert!(vm > 0, "{}: used_memory_vm_eval", s.kind.name());
-        res.push((cached, evicted, old, kept));
+        c.call(&["CONFIG", "RESETSTAT"]);
+        let after = info_field(&c.call(&["INFO", "stats"]), "evicted_scripts");
+        res.push((cached, evicted, old, kept, after));
     }
     assert_eq!(res[0], res[1]);
     assert_eq!(res[0].0, Some(501));

@@ -357,10 +357,8 @@ fn script_command(srv: &mut Server, c: &mut Client) {
                     .add_error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
                 return;
             }
-            // ASYNC and SYNC both drop the state here (closing a Lua state is quick).
-            srv.scripting.cache.clear();
-            srv.scripting.eval = None;
-            srv.scripting.eval_vm_memory = 0;
+            // ASYNC and SYNC both replace the state here (closing a Lua state is quick).
+            srv.scripting.flush();
             c.reply.add_ok();
         }
         b"exists" => {

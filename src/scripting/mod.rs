@@ -56,6 +56,23 @@ pub struct Scripting {
 }
 
 impl Scripting {
+    /// The state at server start: the EVAL Lua state is built at once, as upstream
+    /// (INFO shows its heap from the start).
+    pub fn new() -> Scripting {
+        Scripting {
+            eval: vm::LuaVm::new(vm::VmKind::Eval).ok(),
+            ..Default::default()
+        }
+    }
+
+    /// SCRIPT FLUSH: drops every script and starts a fresh EVAL state.
+    pub fn flush(&mut self) {
+        self.cache.clear();
+        self.eval = None;
+        self.eval = vm::LuaVm::new(vm::VmKind::Eval).ok();
+        self.eval_vm_memory = 0;
+    }
+
     /// The Lua heap of the eval state, in bytes, as upstream reports it (`lua_gc
     /// COUNT` in KB, times 1024).
     pub fn eval_vm_memory(&self) -> usize {
