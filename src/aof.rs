@@ -1602,10 +1602,17 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
     let mut valid_before_multi = start;
     let mut cut_at: Option<u64> = None;
     let mut items = 0u32;
+    let mut reported = start;
     let truncated = loop {
         items = items.wrapping_add(1);
         if items.is_multiple_of(1024) {
             crate::ops::shutdown_while_loading(srv);
+            // Progress, and clients served every 1024 commands (src/busy.rs), as
+            // upstream's loadSingleAppendOnlyFile.
+            let off = reader.offset();
+            crate::busy::loading_incr(srv, off.saturating_sub(reported));
+            reported = off.max(reported);
+            crate::busy::process_events_while_blocked(srv);
         }
         match reader.next_item() {
             Ok(None) => {
@@ -1782,7 +1789,7 @@ fn load_append_only_files(srv: &mut Server) -> LoadStatus {
     if total == 0 {
         return LoadStatus::Empty;
     }
-    srv.rdb.loading = true;
+    crate::busy::start_loading(srv, total);
     let n = files.len();
     let mut base_size = 0;
     let mut ret = LoadStatus::Ok;
@@ -1812,7 +1819,7 @@ fn load_append_only_files(srv: &mut Server) -> LoadStatus {
             break;
         }
     }
-    srv.rdb.loading = false;
+    crate::busy::stop_loading(srv);
     if matches!(ret, LoadStatus::Ok | LoadStatus::Truncated) {
         // Truncation may have shortened the last file.
         srv.aof.current_size = files

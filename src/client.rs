@@ -94,6 +94,11 @@ pub mod flags {
     pub const POSTPONED: u64 = 1 << 53;
     /// Inside MULTI: commands are queued.
     pub const MULTI: u64 = 1 << 3;
+    /// Cluster: ASKING was sent; the next command may touch an importing slot. Reset
+    /// after that command (after EXEC inside MULTI).
+    pub const ASKING: u64 = 1 << 9;
+    /// Cluster: READONLY was sent; reads are served on a replica of the slot's primary.
+    pub const READONLY: u64 = 1 << 17;
     /// Blocked by a blocking command (BLPOP...): input is buffered, not run.
     pub const BLOCKED: u64 = 1 << 4;
     /// A watched key was touched: EXEC will fail.

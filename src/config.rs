@@ -980,6 +980,10 @@ pub struct Config {
     /// `config-get-secrets`: CONFIG GET returns SENSITIVE directives in clear.
     pub config_get_secrets: bool,
     pub cluster_enabled: bool,
+    /// Read by the cluster redirection (src/cluster/redirect.rs) on every keyed command.
+    pub cluster_require_full_coverage: bool,
+    pub cluster_allow_reads_when_down: bool,
+    pub cluster_allow_pubsubshard_when_down: bool,
     pub io_threads: u32,
     pub shutdown_timeout: u32,
     /// Every other directive: canonical name -> the text CONFIG GET reports.
@@ -1115,6 +1119,9 @@ typed_fields! {
     "tracking-table-max-keys" => tracking_table_max_keys: num,
     "latency-tracking" => latency_tracking: bool,
     "cluster-enabled" => cluster_enabled: bool,
+    "cluster-require-full-coverage" => cluster_require_full_coverage: bool,
+    "cluster-allow-reads-when-down" => cluster_allow_reads_when_down: bool,
+    "cluster-allow-pubsubshard-when-down" => cluster_allow_pubsubshard_when_down: bool,
     "io-threads" => io_threads: num,
     "shutdown-timeout" => shutdown_timeout: num,
 }
@@ -1205,6 +1212,9 @@ impl Default for Config {
             enable_module_command: EnableMode::No,
             config_get_secrets: false,
             cluster_enabled: false,
+            cluster_require_full_coverage: true,
+            cluster_allow_reads_when_down: false,
+            cluster_allow_pubsubshard_when_down: true,
             io_threads: 1,
             shutdown_timeout: 0,
             extra: HashMap::new(),

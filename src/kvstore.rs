@@ -621,6 +621,43 @@ pub struct KvStore {
     /// False while a child process shares our pages (avoid copy-on-write), as
     /// `dict_can_resize`; the table still grows past `FORCE_RESIZE_RATIO`.
     resize_allowed: bool,
+    /// Cluster mode: the keys of each hash slot (upstream keeps one dict per slot).
+    slots: Option<Box<SlotKeys>>,
+}
+
+/// Set once at startup in cluster mode: every [`KvStore`] made afterwards keeps a
+/// [`SlotKeys`] index.
+static SLOT_INDEX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every [`KvStore`] created from now on keep a per-slot key index (cluster mode).
+pub fn enable_slot_index() {
+    SLOT_INDEX.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The keys of each of the 16384 hash slots, for CLUSTER COUNTKEYSINSLOT and
+/// GETKEYSINSLOT in O(keys in the slot). The names are a second copy of the keys: the
+/// cost of cluster mode until the table itself is split per slot.
+pub struct SlotKeys {
+    keys: Vec<std::collections::HashSet<Box<[u8]>>>,
+}
+
+impl SlotKeys {
+    fn new() -> Box<SlotKeys> {
+        let n = crate::cluster::slot::CLUSTER_SLOTS;
+        Box::new(SlotKeys {
+            keys: (0..n).map(|_| Default::default()).collect(),
+        })
+    }
+
+    fn add(&mut self, key: &[u8]) {
+        let s = crate::cluster::slot::key_hash_slot(key) as usize;
+        self.keys[s].insert(key.into());
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        let s = crate::cluster::slot::key_hash_slot(key) as usize;
+        self.keys[s].remove(key);
+    }
 }
 
 // SAFETY: a KvStore exclusively owns every entry and boxed value it points to (like a
@@ -682,6 +719,24 @@ impl KvStore {
             ttl: Vec::new(),
             ttl_cursor: 0,
             resize_allowed: true,
+            slots: SLOT_INDEX
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(SlotKeys::new),
+        }
+    }
+
+    /// The number of keys in hash `slot` (cluster mode; 0 without the slot index).
+    pub fn count_keys_in_slot(&self, slot: u16) -> usize {
+        self.slots
+            .as_ref()
+            .and_then(|s| s.keys.get(slot as usize))
+            .map_or(0, |k| k.len())
+    }
+
+    /// Calls `f` for at most `max` keys of hash `slot` (cluster mode).
+    pub fn keys_in_slot(&self, slot: u16, max: usize, f: &mut dyn FnMut(&[u8])) {
+        if let Some(k) = self.slots.as_ref().and_then(|s| s.keys.get(slot as usize)) {
+            k.iter().take(max).for_each(|key| f(key));
         }
     }
 
@@ -1073,6 +1128,9 @@ impl KvStore {
         e.set_next(tab.b[idx]);
         tab.b[idx] = e.0;
         tab.used += 1;
+        if let Some(sk) = &mut self.slots {
+            sk.add(key);
+        }
         (false, None)
     }
 
@@ -1087,6 +1145,9 @@ impl KvStore {
         self.ht[t].used -= 1;
         if e.has_expire() {
             self.ttl_remove(e.ttl_pos());
+        }
+        if let Some(sk) = &mut self.slots {
+            sk.remove(key);
         }
         let v = e.into_value();
         self.shrink_if_needed();
@@ -1109,6 +1170,9 @@ impl KvStore {
         self.rehash_idx = None;
         self.ttl = Vec::new();
         self.ttl_cursor = 0;
+        if let Some(sk) = &mut self.slots {
+            sk.keys.iter_mut().for_each(|k| *k = Default::default());
+        }
     }
 
     fn emit_chain(&self, mut p: *mut u8, f: &mut dyn FnMut(&[u8], ValueRef<'_>)) {

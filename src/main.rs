@@ -19,7 +19,9 @@ mod aof;
 mod audit;
 mod authguard;
 mod blocked;
+mod busy;
 mod client;
+mod cluster;
 mod commandlog;
 mod commands;
 mod config;
@@ -241,9 +243,13 @@ fn main() {
     info!("Server initialized");
     // used_memory_startup: what the server holds before any data or client.
     srv.mem.initial_memory_usage = zmalloc::used_memory();
-    // Load the dataset before serving anyone, as upstream (a corrupt file exits here).
-    aof::load_data_from_disk(&mut srv);
-    replication::replica::startup(&mut srv);
+    // Load the dataset with the listeners open, as upstream: clients connecting meanwhile
+    // are served between chunks (-LOADING but for `loading` commands, src/busy.rs). A
+    // corrupt file exits here.
+    busy::with_loop(&mut el, &mut srv, |srv| {
+        aof::load_data_from_disk(srv);
+        replication::replica::startup(srv);
+    });
     for t in ops::ready_lines(&srv) {
         info!("Ready to accept connections {}", t);
     }

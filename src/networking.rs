@@ -517,6 +517,13 @@ pub fn fds_for_maxclients(maxclients: usize) -> Result<(), usize> {
     }
 }
 
+/// Whether client `slot` is out of the table because its command is running (as
+/// opposed to a free slot).
+#[inline]
+pub fn in_service(srv: &Server, slot: usize) -> bool {
+    matches!(srv.clients.get(slot), Some(None))
+}
+
 /// Takes client `slot` out of the table for serving; put it back with [`put_client`].
 #[inline]
 pub fn take_client(srv: &mut Server, slot: usize) -> Option<Box<Client>> {
@@ -541,6 +548,10 @@ pub fn read_query_from_client(
     // Without a pending hang-up a short read means the socket is drained.
     let peer_closed = mask & ae::READ_CLOSED != 0;
     let Some(mut c) = take_client(srv, slot) else {
+        if in_service(srv, slot) {
+            // Its command is blocking (src/busy.rs): read once it returns.
+            crate::busy::defer_event(srv, fd, ae::READABLE);
+        }
         return;
     };
     srv.update_cached_time();
@@ -590,7 +601,7 @@ pub fn read_query_from_client(
                     close = true;
                     break;
                 }
-                c = match run_client_input(srv, c) {
+                c = match crate::busy::with_loop(el, srv, |srv| run_client_input(srv, c)) {
                     Input::Keep(c) => c,
                     Input::Close(c) => {
                         free_client(el, srv, c);
@@ -830,7 +841,7 @@ pub fn process_unblocked_clients(el: &mut EventLoop, srv: &mut Server) {
                 put_client(srv, c);
                 continue;
             }
-            match run_client_input(srv, c) {
+            match crate::busy::with_loop(el, srv, |srv| run_client_input(srv, c)) {
                 Input::Keep(mut c) => {
                     if c.has_pending_replies() && !c.pending_write {
                         c.pending_write = true;
@@ -853,6 +864,11 @@ pub fn process_input_buffer(srv: &mut Server, c: &mut Client) -> bool {
         if c.has_flag(
             cflags::CLOSE_AFTER_REPLY | cflags::CLOSE_ASAP | cflags::BLOCKED | cflags::POSTPONED,
         ) {
+            break;
+        }
+        // The primary's stream accumulates while a script is busy (no -BUSY for it):
+        // applied when the script ends, as upstream.
+        if c.has_flag(cflags::PRIMARY) && crate::busy::script_busy(srv) {
             break;
         }
         if c.req_type == ReqType::None {
@@ -1254,6 +1270,9 @@ pub fn write_to_client(srv: &mut Server, c: &mut Client) -> io::Result<()> {
 /// The writable handler, installed only while output is pending.
 pub fn send_reply_to_client(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slot: usize, _: u32) {
     let Some(mut c) = take_client(srv, slot) else {
+        if in_service(srv, slot) {
+            crate::busy::defer_event(srv, fd, ae::WRITABLE);
+        }
         return;
     };
     if write_to_client(srv, &mut c).is_err() {
@@ -1275,8 +1294,13 @@ pub fn send_reply_to_client(el: &mut EventLoop, srv: &mut Server, fd: RawFd, slo
 /// only for those whose socket did not take it all.
 pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) {
     let pending = std::mem::take(&mut srv.clients_pending_write);
+    let mut kept: Vec<usize> = Vec::new();
     for slot in pending.iter().copied() {
         let Some(mut c) = take_client(srv, slot) else {
+            // Its command is blocking (src/busy.rs): written once it returns.
+            if in_service(srv, slot) {
+                kept.push(slot);
+            }
             continue;
         };
         c.pending_write = false;
@@ -1313,6 +1337,7 @@ pub fn handle_clients_with_pending_writes(el: &mut EventLoop, srv: &mut Server) 
     if srv.clients_pending_write.is_empty() {
         srv.clients_pending_write = pending;
     }
+    srv.clients_pending_write.extend(kept);
 }
 
 /// Schedules client `slot` (with id `id`) to be closed in before-sleep.
@@ -1340,6 +1365,10 @@ pub fn free_clients_in_async_free_queue(el: &mut EventLoop, srv: &mut Server) {
     for (slot, id) in list {
         let matches = matches!(srv.clients.get(slot), Some(Some(c)) if c.id == id);
         if !matches {
+            if in_service(srv, slot) {
+                // Its command is blocking (src/busy.rs): closed once it returns.
+                srv.clients_to_close.push((slot, id));
+            }
             continue;
         }
         if let Some(mut c) = take_client(srv, slot) {

@@ -15,8 +15,14 @@
 //!
 //! # Loading
 //! [`load_data_from_disk`] runs from `main` after the listeners are open and
-//! before the event loop starts, as upstream (no client is served while the
-//! file loads, so `loading` is never seen as 1 and there is no -LOADING reply).
+//! before the event loop's first turn, as upstream. Every load (start-up, DEBUG
+//! RELOAD, a replica's full sync) is bracketed by `busy::start_loading` /
+//! `stop_loading` (`loading:1` and the `loading_*` progress fields of INFO
+//! persistence), and [`load_records`] reports the bytes consumed after each record:
+//! every `loading-process-events-interval-bytes` (2 MB) clients are served
+//! (`busy::process_events_while_blocked`), and commands without the `loading` flag
+//! get `-LOADING Valkey is loading the dataset in memory` (src/busy.rs). The hidden
+//! `key-load-delay` (µs per key) slows loading down for tests, as upstream.
 //! A corrupt or truncated file stops the server with the file name and offset
 //! in the log: it never runs with half a dataset.
 
@@ -789,9 +795,9 @@ fn load_options(srv: &Server) -> (VersionCheck, Limits) {
 pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), LoadError> {
     let buf = std::fs::read(filename).map_err(LoadError::Io)?;
     let (check, lim) = load_options(srv);
-    srv.rdb.loading = true;
+    crate::busy::start_loading(srv, buf.len() as u64);
     let res = load_records(srv, &buf, check, lim, merge, false);
-    srv.rdb.loading = false;
+    crate::busy::stop_loading(srv);
     match res {
         Ok((loaded, expired, empty, _)) => {
             srv.rdb.last_load_keys_loaded = loaded;
@@ -875,13 +881,24 @@ fn load_records(
     let mut repl: (Option<i64>, Option<String>, Option<i64>) = (None, None, None);
     srv.rdb.loaded_repl = None;
     let mut records = 0u32;
+    let mut reported = 0u64;
     while let Some(rec) = loader.next_record()? {
         records = records.wrapping_add(1);
         if records.is_multiple_of(1024) {
             crate::ops::shutdown_while_loading(srv);
         }
+        // Progress, and clients served every loading-process-events-interval-bytes
+        // (src/busy.rs; upstream's rdbLoadProgressCallback).
+        let off = loader.offset();
+        srv.rdb.last_load_keys_loaded = loaded;
+        crate::busy::loading_progress(srv, off.saturating_sub(reported));
+        reported = off.max(reported);
         match rec {
             Record::Aux(k, v) => {
+                if &k[..] == b"used-mem" {
+                    srv.busy.loading_rdb_used_mem =
+                        crate::util::parse_i64_strict(&v).unwrap_or(0).max(0) as u64;
+                }
                 log_aux(&k, &v, now_s);
                 repl_aux(&mut repl, &k, &v);
             }
@@ -976,6 +993,7 @@ fn load_records(
                     srv.dbs[db].volatile_hashes.insert(key.to_vec());
                 }
                 loaded += 1;
+                crate::busy::key_loaded(srv);
             }
         }
     }
@@ -1001,9 +1019,9 @@ fn repl_aux(repl: &mut (Option<i64>, Option<String>, Option<i64>), k: &[u8], v: 
 /// ones). As on any replica, keys already expired are kept: the primary deletes them.
 pub fn load_replication_payload(srv: &mut Server, buf: &[u8]) -> Result<(), String> {
     let (check, lim) = load_options(srv);
-    srv.rdb.loading = true;
+    crate::busy::start_loading(srv, buf.len() as u64);
     let res = load_records(srv, buf, check, lim, false, true);
-    srv.rdb.loading = false;
+    crate::busy::stop_loading(srv);
     match res {
         Ok((loaded, expired, _, _)) => {
             srv.rdb.last_load_keys_loaded = loaded;
@@ -1227,6 +1245,7 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
     crate::aof::info_fields(srv, s);
     s.push_str("slot_migration_fork_in_progress:0\r\n");
     crate::aof::info_enabled_fields(srv, s);
+    crate::busy::info_loading_fields(srv, s);
 }
 
 #[cfg(test)]

@@ -158,6 +158,9 @@ pub struct Server {
     /// Flags to add to the current client when its command returns (DIRTY_CAS when it
     /// touched a key it WATCHes itself).
     pub current_client_add_flags: u64,
+    /// Blocking operations (loading, busy scripts) and serving clients meanwhile
+    /// (src/busy.rs).
+    pub busy: crate::busy::Busy,
     /// Peak of `used_memory`.
     pub stat_peak_memory: usize,
     /// Startup memory, sampled allocator statistics, client memory (src/memory.rs).
@@ -191,12 +194,27 @@ pub struct Server {
     pub evict: crate::evict::EvictState,
     /// Lua scripting: the EVAL state, the script cache, the running script (src/scripting/).
     pub scripting: crate::scripting::Scripting,
+    /// Cluster mode (`cluster-enabled yes`): the slot table (src/cluster/mod.rs).
+    pub cluster: Option<Box<crate::cluster::ClusterState>>,
 }
 
 impl Server {
     pub fn new(config: Config) -> Server {
         let now = util::mstime();
-        let dbs = (0..config.databases).map(Db::new).collect();
+        // Cluster mode: `cluster-databases` databases, each keeping a per-slot key index.
+        let ndbs = if config.cluster_enabled {
+            crate::kvstore::enable_slot_index();
+            config
+                .get("cluster-databases")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1)
+        } else {
+            config.databases
+        };
+        let cluster = config
+            .cluster_enabled
+            .then(|| Box::new(crate::cluster::ClusterState::new()));
+        let dbs = (0..ndbs).map(Db::new).collect();
         let hz = config.hz;
         let commands = CommandTable::new();
         let acl = crate::aclsrv::AclState::new(&commands, &config);
@@ -239,6 +257,7 @@ impl Server {
             current_client: None,
             current_client_add_flags: 0,
             current_client_no_touch: false,
+            busy: Default::default(),
             blocked: crate::blocked::Blocked::default(),
             commandlog: crate::commandlog::CommandLogs::default(),
             latency: crate::latency::Latency::default(),
@@ -253,6 +272,7 @@ impl Server {
             audit: Default::default(),
             evict,
             scripting: crate::scripting::Scripting::new(),
+            cluster,
         }
     }
 
@@ -389,6 +409,25 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
 /// `beforeSleep`: flushes client output, frees clients closed asynchronously, runs the
 /// fast active expire cycle.
 pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
+    if crate::busy::serving(srv) {
+        // Serving clients while blocked (src/busy.rs): only the flushing part, as
+        // upstream's beforeSleep when ProcessingEventsWhileBlocked. The AOF buffer is
+        // written first unless a load is running (nothing is fed then).
+        if !srv.rdb.loading {
+            crate::aof::before_sleep(srv);
+        }
+        // Replies written count as work done (upstream's events_processed_while_blocked):
+        // another nested turn then reads what the client sends next.
+        let pending = srv.clients_pending_write.len();
+        crate::networking::handle_clients_with_pending_writes(el, srv);
+        let written = pending.saturating_sub(srv.clients_pending_write.len());
+        srv.busy.events_processed_while_blocked += written as u64;
+        crate::networking::free_clients_in_async_free_queue(el, srv);
+        return;
+    }
+    if std::mem::take(&mut srv.busy.resume_primary) {
+        crate::replication::replica::run_buffered_stream(el, srv);
+    }
     // CONFIG SET maxclients raised the limit: the loop watches that many descriptors.
     let setsize = srv.config.maxclients.saturating_add(128);
     if el.setsize() < setsize {

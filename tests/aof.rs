@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dataset::*;
-use common::proc::TempDir;
+use common::proc::{children_of, TempDir};
 use common::{
     escape, escape_short, free_port, require_reference, wait_for, Conn, Rng, Server, Target,
 };
@@ -174,31 +174,6 @@ fn copy_aofdir(src: &Path, tag: &str) -> TempDir {
 /// The server's pid (INFO server `process_id`).
 fn server_pid(c: &mut Conn) -> Option<i64> {
     info_int(c, "server", "process_id")
-}
-
-/// The pids whose parent is `ppid` (from /proc/<pid>/stat).
-fn children_of(ppid: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i64>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<i64>().ok()) == Some(ppid) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 fn kill9(pid: i64) {

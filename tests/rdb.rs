@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dataset::*;
-use common::proc::TempDir;
+use common::proc::{children_of, TempDir};
 use common::{
     escape, escape_short, free_port, require_reference, targets, wait_for, Conn, Rng, Server,
     Target,
@@ -1347,32 +1347,6 @@ fn lru_idle_times_survive_save_and_load() {
 // ---------------------------------------------------------------------------------------
 // 5. A child killed mid-write leaves the previous dump.rdb intact; INFO reports it.
 // ---------------------------------------------------------------------------------------
-
-/// The pids whose parent is `ppid` (from /proc/<pid>/stat).
-fn children_of(ppid: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i64>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<i64>().ok()) == Some(ppid) {
-            out.push(pid);
-        }
-    }
-    out
-}
 
 #[test]
 fn killed_child_leaves_previous_dump_intact() {

@@ -19,59 +19,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{info_field, require_reference, wait_for, Conn, Server};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn info_str(c: &mut Conn, field: &str) -> String {
-    let r = c.call(&["INFO", "all"]);
-    let text = String::from_utf8_lossy(&r).into_owned();
-    let prefix = format!("{field}:");
-    text.split("\r\n")
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn info_num(c: &mut Conn, field: &str) -> i64 {
-    let r = c.call(&["INFO", "all"]);
-    info_field(&r, field).unwrap_or(-1)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn v(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
-fn pipeline(c: &mut Conn, cmds: &[Vec<String>]) {
-    for chunk in cmds.chunks(200) {
-        let mut out = Vec::new();
-        for cmd in chunk {
-            out.extend_from_slice(&common::encode_command(cmd));
-        }
-        c.send_raw(&out).expect("send");
-        for _ in chunk {
-            c.read_reply().expect("reply");
-        }
-    }
-}
+use common::repl::{attach, digest, env_num, info_num, info_str, pipeline, v};
+use common::{require_reference, wait_for, Conn, Rng, Server};
 
 /// Keys of every type in dbs 0 and 2.
 fn populate(c: &mut Conn, n: u64) {
@@ -163,13 +112,6 @@ fn wait_in_sync(top: &mut Conn, replicas: &mut [&mut Conn]) {
     );
 }
 
-fn digest(c: &mut Conn) -> String {
-    c.set_read_timeout(Duration::from_secs(60));
-    let d = c.cmd(&["DEBUG", "DIGEST"]).expect("DEBUG DIGEST");
-    c.set_read_timeout(common::READ_TIMEOUT);
-    String::from_utf8_lossy(&d).into_owned()
-}
-
 fn dbsizes(c: &mut Conn) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for db in 0..3 {
@@ -214,11 +156,6 @@ fn sync_report(nodes: &[(&str, &Server)]) -> String {
         }
     }
     out
-}
-
-fn attach(r: &mut Conn, primary: &Server) {
-    let port = primary.port.to_string();
-    assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &port]), b"+OK\r\n");
 }
 
 /// Test 5: upstream primary -> valkey-rs -> upstream and valkey-rs sub-replicas.

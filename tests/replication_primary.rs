@@ -12,52 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{info_field, require_reference, wait_for, Conn, Server};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// Sends commands pipelined in batches and checks no reply is an error.
-fn pipeline(c: &mut Conn, cmds: &[Vec<String>]) {
-    for batch in cmds.chunks(200) {
-        for argv in batch {
-            c.send(argv).expect("send");
-        }
-        for argv in batch {
-            let r = c.read_reply().expect("reply");
-            assert!(
-                !r.starts_with(b"-"),
-                "{:?} -> {}",
-                argv,
-                String::from_utf8_lossy(&r)
-            );
-        }
-    }
-}
-
-fn v(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
+use common::repl::{attach, digest, env_num, link_up, pipeline_checked, v};
+use common::{info_field, require_reference, wait_for, Conn, Rng, Server};
 
 /// Every type, in several encodings, over dbs 0-2, some keys with a (far) TTL.
 fn load_dataset(c: &mut Conn, n: u64) {
@@ -123,7 +79,7 @@ fn load_dataset(c: &mut Conn, n: u64) {
         }
     }
     cmds.push(v(&["SELECT", "0"]));
-    pipeline(c, &cmds);
+    pipeline_checked(c, &cmds, true);
 }
 
 /// A mixed write load for `secs` seconds.
@@ -177,10 +133,6 @@ fn info(c: &mut Conn, field: &str, section: &str) -> Option<i64> {
     info_field(&c.call(&["INFO", section]), field)
 }
 
-fn link_up(r: &mut Conn) -> bool {
-    String::from_utf8_lossy(&r.call(&["INFO", "replication"])).contains("master_link_status:up")
-}
-
 /// Waits for the replica's link to be up and the offsets to match.
 fn wait_synced(p: &mut Conn, r: &mut Conn, what: &str, primary: &Server, replica: &Server) {
     let ok = wait_for(Duration::from_secs(60), || {
@@ -198,19 +150,6 @@ fn wait_synced(p: &mut Conn, r: &mut Conn, what: &str, primary: &Server, replica
             replica.log()
         );
     }
-}
-
-fn digest(c: &mut Conn) -> Vec<u8> {
-    // A big dataset (REPL_TEST_KEYS) takes a while to digest.
-    c.set_read_timeout(Duration::from_secs(300));
-    let d = c.call(&["DEBUG", "DIGEST"]);
-    c.set_read_timeout(common::READ_TIMEOUT);
-    d
-}
-
-fn attach(r: &mut Conn, primary: &Server) {
-    let reply = r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
-    assert_eq!(reply, b"+OK\r\n");
 }
 
 fn scenario(primary_args: &[&str], tag: &str) {

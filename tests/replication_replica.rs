@@ -13,16 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, info_field, require_reference, wait_for, Conn, Server};
+use common::repl::{env_num, info_num, info_str, pipeline, v};
+use common::{free_port, require_reference, wait_for, Conn, Rng, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A valkey-rs process on its own directory, which survives restarts (removed on drop
 /// of the last use by the test through [`Ours::cleanup`]).
@@ -109,53 +103,6 @@ fn scratch_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).expect("dir");
     p
-}
-
-fn info_str(c: &mut Conn, field: &str) -> String {
-    let r = c.call(&["INFO", "all"]);
-    let text = String::from_utf8_lossy(&r).into_owned();
-    let prefix = format!("{field}:");
-    text.split("\r\n")
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn info_num(c: &mut Conn, field: &str) -> i64 {
-    let r = c.call(&["INFO", "all"]);
-    info_field(&r, field).unwrap_or(-1)
-}
-
-/// A small deterministic generator for the load.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// Sends `cmds` pipelined in batches and reads every reply.
-fn pipeline(c: &mut Conn, cmds: &[Vec<String>]) {
-    for chunk in cmds.chunks(200) {
-        let mut out = Vec::new();
-        for cmd in chunk {
-            out.extend_from_slice(&common::encode_command(cmd));
-        }
-        c.send_raw(&out).expect("send");
-        for _ in chunk {
-            c.read_reply().expect("reply");
-        }
-    }
-}
-
-fn v(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
 }
 
 /// A dataset of every type, a few keys in other dbs, some with TTLs (far away: the

@@ -518,12 +518,10 @@ fn memory_bound_and_recursion() {
     assert_eq!(r, b"+PONG\r\n");
 }
 
-/// Read-only tables: these need lua-patch's VM patch (vendor/lua-src) and the real
-/// `ffi::set_readonly`; until that is merged `rawset` and writes to existing keys
-/// succeed. Run with `--ignored` after the merge (and remove the ignore).
+/// Read-only tables (lua-patch's VM patch, vendor/lua-src): the globals, the library
+/// tables and the string metatable can not be changed.
 #[test]
-#[ignore = "needs lua-patch's read-only tables (vendor/lua-src)"]
-fn readonly_tables_need_lua_patch() {
+fn readonly_tables() {
     let Some(bin) = require_reference() else {
         return;
     };

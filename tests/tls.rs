@@ -3,140 +3,39 @@
 //! client with ssl, and rustls from the test itself (pipelining, stalls, reloads).
 
 mod common;
+#[path = "common/tls.rs"]
+mod tlskit;
 
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tlskit::{client_config, openssl, Pki, TlsClient};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::CertificateDer;
 
-/// A CA with server and client certificates, in a temporary directory.
-struct Pki {
-    dir: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {:?}: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
+/// A CA (`ca`) with a server certificate for localhost and a client certificate (CN
+/// alice, URI SAN urn:valkey:bob).
+fn new_pki() -> Pki {
+    let p = Pki::empty("tls");
+    p.ca("ca");
+    p.leaf(
+        "ca",
+        "server",
+        "/CN=localhost",
+        "serverAuth",
+        "DNS:localhost,IP:127.0.0.1",
     );
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "valkey-rs-tls-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = Pki { dir };
-        p.ca("ca");
-        p.leaf(
-            "ca",
-            "server",
-            "/CN=localhost",
-            "serverAuth",
-            "DNS:localhost,IP:127.0.0.1",
-        );
-        p.leaf(
-            "ca",
-            "client",
-            "/CN=alice",
-            "clientAuth",
-            "URI:urn:valkey:bob",
-        );
-        p
-    }
-
-    fn ca(&self, name: &str) {
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={} test CA", name),
-                "-keyout",
-                &format!("{}.key", name),
-                "-out",
-                &format!("{}.crt", name),
-            ],
-        );
-    }
-
-    fn leaf(&self, ca: &str, name: &str, subj: &str, eku: &str, san: &str) {
-        let ext = format!("{}.ext", name);
-        std::fs::write(
-            self.dir.join(&ext),
-            format!("extendedKeyUsage={}\nsubjectAltName={}\n", eku, san),
-        )
-        .unwrap();
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                subj,
-                "-keyout",
-                &format!("{}.key", name),
-                "-out",
-                &format!("{}.csr", name),
-            ],
-        );
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{}.csr", name),
-                "-CA",
-                &format!("{}.crt", ca),
-                "-CAkey",
-                &format!("{}.key", ca),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &format!("{}.crt", name),
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-
-    fn path(&self, f: &str) -> String {
-        self.dir.join(f).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    p.leaf(
+        "ca",
+        "client",
+        "/CN=alice",
+        "clientAuth",
+        "URI:urn:valkey:bob",
+    );
+    p
 }
 
 /// A server with TLS on a second port; returns (server, tls port).
@@ -201,91 +100,9 @@ fn cli(pki: &Pki, port: u16, client_cert: bool, args: &[&str]) -> (bool, String)
     (ok, text.trim().to_string())
 }
 
-/// A blocking rustls client.
-struct TlsClient {
-    s: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-}
-
-fn client_config(ca: &str, cert: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let b = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let cfg = match cert {
-        Some((c, k)) => b
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(c)
-                    .unwrap()
-                    .map(|c| c.unwrap())
-                    .collect(),
-                PrivateKeyDer::from_pem_file(k).unwrap(),
-            )
-            .unwrap(),
-        None => b.with_no_client_auth(),
-    };
-    Arc::new(cfg)
-}
-
-impl TlsClient {
-    fn connect(port: u16, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<TlsClient> {
-        let sock = TcpStream::connect(("127.0.0.1", port))?;
-        sock.set_read_timeout(Some(Duration::from_secs(20)))?;
-        sock.set_nodelay(true)?;
-        let conn = rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap())
-            .map_err(std::io::Error::other)?;
-        let mut c = TlsClient {
-            s: rustls::StreamOwned::new(conn, sock),
-        };
-        // Finish the handshake now so failures show here.
-        while c.s.conn.is_handshaking() {
-            c.s.conn.complete_io(&mut c.s.sock)?;
-        }
-        Ok(c)
-    }
-
-    fn send(&mut self, argv: &[&[u8]]) {
-        self.s.write_all(&encode_command(argv)).unwrap();
-    }
-
-    /// Reads one reply (simple types and bulk strings only).
-    fn reply(&mut self) -> Vec<u8> {
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while !line.ends_with(b"\r\n") {
-            self.s.read_exact(&mut b).expect("read reply");
-            line.push(b[0]);
-        }
-        if line[0] == b'$' {
-            let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap();
-            if n < 0 {
-                return line;
-            }
-            let mut body = vec![0u8; n as usize + 2];
-            self.s.read_exact(&mut body).expect("read bulk");
-            body.truncate(n as usize);
-            return body;
-        }
-        line
-    }
-
-    fn call(&mut self, argv: &[&[u8]]) -> Vec<u8> {
-        self.send(argv);
-        self.reply()
-    }
-}
-
 #[test]
 fn redis_cli_round_trip_and_plain_port() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
     let (ok, out) = cli(&pki, tls_port, false, &["SET", "k", "hello"]);
     assert!(ok, "{}", out);
@@ -300,7 +117,7 @@ fn redis_cli_round_trip_and_plain_port() {
 
 #[test]
 fn mutual_tls_accepted_and_refused() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (srv, tls_port) = start_tls(&pki, &[]);
     // tls-auth-clients yes (the default): a certificate signed by the CA is required.
     let (ok, out) = cli(&pki, tls_port, true, &["PING"]);
@@ -332,7 +149,7 @@ fn mutual_tls_accepted_and_refused() {
 
 #[test]
 fn tls11_and_weak_configs_refused() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
     let out = Command::new("openssl")
         .args([
@@ -416,7 +233,7 @@ fn tls11_and_weak_configs_refused() {
 
 #[test]
 fn plaintext_to_tls_port_is_closed() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
     let mut s = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -432,7 +249,7 @@ fn plaintext_to_tls_port_is_closed() {
 
 #[test]
 fn pipelined_large_values() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
     let cfg = client_config(&pki.path("ca.crt"), None);
     let mut c = TlsClient::connect(tls_port, cfg).unwrap();
@@ -466,7 +283,7 @@ fn pipelined_large_values() {
 
 #[test]
 fn certificate_reload_keeps_connected_clients() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
     let old = client_config(&pki.path("ca.crt"), None);
     let mut kept = TlsClient::connect(tls_port, old.clone()).unwrap();
@@ -512,7 +329,7 @@ fn certificate_reload_keeps_connected_clients() {
 
 #[test]
 fn stalled_handshake_does_not_delay_others_and_times_out() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no", "--timeout", "1"]);
     // Half a ClientHello record header, then silence.
     let mut stall = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
@@ -546,7 +363,7 @@ fn stalled_handshake_does_not_delay_others_and_times_out() {
 
 #[test]
 fn client_certificate_names_the_acl_user() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (srv, tls_port) = start_tls(&pki, &["--tls-auth-clients-user", "CN"]);
     let mut c = srv.conn();
     assert_eq!(
@@ -603,7 +420,7 @@ fn python_valkey_client_with_ssl() {
         eprintln!("skipping: python3 valkey module missing");
         return;
     }
-    let pki = Pki::new();
+    let pki = new_pki();
     let (_srv, tls_port) = start_tls(&pki, &[]);
     let script = format!(
         "import valkey\n\
@@ -633,7 +450,7 @@ fn python_valkey_client_with_ssl() {
 
 #[test]
 fn key_updates_do_not_break_pipelined_traffic() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let (_srv, tls_port) = start_tls(&pki, &["--tls-auth-clients", "no"]);
     let cfg = client_config(&pki.path("ca.crt"), None);
     let mut c = TlsClient::connect(tls_port, cfg).unwrap();
@@ -659,7 +476,7 @@ fn key_updates_do_not_break_pipelined_traffic() {
 
 #[test]
 fn tls_port_changes_at_runtime() {
-    let pki = Pki::new();
+    let pki = new_pki();
     // Started without TLS: CONFIG SET tls-port configures it, as upstream.
     let srv = Server::ours(&[
         "--tls-cert-file",
@@ -702,7 +519,7 @@ fn tls_port_changes_at_runtime() {
 
 #[test]
 fn encrypted_private_keys() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let d = &pki.dir;
     // genpkey with a password (OpenSSL 3: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC), and a
     // certificate for that key signed by the CA.
@@ -913,7 +730,7 @@ fn s_client_subject_serial(pki: &Pki, port: u16) -> String {
 
 #[test]
 fn auto_reload_interval_picks_up_new_files() {
-    let pki = Pki::new();
+    let pki = new_pki();
     pki.leaf(
         "ca",
         "second",

@@ -4,142 +4,44 @@
 //! the servers with rustls.
 
 mod common;
+#[path = "common/tls.rs"]
+mod tlskit;
 
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {:?}: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use tlskit::{client_config, Pki, TlsClient};
 
 /// A CA, a server certificate (serverAuth only) and a client certificate (clientAuth).
-struct Pki {
-    dir: PathBuf,
+/// The server certificate names no address: a replica verifies the chain only, as
+/// upstream (no host name check).
+fn new_pki(tag: &str) -> Pki {
+    let p = Pki::empty(&format!("tlsrepl-{tag}"));
+    p.ca("ca");
+    p.leaf(
+        "ca",
+        "server",
+        "/CN=primary",
+        "serverAuth",
+        "DNS:primary.invalid",
+    );
+    p.leaf(
+        "ca",
+        "client",
+        "/CN=replica",
+        "clientAuth",
+        "DNS:replica.invalid",
+    );
+    p
 }
 
-impl Pki {
-    fn new(tag: &str) -> Pki {
-        let dir =
-            std::env::temp_dir().join(format!("valkey-rs-tlsrepl-{}-{}", std::process::id(), tag));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = Pki { dir };
-        openssl(
-            &p.dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=repl test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-            ],
-        );
-        // The server certificate names no address: a replica verifies the chain only, as
-        // upstream (no host name check).
-        p.leaf("server", "/CN=primary", "serverAuth", "DNS:primary.invalid");
-        p.leaf("client", "/CN=replica", "clientAuth", "DNS:replica.invalid");
-        p
-    }
-
-    fn leaf(&self, name: &str, subj: &str, eku: &str, san: &str) {
-        let ext = format!("{}.ext", name);
-        std::fs::write(
-            self.dir.join(&ext),
-            format!("extendedKeyUsage={}\nsubjectAltName={}\n", eku, san),
-        )
-        .unwrap();
-        let (key, csr, crt) = (
-            format!("{}.key", name),
-            format!("{}.csr", name),
-            format!("{}.crt", name),
-        );
-        openssl(
-            &self.dir,
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", &key, "-out",
-                &csr,
-            ],
-        );
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &crt,
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-
-    fn path(&self, f: &str) -> String {
-        self.dir.join(f).to_string_lossy().into_owned()
-    }
-
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(self.path("ca.crt")).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            CertificateDer::pem_file_iter(self.path("client.crt"))
-                .unwrap()
-                .map(|c| c.unwrap())
-                .collect(),
-            PrivateKeyDer::from_pem_file(self.path("client.key")).unwrap(),
-        )
-        .unwrap();
-        Arc::new(cfg)
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn repl_client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    client_config(
+        &pki.path("ca.crt"),
+        Some((&pki.path("client.crt"), &pki.path("client.key"))),
+    )
 }
 
 /// A valkey-rs process listening on its TLS port only.
@@ -204,7 +106,7 @@ impl TlsServer {
                 child,
                 port,
                 dir,
-                cfg: pki.client_config(),
+                cfg: repl_client_config(pki),
             };
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
@@ -224,7 +126,7 @@ impl TlsServer {
     }
 
     fn try_client(&self) -> std::io::Result<TlsClient> {
-        TlsClient::connect(self.port, self.cfg.clone())
+        TlsClient::connect_to(self.port, self.cfg.clone(), "primary.invalid")
     }
 
     fn client(&self) -> TlsClient {
@@ -246,61 +148,6 @@ impl TlsServer {
 
     fn digest(&self) -> Vec<u8> {
         self.client().call(&[b"DEBUG", b"DIGEST"])
-    }
-}
-
-/// A blocking rustls client.
-struct TlsClient {
-    s: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-}
-
-impl TlsClient {
-    fn connect(port: u16, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<TlsClient> {
-        let sock = TcpStream::connect(("127.0.0.1", port))?;
-        sock.set_read_timeout(Some(Duration::from_secs(20)))?;
-        let conn =
-            rustls::ClientConnection::new(cfg, ServerName::try_from("primary.invalid").unwrap())
-                .map_err(std::io::Error::other)?;
-        let mut c = TlsClient {
-            s: rustls::StreamOwned::new(conn, sock),
-        };
-        while c.s.conn.is_handshaking() {
-            c.s.conn.complete_io(&mut c.s.sock)?;
-        }
-        Ok(c)
-    }
-
-    fn send(&mut self, argv: &[&[u8]]) {
-        self.s.write_all(&encode_command(argv)).unwrap();
-    }
-
-    /// One reply: a line, or a bulk string's body.
-    fn reply(&mut self) -> Vec<u8> {
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while !line.ends_with(b"\r\n") {
-            self.s.read_exact(&mut b).expect("read reply");
-            line.push(b[0]);
-        }
-        if line[0] == b'$' {
-            let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap();
-            if n < 0 {
-                return line;
-            }
-            let mut body = vec![0u8; n as usize + 2];
-            self.s.read_exact(&mut body).expect("read bulk");
-            body.truncate(n as usize);
-            return body;
-        }
-        line
-    }
-
-    fn call(&mut self, argv: &[&[u8]]) -> Vec<u8> {
-        self.send(argv);
-        self.reply()
     }
 }
 
@@ -358,7 +205,7 @@ fn wait_in_sync(primary: &TlsServer, replica: &TlsServer) {
 }
 
 fn full_sync_over_tls(diskless: &str) {
-    let pki = Pki::new(&format!("full-{}", diskless));
+    let pki = new_pki(&format!("full-{}", diskless));
     let primary = TlsServer::start(
         &pki,
         "primary",
@@ -408,7 +255,7 @@ fn full_sync_and_stream_over_tls_disk() {
 
 #[test]
 fn partial_resync_over_tls_after_client_kill() {
-    let pki = Pki::new("psync");
+    let pki = new_pki("psync");
     let primary = TlsServer::start(
         &pki,
         "primary",
@@ -443,7 +290,7 @@ fn partial_resync_over_tls_after_client_kill() {
 
 #[test]
 fn mutual_tls_replication() {
-    let pki = Pki::new("mtls");
+    let pki = new_pki("mtls");
     let primary = TlsServer::start(
         &pki,
         "primary",

@@ -116,8 +116,14 @@ pub struct EventLoop<S> {
     time_event_next_id: u64,
     /// Descriptors whose handlers asked to run again without a new readiness edge.
     pending: BTreeSet<(RawFd, u32)>,
-    /// The descriptors fired in a turn: (fd, readable, writable, read_closed).
+    /// The descriptors to fire: (fd, readable, writable, read_closed). One queue shared
+    /// by re-entrant calls (see [`EventLoop::process_events`]): entries before
+    /// `ready_pos` have fired.
     ready: Vec<(RawFd, bool, bool, bool)>,
+    ready_pos: usize,
+    /// How many `process_events` calls are running (more than one when a handler
+    /// re-entered the loop).
+    depth: u32,
     stop: bool,
     before_sleep: Option<SleepProc<S>>,
     after_sleep: Option<SleepProc<S>>,
@@ -135,6 +141,8 @@ impl<S> EventLoop<S> {
             time_event_next_id: 0,
             pending: BTreeSet::new(),
             ready: Vec::new(),
+            ready_pos: 0,
+            depth: 0,
             stop: false,
             before_sleep: None,
             after_sleep: None,
@@ -384,12 +392,30 @@ impl<S> EventLoop<S> {
 
     /// Processes due time events and ready file events once, as `aeProcessEvents`.
     /// Returns the number of events processed.
+    ///
+    /// # Re-entrance
+    /// A handler may call `process_events` again on the same loop (the server does so to
+    /// serve clients while a long command or a load runs: `src/busy.rs`, upstream's
+    /// `processEventsWhileBlocked`), with the `&mut EventLoop` it was given. The inner
+    /// call:
+    /// - first fires what the outer turn collected and has not fired yet (the fired
+    ///   descriptors go through one queue, `ready`, with a cursor both calls advance),
+    ///   so a descriptor that became ready in the same poll as the running handler's is
+    ///   not left waiting for the outer turn: its edge will not come again;
+    /// - then polls with its own flags (usually `DONT_WAIT`) and fires what it finds;
+    /// - leaves the outer turn nothing to fire but what it did not reach.
+    ///
+    /// The poll buffer is copied into the queue before any handler runs, so no borrow of
+    /// it is outstanding across a handler. Handlers must tolerate a readiness that is no
+    /// longer true by the time they run (they read until `WouldBlock` anyway).
     pub fn process_events(&mut self, state: &mut S, flags: u32) -> usize {
         let mut processed = 0;
         if flags & (FILE_EVENTS | TIME_EVENTS) == 0 {
             return 0;
         }
-        let timeout = if flags & DONT_WAIT != 0 || !self.pending.is_empty() {
+        self.depth += 1;
+        let unfired = self.ready.len() > self.ready_pos;
+        let timeout = if flags & DONT_WAIT != 0 || !self.pending.is_empty() || unfired {
             Some(Duration::ZERO)
         } else if flags & TIME_EVENTS != 0 {
             self.nearest_timer()
@@ -408,11 +434,10 @@ impl<S> EventLoop<S> {
         } else {
             timeout
         };
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         // An interrupted or failed poll is treated as a turn with no file events; the
         // time events still run and the next turn polls again.
-        if self.poll.poll(&mut events, timeout).is_err() {
-            events.clear();
+        if self.poll.poll(&mut self.events, timeout).is_err() {
+            self.events.clear();
         }
         if flags & CALL_AFTER_SLEEP != 0 {
             if let Some(p) = self.after_sleep {
@@ -421,36 +446,50 @@ impl<S> EventLoop<S> {
         }
         if flags & FILE_EVENTS != 0 {
             let pending = std::mem::take(&mut self.pending);
-            // Reuse the list across turns: no allocation per loop turn.
-            let mut ready = std::mem::take(&mut self.ready);
-            ready.clear();
-            for ev in events.iter() {
+            let first_new = self.ready_pos;
+            for ev in self.events.iter() {
                 let fd = ev.token().0 as RawFd;
                 let closed = ev.is_read_closed() || ev.is_error();
                 let r = ev.is_readable() || closed;
                 let w = ev.is_writable() || ev.is_write_closed();
-                ready.push((fd, r, w, closed));
+                self.ready.push((fd, r, w, closed));
             }
             for (fd, m) in pending {
-                match ready.iter_mut().find(|(f, _, _, _)| *f == fd) {
+                match self.ready[first_new..]
+                    .iter_mut()
+                    .find(|(f, _, _, _)| *f == fd)
+                {
                     Some(e) => {
                         e.1 |= m == READABLE;
                         e.2 |= m == WRITABLE;
                     }
-                    None => ready.push((fd, m == READABLE, m == WRITABLE, false)),
+                    None => self.ready.push((fd, m == READABLE, m == WRITABLE, false)),
                 }
             }
-            for &(fd, r, w, closed) in ready.iter() {
+            // The cursor is shared with re-entrant calls: read it again after each fire.
+            while self.ready_pos < self.ready.len() {
+                let (fd, r, w, closed) = self.ready[self.ready_pos];
+                self.ready_pos += 1;
                 self.fire(state, fd, r, w, closed);
                 processed += 1;
             }
-            self.ready = ready;
         }
-        self.events = events;
+        self.events.clear();
+        if self.depth == 1 {
+            // Reuse the list across turns: no allocation per loop turn.
+            self.ready.clear();
+            self.ready_pos = 0;
+        }
         if flags & TIME_EVENTS != 0 {
             processed += self.process_time_events(state);
         }
+        self.depth -= 1;
         processed
+    }
+
+    /// Whether a `process_events` call is running (a handler is on the stack).
+    pub fn depth(&self) -> u32 {
+        self.depth
     }
 
     /// Runs until [`EventLoop::stop`] is called, as `aeMain`.
@@ -577,6 +616,42 @@ mod tests {
         assert!(s.log.is_empty());
         let mut buf = [0u8; 1];
         assert_eq!(a.read(&mut buf).unwrap(), 1);
+    }
+
+    fn on_read_reenter(el: &mut EventLoop<State>, s: &mut State, _fd: RawFd, d: usize, _: u32) {
+        s.log.push(format!("r{}", d));
+        if s.count == 0 {
+            s.count = 1;
+            // Re-enter from inside a handler, as the server does while blocked.
+            el.process_events(s, FILE_EVENTS | DONT_WAIT);
+            s.log.push("back".into());
+        }
+    }
+
+    #[test]
+    fn reentrant_call_fires_what_the_outer_turn_collected_once() {
+        let (a1, _b1) = pair();
+        let (a2, _b2) = pair();
+        let mut el = EventLoop::new(1024).unwrap();
+        let mut s = State::default();
+        el.create_file_event(a1.as_raw_fd(), READABLE, on_read_reenter, 1)
+            .unwrap();
+        el.create_file_event(a2.as_raw_fd(), READABLE, on_read_reenter, 2)
+            .unwrap();
+        // Both are readable in the same poll: the first handler re-enters, the inner
+        // call fires the second, and the outer turn fires nothing twice.
+        let n = el.process_events(&mut s, FILE_EVENTS | DONT_WAIT);
+        assert_eq!(s.log.len(), 3, "{:?}", s.log);
+        assert_eq!(s.log[2], "back");
+        let mut fired = vec![s.log[0].clone(), s.log[1].clone()];
+        fired.sort();
+        assert_eq!(fired, vec!["r1", "r2"]);
+        assert_eq!(n, 1);
+        assert_eq!(el.depth(), 0);
+        // Nothing is left queued for the next turn.
+        s.log.clear();
+        el.process_events(&mut s, FILE_EVENTS | DONT_WAIT);
+        assert!(s.log.is_empty(), "{:?}", s.log);
     }
 
     #[test]

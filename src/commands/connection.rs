@@ -520,7 +520,9 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
         | cflags::REPLY_SKIP_NEXT
         | cflags::REPLY_SKIP
         | cflags::NO_TOUCH
-        | cflags::NO_EVICT);
+        | cflags::NO_EVICT
+        | cflags::ASKING
+        | cflags::READONLY);
     c.reply.silenced = false;
     c.reply.add_status("RESET");
 }

@@ -1065,6 +1065,11 @@ fn copy_command(srv: &mut Server, c: &mut Client) {
 }
 
 fn swapdb_command(srv: &mut Server, c: &mut Client) {
+    if srv.config.cluster_enabled {
+        c.reply
+            .add_error("ERR SWAPDB is not allowed in cluster mode");
+        return;
+    }
     let Some(id1) = parse_int(&c.argv[1]) else {
         c.reply.add_error("ERR invalid first DB index");
         return;

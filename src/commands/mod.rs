@@ -22,6 +22,7 @@
 
 pub mod acl;
 pub mod bitops;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod docs_data;
@@ -429,7 +430,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 21] {
+pub fn all_families() -> [&'static [CommandDef]; 22] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -452,6 +453,7 @@ pub fn all_families() -> [&'static [CommandDef]; 21] {
         replication::COMMANDS,
         memory::COMMANDS,
         scripting::COMMANDS,
+        cluster::COMMANDS,
     ]
 }
 
@@ -632,7 +634,17 @@ fn reject(srv: &mut Server, c: &mut Client, cmd: Option<usize>, err: &str) {
 /// The gate: every command from every source passes here, with upstream's checks in
 /// upstream's order. Returns false if the client must be closed now.
 pub fn process_command(srv: &mut Server, c: &mut Client) -> bool {
+    // ASKING covers the next command only (the whole transaction inside MULTI), as
+    // upstream's resetClient.
+    let asking_before = c.flags & cflags::ASKING != 0
+        && !c
+            .argv
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"asking"));
     let r = process_command_gate(srv, c);
+    if asking_before && c.flags & cflags::MULTI == 0 {
+        c.flags &= !cflags::ASKING;
+    }
     // CLIENT CACHING applies to the next command only (upstream's resetClient).
     if c.flags & cflags::TRACKING_CACHING != 0 {
         crate::tracking::reset_caching_after_command(srv, c);
@@ -774,7 +786,22 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
         reject(srv, c, Some(id), &e);
         return true;
     }
-    // 7. Cluster redirection: cluster mode is issue 13.
+    // 7. Cluster redirection (src/cluster/redirect.rs): MOVED, ASK, CROSSSLOT, TRYAGAIN,
+    //    CLUSTERDOWN. Not for our primary's stream nor while loading the AOF. A refused
+    //    EXEC discards the transaction and replies the plain error, as upstream.
+    if srv.config.cluster_enabled && !c.has_flag(cflags::PRIMARY) && !srv.rdb.loading {
+        if let Some(e) = crate::cluster::check_redirect(srv, c, id) {
+            srv.commands.stats[id].rejected_calls += 1;
+            if def.name == "exec" {
+                crate::commands::transaction::discard_transaction(srv, c);
+            } else if c.has_flag(cflags::MULTI) {
+                c.flags |= cflags::DIRTY_EXEC;
+            }
+            c.reply.add_error(&e);
+            srv.stats.note_error(&c.reply);
+            return true;
+        }
+    }
     // 8. maxmemory: evict (a bounded slice), and refuse commands that would use more
     //    memory when nothing can be evicted (src/evict.rs). Not while serving a replica
     //    (REPLCONF ACK): it is out of the client table then, so the DELs of the evictions
@@ -867,6 +894,13 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
             );
             return true;
         }
+    }
+
+    // 9a. Loading, then a busy script (upstream's place): only commands flagged
+    //     `loading` / `allow-busy` run for clients served meanwhile (src/busy.rs).
+    if let Some(e) = crate::busy::refusal(srv, c, id) {
+        reject(srv, c, Some(id), e);
+        return true;
     }
 
     // 9b. A replica or monitor connection may not touch the keyspace; then CLIENT PAUSE

@@ -439,6 +439,11 @@ fn shutdown_command(srv: &mut Server, c: &mut Client) {
         }
         return;
     }
+    // A busy script: only SHUTDOWN NOSAVE (upstream's shutdownCommand).
+    if flags & crate::ops::SHUTDOWN_NOSAVE == 0 && crate::busy::script_busy(srv) {
+        c.reply.add_error(crate::busy::busy_error(srv));
+        return;
+    }
     let who = crate::ops::client_short_info(srv, c);
     match crate::ops::prepare_for_shutdown(srv, Some(who), flags) {
         crate::ops::Shutdown::Done => {
@@ -1083,8 +1088,18 @@ fn serialized_len(v: crate::object::ValueRef<'_>, compress: bool) -> usize {
 fn debug_command(srv: &mut Server, c: &mut Client) {
     let argc = c.argv.len();
     let sub = c.argv[1].clone();
+    let reloads = ["reload", "loadaof", "rs-busy"]
+        .iter()
+        .any(|s| eq_ic(&sub, s));
     if eq_ic(&sub, "help") && argc == 2 {
         c.reply.add_help("debug", DEBUG_HELP);
+    } else if reloads && crate::busy::serving(srv) {
+        // DEBUG runs while loading (flagged `loading`), but never a load or busy loop
+        // inside another (src/busy.rs).
+        c.reply.add_error(crate::busy::ERR_LOADING);
+    } else if eq_ic(&sub, "rs-busy") && (argc == 3 || argc == 4) {
+        // Ours (no upstream counterpart): a busy "script" for tests, src/busy.rs.
+        crate::busy::debug_busy(srv, c);
     } else if eq_ic(&sub, "sleep") && argc == 3 {
         let secs = strtod_lenient(&c.argv[2]);
         if let Ok(d) = std::time::Duration::try_from_secs_f64(secs) {
@@ -1290,7 +1305,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 s,
                 "redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:{}\r\n\
                  valkey_release_stage:ga\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n\
-                 redis_build_id:0000000000000000\r\nserver_mode:standalone\r\nos:{}\r\n\
+                 redis_build_id:0000000000000000\r\nserver_mode:{}\r\nos:{}\r\n\
                  arch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\n\
                  multiplexing_api:epoll\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\n\
                  process_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\n\
@@ -1298,6 +1313,11 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  clients_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\
                  io_threads_active:0\r\navailability_zone:\r\n",
                 VALKEY_VERSION,
+                if srv.config.cluster_enabled {
+                    "cluster"
+                } else {
+                    "standalone"
+                },
                 os,
                 std::process::id(),
                 srv.run_id,
@@ -1522,7 +1542,10 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 let _ = write!(s, "errorstat_{}:count={}\r\n", code, n);
             }
         }
-        "cluster" => s.push_str("cluster_enabled:0\r\n"),
+        "cluster" => {
+            let on = srv.config.cluster_enabled as u8;
+            let _ = write!(s, "cluster_enabled:{}\r\n", on);
+        }
         "cluster_info" => {}
         "scripting_engines" => s.push_str(
             "engines_count:0\r\nengines_total_used_memory:0\r\n\

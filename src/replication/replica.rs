@@ -1110,7 +1110,13 @@ fn transfer(el: &mut EventLoop, srv: &mut Server) -> bool {
     crate::replication::primary::disconnect_replicas(srv);
     crate::replication::primary::free_backlog(srv);
     srv.rdb.loaded_repl = None;
-    if !load_payload(srv, &payload) {
+    // The link is not read while the payload loads (other clients are served meanwhile,
+    // src/busy.rs): what the primary sends next waits in the socket until the primary
+    // client takes the descriptor over.
+    if let Some(fd) = srv.repl.replica.link.as_ref().map(|l| l.fd()) {
+        el.delete_file_event(fd, ae::READABLE);
+    }
+    if !crate::busy::with_loop(el, srv, |srv| load_payload(srv, &payload)) {
         return false;
     }
     // The stream continues in the database the snapshot recorded (a chained primary
@@ -1139,7 +1145,7 @@ fn transfer(el: &mut EventLoop, srv: &mut Server) -> bool {
 /// Runs the stream that arrived together with the PSYNC reply or the payload (the
 /// primary client starts with it in its query buffer): no readable event would announce
 /// those bytes, and a primary that goes quiet would leave them unapplied.
-fn run_buffered_stream(el: &mut EventLoop, srv: &mut Server) {
+pub fn run_buffered_stream(el: &mut EventLoop, srv: &mut Server) {
     let Some((slot, id)) = srv.repl.replica.primary else {
         return;
     };
@@ -1151,7 +1157,7 @@ fn run_buffered_stream(el: &mut EventLoop, srv: &mut Server) {
         return;
     }
     c.last_interaction_ms = srv.mstime;
-    match crate::networking::run_client_input(srv, c) {
+    match crate::busy::with_loop(el, srv, |srv| crate::networking::run_client_input(srv, c)) {
         crate::networking::Input::Keep(mut c) => {
             if c.has_pending_replies() && !c.pending_write {
                 c.pending_write = true;

@@ -20,7 +20,7 @@
 //! The commands are in src/commands/scripting.rs (EVAL*, SCRIPT) and
 //! src/commands/function.rs (FUNCTION, FCALL*).
 
-// The library modules are filled in by parallel work (lua-libs, lua-patch).
+// VmKind::Function and a few helpers are for FUNCTION/FCALL (the next step).
 #![allow(dead_code)]
 
 pub mod api;

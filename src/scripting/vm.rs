@@ -3,8 +3,8 @@
 //! file access) and compiling scripts.
 //!
 //! Build order (docs/scripting-plan.md 2.1): libraries; `os` cut to `clock`; the
-//! extra libraries (cjson, struct, cmsgpack, bit) and the random generator; the
-//! pcall wrapper; the `server` table aliased as `redis`; the error handler (which
+//! extra libraries (cjson, struct, cmsgpack, bit) and the random generator (bytecode
+//! is refused by the patched parser, docs/lua-patches.md); the pcall wrapper; the `server` table aliased as `redis`; the error handler (which
 //! keeps `debug` and then removes it); the EVAL-only members; `_G` locked (error
 //! metatable, read-only recursively, the metatables of the basic types).
 //!
@@ -69,41 +69,6 @@ return function(err)
 end
 "#;
 
-/// `load` and `loadstring` refusing bytecode (a chunk starting with ESC), with the
-/// message stock Lua gives when it parses such a chunk as text.
-const NO_BYTECODE_SRC: &str = r#"
-local ls, ld = loadstring, load
-local function refuse(s, name)
-  local src = name or s
-  local first = string.match(src, '^[^\n]*')
-  if #first > 45 or #first < #src then
-    first = string.sub(first, 1, 45) .. '...'
-  end
-  return nil, '[string "' .. first .. '"]:1: unexpected symbol near \'char(27)\''
-end
-loadstring = function(s, name)
-  if type(s) == 'string' and string.byte(s, 1) == 27 then
-    return refuse(s, name)
-  end
-  return ls(s, name)
-end
-load = function(f, name)
-  if type(f) == 'function' then
-    local parts, first = {}, true
-    while true do
-      local p = f()
-      if p == nil or p == '' then break end
-      if type(p) ~= 'string' then return ld(function() return p end, name) end
-      parts[#parts + 1] = p
-    end
-    local s = table.concat(parts)
-    if string.byte(s, 1) == 27 then return refuse(s, name or '=(load)') end
-    return ls(s, name or '=(load)')
-  end
-  return ld(f, name)
-end
-"#;
-
 impl LuaVm {
     /// Builds a state as upstream's `initializeLuaState` (+ the EVAL extras for
     /// [`VmKind::Eval`]).
@@ -132,10 +97,6 @@ impl LuaVm {
         super::lib_cmsgpack::install(&lua)?;
         super::lib_bit::install(&lua)?;
         super::rand::install(&lua)?;
-        lua.load(NO_BYTECODE_SRC)
-            .set_name("=no_bytecode")
-            .set_mode(ChunkMode::Text)
-            .exec()?;
         // The pcall wrapper and the server table.
         api::install(&lua, kind)?;
         // The error handler, then `debug` goes away.
@@ -158,8 +119,8 @@ impl LuaVm {
         mt.raw_set("__index", idx)?;
         mt.raw_set("__newindex", newidx)?;
         g.set_metatable(Some(mt));
-        protect_recursively(&lua, &g)?;
-        protect_basic_type_metatables(&lua)?;
+        ffi::protect_recursively(&lua, &g)?;
+        ffi::protect_basic_type_metatables(&lua)?;
         let vm = LuaVm { lua, kind };
         vm.lua.gc_collect()?;
         Ok(vm)
@@ -213,43 +174,4 @@ impl LuaVm {
         ffi::set_readonly(&self.lua, &g, true)?;
         r
     }
-}
-
-/// Marks `t`, the tables it holds and their metatables read-only (upstream's
-/// luaSetTableProtectionRecursively). Stand-in until lua-patch's
-/// `ffi::protect_recursively` lands: the walk is the same, the marking is
-/// `ffi::set_readonly`. Visited tables are remembered by pointer, as the
-/// placeholder `is_readonly` cannot tell.
-fn protect_recursively(lua: &Lua, t: &Table) -> mlua::Result<()> {
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![t.clone()];
-    while let Some(t) = stack.pop() {
-        if !seen.insert(t.to_pointer() as usize) || ffi::is_readonly(lua, &t) {
-            continue;
-        }
-        for pair in t.clone().pairs::<Value, Value>() {
-            let (_, v) = pair?;
-            if let Value::Table(sub) = v {
-                stack.push(sub);
-            }
-        }
-        if let Some(mt) = t.metatable() {
-            stack.push(mt);
-        }
-        ffi::set_readonly(lua, &t, true)?;
-    }
-    Ok(())
-}
-
-/// Marks the metatables of the basic types read-only (upstream's
-/// luaSetTableProtectionForBasicTypes); only strings have one in stock Lua.
-fn protect_basic_type_metatables(lua: &Lua) -> mlua::Result<()> {
-    let mt: Option<Table> = lua
-        .load("return getmetatable('')")
-        .set_name("=mt")
-        .call(())?;
-    if let Some(mt) = mt {
-        protect_recursively(lua, &mt)?;
-    }
-    Ok(())
 }

@@ -7,6 +7,7 @@
 
 pub mod dataset;
 pub mod proc;
+pub mod repl;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -177,3 +177,29 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// The pids whose parent is `ppid` (from /proc/<pid>/stat).
+pub fn children_of(ppid: i64) -> Vec<i64> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i64>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<i64>().ok()) == Some(ppid) {
+            out.push(pid);
+        }
+    }
+    out
+}

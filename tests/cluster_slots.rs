@@ -1,0 +1,373 @@
+//! Cluster mode, client side (issue 13, work item B of docs/cluster-plan.md): key slots,
+//! per-slot key counts, the redirection errors and the cluster-mode rules of SELECT and
+//! SWAPDB, compared byte for byte with the reference on a one-node cluster.
+//!
+//! Both servers start with `--cluster-enabled yes` and a `cluster-port` picked free (ours
+//! does not open the bus yet). The node gets its slots with CLUSTER ADDSLOTSRANGE; the
+//! reference turns `cluster_state:ok` a little later (its writable delay), so every
+//! scenario waits for the reference's state before comparing. MOVED and ASK need other
+//! nodes: they are covered by the unit tests of src/cluster/redirect.rs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{escape, free_port, require_reference, wait_for, Conn, Server};
+
+/// Starts ours and the reference in cluster mode.
+fn pair(extra: &[&str]) -> Option<(Server, Server)> {
+    let bin = require_reference()?;
+    let start = |reference: bool| {
+        let cport = free_port().to_string();
+        let mut args = vec!["--cluster-enabled", "yes", "--cluster-port", &cport];
+        args.extend_from_slice(extra);
+        if reference {
+            Server::reference(&bin, &args)
+        } else {
+            Server::ours(&args)
+        }
+    };
+    Some((start(false), start(true)))
+}
+
+/// Waits until the reference reports `cluster_state:<want>`.
+fn wait_ref_state(reference: &Server, want: &str) {
+    let mut c = reference.conn();
+    let line = format!("cluster_state:{}", want);
+    let ok = wait_for(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&c.call(&["CLUSTER", "INFO"])).contains(&line)
+    });
+    assert!(ok, "reference never reached {}", line);
+}
+
+/// Sends `argv` to both and asserts identical reply bytes; returns them.
+#[track_caller]
+fn same(ours: &mut Conn, reference: &mut Conn, argv: &[&str]) -> Vec<u8> {
+    let want = reference.call(argv);
+    let got = ours.call(argv);
+    assert_eq!(
+        escape(&got),
+        escape(&want),
+        "reply to {:?} differs from the reference",
+        argv
+    );
+    want
+}
+
+/// The elements of a flat array of bulk strings, sorted (GETKEYSINSLOT's order is the
+/// order of a hash table).
+fn sorted_bulks(reply: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines = reply.split(|&b| b == b'\n').skip(1);
+    let mut v = Vec::new();
+    while let (Some(_len), Some(item)) = (lines.next(), lines.next()) {
+        v.push(item.strip_suffix(b"\r").unwrap_or(item).to_vec());
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn key_slots_counts_and_errors() {
+    let Some((o, r)) = pair(&[]) else {
+        return;
+    };
+    let (mut oc, mut rc) = (o.conn(), r.conn());
+    let s = |oc: &mut Conn, rc: &mut Conn, argv: &[&str]| same(oc, rc, argv);
+    s(
+        &mut oc,
+        &mut rc,
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
+    );
+    wait_ref_state(&r, "ok");
+
+    // Key slots, with the hash-tag rules (docs/cluster-plan.md 5.1).
+    for k in [
+        "key:1", "{user}a", "a{}b", "{}x", "a{b}{c}", "{{a}}", "foo", "", "}{x}", "a{bc",
+    ] {
+        s(&mut oc, &mut rc, &["CLUSTER", "KEYSLOT", k]);
+    }
+    // Per-slot counts and keys.
+    for k in ["foo", "{user}a", "{user}b", "{user}c", "key:1"] {
+        s(&mut oc, &mut rc, &["SET", k, "v"]);
+    }
+    s(&mut oc, &mut rc, &["HSET", "{user}h", "f", "v"]);
+    let user = String::from_utf8(rc.call(&["CLUSTER", "KEYSLOT", "{user}"])).unwrap();
+    let user = user.trim_start_matches(':').trim_end().to_string();
+    assert_eq!(
+        s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]),
+        b":4\r\n"
+    );
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", "12182"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", "0"]);
+    s(
+        &mut oc,
+        &mut rc,
+        &["CLUSTER", "GETKEYSINSLOT", "12182", "10"],
+    );
+    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "0"]);
+    for n in ["2", "10"] {
+        let want = rc.call(&["CLUSTER", "GETKEYSINSLOT", &user, n]);
+        let got = oc.call(&["CLUSTER", "GETKEYSINSLOT", &user, n]);
+        assert_eq!(got[..4], want[..4], "GETKEYSINSLOT {} count", n);
+        if n == "10" {
+            assert_eq!(sorted_bulks(&got), sorted_bulks(&want));
+        }
+    }
+    s(&mut oc, &mut rc, &["DEL", "{user}a", "{user}b"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["RENAME", "{user}c", "{user}d"]);
+    let want = rc.call(&["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+    let got = oc.call(&["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+    assert_eq!(sorted_bulks(&got), sorted_bulks(&want));
+    assert_eq!(sorted_bulks(&got).len(), 2);
+    // The index survives a reload (keys inserted by the RDB loader) and follows the
+    // deletion of an expired key.
+    s(&mut oc, &mut rc, &["DEBUG", "RELOAD"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["SET", "{user}e", "v", "PX", "1"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    std::thread::sleep(Duration::from_millis(20));
+    s(&mut oc, &mut rc, &["GET", "{user}e"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["FLUSHALL"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+    s(&mut oc, &mut rc, &["SET", "{user}f", "v"]);
+    s(&mut oc, &mut rc, &["FLUSHALL", "ASYNC"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    s(&mut oc, &mut rc, &["SET", "{user}g", "v"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+
+    // Argument errors (5.4).
+    for argv in [
+        &["CLUSTER"][..],
+        &["CLUSTER", "FOO"],
+        &["CLUSTER", "KEYSLOT"],
+        &["CLUSTER", "KEYSLOT", "a", "b"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "x"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "-1"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "16384"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "1", "2"],
+        &["CLUSTER", "GETKEYSINSLOT", "x", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "x"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "-1"],
+        &["CLUSTER", "GETKEYSINSLOT", "16384", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "-1", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1"],
+        &["CLUSTER", "ADDSLOTS", "x"],
+        &["CLUSTER", "ADDSLOTS", "16384"],
+        &["CLUSTER", "ADDSLOTS", "-1"],
+        &["CLUSTER", "ADDSLOTS", "0"],
+        &["CLUSTER", "ADDSLOTS", "1", "1"],
+        &["CLUSTER", "ADDSLOTS"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1", "2", "3"],
+        &["CLUSTER", "ADDSLOTSRANGE", "5", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "x"],
+        &["CLUSTER", "DELSLOTS", "20", "20"],
+        &["CLUSTER", "DELSLOTSRANGE", "9", "8"],
+        &["ASKING", "x"],
+        &["READONLY", "x"],
+        &["READWRITE", "x"],
+    ] {
+        s(&mut oc, &mut rc, argv);
+    }
+    // DELSLOTS then ADDSLOTS (a slot given twice is refused before any change).
+    s(&mut oc, &mut rc, &["CLUSTER", "DELSLOTS", "5", "6"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "DELSLOTS", "5"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "DELSLOTSRANGE", "4", "7"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTS", "5", "7", "5"]);
+    s(
+        &mut oc,
+        &mut rc,
+        &["CLUSTER", "ADDSLOTSRANGE", "5", "6", "6", "6"],
+    );
+    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTSRANGE", "5", "6"]);
+    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTS", "5"]);
+
+    // The cluster-mode rules of databases.
+    for argv in [
+        &["SELECT", "1"][..],
+        &["SELECT", "0"],
+        &["SWAPDB", "0", "1"],
+        &["SWAPDB", "x", "1"],
+        &["SET", "a", "1"],
+        &["MOVE", "a", "1"],
+        &["COPY", "a", "{a}b", "DB", "1"],
+        &["ASKING"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["INFO", "cluster"],
+    ] {
+        s(&mut oc, &mut rc, argv);
+    }
+    assert_eq!(server_mode(&mut oc), server_mode(&mut rc));
+    assert_eq!(server_mode(&mut rc), "server_mode:cluster");
+}
+
+#[test]
+fn crossslot_and_transactions() {
+    let Some((o, r)) = pair(&[]) else {
+        return;
+    };
+    let (mut oc, mut rc) = (o.conn(), r.conn());
+    let s = |oc: &mut Conn, rc: &mut Conn, argv: &[&str]| same(oc, rc, argv);
+    s(
+        &mut oc,
+        &mut rc,
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
+    );
+    wait_ref_state(&r, "ok");
+    for argv in [
+        &["MSET", "a", "1", "b", "2"][..],
+        &["MSET", "{x}a", "1", "{x}b", "2"],
+        &["MGET", "a", "b"],
+        &["MGET", "{x}a", "{x}b", "{x}c"],
+        &["MGET", "a", "a"],
+        &["DEL", "a", "b"],
+        &["EXISTS", "{x}a", "a"],
+        &["RENAME", "{x}a", "b"],
+        &["SINTERSTORE", "{x}d", "{x}s", "{y}s"],
+        &["ZUNIONSTORE", "{x}d", "2", "{x}s", "t"],
+        &["ZUNIONSTORE", "{x}d", "x", "{x}s", "t"],
+        &["BLPOP", "l1", "l2", "0"],
+        &["LMPOP", "2", "l1", "l2", "LEFT"],
+        &["SPUBLISH", "ch", "m"],
+        &["PUBLISH", "ch", "m"],
+        &["SSUBSCRIBE", "a", "b"],
+        &["SUNSUBSCRIBE", "a", "b"],
+        &["SUNSUBSCRIBE", "{x}a", "{x}b"],
+        &["PING"],
+        // MULTI/EXEC: the queued commands' slots must agree at EXEC.
+        &["MULTI"],
+        &["SET", "a", "1"],
+        &["SET", "b", "2"],
+        &["EXEC"],
+        &["MULTI"],
+        &["MSET", "a", "1", "b", "2"],
+        &["SET", "{x}a", "1"],
+        &["EXEC"],
+        &["MULTI"],
+        &["SET", "{x}a", "1"],
+        &["GET", "{x}b"],
+        &["PING"],
+        &["EXEC"],
+        &["MULTI"],
+        &["PING"],
+        &["EXEC"],
+        &["INFO", "cluster"],
+    ] {
+        s(&mut oc, &mut rc, argv);
+    }
+    // The rejections are counted as upstream (errorstats and rejected_calls).
+    s(&mut oc, &mut rc, &["INFO", "errorstats"]);
+    let stat = |c: &mut Conn, cmd: &str| -> String {
+        let info = String::from_utf8(c.call(&["INFO", "commandstats"])).unwrap();
+        info.lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{}:", cmd)))
+            .and_then(|l| l.split(',').find(|f| f.starts_with("rejected_calls=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    for cmd in ["mset", "mget", "exec", "set"] {
+        assert_eq!(
+            stat(&mut oc, cmd),
+            stat(&mut rc, cmd),
+            "{} rejected_calls",
+            cmd
+        );
+    }
+}
+
+#[test]
+fn clusterdown_texts() {
+    let Some((o, r)) = pair(&[]) else {
+        return;
+    };
+    let (mut oc, mut rc) = (o.conn(), r.conn());
+    let s = |oc: &mut Conn, rc: &mut Conn, argv: &[&str]| same(oc, rc, argv);
+    // No slot at all.
+    s(&mut oc, &mut rc, &["GET", "b"]);
+    s(&mut oc, &mut rc, &["PING"]);
+    // Half of the slots: "a" (15495) is unassigned, "b" (3300) served here, and the
+    // cluster is down (full coverage required).
+    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
+    for argv in [
+        &["GET", "a"][..],
+        &["GET", "b"],
+        &["SET", "b", "1"],
+        &["MGET", "b", "a"],
+        &["MGET", "a", "b"],
+        &["DBSIZE"],
+        &["SPUBLISH", "b", "m"],
+        &["MULTI"],
+        &["GET", "b"],
+        &["EXEC"],
+        &["CONFIG", "SET", "cluster-allow-reads-when-down", "yes"],
+        &["GET", "b"],
+        &["SET", "b", "1"],
+        &["GET", "a"],
+        &["MULTI"],
+        &["GET", "b"],
+        &["SET", "b", "1"],
+        &["EXEC"],
+        &["CONFIG", "SET", "cluster-allow-reads-when-down", "no"],
+        &["CONFIG", "SET", "cluster-allow-pubsubshard-when-down", "no"],
+        &["SPUBLISH", "b", "m"],
+        &["CONFIG", "SET", "cluster-require-full-coverage", "no"],
+    ] {
+        s(&mut oc, &mut rc, argv);
+    }
+    // Without full coverage the served half works (the reference updates its state
+    // from its cron).
+    wait_ref_state(&r, "ok");
+    for argv in [
+        &["SET", "b", "1"][..],
+        &["GET", "b"],
+        &["GET", "a"],
+        &["SPUBLISH", "b", "m"],
+        &["CLUSTER", "DELSLOTSRANGE", "0", "8191"],
+        &["GET", "b"],
+        &["INFO", "errorstats"],
+    ] {
+        s(&mut oc, &mut rc, argv);
+    }
+}
+
+#[test]
+fn standalone_mode() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let (o, r) = (Server::ours(&[]), Server::reference(&bin, &[]));
+    let (mut oc, mut rc) = (o.conn(), r.conn());
+    for argv in [
+        &["CLUSTER", "KEYSLOT", "{user}a"][..],
+        &["CLUSTER", "COUNTKEYSINSLOT", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "1"],
+        &["CLUSTER", "ADDSLOTS", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1", "2"],
+        &["CLUSTER", "KEYSLOT"],
+        &["ASKING"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["MSET", "a", "1", "b", "2"],
+        &["SELECT", "1"],
+        &["SWAPDB", "0", "1"],
+        &["INFO", "cluster"],
+        &["COMMAND", "INFO", "asking", "readonly", "readwrite"],
+        &["COMMAND", "DOCS", "asking"],
+        &["COMMAND", "DOCS", "readonly"],
+    ] {
+        same(&mut oc, &mut rc, argv);
+    }
+    assert_eq!(server_mode(&mut oc), "server_mode:standalone");
+    assert_eq!(server_mode(&mut rc), "server_mode:standalone");
+}
+
+/// The `server_mode:` line of INFO server.
+fn server_mode(c: &mut Conn) -> String {
+    let info = String::from_utf8(c.call(&["INFO", "server"])).unwrap();
+    let line = info.lines().find(|l| l.starts_with("server_mode:"));
+    line.unwrap_or_default().to_string()
+}
