@@ -520,11 +520,6 @@ pub fn run_script(
         c.reply.add_error("ERR scripting engine not initialized");
         return;
     };
-    if let Err(e) = vm.set_keys_argv(keys, args) {
-        srv.scripting.eval = Some(vm);
-        c.reply.add_error(&format!("ERR {}", e));
-        return;
-    }
     let Some(mut sc) = script_client(srv) else {
         srv.scripting.eval = Some(vm);
         c.reply.add_error("ERR can not create the script client");
@@ -561,6 +556,7 @@ pub fn run_script(
     // functions reach the server through SERVER (module comment).
     let res = unsafe {
         vm.lua.exec_raw::<()>(func, |l| {
+            set_keys_argv(l, keys, args);
             call_function(l, c, &fname);
         })
     };
@@ -593,6 +589,32 @@ pub fn run_script(
     }
     srv.scripting.eval_vm_memory = vm.used_memory() / 1024 * 1024;
     srv.scripting.eval = Some(vm);
+}
+
+extern "C" {
+    /// vendor/lua-src (lua-patch, see src/scripting/ffi.rs): sets or clears the
+    /// read-only flag of the table at `idx`.
+    fn lua_enablereadonlytable(l: *mut lua_State, idx: c_int, enabled: c_int);
+}
+
+/// Sets the globals KEYS and ARGV on the raw stack (the global lock is opened for the
+/// two, as upstream's luaCallFunction). If an allocation fails half-way the error
+/// leaves this function and the script does not run; every run closes the lock again
+/// before its script starts.
+unsafe fn set_keys_argv(l: *mut lua_State, keys: &[Vec<u8>], args: &[Vec<u8>]) {
+    lua_enablereadonlytable(l, ffi::LUA_GLOBALSINDEX, 0);
+    for (name, items) in [(c"KEYS", keys), (c"ARGV", args)] {
+        ffi::lua_createtable(l, items.len().min(1 << 20) as c_int, 0);
+        for (i, a) in items.iter().enumerate() {
+            super::api::push_bytes(l, a);
+            ffi::lua_rawseti(l, -2, (i + 1) as _);
+        }
+        // Raw: `_G`'s __newindex refuses new globals.
+        ffi::lua_pushstring(l, name.as_ptr());
+        ffi::lua_insert(l, -2);
+        ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+    }
+    lua_enablereadonlytable(l, ffi::LUA_GLOBALSINDEX, 1);
 }
 
 /// The Lua side of a run: error handler and function on the stack, the hook, the

@@ -155,23 +155,4 @@ impl LuaVm {
     pub fn used_memory(&self) -> usize {
         self.lua.used_memory()
     }
-
-    /// Sets KEYS and ARGV (EVAL): the global lock is opened for the two, as
-    /// upstream's luaCallFunction.
-    pub fn set_keys_argv(&self, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<()> {
-        let g = self.lua.globals();
-        let mk = |items: &[Vec<u8>]| -> mlua::Result<Table> {
-            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, self.lua.create_string(a)?)?;
-            }
-            Ok(t)
-        };
-        let k = mk(keys)?;
-        let a = mk(args)?;
-        ffi::set_readonly(&self.lua, &g, false)?;
-        let r = g.raw_set("KEYS", k).and_then(|_| g.raw_set("ARGV", a));
-        ffi::set_readonly(&self.lua, &g, true)?;
-        r
-    }
 }
