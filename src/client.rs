@@ -130,6 +130,9 @@ pub mod flags {
     pub const DENY_BLOCKING: u64 = 1 << 41;
     /// The command runs again after the client was unblocked on a key.
     pub const REEXECUTING: u64 = 1 << 51;
+    /// The client scripts run their commands through (upstream's CLIENT_SCRIPT): the
+    /// gate hands it to `scripting::run::gate`.
+    pub const SCRIPT: u64 = 1 << 8;
     /// Subscribed to at least one channel, pattern or shard channel.
     pub const PUBSUB: u64 = 1 << 18;
     /// The client is executing EXEC (commands run inside a transaction).

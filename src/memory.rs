@@ -495,13 +495,21 @@ pub fn info_memory(srv: &Server, s: &mut String) {
         cron.allocator_muzzy,
         bytes_to_human(sys),
     );
-    // No scripting engine: the Lua and function figures are zero.
-    s.push_str(
-        "used_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\n\
-         used_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\n\
-         number_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\n\
-         used_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\n\
-         used_memory_scripts_human:0B\r\n",
+    // Scripting: the EVAL Lua heap and script cache (src/scripting/); functions are
+    // not built yet, their figures are zero.
+    let vm_eval = srv.scripting.eval_vm_memory();
+    let scripts_eval = srv.scripting.cache.memory();
+    let _ = write!(
+        s,
+        "used_memory_lua:{vm_eval}\r\nused_memory_vm_eval:{vm_eval}\r\nused_memory_lua_human:{}\r\n\
+         used_memory_scripts_eval:{scripts_eval}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:0\r\n\
+         number_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{vm_eval}\r\n\
+         used_memory_vm_total_human:{}\r\nused_memory_functions:0\r\nused_memory_scripts:{scripts_eval}\r\n\
+         used_memory_scripts_human:{}\r\n",
+        bytes_to_human(vm_eval as u64),
+        srv.scripting.cache.len(),
+        bytes_to_human(vm_eval as u64),
+        bytes_to_human(scripts_eval as u64),
     );
     let _ = write!(
         s,

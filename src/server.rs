@@ -192,6 +192,8 @@ pub struct Server {
     pub audit: crate::audit::Audit,
     /// maxmemory: the eviction pool and the cached policy (src/evict.rs).
     pub evict: crate::evict::EvictState,
+    /// Lua scripting: the EVAL state, the script cache, the running script (src/scripting/).
+    pub scripting: crate::scripting::Scripting,
     /// Cluster mode (`cluster-enabled yes`): the slot table (src/cluster/mod.rs).
     pub cluster: Option<Box<crate::cluster::ClusterState>>,
 }
@@ -269,6 +271,7 @@ impl Server {
             authguard: Default::default(),
             audit: Default::default(),
             evict,
+            scripting: crate::scripting::Scripting::new(),
             cluster,
         }
     }

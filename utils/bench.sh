@@ -35,6 +35,12 @@
 #   BENCH_AOF_N         requests per everysec run [BENCH_N]
 #   BENCH_AOF_ALWAYS_N  requests per always run (an fsync per event-loop turn) [BENCH_N/10]
 #
+# `./utils/bench.sh eval` runs only the scripting section (it also runs last in a full run):
+# EVALSHA of a script making 3 server.call (SET, GET, INCR on key:__rand_int__ and a
+# counter) loaded with SCRIPT LOAD, -c BENCH_CLIENTS -r 100000, -P 1 and 16, both servers
+# alternating, BENCH_RUNS runs each; medians and the valkey-rs/upstream ratio (target >= 1.0).
+#   BENCH_EVAL_N  requests per run [BENCH_N/4]
+#
 # `./utils/bench.sh acl` runs only the ACL section (it also runs last in a full run): GET and
 # SET (-c BENCH_CLIENTS -r 100000, -P 1 and 16) authenticated as a user with 20 key patterns
 # (the one that matches redis-benchmark's key:* last) and 10 command rules, on both servers,
@@ -127,7 +133,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -472,6 +478,44 @@ acl_bench() {
     done
     echo
     print_table "$csv" "ACL test" GET-acl
+}
+
+# ---- Scripting: EVALSHA of a 3-call script ---------------------------------------------
+EVAL_SCRIPT="redis.call('set', KEYS[1], ARGV[1]); local v = redis.call('get', KEYS[1]); redis.call('incr', 'bench:counter'); return v"
+eval_bench() {
+    local server port run pipeline sha
+    local csv="$WORK/eval.csv" n=${BENCH_EVAL_N:-$((N / 4))}
+    : >"$csv"
+    declare -A eport=() epid=() esha=()
+    for server in valkey-rs reference; do
+        mkdir -p "$WORK/eval-$server"
+        port=$(free_port)
+        epid[$server]=$(start_server "$server" "$WORK/eval-$server" "$port")
+        PIDS+=("${epid[$server]}")
+        eport[$server]=$port
+        wait_ready "$port"
+        esha[$server]=$(redis-cli -p "$port" SCRIPT LOAD "$EVAL_SCRIPT")
+        [ "$(redis-cli -p "$port" EVALSHA "${esha[$server]}" 1 k v)" = v ] ||
+            { echo "$server: the benchmark script does not run" >&2; exit 1; }
+    done
+    echo "EVALSHA: redis-benchmark -c $CLIENTS -n $n -r 100000, 3 calls per script, $RUNS runs each" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for server in valkey-rs reference; do
+                echo "eval run $run/$RUNS -P $pipeline $server" >&2
+                "${CLIENT_CPU[@]}" redis-benchmark -p "${eport[$server]}" -c "$CLIENTS" -n "$n" \
+                    -r 100000 -P "$pipeline" --csv EVALSHA "${esha[$server]}" 1 \
+                    key:__rand_int__ value 2>/dev/null |
+                    bench_csv "$server" "$pipeline" "$run" EVALSHA-3calls >>"$csv" ||
+                    echo "redis-benchmark failed against $server (eval -P $pipeline)" >&2
+            done
+        done
+    done
+    for server in valkey-rs reference; do
+        stop_pid "${epid[$server]}"
+    done
+    echo
+    print_table "$csv" "Scripting" EVALSHA-3calls
 }
 
 # ---- TLS: throughput over TLS vs plaintext on the same valkey-rs, handshakes/s ----------
@@ -1084,6 +1128,10 @@ if [ "$MODE" = aof ]; then
     aof_bench
     exit 0
 fi
+if [ "$MODE" = eval ]; then
+    eval_bench
+    exit 0
+fi
 if [ "$MODE" = acl ]; then
     acl_bench
     exit 0
@@ -1273,3 +1321,4 @@ tls_bench
 repl_bench
 evict_bench
 lazyfree_bench
+eval_bench

@@ -376,6 +376,7 @@ pub fn reset_stats(srv: &mut Server) {
     }
     srv.stat_peak_memory = crate::zmalloc::used_memory();
     srv.mem.stat_evicted_clients = 0;
+    srv.scripting.cache.evicted = 0;
 }
 
 fn config_resetstat_command(srv: &mut Server, c: &mut Client) {

@@ -34,6 +34,7 @@ pub mod list;
 pub mod memory;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -429,7 +430,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 21] {
+pub fn all_families() -> [&'static [CommandDef]; 22] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -451,6 +452,7 @@ pub fn all_families() -> [&'static [CommandDef]; 21] {
         slowlog::COMMANDS,
         replication::COMMANDS,
         memory::COMMANDS,
+        scripting::COMMANDS,
         cluster::COMMANDS,
     ]
 }
@@ -582,7 +584,7 @@ impl Default for CommandTable {
 
 /// Whether the arity check fails.
 #[inline]
-fn arity_mismatch(arity: i32, argc: usize) -> bool {
+pub(crate) fn arity_mismatch(arity: i32, argc: usize) -> bool {
     (arity > 0 && argc as i32 != arity) || (argc as i32) < -arity
 }
 
@@ -655,6 +657,10 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
     if c.argv.is_empty() {
         return true;
     }
+    // 0. A command of a script (server.call): upstream's scriptCall checks instead.
+    if c.flags & cflags::SCRIPT != 0 {
+        return crate::scripting::run::gate(srv, c);
+    }
     // 1. Lookup.
     let found = srv.commands.lookup(&c.argv);
 
@@ -693,6 +699,13 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
         return true;
     }
     c.last_cmd = srv.commands.commands[id].full_name_static;
+    // The flags the checks below use: an EVAL of a script with a shebang takes
+    // write/denyoom/stale from the script's flags (upstream's evalGetCommandFlags).
+    let cmd_flags = if def.flags & flags::NOSCRIPT != 0 && scripting::is_eval(def.name) {
+        scripting::eval_command_flags(srv, &c.argv, def.flags)
+    } else {
+        def.flags
+    };
 
     // 4. Protected commands (DEBUG, MODULE) behind their enable-* directive.
     if def.flags & flags::PROTECTED != 0 {
@@ -796,7 +809,7 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
     //    eviction time event evicts instead.
     if srv.config.maxmemory != 0 && !c.has_flag(cflags::REPLICA) {
         let is_exec = def.name == "exec";
-        let denyoom = def.flags & flags::DENYOOM != 0
+        let denyoom = cmd_flags & flags::DENYOOM != 0
             || (is_exec
                 && c.mstate
                     .iter()
@@ -832,7 +845,7 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
             srv.commands.commands[q.id].def.flags & flags::WRITE != 0
         };
         let is_exec = def.name == "exec";
-        let is_write = def.flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
+        let is_write = cmd_flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
         if is_write || (deny_ping && def.name == "ping") {
             if is_exec {
                 // EXEC itself is refused: the transaction is discarded.
@@ -855,7 +868,7 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
             srv.commands.commands[q.id].def.flags & flags::WRITE != 0
         };
         let is_exec = def.name == "exec";
-        let is_write = def.flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
+        let is_write = cmd_flags & flags::WRITE != 0 || (is_exec && c.mstate.iter().any(writes));
         if is_write && srv.config.get("replica-read-only").as_deref() == Some("yes") {
             reject(
                 srv,
@@ -868,7 +881,7 @@ fn process_command_gate(srv: &mut Server, c: &mut Client) -> bool {
         let stale = |q: &crate::client::QueuedCommand| {
             srv.commands.commands[q.id].def.flags & flags::STALE == 0
         };
-        let deny_stale = def.flags & flags::STALE == 0 || (is_exec && c.mstate.iter().any(stale));
+        let deny_stale = cmd_flags & flags::STALE == 0 || (is_exec && c.mstate.iter().any(stale));
         if deny_stale
             && !crate::replication::replica::link_up(srv)
             && srv.config.get("replica-serve-stale-data").as_deref() == Some("no")

@@ -1408,7 +1408,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  expired_fields:{}\r\nexpired_stale_perc:{:.2}\r\n\
                  expired_keys_with_volatile_items_stale_perc:0.00\r\n\
                  expired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\n\
-                 evicted_keys:{}\r\nevicted_clients:{}\r\nevicted_scripts:0\r\n\
+                 evicted_keys:{}\r\nevicted_clients:{}\r\nevicted_scripts:{}\r\n\
                  total_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
                  pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\n\
@@ -1453,6 +1453,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 st.expired_time_cap_reached_count,
                 st.evictedkeys,
                 srv.mem.stat_evicted_clients,
+                srv.scripting.cache.evicted,
                 (st.total_eviction_exceeded_us + crate::evict::current_exceeded_us(srv)) / 1000,
                 crate::evict::current_exceeded_us(srv) / 1000,
                 st.keyspace_hits,

@@ -20,8 +20,7 @@
 //! The commands are in src/commands/scripting.rs (EVAL*, SCRIPT) and
 //! src/commands/function.rs (FUNCTION, FCALL*).
 
-// Skeleton: the modules are filled in by parallel work; remove this once every
-// module is used by the server.
+// VmKind::Function and a few helpers are for FUNCTION/FCALL (the next step).
 #![allow(dead_code)]
 
 pub mod api;
@@ -35,3 +34,51 @@ pub mod lib_struct;
 pub mod rand;
 pub mod run;
 pub mod vm;
+
+/// The scripting state of the server (`Server::scripting`): the EVAL Lua state, its
+/// script cache, the client scripts run their commands through, and the running
+/// script's context.
+#[derive(Default)]
+pub struct Scripting {
+    /// The EVAL state; built on first use, `None` while a script runs (it is taken
+    /// out so the script's calls can borrow the server) and after SCRIPT FLUSH.
+    pub eval: Option<vm::LuaVm>,
+    /// sha1 -> script (EVAL and SCRIPT LOAD).
+    pub cache: cache::ScriptCache,
+    /// The connectionless client of `server.call` (upstream's script client).
+    pub client: Option<Box<crate::client::Client>>,
+    /// The running script, if any.
+    pub run: Option<run::RunCtx>,
+    /// The Lua heap of the eval state as last measured (INFO while a script runs).
+    pub eval_vm_memory: usize,
+    /// Scripts run since the last GC step (upstream's LUA_GC_CYCLE_PERIOD).
+    pub gc_count: u32,
+}
+
+impl Scripting {
+    /// The state at server start: the EVAL Lua state is built at once, as upstream
+    /// (INFO shows its heap from the start).
+    pub fn new() -> Scripting {
+        Scripting {
+            eval: vm::LuaVm::new(vm::VmKind::Eval).ok(),
+            ..Default::default()
+        }
+    }
+
+    /// SCRIPT FLUSH: drops every script and starts a fresh EVAL state.
+    pub fn flush(&mut self) {
+        self.cache.clear();
+        self.eval = None;
+        self.eval = vm::LuaVm::new(vm::VmKind::Eval).ok();
+        self.eval_vm_memory = 0;
+    }
+
+    /// The Lua heap of the eval state, in bytes, as upstream reports it (`lua_gc
+    /// COUNT` in KB, times 1024).
+    pub fn eval_vm_memory(&self) -> usize {
+        match &self.eval {
+            Some(vm) => vm.used_memory() / 1024 * 1024,
+            None => self.eval_vm_memory,
+        }
+    }
+}
