@@ -461,7 +461,7 @@ fn nodes_conf_other_nodes_setslot_and_round_trip() {
 
 /// A corrupt nodes.conf stops the start with upstream's message.
 #[test]
-fn corrupt_and_locked_nodes_conf() {
+fn corrupt_nodes_conf() {
     let Some(bin) = require_reference() else {
         return;
     };

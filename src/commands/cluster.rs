@@ -1,13 +1,12 @@
 //! CLUSTER and the client-side cluster commands ASKING, READONLY and READWRITE
 //! (docs/cluster-plan.md 5.2-5.4).
 //!
-//! Built so far (work item B of the plan): KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, and
-//! ADDSLOTS, ADDSLOTSRANGE, DELSLOTS, DELSLOTSRANGE with their local effect only (this
-//! node's slot bitmap in `srv.cluster`: the first piece of item C, which adds the node
-//! table, nodes.conf and the bus announcements). Every other subcommand of upstream
-//! (INFO, NODES, SLOTS, SHARDS, MYID, MEET, SETSLOT, HELP...) is still answered
-//! `unknown subcommand`; each one is an entry of [`CLUSTER_SUBCOMMANDS`] and a handler
-//! below when it comes.
+//! Built (work items B and C of the plan): KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT;
+//! ADDSLOTS*/DELSLOTS*, FLUSHSLOTS, SETSLOT, BUMPEPOCH, SET-CONFIG-EPOCH, SAVECONFIG, RESET
+//! and FORGET with their local effects on the node table and nodes.conf (no bus
+//! announcement yet); MYID, MYSHARDID, NODES, SLOTS, SHARDS, INFO, LINKS (empty),
+//! REPLICAS/SLAVES, COUNT-FAILURE-REPORTS (0) and HELP. MEET, REPLICATE, FAILOVER and the
+//! atomic slot migration subcommands are still `unknown subcommand`.
 
 use super::{acl_cat as cat, flags as f, CommandDef};
 use crate::client::{flags as cflags, Client};
