@@ -220,6 +220,12 @@ fn main() {
         }
     );
     ops::check_tcp_backlog(&srv.config);
+    if srv.config.cluster_enabled {
+        if let Err(e) = cluster::init_at_startup(&mut srv) {
+            error!("{}", e);
+            std::process::exit(1);
+        }
+    }
     if let Err(e) = aclsrv::load_at_startup(&mut srv, &extras.users) {
         error!("{}", e);
         std::process::exit(1);

@@ -7,27 +7,30 @@
 //! | [`bus`] | `cluster_legacy.h` | the bus wire codec: header, gossip, extensions, every message type; validation of every field |
 //! | [`slot`] | `cluster.c` `keyHashSlot`, `crc16.c` | CRC16 (XMODEM), the key slot with hash tags, the 16384-bit slot bitmap |
 //! | [`redirect`] | `cluster.c` `getNodeByQuery`, `clusterRedirectClient` | MOVED / ASK / CROSSSLOT / TRYAGAIN / CLUSTERDOWN, called from `process_command` |
+//! | [`node`] | `cluster_legacy.c` `clusterNode`, `clusterGenNodeDescription` | the node table (myself and the other nodes by slab index), slot owners, migrating/importing, the node line of CLUSTER NODES and nodes.conf |
+//! | [`config_file`] | `cluster_legacy.c` `clusterLoadConfig`, `clusterSaveConfig`, `clusterLockConfig` | nodes.conf: parse, atomic save, flock |
 //!
 //! The commands are in src/commands/cluster.rs.
 //!
-//! [`ClusterState`] is, for now, only this node's own slots: no other node is known (the
-//! node table, nodes.conf and the bus are work items C and D of the plan), so a slot is
-//! either served here or unassigned, and MOVED/ASK are only reachable from the unit tests
-//! of [`redirect`].
+//! [`ClusterState`] holds the node table, loaded from nodes.conf at start-up. Other nodes
+//! are known only from nodes.conf until the bus exists (work item D); MOVED and ASK use
+//! their addresses through [`SlotView`].
 
 // Skeleton: the modules are filled in by parallel work; remove this once every
 // module is used by the server.
 #![allow(dead_code)]
 
 pub mod bus;
+pub mod config_file;
+pub mod node;
 pub mod redirect;
 pub mod slot;
 
 use crate::client::{flags as cflags, Client};
 use crate::commands::flags as cmdf;
 use crate::server::Server;
+use node::{nflags, NodeTable};
 use redirect::{Query, SlotView};
-use slot::{SlotBitmap, CLUSTER_SLOTS};
 
 /// A node of the node table (an index, not a pointer). `NodeId(0)` is this node until the
 /// table exists.
@@ -38,55 +41,207 @@ pub struct NodeId(pub u32);
 pub const MYSELF: NodeId = NodeId(0);
 
 /// The cluster state owned by the server (`srv.cluster`, only in cluster mode).
-#[derive(Default)]
 pub struct ClusterState {
-    /// The slots this node serves (CLUSTER ADDSLOTS/ADDSLOTSRANGE/DELSLOTS/DELSLOTSRANGE).
-    pub myslots: SlotBitmap,
+    /// Myself and the other nodes, the slot owners and slot states.
+    pub nodes: NodeTable,
+    /// The path of nodes.conf (`cluster-config-file`, relative to `dir`).
+    pub config_file: std::path::PathBuf,
+    /// The locked nodes.conf, kept open for the life of the process.
+    lock: Option<std::fs::File>,
+    /// Start-up time (ms): the state stays `fail` for `CLUSTER_WRITABLE_DELAY` after it.
+    start_ms: i64,
+    /// The last computed state and size (upstream's `clusterUpdateState` keeps them while
+    /// the writable delay runs).
+    cached: std::cell::Cell<(bool, usize)>,
+}
+
+/// Upstream's `CLUSTER_WRITABLE_DELAY` (ms).
+const WRITABLE_DELAY: i64 = 2000;
+
+impl Default for ClusterState {
+    fn default() -> Self {
+        ClusterState::new()
+    }
 }
 
 impl ClusterState {
     pub fn new() -> ClusterState {
-        ClusterState::default()
+        ClusterState {
+            nodes: NodeTable::new_fresh(),
+            config_file: "nodes.conf".into(),
+            lock: None,
+            start_ms: crate::util::mstime(),
+            cached: std::cell::Cell::new((false, 0)),
+        }
     }
 
-    /// `cluster_state:ok`: this node serves at least one slot and, with
-    /// `cluster-require-full-coverage`, every slot. (Upstream also waits
-    /// `CLUSTER_WRITABLE_DELAY` after startup and needs a majority of reachable primaries:
-    /// with one node, that is this node.)
+    /// `cluster_state:ok` (upstream's `clusterUpdateState`, computed on demand): with
+    /// `cluster-require-full-coverage`, every slot assigned to a node not failing; and a
+    /// majority of the primaries serving slots reachable.
     pub fn state_ok(&self, require_full_coverage: bool) -> bool {
-        let n = self.myslots.count();
-        n > 0 && (n == CLUSTER_SLOTS || !require_full_coverage)
+        self.update_state(require_full_coverage).0
+    }
+
+    /// `(cluster_state ok, cluster_size)`, recomputed unless this primary is still in its
+    /// writable delay with the state `fail`, as upstream's `clusterUpdateState`.
+    pub fn update_state(&self, require_full_coverage: bool) -> (bool, usize) {
+        let (ok, size) = self.cached.get();
+        if !ok
+            && self.nodes.myself().is_primary()
+            && crate::util::mstime() - self.start_ms < WRITABLE_DELAY
+        {
+            return (ok, size);
+        }
+        let v = (self.compute_ok(require_full_coverage), self.size());
+        self.cached.set(v);
+        v
+    }
+
+    fn compute_ok(&self, require_full_coverage: bool) -> bool {
+        let t = &self.nodes;
+        if require_full_coverage {
+            for o in &t.owner {
+                match o.and_then(|id| t.get(id)) {
+                    Some(n) if n.flags & nflags::FAIL == 0 => {}
+                    _ => return false,
+                }
+            }
+        }
+        let mut size = 0;
+        let mut reachable = 0;
+        for (_, n) in t.iter() {
+            if n.is_primary() && n.slots.count() > 0 {
+                size += 1;
+                if n.flags & (nflags::FAIL | nflags::PFAIL) == 0 {
+                    reachable += 1;
+                }
+            }
+        }
+        reachable > size / 2
+    }
+
+    /// The number of primaries serving at least one slot.
+    fn size(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.is_primary() && n.slots.count() > 0)
+            .count()
+    }
+
+    /// Saves nodes.conf now (atomically, fsynced).
+    pub fn save_config(&self) -> std::io::Result<()> {
+        config_file::save(&self.config_file, &self.nodes.config_text())
+    }
+
+    /// Saves nodes.conf after a change; a failure is fatal, as upstream's
+    /// `clusterSaveConfigOrDie`.
+    pub fn save_config_or_die(&self) {
+        if let Err(e) = self.save_config() {
+            log::warn!(
+                "Fatal: can't update cluster config file. ({})",
+                config_file::strerror(&e)
+            );
+            std::process::exit(1);
+        }
     }
 }
 
-/// The slot view of a node alone: its own slots, nothing migrating or importing.
-struct LocalView<'a> {
+/// Start-up in cluster mode (upstream's `clusterInit`): lock nodes.conf, load it, or
+/// create a new node and save it at once. Myself's ports come from the configuration.
+pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
+    let path: std::path::PathBuf = srv
+        .config
+        .get("cluster-config-file")
+        .unwrap_or_else(|| "nodes.conf".into())
+        .into();
+    let lock = config_file::lock(&path)?;
+    let text = std::fs::read(&path).map_err(|e| {
+        format!(
+            "Unrecoverable error: can't open the cluster config file {}: {}",
+            path.display(),
+            config_file::strerror(&e)
+        )
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    let port = srv.config.port;
+    let cport: u16 = srv
+        .config
+        .get("cluster-port")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(port.wrapping_add(10000));
+    let hostname = srv
+        .config
+        .get("cluster-announce-hostname")
+        .unwrap_or_default();
+    let nodename = srv
+        .config
+        .get("cluster-announce-human-nodename")
+        .unwrap_or_default();
+    let st = srv.cluster.get_or_insert_with(Default::default);
+    st.start_ms = crate::util::mstime();
+    st.config_file = path;
+    st.lock = Some(lock);
+    let fresh = match config_file::parse(&text)? {
+        Some(t) => {
+            st.nodes = t;
+            log::info!(
+                "Node configuration loaded, I'm {}",
+                &st.nodes.myself().name[..]
+            );
+            false
+        }
+        None => {
+            log::info!(
+                "No cluster configuration found, I'm {}",
+                st.nodes.myself().name
+            );
+            true
+        }
+    };
+    let me = st.nodes.myself_mut();
+    me.tcp_port = port;
+    me.cport = cport;
+    me.hostname = hostname;
+    me.human_nodename = nodename;
+    if fresh {
+        st.save_config()
+            .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;
+    }
+    Ok(())
+}
+
+/// The slot view of the node table.
+struct TableView<'a> {
     st: &'a ClusterState,
     ok: bool,
-    port: u16,
 }
 
-impl SlotView for LocalView<'_> {
+impl SlotView for TableView<'_> {
     fn myself(&self) -> NodeId {
         MYSELF
     }
     fn my_primary(&self) -> Option<NodeId> {
-        None
+        let me = self.st.nodes.myself();
+        me.replicaof.filter(|_| me.is_replica())
     }
     fn owner(&self, slot: u16) -> Option<NodeId> {
-        self.st.myslots.test(slot).then_some(MYSELF)
+        self.st.nodes.owner.get(slot as usize).copied().flatten()
     }
-    fn migrating_to(&self, _slot: u16) -> Option<NodeId> {
-        None
+    fn migrating_to(&self, slot: u16) -> Option<NodeId> {
+        self.st.nodes.migrating.get(&slot).copied()
     }
-    fn importing_from(&self, _slot: u16) -> Option<NodeId> {
-        None
+    fn importing_from(&self, slot: u16) -> Option<NodeId> {
+        self.st.nodes.importing.get(&slot).copied()
     }
     fn cluster_ok(&self) -> bool {
         self.ok
     }
-    fn endpoint(&self, _node: NodeId) -> (String, u16) {
-        (String::new(), self.port)
+    fn endpoint(&self, node: NodeId) -> (String, u16) {
+        match self.st.nodes.get(node) {
+            Some(n) => (n.ip.clone(), n.tcp_port),
+            None => (String::new(), 0),
+        }
     }
 }
 
@@ -122,10 +277,9 @@ pub fn check_redirect(srv: &Server, c: &Client, id: usize) -> Option<String> {
         crate::commands::server::get_keys_into(def, &c.argv, &mut refs)?;
         keys.extend(refs.iter().map(|k| c.argv[k.pos].as_slice()));
     }
-    let view = LocalView {
+    let view = TableView {
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
-        port: srv.config.port,
     };
     let q = Query {
         keys: &keys,

@@ -1,17 +1,18 @@
 //! CLUSTER and the client-side cluster commands ASKING, READONLY and READWRITE
 //! (docs/cluster-plan.md 5.2-5.4).
 //!
-//! Built so far (work item B of the plan): KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, and
-//! ADDSLOTS, ADDSLOTSRANGE, DELSLOTS, DELSLOTSRANGE with their local effect only (this
-//! node's slot bitmap in `srv.cluster`: the first piece of item C, which adds the node
-//! table, nodes.conf and the bus announcements). Every other subcommand of upstream
-//! (INFO, NODES, SLOTS, SHARDS, MYID, MEET, SETSLOT, HELP...) is still answered
-//! `unknown subcommand`; each one is an entry of [`CLUSTER_SUBCOMMANDS`] and a handler
-//! below when it comes.
+//! Built (work items B and C of the plan): KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT;
+//! ADDSLOTS*/DELSLOTS*, FLUSHSLOTS, SETSLOT, BUMPEPOCH, SET-CONFIG-EPOCH, SAVECONFIG, RESET
+//! and FORGET with their local effects on the node table and nodes.conf (no bus
+//! announcement yet); MYID, MYSHARDID, NODES, SLOTS, SHARDS, INFO, LINKS (empty),
+//! REPLICAS/SLAVES, COUNT-FAILURE-REPORTS (0) and HELP. MEET, REPLICATE, FAILOVER and the
+//! atomic slot migration subcommands are still `unknown subcommand`.
 
 use super::{acl_cat as cat, flags as f, CommandDef};
 use crate::client::{flags as cflags, Client};
+use crate::cluster::node::{nflags, Node, NodeTable};
 use crate::cluster::slot::{key_hash_slot, SlotBitmap, CLUSTER_SLOTS};
+use crate::cluster::{ClusterState, NodeId, MYSELF};
 use crate::reply;
 use crate::server::Server;
 
@@ -95,6 +96,52 @@ static CLUSTER_SUBCOMMANDS: &[CommandDef] = &[
         "Returns the hash slot for a key.",
         "O(N) where N is the number of bytes in the key",
     ),
+    CommandDef::new("bumpepoch", 2, ADMIN_FLAGS, ADMIN_CATS, bumpepoch_command)
+        .doc("cluster", "3.0.0", "Advances the cluster config epoch.", "O(1)")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("count-failure-reports", 3, f::ADMIN | f::STALE, ADMIN_CATS, count_failure_reports_command)
+        .doc("cluster", "3.0.0", "Returns the number of active failure reports for a node. No new reports are created once the node is marked as failed.", "O(N) where N is the number of failure reports")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("flushslots", 2, ADMIN_FLAGS, ADMIN_CATS, flushslots_command)
+        .doc("cluster", "3.0.0", "Deletes all slots information from a node.", "O(1)"),
+    CommandDef::new("forget", 3, ADMIN_FLAGS, ADMIN_CATS, forget_command)
+        .doc("cluster", "3.0.0", "Removes a node from the nodes table.", "O(1)"),
+    CommandDef::new("help", 2, f::LOADING | f::STALE, cat::SLOW, help_command)
+        .doc("cluster", "5.0.0", "Returns helpful text about the different subcommands.", "O(1)"),
+    CommandDef::new("info", 2, f::LOADING | f::STALE, cat::SLOW, info_command)
+        .doc("cluster", "3.0.0", "Returns information about the state of a node.", "O(1)")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("links", 2, f::STALE, cat::SLOW, links_command)
+        .doc("cluster", "7.0.0", "Returns a list of all TCP links to and from peer nodes.", "O(N) where N is the total number of Cluster nodes")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("myid", 2, f::LOADING | f::STALE, cat::SLOW, myid_command)
+        .doc("cluster", "3.0.0", "Returns the ID of a node.", "O(1)"),
+    CommandDef::new("myshardid", 2, f::LOADING | f::STALE, cat::SLOW, myshardid_command)
+        .doc("cluster", "7.2.0", "Returns the shard ID of a node.", "O(1)")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("nodes", 2, f::LOADING | f::STALE, cat::SLOW, nodes_command)
+        .doc("cluster", "3.0.0", "Returns the cluster configuration for a node.", "O(N) where N is the total number of Cluster nodes")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("replicas", 3, f::ADMIN | f::STALE, ADMIN_CATS, replicas_command)
+        .doc("cluster", "5.0.0", "Lists the replica nodes of a primary node.", "O(N) where N is the number of replicas.")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("reset", -2, f::ADMIN | f::NOSCRIPT | f::STALE, ADMIN_CATS, reset_command)
+        .doc("cluster", "3.0.0", "Resets a node.", "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect."),
+    CommandDef::new("saveconfig", 2, ADMIN_FLAGS, ADMIN_CATS, saveconfig_command)
+        .doc("cluster", "3.0.0", "Forces a node to save the cluster configuration to disk.", "O(1)"),
+    CommandDef::new("set-config-epoch", 3, ADMIN_FLAGS, ADMIN_CATS, set_config_epoch_command)
+        .doc("cluster", "3.0.0", "Sets the configuration epoch for a new node.", "O(1)"),
+    CommandDef::new("setslot", -4, ADMIN_FLAGS, ADMIN_CATS, setslot_command)
+        .doc("cluster", "3.0.0", "Binds a hash slot to a node.", "O(1)"),
+    CommandDef::new("shards", 2, f::LOADING | f::STALE, cat::SLOW, shards_command)
+        .doc("cluster", "7.0.0", "Returns the mapping of cluster slots to shards.", "O(N) where N is the total number of cluster nodes")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("slaves", 3, f::ADMIN | f::STALE, ADMIN_CATS, replicas_command)
+        .doc("cluster", "3.0.0", "Lists the replica nodes of a primary node.", "O(N) where N is the number of replicas.")
+        .tips(&["nondeterministic_output"]),
+    CommandDef::new("slots", 2, f::LOADING | f::STALE, cat::SLOW, slots_command)
+        .doc("cluster", "3.0.0", "Returns the mapping of cluster slots to nodes.", "O(N) where N is the total number of Cluster nodes")
+        .tips(&["nondeterministic_output"]),
 ];
 
 pub static COMMANDS: &[CommandDef] = &[
@@ -243,7 +290,7 @@ fn addslots_command(srv: &mut Server, c: &mut Client) {
     };
     let mut seen = SlotBitmap::new();
     let mut check = |c: &mut Client, s: u16| -> bool {
-        let owned = st.myslots.test(s);
+        let owned = st.nodes.owner[s as usize].is_some();
         if del && !owned {
             c.reply
                 .add_error(&format!("ERR Slot {} is already unassigned", s));
@@ -296,12 +343,15 @@ fn addslots_command(srv: &mut Server, c: &mut Client) {
     for s in 0..CLUSTER_SLOTS as u16 {
         if seen.test(s) {
             if del {
-                st.myslots.clear(s);
+                st.nodes.del_slot(s);
             } else {
-                st.myslots.set(s);
+                // Now the real owner: an import of the slot is over.
+                st.nodes.importing.remove(&s);
+                st.nodes.add_slot(s, MYSELF);
             }
         }
     }
+    st.save_config_or_die();
     c.reply.add_ok();
 }
 
@@ -324,5 +374,671 @@ fn readonly_command(_srv: &mut Server, c: &mut Client) {
 /// READWRITE: back to redirecting every command of a replica to the primary.
 fn readwrite_command(_srv: &mut Server, c: &mut Client) {
     c.flags &= !cflags::READONLY;
+    c.reply.add_ok();
+}
+
+/// The cluster state (only called after [`enabled`]).
+fn state(srv: &mut Server) -> &mut ClusterState {
+    srv.cluster.as_deref_mut().expect("cluster mode")
+}
+
+const HELP: &[&str] = &[
+    "COUNTKEYSINSLOT <slot>",
+    "    Return the number of keys in <slot>.",
+    "GETKEYSINSLOT <slot> <count>",
+    "    Return key names stored by current node in a slot.",
+    "INFO",
+    "    Return information about the cluster.",
+    "KEYSLOT <key>",
+    "    Return the hash slot for <key>.",
+    "MYID",
+    "    Return the node id.",
+    "MYSHARDID",
+    "    Return the node's shard id.",
+    "NODES",
+    "    Return cluster configuration seen by node. Output format:",
+    "    <id> <ip:port@bus-port[,hostname]> <flags> <primary> <pings> <pongs> <epoch> <link> <slot> ...",
+    "REPLICAS <node-id>",
+    "    Return <node-id> replicas.",
+    "SLOTS",
+    "    Return information about slots range mappings. Each range is made of:",
+    "    start, end, primary and replicas IP addresses, ports and ids",
+    "SLOT-STATS",
+    "    Return an array of slot usage statistics for slots assigned to the current node.",
+    "SHARDS",
+    "    Return information about slot range mappings and the nodes associated with them.",
+    "ADDSLOTS <slot> [<slot> ...]",
+    "    Assign slots to current node.",
+    "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "    Assign slots which are between <start-slot> and <end-slot> to current node.",
+    "BUMPEPOCH",
+    "    Advance the cluster config epoch.",
+    "COUNT-FAILURE-REPORTS <node-id>",
+    "    Return number of failure reports for <node-id>.",
+    "DELSLOTS <slot> [<slot> ...]",
+    "    Delete slots information from current node.",
+    "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+    "FAILOVER [FORCE|TAKEOVER]",
+    "    Promote current replica node to being a master.",
+    "FORGET <node-id>",
+    "    Remove a node from the cluster.",
+    "FLUSHSLOTS",
+    "    Delete current node own slots information.",
+    "MEET <ip> <port> [<bus-port>]",
+    "    Connect nodes into a working cluster.",
+    "REPLICATE <node-id>",
+    "    Configure current node as replica to <node-id>.",
+    "RESET [HARD|SOFT]",
+    "    Reset current node (default: soft).",
+    "SET-CONFIG-EPOCH <epoch>",
+    "    Set config epoch of current node.",
+    "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+    "    Set slot state.",
+    "SAVECONFIG",
+    "    Force saving cluster configuration on disk.",
+    "LINKS",
+    "    Return information about all network links between this node and its peers.",
+    "    Output format is an array where each array element is a map containing attributes of a link",
+    "MIGRATESLOTS SLOTSRANGE start-slot end-slot [start-slot end-slot ...] NODE node-id [SLOTSRANGE start-slot end-slot [start-slot end-slot ...] NODE node-id ...]",
+    "    Migrate the specified slot ranges from this node to the specified node.",
+    "CANCELSLOTMIGRATIONS ALL",
+    "    Cancel all migrations.",
+    "GETSLOTMIGRATIONS",
+    "    Get information about ongoing and recently finished slot imports and exports.",
+];
+
+/// CLUSTER HELP (works in standalone mode too).
+fn help_command(_srv: &mut Server, c: &mut Client) {
+    c.reply.add_help("cluster", HELP);
+}
+
+/// CLUSTER MYID.
+fn myid_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let name = state(srv).nodes.myself().name.clone();
+    c.reply.add_bulk(name.as_bytes());
+}
+
+/// CLUSTER MYSHARDID.
+fn myshardid_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let id = state(srv).nodes.myself().shard_id.clone();
+    c.reply.add_bulk(id.as_bytes());
+}
+
+/// CLUSTER NODES: one line per node, each ending with `\n`.
+fn nodes_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let text = state(srv).nodes.nodes_text();
+    c.reply.add_verbatim(text.as_bytes(), "txt");
+}
+
+/// CLUSTER INFO.
+fn info_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let full = srv.config.cluster_require_full_coverage;
+    let st = state(srv);
+    let (ok, size) = st.update_state(full);
+    let t = &st.nodes;
+    let (mut slots_pfail, mut slots_fail) = (0, 0);
+    for o in t.owner.iter().flatten() {
+        if let Some(n) = t.get(*o) {
+            if n.flags & nflags::FAIL != 0 {
+                slots_fail += 1;
+            } else if n.flags & nflags::PFAIL != 0 {
+                slots_pfail += 1;
+            }
+        }
+    }
+    let assigned = t.slots_assigned();
+    let count = |mask: u16, voting: bool| {
+        t.iter()
+            .filter(|(_, n)| {
+                n.flags & mask != 0 && (!voting || n.is_primary() && n.slots.count() > 0)
+            })
+            .count()
+    };
+    let me = t.myself();
+    let s = format!(
+        "cluster_state:{}\r\ncluster_slots_assigned:{}\r\ncluster_slots_ok:{}\r\n\
+         cluster_slots_pfail:{}\r\ncluster_slots_fail:{}\r\ncluster_nodes_pfail:{}\r\n\
+         cluster_nodes_fail:{}\r\ncluster_voting_nodes_pfail:{}\r\n\
+         cluster_voting_nodes_fail:{}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\n\
+         cluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n\
+         cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
+         cluster_stats_bytes_sent:0\r\ncluster_stats_bytes_received:0\r\n\
+         cluster_stats_pubsub_bytes_sent:0\r\ncluster_stats_pubsub_bytes_received:0\r\n\
+         cluster_stats_module_bytes_sent:0\r\ncluster_stats_module_bytes_received:0\r\n\
+         total_cluster_links_buffer_limit_exceeded:0\r\n",
+        if ok { "ok" } else { "fail" },
+        assigned,
+        assigned - slots_pfail - slots_fail,
+        slots_pfail,
+        slots_fail,
+        count(nflags::PFAIL, false),
+        count(nflags::FAIL, false),
+        count(nflags::PFAIL, true),
+        count(nflags::FAIL, true),
+        t.len(),
+        size,
+        t.current_epoch,
+        t.node_epoch(me),
+    );
+    c.reply.add_verbatim(s.as_bytes(), "txt");
+}
+
+/// One node of CLUSTER SLOTS: endpoint, port, id, metadata map.
+fn add_slots_node(c: &mut Client, n: &Node) {
+    c.reply.add_array_len(4);
+    c.reply.add_bulk(n.ip.as_bytes());
+    c.reply.add_long(n.tcp_port as i64);
+    c.reply.add_bulk(n.name.as_bytes());
+    if n.hostname.is_empty() {
+        c.reply.add_map_len(0);
+    } else {
+        c.reply.add_map_len(1);
+        c.reply.add_bulk(b"hostname");
+        c.reply.add_bulk(n.hostname.as_bytes());
+    }
+}
+
+/// Whether a replica is listed by CLUSTER SLOTS (not failing, offset known).
+fn slots_visible(n: &Node) -> bool {
+    n.flags & nflags::FAIL == 0 && n.repl_offset != 0
+}
+
+/// CLUSTER SLOTS: one entry per run of slots with the same owner.
+fn slots_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let st = srv.cluster.as_deref().expect("cluster mode");
+    let t = &st.nodes;
+    let mut runs: Vec<(u16, u16, NodeId)> = Vec::new();
+    for s in 0..CLUSTER_SLOTS {
+        let Some(o) = t.owner[s] else {
+            continue;
+        };
+        match runs.last_mut() {
+            Some(r) if r.2 == o && r.1 as usize + 1 == s => r.1 = s as u16,
+            _ => runs.push((s as u16, s as u16, o)),
+        }
+    }
+    c.reply.add_array_len(runs.len());
+    for (a, b, o) in runs {
+        let Some(n) = t.get(o) else {
+            c.reply.add_array_len(2);
+            c.reply.add_long(a as i64);
+            c.reply.add_long(b as i64);
+            continue;
+        };
+        let reps: Vec<&Node> = n
+            .replicas
+            .iter()
+            .filter_map(|r| t.get(*r))
+            .filter(|r| slots_visible(r))
+            .collect();
+        c.reply.add_array_len(3 + reps.len());
+        c.reply.add_long(a as i64);
+        c.reply.add_long(b as i64);
+        add_slots_node(c, n);
+        for r in reps {
+            add_slots_node(c, r);
+        }
+    }
+}
+
+/// One node of CLUSTER SHARDS.
+fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64) {
+    let mut fields: Vec<(&str, Result<Vec<u8>, i64>)> = vec![("id", Ok(n.name.clone().into()))];
+    if n.tcp_port != 0 {
+        fields.push(("port", Err(n.tcp_port as i64)));
+    }
+    if n.tls_port != 0 {
+        fields.push(("tls-port", Err(n.tls_port as i64)));
+    }
+    fields.push(("ip", Ok(n.ip.clone().into())));
+    fields.push(("endpoint", Ok(n.ip.clone().into())));
+    if !n.hostname.is_empty() {
+        fields.push(("hostname", Ok(n.hostname.clone().into())));
+    }
+    let role = if n.is_replica() { "replica" } else { "master" };
+    fields.push(("role", Ok(role.into())));
+    let off = if id == MYSELF {
+        my_offset
+    } else {
+        n.repl_offset
+    };
+    fields.push(("replication-offset", Err(off)));
+    let health = if n.flags & nflags::FAIL != 0 {
+        "fail"
+    } else if n.is_replica() && off == 0 {
+        "loading"
+    } else {
+        "online"
+    };
+    fields.push(("health", Ok(health.into())));
+    let _ = t;
+    c.reply.add_map_len(fields.len());
+    for (k, v) in fields {
+        c.reply.add_bulk(k.as_bytes());
+        match v {
+            Ok(b) => c.reply.add_bulk(&b),
+            Err(i) => c.reply.add_long(i),
+        }
+    }
+}
+
+/// CLUSTER SHARDS: one entry per shard id (slots, nodes, id).
+fn shards_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let my_offset = srv.repl.master_repl_offset;
+    let st = srv.cluster.as_deref().expect("cluster mode");
+    let t = &st.nodes;
+    let mut shards: Vec<(String, Vec<NodeId>)> = Vec::new();
+    for (id, n) in t.iter() {
+        if n.flags & nflags::HANDSHAKE != 0 {
+            continue;
+        }
+        match shards.iter_mut().find(|(s, _)| *s == n.shard_id) {
+            Some((_, v)) => v.push(id),
+            None => shards.push((n.shard_id.clone(), vec![id])),
+        }
+    }
+    c.reply.add_array_len(shards.len());
+    for (sid, ids) in shards {
+        c.reply.add_map_len(3);
+        c.reply.add_bulk(b"slots");
+        let primary = ids
+            .iter()
+            .filter_map(|i| t.get(*i))
+            .find(|n| n.is_primary());
+        let ranges = primary.map(|p| p.slots.ranges()).unwrap_or_default();
+        c.reply.add_array_len(ranges.len() * 2);
+        for (a, b) in ranges {
+            c.reply.add_long(a as i64);
+            c.reply.add_long(b as i64);
+        }
+        c.reply.add_bulk(b"nodes");
+        c.reply.add_array_len(ids.len());
+        for id in &ids {
+            if let Some(n) = t.get(*id) {
+                add_shard_node(c, t, *id, n, my_offset);
+            }
+        }
+        c.reply.add_bulk(b"id");
+        c.reply.add_bulk(sid.as_bytes());
+    }
+}
+
+/// CLUSTER LINKS: no bus links yet.
+fn links_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    c.reply.add_array_len(0);
+}
+
+/// CLUSTER REPLICAS / SLAVES node-id.
+fn replicas_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let st = srv.cluster.as_deref().expect("cluster mode");
+    let t = &st.nodes;
+    let Some(id) = t.lookup(&c.argv[2]) else {
+        let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
+        c.reply.add_error(&format!("ERR Unknown node {}", name));
+        return;
+    };
+    let n = t.get(id).expect("node");
+    if n.is_replica() {
+        c.reply.add_error("ERR The specified node is not a master");
+        return;
+    }
+    c.reply.add_array_len(n.replicas.len());
+    for r in &n.replicas {
+        if let Some(rn) = t.get(*r) {
+            c.reply.add_bulk(t.node_line(*r, rn, false).as_bytes());
+        }
+    }
+}
+
+/// CLUSTER COUNT-FAILURE-REPORTS node-id: no failure detection yet, so 0.
+fn count_failure_reports_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    if state(srv).nodes.lookup(&c.argv[2]).is_none() {
+        let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
+        c.reply.add_error(&format!("ERR Unknown node {}", name));
+        return;
+    }
+    c.reply.add_long(0);
+}
+
+/// CLUSTER BUMPEPOCH: a new configEpoch without consensus, unless mine is already the
+/// only largest one.
+fn bumpepoch_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let st = state(srv);
+    let max = st.nodes.max_epoch();
+    let mine = st.nodes.myself().config_epoch;
+    let bumped = mine == 0 || mine != max;
+    if bumped {
+        st.nodes.current_epoch += 1;
+        let e = st.nodes.current_epoch;
+        st.nodes.myself_mut().config_epoch = e;
+        log::info!("New configEpoch set to {}", e);
+        st.save_config_or_die();
+    }
+    let e = st.nodes.myself().config_epoch;
+    c.reply.add_status(&format!(
+        "{} {}",
+        if bumped { "BUMPED" } else { "STILL" },
+        e
+    ));
+}
+
+/// CLUSTER SET-CONFIG-EPOCH epoch: only on a node that knows no other node.
+fn set_config_epoch_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let Some(e) = int_arg(c, 2) else {
+        return;
+    };
+    let st = state(srv);
+    if e < 0 {
+        c.reply
+            .add_error(&format!("ERR Invalid config epoch specified: {}", e));
+    } else if st.nodes.len() > 1 {
+        c.reply.add_error(
+            "ERR The user can assign a config epoch only when the node does not know any other \
+             node.",
+        );
+    } else if st.nodes.myself().config_epoch != 0 {
+        c.reply
+            .add_error("ERR Node config epoch is already non-zero");
+    } else {
+        st.nodes.myself_mut().config_epoch = e as u64;
+        log::info!("configEpoch set to {} via CLUSTER SET-CONFIG-EPOCH", e);
+        if st.nodes.current_epoch < e as u64 {
+            st.nodes.current_epoch = e as u64;
+        }
+        st.save_config_or_die();
+        c.reply.add_ok();
+    }
+}
+
+/// CLUSTER SAVECONFIG.
+fn saveconfig_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    match state(srv).save_config() {
+        Ok(()) => c.reply.add_ok(),
+        Err(e) => c.reply.add_error(&format!(
+            "ERR error saving the cluster node config: {}",
+            crate::cluster::config_file::strerror(&e)
+        )),
+    }
+}
+
+/// Whether the first database holds keys (upstream checks db 0).
+fn db_has_keys(srv: &Server) -> bool {
+    srv.dbs.first().is_some_and(|d| !d.kv.is_empty())
+}
+
+/// CLUSTER FLUSHSLOTS: this node gives up all its slots (with an empty keyspace only).
+fn flushslots_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    if db_has_keys(srv) {
+        c.reply
+            .add_error("ERR DB must be empty to perform CLUSTER FLUSHSLOTS.");
+        return;
+    }
+    let st = state(srv);
+    for s in 0..CLUSTER_SLOTS as u16 {
+        if st.nodes.owner[s as usize] == Some(MYSELF) {
+            st.nodes.del_slot(s);
+        }
+    }
+    st.save_config_or_die();
+    c.reply.add_ok();
+}
+
+/// The keys of slot `s` in the first database.
+fn keys_in_slot(srv: &Server, s: u16) -> usize {
+    srv.dbs.first().map_or(0, |d| d.kv.count_keys_in_slot(s))
+}
+
+/// CLUSTER SETSLOT slot IMPORTING id | MIGRATING id | STABLE | NODE id [TIMEOUT ms].
+fn setslot_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    if state(srv).nodes.myself().is_replica() {
+        c.reply
+            .add_error("ERR Please use SETSLOT only with masters.");
+        return;
+    }
+    let Some(slot) = slot_arg(c, 2) else {
+        return;
+    };
+    let argc = c.argv.len();
+    let action = c.argv[3].to_ascii_lowercase();
+    let t = &state(srv).nodes;
+    let owner = t.owner[slot as usize];
+    let name = |c: &Client| String::from_utf8_lossy(&c.argv[4]).into_owned();
+    let mut target = None;
+    let optpos;
+    match action.as_slice() {
+        b"migrating" | b"importing" if argc >= 5 => {
+            let mig = action[0] == b'm';
+            if mig && owner != Some(MYSELF) {
+                c.reply
+                    .add_error(&format!("ERR I'm not the owner of hash slot {}", slot));
+                return;
+            }
+            if !mig && owner == Some(MYSELF) {
+                c.reply
+                    .add_error(&format!("ERR I'm already the owner of hash slot {}", slot));
+                return;
+            }
+            let Some(id) = t.lookup(&c.argv[4]) else {
+                c.reply
+                    .add_error(&format!("ERR I don't know about node {}", name(c)));
+                return;
+            };
+            if id == MYSELF {
+                c.reply.add_error("ERR Target node is myself");
+                return;
+            }
+            if t.get(id).is_some_and(|n| n.is_replica()) {
+                c.reply.add_error("ERR Target node is not a master");
+                return;
+            }
+            target = Some(id);
+            optpos = 5;
+        }
+        b"stable" => optpos = 4,
+        b"node" if argc >= 5 => {
+            let Some(id) = t.lookup(&c.argv[4]) else {
+                c.reply.add_error(&format!("ERR Unknown node {}", name(c)));
+                return;
+            };
+            if t.get(id).is_some_and(|n| n.is_replica()) {
+                c.reply.add_error("ERR Target node is not a master");
+                return;
+            }
+            if owner == Some(MYSELF) && id != MYSELF && keys_in_slot(srv, slot) != 0 {
+                c.reply.add_error(&format!(
+                    "ERR Can't assign hashslot {} to a different node while I still hold keys \
+                     for this hash slot.",
+                    slot
+                ));
+                return;
+            }
+            target = Some(id);
+            optpos = 5;
+        }
+        _ => {
+            c.reply.add_error(
+                "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+            );
+            return;
+        }
+    }
+    let mut i = optpos;
+    while i < argc {
+        if c.argv[i].eq_ignore_ascii_case(b"timeout") {
+            if i + 1 >= argc {
+                c.reply.add_error("ERR Missing timeout value");
+                return;
+            }
+            if crate::util::parse_i64_strict(&c.argv[i + 1]).is_none() {
+                c.reply
+                    .add_error("ERR timeout is not an integer or out of range");
+                return;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    let nkeys = keys_in_slot(srv, slot);
+    let st = state(srv);
+    match action.as_slice() {
+        b"migrating" => {
+            st.nodes.migrating.insert(slot, target.expect("target"));
+        }
+        b"importing" => {
+            st.nodes.importing.insert(slot, target.expect("target"));
+        }
+        b"stable" => {
+            st.nodes.migrating.remove(&slot);
+            st.nodes.importing.remove(&slot);
+        }
+        _ => {
+            let id = target.expect("target");
+            if nkeys == 0 {
+                st.nodes.migrating.remove(&slot);
+            }
+            if id == MYSELF && st.nodes.importing.remove(&slot).is_some() {
+                // The import is over: a new configEpoch without consensus, as upstream.
+                let max = st.nodes.max_epoch();
+                let mine = st.nodes.myself().config_epoch;
+                if mine == 0 || mine != max {
+                    st.nodes.current_epoch += 1;
+                    let e = st.nodes.current_epoch;
+                    st.nodes.myself_mut().config_epoch = e;
+                }
+            }
+            st.nodes.del_slot(slot);
+            st.nodes.add_slot(slot, id);
+        }
+    }
+    st.save_config_or_die();
+    c.reply.add_ok();
+}
+
+/// CLUSTER FORGET node-id.
+fn forget_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let st = state(srv);
+    let Some(id) = st.nodes.lookup(&c.argv[2]) else {
+        let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
+        c.reply.add_error(&format!("ERR Unknown node {}", name));
+        return;
+    };
+    if id == MYSELF {
+        c.reply
+            .add_error("ERR I tried hard but I can't forget myself...");
+        return;
+    }
+    let me = st.nodes.myself();
+    if me.is_replica() && me.replicaof == Some(id) {
+        c.reply.add_error("ERR Can't forget my master!");
+        return;
+    }
+    st.nodes.remove(id);
+    st.save_config_or_die();
+    c.reply.add_ok();
+}
+
+/// CLUSTER RESET [HARD|SOFT]: slot states closed, slots released, other nodes forgotten;
+/// HARD also zeroes the epochs and draws a new name and shard id.
+fn reset_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let hard = match c.argv.len() {
+        2 => false,
+        3 if c.argv[2].eq_ignore_ascii_case(b"hard") => true,
+        3 if c.argv[2].eq_ignore_ascii_case(b"soft") => false,
+        3 => {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+        _ => {
+            let sub = String::from_utf8_lossy(&c.argv[1]).into_owned();
+            c.reply.add_error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+                sub
+            ));
+            return;
+        }
+    };
+    if state(srv).nodes.myself().is_primary() && db_has_keys(srv) {
+        c.reply
+            .add_error("ERR CLUSTER RESET can't be called with master nodes containing keys");
+        return;
+    }
+    let st = state(srv);
+    let t = &mut st.nodes;
+    t.migrating.clear();
+    t.importing.clear();
+    let others: Vec<NodeId> = t.iter().map(|(i, _)| i).filter(|i| *i != MYSELF).collect();
+    for id in others {
+        t.remove(id);
+    }
+    for s in 0..CLUSTER_SLOTS as u16 {
+        t.del_slot(s);
+    }
+    let me = t.myself_mut();
+    me.flags = nflags::MYSELF | nflags::PRIMARY;
+    me.replicaof = None;
+    me.replicas.clear();
+    if hard {
+        t.current_epoch = 0;
+        t.last_vote_epoch = 0;
+        let me = t.myself_mut();
+        me.config_epoch = 0;
+        let old = std::mem::replace(&mut me.name, crate::util::random_hex40());
+        me.shard_id = crate::util::random_hex40();
+        let new = me.name.clone();
+        t.by_name.remove(&old);
+        t.by_name.insert(new.clone(), MYSELF);
+        log::info!("Node hard reset, now I'm {}", new);
+    }
+    st.save_config_or_die();
     c.reply.add_ok();
 }
