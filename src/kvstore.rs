@@ -1811,7 +1811,7 @@ mod tests {
         let base = live();
         {
             let (mut a, mut b) = (KvStore::new(), KvStore::new());
-            let long_key = vec![b'k'; 40];
+            let long_key = [b'k'; 40];
             let vals: Vec<Vec<u8>> = vec![
                 b"".to_vec(),
                 b"0".to_vec(),
