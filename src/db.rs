@@ -316,6 +316,42 @@ pub fn set_key(srv: &mut Server, db: usize, key: &[u8], val: Value, keep_ttl: bo
     }
 }
 
+/// [`set_key`] of a string given as its bytes (SET, MSET, GETSET...), with
+/// `Value::from_vec`'s encoding; with `expire_ms` the key gets that absolute expiry (SET ... EX), the encoding
+/// chosen knowing the key will have a TTL. The store
+/// copies a short string straight into the key's entry (`KvStore::insert_bytes_touch`),
+/// without building a boxed `Value` first.
+pub fn set_key_bytes(
+    srv: &mut Server,
+    db: usize,
+    key: &[u8],
+    val: Vec<u8>,
+    keep_ttl: bool,
+    expire_ms: Option<i64>,
+) {
+    let touch = crate::evict::touch(srv);
+    let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
+        && srv.dbs[db].kv.get(key).is_none();
+    let (keep_ttl, ttl_follows) = match expire_ms {
+        Some(_) => (false, true),
+        None => (keep_ttl, false),
+    };
+    let (_, old) = srv.dbs[db]
+        .kv
+        .insert_bytes_touch(key, val, keep_ttl, ttl_follows, touch);
+    if let Some(old) = old {
+        // An overwritten value is a deletion by the server (upstream's dbSetValue).
+        crate::lazyfree::free_value(old, srv.config.lazyfree_lazy_server_del);
+    }
+    if is_new {
+        notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
+    }
+    if let Some(w) = expire_ms {
+        srv.dbs[db].kv.set_expire(key, w);
+    }
+    signal_modified_key(srv, db, key);
+}
+
 /// A hash with fields that have a TTL (stored by RENAME, COPY, MOVE...) joins the active
 /// field-expiry pass.
 fn track_volatile_hash(srv: &mut Server, db: usize, key: &[u8], val: &Value) {
@@ -324,30 +360,6 @@ fn track_volatile_hash(srv: &mut Server, db: usize, key: &[u8], val: &Value) {
             srv.dbs[db].volatile_hashes.insert(key.to_vec());
         }
     }
-}
-
-/// Stores `val` at `key` with the absolute expiry `expire_ms` (SET ... EX): as [`set_key`]
-/// then [`set_expire`], with the encoding chosen knowing the key will have a TTL.
-pub fn set_key_with_expire(
-    srv: &mut Server,
-    db: usize,
-    key: &[u8],
-    mut val: Value,
-    expire_ms: i64,
-) {
-    let touch = crate::evict::touch(srv);
-    val.settle_encoding(key.len(), true);
-    let is_new = srv.config.notify_keyspace_events & notify::NOTIFY_NEW != 0
-        && srv.dbs[db].kv.get(key).is_none();
-    let (_, old) = srv.dbs[db].kv.insert_touch(key, val, false, touch);
-    if let Some(old) = old {
-        crate::lazyfree::free_value(old, srv.config.lazyfree_lazy_server_del);
-    }
-    if is_new {
-        notify_keyspace_event(srv, notify::NOTIFY_NEW, "new", key, db);
-    }
-    srv.dbs[db].kv.set_expire(key, expire_ms);
-    signal_modified_key(srv, db, key);
 }
 
 /// Deletes `key`; returns true if it existed. Signals WATCHers. A big value is freed in

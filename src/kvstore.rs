@@ -172,6 +172,13 @@ const F_VLEN_LONG: u32 = 1 << 29;
 /// The bits of `meta` that describe the value field (they move with it).
 const VALUE_BITS: u32 = KIND_MASK | F_RAW | F_VLEN_LONG;
 
+/// A value given to `insert_with`: a `Value`, or a string as its bytes (settled and
+/// int-encoded there, as `Value::from_vec`).
+enum NewVal {
+    Value(Value),
+    Bytes(Vec<u8>),
+}
+
 /// A value as it will be stored in an entry.
 enum Stored<'a> {
     Int(i64),
@@ -1062,7 +1069,8 @@ impl KvStore {
     /// Inserts or overwrites. With `keep_ttl` an existing TTL survives; otherwise it is
     /// cleared. The LRU/LFU field is set to `lru`. Returns true if the key existed.
     pub fn insert(&mut self, key: &[u8], val: Value, keep_ttl: bool, lru: u32) -> bool {
-        self.insert_with(key, val, keep_ttl, lru, |_| lru).0
+        self.insert_with(key, NewVal::Value(val), keep_ttl, false, lru, |_| lru)
+            .0
     }
 
     /// [`KvStore::insert`] handing back the value it replaced when that value was stored
@@ -1076,7 +1084,7 @@ impl KvStore {
         keep_ttl: bool,
         lru: u32,
     ) -> (bool, Option<Value>) {
-        self.insert_with(key, val, keep_ttl, lru, |_| lru)
+        self.insert_with(key, NewVal::Value(val), keep_ttl, false, lru, |_| lru)
     }
 
     /// [`KvStore::insert_take_old`] for writes by commands: a new key's LRU/LFU field is
@@ -1089,14 +1097,42 @@ impl KvStore {
         keep_ttl: bool,
         t: Touch,
     ) -> (bool, Option<Value>) {
-        self.insert_with(key, val, keep_ttl, t.init(), |old| t.overwrite(old))
+        self.insert_with(key, NewVal::Value(val), keep_ttl, false, t.init(), |old| {
+            t.overwrite(old)
+        })
+    }
+
+    /// [`KvStore::insert_touch`] of a string given as its bytes (SET, MSET, GETSET...):
+    /// the same int/embstr/raw choice as `Value::from_vec` then
+    /// `Value::settle_encoding`, but a string that goes inline into the entry is copied
+    /// straight from `bytes` (no `Value` box is built and dropped); only a string kept out
+    /// of line is boxed. `ttl_follows` settles the encoding as for a key with a TTL (the
+    /// caller sets one right after, as SET EX).
+    #[inline]
+    pub fn insert_bytes_touch(
+        &mut self,
+        key: &[u8],
+        bytes: Vec<u8>,
+        keep_ttl: bool,
+        ttl_follows: bool,
+        t: Touch,
+    ) -> (bool, Option<Value>) {
+        self.insert_with(
+            key,
+            NewVal::Bytes(bytes),
+            keep_ttl,
+            ttl_follows,
+            t.init(),
+            |old| t.overwrite(old),
+        )
     }
 
     fn insert_with(
         &mut self,
         key: &[u8],
-        mut val: Value,
+        val: NewVal,
         keep_ttl: bool,
+        ttl_follows: bool,
         lru_new: u32,
         lru_over: impl FnOnce(u32) -> u32,
     ) -> (bool, Option<Value>) {
@@ -1104,15 +1140,38 @@ impl KvStore {
         let found = self.find_link(key);
         // A fresh string reports embstr or raw by whether it fits with its key and TTL.
         // SAFETY (closure): a link from `find_link` points at a live entry.
-        let with_ttl =
-            keep_ttl && found.is_some_and(|(link, _)| Entry(unsafe { *link }).has_expire());
-        val.settle_encoding(key.len(), with_ttl);
+        let with_ttl = ttl_follows
+            || (keep_ttl && found.is_some_and(|(link, _)| Entry(unsafe { *link }).has_expire()));
+        // Owners of what `stored` borrows (one of them is set).
+        let arg: Vec<u8>;
+        let mut owned: Value;
         let stored = match val {
-            Value::Int(n) => Stored::Int(n),
-            Value::Str { ref bytes, raw } if bytes.len() <= INLINE_STR_MAX => {
-                Stored::Emb(bytes, raw)
+            NewVal::Bytes(b) => match Value::int_of(&b) {
+                Some(n) => Stored::Int(n),
+                None => {
+                    let raw = !crate::object::embstr_fits(key.len(), b.len(), with_ttl);
+                    if b.len() <= INLINE_STR_MAX {
+                        arg = b;
+                        Stored::Emb(&arg, raw)
+                    } else {
+                        Stored::Boxed(Value::Str {
+                            bytes: Box::new(b),
+                            raw,
+                        })
+                    }
+                }
+            },
+            NewVal::Value(v) => {
+                owned = v;
+                owned.settle_encoding(key.len(), with_ttl);
+                match owned {
+                    Value::Int(n) => Stored::Int(n),
+                    Value::Str { ref bytes, raw } if bytes.len() <= INLINE_STR_MAX => {
+                        Stored::Emb(bytes, raw)
+                    }
+                    other => Stored::Boxed(other),
+                }
             }
-            other => Stored::Boxed(other),
         };
         if let Some((link, _)) = found {
             // SAFETY: link points at a live entry (nothing changed the table since).
@@ -1742,6 +1801,73 @@ mod tests {
         assert!(!kv.update_int_in_place(b"missing", 1));
         assert!(kv.get(b"missing").is_none());
         kv.check();
+    }
+
+    /// A string inserted as its bytes is stored as the same `Value::from_vec` then
+    /// settled: same value, encoding and entry layout, for ints, embstr/raw edges, long
+    /// strings, keys with a TTL kept or set right after.
+    #[test]
+    fn insert_bytes_matches_from_vec() {
+        let base = live();
+        {
+            let (mut a, mut b) = (KvStore::new(), KvStore::new());
+            let long_key = [b'k'; 40];
+            let vals: Vec<Vec<u8>> = vec![
+                b"".to_vec(),
+                b"0".to_vec(),
+                b"-12".to_vec(),
+                b"012".to_vec(),
+                b"9223372036854775807".to_vec(),
+                b"9223372036854775808".to_vec(),
+                b"-9223372036854775808".to_vec(),
+                b"abc".to_vec(),
+                vec![b'x'; 60],
+                vec![b'x'; 70],
+                vec![b'x'; 110],
+                vec![b'x'; 111],
+                vec![b'x'; 112],
+                vec![b'x'; 300],
+                vec![b'x'; INLINE_STR_MAX],
+                vec![b'x'; INLINE_STR_MAX + 1],
+            ];
+            for key in [&b"k"[..], &long_key[..]] {
+                for v in &vals {
+                    for (keep_ttl, ttl_follows, has_ttl) in [
+                        (false, false, false),
+                        (true, false, true),
+                        (false, true, false),
+                        (true, false, false),
+                    ] {
+                        for kv in [&mut a, &mut b] {
+                            kv.remove(key);
+                            kv.insert(key, Value::Int(1), false, 0);
+                            if has_ttl {
+                                kv.set_expire(key, 1 << 40);
+                            }
+                        }
+                        let mut val = Value::from_vec(v.clone());
+                        if ttl_follows {
+                            val.settle_encoding(key.len(), true);
+                        }
+                        let nv = NewVal::Value(val);
+                        a.insert_with(key, nv, keep_ttl, false, 5, |_| 5);
+                        let nv = NewVal::Bytes(v.clone());
+                        b.insert_with(key, nv, keep_ttl, ttl_follows, 5, |_| 5);
+                        let what = (key.len(), v.len(), keep_ttl, ttl_follows, has_ttl);
+                        assert_eq!(a.get(key), b.get(key), "{what:?}");
+                        assert_eq!(a.encoding(key), b.encoding(key), "{what:?}");
+                        // Same layout (the allocator may round either block up).
+                        let shape =
+                            |kv: &KvStore| kv.find(key).map(|e| (e.size(), e.meta() & VALUE_BITS));
+                        assert_eq!(shape(&a), shape(&b), "{what:?}");
+                        assert_eq!(a.get_expire(key), b.get_expire(key), "{what:?}");
+                    }
+                }
+            }
+            a.check();
+            b.check();
+        }
+        assert_eq!(live(), base);
     }
 
     #[test]

@@ -148,14 +148,23 @@ impl Value {
     /// bytes are an i64 in canonical form of at most 20 characters, else a string whose
     /// embstr/raw encoding is settled when it is stored (see [`Value::settle_encoding`]).
     pub fn from_vec(b: Vec<u8>) -> Value {
-        if b.len() <= 20 {
-            if let Some(n) = crate::util::parse_i64_strict(&b) {
-                return Value::Int(n);
-            }
+        if let Some(n) = Value::int_of(&b) {
+            return Value::Int(n);
         }
         Value::Str {
             bytes: Box::new(b),
             raw: false,
+        }
+    }
+
+    /// The integer a string is int-encoded as ([`Value::from_vec`]'s choice): an i64 in
+    /// canonical form of at most 20 characters.
+    #[inline]
+    pub fn int_of(b: &[u8]) -> Option<i64> {
+        if b.len() <= 20 {
+            crate::util::parse_i64_strict(b)
+        } else {
+            None
         }
     }
 

@@ -1213,7 +1213,7 @@ fn debug_populate(srv: &mut Server, c: &mut Client) {
             v[..n].copy_from_slice(&text.as_bytes()[..n]);
             v
         };
-        crate::db::set_key(srv, dbid, &key, crate::object::Value::from_vec(val), false);
+        crate::db::set_key_bytes(srv, dbid, &key, val, false, None);
     }
     c.reply.add_ok();
 }

@@ -471,11 +471,8 @@ fn set_generic(
             c.propagate_argv = Some(argv);
         }
     }
-    let val = Value::from_vec(take_arg(srv, c, val_idx));
-    match when {
-        Some(w) => db::set_key_with_expire(srv, db, &c.argv[1], val, w),
-        None => db::set_key(srv, db, &c.argv[1], val, flags & O_KEEPTTL != 0),
-    }
+    let val = take_arg(srv, c, val_idx);
+    db::set_key_bytes(srv, db, &c.argv[1], val, flags & O_KEEPTTL != 0, when);
     srv.dirty += 1;
     notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[1], db);
     if when.is_some() {
@@ -587,8 +584,8 @@ fn getset_command(srv: &mut Server, c: &mut Client) {
         // Propagated as SET.
         c.propagate_argv = Some(vec![b"SET".to_vec(), c.argv[1].clone(), c.argv[2].clone()]);
     }
-    let val = Value::from_vec(take_arg(srv, c, 2));
-    db::set_key(srv, c.db, &c.argv[1], val, false);
+    let val = take_arg(srv, c, 2);
+    db::set_key_bytes(srv, c.db, &c.argv[1], val, false, None);
     srv.dirty += 1;
     notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[1], c.db);
 }
@@ -653,8 +650,8 @@ fn mset_generic(srv: &mut Server, c: &mut Client, nx: bool) {
     }
     let mut j = 1;
     while j + 1 < c.argv.len() {
-        let val = Value::from_vec(take_arg(srv, c, j + 1));
-        db::set_key(srv, db, &c.argv[j], val, false);
+        let val = take_arg(srv, c, j + 1);
+        db::set_key_bytes(srv, db, &c.argv[j], val, false, None);
         notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[j], db);
         j += 2;
     }
@@ -728,11 +725,9 @@ fn msetex_command(srv: &mut Server, c: &mut Client) {
             }
             continue;
         }
-        let val = Value::from_vec(take_arg(srv, c, ki + 1));
-        match when {
-            Some(w) => db::set_key_with_expire(srv, db, &c.argv[ki], val, w),
-            None => db::set_key(srv, db, &c.argv[ki], val, o.flags & O_KEEPTTL != 0),
-        }
+        let val = take_arg(srv, c, ki + 1);
+        let keep_ttl = o.flags & O_KEEPTTL != 0;
+        db::set_key_bytes(srv, db, &c.argv[ki], val, keep_ttl, when);
         srv.dirty += 1;
         notify_keyspace_event(srv, NOTIFY_STRING, "set", &c.argv[ki], db);
         if when.is_some() {
@@ -765,9 +760,9 @@ fn append_command(srv: &mut Server, c: &mut Client) {
     };
     let total = match old {
         None => {
-            let val = Value::from_vec(take_arg(srv, c, 2));
-            let len = val.as_ref().str_len().unwrap_or(0);
-            db::set_key(srv, db, &c.argv[1], val, true);
+            let val = take_arg(srv, c, 2);
+            let len = val.len();
+            db::set_key_bytes(srv, db, &c.argv[1], val, true, None);
             len
         }
         Some(olen) => {
