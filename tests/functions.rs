@@ -206,3 +206,98 @@ fn function_kill() {
         );
     }
 }
+
+/// The replies of a persistence sequence: DEBUG RELOAD (RDB save + load), an AOF
+/// rewrite without RDB preamble + DEBUG LOADAOF, FUNCTION DUMP and RESTORE errors.
+fn persistence_sequence(s: &Server) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let mut c = s.conn();
+    c.set_read_timeout(Duration::from_secs(20));
+    let lib =
+        "#!lua name=plib\nserver.register_function('pf', function(keys, args) return 'pf-ok' end)";
+    let mut out = Vec::new();
+    let mut run = |c: &mut Conn, argv: &[&str]| {
+        let r = c.call(argv);
+        out.push((argv.join(" "), r));
+    };
+    run(&mut c, &["FUNCTION", "LOAD", lib]);
+    run(&mut c, &["DEBUG", "RELOAD"]);
+    run(&mut c, &["FCALL", "pf", "0"]);
+    run(&mut c, &["FUNCTION", "LIST", "WITHCODE"]);
+    run(&mut c, &["BGREWRITEAOF"]);
+    let done = common::wait_for(Duration::from_secs(10), || {
+        let info = c.call(&["INFO", "persistence"]);
+        common::info_field(&info, "aof_rewrite_in_progress") == Some(0)
+            && common::info_field(&info, "aof_rewrite_scheduled") == Some(0)
+    });
+    assert!(done, "{}: rewrite did not finish", s.kind.name());
+    run(&mut c, &["DEBUG", "LOADAOF"]);
+    run(&mut c, &["FCALL", "pf", "0"]);
+    let dump = c.call(&["FUNCTION", "DUMP"]);
+    run(&mut c, &["FUNCTION", "RESTORE", "xyz"]);
+    run(&mut c, &["FUNCTION", "RESTORE", "0123456789abcdef"]);
+    (out, dump)
+}
+
+/// The payload of a bulk reply.
+fn bulk_payload(r: &[u8]) -> Vec<u8> {
+    let nl = r.iter().position(|&b| b == b'\n').expect("bulk header");
+    r[nl + 1..r.len() - 2].to_vec()
+}
+
+#[test]
+fn persistence_dump_restore() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let args = [
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+    ];
+    let ours = Server::ours(&args);
+    let refs = Server::reference(&bin, &args);
+    let (a, dump_a) = persistence_sequence(&ours);
+    let (b, dump_b) = persistence_sequence(&refs);
+    for ((line, ra), (_, rb)) in a.iter().zip(b.iter()) {
+        assert_eq!(escape(ra), escape(rb), "{}", line);
+    }
+    assert_eq!(escape(&dump_a), escape(&dump_b), "FUNCTION DUMP");
+    // Each server restores the other's payload.
+    for (s, payload) in [
+        (&ours, bulk_payload(&dump_b)),
+        (&refs, bulk_payload(&dump_a)),
+    ] {
+        let mut c = s.conn();
+        let pl: &[u8] = &payload;
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl]),
+            b"-ERR Library plib already exists\r\n",
+        );
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl, b"BAD"]),
+            b"-ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.\r\n",
+        );
+        common::expect(s, &c.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl]),
+            b"+OK\r\n",
+        );
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl, b"REPLACE"]),
+            b"+OK\r\n",
+        );
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl, b"FLUSH"]),
+            b"+OK\r\n",
+        );
+        common::expect(s, &c.call(&["FCALL", "pf", "0"]), b"$5\r\npf-ok\r\n");
+    }
+}

@@ -344,9 +344,11 @@ fn function_command(srv: &mut Server, c: &mut Client) {
                 Err(e) => c.reply.add_error(e),
             }
         }
-        b"dump" | b"restore" => c
-            .reply
-            .add_error("ERR FUNCTION DUMP/RESTORE are not implemented yet"),
+        b"dump" => {
+            let payload = dump_payload(srv);
+            c.reply.add_bulk(&payload);
+        }
+        b"restore" => function_restore(srv, c),
         _ => {
             let e = crate::reply::err_unknown_subcommand("function", &c.argv[1]);
             c.reply.add_error(&e);
@@ -447,4 +449,132 @@ fn function_stats(srv: &mut Server, c: &mut Client) {
     r.add_long(srv.scripting.libs.libs.len() as i64);
     r.add_bulk(b"functions_count");
     r.add_long(srv.scripting.libs.functions_count() as i64);
+}
+
+/// FUNCTION DUMP's payload: per library 0xF5 and its code as an RDB string, then the
+/// RDB version (2 bytes, little-endian) and the CRC64 of everything before it.
+pub fn dump_payload(srv: &Server) -> Vec<u8> {
+    let mut w = ::rdb::encoding::Writer::new();
+    for lib in srv.scripting.libs.libs.values() {
+        w.u8(::rdb::OPCODE_FUNCTION2);
+        w.string(&lib.code, false);
+    }
+    let mut out = w.into_inner();
+    out.extend_from_slice(&(::rdb::RDB_VERSION as u16).to_le_bytes());
+    let crc = ::rdb::crc64::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE] (upstream's functionRestoreCommand):
+/// every library is compiled first; nothing changes on an error.
+fn function_restore(srv: &mut Server, c: &mut Client) {
+    #[derive(PartialEq)]
+    enum Policy {
+        Flush,
+        Append,
+        Replace,
+    }
+    if c.argv.len() > 4 {
+        let e = format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(&c.argv[1])
+        );
+        c.reply.add_error(&e);
+        return;
+    }
+    let policy = match c.argv.get(3) {
+        None => Policy::Append,
+        Some(a) if a.eq_ignore_ascii_case(b"flush") => Policy::Flush,
+        Some(a) if a.eq_ignore_ascii_case(b"append") => Policy::Append,
+        Some(a) if a.eq_ignore_ascii_case(b"replace") => Policy::Replace,
+        Some(_) => {
+            c.reply.add_error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            );
+            return;
+        }
+    };
+    let data = std::mem::take(&mut c.argv[2]);
+    let r = restore_payload(
+        srv,
+        &data,
+        policy == Policy::Flush,
+        policy == Policy::Replace,
+    );
+    c.argv[2] = data;
+    match r {
+        Ok(()) => {
+            srv.dirty += 1;
+            c.reply.add_ok();
+        }
+        Err(e) => c.reply.add_error(&e),
+    }
+}
+
+fn restore_payload(
+    srv: &mut Server,
+    data: &[u8],
+    flush: bool,
+    replace: bool,
+) -> Result<(), String> {
+    const BAD: &str = "ERR DUMP payload version or checksum are wrong";
+    if data.len() < 10 {
+        return Err(BAD.into());
+    }
+    let n = data.len();
+    let ver = u16::from_le_bytes([data[n - 10], data[n - 9]]) as u32;
+    let crc = u64::from_le_bytes(data[n - 8..].try_into().map_err(|_| BAD.to_string())?);
+    if ver > ::rdb::RDB_VERSION || ::rdb::crc64::crc64(&data[..n - 8]) != crc {
+        return Err(BAD.into());
+    }
+    let mut codes = Vec::new();
+    let mut rd = ::rdb::encoding::Reader::new(&data[..n - 10]);
+    while !rd.is_empty() {
+        let op = rd
+            .u8()
+            .map_err(|_| "ERR payload is corrupted".to_string())?;
+        if op != ::rdb::OPCODE_FUNCTION2 {
+            return Err("ERR given type is not a function".into());
+        }
+        let code = rd
+            .string(data.len() as u64)
+            .map_err(|_| "ERR payload is corrupted".to_string())?;
+        codes.push(code.into_owned());
+    }
+    let mut libs = Vec::new();
+    for code in &codes {
+        let vm = func_vm(srv)?;
+        libs.push(functions::compile_library(vm, code)?);
+    }
+    // The checks of upstream's libraryJoin, before anything changes.
+    let reg = &srv.scripting.libs;
+    let mut names = std::collections::HashSet::new();
+    for lib in &libs {
+        if !flush && !replace && reg.libs.contains_key(&lib.name) {
+            return Err(format!("ERR Library {} already exists", lib.name));
+        }
+        for f in &lib.functions {
+            if !names.insert(f.name.clone()) {
+                return Err(format!("ERR Function {} already exists", f.name));
+            }
+            if flush {
+                continue;
+            }
+            if let Some(owner) = reg.funcs.get(&f.name) {
+                let replaced = replace && libs.iter().any(|l| l.name == *owner);
+                if *owner != lib.name && !replaced {
+                    return Err(format!("ERR Function {} already exists", f.name));
+                }
+            }
+        }
+    }
+    if flush {
+        srv.scripting.libs = functions::Registry::default();
+    }
+    for lib in libs {
+        srv.scripting.libs.remove(&lib.name);
+        srv.scripting.libs.insert(lib);
+    }
+    Ok(())
 }
