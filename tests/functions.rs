@@ -235,6 +235,16 @@ fn persistence_sequence(s: &Server) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
     let dump = c.call(&["FUNCTION", "DUMP"]);
     run(&mut c, &["FUNCTION", "RESTORE", "xyz"]);
     run(&mut c, &["FUNCTION", "RESTORE", "0123456789abcdef"]);
+    let info = c.call(&["INFO", "memory"]);
+    for f in ["number_of_functions", "number_of_libraries"] {
+        let v = common::info_field(&info, f);
+        out.push((f.to_string(), format!("{v:?}").into_bytes()));
+    }
+    assert!(
+        common::info_field(&info, "used_memory_vm_functions").unwrap_or(0) > 0,
+        "{}: used_memory_vm_functions",
+        s.kind.name()
+    );
     (out, dump)
 }
 
