@@ -20,7 +20,7 @@
 //! The commands are in src/commands/scripting.rs (EVAL*, SCRIPT) and
 //! src/commands/function.rs (FUNCTION, FCALL*).
 
-// VmKind::Function and a few helpers are for FUNCTION/FCALL (the next step).
+// A few helpers are not used yet.
 #![allow(dead_code)]
 
 pub mod api;
