@@ -1037,8 +1037,7 @@ fn rewrite_stream(out: &mut Vec<u8>, key: &[u8], s: &crate::types::stream::Strea
 
 /// The dataset as commands (`rewriteAppendOnlyFileRio`), for
 /// `aof-use-rdb-preamble no`: per db a SELECT, per key the commands rebuilding it and
-/// a PEXPIREAT when it has a TTL. (Function libraries are not written: FUNCTION LOAD
-/// does not exist until scripting lands.)
+/// a PEXPIREAT when it has a TTL; the function libraries first, as FUNCTION LOAD.
 fn rewrite_commands(srv: &Server, file: AutoSync) -> io::Result<AutoSync> {
     let mut w = io::BufWriter::with_capacity(64 * 1024, file);
     if srv.aof.timestamp_enabled {
@@ -1047,6 +1046,10 @@ fn rewrite_commands(srv: &Server, file: AutoSync) -> io::Result<AutoSync> {
     let delay = srv.config.rdb_key_save_delay;
     let mut out = Vec::with_capacity(64 * 1024);
     let mut err: Option<io::Error> = None;
+    // The function libraries first, one FUNCTION LOAD each.
+    for lib in srv.scripting.libs.libs.values() {
+        append_command(&mut out, &[b"FUNCTION".as_slice(), b"LOAD", &lib.code]);
+    }
     for db in &srv.dbs {
         if db.kv.is_empty() {
             continue;

@@ -495,21 +495,27 @@ pub fn info_memory(srv: &Server, s: &mut String) {
         cron.allocator_muzzy,
         bytes_to_human(sys),
     );
-    // Scripting: the EVAL Lua heap and script cache (src/scripting/); functions are
-    // not built yet, their figures are zero.
+    // Scripting: the EVAL and function Lua heaps, the script cache and the libraries
+    // (src/scripting/).
     let vm_eval = srv.scripting.eval_vm_memory();
     let scripts_eval = srv.scripting.cache.memory();
+    let vm_fn = srv.scripting.func_vm_memory();
+    let funcs = srv.scripting.libs.memory();
     let _ = write!(
         s,
         "used_memory_lua:{vm_eval}\r\nused_memory_vm_eval:{vm_eval}\r\nused_memory_lua_human:{}\r\n\
-         used_memory_scripts_eval:{scripts_eval}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:0\r\n\
-         number_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{vm_eval}\r\n\
-         used_memory_vm_total_human:{}\r\nused_memory_functions:0\r\nused_memory_scripts:{scripts_eval}\r\n\
+         used_memory_scripts_eval:{scripts_eval}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\n\
+         number_of_libraries:{}\r\nused_memory_vm_functions:{vm_fn}\r\nused_memory_vm_total:{}\r\n\
+         used_memory_vm_total_human:{}\r\nused_memory_functions:{funcs}\r\nused_memory_scripts:{}\r\n\
          used_memory_scripts_human:{}\r\n",
         bytes_to_human(vm_eval as u64),
         srv.scripting.cache.len(),
-        bytes_to_human(vm_eval as u64),
-        bytes_to_human(scripts_eval as u64),
+        srv.scripting.libs.functions_count(),
+        srv.scripting.libs.libs.len(),
+        vm_eval + vm_fn,
+        bytes_to_human((vm_eval + vm_fn) as u64),
+        scripts_eval + funcs,
+        bytes_to_human((scripts_eval + funcs) as u64),
     );
     let _ = write!(
         s,

@@ -101,10 +101,6 @@ pub struct Persist {
     pub loading: bool,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
-    /// Function libraries read from a snapshot, as their source code: kept verbatim
-    /// and written back by every save until scripting can run them, so a dataset
-    /// passing through valkey-rs does not lose its libraries.
-    pub functions: Vec<Vec<u8>>,
     /// The aux fields repl-stream-db, repl-id and repl-offset of the last file loaded,
     /// when it had them (a replica restarting resumes its primary's stream).
     pub loaded_repl: Option<(i64, String, i64)>,
@@ -135,7 +131,6 @@ impl Persist {
             loading: false,
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
-            functions: Vec::new(),
             loaded_repl: None,
         }
     }
@@ -241,8 +236,8 @@ pub fn rdb_save_to_version<W: Write>(
         fw.aux(b"repl-offset", offset.to_string().as_bytes());
     }
     fw.aux(b"aof-base", if aof_base { b"1" } else { b"0" });
-    for code in &srv.rdb.functions {
-        fw.function(code);
+    for lib in srv.scripting.libs.libs.values() {
+        fw.function(&lib.code);
     }
 
     let (lru, lfu) = policy_flags(&cfg.maxmemory_policy);
@@ -753,25 +748,6 @@ pub enum LoadError {
     Corrupt,
 }
 
-/// The library name of a function library's source (`#!<engine> name=<name> ...`).
-fn library_name(code: &[u8]) -> Option<&[u8]> {
-    let first = code.split(|&b| b == b'\n').next()?;
-    first
-        .split(|&b| b == b' ')
-        .find_map(|w| w.strip_prefix(b"name="))
-}
-
-/// Keeps a library read from a snapshot, replacing one of the same name.
-fn keep_function(functions: &mut Vec<Vec<u8>>, code: Vec<u8>) {
-    let name = library_name(&code).map(<[u8]>::to_vec);
-    functions.retain(|f| name.is_none() || library_name(f) != name.as_deref());
-    warn!(
-        "Function library '{}' kept as source only: scripting is not available yet",
-        String::from_utf8_lossy(name.as_deref().unwrap_or(b"?"))
-    );
-    functions.push(code);
-}
-
 /// The version rule (`rdb-version-check`) and limits (`proto-max-bulk-len`,
 /// `sanitize-dump-payload yes`) every snapshot load applies.
 fn load_options(srv: &Server) -> (VersionCheck, Limits) {
@@ -922,7 +898,16 @@ fn load_records(
                 let fits = (buf.len() as u64).saturating_sub(loader.offset()) / 4;
                 srv.dbs[db].kv.expand(size.min(fits) as usize);
             }
-            Record::Function(code) => keep_function(&mut srv.rdb.functions, code.into_owned()),
+            Record::Function(code) => {
+                // Compiled at once; a bad library stops the load, as upstream.
+                if let Err(e) = crate::commands::function::load_library(srv, &code, true, false) {
+                    warn!("Failed loading library from the RDB: {}", e);
+                    return Err(::rdb::Error::corrupt(
+                        loader.offset(),
+                        format!("bad function library: {e}"),
+                    ));
+                }
+            }
             Record::Key(k) => {
                 let offset = k.offset;
                 let val = match value::from_object(k.value, &srv.config) {

@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod docs_data;
+pub mod function;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
@@ -430,7 +431,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 22] {
+pub fn all_families() -> [&'static [CommandDef]; 23] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -453,6 +454,7 @@ pub fn all_families() -> [&'static [CommandDef]; 22] {
         replication::COMMANDS,
         memory::COMMANDS,
         scripting::COMMANDS,
+        function::COMMANDS,
         cluster::COMMANDS,
     ]
 }

@@ -114,7 +114,10 @@ pub static COMMANDS: &[CommandDef] = &[
 /// [`eval_command_flags`]).
 #[inline]
 pub fn is_eval(name: &str) -> bool {
-    matches!(name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro")
+    matches!(
+        name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
 }
 
 /// Parses the shebang (upstream's evalExtractShebangFlags): `Ok(None)` without one
@@ -155,6 +158,12 @@ pub fn eval_command_flags(srv: &Server, argv: &[Vec<u8>], cmd_flags: u64) -> u64
     let Some(a1) = argv.get(1) else {
         return cmd_flags;
     };
+    if argv[0].len() >= 5 && argv[0][..5].eq_ignore_ascii_case(b"fcall") {
+        return match srv.scripting.libs.function(a1) {
+            Some(fi) => script_flags_to_cmd(fi.flags, cmd_flags),
+            None => cmd_flags,
+        };
+    }
     let evalsha = argv[0].len() >= 7 && argv[0][..7].eq_ignore_ascii_case(b"evalsha");
     let script_flags = if evalsha {
         match sha_key(a1).and_then(|s| srv.scripting.cache.get(&s)) {
@@ -174,6 +183,11 @@ pub fn eval_command_flags(srv: &Server, argv: &[Vec<u8>], cmd_flags: u64) -> u64
     if script_flags & sflags::EVAL_COMPAT != 0 {
         return cmd_flags;
     }
+    script_flags_to_cmd(script_flags, cmd_flags)
+}
+
+/// Upstream's scriptFlagsToCmdFlags.
+fn script_flags_to_cmd(script_flags: u64, cmd_flags: u64) -> u64 {
     let mut fl = cmd_flags & !(f::WRITE | f::DENYOOM | f::STALE | f::MAY_REPLICATE);
     if script_flags & (sflags::ALLOW_OOM | sflags::NO_WRITES) == 0 {
         fl |= f::DENYOOM;
@@ -314,6 +328,7 @@ fn eval_generic(srv: &mut Server, c: &mut Client, evalsha: bool, ro: bool) {
         &argv[3..3 + nk],
         &argv[3 + nk..],
         run_flags,
+        VmKind::Eval,
     );
     c.argv = argv;
     srv.scripting.cache.touch(&sha);
@@ -389,6 +404,9 @@ fn script_command(srv: &mut Server, c: &mut Client) {
             }
             None => c.reply.add_error("NOSCRIPT No matching script."),
         },
+        b"kill" if srv.scripting.run.is_some() && srv.scripting.func_vm.is_none() => c
+            .reply
+            .add_error(crate::busy::ERR_BUSY_FUNCTION),
         b"kill" => match crate::scripting::run::kill(srv) {
             Ok(()) => c.reply.add_ok(),
             Err(e) => c.reply.add_error(e),

@@ -20,13 +20,14 @@
 //! The commands are in src/commands/scripting.rs (EVAL*, SCRIPT) and
 //! src/commands/function.rs (FUNCTION, FCALL*).
 
-// VmKind::Function and a few helpers are for FUNCTION/FCALL (the next step).
+// A few helpers are not used yet.
 #![allow(dead_code)]
 
 pub mod api;
 pub mod cache;
 pub mod convert;
 pub mod ffi;
+pub mod functions;
 pub mod lib_bit;
 pub mod lib_cjson;
 pub mod lib_cmsgpack;
@@ -51,6 +52,10 @@ pub struct Scripting {
     pub run: Option<run::RunCtx>,
     /// The Lua heap of the eval state as last measured (INFO while a script runs).
     pub eval_vm_memory: usize,
+    /// The function state (FUNCTION LOAD / FCALL); `None` while a function runs.
+    pub func_vm: Option<vm::LuaVm>,
+    /// The function libraries.
+    pub libs: functions::Registry,
     /// Scripts run since the last GC step (upstream's LUA_GC_CYCLE_PERIOD).
     pub gc_count: u32,
 }
@@ -61,6 +66,7 @@ impl Scripting {
     pub fn new() -> Scripting {
         Scripting {
             eval: vm::LuaVm::new(vm::VmKind::Eval).ok(),
+            func_vm: vm::LuaVm::new(vm::VmKind::Function).ok(),
             ..Default::default()
         }
     }
@@ -71,6 +77,18 @@ impl Scripting {
         self.eval = None;
         self.eval = vm::LuaVm::new(vm::VmKind::Eval).ok();
         self.eval_vm_memory = 0;
+    }
+
+    /// FUNCTION FLUSH: drops every library and starts a fresh function state.
+    pub fn flush_functions(&mut self) {
+        self.libs = functions::Registry::default();
+        self.func_vm = None;
+        self.func_vm = vm::LuaVm::new(vm::VmKind::Function).ok();
+    }
+
+    /// The Lua heap of the function state, in bytes.
+    pub fn func_vm_memory(&self) -> usize {
+        self.func_vm.as_ref().map_or(0, |vm| vm.used_memory())
     }
 
     /// The Lua heap of the eval state, in bytes, as upstream reports it (`lua_gc

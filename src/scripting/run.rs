@@ -406,7 +406,13 @@ mod busy {
 
     /// The script passed the threshold: other clients now get -BUSY.
     pub fn enter(srv: &mut Server) {
-        crate::busy::enter(srv, BusyKind::Eval);
+        // The function state is out of its slot while a function runs.
+        let kind = if srv.scripting.func_vm.is_none() {
+            BusyKind::Function
+        } else {
+            BusyKind::Eval
+        };
+        crate::busy::enter(srv, kind);
     }
     /// Serve the event loop once from the hook (SCRIPT KILL arrives this way).
     pub fn process_events(srv: &mut Server) {
@@ -461,7 +467,12 @@ fn interrupt() -> Interrupt {
 unsafe extern "C-unwind" fn hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
     if let Interrupt::Kill = interrupt() {
         ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKLINE, 0);
-        super::api::push_error(l, b"Script killed by user with SCRIPT KILL.");
+        let is_fn = with_server(|srv| srv.scripting.func_vm.is_none()).unwrap_or(false);
+        if is_fn {
+            super::api::push_error(l, b"Script killed by user with FUNCTION KILL.");
+        } else {
+            super::api::push_error(l, b"Script killed by user with SCRIPT KILL.");
+        }
         ffi::lua_error(l);
     }
 }
@@ -521,13 +532,22 @@ pub fn run_script(
     keys: &[Vec<u8>],
     args: &[Vec<u8>],
     flags: u32,
+    kind: super::vm::VmKind,
 ) {
-    let Some(vm) = srv.scripting.eval.take() else {
+    let is_fn = kind == super::vm::VmKind::Function;
+    fn slot(srv: &mut Server, is_fn: bool) -> &mut Option<super::vm::LuaVm> {
+        if is_fn {
+            &mut srv.scripting.func_vm
+        } else {
+            &mut srv.scripting.eval
+        }
+    }
+    let Some(vm) = slot(srv, is_fn).take() else {
         c.reply.add_error("ERR scripting engine not initialized");
         return;
     };
     let Some(mut sc) = script_client(srv) else {
-        srv.scripting.eval = Some(vm);
+        *slot(srv, is_fn) = Some(vm);
         c.reply.add_error("ERR can not create the script client");
         return;
     };
@@ -562,8 +582,12 @@ pub fn run_script(
     // functions reach the server through SERVER (module comment).
     let res = unsafe {
         vm.lua.exec_raw::<()>(func, |l| {
-            set_keys_argv(l, keys, args);
-            call_function(l, c, &fname);
+            if is_fn {
+                call_function(l, c, &fname, Some((keys, args)));
+            } else {
+                set_keys_argv(l, keys, args);
+                call_function(l, c, &fname, None);
+            }
         })
     };
     SERVER.with(|s| s.set(std::ptr::null_mut()));
@@ -593,8 +617,12 @@ pub fn run_script(
         srv.scripting.gc_count = 0;
         let _ = vm.lua.gc_step();
     }
-    srv.scripting.eval_vm_memory = vm.used_memory() / 1024 * 1024;
-    srv.scripting.eval = Some(vm);
+    if is_fn {
+        srv.scripting.func_vm = Some(vm);
+    } else {
+        srv.scripting.eval_vm_memory = vm.used_memory() / 1024 * 1024;
+        srv.scripting.eval = Some(vm);
+    }
 }
 
 extern "C" {
@@ -623,9 +651,12 @@ unsafe fn set_keys_argv(l: *mut lua_State, keys: &[Vec<u8>], args: &[Vec<u8>]) {
     lua_enablereadonlytable(l, ffi::LUA_GLOBALSINDEX, 1);
 }
 
+/// The `(keys, args)` of a function call.
+type FnArgs<'a> = (&'a [Vec<u8>], &'a [Vec<u8>]);
+
 /// The Lua side of a run: error handler and function on the stack, the hook, the
 /// protected call, and the conversion of the result into `c`'s reply.
-unsafe fn call_function(l: *mut lua_State, c: &mut Client, fname: &str) {
+unsafe fn call_function(l: *mut lua_State, c: &mut Client, fname: &str, fargs: Option<FnArgs>) {
     // Stack: function.
     ffi::lua_getfield(
         l,
@@ -634,8 +665,20 @@ unsafe fn call_function(l: *mut lua_State, c: &mut Client, fname: &str) {
     );
     ffi::lua_insert(l, -2);
     let errfunc = ffi::lua_gettop(l) - 1;
+    let mut nargs = 0;
+    if let Some((keys, args)) = fargs {
+        // A function gets (keys, args) as arguments.
+        for items in [keys, args] {
+            ffi::lua_createtable(l, items.len().min(1 << 20) as c_int, 0);
+            for (i, a) in items.iter().enumerate() {
+                super::api::push_bytes(l, a);
+                ffi::lua_rawseti(l, -2, (i + 1) as _);
+            }
+        }
+        nargs = 2;
+    }
     ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 100000);
-    let status: c_int = ffi::lua_pcall(l, 0, 1, errfunc);
+    let status: c_int = ffi::lua_pcall(l, nargs, 1, errfunc);
     ffi::lua_sethook(l, None, 0, 0);
     let script_resp =
         with_server(|srv| srv.scripting.run.as_ref().map_or(2, |r| r.resp)).unwrap_or(2);

@@ -99,6 +99,10 @@ impl LuaVm {
         super::rand::install(&lua)?;
         // The pcall wrapper and the server table.
         api::install(&lua, kind)?;
+        if kind == VmKind::Function {
+            let server: Table = g.get("server")?;
+            super::functions::install_register(&lua, &server)?;
+        }
         // The error handler, then `debug` goes away.
         let handler: Function = lua
             .load(ERR_HANDLER_SRC)

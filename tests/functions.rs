@@ -1,0 +1,313 @@
+//! Lua functions (issue 12, FUNCTION / FCALL side): differential against the
+//! reference. A corpus of FUNCTION / FCALL commands is sent to both servers over
+//! RESP2 and RESP3 and the raw reply bytes must be equal; then FUNCTION KILL of a
+//! looping function from another client.
+//!
+//! Environment: as tests/differential.rs (`VALKEY_REF`, `VALKEY_REF_SKIP=1`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{escape, require_reference, split_args, Conn, Server};
+
+/// One command per line (redis-cli quoting); `---` resets both servers (FLUSHALL,
+/// FUNCTION FLUSH). FUNCTION LIST replies are compared only for one-function
+/// libraries (the order of a library's functions is a hash order upstream).
+const CORPUS: &str = r##"
+FUNCTION LOAD "#!lua name=lib1\nserver.register_function('f1', function(keys, args) return server.call('set', keys[1], args[1]) end)"
+FCALL f1 1 k v
+FCALL_RO f1 1 k v
+FCALL f1 5 k
+FCALL f1 -1
+FCALL f1 x
+FCALL nope 0
+GET k
+FUNCTION LIST
+FUNCTION LIST WITHCODE
+FUNCTION LIST LIBRARYNAME lib*
+FUNCTION LIST LIBRARYNAME nomatch*
+FUNCTION LIST LIBRARYNAME
+FUNCTION LIST foo
+FUNCTION STATS
+FUNCTION LOAD "#!lua name=lib2\nserver.register_function{function_name='f2', callback=function(keys, args) return {keys[1], args[1], #keys, #args} end, flags={'no-writes'}, description='my desc'}"
+FCALL_RO f2 2 a b c
+FCALL f2 0
+FUNCTION LIST LIBRARYNAME lib2
+FUNCTION STATS
+FUNCTION LOAD "#!lua name=lib1\nserver.register_function('f1', function() return 1 end)"
+FUNCTION LOAD REPLACE "#!lua name=lib1\nserver.register_function('f1', function() return 2 end)"
+FCALL f1 0
+FUNCTION LOAD "#!lua name=lib3\nserver.register_function('f1', function() return 1 end)"
+FUNCTION LOAD "return 1"
+FUNCTION LOAD "#!lua\nreturn 1"
+FUNCTION LOAD "#!lua name=x"
+FUNCTION LOAD "#!lua name=x foo=bar\nreturn 1"
+FUNCTION LOAD "#!lua name=x name=y\nreturn 1"
+FUNCTION LOAD "#!lua name=a-b\nreturn 1"
+FUNCTION LOAD "#!lua name=\nreturn 1"
+FUNCTION LOAD "#!foo name=x\nreturn 1"
+FUNCTION LOAD "#!lua name=x\nreturn 1"
+FUNCTION LOAD "#!lua name=x\ny = 1"
+FUNCTION LOAD "#!lua name=x\nserver.call('ping')"
+FUNCTION LOAD "#!lua name=x\nserver.register_function('a-b', function() end)"
+FUNCTION LOAD "#!lua name=x\nserver.register_function('a', function() end) server.register_function('a', function() end)"
+FUNCTION LOAD "#!lua name=x\nserver.register_function{function_name='z', callback=function() end, flags={'bad'}}"
+FUNCTION LOAD "#!lua name=x\nserver.register_function{function_name='z', callback=function() end, foo=1}"
+FUNCTION LOAD "#!lua name=x\nserver.register_function(1)"
+FUNCTION LOAD "#!lua name=x\nwhile true do end"
+FUNCTION LOAD foo bar
+FUNCTION LOAD REPLACE
+FUNCTION LOAD "#!lua name=x\nserver.register_function('g', function() return KEYS end)"
+FCALL g 0
+FUNCTION LOAD "#!lua name=y\nserver.register_function('h', function(keys, args) return server.setresp(3) end)"
+FUNCTION LOAD "#!lua name=w\nserver.register_function{function_name='ro', callback=function() return server.call('set', 'q', '1') end, flags={'no-writes'}}"
+FCALL ro 0
+FUNCTION LOAD "#!lua name=w2\nserver.register_function{function_name='fl', callback=function() return 'x' end, flags={'allow-oom', 'allow-stale', 'no-cluster', 'allow-cross-slot-keys'}}"
+FCALL fl 0
+FUNCTION LIST LIBRARYNAME w2
+FUNCTION DELETE nope
+FUNCTION DELETE lib3
+FUNCTION DELETE lib1
+FCALL f1 0
+FUNCTION FLUSH bad
+FUNCTION FLUSH SYNC ASYNC
+FUNCTION FLUSH ASYNC
+FUNCTION LIST
+FUNCTION STATS
+FUNCTION KILL
+FUNCTION HELP
+FUNCTION NOPE
+COMMAND INFO fcall fcall_ro
+"##;
+
+fn run_corpus(s: &Server, resp3: bool) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut c = s.conn();
+    c.set_read_timeout(Duration::from_secs(10));
+    let reset = |c: &mut Conn| {
+        c.call(&["FUNCTION", "FLUSH"]);
+        c.call(&["FLUSHALL"]);
+        if resp3 {
+            c.call(&["HELLO", "3"]);
+        }
+    };
+    reset(&mut c);
+    for line in CORPUS.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if t == "---" {
+            reset(&mut c);
+            continue;
+        }
+        let argv = split_args(t.as_bytes()).expect("corpus quoting");
+        let r = c.call(&argv);
+        out.push((t.to_string(), r));
+    }
+    out
+}
+
+#[test]
+fn corpus_matches_reference() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let ours = Server::ours(&[]);
+    let refs = Server::reference(&bin, &[]);
+    let mut diffs = Vec::new();
+    for resp3 in [false, true] {
+        let a = run_corpus(&ours, resp3);
+        let b = run_corpus(&refs, resp3);
+        assert_eq!(a.len(), b.len());
+        for ((line, ra), (_, rb)) in a.iter().zip(b.iter()) {
+            if ra != rb {
+                diffs.push(format!(
+                    "RESP{} {}\n   ours: {}\n   ref:  {}",
+                    if resp3 { 3 } else { 2 },
+                    line,
+                    escape(ra),
+                    escape(rb)
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn function_kill() {
+    for s in common::servers(&["--busy-reply-threshold", "50"]) {
+        let mut runner = s.conn();
+        runner.set_read_timeout(Duration::from_secs(30));
+        let mut other = s.conn();
+        let lib = "#!lua name=loop\nserver.register_function('loop', function() while true do end end)\n\
+                   server.register_function('wloop', function() server.call('set','k','v') while true do end end)";
+        common::expect(
+            &s,
+            &other.call(&["FUNCTION", "LOAD", lib]),
+            b"$4\r\nloop\r\n",
+        );
+        runner.send(&["FCALL", "loop", "0"]).unwrap();
+        let busy = "-BUSY Valkey is busy running a script. You can only call FUNCTION KILL or \
+                    SHUTDOWN NOSAVE.\r\n";
+        let ok = common::wait_for(Duration::from_secs(10), || {
+            other.call(&["GET", "k"]) == busy.as_bytes()
+        });
+        assert!(ok, "{}: no -BUSY while the function runs", s.kind.name());
+        let stats = other.call(&["FUNCTION", "STATS"]);
+        assert!(
+            escape(&stats).contains("loop"),
+            "{}: FUNCTION STATS {}",
+            s.kind.name(),
+            escape(&stats)
+        );
+        common::expect(&s, &other.call(&["SCRIPT", "KILL"]), busy.as_bytes());
+        common::expect(&s, &other.call(&["FUNCTION", "KILL"]), b"+OK\r\n");
+        // Upstream names the function here (`script: loop, on ...`); ours does not yet.
+        let r = runner.read_reply().unwrap();
+        assert!(
+            r.starts_with(b"-ERR Script killed by user with FUNCTION KILL. script: "),
+            "{}: {}",
+            s.kind.name(),
+            escape(&r)
+        );
+        common::expect(
+            &s,
+            &other.call(&["FUNCTION", "KILL"]),
+            b"-NOTBUSY No scripts in execution right now.\r\n",
+        );
+        runner.send(&["FCALL", "wloop", "0"]).unwrap();
+        let ok = common::wait_for(Duration::from_secs(10), || {
+            other.call(&["PING"]) == busy.as_bytes()
+        });
+        assert!(ok, "{}: no -BUSY while the writer runs", s.kind.name());
+        let r = other.call(&["FUNCTION", "KILL"]);
+        assert!(
+            r.starts_with(b"-UNKILLABLE"),
+            "{}: {}",
+            s.kind.name(),
+            escape(&r)
+        );
+        other.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
+        let gone = common::wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err()
+        });
+        assert!(
+            gone,
+            "{}: SHUTDOWN NOSAVE did not end the server",
+            s.kind.name()
+        );
+    }
+}
+
+/// The replies of a persistence sequence: DEBUG RELOAD (RDB save + load), an AOF
+/// rewrite without RDB preamble + DEBUG LOADAOF, FUNCTION DUMP and RESTORE errors.
+fn persistence_sequence(s: &Server) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let mut c = s.conn();
+    c.set_read_timeout(Duration::from_secs(20));
+    let lib =
+        "#!lua name=plib\nserver.register_function('pf', function(keys, args) return 'pf-ok' end)";
+    let mut out = Vec::new();
+    let mut run = |c: &mut Conn, argv: &[&str]| {
+        let r = c.call(argv);
+        out.push((argv.join(" "), r));
+    };
+    run(&mut c, &["FUNCTION", "LOAD", lib]);
+    run(&mut c, &["DEBUG", "RELOAD"]);
+    run(&mut c, &["FCALL", "pf", "0"]);
+    run(&mut c, &["FUNCTION", "LIST", "WITHCODE"]);
+    run(&mut c, &["BGREWRITEAOF"]);
+    let done = common::wait_for(Duration::from_secs(10), || {
+        let info = c.call(&["INFO", "persistence"]);
+        common::info_field(&info, "aof_rewrite_in_progress") == Some(0)
+            && common::info_field(&info, "aof_rewrite_scheduled") == Some(0)
+    });
+    assert!(done, "{}: rewrite did not finish", s.kind.name());
+    run(&mut c, &["DEBUG", "LOADAOF"]);
+    run(&mut c, &["FCALL", "pf", "0"]);
+    let dump = c.call(&["FUNCTION", "DUMP"]);
+    run(&mut c, &["FUNCTION", "RESTORE", "xyz"]);
+    run(&mut c, &["FUNCTION", "RESTORE", "0123456789abcdef"]);
+    let info = c.call(&["INFO", "memory"]);
+    for f in ["number_of_functions", "number_of_libraries"] {
+        let v = common::info_field(&info, f);
+        out.push((f.to_string(), format!("{v:?}").into_bytes()));
+    }
+    assert!(
+        common::info_field(&info, "used_memory_vm_functions").unwrap_or(0) > 0,
+        "{}: used_memory_vm_functions",
+        s.kind.name()
+    );
+    (out, dump)
+}
+
+/// The payload of a bulk reply.
+fn bulk_payload(r: &[u8]) -> Vec<u8> {
+    let nl = r.iter().position(|&b| b == b'\n').expect("bulk header");
+    r[nl + 1..r.len() - 2].to_vec()
+}
+
+#[test]
+fn persistence_dump_restore() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let args = [
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+    ];
+    let ours = Server::ours(&args);
+    let refs = Server::reference(&bin, &args);
+    let (a, dump_a) = persistence_sequence(&ours);
+    let (b, dump_b) = persistence_sequence(&refs);
+    for ((line, ra), (_, rb)) in a.iter().zip(b.iter()) {
+        assert_eq!(escape(ra), escape(rb), "{}", line);
+    }
+    assert_eq!(escape(&dump_a), escape(&dump_b), "FUNCTION DUMP");
+    // Each server restores the other's payload.
+    for (s, payload) in [
+        (&ours, bulk_payload(&dump_b)),
+        (&refs, bulk_payload(&dump_a)),
+    ] {
+        let mut c = s.conn();
+        let pl: &[u8] = &payload;
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl]),
+            b"-ERR Library plib already exists\r\n",
+        );
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl, b"BAD"]),
+            b"-ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.\r\n",
+        );
+        common::expect(s, &c.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl]),
+            b"+OK\r\n",
+        );
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl, b"REPLACE"]),
+            b"+OK\r\n",
+        );
+        common::expect(
+            s,
+            &c.call(&[b"FUNCTION".as_slice(), b"RESTORE", pl, b"FLUSH"]),
+            b"+OK\r\n",
+        );
+        common::expect(s, &c.call(&["FCALL", "pf", "0"]), b"$5\r\npf-ok\r\n");
+    }
+}
