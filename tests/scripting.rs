@@ -257,23 +257,7 @@ fn corpus_matches_reference() {
     };
     let ours = Server::ours(&[]);
     let refs = Server::reference(&bin, &[]);
-    let mut diffs = Vec::new();
-    for resp3 in [false, true] {
-        let a = run_corpus(&ours, resp3);
-        let b = run_corpus(&refs, resp3);
-        assert_eq!(a.len(), b.len());
-        for ((line, ra), (_, rb)) in a.iter().zip(b.iter()) {
-            if ra != rb {
-                diffs.push(format!(
-                    "RESP{} {}\n   ours: {}\n   ref:  {}",
-                    if resp3 { 3 } else { 2 },
-                    line,
-                    escape(ra),
-                    escape(rb)
-                ));
-            }
-        }
-    }
+    let diffs = common::corpus_diffs(&ours, &refs, run_corpus);
     assert!(
         diffs.is_empty(),
         "{} differences:\n{}",

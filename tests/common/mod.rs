@@ -630,6 +630,33 @@ pub fn servers(extra: &[&str]) -> Vec<Server> {
     targets().iter().map(|t| t.start(extra)).collect()
 }
 
+/// Runs a corpus on `ours` and `reference` in RESP2 and RESP3 (`run(server, resp3)`
+/// returns (line, reply bytes) pairs) and describes every line whose replies differ.
+pub fn corpus_diffs(
+    ours: &Server,
+    reference: &Server,
+    run: impl Fn(&Server, bool) -> Vec<(String, Vec<u8>)>,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for resp3 in [false, true] {
+        let a = run(ours, resp3);
+        let b = run(reference, resp3);
+        assert_eq!(a.len(), b.len());
+        for ((line, ra), (_, rb)) in a.iter().zip(b.iter()) {
+            if ra != rb {
+                diffs.push(format!(
+                    "RESP{} {}\n   ours: {}\n   ref:  {}",
+                    if resp3 { 3 } else { 2 },
+                    line,
+                    escape(ra),
+                    escape(rb)
+                ));
+            }
+        }
+    }
+    diffs
+}
+
 /// Asserts the reply bytes, naming the server.
 #[track_caller]
 pub fn expect(srv: &Server, got: &[u8], want: &[u8]) {
