@@ -293,3 +293,67 @@ fn persistence_dump_restore() {
         common::expect(s, &c.call(&["FCALL", "pf", "0"]), b"$5\r\npf-ok\r\n");
     }
 }
+
+/// A replica of ours gets the primary's libraries in the full sync (its own libraries
+/// are replaced, as its keys are) and then FUNCTION LOAD / DELETE through the stream;
+/// the primary is the reference, then ours.
+#[test]
+fn replica_receives_libraries() {
+    let mut primaries = vec![Server::ours(&[])];
+    if let Some(bin) = require_reference() {
+        primaries.push(Server::reference(&bin, &[]));
+    }
+    for p in &primaries {
+        let mut pc = p.conn();
+        let lib = "#!lua name=plib\nserver.register_function{function_name='pget', \
+                   callback=function(keys) return server.call('get', keys[1]) end, \
+                   flags={'no-writes'}}";
+        assert_eq!(pc.call(&["FUNCTION", "LOAD", lib]), b"$4\r\nplib\r\n");
+        assert_eq!(pc.call(&["SET", "k", "v1"]), b"+OK\r\n");
+
+        let r = Server::ours(&[]);
+        let mut rc = r.conn();
+        let own = "#!lua name=mine\nserver.register_function{function_name='mine', \
+                   callback=function() return 1 end, flags={'no-writes'}}";
+        assert_eq!(rc.call(&["FUNCTION", "LOAD", own]), b"$4\r\nmine\r\n");
+        common::repl::attach(&mut rc, p);
+        let synced = common::wait_for(Duration::from_secs(20), || {
+            common::repl::link_up(&mut rc) && rc.call(&["GET", "k"]) == b"$2\r\nv1\r\n"
+        });
+        assert!(
+            synced,
+            "{}: replica not in sync\n{}",
+            p.kind.name(),
+            r.log()
+        );
+        assert_eq!(
+            rc.call(&["FCALL_RO", "pget", "1", "k"]),
+            b"$2\r\nv1\r\n",
+            "{}",
+            p.kind.name()
+        );
+        assert_eq!(
+            rc.call(&["FCALL_RO", "mine", "0"]),
+            b"-ERR Function not found\r\n",
+            "{}: the replica kept its own library",
+            p.kind.name()
+        );
+
+        // Through the stream: a new library, then the first one deleted.
+        let lib2 = "#!lua name=plib2\nserver.register_function{function_name='two', \
+                    callback=function() return 2 end, flags={'no-writes'}}";
+        assert_eq!(pc.call(&["FUNCTION", "LOAD", lib2]), b"$5\r\nplib2\r\n");
+        assert_eq!(pc.call(&["FUNCTION", "DELETE", "plib"]), b"+OK\r\n");
+        let streamed = common::wait_for(Duration::from_secs(10), || {
+            rc.call(&["FCALL_RO", "two", "0"]) == b":2\r\n"
+                && rc.call(&["FCALL_RO", "pget", "1", "k"]) == b"-ERR Function not found\r\n"
+        });
+        assert!(
+            streamed,
+            "{}: FUNCTION LOAD/DELETE not applied from the stream: {}",
+            p.kind.name(),
+            escape(&rc.call(&["FUNCTION", "LIST"]))
+        );
+        assert_eq!(pc.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
+    }
+}

@@ -1194,8 +1194,11 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
     info!("PRIMARY <-> REPLICA sync: Loading DB in memory");
     let fresh: Vec<crate::db::Db> = (0..srv.dbs.len()).map(crate::db::Db::new).collect();
     let old = std::mem::replace(&mut srv.dbs, fresh);
+    // The primary's function libraries replace ours, as its keys do.
+    let old_functions = srv.scripting.take_functions();
     match crate::rdb::load_replication_payload(srv, payload) {
         Ok(()) => {
+            drop(old_functions);
             srv.touch_all_watched_keys_in_db(None);
             // The old dataset goes on the lazy free thread with `replica-lazy-flush`.
             let lazy = srv.config.get("replica-lazy-flush").as_deref() == Some("yes");
@@ -1206,6 +1209,7 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
         }
         Err(e) => {
             srv.dbs = old;
+            srv.scripting.restore_functions(old_functions);
             warn!(
                 "Failed trying to load the PRIMARY synchronization DB from {}: {}",
                 if mode == "disabled" { "disk" } else { "socket" },

@@ -86,6 +86,21 @@ impl Scripting {
         self.func_vm = vm::LuaVm::new(vm::VmKind::Function).ok();
     }
 
+    /// Takes every library and the function state out, leaving a fresh, empty state (a
+    /// replica's full sync loads the primary's libraries into it): the pair goes back
+    /// with [`Scripting::restore_functions`] if the load fails.
+    pub fn take_functions(&mut self) -> (functions::Registry, Option<vm::LuaVm>) {
+        let libs = std::mem::take(&mut self.libs);
+        let vm = self.func_vm.take();
+        self.func_vm = vm::LuaVm::new(vm::VmKind::Function).ok();
+        (libs, vm)
+    }
+
+    /// Puts back what [`Scripting::take_functions`] took.
+    pub fn restore_functions(&mut self, saved: (functions::Registry, Option<vm::LuaVm>)) {
+        (self.libs, self.func_vm) = saved;
+    }
+
     /// The Lua heap of the function state, in bytes.
     pub fn func_vm_memory(&self) -> usize {
         self.func_vm.as_ref().map_or(0, |vm| vm.used_memory())
