@@ -371,3 +371,30 @@ fn server_mode(c: &mut Conn) -> String {
     let line = info.lines().find(|l| l.starts_with("server_mode:"));
     line.unwrap_or_default().to_string()
 }
+
+/// Scripts in cluster mode: a script declaring `no-cluster` is refused before it runs
+/// (EVAL and FCALL), one without it runs.
+#[test]
+fn no_cluster_script_flag() {
+    let Some((ours, reference)) = pair(&[]) else {
+        return;
+    };
+    let (mut o, mut r) = (ours.conn(), reference.conn());
+    same(&mut o, &mut r, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    wait_ref_state(&reference, "ok");
+    same(
+        &mut o,
+        &mut r,
+        &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"],
+    );
+    same(
+        &mut o,
+        &mut r,
+        &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"],
+    );
+    same(&mut o, &mut r, &["EVAL", "return 2", "0"]);
+    let lib = "#!lua name=nc\nserver.register_function{function_name='nc', \
+               callback=function() return 1 end, flags={'no-cluster'}}";
+    same(&mut o, &mut r, &["FUNCTION", "LOAD", lib]);
+    same(&mut o, &mut r, &["FCALL", "nc", "0"]);
+}

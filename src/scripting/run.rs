@@ -309,7 +309,9 @@ pub fn prepare(srv: &mut Server, c: &Client, script_flags: u64, ro: bool) -> Res
     let obey = c.has_flag(cflags::PRIMARY);
     let mut flags = rflags::EVAL_MODE;
     if script_flags & s::EVAL_COMPAT == 0 {
-        // no-cluster: cluster mode is issue 13.
+        if script_flags & s::NO_CLUSTER != 0 && srv.config.cluster_enabled {
+            return Err("ERR Can not run script on cluster, 'no-cluster' flag is set.".into());
+        }
         if stale && script_flags & s::ALLOW_STALE == 0 {
             return Err(
                 "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set \
