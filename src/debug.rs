@@ -265,15 +265,21 @@ pub fn value_digest(srv: &Server, db: usize, key: &[u8]) -> [u8; DIGEST_LEN] {
     d
 }
 
+/// Lower-case hex of a digest, as bytes.
+pub fn hex_bytes(d: &[u8; DIGEST_LEN]) -> [u8; 2 * DIGEST_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 2 * DIGEST_LEN];
+    for (o, &b) in out.chunks_exact_mut(2).zip(d) {
+        o[0] = HEX[(b >> 4) as usize];
+        o[1] = HEX[(b & 15) as usize];
+    }
+    out
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(d: &[u8; DIGEST_LEN]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(2 * DIGEST_LEN);
-    for &b in d {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&hex_bytes(d)).into_owned()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, require_reference, split_args, Conn, Server};
+use common::{escape, require_reference, Conn, Server};
 
 /// One command per line (redis-cli quoting); `---` resets both servers (FLUSHALL,
 /// FUNCTION FLUSH). FUNCTION LIST replies are compared only for one-function
@@ -82,31 +82,13 @@ COMMAND INFO fcall fcall_ro
 "##;
 
 fn run_corpus(s: &Server, resp3: bool) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut c = s.conn();
-    c.set_read_timeout(Duration::from_secs(10));
-    let reset = |c: &mut Conn| {
-        c.call(&["FUNCTION", "FLUSH"]);
-        c.call(&["FLUSHALL"]);
-        if resp3 {
-            c.call(&["HELLO", "3"]);
-        }
-    };
-    reset(&mut c);
-    for line in CORPUS.lines() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if t == "---" {
-            reset(&mut c);
-            continue;
-        }
-        let argv = split_args(t.as_bytes()).expect("corpus quoting");
-        let r = c.call(&argv);
-        out.push((t.to_string(), r));
-    }
-    out
+    common::run_corpus(
+        s,
+        resp3,
+        CORPUS,
+        &[&["FUNCTION", "FLUSH"], &["FLUSHALL"]],
+        false,
+    )
 }
 
 #[test]

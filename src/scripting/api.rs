@@ -176,14 +176,7 @@ unsafe extern "C-unwind" fn sha1hex(l: *mut lua_State) -> c_int {
 
 /// The lower-case hex sha1 of `data`.
 pub fn sha1_hex(data: &[u8]) -> [u8; 40] {
-    let d = crate::debug::sha1(data);
-    let mut out = [0u8; 40];
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in d.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 15) as usize];
-    }
-    out
+    crate::debug::hex_bytes(&crate::debug::sha1(data))
 }
 
 unsafe extern "C-unwind" fn error_reply(l: *mut lua_State) -> c_int {

@@ -630,6 +630,52 @@ pub fn servers(extra: &[&str]) -> Vec<Server> {
     targets().iter().map(|t| t.start(extra)).collect()
 }
 
+/// Runs a corpus of command lines on `s` (in RESP3 after HELLO 3 when `resp3`): blank
+/// lines and `#` comments are skipped, `---` starts a section (on a fresh connection when
+/// `reconnect`), and `reset`'s commands run before the first line and each section.
+/// Returns (line, reply bytes) pairs, for [`corpus_diffs`].
+pub fn run_corpus(
+    s: &Server,
+    resp3: bool,
+    corpus: &str,
+    reset: &[&[&str]],
+    reconnect: bool,
+) -> Vec<(String, Vec<u8>)> {
+    let connect = || {
+        let c = s.conn();
+        c.set_read_timeout(Duration::from_secs(10));
+        c
+    };
+    let reset = |c: &mut Conn| {
+        for cmd in reset {
+            c.call(cmd);
+        }
+        if resp3 {
+            c.call(&["HELLO", "3"]);
+        }
+    };
+    let mut out = Vec::new();
+    let mut c = connect();
+    reset(&mut c);
+    for line in corpus.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if t == "---" {
+            if reconnect {
+                c = connect();
+            }
+            reset(&mut c);
+            continue;
+        }
+        let argv = split_args(t.as_bytes()).expect("corpus quoting");
+        let r = c.call(&argv);
+        out.push((t.to_string(), r));
+    }
+    out
+}
+
 /// Runs a corpus on `ours` and `reference` in RESP2 and RESP3 (`run(server, resp3)`
 /// returns (line, reply bytes) pairs) and describes every line whose replies differ.
 pub fn corpus_diffs(
