@@ -8,6 +8,9 @@
 //! | [`slot`] | `cluster.c` `keyHashSlot`, `crc16.c` | CRC16 (XMODEM), the key slot with hash tags, the 16384-bit slot bitmap |
 //! | [`redirect`] | `cluster.c` `getNodeByQuery`, `clusterRedirectClient` | MOVED / ASK / CROSSSLOT / TRYAGAIN / CLUSTERDOWN, called from `process_command` |
 //! | [`node`] | `cluster_legacy.c` `clusterNode`, `clusterGenNodeDescription` | the node table (myself and the other nodes by slab index), slot owners, migrating/importing, the node line of CLUSTER NODES and nodes.conf |
+//! | [`link`] | `clusterLink`, `clusterAcceptHandler` | bus listener and connections, framing, send queues |
+//! | [`gossip`] | `clusterProcessPacket`, `clusterCron` | handshake, PING/PONG/MEET, gossip, failure detection, epochs, UPDATE, FAIL |
+//! | [`failover`] | `clusterHandleReplicaFailover` | replicas, elections and votes, manual failover |
 //! | [`config_file`] | `cluster_legacy.c` `clusterLoadConfig`, `clusterSaveConfig`, `clusterLockConfig` | nodes.conf: parse, atomic save, flock |
 //!
 //! The commands are in src/commands/cluster.rs.
@@ -22,6 +25,9 @@
 
 pub mod bus;
 pub mod config_file;
+pub mod failover;
+pub mod gossip;
+pub mod link;
 pub mod node;
 pub mod redirect;
 pub mod slot;

@@ -33,6 +33,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;
