@@ -124,12 +124,20 @@ fn replicate_from_nodes_conf() {
     };
     let p_name = "a".repeat(40);
     let r_name = "b".repeat(40);
-    for (imp, knows_replica) in [
-        (Impl::Ours, true),
-        (Impl::Reference(bin.clone()), true),
-        (Impl::Reference(bin.clone()), false),
+    let rb = Impl::Reference(bin.clone());
+    for (imp, r_imp, knows_replica) in [
+        (Impl::Ours, Impl::Ours, true),
+        (rb.clone(), Impl::Ours, true),
+        (rb.clone(), Impl::Ours, false),
+        // The reference as the replica of ours: checks ours as a primary and this test.
+        (Impl::Ours, rb.clone(), true),
     ] {
-        let dir = Dir::new(&format!("{:?}-{}", imp.kind(), knows_replica));
+        let dir = Dir::new(&format!(
+            "{:?}-{:?}-{}",
+            imp.kind(),
+            r_imp.kind(),
+            knows_replica
+        ));
         let pconf = dir.0.join("p.conf");
         let mut text = conf_line(&p_name, 0, 0, "myself,master", "-", " 0-16383");
         if knows_replica {
@@ -165,7 +173,7 @@ fn replicate_from_nodes_conf() {
             conf_line(&p_name, p.port, 1, "master", "-", " 0-16383")
         );
         std::fs::write(&rconf, text).unwrap();
-        let r = start_with_conf(&Impl::Ours, &rconf);
+        let r = start_with_conf(&r_imp, &rconf);
         let mut rc = r.conn();
         // Errors first: a node with keys cannot replicate (ours has none; the primary does).
         assert_eq!(
@@ -210,10 +218,15 @@ fn replicate_from_nodes_conf() {
             "{}",
             saved
         );
-        let complained = r
-            .log()
-            .contains("Primary does not understand REPLCONF set-cluster-node-id");
+        let complained = r.log().to_lowercase().contains("set-cluster-node-id");
         assert_eq!(complained, !knows_replica, "{:?}: {}", imp.kind(), r.log());
+        if matches!(r_imp, Impl::Ours) {
+            assert_eq!(
+                r.log()
+                    .contains("Primary does not understand REPLCONF set-cluster-node-id"),
+                !knows_replica
+            );
+        }
         // A replica can replicate again (no-op), not FAILOVER with an unreachable primary
         // (no bus link), and comes back as an empty primary with RESET.
         assert_eq!(rc.call(&["CLUSTER", "REPLICATE", &p_name]), b"+OK\r\n");
