@@ -50,6 +50,8 @@ pub const MYSELF: NodeId = NodeId(0);
 pub struct ClusterState {
     /// Myself and the other nodes, the slot owners and slot states.
     pub nodes: NodeTable,
+    /// Failure reports, elections, manual failover (item E, src/cluster/failover.rs).
+    pub failover: failover::FailoverState,
     /// The path of nodes.conf (`cluster-config-file`, relative to `dir`).
     pub config_file: std::path::PathBuf,
     /// The locked nodes.conf, kept open for the life of the process.
@@ -74,6 +76,7 @@ impl ClusterState {
     pub fn new() -> ClusterState {
         ClusterState {
             nodes: NodeTable::new_fresh(),
+            failover: Default::default(),
             config_file: "nodes.conf".into(),
             lock: None,
             start_ms: crate::util::mstime(),
