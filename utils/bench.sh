@@ -533,6 +533,7 @@ eval_bench() {
 cluster_start() {
     local server=$1 i port bus out
     CPORTS=()
+    local buses=()
     local ranges=("0 5460" "5461 10922" "10923 16383")
     for i in 0 1 2; do
         mkdir -p "$WORK/$2-$i"
@@ -547,12 +548,13 @@ cluster_start() {
         CPIDS+=("$pid")
         wait_ready "$port"
         CPORTS+=("$port")
+        buses+=("$bus")
         # shellcheck disable=SC2086
         redis-cli -p "$port" CLUSTER ADDSLOTSRANGE ${ranges[$i]} >/dev/null
         redis-cli -p "$port" CLUSTER SET-CONFIG-EPOCH $((i + 1)) >/dev/null
     done
     for i in 1 2; do
-        redis-cli -p "${CPORTS[$i]}" CLUSTER MEET 127.0.0.1 "${CPORTS[0]}" >/dev/null
+        redis-cli -p "${CPORTS[$i]}" CLUSTER MEET 127.0.0.1 "${CPORTS[0]}" "${buses[0]}" >/dev/null
     done
     for _ in $(seq 1 600); do
         out=ok
@@ -588,7 +590,7 @@ cluster_bench() {
                 echo "cluster run $run/$RUNS -P $pipeline $server" >&2
                 "${CLIENT_CPU[@]}" redis-benchmark --cluster -p "${first[$server]}" -c "$CLIENTS" \
                     -n "$n" -r 100000 -P "$pipeline" -t get,set --csv 2>/dev/null |
-                    bench_csv "$server" "$pipeline" "$run" - >>"$csv" ||
+                    sed -n '/^"test"/,$p' | bench_csv "$server" "$pipeline" "$run" - >>"$csv" ||
                     echo "redis-benchmark failed against $server (cluster -P $pipeline)" >&2
             done
         done
