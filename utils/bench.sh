@@ -119,6 +119,15 @@
 # requests [100000]) and GET at -P 1 (a third of that); for each, a short run with the same
 # 50 connections is dumped first, so the difference excludes connection setup and
 # handshakes. Not part of `make bench` (valgrind is slow); the counts do not depend on load.
+# `./utils/bench.sh cluster` runs only the cluster section (not part of a full run): a
+# three-primary cluster of valkey-rs and one of the reference (each node pinned like the
+# servers above, `cluster-enabled yes`, an explicit `cluster-port`, slots split in three by
+# ADDSLOTSRANGE, SET-CONFIG-EPOCH 1..3, MEET, then polled until every node reports
+# cluster_state:ok and three known nodes), then `redis-benchmark --cluster -t get,set`
+# (-c BENCH_CLIENTS -r 100000, -P 1 and 16) against each cluster, alternating, BENCH_RUNS
+# runs each; medians and the valkey-rs/upstream ratio (target >= 1.0).
+#   BENCH_CLUSTER_N        requests per run [BENCH_N/5]
+#   BENCH_CLUSTER_SERVERS  [valkey-rs reference]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -136,7 +145,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval | cluster) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval|cluster]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -519,6 +528,79 @@ eval_bench() {
     done
     echo
     print_table "$csv" "Scripting" EVALSHA-3calls
+}
+
+# ---- Cluster: redis-benchmark --cluster against three primaries of each ---------------
+# cluster_start SERVER PREFIX: three nodes of SERVER in cluster mode, slots split in three,
+# met and converged; sets CPORTS (client ports) and appends the pids to PIDS and CPIDS.
+cluster_start() {
+    local server=$1 i port bus out
+    CPORTS=()
+    local buses=()
+    local ranges=("0 5460" "5461 10922" "10923 16383")
+    for i in 0 1 2; do
+        mkdir -p "$WORK/$2-$i"
+        port=$(free_port)
+        bus=$(free_port)
+        while [ "$bus" = "$port" ]; do bus=$(free_port); done
+        local pid
+        pid=$(start_server "$server" "$WORK/$2-$i" "$port" --cluster-enabled yes \
+            --cluster-port "$bus" --cluster-node-timeout 5000 \
+            --cluster-config-file nodes.conf)
+        PIDS+=("$pid")
+        CPIDS+=("$pid")
+        wait_ready "$port"
+        CPORTS+=("$port")
+        buses+=("$bus")
+        # shellcheck disable=SC2086
+        redis-cli -p "$port" CLUSTER ADDSLOTSRANGE ${ranges[$i]} >/dev/null
+        redis-cli -p "$port" CLUSTER SET-CONFIG-EPOCH $((i + 1)) >/dev/null
+    done
+    for i in 1 2; do
+        redis-cli -p "${CPORTS[$i]}" CLUSTER MEET 127.0.0.1 "${CPORTS[0]}" "${buses[0]}" >/dev/null
+    done
+    for _ in $(seq 1 600); do
+        out=ok
+        for port in "${CPORTS[@]}"; do
+            redis-cli -p "$port" CLUSTER INFO | tr -d '\r' |
+                grep -q '^cluster_known_nodes:3$' || out=
+            redis-cli -p "$port" CLUSTER INFO | tr -d '\r' |
+                grep -q '^cluster_state:ok$' || out=
+        done
+        [ -n "$out" ] && return 0
+        sleep 0.1
+    done
+    echo "$server: the cluster did not converge (cluster_state:ok, 3 known nodes)" >&2
+    for port in "${CPORTS[@]}"; do redis-cli -p "$port" CLUSTER NODES >&2; done
+    return 1
+}
+
+cluster_bench() {
+    local server run pipeline
+    local csv="$WORK/cluster.csv" n=${BENCH_CLUSTER_N:-$((N / 5))}
+    : >"$csv"
+    declare -A first=()
+    CPIDS=()
+    local servers=${BENCH_CLUSTER_SERVERS:-valkey-rs reference}
+    for server in $servers; do
+        cluster_start "$server" "cluster-$server" || exit 1
+        first[$server]=${CPORTS[0]}
+    done
+    echo "cluster: redis-benchmark --cluster -t get,set -c $CLIENTS -n $n -r 100000, $RUNS runs each" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for server in $servers; do
+                echo "cluster run $run/$RUNS -P $pipeline $server" >&2
+                "${CLIENT_CPU[@]}" redis-benchmark --cluster -p "${first[$server]}" -c "$CLIENTS" \
+                    -n "$n" -r 100000 -P "$pipeline" -t get,set --csv 2>/dev/null |
+                    sed -n '/^"test"/,$p' | bench_csv "$server" "$pipeline" "$run" - >>"$csv" ||
+                    echo "redis-benchmark failed against $server (cluster -P $pipeline)" >&2
+            done
+        done
+    done
+    for pid in "${CPIDS[@]}"; do stop_pid "$pid"; done
+    echo
+    print_table "$csv" "Cluster, 3 primaries" SET
 }
 
 # ---- TLS: throughput over TLS vs plaintext on the same valkey-rs, handshakes/s ----------
@@ -1167,6 +1249,10 @@ if [ "$MODE" = acl ]; then
 fi
 if [ "$MODE" = tls ]; then
     tls_bench
+    exit 0
+fi
+if [ "$MODE" = cluster ]; then
+    cluster_bench
     exit 0
 fi
 if [ "$MODE" = tls-instr ]; then
