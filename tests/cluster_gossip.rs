@@ -275,3 +275,41 @@ fn forget_spreads() {
         nodes[forgetter].ok(&["CLUSTER", "FORGET", &id]);
     }
 }
+
+/// Our node's nodes.conf, written while it was part of a reference cluster, loads after a
+/// restart on another port: the node comes back with its id, reconnects on its own (no
+/// MEET), and the reference nodes take its new address.
+#[test]
+fn ours_restarts_from_nodes_conf() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let r = Impl::Reference(bin);
+    let mut nodes = start_nodes(&[r.clone(), r, Impl::Ours], &Opts::default());
+    create_cluster(&mut nodes, LIMIT).unwrap();
+    nodes[2].ok(&["CLUSTER", "SAVECONFIG"]);
+    let copy = std::env::temp_dir().join(format!(
+        "valkey-rs-cluster-gossip-{}-nodes.conf",
+        std::process::id()
+    ));
+    std::fs::copy(nodes[2].conf_path(), &copy).unwrap();
+    let old_id = nodes[2].id.clone();
+    drop(nodes.pop());
+    let o = Opts {
+        extra: vec![
+            "--cluster-config-file".into(),
+            copy.to_string_lossy().into_owned(),
+        ],
+        ..Opts::default()
+    };
+    nodes.push(CNode::start(&Impl::Ours, &o));
+    assert_eq!(nodes[2].id, old_id);
+    let res = wait_converged(&mut nodes, LIMIT);
+    let _ = std::fs::remove_file(&copy);
+    res.unwrap();
+    let port = nodes[2].port();
+    for n in nodes.iter_mut().take(2) {
+        let l = n.node(&old_id).unwrap();
+        assert_eq!(l.port, port, "{}: {}", n.label(), l.raw);
+    }
+}
