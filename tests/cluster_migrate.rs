@@ -438,3 +438,109 @@ fn migrate_command_table_matches_reference() {
         b"*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
     );
 }
+
+/// Waits until a one-node cluster (all slots added) reports `cluster_state:ok`.
+fn wait_cluster_ok(s: &Server) {
+    let mut c = s.conn();
+    let ok = wait_for(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&c.call(&["CLUSTER", "INFO"])).contains("cluster_state:ok")
+    });
+    assert!(ok, "{} did not reach cluster_state:ok", s.kind.name());
+}
+
+/// In cluster mode MIGRATE sends RESTORE-ASKING (with the remaining TTL and REPLACE when
+/// asked) after a SELECT, as the MONITOR of a reference target shows for a reference
+/// source; the same for a valkey-rs source. A one-node cluster on each side.
+#[test]
+fn migrate_in_cluster_mode_sends_restore_asking() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let cluster = ["--cluster-enabled", "yes"];
+    let mut seen = Vec::new();
+    for ours in [false, true] {
+        let src = if ours {
+            Server::ours(&cluster)
+        } else {
+            Server::reference(&bin, &cluster)
+        };
+        let dst = Server::reference(&bin, &cluster);
+        for s in [&src, &dst] {
+            let r = s.conn().call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+            assert_eq!(r, b"+OK\r\n");
+        }
+        wait_cluster_ok(&src);
+        wait_cluster_ok(&dst);
+        let mut mon = dst.conn();
+        assert_eq!(mon.call(&["MONITOR"]), b"+OK\r\n");
+        let mut s = src.conn();
+        let dport = dst.port.to_string();
+        s.call(&["SET", "a", "hello"]);
+        s.call(&["PEXPIRE", "a", "100000"]);
+        let m = ["MIGRATE", "127.0.0.1", &dport, "a", "0", "1000", "REPLACE"];
+        assert_eq!(s.call(&m), b"+OK\r\n");
+        s.call(&["RPUSH", "{t}l", "x"]);
+        // Keys of one slot (CROSSSLOT otherwise), one of them missing.
+        let m = [
+            "MIGRATE",
+            "127.0.0.1",
+            &dport,
+            "",
+            "0",
+            "1000",
+            "KEYS",
+            "{t}l",
+            "{t}z",
+        ];
+        assert_eq!(s.call(&m), b"+OK\r\n");
+        let mut lines = Vec::new();
+        // Keys of different slots: CROSSSLOT from the redirection step (the KEYS keys,
+        // not the empty key argument).
+        let m = [
+            "MIGRATE",
+            "127.0.0.1",
+            &dport,
+            "",
+            "0",
+            "1000",
+            "KEYS",
+            "a",
+            "b",
+        ];
+        lines.push(escape(&s.call(&m)));
+        for _ in 0..3 {
+            let r = mon.read_reply().unwrap();
+            let t = String::from_utf8_lossy(&r).to_string();
+            // `+<time> [0 <addr>] "CMD" ...`: keep the command part, the TTL as a flag.
+            let cmd = t
+                .split_once("] ")
+                .map(|x| x.1.trim_end().to_string())
+                .unwrap();
+            let parts: Vec<String> = cmd.split(' ').map(str::to_string).collect();
+            let mut norm = parts.clone();
+            if parts[0] == "\"RESTORE-ASKING\"" {
+                let ttl: i64 = parts[2].trim_matches('"').parse().unwrap();
+                norm[2] = if ttl > 0 && ttl <= 100000 { "TTL" } else { "0" }.into();
+                if ttl != 0 && ttl > 100000 {
+                    norm[2] = format!("bad ttl {ttl}");
+                }
+            }
+            lines.push(norm.join(" "));
+        }
+        seen.push(lines);
+    }
+    assert!(seen[0][0].starts_with("-CROSSSLOT"), "{:?}", seen[0]);
+    assert_eq!(seen[0][1], "\"SELECT\" \"0\"");
+    assert!(
+        seen[0][2].starts_with("\"RESTORE-ASKING\" \"a\" TTL"),
+        "{:?}",
+        seen[0]
+    );
+    assert!(seen[0][2].ends_with("\"REPLACE\""), "{:?}", seen[0]);
+    assert!(
+        seen[0][3].starts_with("\"RESTORE-ASKING\" \"{t}l\" 0"),
+        "{:?}",
+        seen[0]
+    );
+    assert_eq!(seen[0], seen[1]);
+}

@@ -264,7 +264,6 @@ fn reshard_reference_only() {
 /// A mixed cluster: slots move from a reference node to valkey-rs, then from valkey-rs to
 /// the other reference node.
 #[test]
-#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
 fn reshard_mixed_reference_and_ours() {
     let Some(bin) = require_reference() else {
         return;
@@ -341,7 +340,6 @@ fn python_has_valkey() -> bool {
 /// reads back, the check is green, no key is lost. Primaries only: CLUSTER REPLICATE is
 /// another branch's work.
 #[test]
-#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
 fn issue_test3_reshard_under_load() {
     if !python_has_valkey() {
         panic!("valkey-py is needed (pip install valkey)");

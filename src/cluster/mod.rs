@@ -148,7 +148,13 @@ impl ClusterState {
     /// Saves nodes.conf after a change; a failure is fatal, as upstream's
     /// `clusterSaveConfigOrDie`.
     pub fn save_config_or_die(&self) {
-        if let Err(e) = self.save_config() {
+        self.save_config_or_die_with(true);
+    }
+
+    /// [`ClusterState::save_config_or_die`], fsynced or not.
+    pub fn save_config_or_die_with(&self, fsync: bool) {
+        let r = config_file::save_with(&self.config_file, &self.nodes.config_text(), fsync);
+        if let Err(e) = r {
             log::warn!(
                 "Fatal: can't update cluster config file. ({})",
                 config_file::strerror(&e)
