@@ -444,6 +444,7 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
     // The AOF is written (and with `appendfsync always` fsynced) before any reply of
     // this turn leaves.
     crate::aof::before_sleep(srv);
+    crate::cluster::before_sleep(el, srv);
     crate::networking::handle_clients_with_pending_writes(el, srv);
     // Clients over `maxmemory-clients` go before key eviction would (src/memory.rs).
     crate::memory::evict_clients(el, srv, None);

@@ -61,6 +61,8 @@ pub struct ClusterState {
     /// The last computed state and size (upstream's `clusterUpdateState` keeps them while
     /// the writable delay runs).
     cached: std::cell::Cell<(bool, usize)>,
+    /// The bus: listeners, links, message counters, the FORGET blacklist (item D).
+    pub bus: link::Bus,
 }
 
 /// Upstream's `CLUSTER_WRITABLE_DELAY` (ms).
@@ -81,6 +83,7 @@ impl ClusterState {
             lock: None,
             start_ms: crate::util::mstime(),
             cached: std::cell::Cell::new((false, 0)),
+            bus: link::Bus::default(),
         }
     }
 
@@ -217,6 +220,31 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
         st.save_config()
             .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;
     }
+    Ok(())
+}
+
+/// The cluster cron time event (every 100 ms, upstream's `clusterCron`).
+pub fn cron_event(el: &mut crate::server::EventLoop, srv: &mut Server, _id: u64) -> i64 {
+    gossip::cron(el, srv);
+    100
+}
+
+/// Cluster work at before-sleep (upstream's `clusterBeforeSleep`).
+pub fn before_sleep(el: &mut crate::server::EventLoop, srv: &mut Server) {
+    if srv.cluster.is_some() {
+        gossip::before_sleep(el, srv);
+    }
+}
+
+/// Binds the bus listener and registers it, and the cron (from main, after the client
+/// listeners).
+pub fn start_bus(el: &mut crate::server::EventLoop, srv: &mut Server) -> Result<(), String> {
+    if srv.cluster.is_none() {
+        return Ok(());
+    }
+    link::listen(srv)?;
+    link::install_listeners(el, srv).map_err(|e| e.to_string())?;
+    el.create_time_event(100, cron_event);
     Ok(())
 }
 

@@ -1367,13 +1367,14 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
             }
             let _ = write!(
                 s,
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
+                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\n\
                  blocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\n\
                  watching_clients:{}\r\nclients_in_timeout_table:{}\r\ntotal_watched_keys:{}\r\n\
                  total_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:{}\r\n\
                  paused_reason:{}\r\npaused_actions:{}\r\npaused_timeout_milliseconds:{}\r\n",
                 srv.connected_clients(),
+                crate::cluster::link::count(srv),
                 srv.config.maxclients,
                 max_in,
                 max_out,
