@@ -364,3 +364,38 @@ fn killed_node_is_marked_failing() {
         assert_eq!(node.info_field("cluster_state"), "fail", "{}", node.label());
     }
 }
+
+/// CLUSTER MEET's argument errors are the reference's.
+#[test]
+fn meet_errors_match_reference() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let mut r = CNode::start(&Impl::Reference(bin), &Opts::default());
+    let mut o = CNode::start(&Impl::Ours, &Opts::default());
+    for args in [
+        "1.2.3 7000",
+        "127.0.0.1 abc",
+        "127.0.0.1 70000",
+        "127.0.0.1 0",
+        "127.0.0.1 -1",
+        "127.0.0.1 65535",
+        "127.0.0.1 7000 abc",
+        "127.0.0.1 7000 70000",
+        "127.0.0.1 7000 0",
+        "127.0.0.1 7000 1 2",
+        "127.0.0.1",
+        "localhost 7000",
+        "::1 7000",
+        "127.0.0.1 7000 17000",
+    ] {
+        let mut argv = vec!["CLUSTER", "MEET"];
+        argv.extend(args.split(' '));
+        assert_eq!(
+            String::from_utf8_lossy(&o.call(&argv)),
+            String::from_utf8_lossy(&r.call(&argv)),
+            "CLUSTER MEET {}",
+            args
+        );
+    }
+}
