@@ -91,6 +91,18 @@ fn ours_meets_reference_cluster() {
     );
     let links = all[3].text(&["INFO", "clients"]);
     assert!(links.contains("cluster_connections:6"), "{}", links);
+    let mem = all[3].text(&["INFO", "memory"]);
+    assert!(
+        !mem.contains("mem_cluster_links:0\r\n") && mem.contains("mem_cluster_links:"),
+        "{}",
+        mem
+    );
+    let links = all[3].call(&["CLUSTER", "LINKS"]);
+    assert!(
+        links.starts_with(b"*6\r\n"),
+        "{}",
+        String::from_utf8_lossy(&links)
+    );
     // The saved nodes.conf names all four nodes, and the reference parses it.
     all[3].ok(&["CLUSTER", "SAVECONFIG"]);
     let conf = common::cluster::read_conf(&all[3].conf_path());
@@ -311,5 +323,79 @@ fn ours_restarts_from_nodes_conf() {
     for n in nodes.iter_mut().take(2) {
         let l = n.node(&old_id).unwrap();
         assert_eq!(l.port, port, "{}: {}", n.label(), l.raw);
+    }
+}
+
+/// A killed node is seen `fail?` then `fail` by ours and by the reference nodes, through
+/// our pings (ping_sent) and the failure reports gossiped both ways; the survivors keep
+/// seeing each other connected.
+#[test]
+fn killed_node_is_marked_failing() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let r = Impl::Reference(bin);
+    let mut nodes = start_nodes(&[Impl::Ours, r.clone(), r, Impl::Ours], &Opts::default());
+    create_cluster(&mut nodes, LIMIT).unwrap();
+    let dead = nodes.remove(2);
+    let dead_id = dead.id.clone();
+    drop(dead);
+    let res = wait_ok(LIMIT, || {
+        for node in nodes.iter_mut() {
+            match node.node(&dead_id) {
+                Some(l) if l.has("fail") => {}
+                o => return Err(format!("{}: {:?}", node.label(), o.map(|l| l.raw))),
+            }
+        }
+        Ok(())
+    });
+    res.unwrap();
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    for node in nodes.iter_mut() {
+        for id in &ids {
+            let l = node.node(id).unwrap();
+            assert!(
+                l.connected() && !l.has("fail"),
+                "{}: {}",
+                node.label(),
+                l.raw
+            );
+        }
+        assert_eq!(node.info_field("cluster_state"), "fail", "{}", node.label());
+    }
+}
+
+/// CLUSTER MEET's argument errors are the reference's.
+#[test]
+fn meet_errors_match_reference() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let mut r = CNode::start(&Impl::Reference(bin), &Opts::default());
+    let mut o = CNode::start(&Impl::Ours, &Opts::default());
+    for args in [
+        "1.2.3 7000",
+        "127.0.0.1 abc",
+        "127.0.0.1 70000",
+        "127.0.0.1 0",
+        "127.0.0.1 -1",
+        "127.0.0.1 65535",
+        "127.0.0.1 7000 abc",
+        "127.0.0.1 7000 70000",
+        "127.0.0.1 7000 0",
+        "127.0.0.1 7000 1 2",
+        "127.0.0.1",
+        "localhost 7000",
+        "::1 7000",
+        "127.0.0.1 7000 17000",
+    ] {
+        let mut argv = vec!["CLUSTER", "MEET"];
+        argv.extend(args.split(' '));
+        assert_eq!(
+            String::from_utf8_lossy(&o.call(&argv)),
+            String::from_utf8_lossy(&r.call(&argv)),
+            "CLUSTER MEET {}",
+            args
+        );
     }
 }

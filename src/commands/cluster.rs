@@ -599,19 +599,22 @@ fn meet_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     if c.argv.len() > 5 {
-        c.reply
-            .add_error("ERR Invalid number of arguments for CLUSTER MEET");
+        let sub = String::from_utf8_lossy(&c.argv[1]).into_owned();
+        c.reply.add_error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+            sub
+        ));
         return;
     }
     let parse = |b: &[u8]| -> Option<i64> { std::str::from_utf8(b).ok()?.parse().ok() };
-    let Some(port) = parse(&c.argv[3]).filter(|p| (0..=65535).contains(p)) else {
+    let Some(port) = parse(&c.argv[3]) else {
         let a = String::from_utf8_lossy(&c.argv[3]).into_owned();
         c.reply
             .add_error(&format!("ERR Invalid base port specified: {}", a));
         return;
     };
     let cport = if c.argv.len() == 5 {
-        match parse(&c.argv[4]).filter(|p| (0..=65535).contains(p)) {
+        match parse(&c.argv[4]) {
             Some(p) => p,
             None => {
                 let a = String::from_utf8_lossy(&c.argv[4]).into_owned();
@@ -621,12 +624,19 @@ fn meet_command(srv: &mut Server, c: &mut Client) {
             }
         }
     } else {
-        port + 10000
+        port.saturating_add(10000)
     };
+    if !(1..=65535).contains(&port) {
+        c.reply.add_error("ERR Port number is out of range");
+        return;
+    }
+    if !(1..=65535).contains(&cport) {
+        c.reply
+            .add_error("ERR Cluster bus port number is out of range");
+        return;
+    }
     let ip = String::from_utf8_lossy(&c.argv[2]).into_owned();
-    if cport > 65535
-        || crate::cluster::gossip::start_handshake(srv, &ip, port as u16, cport as u16).is_err()
-    {
+    if crate::cluster::gossip::start_handshake(srv, &ip, port as u16, cport as u16).is_err() {
         let p = String::from_utf8_lossy(&c.argv[3]).into_owned();
         c.reply
             .add_error(&format!("ERR Invalid node address specified: {}:{}", ip, p));
