@@ -281,6 +281,16 @@ fn path_in_dir(srv: &Server, name: &str) -> PathBuf {
 /// rewrite, commands are kept only once the rewrite child runs (the ones before are in
 /// the base it writes).
 pub fn feed(srv: &mut Server, dbid: usize, argv: &[Vec<u8>]) {
+    feed_in(srv, Some(dbid), argv);
+}
+
+/// [`feed`] of a command that applies to no database (MULTI, EXEC: upstream's dbid -1):
+/// no SELECT is written before it.
+pub fn feed_no_db(srv: &mut Server, argv: &[Vec<u8>]) {
+    feed_in(srv, None, argv);
+}
+
+fn feed_in(srv: &mut Server, dbid: Option<usize>, argv: &[Vec<u8>]) {
     let keep = srv.aof.state == AofState::On
         || (srv.aof.state == AofState::WaitRewrite
             && crate::rdb::has_active_child(srv)
@@ -294,7 +304,7 @@ pub fn feed(srv: &mut Server, dbid: usize, argv: &[Vec<u8>]) {
                 .extend_from_slice(format!("#TS:{}\r\n", unixtime).as_bytes());
         }
     }
-    if aof.selected_db != Some(dbid) {
+    if let Some(dbid) = dbid.filter(|&d| aof.selected_db != Some(d)) {
         aof.selected_db = Some(dbid);
         if keep {
             let db = dbid.to_string();

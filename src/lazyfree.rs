@@ -28,6 +28,9 @@ static FREED: AtomicU64 = AtomicU64::new(0);
 enum Job {
     Value(Value),
     Db(KvStore),
+    /// Anything else that is slow to drop, counted as `n` objects (a Lua state with
+    /// its scripts: src/scripting/mod.rs).
+    Other(Box<dyn std::any::Any + Send>, u64),
 }
 
 fn queue() -> &'static Mutex<Sender<Job>> {
@@ -49,6 +52,10 @@ fn queue() -> &'static Mutex<Sender<Job>> {
                         Job::Db(kv) => {
                             let n = kv.len() as u64;
                             drop(kv);
+                            n
+                        }
+                        Job::Other(b, n) => {
+                            drop(b);
                             n
                         }
                     };
@@ -219,6 +226,12 @@ pub fn free_db(kv: KvStore, lazy: bool) {
         let n = kv.len() as u64;
         send(Job::Db(kv), n);
     }
+}
+
+/// Frees `b` on the background thread, counting `n` objects in the lazyfree statistics
+/// (upstream's lazyFreeLuaScripts / lazyFreeFunctionsCtx jobs).
+pub fn free_other(b: Box<dyn std::any::Any + Send>, n: u64) {
+    send(Job::Other(b, n), n);
 }
 
 /// `lazyfree_pending_objects`.

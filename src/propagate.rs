@@ -116,14 +116,13 @@ pub fn propagate_pending_as(srv: &mut Server, transaction: bool) {
     // to whatever db the stream has selected, so the first op's SELECT, if any, follows
     // the MULTI, as upstream writes it.
     if wrap {
-        propagate_marker(srv, ops[0].dbid, b"MULTI");
+        propagate_marker(srv, b"MULTI");
     }
     for op in &ops {
         propagate_now(srv, op.dbid, &op.argv, op.target);
     }
     if wrap {
-        let last_db = ops.last().map(|o| o.dbid).unwrap_or(0);
-        propagate_marker(srv, last_db, b"EXEC");
+        propagate_marker(srv, b"EXEC");
     }
     // Keep the allocation for the next unit.
     let mut ops = ops;
@@ -146,13 +145,12 @@ fn propagate_now(srv: &mut Server, dbid: usize, argv: &[Vec<u8>], target: u8) {
 }
 
 /// Feeds MULTI or EXEC around a unit. They apply to no database (upstream feeds them
-/// with dbid -1): each stream keeps whatever database it has selected, `fallback` when
-/// it has none yet.
-fn propagate_marker(srv: &mut Server, fallback: usize, name: &[u8]) {
+/// with dbid -1): each stream keeps whatever database it has selected, and one that has
+/// none yet gets its SELECT from the first operation, after the MULTI.
+fn propagate_marker(srv: &mut Server, name: &[u8]) {
     let argv = [name.to_vec()];
     if crate::aof::enabled(srv) {
-        let db = srv.aof.selected_db.unwrap_or(fallback);
-        crate::aof::feed(srv, db, &argv);
+        crate::aof::feed_no_db(srv, &argv);
     }
     crate::replication::feed_replicas(srv, None, &argv);
 }

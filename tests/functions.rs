@@ -339,3 +339,238 @@ fn replica_receives_libraries() {
         assert_eq!(pc.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
     }
 }
+
+/// `lazyfreed_objects` of INFO memory, once nothing is pending.
+fn lazyfreed(c: &mut Conn) -> i64 {
+    let mut v = 0;
+    let done = common::wait_for(Duration::from_secs(10), || {
+        let info = c.call(&["INFO", "memory"]);
+        v = common::info_field(&info, "lazyfreed_objects").unwrap_or(-1);
+        common::info_field(&info, "lazyfree_pending_objects") == Some(0)
+    });
+    assert!(done, "lazyfree never drained");
+    v
+}
+
+/// The lazyfree side of SCRIPT FLUSH and FUNCTION FLUSH: ASYNC (or no mode, with
+/// lazyfree-lazy-user-flush) hands a state holding more than 64 scripts or functions to
+/// the lazyfree thread, which counts them in `lazyfreed_objects`; SYNC and small states
+/// are freed at once. The counts, and the replies around them, equal the reference's.
+#[test]
+fn flush_async_lazyfree() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let run = |s: &Server| -> Vec<String> {
+        let mut c = s.conn();
+        let mut out = Vec::new();
+        let note = |c: &mut Conn, what: &str, base: &mut i64| -> String {
+            let now = lazyfreed(c);
+            let line = format!("{}: {}", what, now - *base);
+            *base = now;
+            line
+        };
+        let mut base = lazyfreed(&mut c);
+        let load_scripts = |c: &mut Conn, n: usize| {
+            for i in 0..n {
+                let r = c.call(&["SCRIPT", "LOAD", &format!("return {}", i)]);
+                assert_eq!(r[0], b'$');
+            }
+        };
+        let lib = |n: usize| {
+            let mut l = String::from("#!lua name=many\n");
+            for i in 0..n {
+                l.push_str(&format!(
+                    "server.register_function('f{}', function() return {} end)\n",
+                    i, i
+                ));
+            }
+            l
+        };
+        for (n, mode) in [
+            (70, Some("ASYNC")),
+            (64, None),
+            (65, Some("SYNC")),
+            (65, None),
+            (3, Some("ASYNC")),
+        ] {
+            load_scripts(&mut c, n);
+            let mut argv = vec!["SCRIPT", "FLUSH"];
+            argv.extend(mode);
+            out.push(escape(&c.call(&argv)));
+            out.push(note(
+                &mut c,
+                &format!("script flush {} {:?}", n, mode),
+                &mut base,
+            ));
+            out.push(escape(&c.call(&[
+                "SCRIPT",
+                "EXISTS",
+                "06d3d9b2060dd51343d5f19f0e531f15c507e3d1",
+            ])));
+            out.push(escape(&c.call(&["EVAL", "return 7", "0"])));
+        }
+        for (n, mode) in [
+            (65, Some("ASYNC")),
+            (65, None),
+            (64, Some("ASYNC")),
+            (65, Some("SYNC")),
+        ] {
+            out.push(escape(&c.call(&["FUNCTION", "LOAD", &lib(n)])));
+            out.push(escape(&c.call(&["FCALL", "f3", "0"])));
+            let mut argv = vec!["FUNCTION", "FLUSH"];
+            argv.extend(mode);
+            out.push(escape(&c.call(&argv)));
+            out.push(note(
+                &mut c,
+                &format!("function flush {} {:?}", n, mode),
+                &mut base,
+            ));
+            out.push(escape(&c.call(&["FCALL", "f3", "0"])));
+        }
+        // Without lazyfree-lazy-user-flush, no mode means SYNC.
+        c.call(&["CONFIG", "SET", "lazyfree-lazy-user-flush", "no"]);
+        load_scripts(&mut c, 70);
+        c.call(&["SCRIPT", "FLUSH"]);
+        out.push(note(&mut c, "script flush, lazy-user-flush no", &mut base));
+        c.call(&["FUNCTION", "LOAD", &lib(70)]);
+        c.call(&["FUNCTION", "FLUSH"]);
+        out.push(note(
+            &mut c,
+            "function flush, lazy-user-flush no",
+            &mut base,
+        ));
+        out.push(escape(&c.call(&["INFO", "keyspace"])));
+        out
+    };
+    let ours = run(&Server::ours(&[]));
+    let reference = run(&Server::reference(&bin, &[]));
+    assert_eq!(ours, reference);
+    // The counts are not all zero (the test can fail).
+    assert!(ours.iter().any(|l| l.ends_with(": 70")), "{:?}", ours);
+}
+
+/// Libraries for the restart test: flags, a description, a library replaced and one
+/// deleted before the restart, so the AOF holds every kind of FUNCTION command. One
+/// function per library: upstream lists the functions of a library (and the libraries)
+/// in the order of a hash table seeded at random per process (three starts of the
+/// reference, three orders), so only one-function replies compare byte for byte.
+const RESTART_LIBS: &[&str] = &[
+    "#!lua name=rlib1\nserver.register_function('r1', function(keys, args) \
+     return server.call('incr', keys[1]) end)",
+    "#!lua name=rlib4\nserver.register_function{function_name='r1ro', \
+     callback=function(keys, args) return server.call('get', keys[1]) end, \
+     flags={'no-writes'}, description='reads'}",
+    "#!lua name=rlib2\nserver.register_function('r2', function() return 'old' end)",
+    "#!lua name=rlib3\nserver.register_function('r3', function() return 'gone' end)",
+];
+
+/// FUNCTION LOAD, then a real restart of the server on its directory: from the RDB
+/// (SAVE), from the AOF with a rewrite (RDB preamble, then more commands after it) and
+/// without one (plain AOF, no preamble). The replies after the restart equal the
+/// reference's for the same sequence.
+#[test]
+fn restart_keeps_functions() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let run = |reference: bool, mode: &str| -> Vec<String> {
+        let dir = std::env::temp_dir().join(format!(
+            "valkey-rs-fnrestart-{}-{}-{}",
+            std::process::id(),
+            mode,
+            reference
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_string_lossy().into_owned();
+        let mut args = vec!["--dir", d.as_str()];
+        match mode {
+            "rdb" => {}
+            "aof-rewrite" => args.extend(["--appendonly", "yes"]),
+            _ => args.extend(["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]),
+        }
+        let start = |args: &[&str]| {
+            if reference {
+                Server::reference(&bin, args)
+            } else {
+                Server::ours(args)
+            }
+        };
+        let s = start(&args);
+        let mut c = s.conn();
+        c.set_read_timeout(Duration::from_secs(20));
+        let mut out = Vec::new();
+        let mut call = |c: &mut Conn, argv: &[&str]| {
+            out.push(format!("{} -> {}", argv.join(" "), escape(&c.call(argv))));
+        };
+        call(&mut c, &["FUNCTION", "LOAD", RESTART_LIBS[0]]);
+        call(&mut c, &["FUNCTION", "LOAD", RESTART_LIBS[1]]);
+        call(&mut c, &["FCALL", "r1", "1", "k"]);
+        if mode == "aof-rewrite" {
+            call(&mut c, &["BGREWRITEAOF"]);
+            let done = common::wait_for(Duration::from_secs(10), || {
+                let info = c.call(&["INFO", "persistence"]);
+                common::info_field(&info, "aof_rewrite_in_progress") == Some(0)
+                    && common::info_field(&info, "aof_rewrite_scheduled") == Some(0)
+            });
+            assert!(done, "rewrite did not finish");
+        }
+        call(&mut c, &["FUNCTION", "LOAD", RESTART_LIBS[3]]);
+        call(&mut c, &["FUNCTION", "LOAD", RESTART_LIBS[2]]);
+        call(
+            &mut c,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "REPLACE",
+                "#!lua name=rlib2\nserver.register_function('r2', function() return 'new' end)",
+            ],
+        );
+        call(&mut c, &["FUNCTION", "DELETE", "rlib3"]);
+        call(&mut c, &["FCALL", "r1", "1", "k"]);
+        if mode == "rdb" {
+            call(&mut c, &["SAVE"]);
+            c.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
+        } else {
+            c.send(&["SHUTDOWN"]).unwrap();
+        }
+        assert!(c.closed_within(Duration::from_secs(10)), "no shutdown");
+        drop(s);
+        let files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".rdb") || n.starts_with("appendonly"))
+            .collect();
+        assert!(!files.is_empty(), "nothing written in {}", d);
+        let s = start(&args);
+        let mut c = s.conn();
+        for lib in ["rlib1", "rlib2", "rlib3", "rlib4"] {
+            call(
+                &mut c,
+                &["FUNCTION", "LIST", "LIBRARYNAME", lib, "WITHCODE"],
+            );
+        }
+        call(&mut c, &["FCALL", "r1", "1", "k"]);
+        call(&mut c, &["FCALL_RO", "r1ro", "1", "k"]);
+        call(&mut c, &["FCALL", "r2", "0"]);
+        call(&mut c, &["FCALL", "r3", "0"]);
+        call(&mut c, &["FUNCTION", "STATS"]);
+        let info = c.call(&["INFO", "memory"]);
+        for f in ["number_of_functions", "number_of_libraries"] {
+            out.push(format!("{} {:?}", f, common::info_field(&info, f)));
+        }
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    };
+    for mode in ["rdb", "aof-rewrite", "aof"] {
+        let ours = run(false, mode);
+        let reference = run(true, mode);
+        for (o, r) in ours.iter().zip(&reference) {
+            assert_eq!(o, r, "{}: reply differs from the reference", mode);
+        }
+        assert_eq!(ours.len(), reference.len());
+    }
+}

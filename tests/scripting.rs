@@ -796,3 +796,85 @@ fn busy_script_and_kill() {
         );
     }
 }
+
+/// server.set_repl with every REPL_* constant, read back on both targets: the primary's
+/// AOF and a replica of it (same implementation). Equal to the reference's.
+#[test]
+fn set_repl_targets() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    let script = "\
+        redis.set_repl(redis.REPL_AOF); redis.call('set', 'a', '1'); \
+        redis.set_repl(redis.REPL_REPLICA); redis.call('set', 'b', '1'); \
+        redis.set_repl(redis.REPL_SLAVE); redis.call('set', 'c', '1'); \
+        redis.set_repl(redis.REPL_NONE); redis.call('set', 'd', '1'); \
+        redis.set_repl(redis.REPL_ALL); redis.call('set', 'e', '1')";
+    let mut got = Vec::new();
+    for reference in [false, true] {
+        let start = |a: &[&str]| {
+            if reference {
+                Server::reference(&bin, a)
+            } else {
+                Server::ours(a)
+            }
+        };
+        let p = start(&args);
+        let r = start(&[]);
+        let mut pc = p.conn();
+        let mut rc = r.conn();
+        rc.call(&["REPLICAOF", "127.0.0.1", &p.port.to_string()]);
+        let up = common::wait_for(Duration::from_secs(10), || {
+            String::from_utf8_lossy(&rc.call(&["INFO", "replication"]))
+                .contains("master_link_status:up")
+        });
+        assert!(up, "replica never synced");
+        let mut out = vec![escape(&pc.call(&["EVAL", script, "0"]))];
+        // One target for a whole script of two writes (MULTI/EXEC on that target only).
+        out.push(escape(&pc.call(&[
+            "EVAL",
+            "redis.set_repl(redis.REPL_REPLICA); redis.call('set', 'f', '1'); \
+             redis.call('set', 'g', '1')",
+            "0",
+        ])));
+        out.push(escape(&pc.call(&[
+            "EVAL",
+            "redis.set_repl(redis.REPL_AOF); redis.call('set', 'h', '1'); \
+             redis.call('set', 'i', '1')",
+            "0",
+        ])));
+        pc.call(&["SET", "end", "1"]);
+        let ok = common::wait_for(Duration::from_secs(5), || {
+            rc.call(&["GET", "end"]) == b"$1\r\n1\r\n"
+                && aof_commands(&p)
+                    .last()
+                    .is_some_and(|a| a.get(1).is_some_and(|k| k == b"end"))
+        });
+        assert!(ok, "replica or AOF never got the last write");
+        let keys = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        let mut mget = vec!["MGET"];
+        mget.extend(keys);
+        out.push(format!("primary {}", escape(&pc.call(&mget))));
+        out.push(format!("replica {}", escape(&rc.call(&mget))));
+        for a in aof_commands(&p) {
+            let words: Vec<String> = a
+                .iter()
+                .map(|x| String::from_utf8_lossy(x).to_lowercase())
+                .collect();
+            out.push(format!("aof {}", words.join(" ")));
+        }
+        got.push(out);
+    }
+    assert_eq!(got[0], got[1], "ours, reference");
+    // Both targets saw something and missed something.
+    assert!(got[0].iter().any(|l| l == "aof set a 1"));
+    assert!(!got[0].iter().any(|l| l == "aof set b 1"));
+}

@@ -97,6 +97,9 @@
 # worst PING round trip is reported, with the worst over the same time without any DEL (the
 # machine's noise). BENCH_LAZYFREE_RUNS lazy runs per server (median), then one synchronous
 # DEL (`lazyfree-lazy-user-del no`) for contrast. Target: worst PING under 5 ms.
+# The server's own view, which the machine's scheduling noise does not touch: the slowest
+# command while the value is freed (LATENCY LATEST, `latency-monitor-threshold 1`) and the
+# CPU the event loop's thread spent meanwhile (/proc/<pid>/task/<pid>/stat).
 #   BENCH_LAZYFREE_ELEMS   [10000000]
 #   BENCH_LAZYFREE_RUNS    [3]
 #   BENCH_LAZYFREE_SERVERS [valkey-rs reference]
@@ -856,8 +859,8 @@ lazyfree_bench() {
     local server port pid elems=${BENCH_LAZYFREE_ELEMS:-10000000} runs=${BENCH_LAZYFREE_RUNS:-3}
     echo "Lazy free: DEL of a $elems-member set, a second client PINGing throughout, $runs lazy runs + 1 synchronous" >&2
     echo
-    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | p99.9 PING ms | worst PING ms, no DEL | p99.9, no DEL | freed after s |"
-    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|--------------:|----------------------:|--------------:|--------------:|"
+    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | p99.9 PING ms | worst PING ms, no DEL | p99.9, no DEL | freed after s | slowest command ms (LATENCY, during the free) | event loop CPU ms (during the free) |"
+    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|--------------:|----------------------:|--------------:|--------------:|------:|------:|"
     for server in ${BENCH_LAZYFREE_SERVERS:-valkey-rs reference}; do
         mkdir -p "$WORK/lazyfree-$server"
         port=$(free_port)
@@ -865,7 +868,7 @@ lazyfree_bench() {
         PIDS+=("$pid")
         wait_ready "$port"
         "${CLIENT_CPU[@]}" python3 - "$server" "$port" "$elems" "$runs" <<'PY'
-import socket, statistics, subprocess, sys, time
+import os, socket, statistics, subprocess, sys, time
 
 server, port, n, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
@@ -950,31 +953,57 @@ def worst_ping(c, act):
     p.wait()
     return (float(worst), float(p999)), r
 
+def main_thread_ms():
+    # CPU time of the server's main thread (the event loop) so far, from /proc.
+    f = open("/proc/%d/task/%d/stat" % (pid, pid)).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+def parse(f):
+    line = f.readline()
+    if line[:1] == b"*":
+        return [parse(f) for _ in range(int(line[1:]))]
+    if line[:1] == b"$":
+        return f.read(int(line[1:]) + 2)[:-2]
+    return line[1:-2]
+
+def slowest_command_ms(c):
+    # LATENCY LATEST's max (4th field) for the "command" event; 0 when no command
+    # reached the 1 ms threshold.
+    c[0].sendall(enc("LATENCY", "LATEST"))
+    return max([int(e[3]) for e in parse(c[1]) if e[0] == b"command"] or [0])
+
 def del_and_wait(c):
+    call(c, "CONFIG", "SET", "latency-monitor-threshold", "1")
+    call(c, "LATENCY", "RESET")
+    cpu0 = main_thread_ms()
     t = time.perf_counter()
     assert call(c, "DEL", "big") == b"1"
     d = time.perf_counter() - t
     while info(c, "lazyfree_pending_objects") != 0:
         time.sleep(0.01)
     freed = time.perf_counter() - t
+    loop_cpu = main_thread_ms() - cpu0
+    slowest = slowest_command_ms(c)
+    call(c, "CONFIG", "SET", "latency-monitor-threshold", "0")
     time.sleep(0.05)
-    return d * 1000, freed
+    return d * 1000, freed, loop_cpu, slowest
 
 c = connect()
+pid = int([l for l in call(c, "INFO", "server").split(b"\r\n") if l.startswith(b"process_id:")][0][11:])
 rows = {"yes": [], "no": []}
 for lazy in ["yes"] * runs + ["no"]:
     call(c, "CONFIG", "SET", "lazyfree-lazy-user-del", lazy)
     build(c)
-    (worst, p999), (del_ms, freed) = worst_ping(c, lambda: del_and_wait(c))
+    (worst, p999), (del_ms, freed, loop_cpu, slowest) = worst_ping(c, lambda: del_and_wait(c))
     (noise, noise999), _ = worst_ping(c, lambda: time.sleep(freed + 0.05))
-    rows[lazy].append((del_ms, worst, noise, freed, p999, noise999))
-    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms, p99.9 %.2f ms (no DEL: %.2f, %.2f ms), freed after %.2f s, load %s"
-          % (server, lazy, del_ms, worst, p999, noise, noise999, freed,
+    rows[lazy].append((del_ms, worst, noise, freed, p999, noise999, slowest, loop_cpu))
+    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms, p99.9 %.2f ms (no DEL: %.2f, %.2f ms), freed after %.2f s, slowest command %d ms, event loop CPU %.0f ms, load %s"
+          % (server, lazy, del_ms, worst, p999, noise, noise999, freed, slowest, loop_cpu,
              open("/proc/loadavg").read().split()[0]), file=sys.stderr)
 for lazy in ["yes", "no"]:
     r = rows[lazy]
     med = lambda k: statistics.median(x[k] for x in r)
-    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (server, n, lazy, med(0), med(1), med(4), med(2), med(5), med(3)))
+    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.0f |" % (server, n, lazy, med(0), med(1), med(4), med(2), med(5), med(3), med(6), med(7)))
 PY
         stop_pid "$pid"
     done

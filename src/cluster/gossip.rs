@@ -716,6 +716,10 @@ pub fn del_node(srv: &mut Server, id: NodeId) {
             l.node = None;
         }
     }
+    // Its failure reports and the reports it made go with it (clusterDelNode).
+    if let Some(name) = st.nodes.get(id).map(|n| n.name.clone()) {
+        st.failover.forget(&name);
+    }
     st.nodes.remove(id);
     st.bus.todo_save = true;
 }

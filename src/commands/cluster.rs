@@ -102,6 +102,8 @@ static CLUSTER_SUBCOMMANDS: &[CommandDef] = &[
     CommandDef::new("count-failure-reports", 3, f::ADMIN | f::STALE, ADMIN_CATS, count_failure_reports_command)
         .doc("cluster", "3.0.0", "Returns the number of active failure reports for a node. No new reports are created once the node is marked as failed.", "O(N) where N is the number of failure reports")
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("failover", -2, ADMIN_FLAGS, ADMIN_CATS, failover_command)
+        .doc("cluster", "3.0.0", "Forces a replica to perform a manual failover of its primary.", "O(1)"),
     CommandDef::new("flushslots", 2, ADMIN_FLAGS, ADMIN_CATS, flushslots_command)
         .doc("cluster", "3.0.0", "Deletes all slots information from a node.", "O(1)"),
     CommandDef::new("forget", 3, ADMIN_FLAGS, ADMIN_CATS, forget_command)
@@ -127,6 +129,8 @@ static CLUSTER_SUBCOMMANDS: &[CommandDef] = &[
     CommandDef::new("replicas", 3, f::ADMIN | f::STALE, ADMIN_CATS, replicas_command)
         .doc("cluster", "5.0.0", "Lists the replica nodes of a primary node.", "O(N) where N is the number of replicas.")
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("replicate", -3, ADMIN_FLAGS, ADMIN_CATS, replicate_command)
+        .doc("cluster", "3.0.0", "Configures a node as replica of a primary node or detaches a replica from its primary.", "O(1)"),
     CommandDef::new("reset", -2, f::ADMIN | f::NOSCRIPT | f::STALE, ADMIN_CATS, reset_command)
         .doc("cluster", "3.0.0", "Resets a node.", "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect."),
     CommandDef::new("saveconfig", 2, ADMIN_FLAGS, ADMIN_CATS, saveconfig_command)
@@ -832,17 +836,107 @@ fn replicas_command(srv: &mut Server, c: &mut Client) {
     }
 }
 
-/// CLUSTER COUNT-FAILURE-REPORTS node-id: no failure detection yet, so 0.
+/// CLUSTER COUNT-FAILURE-REPORTS node-id: the valid failure reports about the node.
 fn count_failure_reports_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
-    if state(srv).nodes.lookup(&c.argv[2]).is_none() {
+    let Some(id) = state(srv).nodes.lookup(&c.argv[2]) else {
         let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
         c.reply.add_error(&format!("ERR Unknown node {}", name));
         return;
+    };
+    let n = crate::cluster::failover::count_failure_reports(srv, id);
+    c.reply.add_long(n as i64);
+}
+
+fn subcommand_syntax_error(c: &mut Client) {
+    let sub = String::from_utf8_lossy(&c.argv[1]).into_owned();
+    c.reply.add_error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+        sub
+    ));
+}
+
+/// CLUSTER REPLICATE node-id | NO ONE (docs/cluster-plan.md 4.1).
+fn replicate_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
     }
-    c.reply.add_long(0);
+    if c.argv.len() == 4 {
+        if !(c.argv[2].eq_ignore_ascii_case(b"no") && c.argv[3].eq_ignore_ascii_case(b"one")) {
+            subcommand_syntax_error(c);
+            return;
+        }
+        // Detach: a replica becomes an empty primary without slots.
+        if state(srv).nodes.myself().is_replica() {
+            crate::cluster::failover::detach_replica(srv);
+            crate::db::empty_data(srv, None, false);
+        }
+        c.reply.add_ok();
+        return;
+    }
+    if c.argv.len() != 3 {
+        subcommand_syntax_error(c);
+        return;
+    }
+    let has_keys = db_has_keys(srv);
+    let st = state(srv);
+    let Some(id) = st.nodes.lookup(&c.argv[2]) else {
+        let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
+        c.reply.add_error(&format!("ERR Unknown node {}", name));
+        return;
+    };
+    if id == MYSELF {
+        c.reply.add_error("ERR Can't replicate myself");
+        return;
+    }
+    if st.nodes.get(id).is_some_and(|n| n.is_replica()) {
+        c.reply
+            .add_error("ERR I can only replicate a master, not a replica.");
+        return;
+    }
+    let me = st.nodes.myself();
+    if me.is_primary() && (me.slots.count() != 0 || has_keys) {
+        c.reply
+            .add_error("ERR To set a master the node must be empty and without assigned slots.");
+        return;
+    }
+    if me.is_replica() && me.replicaof == Some(id) {
+        c.reply.add_ok();
+        return;
+    }
+    crate::cluster::failover::set_primary(srv, id, true);
+    crate::cluster::gossip::broadcast_pong(srv, crate::cluster::gossip::PongTarget::All);
+    c.reply.add_ok();
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] (docs/cluster-plan.md 4.4).
+fn failover_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let (mut force, mut takeover) = (false, false);
+    match c.argv.len() {
+        2 => {}
+        3 if c.argv[2].eq_ignore_ascii_case(b"force") => force = true,
+        3 if c.argv[2].eq_ignore_ascii_case(b"takeover") => {
+            force = true;
+            takeover = true;
+        }
+        _ => {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+    }
+    let who = format!(
+        "id={} addr={} laddr={} fd={} name=*redacted* user=*redacted* lib-name= lib-ver=",
+        c.id, c.addr, c.laddr, c.fd
+    );
+    match crate::cluster::failover::manual_failover(srv, force, takeover, &who) {
+        Ok(()) => c.reply.add_ok(),
+        Err(e) => c.reply.add_error(e),
+    }
 }
 
 /// CLUSTER BUMPEPOCH: a new configEpoch without consensus, unless mine is already the
@@ -1141,6 +1235,12 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
             .add_error("ERR CLUSTER RESET can't be called with master nodes containing keys");
         return;
     }
+    // A replica turns into an empty primary first (upstream's clusterReset).
+    if state(srv).nodes.myself().is_replica() {
+        crate::cluster::failover::detach_replica(srv);
+        crate::db::empty_data(srv, None, false);
+    }
+    crate::cluster::failover::reset_manual_failover(srv);
     let others: Vec<NodeId> = state(srv)
         .nodes
         .iter()

@@ -327,7 +327,11 @@ fn function_command(srv: &mut Server, c: &mut Client) {
                     .add_error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
                 return;
             }
-            srv.scripting.flush_functions();
+            let lazy = match c.argv.get(2) {
+                Some(m) => m.eq_ignore_ascii_case(b"async"),
+                None => srv.config.lazyfree_lazy_user_flush,
+            };
+            srv.scripting.flush_functions(lazy);
             srv.dirty += 1;
             c.reply.add_ok();
         }

@@ -372,8 +372,13 @@ fn script_command(srv: &mut Server, c: &mut Client) {
                     .add_error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
                 return;
             }
-            // ASYNC and SYNC both replace the state here (closing a Lua state is quick).
-            srv.scripting.flush();
+            // ASYNC (or no mode and lazyfree-lazy-user-flush) closes the old state on the
+            // lazyfree thread when it holds many scripts.
+            let lazy = match c.argv.get(2) {
+                Some(m) => m.eq_ignore_ascii_case(b"async"),
+                None => srv.config.lazyfree_lazy_user_flush,
+            };
+            srv.scripting.flush(lazy);
             c.reply.add_ok();
         }
         b"exists" => {

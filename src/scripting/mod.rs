@@ -71,19 +71,39 @@ impl Scripting {
         }
     }
 
-    /// SCRIPT FLUSH: drops every script and starts a fresh EVAL state.
-    pub fn flush(&mut self) {
-        self.cache.clear();
-        self.eval = None;
+    /// SCRIPT FLUSH: drops every script and starts a fresh EVAL state. With `lazy` and
+    /// more than LAZYFREE_THRESHOLD scripts the old state is closed by the lazyfree
+    /// thread, as upstream's freeLuaScriptsAsync.
+    pub fn flush(&mut self, lazy: bool) {
+        let evicted = self.cache.evicted;
+        let cache = std::mem::take(&mut self.cache);
+        self.cache.evicted = evicted;
+        let n = cache.len();
+        let vm = self.eval.take();
         self.eval = vm::LuaVm::new(vm::VmKind::Eval).ok();
         self.eval_vm_memory = 0;
+        Orphan {
+            cache: Some(cache),
+            libs: None,
+            vm,
+        }
+        .free(lazy, n);
     }
 
-    /// FUNCTION FLUSH: drops every library and starts a fresh function state.
-    pub fn flush_functions(&mut self) {
-        self.libs = functions::Registry::default();
-        self.func_vm = None;
+    /// FUNCTION FLUSH: drops every library and starts a fresh function state; lazily
+    /// as [`Scripting::flush`], by the number of functions (upstream's
+    /// freeFunctionsAsync).
+    pub fn flush_functions(&mut self, lazy: bool) {
+        let libs = std::mem::take(&mut self.libs);
+        let n = libs.funcs.len();
+        let vm = self.func_vm.take();
         self.func_vm = vm::LuaVm::new(vm::VmKind::Function).ok();
+        Orphan {
+            cache: None,
+            libs: Some(libs),
+            vm,
+        }
+        .free(lazy, n);
     }
 
     /// Takes every library and the function state out, leaving a fresh, empty state (a
@@ -112,6 +132,38 @@ impl Scripting {
         match &self.eval {
             Some(vm) => vm.used_memory() / 1024 * 1024,
             None => self.eval_vm_memory,
+        }
+    }
+}
+
+/// A Lua state taken out of the server together with every value that refers to it
+/// (the compiled scripts of the cache, the functions of the registry), to be dropped.
+///
+/// mlua's `Lua` is `!Send` without its `send` feature (which would put a lock around
+/// every call into Lua and make the state an `Arc`: a cost on every EVALSHA for nothing,
+/// since scripts only ever run on the main thread). Moving the whole group to another
+/// thread is still sound: every handle to the state (`Lua`, and the `Function`s holding
+/// reference-counted pointers to it) is in this value, so the non-atomic reference counts
+/// are only ever touched by one thread at a time; mlua keeps no thread-local state; no
+/// script is running (FLUSH is refused inside scripts and while one is busy), no hook is
+/// set, and the only `__gc` handlers `lua_close` runs are mlua's own (scripts can not
+/// create userdata: `newproxy` is removed). The Lua allocator is the process-wide
+/// counting allocator, which is thread-safe.
+struct Orphan {
+    cache: Option<cache::ScriptCache>,
+    libs: Option<functions::Registry>,
+    vm: Option<vm::LuaVm>,
+}
+
+// SAFETY: see the type's comment.
+unsafe impl Send for Orphan {}
+
+impl Orphan {
+    /// Drops the group: on the lazyfree thread when `lazy` and it holds more than
+    /// LAZYFREE_THRESHOLD scripts or functions (`n`), else here.
+    fn free(self, lazy: bool, n: usize) {
+        if lazy && n > crate::lazyfree::LAZYFREE_THRESHOLD {
+            crate::lazyfree::free_other(Box::new(self), n as u64);
         }
     }
 }
