@@ -449,3 +449,101 @@ fn replica_of_reference_primary_then_failover() {
     let (ok, out) = redis_cli(&["-c", "-p", &port, "GET", &key]);
     assert!(ok && out.trim() == want, "{} -> {}", key, out);
 }
+
+/// A replica of ours attached to a primary of ours in a cluster with two reference
+/// primaries, then a manual CLUSTER FAILOVER: the replica waits for the paused primary's
+/// offset, wins the election (FORCEACK votes of the reference primaries), and the old
+/// primary follows it as a replica, with the data intact.
+#[test]
+#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
+fn manual_failover_between_ours() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let o = opts();
+    let rb = Impl::Reference(bin);
+    let mut nodes = vec![
+        CNode::start(&Impl::Ours, &o),
+        CNode::start(&rb, &o),
+        CNode::start(&rb, &o),
+    ];
+    common::cluster::create_cluster(&mut nodes, limit())
+        .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[0].log()));
+    let counts = load_keys(&mut nodes, 3000);
+    let mut r = CNode::start(&Impl::Ours, &o);
+    r.meet(&nodes[1]);
+    let (p, rid) = (nodes[0].id.clone(), r.id.clone());
+    wait_ok(limit(), || match nodes[0].node(&rid) {
+        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
+        other => Err(format!("{:?}", other)),
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    r.ok(&["CLUSTER", "REPLICATE", &p]);
+    wait_ok(limit(), || {
+        for n in nodes.iter_mut() {
+            match n.node(&rid) {
+                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&p) => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        if info_of(&mut r.c, "master_link_status") != "up" {
+            return Err("link down".into());
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    // The primary lists its replica (the node id came with REPLCONF SET-CLUSTER-NODE-ID).
+    assert!(
+        nodes[0].text(&["CLUSTER", "REPLICAS", &p]).contains(&rid),
+        "{}",
+        nodes[0].text(&["CLUSTER", "NODES"])
+    );
+    let p_slots = nodes[0].node(&p).unwrap().slot_count();
+    r.ok(&["CLUSTER", "FAILOVER"]);
+    wait_ok(limit(), || {
+        if info_of(&mut r.c, "role") != "master" {
+            return Err("replica not promoted".into());
+        }
+        if info_of(&mut nodes[0].c, "role") != "slave" {
+            return Err("old primary not a replica".into());
+        }
+        for n in nodes.iter_mut().skip(1) {
+            match n.node(&rid) {
+                Some(l) if l.is_primary() && l.slot_count() == p_slots => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}\n--- replica:\n{}\n--- primary:\n{}",
+            e,
+            r.log(),
+            nodes[0].log()
+        )
+    });
+    let rl = r.log();
+    assert!(rl.contains("manual failover can start"), "{}", rl);
+    assert!(rl.contains("Failover election won"), "{}", rl);
+    assert!(nodes[0]
+        .log()
+        .contains("Manual failover requested by replica"));
+    assert_eq!(
+        String::from_utf8_lossy(&r.call(&["DBSIZE"])),
+        format!(":{}\r\n", counts[0])
+    );
+    // The old primary follows with the same data, and writes go to the new primary.
+    wait_ok(limit(), || {
+        if info_of(&mut nodes[0].c, "master_link_status") == "up" {
+            Ok(())
+        } else {
+            Err("old primary not linked".into())
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        r.call(&["DEBUG", "DIGEST"]),
+        nodes[0].call(&["DEBUG", "DIGEST"])
+    );
+}

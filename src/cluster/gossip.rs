@@ -940,12 +940,14 @@ fn update_slots_config_with(srv: &mut Server, sender: NodeId, ce: u64, slots: &b
         .map_or(0, |n| n.slots.count());
     let allow_migration = config.get("cluster-allow-replica-migration").as_deref() != Some("no");
     let mut del = false;
+    let mut become_replica = false;
     if new_primary.is_some() && cur_slots == 0 {
         if allow_migration || same_as_me {
-            // Becoming a replica (clusterSetPrimary) is item E's: not done here.
+            // clusterSetPrimary is item E's (failover::set_primary), called below.
+            become_replica = true;
             info!(
                 "Configuration change detected. Reconfiguring myself as a replica of node {} in \
-                 shard {} (not implemented: item E)",
+                 shard {}",
                 node_name(st, sender),
                 st.nodes
                     .get(sender)
@@ -968,6 +970,9 @@ fn update_slots_config_with(srv: &mut Server, sender: NodeId, ce: u64, slots: &b
     }
     if del {
         delete_dirty(srv, &dirty);
+    }
+    if become_replica {
+        failover::set_primary(srv, sender, !same_as_me);
     }
 }
 

@@ -1250,6 +1250,7 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
     for id in others {
         crate::cluster::gossip::del_node(srv, id);
     }
+    state(srv).failover = Default::default();
     let st = state(srv);
     st.bus.blacklist.clear();
     let t = &mut st.nodes;
