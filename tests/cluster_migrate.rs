@@ -99,6 +99,8 @@ fn scenario(src: &Server, dst: &Server, dead_port: u16) -> Vec<(String, String)>
         vec!["MIGRATE", host, &dead, "nokey", "0", "1000"],
         // Connection and authentication failures: the key stays.
         vec!["MIGRATE", host, &dead, "str", "0", "500"],
+        vec!["MIGRATE", "256.1.1.1", &dport, "str", "0", "500"],
+        vec!["MIGRATE", host, "-1", "str", "0", "500"],
         vec!["MIGRATE", host, &dport, "str", "0", "1000"],
         vec!["MIGRATE", host, &dport, "str", "0", "1000", "AUTH", "wrong"],
         vec![

@@ -337,8 +337,8 @@ fn python_has_valkey() -> bool {
 /// The issue's test 3: valkey-rs primaries made by `redis-cli --cluster create`, the
 /// ValkeyCluster workload running while `redis-cli --cluster reshard --cluster-slots 1000`
 /// moves slots (and the keys loaded before) between two of them; every acknowledged write
-/// reads back, the check is green, no key is lost. Primaries only: CLUSTER REPLICATE is
-/// another branch's work.
+/// reads back, the check is green, no key is lost. Three primaries with a replica each
+/// (`--cluster-replicas 1`); the replicas end with their primary's DBSIZE.
 #[test]
 fn issue_test3_reshard_under_load() {
     if !python_has_valkey() {
@@ -349,20 +349,49 @@ fn issue_test3_reshard_under_load() {
         Ok("reference") => Impl::Reference(require_reference().expect("reference")),
         _ => Impl::Ours,
     };
-    let mut nodes = start_nodes(&[imp.clone(), imp.clone(), imp], &Opts::default());
+    let mut nodes = start_nodes(&vec![imp; 6], &Opts::default());
     let addrs: Vec<String> = nodes
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port()))
         .collect();
     let mut args = vec!["--cluster", "create"];
     args.extend(addrs.iter().map(|s| s.as_str()));
-    args.push("--cluster-yes");
+    args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
     let (ok, out) = redis_cli(&args);
     assert!(ok, "--cluster create failed:\n{out}");
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     common::cluster::wait_converged(&mut nodes, LIMIT).unwrap();
     let slots: usize = nodes.iter_mut().map(my_slots).sum();
     assert_eq!(slots, 16384);
+    // Three primaries with one replica each, the replicas in sync.
+    let mut primaries = Vec::new();
+    let mut replicas = Vec::new();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let id = n.id.clone();
+        let line = n.node(&id).expect("own line");
+        if line.is_primary() {
+            primaries.push(i);
+        } else {
+            let p = line.primary.clone().expect("a replica's primary");
+            replicas.push((i, p));
+        }
+    }
+    assert_eq!((primaries.len(), replicas.len()), (3, 3));
+    let index_of = |nodes: &[CNode], id: &str| nodes.iter().position(|n| n.id == id).unwrap();
+    let pairs: Vec<(usize, usize)> = replicas
+        .iter()
+        .map(|(r, p)| (*r, index_of(&nodes, p)))
+        .collect();
+    for &(r, _) in &pairs {
+        common::cluster::wait_ok(LIMIT, || {
+            let info = nodes[r].text(&["INFO", "replication"]);
+            match info.contains("master_link_status:up") {
+                true => Ok(()),
+                false => Err(info),
+            }
+        })
+        .unwrap();
+    }
     const N: usize = 6000;
     load_keys(&mut nodes, N);
     let before = read_all(&nodes, N);
@@ -386,8 +415,9 @@ fn issue_test3_reshard_under_load() {
 
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     let t0 = Instant::now();
-    let s0 = my_slots(&mut nodes[0]);
-    reshard(&nodes[0], &ids[0], &ids[1], 1000);
+    let (from, to) = (primaries[0], primaries[1]);
+    let s0 = my_slots(&mut nodes[from]);
+    reshard(&nodes[from], &ids[from], &ids[to], 1000);
     let took = t0.elapsed();
     // Let the workload run a little on the new layout, then stop it.
     std::thread::sleep(Duration::from_millis(500));
@@ -408,12 +438,25 @@ fn issue_test3_reshard_under_load() {
     assert_eq!(v["gets_wrong"].num(), 0, "{summary}");
     assert!(v["acked"].num() > 20, "{summary}");
 
-    assert_eq!(my_slots(&mut nodes[0]), s0 - 1000);
+    assert_eq!(my_slots(&mut nodes[from]), s0 - 1000);
     check_green(&nodes[0]);
     let after = read_all(&nodes, N);
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         assert_eq!(escape(&a.0), escape(&b.0), "key:{i}");
         assert_eq!(a.1, b.1, "key:{i} TTL");
+    }
+    // The replicas followed: the DELs of the source and the RESTOREs of the target
+    // reached them.
+    for &(r, p) in &pairs {
+        let want = nodes[p].text(&["DBSIZE"]);
+        common::cluster::wait_ok(LIMIT, || {
+            let got = nodes[r].text(&["DBSIZE"]);
+            match got == want {
+                true => Ok(()),
+                false => Err(format!("replica {got}, primary {want}")),
+            }
+        })
+        .unwrap();
     }
 }
 

@@ -61,12 +61,19 @@ pub struct ClusterState {
     /// The last computed state and size (upstream's `clusterUpdateState` keeps them while
     /// the writable delay runs).
     cached: std::cell::Cell<(bool, usize)>,
+    /// When `cached` was last recomputed for [`ClusterState::state_ok`] (ms; 0: stale),
+    /// and with which `cluster-require-full-coverage`.
+    state_at_ms: std::cell::Cell<(i64, bool)>,
     /// The bus: listeners, links, message counters, the FORGET blacklist (item D).
     pub bus: link::Bus,
 }
 
 /// Upstream's `CLUSTER_WRITABLE_DELAY` (ms).
 const WRITABLE_DELAY: i64 = 2000;
+/// How long [`ClusterState::state_ok`] reuses the computed state: upstream recomputes it in
+/// `clusterCron` (every 100 ms) and in beforeSleep after a change, and every command reads
+/// the stored value. Recomputing per command (16384 slots) cost most of the CPU of a GET.
+const STATE_REFRESH_MS: i64 = 100;
 
 impl Default for ClusterState {
     fn default() -> Self {
@@ -83,6 +90,7 @@ impl ClusterState {
             lock: None,
             start_ms: crate::util::mstime(),
             cached: std::cell::Cell::new((false, 0)),
+            state_at_ms: std::cell::Cell::new((0, false)),
             bus: link::Bus::default(),
         }
     }
@@ -90,8 +98,17 @@ impl ClusterState {
     /// `cluster_state:ok` (upstream's `clusterUpdateState`, computed on demand): with
     /// `cluster-require-full-coverage`, every slot assigned to a node not failing; and a
     /// majority of the primaries serving slots reachable.
+    /// The per-command path: the state computed at most [`STATE_REFRESH_MS`] ago, or
+    /// since the last save of nodes.conf (every change of the table saves it).
     pub fn state_ok(&self, require_full_coverage: bool) -> bool {
-        self.update_state(require_full_coverage).0
+        let now = crate::util::mstime();
+        let (at, full) = self.state_at_ms.get();
+        if (0..STATE_REFRESH_MS).contains(&(now - at)) && full == require_full_coverage {
+            return self.cached.get().0;
+        }
+        let ok = self.update_state(require_full_coverage).0;
+        self.state_at_ms.set((now, require_full_coverage));
+        ok
     }
 
     /// `(cluster_state ok, cluster_size)`, recomputed unless this primary is still in its
@@ -142,6 +159,7 @@ impl ClusterState {
 
     /// Saves nodes.conf now (atomically, fsynced).
     pub fn save_config(&self) -> std::io::Result<()> {
+        self.state_at_ms.set((0, false));
         config_file::save(&self.config_file, &self.nodes.config_text())
     }
 
@@ -153,6 +171,7 @@ impl ClusterState {
 
     /// [`ClusterState::save_config_or_die`], fsynced or not.
     pub fn save_config_or_die_with(&self, fsync: bool) {
+        self.state_at_ms.set((0, false));
         let r = config_file::save_with(&self.config_file, &self.nodes.config_text(), fsync);
         if let Err(e) = r {
             log::warn!(

@@ -235,9 +235,13 @@ fn sock_err(e: &std::io::Error) -> SockErr {
 fn connect(host: &[u8], port: &[u8], timeout_ms: i64) -> Result<Option<TcpStream>, SockErr> {
     let port = atoi(port);
     let host = String::from_utf8_lossy(host).into_owned();
-    let Ok(port) = u16::try_from(port) else {
+    // The port goes to getaddrinfo as a decimal service: a negative one does not
+    // resolve, a larger one is cut to 16 bits (MIGRATE to port 99999 is refused on port
+    // 34463 upstream, a write error).
+    if port < 0 {
         return Err(SockErr::Connect);
-    };
+    }
+    let port = port as u16;
     let Ok(addrs) = (host.as_str(), port).to_socket_addrs() else {
         return Err(SockErr::Connect);
     };
