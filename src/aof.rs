@@ -1669,9 +1669,11 @@ fn load_single(srv: &mut Server, name: &str) -> LoadStatus {
         srv.aof.enc_resume = None;
     }
     let mut torn = false;
-    let encrypted = crate::rdb::crypt::is_encrypted(&buf);
+    let encrypted = crate::rdb::crypt::is_encrypted(&buf) || ::rdb::crypt::is_partial_header(&buf);
     let buf = if encrypted {
-        match decrypt_aof(srv, name, &path, &buf) {
+        let res = decrypt_aof(srv, name, &path, &buf);
+        drop(buf);
+        match res {
             Ok((plain, t)) => {
                 torn = t;
                 plain
@@ -1703,6 +1705,34 @@ fn decrypt_aof(
     path: &Path,
     buf: &[u8],
 ) -> Result<(Vec<u8>, bool), LoadStatus> {
+    // A crash while the header of a new incremental file was being written.
+    if ::rdb::crypt::is_partial_header(buf) {
+        if !srv.aof.load_truncated {
+            warn!(
+                "The encrypted AOF file {} ends inside its header (offset {})",
+                name,
+                buf.len()
+            );
+            return Err(LoadStatus::Failed);
+        }
+        warn!(
+            "!!! Truncating the AOF {} at offset 0 (a torn encryption header) !!!",
+            name
+        );
+        if let Err(e) = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(0))
+        {
+            warn!(
+                "Error truncating the AOF file {}: {}",
+                name,
+                crate::rdb::os_err(&e)
+            );
+            return Err(LoadStatus::Failed);
+        }
+        return Ok((Vec::new(), true));
+    }
     let d = match crate::rdb::crypt::decrypt_file(buf, name) {
         Ok(d) => d,
         Err(e) => {

@@ -772,12 +772,13 @@ fn load_options(srv: &Server) -> (VersionCheck, Limits) {
 /// already present is replaced; without it a duplicate key is corrupt data.
 /// Corruption is logged with the file name and offset.
 pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), LoadError> {
-    let buf = std::fs::read(filename).map_err(LoadError::Io)?;
+    let raw = std::fs::read(filename).map_err(LoadError::Io)?;
     // An encrypted file is decrypted and authenticated whole before any key is loaded:
     // a wrong key or a damaged chunk never leaves half a dataset.
-    let buf = if crypt::is_encrypted(&buf) {
-        match crypt::decrypt_file(&buf, filename) {
+    let buf = if crypt::is_encrypted(&raw) {
+        match crypt::decrypt_file(&raw, filename) {
             Ok(d) => {
+                drop(raw);
                 info!("Decrypted RDB file {} (key {})", filename, d.fingerprint);
                 d.plain
             }
@@ -787,7 +788,7 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
             }
         }
     } else {
-        buf
+        raw
     };
     let (check, lim) = load_options(srv);
     crate::busy::start_loading(srv, buf.len() as u64);

@@ -139,6 +139,12 @@ pub fn is_encrypted(buf: &[u8]) -> bool {
     buf.starts_with(MAGIC)
 }
 
+/// Whether `buf` is the beginning of an encrypted file's header and nothing more (a
+/// file torn while its header was written).
+pub fn is_partial_header(buf: &[u8]) -> bool {
+    !buf.is_empty() && buf.len() < HEADER_LEN && (MAGIC.starts_with(buf) || buf.starts_with(MAGIC))
+}
+
 /// The key fingerprint an encrypted file's header names (16 hex digits).
 pub fn file_fingerprint(buf: &[u8]) -> Option<String> {
     buf.get(16..24).filter(|_| is_encrypted(buf)).map(hex)

@@ -53,7 +53,8 @@ pub fn current() -> Option<Arc<Key>> {
     keys().current
 }
 
-/// Decrypts a file read whole; `what` names it in errors ("file <name> at offset N").
+/// Decrypts a file read whole with the current or the old key; errors name the file
+/// and the offset in it.
 pub fn decrypt_file(buf: &[u8], name: &str) -> Result<::rdb::crypt::Decrypted, String> {
     let k = keys();
     let list: Vec<&Key> = k.current.iter().chain(k.old.iter()).map(|a| &**a).collect();
@@ -66,8 +67,12 @@ pub fn decrypt_file(buf: &[u8], name: &str) -> Result<::rdb::crypt::Decrypted, S
 }
 
 /// INFO persistence: whether encryption is on and the key fingerprints (never a key).
+/// Only when a key is configured: otherwise INFO lists exactly upstream's fields.
 pub fn info_fields(s: &mut String) {
     let k = keys();
+    if k.current.is_none() && k.old.is_none() {
+        return;
+    }
     let fp = |k: &Option<Arc<Key>>| k.as_ref().map(|k| k.fingerprint()).unwrap_or_default();
     s.push_str(&format!(
         "persistence_encryption:{}\r\npersistence_encryption_key_fingerprint:{}\r\n\
