@@ -1671,9 +1671,7 @@ fn load_single(srv: &mut Server, name: &str) -> LoadStatus {
     let mut torn = false;
     let encrypted = crate::rdb::crypt::is_encrypted(&buf) || ::rdb::crypt::is_partial_header(&buf);
     let buf = if encrypted {
-        let res = decrypt_aof(srv, name, &path, &buf);
-        drop(buf);
-        match res {
+        match decrypt_aof(srv, name, &path, buf) {
             Ok((plain, t)) => {
                 torn = t;
                 plain
@@ -1703,10 +1701,10 @@ fn decrypt_aof(
     srv: &mut Server,
     name: &str,
     path: &Path,
-    buf: &[u8],
+    buf: Vec<u8>,
 ) -> Result<(Vec<u8>, bool), LoadStatus> {
     // A crash while the header of a new incremental file was being written.
-    if ::rdb::crypt::is_partial_header(buf) {
+    if ::rdb::crypt::is_partial_header(&buf) {
         if !srv.aof.load_truncated {
             warn!(
                 "The encrypted AOF file {} ends inside its header (offset {})",

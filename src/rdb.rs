@@ -776,9 +776,8 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
     // An encrypted file is decrypted and authenticated whole before any key is loaded:
     // a wrong key or a damaged chunk never leaves half a dataset.
     let buf = if crypt::is_encrypted(&raw) {
-        match crypt::decrypt_file(&raw, filename) {
+        match crypt::decrypt_file(raw, filename) {
             Ok(d) => {
-                drop(raw);
                 info!("Decrypted RDB file {} (key {})", filename, d.fingerprint);
                 d.plain
             }

@@ -413,6 +413,13 @@ pub struct Decrypted {
 /// an append log may end torn ([`Decrypted::torn_at`]). Any chunk that fails
 /// authentication, a wrong key, a bad header are errors naming the offset.
 pub fn decrypt(buf: &[u8], keys: &[&Key]) -> Result<Decrypted, CryptError> {
+    decrypt_vec(buf.to_vec(), keys)
+}
+
+/// [`decrypt`] in place: each chunk is opened where it lies and its plaintext moved
+/// down, so no second buffer of the file's size is allocated.
+pub fn decrypt_vec(mut buf: Vec<u8>, keys: &[&Key]) -> Result<Decrypted, CryptError> {
+    let total = buf.len();
     let Some(h) = buf.get(..HEADER_LEN) else {
         return Err(err(
             buf.len() as u64,
@@ -456,13 +463,14 @@ pub fn decrypt(buf: &[u8], keys: &[&Key]) -> Result<Decrypted, CryptError> {
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(h);
     let fk = FileKey::derive(key, header);
-    let mut plain = Vec::with_capacity(buf.len());
+    // Plaintext end: always at or before the chunk being read.
+    let mut wpos = 0usize;
     let mut pos = HEADER_LEN;
     let mut index = 0u64;
     let mut committed = (0usize, 0u64, HEADER_LEN as u64);
     let mut sealed = false;
     let mut torn_at = None;
-    while pos < buf.len() {
+    while pos < total {
         let at = pos as u64;
         if sealed {
             return Err(err(at, "data after the final chunk"));
@@ -480,16 +488,14 @@ pub fn decrypt(buf: &[u8], keys: &[&Key]) -> Result<Decrypted, CryptError> {
             ));
         }
         let end = pos + 4 + n + TAG_LEN;
-        if end > buf.len() {
+        if end > total {
             torn_at = Some(at);
             break;
         }
-        let start = plain.len();
-        plain.extend_from_slice(&buf[pos + 4..end]);
         let aad = fk.aad(index, word);
         if fk
             .aead
-            .open_in_place(fk.nonce(index), Aad::from(&aad[..]), &mut plain[start..])
+            .open_in_place(fk.nonce(index), Aad::from(&aad[..]), &mut buf[pos + 4..end])
             .is_err()
         {
             return Err(err(
@@ -500,7 +506,8 @@ pub fn decrypt(buf: &[u8], keys: &[&Key]) -> Result<Decrypted, CryptError> {
                 ),
             ));
         }
-        plain.truncate(start + n);
+        buf.copy_within(pos + 4..pos + 4 + n, wpos);
+        wpos += n;
         pos = end;
         index += 1;
         if word & FLAG_FINAL != 0 {
@@ -510,7 +517,7 @@ pub fn decrypt(buf: &[u8], keys: &[&Key]) -> Result<Decrypted, CryptError> {
             sealed = true;
         }
         if word & FLAG_COMMIT != 0 {
-            committed = (plain.len(), index, pos as u64);
+            committed = (wpos, index, pos as u64);
         }
     }
     if kind == Kind::Snapshot {
@@ -518,14 +525,14 @@ pub fn decrypt(buf: &[u8], keys: &[&Key]) -> Result<Decrypted, CryptError> {
             return Err(err(at, "truncated file: incomplete chunk"));
         }
         if !sealed {
-            return Err(err(buf.len() as u64, "truncated file: no final chunk"));
+            return Err(err(total as u64, "truncated file: no final chunk"));
         }
-    } else if torn_at.is_none() && committed.2 != buf.len() as u64 {
+    } else if torn_at.is_none() && committed.2 != total as u64 {
         torn_at = Some(committed.2);
     }
-    plain.truncate(committed.0);
+    buf.truncate(committed.0);
     Ok(Decrypted {
-        plain,
+        plain: buf,
         header,
         kind,
         fingerprint: fp,

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-pub use ::rdb::crypt::{decrypt, is_encrypted, EncWriter, Key, Kind, Sealer};
+pub use ::rdb::crypt::{is_encrypted, EncWriter, Key, Kind, Sealer};
 
 use crate::config::Config;
 
@@ -55,10 +55,10 @@ pub fn current() -> Option<Arc<Key>> {
 
 /// Decrypts a file read whole with the current or the old key; errors name the file
 /// and the offset in it.
-pub fn decrypt_file(buf: &[u8], name: &str) -> Result<::rdb::crypt::Decrypted, String> {
+pub fn decrypt_file(buf: Vec<u8>, name: &str) -> Result<::rdb::crypt::Decrypted, String> {
     let k = keys();
     let list: Vec<&Key> = k.current.iter().chain(k.old.iter()).map(|a| &**a).collect();
-    decrypt(buf, &list).map_err(|e| {
+    ::rdb::crypt::decrypt_vec(buf, &list).map_err(|e| {
         format!(
             "Can't decrypt the encrypted file {} at offset {}: {}",
             name, e.offset, e.reason
@@ -153,8 +153,7 @@ pub fn open_plain_snapshot(path: &str) -> std::io::Result<(std::fs::File, u64)> 
     f.rewind()?;
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
-    let d = decrypt_file(&buf, path).map_err(std::io::Error::other)?;
-    drop(buf);
+    let d = decrypt_file(buf, path).map_err(std::io::Error::other)?;
     // SAFETY: memfd_create with a static NUL-terminated name; a non-negative result is
     // a fresh descriptor owned by the File built from it.
     let fd = unsafe { libc::memfd_create(c"valkey-rs-sync".as_ptr(), libc::MFD_CLOEXEC) };
