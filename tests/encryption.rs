@@ -881,3 +881,69 @@ fn check_tools_take_key_file() {
     );
     assert_eq!(std::fs::read(&incr).unwrap(), good);
 }
+
+/// A disk-based full sync from a primary whose dump.rdb is encrypted: the reference, as
+/// replica, gets a plaintext RDB it loads (the stream stays plaintext); a valkey-rs
+/// replica with a key and `repl-diskless-load disabled` stores its copy encrypted.
+#[test]
+fn disk_sync_streams_plaintext_and_replica_copy_is_encrypted() {
+    let Some(reference) = require_reference() else {
+        return;
+    };
+    let keys = TempDir::new("enc-repl");
+    let key = key_file(&keys, "key", 14, 0o600, false);
+    let rkey = key_file(&keys, "rkey", 15, 0o600, false);
+    let primary = common::Server::ours(&[
+        "--repl-diskless-sync",
+        "no",
+        "--persistence-encryption-key-file",
+        &key,
+    ]);
+    let mut p = primary.conn();
+    populate(&mut p);
+    let want = p.call(&["DEBUG", "DIGEST"]);
+    let synced = |r: &mut Conn| {
+        wait_for(Duration::from_secs(20), || {
+            String::from_utf8_lossy(&r.call(&["INFO", "replication"]))
+                .contains("master_link_status:up")
+        })
+    };
+    let up = common::Server::reference(&reference, &[]);
+    let mut r = up.conn();
+    ok(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    assert!(
+        synced(&mut r),
+        "reference replica not synced:\n{}",
+        up.log()
+    );
+    assert_eq!(r.call(&["DEBUG", "DIGEST"]), want);
+    assert_encrypted(&primary.dir.join("dump.rdb"));
+    let ours = common::Server::ours(&[
+        "--repl-diskless-load",
+        "disabled",
+        "--persistence-encryption-key-file",
+        &rkey,
+    ]);
+    let mut o = ours.conn();
+    ok(
+        &mut o,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    assert!(synced(&mut o), "replica not synced:\n{}", ours.log());
+    assert_eq!(o.call(&["DEBUG", "DIGEST"]), want);
+    let copy = ours.dir.join("dump.rdb");
+    assert_encrypted(&copy);
+    // Encrypted with the replica's own key.
+    let fp = info_str(
+        &mut o,
+        "persistence",
+        "persistence_encryption_key_fingerprint",
+    )
+    .unwrap();
+    let head = std::fs::read(&copy).unwrap();
+    let hex: String = head[16..24].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, fp);
+}
