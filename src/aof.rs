@@ -1742,6 +1742,28 @@ fn decrypt_aof(
             return Err(LoadStatus::Failed);
         }
     };
+    // The header's kind must match the file's role in the manifest.
+    let is_base = srv
+        .aof
+        .manifest
+        .base
+        .as_ref()
+        .is_some_and(|b| b.name == name);
+    let want = if is_base {
+        crate::rdb::crypt::Kind::Snapshot
+    } else {
+        crate::rdb::crypt::Kind::Log
+    };
+    if d.kind != want {
+        warn!(
+            "AOF loading aborted: the encrypted file {} is a {:?} file (offset 10) but the \
+             manifest names it as {}",
+            name,
+            d.kind,
+            if is_base { "the base" } else { "an incr file" }
+        );
+        return Err(LoadStatus::Failed);
+    }
     let Some(at) = d.torn_at else {
         if d.kind == crate::rdb::crypt::Kind::Log {
             srv.aof.enc_resume = Some((name.to_string(), d.header, d.chunks, d.fingerprint));

@@ -453,6 +453,16 @@ fn tampered_aof_is_refused_and_torn_tail_is_truncated() {
         b.extend_from_slice(&last);
     });
     expect_refusal(&dir, &base, &args, &|b| b.truncate(b.len() - 1));
+    // A valid file in the wrong role: the incr file's content as the base.
+    let incr_bytes = std::fs::read(&incr).unwrap();
+    let log = {
+        let good = std::fs::read(&base).unwrap();
+        std::fs::write(&base, &incr_bytes).unwrap();
+        let log = refused(&dir, &args);
+        std::fs::write(&base, &good).unwrap();
+        log
+    };
+    assert!(log.contains("manifest names it as the base"), "{log}");
     expect_refusal(&dir, &base, &args, &|b| b[HEADER + 10] ^= 1);
     // A torn last batch: refused with aof-load-truncated no...
     let good = std::fs::read(&incr).unwrap();
