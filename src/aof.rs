@@ -109,6 +109,14 @@ pub struct Aof {
     rewrite_min_size: u64,
     disable_auto_gc: bool,
     bio: Bio,
+    /// Encryption of the open incremental file (issue 14): its sealer, and how many
+    /// bytes at the start of `buf` are already sealed chunks (sealed at write time, kept
+    /// as ciphertext across a short write so no chunk index is ever reused).
+    enc: Option<crate::rdb::crypt::Sealer>,
+    enc_upto: usize,
+    /// What loading learnt of the last incremental file when it was encrypted: its
+    /// name, header and chunk count (to keep appending to it with the same key).
+    enc_resume: Option<(String, [u8; ::rdb::crypt::HEADER_LEN], u64, String)>,
 }
 
 /// Whether writes are fed to the AOF.
@@ -355,6 +363,36 @@ fn write_all(f: &File, mut buf: &[u8]) -> (usize, Option<io::Error>) {
     (total, None)
 }
 
+/// With an encrypted incremental file, seals what `buf` holds past `enc_upto` as one
+/// batch (chunks of at most 64 KiB, the last flagged commit) in place of the plaintext.
+fn seal_pending(a: &mut Aof) {
+    let Some(sealer) = a.enc.as_mut() else {
+        return;
+    };
+    if a.enc_upto >= a.buf.len() {
+        return;
+    }
+    let plain = a.buf.split_off(a.enc_upto);
+    sealer.seal_batch(&plain, &mut a.buf);
+    a.enc_upto = a.buf.len();
+}
+
+/// Starts a new incremental file `f`: with encryption on, its header is written now and
+/// a sealer kept for its batches. Returns the bytes written.
+fn start_incr_file(a: &mut Aof, f: &File) -> io::Result<u64> {
+    a.enc = None;
+    a.enc_upto = 0;
+    let Some(key) = crate::rdb::crypt::current() else {
+        return Ok(0);
+    };
+    let (sealer, header) = crate::rdb::crypt::Sealer::new(&key, crate::rdb::crypt::Kind::Log)?;
+    let mut w = f;
+    w.write_all(&header)?;
+    // Commands fed before the switch belong to the new file: they are sealed at write.
+    a.enc = Some(sealer);
+    Ok(header.len() as u64)
+}
+
 /// Whether an fsync handed to the background thread is still running.
 fn fsync_in_progress(srv: &Server) -> bool {
     srv.aof.bio.pending() != 0
@@ -400,6 +438,7 @@ pub fn flush(srv: &mut Server, force: bool) {
                  buffer without waiting for fsync to complete, this may slow down the server."
             );
         }
+        seal_pending(&mut srv.aof);
         let (written, err) = write_all(&fd, &srv.aof.buf);
         let unixtime = srv.unixtime;
         let a = &mut srv.aof;
@@ -427,6 +466,9 @@ pub fn flush(srv: &mut Server, force: bool) {
                 }
                 match fd.set_len(a.last_incr_size) {
                     Ok(()) => kept = 0,
+                    // A torn chunk can't be completed by later writes of other data,
+                    // but the same sealed bytes are written again from where they
+                    // stopped (`kept` leaves them in `buf`): the file stays valid.
                     Err(e) => {
                         if can_log {
                             warn!(
@@ -452,6 +494,7 @@ pub fn flush(srv: &mut Server, force: bool) {
                 a.current_size += kept as u64;
                 a.last_incr_size += kept as u64;
                 a.buf.drain(..kept);
+                a.enc_upto = a.enc_upto.saturating_sub(kept);
             }
             return;
         }
@@ -460,6 +503,7 @@ pub fn flush(srv: &mut Server, force: bool) {
         }
         a.current_size += written as u64;
         a.last_incr_size += written as u64;
+        a.enc_upto = 0;
         if a.buf.capacity() < 4000 {
             a.buf.clear();
         } else {
@@ -702,8 +746,29 @@ pub fn open_on_server_start(srv: &mut Server) {
         info!("Creating AOF base file {} on server start", base);
         dirty = true;
     }
+    // An incremental file is appended to only when written the way new data would be:
+    // plaintext with encryption off, or with the current key (docs/encryption.md).
+    let appendable = |srv: &Server, name: &str| -> bool {
+        let size = file_size(srv, name).unwrap_or(0);
+        let key = crate::rdb::crypt::current();
+        match (&srv.aof.enc_resume, key) {
+            (Some((n, _, _, fp)), Some(k)) if n == name => *fp == k.fingerprint(),
+            (Some((n, _, _, _)), None) if n == name => false,
+            (_, Some(_)) => size == 0,
+            (_, None) => true,
+        }
+    };
     let name = match am.incrs.last() {
-        Some(i) => i.name.clone(),
+        Some(i) if appendable(srv, &i.name) => i.name.clone(),
+        Some(i) => {
+            info!(
+                "AOF incr file {} was written with another encryption setting: starting a \
+                 new incr file",
+                i.name
+            );
+            dirty = true;
+            am.new_incr(&filename)
+        }
         None => {
             dirty = true;
             am.new_incr(&filename)
@@ -724,7 +789,26 @@ pub fn open_on_server_start(srv: &mut Server) {
         std::process::exit(1);
     }
     srv.aof.manifest = am;
-    let size = file_size(srv, &name).unwrap_or(0);
+    let mut size = file_size(srv, &name).unwrap_or(0);
+    let resume = srv.aof.enc_resume.take();
+    match (resume, crate::rdb::crypt::current()) {
+        (Some((n, header, chunks, _)), Some(key)) if n == name && size > 0 => {
+            srv.aof.enc = Some(crate::rdb::crypt::Sealer::resume(&key, header, chunks));
+            srv.aof.enc_upto = 0;
+        }
+        _ if size == 0 => match start_incr_file(&mut srv.aof, &f) {
+            Ok(n) => size = n,
+            Err(e) => {
+                warn!(
+                    "Can't write the encryption header of the append-only file {}: {}",
+                    name,
+                    crate::rdb::os_err(&e)
+                );
+                std::process::exit(1);
+            }
+        },
+        _ => {}
+    }
     let a = &mut srv.aof;
     a.fd = Some(Arc::new(f));
     a.last_incr_size = size;
@@ -795,12 +879,16 @@ fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
             0
         },
     };
-    let res = if srv.aof.use_rdb_preamble {
-        crate::rdb::rdb_save_to_flags(srv, file, true)
-    } else {
-        rewrite_commands(srv, file)
-    }
-    .and_then(|f| f.f.sync_all());
+    let res = crate::rdb::crypt::MaybeEnc::new(file)
+        .and_then(|file| {
+            if srv.aof.use_rdb_preamble {
+                crate::rdb::rdb_save_to_flags(srv, file, true)
+            } else {
+                rewrite_commands(srv, file)
+            }
+        })
+        .and_then(|f| f.finish())
+        .and_then(|f| f.f.sync_all());
     if let Err(e) = res {
         warn!(
             "Write error writing append only file on disk: {}",
@@ -1048,7 +1136,7 @@ fn rewrite_stream(out: &mut Vec<u8>, key: &[u8], s: &crate::types::stream::Strea
 /// The dataset as commands (`rewriteAppendOnlyFileRio`), for
 /// `aof-use-rdb-preamble no`: per db a SELECT, per key the commands rebuilding it and
 /// a PEXPIREAT when it has a TTL; the function libraries first, as FUNCTION LOAD.
-fn rewrite_commands(srv: &Server, file: AutoSync) -> io::Result<AutoSync> {
+fn rewrite_commands<W: Write>(srv: &Server, file: W) -> io::Result<W> {
     let mut w = io::BufWriter::with_capacity(64 * 1024, file);
     if srv.aof.timestamp_enabled {
         write!(w, "#TS:{}\r\n", crate::util::mstime() / 1000)?;
@@ -1128,14 +1216,36 @@ fn open_new_incr_for_append(srv: &mut Server) -> bool {
         }
     }
     info!("Creating AOF incr file {} on background rewrite", name);
+    // Chunks already sealed for the old file go there; if they can't, they are dropped:
+    // the base about to be forked holds their commands.
+    if srv.aof.enc_upto > 0 {
+        flush(srv, true);
+        let a = &mut srv.aof;
+        if a.enc_upto > 0 {
+            a.buf.drain(..a.enc_upto.min(a.buf.len()));
+            a.enc_upto = 0;
+        }
+    }
     if let Some(old) = srv.aof.fd.take() {
         srv.aof.bio.submit(Job::Close(old));
         srv.aof.last_fsync_ms = srv.mstime;
     }
+    let head = match start_incr_file(&mut srv.aof, &f) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(
+                "Can't write the encryption header of the append-only file {}: {}",
+                name,
+                crate::rdb::os_err(&e)
+            );
+            return false;
+        }
+    };
     let a = &mut srv.aof;
     a.fd = Some(Arc::new(f));
-    a.last_incr_size = 0;
+    a.last_incr_size = head;
     a.last_incr_fsync_offset = 0;
+    a.current_size += head;
     if let Some(am) = temp_am {
         a.manifest = am;
     }
@@ -1462,6 +1572,8 @@ pub fn stop_append_only(srv: &mut Server) {
     a.rewrite_scheduled = false;
     a.last_incr_size = 0;
     a.last_incr_fsync_offset = 0;
+    a.enc = None;
+    a.enc_upto = 0;
     kill_append_only_child(srv);
     srv.aof.buf = Vec::new();
 }
@@ -1563,14 +1675,155 @@ fn load_single(srv: &mut Server, name: &str) -> LoadStatus {
     if buf.is_empty() {
         return LoadStatus::Empty;
     }
+    if srv.aof.enc_resume.as_ref().is_some_and(|r| r.0 == name) {
+        srv.aof.enc_resume = None;
+    }
+    let mut torn = false;
+    let encrypted = crate::rdb::crypt::is_encrypted(&buf) || ::rdb::crypt::is_partial_header(&buf);
+    let buf = if encrypted {
+        match decrypt_aof(srv, name, &path, buf) {
+            Ok((plain, t)) => {
+                torn = t;
+                plain
+            }
+            Err(status) => return status,
+        }
+    } else {
+        buf
+    };
     let old_state = srv.aof.state;
     srv.aof.state = AofState::Off;
-    let res = replay(srv, name, &path, &buf);
+    // An encrypted file is cut only at batch boundaries (above): its committed
+    // plaintext ending inside a command is corruption, not a torn write.
+    let res = replay(srv, name, (!encrypted).then_some(&*path), &buf);
     srv.aof.state = old_state;
+    if torn && res == LoadStatus::Ok {
+        return LoadStatus::Truncated;
+    }
     res
 }
 
-fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
+/// Decrypts an encrypted AOF file read whole (src/rdb/crypt.rs): a chunk failing
+/// authentication, a wrong key, a truncated base fail the load; a torn last batch of an
+/// incremental file is a truncated AOF (`aof-load-truncated` cuts the file back to its
+/// last committed batch). Returns the plaintext and whether the file was torn.
+fn decrypt_aof(
+    srv: &mut Server,
+    name: &str,
+    path: &Path,
+    buf: Vec<u8>,
+) -> Result<(Vec<u8>, bool), LoadStatus> {
+    // A crash while the header of a new incremental file was being written.
+    if ::rdb::crypt::is_partial_header(&buf) {
+        if !srv.aof.load_truncated {
+            warn!(
+                "The encrypted AOF file {} ends inside its header (offset {})",
+                name,
+                buf.len()
+            );
+            return Err(LoadStatus::Failed);
+        }
+        warn!(
+            "!!! Truncating the AOF {} at offset 0 (a torn encryption header) !!!",
+            name
+        );
+        if let Err(e) = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(0))
+        {
+            warn!(
+                "Error truncating the AOF file {}: {}",
+                name,
+                crate::rdb::os_err(&e)
+            );
+            return Err(LoadStatus::Failed);
+        }
+        return Ok((Vec::new(), true));
+    }
+    let d = match crate::rdb::crypt::decrypt_file(buf, name) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!("{}", e);
+            warn!(
+                "AOF loading aborted: the encrypted file {} is not valid",
+                name
+            );
+            return Err(LoadStatus::Failed);
+        }
+    };
+    // The header's kind must match the file's role in the manifest.
+    let is_base = srv
+        .aof
+        .manifest
+        .base
+        .as_ref()
+        .is_some_and(|b| b.name == name);
+    let want = if is_base {
+        crate::rdb::crypt::Kind::Snapshot
+    } else {
+        crate::rdb::crypt::Kind::Log
+    };
+    if d.kind != want {
+        warn!(
+            "AOF loading aborted: the encrypted file {} is a {:?} file (offset 10) but the \
+             manifest names it as {}",
+            name,
+            d.kind,
+            if is_base { "the base" } else { "an incr file" }
+        );
+        return Err(LoadStatus::Failed);
+    }
+    let Some(at) = d.torn_at else {
+        if d.kind == crate::rdb::crypt::Kind::Log {
+            srv.aof.enc_resume = Some((name.to_string(), d.header, d.chunks, d.fingerprint));
+        }
+        return Ok((d.plain, false));
+    };
+    if !srv.aof.load_truncated {
+        warn!(
+            "The encrypted AOF file {} ends with a torn batch at offset {}; its last complete \
+             batch ends at offset {}",
+            name, at, d.committed_len
+        );
+        warn!(
+            "Unexpected end of file reading the append only file {}. You can: 1) Make a \
+             backup of your AOF file, then use ./valkey-rs-check-aof --fix --key-file <file> \
+             <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' \
+             configuration option to yes and restart the server.",
+            name
+        );
+        return Err(LoadStatus::Failed);
+    }
+    warn!(
+        "!!! Warning: short read while loading the AOF file {}!!!",
+        name
+    );
+    warn!(
+        "!!! Truncating the AOF {} at offset {} (a torn encrypted batch at offset {}) !!!",
+        name, d.committed_len, at
+    );
+    if let Err(e) = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(d.committed_len))
+    {
+        warn!(
+            "Error truncating the AOF file {}: {}",
+            name,
+            crate::rdb::os_err(&e)
+        );
+        return Err(LoadStatus::Failed);
+    }
+    warn!(
+        "AOF {} loaded anyway because aof-load-truncated is enabled",
+        name
+    );
+    srv.aof.enc_resume = Some((name.to_string(), d.header, d.chunks, d.fingerprint));
+    Ok((d.plain, true))
+}
+
+fn replay(srv: &mut Server, name: &str, path: Option<&Path>, buf: &[u8]) -> LoadStatus {
     let mut start = 0u64;
     if buf.starts_with(b"REDIS") || buf.starts_with(b"VALKEY") {
         let old_style = name == srv.config.appendfilename;
@@ -1678,7 +1931,7 @@ fn replay(srv: &mut Server, name: &str, path: &Path, buf: &[u8]) -> LoadStatus {
     if !truncated {
         return LoadStatus::Ok;
     }
-    if srv.aof.load_truncated {
+    if let (true, Some(path)) = (srv.aof.load_truncated, path) {
         warn!(
             "!!! Warning: short read while loading the AOF file {}!!!",
             name

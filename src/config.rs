@@ -384,6 +384,10 @@ pub static TABLE: &[Directive] = &[
     str_("cluster-announce-human-nodename", None, M, ""),
     str_("syslog-ident", None, IMMUTABLE, "valkey"),
     str_("dbfilename", None, PROTECTED, "dump.rdb"),
+    // Encryption at rest (issue 14, docs/encryption.md): key files read at start and by
+    // CONFIG SET (src/rdb/crypt.rs); empty: files are written in plaintext.
+    str_("persistence-encryption-key-file", None, M, ""),
+    str_("persistence-encryption-old-key-file", None, M, ""),
     str_("appendfilename", None, IMMUTABLE, "appendonly.aof"),
     str_("appenddirname", None, IMMUTABLE, "appendonlydir"),
     str_("server-cpulist", Some("server_cpulist"), IMMUTABLE, ""),

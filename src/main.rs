@@ -172,6 +172,15 @@ fn main() {
     // Calibrate the command timer before serving.
     let _ = util::ticks_to_us(0);
     let mut srv = server::Server::new(cfg);
+    // Encryption at rest: a key file that can't be used (missing, not owner-only, not a
+    // 256-bit key) stops the start, before any file is read or written.
+    match rdb::crypt::keys_from_config(&srv.config) {
+        Ok(k) => rdb::crypt::install(k),
+        Err(e) => {
+            error!("Fatal: {}", e);
+            std::process::exit(1);
+        }
+    }
     srv.config_file = cfg_file;
     srv.ops.systemd = systemd;
     for (old, new) in &extras.renames {

@@ -26,6 +26,7 @@
 //! A corrupt or truncated file stops the server with the file name and offset
 //! in the log: it never runs with half a dataset.
 
+pub mod crypt;
 pub mod value;
 
 use std::fs::OpenOptions;
@@ -303,7 +304,9 @@ pub fn rdb_save(srv: &mut Server, filename: &str) -> bool {
     };
     // The umask may have taken bits away; never more than 0600 either way.
     let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-    let res = rdb_save_to(srv, file)
+    let res = crypt::MaybeEnc::new(file)
+        .and_then(|f| rdb_save_to(srv, f))
+        .and_then(|f| f.finish())
         .map_err(|e| ("rdbSaveRio", e))
         .and_then(|f| f.sync_all().map_err(|e| ("fsync", e)));
     if let Err((op, e)) = res {
@@ -769,7 +772,23 @@ fn load_options(srv: &Server) -> (VersionCheck, Limits) {
 /// already present is replaced; without it a duplicate key is corrupt data.
 /// Corruption is logged with the file name and offset.
 pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), LoadError> {
-    let buf = std::fs::read(filename).map_err(LoadError::Io)?;
+    let raw = std::fs::read(filename).map_err(LoadError::Io)?;
+    // An encrypted file is decrypted and authenticated whole before any key is loaded:
+    // a wrong key or a damaged chunk never leaves half a dataset.
+    let buf = if crypt::is_encrypted(&raw) {
+        match crypt::decrypt_file(raw, filename) {
+            Ok(d) => {
+                info!("Decrypted RDB file {} (key {})", filename, d.fingerprint);
+                d.plain
+            }
+            Err(e) => {
+                warn!("{}", e);
+                return Err(LoadError::Corrupt);
+            }
+        }
+    } else {
+        raw
+    };
     let (check, lim) = load_options(srv);
     crate::busy::start_loading(srv, buf.len() as u64);
     let res = load_records(srv, &buf, check, lim, merge, false);
@@ -1231,6 +1250,7 @@ pub fn info_persistence(srv: &Server, s: &mut String) {
     s.push_str("slot_migration_fork_in_progress:0\r\n");
     crate::aof::info_enabled_fields(srv, s);
     crate::busy::info_loading_fields(srv, s);
+    crypt::info_fields(s);
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ const OUR_EXTRA_DIRECTIVES: &[&str] = &[
     "auth-failure-window",
     "auth-lockout-max",
     "config-get-secrets",
+    "persistence-encryption-key-file",
+    "persistence-encryption-old-key-file",
 ];
 
 #[test]

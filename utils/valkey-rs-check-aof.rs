@@ -4,6 +4,11 @@
 //! file by file (base, then incrementals, in order); only the last file may be
 //! truncated (`--fix` asks "Continue? [y/N]: " first). An RDB base or preamble is
 //! validated with the `rdb` crate. The stream checks are `aof::check`.
+//!
+//! `--key-file <file>` (twice for a new and an old key) opens encrypted files
+//! (docs/encryption.md): each is decrypted and authenticated whole; a chunk failing
+//! authentication is an error with its offset; a torn last batch of the last file is a
+//! truncated AOF (`--fix` cuts it back to the last complete batch).
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -109,6 +114,29 @@ fn check_rdb_preamble(buf: &[u8], path: &str) -> usize {
 struct Ctx {
     fix: bool,
     to_timestamp: i64,
+    keys: Vec<rdb::crypt::Key>,
+}
+
+/// Decrypts an encrypted file; dies with the offset on failure.
+fn decrypt(ctx: &Ctx, name: &str, buf: &[u8]) -> rdb::crypt::Decrypted {
+    let refs: Vec<&rdb::crypt::Key> = ctx.keys.iter().collect();
+    match rdb::crypt::decrypt(buf, &refs) {
+        Ok(d) => d,
+        Err(e) => die(&[format!(
+            "AOF {name} is not valid: encrypted file, offset {}: {}",
+            e.offset, e.reason
+        )]),
+    }
+}
+
+/// Whether a file (decrypted when encrypted) starts with an RDB preamble.
+fn file_is_rdb(ctx: &Ctx, name: &str, path: &str) -> bool {
+    let buf = read_file(path, false);
+    if rdb::crypt::is_encrypted(&buf) {
+        is_rdb(&decrypt(ctx, name, &buf).plain)
+    } else {
+        is_rdb(&buf)
+    }
 }
 
 fn check_single(ctx: &Ctx, name: &str, path: &str, last_file: bool, preamble: bool) -> i32 {
@@ -116,6 +144,9 @@ fn check_single(ctx: &Ctx, name: &str, path: &str, last_file: bool, preamble: bo
     let size = buf.len() as u64;
     if size == 0 {
         return CHECK_EMPTY;
+    }
+    if rdb::crypt::is_encrypted(&buf) {
+        return check_encrypted(ctx, name, path, last_file, &buf);
     }
     let start = if preamble {
         check_rdb_preamble(&buf, path)
@@ -155,6 +186,55 @@ fn check_single(ctx: &Ctx, name: &str, path: &str, last_file: bool, preamble: bo
             (ok_up_to, line)
         }
     };
+    finish_check(ctx, name, path, last_file, size, pos, line)
+}
+
+/// An encrypted file: decrypted whole, its plaintext checked as a plain file's; only a
+/// torn last batch can be fixed (cut at a batch boundary, never inside a chunk).
+fn check_encrypted(ctx: &Ctx, name: &str, path: &str, last_file: bool, buf: &[u8]) -> i32 {
+    if ctx.to_timestamp != 0 {
+        die(&[format!(
+            "--truncate-to-timestamp can't cut the encrypted file {name}, aborting..."
+        )]);
+    }
+    let d = decrypt(ctx, name, buf);
+    println!(
+        "AOF {name} is encrypted (key fingerprint {}), {} bytes decrypted",
+        d.fingerprint,
+        d.plain.len()
+    );
+    let start = if is_rdb(&d.plain) {
+        check_rdb_preamble(&d.plain, name)
+    } else {
+        0
+    };
+    let opt = Options {
+        to_timestamp: 0,
+        last_file,
+        path,
+    };
+    match check_stream(&d.plain, start, &opt) {
+        Outcome::Abort(lines) => die(&lines),
+        Outcome::Analyzed { ok_up_to, .. } if ok_up_to < d.plain.len() as u64 => die(&[format!(
+            "AOF {name} is not valid: its decrypted content is damaged at offset {ok_up_to} \
+             (inside an encrypted chunk, it can't be fixed)"
+        )]),
+        _ => {}
+    }
+    let size = buf.len() as u64;
+    let pos = d.torn_at.map_or(size, |_| d.committed_len);
+    finish_check(ctx, name, path, last_file, size, pos, 0)
+}
+
+fn finish_check(
+    ctx: &Ctx,
+    name: &str,
+    path: &str,
+    last_file: bool,
+    size: u64,
+    pos: u64,
+    line: i64,
+) -> i32 {
     let diff = size.saturating_sub(pos);
     if diff == 0 && ctx.to_timestamp != 0 {
         println!(
@@ -228,7 +308,7 @@ fn check_multi_part(ctx: &Ctx, dir: &Path, manifest_path: &str, text: &[u8]) {
     if let Some(b) = &am.base {
         num += 1;
         let p = path_of(&b.name);
-        let preamble = is_rdb(&read_file(&p, false));
+        let preamble = file_is_rdb(ctx, &b.name, &p);
         println!(
             "Start to check BASE AOF ({} format).",
             if preamble { "RDB" } else { "RESP" }
@@ -250,12 +330,23 @@ fn check_multi_part(ctx: &Ctx, dir: &Path, manifest_path: &str, text: &[u8]) {
 
 fn usage(argv0: &str) -> ! {
     die(&[format!(
-        "Usage: {argv0} [--fix|--truncate-to-timestamp $timestamp] <file.manifest|file.aof>"
+        "Usage: {argv0} [--key-file <key-file>]... [--fix|--truncate-to-timestamp $timestamp] <file.manifest|file.aof>"
     )])
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let mut keys = Vec::new();
+    while let Some(i) = args.iter().position(|a| a == "--key-file") {
+        let Some(path) = args.get(i + 1).cloned() else {
+            die(&["--key-file needs a file name".into()]);
+        };
+        match rdb::crypt::load_key_file(&path) {
+            Ok(k) => keys.push(k),
+            Err(e) => die(&[e]),
+        }
+        args.drain(i..i + 2);
+    }
     let argv0 = args
         .first()
         .map(String::as_str)
@@ -263,6 +354,7 @@ fn main() {
     let mut ctx = Ctx {
         fix: false,
         to_timestamp: 0,
+        keys,
     };
     let filepath = match args.len() {
         2 => {
@@ -294,7 +386,11 @@ fn main() {
     if !head.is_empty() && is_manifest(&head) {
         check_multi_part(&ctx, &dir, &filepath, &head);
     } else {
-        let preamble = is_rdb(&head);
+        let preamble = if rdb::crypt::is_encrypted(&head) {
+            file_is_rdb(&ctx, &filepath, &filepath)
+        } else {
+            is_rdb(&head)
+        };
         drop(head);
         println!("Start checking Old-Style AOF");
         let ret = check_single(&ctx, &filepath, &filepath, true, preamble);

@@ -3,6 +3,10 @@
 //! databases, the checksum verdict, key counts (total, with expire, already
 //! expired, per type) and on failure the first error with its offset.
 //! Exits 1 on error. Uses only the `rdb` crate.
+//!
+//! `--key-file <file>` (twice for a new and an old key) opens an encrypted file
+//! (docs/encryption.md): it is decrypted and authenticated whole first; a failure is
+//! reported with its offset in the encrypted file.
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -70,10 +74,25 @@ fn fail(offset: u64, reason: &str, stats: &Stats) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let mut keys = Vec::new();
+    while let Some(i) = args.iter().position(|a| a == "--key-file") {
+        let Some(path) = args.get(i + 1).cloned() else {
+            eprintln!("--key-file needs a file name");
+            return ExitCode::from(1);
+        };
+        match rdb::crypt::load_key_file(&path) {
+            Ok(k) => keys.push(k),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        }
+        args.drain(i..i + 2);
+    }
     if args.len() != 2 {
         eprintln!(
-            "Usage: {} <rdb-file-name>",
+            "Usage: {} [--key-file <key-file>]... <rdb-file-name>",
             args.first()
                 .map(String::as_str)
                 .unwrap_or("valkey-rs-check-rdb")
@@ -92,6 +111,31 @@ fn main() -> ExitCode {
             println!("Cannot open file: '{path}': {e}");
             return ExitCode::from(1);
         }
+    };
+    let buf = if rdb::crypt::is_encrypted(&buf) {
+        let refs: Vec<&rdb::crypt::Key> = keys.iter().collect();
+        match rdb::crypt::decrypt(&buf, &refs) {
+            Ok(d) => {
+                println!(
+                    "[info] encrypted file (key fingerprint {}), {} bytes decrypted",
+                    d.fingerprint,
+                    d.plain.len()
+                );
+                d.plain
+            }
+            Err(e) => {
+                return fail(
+                    e.offset,
+                    &format!(
+                        "encrypted file: {} (offset in the encrypted file)",
+                        e.reason
+                    ),
+                    &stats,
+                )
+            }
+        }
+    } else {
+        buf
     };
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

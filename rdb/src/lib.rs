@@ -84,6 +84,7 @@
 //! of a foreign/old version.
 
 pub mod crc64;
+pub mod crypt;
 pub mod encoding;
 pub mod file;
 pub mod intset;

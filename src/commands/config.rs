@@ -261,8 +261,10 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     }
     // Runtime effects that can fail.
     let mut tls_new: Option<crate::tls::TlsContext> = None;
+    let mut crypt_new: Option<crate::rdb::crypt::Keys> = None;
     for (d, shown, _) in &pairs {
         let maxclients_err;
+        let crypt_err;
         let fail = match d.name {
             "maxclients" if new.maxclients > srv.config.maxclients => {
                 match crate::networking::fds_for_maxclients(new.maxclients) {
@@ -297,6 +299,21 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
                     Err(e) => {
                         log::warn!("{}", e);
                         Some("Unable to update TLS configuration. Check server logs.")
+                    }
+                }
+            }
+            // Both key files are read and checked now; the keys apply to the next file
+            // written (src/rdb/crypt.rs).
+            "persistence-encryption-key-file" | "persistence-encryption-old-key-file" => {
+                match crate::rdb::crypt::keys_from_config(&new) {
+                    Ok(k) => {
+                        crypt_new = Some(k);
+                        None
+                    }
+                    Err(e) => {
+                        log::warn!("{}", e);
+                        crypt_err = e;
+                        Some(crypt_err.as_str())
                     }
                 }
             }
@@ -337,6 +354,9 @@ fn config_set_command(srv: &mut Server, c: &mut Client) {
     srv.config = new;
     if let Some(ctx) = tls_new {
         srv.tls = Some(ctx);
+    }
+    if let Some(k) = crypt_new {
+        crate::rdb::crypt::install(k);
     }
     apply_runtime(srv);
     if maxmemory_changed && srv.config.maxmemory != 0 {

@@ -1428,10 +1428,8 @@ fn start_disk_transfers(el: &mut EventLoop, srv: &mut Server, ok: bool) {
             crate::networking::free_client_async(srv, slot, id);
             continue;
         }
-        let opened = std::fs::File::open(&file).and_then(|f| {
-            let size = f.metadata()?.len();
-            Ok((f, size))
-        });
+        // Decrypted in memory when encrypted at rest (src/rdb/crypt.rs).
+        let opened = crate::rdb::crypt::open_plain_snapshot(&file);
         let (f, size) = match opened {
             Ok(x) => x,
             Err(e) => {

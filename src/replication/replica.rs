@@ -1198,7 +1198,8 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
         .unwrap_or_else(|| "disabled".into());
     if mode == "disabled" {
         let tmp = format!("temp-{}.{}.rdb", srv.unixtime, std::process::id());
-        let res = std::fs::write(&tmp, payload)
+        // Encrypted at rest like any snapshot when a key is set (src/rdb/crypt.rs).
+        let res = crate::rdb::crypt::write_snapshot_file(&tmp, payload)
             .and_then(|_| std::fs::rename(&tmp, &srv.config.dbfilename));
         if let Err(e) = res {
             warn!(
