@@ -604,7 +604,7 @@ pub fn run_script(
     srv: &mut Server,
     c: &mut Client,
     name: &str,
-    func: &mlua::Function,
+    func: &super::LuaFn,
     keys: &[Vec<u8>],
     args: &[Vec<u8>],
     flags: u32,
@@ -621,6 +621,14 @@ pub fn run_script(
     let Some(vm) = slot(srv, is_fn).take() else {
         c.reply.add_error("ERR scripting engine not initialized");
         return;
+    };
+    let func: mlua::Function = match vm.lua.registry_value(func) {
+        Ok(f) => f,
+        Err(e) => {
+            *slot(srv, is_fn) = Some(vm);
+            c.reply.add_error(&format!("ERR {}", e));
+            return;
+        }
     };
     let Some(mut sc) = script_client(srv) else {
         *slot(srv, is_fn) = Some(vm);
@@ -660,7 +668,7 @@ pub fn run_script(
     // SAFETY: the closure works on the raw stack of the state; the hook and the C
     // functions reach the server through SERVER (module comment).
     let res = unsafe {
-        vm.lua.exec_raw::<()>(func, |l| {
+        vm.lua.exec_raw::<()>(&func, |l| {
             if is_fn {
                 call_function(l, c, &fname, Some((keys, args)));
             } else {
