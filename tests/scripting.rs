@@ -934,3 +934,37 @@ fn many_scripts_and_functions() {
     }
     assert_eq!(got[0], got[1], "ours, reference");
 }
+
+/// server.log at each LOG_* level lands in the server log with upstream's level mark, and
+/// only at or above `loglevel`; the `<mark> <message>` tails equal the reference's.
+#[test]
+fn server_log_levels() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let script = "for i, l in ipairs({server.LOG_DEBUG, server.LOG_VERBOSE, \
+                  server.LOG_NOTICE, server.LOG_WARNING}) do \
+                  server.log(l, 'lua-msg-' .. i .. '-' .. ARGV[1]) end";
+    let mut got = Vec::new();
+    for s in [Server::ours(&[]), Server::reference(&bin, &[])] {
+        let mut c = s.conn();
+        for level in ["debug", "verbose", "notice", "warning"] {
+            c.call(&["CONFIG", "SET", "loglevel", level]);
+            assert_eq!(c.call(&["EVAL", script, "0", level]), b"$-1\r\n");
+        }
+        c.call(&["CONFIG", "SET", "loglevel", "notice"]);
+        let mut lines = Vec::new();
+        let ok = common::wait_for(Duration::from_secs(5), || {
+            lines = s
+                .log()
+                .lines()
+                .filter(|l| l.contains("lua-msg-"))
+                .filter_map(|l| l.splitn(6, ' ').nth(5).map(str::to_string))
+                .collect();
+            lines.iter().any(|l| l.ends_with("-warning"))
+        });
+        assert!(ok, "{}: no script log line:\n{}", s.kind.name(), s.log());
+        got.push(lines);
+    }
+    assert_eq!(got[0], got[1], "ours, reference");
+}

@@ -127,9 +127,13 @@ pub fn set_resp(resp: u8) {
 
 /// server.log at upstream's level (0 debug .. 3 warning).
 pub fn log(level: u8, msg: &[u8]) {
-    let m = String::from_utf8_lossy(msg);
+    // Upstream prefixes the engine's name.
+    let m = format!("<lua> {}", String::from_utf8_lossy(msg));
+    // The `log` levels map to upstream's: trace is debug, debug is verbose, info is
+    // notice, warn is warning (src/config.rs record_level).
     match level {
-        0 | 1 => debug!("{}", m),
+        0 => log::trace!("{}", m),
+        1 => debug!("{}", m),
         2 => info!("{}", m),
         _ => warn!("{}", m),
     }
