@@ -238,6 +238,10 @@ fn main() {
         error!("Unrecoverable error creating listener file events: {}", e);
         std::process::exit(1);
     }
+    if let Err(e) = cluster::start_bus(&mut el, &mut srv) {
+        error!("{}", e);
+        std::process::exit(1);
+    }
     // Daemonized: the waiting parent exits 0 now that the pid file is written and the
     // listeners are bound.
     if let Some(w) = daemon_pipe {

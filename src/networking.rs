@@ -378,7 +378,7 @@ fn accept_common(
     );
 }
 
-fn set_keepalive(fd: RawFd, interval: u32) -> nix::Result<()> {
+pub(crate) fn set_keepalive(fd: RawFd, interval: u32) -> nix::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
     use std::os::fd::BorrowedFd;
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };

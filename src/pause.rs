@@ -28,6 +28,10 @@ pub struct Pause {
     /// PAUSE_DURING_SHUTDOWN purpose, a WRITE pause without an end); set and cleared by
     /// src/ops.rs.
     pub shutdown: bool,
+    /// End (unix ms) of the write pause of a primary in a cluster manual failover
+    /// (upstream's PAUSE_DURING_FAILOVER purpose); 0: none. Set and cleared by
+    /// src/cluster/failover.rs.
+    pub failover_end_ms: i64,
 }
 
 impl Pause {
@@ -38,13 +42,18 @@ impl Pause {
 
     /// Whether any pause (CLIENT PAUSE or shutdown) is in effect.
     pub fn active(&self, now_ms: i64) -> bool {
-        self.shutdown || self.client_active(now_ms)
+        self.shutdown || self.client_active(now_ms) || self.failover_active(now_ms)
+    }
+
+    /// Whether a manual failover holds writes.
+    pub fn failover_active(&self, now_ms: i64) -> bool {
+        self.failover_end_ms != 0 && now_ms < self.failover_end_ms
     }
 
     /// The gate's cheap first check: a pause may be in effect.
     #[inline]
     pub fn any(&self) -> bool {
-        self.end_ms != 0 || self.shutdown
+        self.end_ms != 0 || self.shutdown || self.failover_end_ms != 0
     }
 }
 
@@ -91,6 +100,9 @@ pub fn forget(srv: &mut Server, c: &mut Client) {
 pub fn before_sleep(srv: &mut Server) {
     if srv.pause.end_ms != 0 && srv.mstime >= srv.pause.end_ms {
         srv.pause.end_ms = 0;
+    }
+    if srv.pause.failover_end_ms != 0 && srv.mstime >= srv.pause.failover_end_ms {
+        srv.pause.failover_end_ms = 0;
     }
     if srv.pause.any() || srv.pause.postponed.is_empty() {
         return;
@@ -181,6 +193,12 @@ pub fn info_fields(srv: &Server) -> (&'static str, &'static str, i64) {
     } else if srv.pause.shutdown {
         let left = (srv.ops.shutdown_mstime - now).max(0);
         ("shutdown_in_progress", "write", left)
+    } else if srv.pause.failover_active(now) {
+        (
+            "failover_in_progress",
+            "write",
+            srv.pause.failover_end_ms - now,
+        )
     } else {
         ("none", "none", 0)
     }

@@ -62,6 +62,12 @@ pub fn strerror(e: &std::io::Error) -> String {
 /// Writes `text` to `path` atomically: a temp file next to it, fsync, rename over the
 /// file, fsync of the directory. Owner-only mode.
 pub fn save(path: &Path, text: &str) -> std::io::Result<()> {
+    save_with(path, text, true)
+}
+
+/// [`save`], with the two fsyncs only when `fsync` (upstream's `clusterSaveConfig(do_fsync)`:
+/// CLUSTER SETSLOT saves without them).
+pub fn save_with(path: &Path, text: &str, fsync: bool) -> std::io::Result<()> {
     let tmp = {
         let mut s = path.as_os_str().to_owned();
         s.push(format!(
@@ -79,8 +85,13 @@ pub fn save(path: &Path, text: &str) -> std::io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        if fsync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
+        if !fsync {
+            return Ok(());
+        }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),

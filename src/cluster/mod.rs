@@ -50,6 +50,8 @@ pub const MYSELF: NodeId = NodeId(0);
 pub struct ClusterState {
     /// Myself and the other nodes, the slot owners and slot states.
     pub nodes: NodeTable,
+    /// Failure reports, elections, manual failover (item E, src/cluster/failover.rs).
+    pub failover: failover::FailoverState,
     /// The path of nodes.conf (`cluster-config-file`, relative to `dir`).
     pub config_file: std::path::PathBuf,
     /// The locked nodes.conf, kept open for the life of the process.
@@ -59,6 +61,8 @@ pub struct ClusterState {
     /// The last computed state and size (upstream's `clusterUpdateState` keeps them while
     /// the writable delay runs).
     cached: std::cell::Cell<(bool, usize)>,
+    /// The bus: listeners, links, message counters, the FORGET blacklist (item D).
+    pub bus: link::Bus,
 }
 
 /// Upstream's `CLUSTER_WRITABLE_DELAY` (ms).
@@ -74,10 +78,12 @@ impl ClusterState {
     pub fn new() -> ClusterState {
         ClusterState {
             nodes: NodeTable::new_fresh(),
+            failover: Default::default(),
             config_file: "nodes.conf".into(),
             lock: None,
             start_ms: crate::util::mstime(),
             cached: std::cell::Cell::new((false, 0)),
+            bus: link::Bus::default(),
         }
     }
 
@@ -142,7 +148,13 @@ impl ClusterState {
     /// Saves nodes.conf after a change; a failure is fatal, as upstream's
     /// `clusterSaveConfigOrDie`.
     pub fn save_config_or_die(&self) {
-        if let Err(e) = self.save_config() {
+        self.save_config_or_die_with(true);
+    }
+
+    /// [`ClusterState::save_config_or_die`], fsynced or not.
+    pub fn save_config_or_die_with(&self, fsync: bool) {
+        let r = config_file::save_with(&self.config_file, &self.nodes.config_text(), fsync);
+        if let Err(e) = r {
             log::warn!(
                 "Fatal: can't update cluster config file. ({})",
                 config_file::strerror(&e)
@@ -214,6 +226,31 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
         st.save_config()
             .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;
     }
+    Ok(())
+}
+
+/// The cluster cron time event (every 100 ms, upstream's `clusterCron`).
+pub fn cron_event(el: &mut crate::server::EventLoop, srv: &mut Server, _id: u64) -> i64 {
+    gossip::cron(el, srv);
+    100
+}
+
+/// Cluster work at before-sleep (upstream's `clusterBeforeSleep`).
+pub fn before_sleep(el: &mut crate::server::EventLoop, srv: &mut Server) {
+    if srv.cluster.is_some() {
+        gossip::before_sleep(el, srv);
+    }
+}
+
+/// Binds the bus listener and registers it, and the cron (from main, after the client
+/// listeners).
+pub fn start_bus(el: &mut crate::server::EventLoop, srv: &mut Server) -> Result<(), String> {
+    if srv.cluster.is_none() {
+        return Ok(());
+    }
+    link::listen(srv)?;
+    link::install_listeners(el, srv).map_err(|e| e.to_string())?;
+    el.create_time_event(100, cron_event);
     Ok(())
 }
 

@@ -97,6 +97,14 @@ pub struct Node {
     pub repl_offset: i64,
     /// A link is up (myself counts as connected).
     pub connected: bool,
+    /// Bus state (item D, src/cluster/link.rs and gossip.rs): the outbound and inbound
+    /// links (slab keys), when the node was created, when data last came from it, and when
+    /// its inbound link was last freed (ms).
+    pub link: Option<usize>,
+    pub inbound_link: Option<usize>,
+    pub ctime: i64,
+    pub data_received: i64,
+    pub inbound_freed: i64,
 }
 
 impl Node {
@@ -356,13 +364,11 @@ impl NodeTable {
         s
     }
 
-    /// The CLUSTER NODES text (every line ends with `\n`).
+    /// The CLUSTER NODES text (every line ends with `\n`). Unlike nodes.conf, it lists
+    /// the nodes in handshake, as upstream.
     pub fn nodes_text(&self) -> String {
         let mut s = String::new();
         for (id, n) in self.iter() {
-            if n.flags & nflags::HANDSHAKE != 0 {
-                continue;
-            }
             s.push_str(&self.node_line(id, n, false));
             s.push('\n');
         }

@@ -102,6 +102,8 @@ static CLUSTER_SUBCOMMANDS: &[CommandDef] = &[
     CommandDef::new("count-failure-reports", 3, f::ADMIN | f::STALE, ADMIN_CATS, count_failure_reports_command)
         .doc("cluster", "3.0.0", "Returns the number of active failure reports for a node. No new reports are created once the node is marked as failed.", "O(N) where N is the number of failure reports")
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("failover", -2, ADMIN_FLAGS, ADMIN_CATS, failover_command)
+        .doc("cluster", "3.0.0", "Forces a replica to perform a manual failover of its primary.", "O(1)"),
     CommandDef::new("flushslots", 2, ADMIN_FLAGS, ADMIN_CATS, flushslots_command)
         .doc("cluster", "3.0.0", "Deletes all slots information from a node.", "O(1)"),
     CommandDef::new("forget", 3, ADMIN_FLAGS, ADMIN_CATS, forget_command)
@@ -114,6 +116,8 @@ static CLUSTER_SUBCOMMANDS: &[CommandDef] = &[
     CommandDef::new("links", 2, f::STALE, cat::SLOW, links_command)
         .doc("cluster", "7.0.0", "Returns a list of all TCP links to and from peer nodes.", "O(N) where N is the total number of Cluster nodes")
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("meet", -4, ADMIN_FLAGS, ADMIN_CATS, meet_command)
+        .doc("cluster", "3.0.0", "Forces a node to handshake with another node.", "O(1)"),
     CommandDef::new("myid", 2, f::LOADING | f::STALE, cat::SLOW, myid_command)
         .doc("cluster", "3.0.0", "Returns the ID of a node.", "O(1)"),
     CommandDef::new("myshardid", 2, f::LOADING | f::STALE, cat::SLOW, myshardid_command)
@@ -125,6 +129,8 @@ static CLUSTER_SUBCOMMANDS: &[CommandDef] = &[
     CommandDef::new("replicas", 3, f::ADMIN | f::STALE, ADMIN_CATS, replicas_command)
         .doc("cluster", "5.0.0", "Lists the replica nodes of a primary node.", "O(N) where N is the number of replicas.")
         .tips(&["nondeterministic_output"]),
+    CommandDef::new("replicate", -3, ADMIN_FLAGS, ADMIN_CATS, replicate_command)
+        .doc("cluster", "3.0.0", "Configures a node as replica of a primary node or detaches a replica from its primary.", "O(1)"),
     CommandDef::new("reset", -2, f::ADMIN | f::NOSCRIPT | f::STALE, ADMIN_CATS, reset_command)
         .doc("cluster", "3.0.0", "Resets a node.", "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect."),
     CommandDef::new("saveconfig", 2, ADMIN_FLAGS, ADMIN_CATS, saveconfig_command)
@@ -513,12 +519,11 @@ fn info_command(srv: &mut Server, c: &mut Client) {
          cluster_slots_pfail:{}\r\ncluster_slots_fail:{}\r\ncluster_nodes_pfail:{}\r\n\
          cluster_nodes_fail:{}\r\ncluster_voting_nodes_pfail:{}\r\n\
          cluster_voting_nodes_fail:{}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\n\
-         cluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n\
-         cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
-         cluster_stats_bytes_sent:0\r\ncluster_stats_bytes_received:0\r\n\
-         cluster_stats_pubsub_bytes_sent:0\r\ncluster_stats_pubsub_bytes_received:0\r\n\
-         cluster_stats_module_bytes_sent:0\r\ncluster_stats_module_bytes_received:0\r\n\
-         total_cluster_links_buffer_limit_exceeded:0\r\n",
+         cluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n{}\
+         cluster_stats_bytes_sent:{}\r\ncluster_stats_bytes_received:{}\r\n\
+         cluster_stats_pubsub_bytes_sent:{}\r\ncluster_stats_pubsub_bytes_received:{}\r\n\
+         cluster_stats_module_bytes_sent:{}\r\ncluster_stats_module_bytes_received:{}\r\n\
+         total_cluster_links_buffer_limit_exceeded:{}\r\n",
         if ok { "ok" } else { "fail" },
         assigned,
         assigned - slots_pfail - slots_fail,
@@ -532,8 +537,108 @@ fn info_command(srv: &mut Server, c: &mut Client) {
         size,
         t.current_epoch,
         t.node_epoch(me),
+        message_counters(&st.bus.stats),
+        st.bus.stats.bytes_sent,
+        st.bus.stats.bytes_received,
+        st.bus.stats.pubsub_bytes_sent,
+        st.bus.stats.pubsub_bytes_received,
+        st.bus.stats.module_bytes_sent,
+        st.bus.stats.module_bytes_received,
+        st.bus.stats.buffer_limit_exceeded,
     );
     c.reply.add_verbatim(s.as_bytes(), "txt");
+}
+
+/// The `cluster_stats_messages_*` lines: one per type with a nonzero count, then the
+/// totals.
+fn message_counters(s: &crate::cluster::link::Stats) -> String {
+    const NAMES: [&str; 11] = [
+        "ping",
+        "pong",
+        "meet",
+        "fail",
+        "publish",
+        "publishshard",
+        "auth-req",
+        "auth-ack",
+        "update",
+        "mfstart",
+        "module",
+    ];
+    let mut out = String::new();
+    for (i, n) in NAMES.iter().enumerate() {
+        if s.sent[i] > 0 {
+            out.push_str(&format!(
+                "cluster_stats_messages_{}_sent:{}\r\n",
+                n, s.sent[i]
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "cluster_stats_messages_sent:{}\r\n",
+        s.sent.iter().sum::<u64>()
+    ));
+    for (i, n) in NAMES.iter().enumerate() {
+        if s.received[i] > 0 {
+            out.push_str(&format!(
+                "cluster_stats_messages_{}_received:{}\r\n",
+                n, s.received[i]
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "cluster_stats_messages_received:{}\r\n",
+        s.received.iter().sum::<u64>()
+    ));
+    out
+}
+
+/// CLUSTER MEET ip port [cport].
+fn meet_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    if c.argv.len() > 5 {
+        c.reply
+            .add_error("ERR Invalid number of arguments for CLUSTER MEET");
+        return;
+    }
+    let parse = |b: &[u8]| -> Option<i64> { std::str::from_utf8(b).ok()?.parse().ok() };
+    let Some(port) = parse(&c.argv[3]).filter(|p| (0..=65535).contains(p)) else {
+        let a = String::from_utf8_lossy(&c.argv[3]).into_owned();
+        c.reply
+            .add_error(&format!("ERR Invalid base port specified: {}", a));
+        return;
+    };
+    let cport = if c.argv.len() == 5 {
+        match parse(&c.argv[4]).filter(|p| (0..=65535).contains(p)) {
+            Some(p) => p,
+            None => {
+                let a = String::from_utf8_lossy(&c.argv[4]).into_owned();
+                c.reply
+                    .add_error(&format!("ERR Invalid bus port specified: {}", a));
+                return;
+            }
+        }
+    } else {
+        port + 10000
+    };
+    let ip = String::from_utf8_lossy(&c.argv[2]).into_owned();
+    if cport > 65535
+        || crate::cluster::gossip::start_handshake(srv, &ip, port as u16, cport as u16).is_err()
+    {
+        let p = String::from_utf8_lossy(&c.argv[3]).into_owned();
+        c.reply
+            .add_error(&format!("ERR Invalid node address specified: {}:{}", ip, p));
+        return;
+    }
+    log::info!(
+        "Cluster meet {}:{} (user request from '{}').",
+        ip,
+        port,
+        c.addr
+    );
+    c.reply.add_ok();
 }
 
 /// One node of CLUSTER SLOTS: endpoint, port, id, metadata map.
@@ -687,7 +792,23 @@ fn links_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
-    c.reply.add_array_len(0);
+    let links = crate::cluster::link::describe(srv);
+    c.reply.add_array_len(links.len());
+    for (dir, node, ctime, events, alloc, used) in links {
+        c.reply.add_map_len(6);
+        c.reply.add_bulk(b"direction");
+        c.reply.add_bulk(dir.as_bytes());
+        c.reply.add_bulk(b"node");
+        c.reply.add_bulk(node.as_bytes());
+        c.reply.add_bulk(b"create-time");
+        c.reply.add_long(ctime);
+        c.reply.add_bulk(b"events");
+        c.reply.add_bulk(events.as_bytes());
+        c.reply.add_bulk(b"send-buffer-allocated");
+        c.reply.add_long(alloc as i64);
+        c.reply.add_bulk(b"send-buffer-used");
+        c.reply.add_long(used as i64);
+    }
 }
 
 /// CLUSTER REPLICAS / SLAVES node-id.
@@ -715,17 +836,107 @@ fn replicas_command(srv: &mut Server, c: &mut Client) {
     }
 }
 
-/// CLUSTER COUNT-FAILURE-REPORTS node-id: no failure detection yet, so 0.
+/// CLUSTER COUNT-FAILURE-REPORTS node-id: the valid failure reports about the node.
 fn count_failure_reports_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
-    if state(srv).nodes.lookup(&c.argv[2]).is_none() {
+    let Some(id) = state(srv).nodes.lookup(&c.argv[2]) else {
         let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
         c.reply.add_error(&format!("ERR Unknown node {}", name));
         return;
+    };
+    let n = crate::cluster::failover::count_failure_reports(srv, id);
+    c.reply.add_long(n as i64);
+}
+
+fn subcommand_syntax_error(c: &mut Client) {
+    let sub = String::from_utf8_lossy(&c.argv[1]).into_owned();
+    c.reply.add_error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+        sub
+    ));
+}
+
+/// CLUSTER REPLICATE node-id | NO ONE (docs/cluster-plan.md 4.1).
+fn replicate_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
     }
-    c.reply.add_long(0);
+    if c.argv.len() == 4 {
+        if !(c.argv[2].eq_ignore_ascii_case(b"no") && c.argv[3].eq_ignore_ascii_case(b"one")) {
+            subcommand_syntax_error(c);
+            return;
+        }
+        // Detach: a replica becomes an empty primary without slots.
+        if state(srv).nodes.myself().is_replica() {
+            crate::cluster::failover::detach_replica(srv);
+            crate::db::empty_data(srv, None, false);
+        }
+        c.reply.add_ok();
+        return;
+    }
+    if c.argv.len() != 3 {
+        subcommand_syntax_error(c);
+        return;
+    }
+    let has_keys = db_has_keys(srv);
+    let st = state(srv);
+    let Some(id) = st.nodes.lookup(&c.argv[2]) else {
+        let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
+        c.reply.add_error(&format!("ERR Unknown node {}", name));
+        return;
+    };
+    if id == MYSELF {
+        c.reply.add_error("ERR Can't replicate myself");
+        return;
+    }
+    if st.nodes.get(id).is_some_and(|n| n.is_replica()) {
+        c.reply
+            .add_error("ERR I can only replicate a master, not a replica.");
+        return;
+    }
+    let me = st.nodes.myself();
+    if me.is_primary() && (me.slots.count() != 0 || has_keys) {
+        c.reply
+            .add_error("ERR To set a master the node must be empty and without assigned slots.");
+        return;
+    }
+    if me.is_replica() && me.replicaof == Some(id) {
+        c.reply.add_ok();
+        return;
+    }
+    crate::cluster::failover::set_primary(srv, id, true);
+    crate::cluster::gossip::broadcast_pong(srv, crate::cluster::gossip::PongTarget::All);
+    c.reply.add_ok();
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] (docs/cluster-plan.md 4.4).
+fn failover_command(srv: &mut Server, c: &mut Client) {
+    if !enabled(srv, c) {
+        return;
+    }
+    let (mut force, mut takeover) = (false, false);
+    match c.argv.len() {
+        2 => {}
+        3 if c.argv[2].eq_ignore_ascii_case(b"force") => force = true,
+        3 if c.argv[2].eq_ignore_ascii_case(b"takeover") => {
+            force = true;
+            takeover = true;
+        }
+        _ => {
+            c.reply.add_error(reply::ERR_SYNTAX);
+            return;
+        }
+    }
+    let who = format!(
+        "id={} addr={} laddr={} fd={} name=*redacted* user=*redacted* lib-name= lib-ver=",
+        c.id, c.addr, c.laddr, c.fd
+    );
+    match crate::cluster::failover::manual_failover(srv, force, takeover, &who) {
+        Ok(()) => c.reply.add_ok(),
+        Err(e) => c.reply.add_error(e),
+    }
 }
 
 /// CLUSTER BUMPEPOCH: a new configEpoch without consensus, unless mine is already the
@@ -954,7 +1165,8 @@ fn setslot_command(srv: &mut Server, c: &mut Client) {
             st.nodes.add_slot(slot, id);
         }
     }
-    st.save_config_or_die();
+    // Without fsync, as upstream (a reshard sends five SETSLOTs per slot).
+    st.save_config_or_die_with(false);
     c.reply.add_ok();
 }
 
@@ -966,6 +1178,10 @@ fn forget_command(srv: &mut Server, c: &mut Client) {
     let st = state(srv);
     let Some(id) = st.nodes.lookup(&c.argv[2]) else {
         let name = String::from_utf8_lossy(&c.argv[2]).into_owned();
+        if crate::cluster::gossip::is_blacklisted(srv, &name) {
+            c.reply.add_ok();
+            return;
+        }
         c.reply.add_error(&format!("ERR Unknown node {}", name));
         return;
     };
@@ -979,8 +1195,15 @@ fn forget_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_error("ERR Can't forget my master!");
         return;
     }
-    st.nodes.remove(id);
-    st.save_config_or_die();
+    let name = st.nodes.get(id).map(|n| n.name.clone()).unwrap_or_default();
+    let ttl = srv
+        .config
+        .get("cluster-blacklist-ttl")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(60);
+    crate::cluster::gossip::blacklist_add(srv, &name, ttl.saturating_mul(1000));
+    crate::cluster::gossip::del_node(srv, id);
+    state(srv).save_config_or_die();
     c.reply.add_ok();
 }
 
@@ -1012,14 +1235,27 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
             .add_error("ERR CLUSTER RESET can't be called with master nodes containing keys");
         return;
     }
+    // A replica turns into an empty primary first (upstream's clusterReset).
+    if state(srv).nodes.myself().is_replica() {
+        crate::cluster::failover::detach_replica(srv);
+        crate::db::empty_data(srv, None, false);
+    }
+    crate::cluster::failover::reset_manual_failover(srv);
+    let others: Vec<NodeId> = state(srv)
+        .nodes
+        .iter()
+        .map(|(i, _)| i)
+        .filter(|i| *i != MYSELF)
+        .collect();
+    for id in others {
+        crate::cluster::gossip::del_node(srv, id);
+    }
+    state(srv).failover = Default::default();
     let st = state(srv);
+    st.bus.blacklist.clear();
     let t = &mut st.nodes;
     t.migrating.clear();
     t.importing.clear();
-    let others: Vec<NodeId> = t.iter().map(|(i, _)| i).filter(|i| *i != MYSELF).collect();
-    for id in others {
-        t.remove(id);
-    }
     for s in 0..CLUSTER_SLOTS as u16 {
         t.del_slot(s);
     }

@@ -218,13 +218,21 @@ fn punsubscribe_command(srv: &mut Server, c: &mut Client) {
 fn publish_command(srv: &mut Server, c: &mut Client) {
     let n = ps::publish(srv, &c.argv[1], &c.argv[2], Kind::Global);
     c.reply.add_long(n as i64);
-    propagate_to_replicas(srv, c);
+    if srv.cluster.is_some() {
+        crate::cluster::gossip::propagate_publish(srv, &c.argv[1], &c.argv[2], false);
+    } else {
+        propagate_to_replicas(srv, c);
+    }
 }
 
 fn spublish_command(srv: &mut Server, c: &mut Client) {
     let n = ps::publish(srv, &c.argv[1], &c.argv[2], Kind::Shard);
     c.reply.add_long(n as i64);
-    propagate_to_replicas(srv, c);
+    if srv.cluster.is_some() {
+        crate::cluster::gossip::propagate_publish(srv, &c.argv[1], &c.argv[2], true);
+    } else {
+        propagate_to_replicas(srv, c);
+    }
 }
 
 /// A message is propagated to replicas only, never to the AOF (upstream's

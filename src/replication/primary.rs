@@ -68,6 +68,8 @@ pub struct ReplicaLink {
     bulk: Option<Box<BulkSend>>,
     /// Last progress of the RDB transfer (ms), for `repl-timeout`.
     pub rdb_io_ms: i64,
+    /// REPLCONF SET-CLUSTER-NODE-ID: the replica's cluster node name (cluster mode).
+    pub cluster_node_id: Option<String>,
 }
 
 impl ReplicaLink {
@@ -89,6 +91,7 @@ impl ReplicaLink {
             socket_target: false,
             bulk: None,
             rdb_io_ms: now_ms,
+            cluster_node_id: None,
         }
     }
 }
@@ -791,6 +794,21 @@ pub fn replconf_command(srv: &mut Server, c: &mut Client) {
                 .and_then(|m| m.parse::<u32>().ok())
                 .unwrap_or(0);
             link(c, now).rdb_version = if major >= 9 { ::rdb::RDB_VERSION } else { 11 };
+        } else if eq_ic(&opt, "set-cluster-node-id") {
+            // A cluster replica names itself (it must be a node we know).
+            let Some(st) = srv.cluster.as_deref() else {
+                c.reply
+                    .add_error("ERR This instance has cluster support disabled");
+                return;
+            };
+            if st.nodes.lookup(&val).is_none() {
+                c.reply.add_error(&format!(
+                    "ERR Unknown node {}",
+                    crate::reply::sanitize(&val, 128)
+                ));
+                return;
+            }
+            link(c, now).cluster_node_id = Some(String::from_utf8_lossy(&val).into_owned());
         } else if eq_ic(&opt, "rdb-only")
             || eq_ic(&opt, "rdb-filter-only")
             || eq_ic(&opt, "rdb-channel")
@@ -1615,7 +1633,13 @@ pub fn cron(_el: &mut EventLoop, srv: &mut Server) {
     }
     // PING the replicas now and then, into the stream, so they can detect a dead link.
     let period = cfg_i64(srv, "repl-ping-replica-period", 10).max(1) as u64;
-    if !is_replica && !srv.repl.primary.replicas.is_empty() && loops.is_multiple_of(period) {
+    // Not while a cluster manual failover holds writes: the replica waits for the offset
+    // the pause froze (upstream skips the PING then too).
+    if !is_replica
+        && !srv.repl.primary.replicas.is_empty()
+        && loops.is_multiple_of(period)
+        && !srv.pause.failover_active(now)
+    {
         feed(srv, None, &[b"PING".to_vec()]);
     }
     // Newlines to replicas waiting for their RDB (not while the diskless child streams

@@ -139,6 +139,12 @@ fn primary_client(srv: &Server) -> Option<&Client> {
     }
 }
 
+/// When the primary client last sent anything (ms), while the link is up (the cluster
+/// election's data age).
+pub fn last_interaction_ms(srv: &Server) -> Option<i64> {
+    primary_client(srv).map(|c| c.last_interaction_ms)
+}
+
 /// The offset read from the link (applied + buffered), and the offset applied.
 fn offsets(srv: &Server) -> (i64, i64) {
     let applied = srv.repl.master_repl_offset;
@@ -941,6 +947,18 @@ fn send_handshake(srv: &mut Server) -> bool {
         return false;
     }
     expect.push_back(Expect::Replconf("version"));
+    // A cluster replica tells its primary its node name (upstream sends it with the
+    // other REPLCONFs, cluster mode only).
+    let myid = srv
+        .cluster
+        .as_deref()
+        .map(|st| st.nodes.myself().name.clone());
+    if let Some(id) = myid {
+        if !send_cmd(srv, &[b"REPLCONF", b"set-cluster-node-id", id.as_bytes()]) {
+            return false;
+        }
+        expect.push_back(Expect::Replconf("set-cluster-node-id"));
+    }
     let rs = &mut srv.repl.replica;
     rs.expect = expect;
     rs.state = LinkState::ReceiveHandshake;

@@ -5,6 +5,7 @@
 //! Each test binary includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod dataset;
 pub mod proc;
 pub mod repl;

@@ -1,0 +1,549 @@
+//! Cluster replicas and failover (issue 13, work item E of docs/cluster-plan.md): CLUSTER
+//! REPLICATE with real replication (REPLCONF SET-CLUSTER-NODE-ID both ways), automatic
+//! failover of a killed reference primary to our replica, and a manual CLUSTER FAILOVER,
+//! against reference nodes over real sockets.
+//!
+//! Every wait polls (50 ms) with a deadline of several node timeouts; nothing sleeps a
+//! fixed time.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::cluster::{bulk_text, wait_ok, CNode, Impl, Opts};
+use common::{require_reference, Conn, Server};
+
+const NODE_TIMEOUT: u64 = 1000;
+
+/// Start options of the nodes of the bus tests (full syncs start at once).
+fn opts() -> Opts {
+    let mut o = Opts::timeout(NODE_TIMEOUT);
+    o.extra = vec!["--repl-diskless-sync-delay".into(), "0".into()];
+    o
+}
+
+fn limit() -> Duration {
+    Duration::from_millis(NODE_TIMEOUT * 20)
+}
+
+/// CRC16/XMODEM and the key slot, as the client sees it (no hash tags in these keys).
+fn key_slot(key: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in key {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc & 16383
+}
+
+fn info_of(c: &mut Conn, field: &str) -> String {
+    let r = bulk_text(&c.call(&["INFO", "all"]));
+    r.lines()
+        .find_map(|l| l.strip_prefix(&format!("{}:", field)))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn cluster_info_of(c: &mut Conn, field: &str) -> String {
+    let r = bulk_text(&c.call(&["CLUSTER", "INFO"]));
+    r.lines()
+        .find_map(|l| l.strip_prefix(&format!("{}:", field)))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// A temp dir for hand-written nodes.conf files, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!(
+            "valkey-rs-cluster-failover-{}-{}",
+            std::process::id(),
+            tag
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One nodes.conf line.
+fn conf_line(name: &str, port: u16, cport: u16, flags: &str, primary: &str, slots: &str) -> String {
+    format!(
+        "{} 127.0.0.1:{}@{},,tls-port=0,shard-id={} {} {} 0 0 1 connected{}\n",
+        name, port, cport, name, flags, primary, slots
+    )
+}
+
+fn start_with_conf(imp: &Impl, conf: &std::path::Path) -> Server {
+    let cport = common::free_port().to_string();
+    let cf = conf.to_string_lossy().into_owned();
+    let args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &cport,
+        "--cluster-config-file",
+        &cf,
+        "--cluster-node-timeout",
+        "60000",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    match imp {
+        Impl::Ours => Server::ours(&args),
+        Impl::Reference(b) => Server::reference(b, &args),
+    }
+}
+
+/// CLUSTER REPLICATE without the bus: the primary is known from nodes.conf. Our node
+/// replicates our primary and the reference primary; each primary knows the replica's
+/// name, so `REPLCONF SET-CLUSTER-NODE-ID` is accepted (a primary that does not know it
+/// answers `Unknown node`, which our replica logs: checked with the reference too).
+#[test]
+fn replicate_from_nodes_conf() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let p_name = "a".repeat(40);
+    let r_name = "b".repeat(40);
+    let rb = Impl::Reference(bin.clone());
+    for (imp, r_imp, knows_replica) in [
+        (Impl::Ours, Impl::Ours, true),
+        (rb.clone(), Impl::Ours, true),
+        (rb.clone(), Impl::Ours, false),
+        // The reference as the replica of ours: checks ours as a primary and this test.
+        (Impl::Ours, rb.clone(), true),
+    ] {
+        let dir = Dir::new(&format!(
+            "{:?}-{:?}-{}",
+            imp.kind(),
+            r_imp.kind(),
+            knows_replica
+        ));
+        let pconf = dir.0.join("p.conf");
+        let mut text = conf_line(&p_name, 0, 0, "myself,master", "-", " 0-16383");
+        if knows_replica {
+            text.push_str(&conf_line(&r_name, 1, 2, "master", "-", ""));
+        }
+        text.push_str("vars currentEpoch 1 lastVoteEpoch 0\n");
+        std::fs::write(&pconf, text).unwrap();
+        let p = start_with_conf(&imp, &pconf);
+        let mut pc = p.conn();
+        wait_ok(limit(), || {
+            match cluster_info_of(&mut pc, "cluster_state").as_str() {
+                "ok" => Ok(()),
+                s => Err(s.to_string()),
+            }
+        })
+        .unwrap();
+        let mut buf = Vec::new();
+        for i in 0..2000 {
+            buf.extend(common::encode_command(&[
+                "SET",
+                &format!("k{}", i),
+                &i.to_string(),
+            ]));
+        }
+        pc.send_raw(&buf).unwrap();
+        for _ in 0..2000 {
+            assert_eq!(pc.read_reply().unwrap(), b"+OK\r\n");
+        }
+        let rconf = dir.0.join("r.conf");
+        let text = format!(
+            "{}{}vars currentEpoch 1 lastVoteEpoch 0\n",
+            conf_line(&r_name, 0, 0, "myself,master", "-", ""),
+            conf_line(&p_name, p.port, 1, "master", "-", " 0-16383")
+        );
+        std::fs::write(&rconf, text).unwrap();
+        let r = start_with_conf(&r_imp, &rconf);
+        let mut rc = r.conn();
+        // Errors first: a node with keys cannot replicate (ours has none; the primary does).
+        assert_eq!(
+            pc.call(&["CLUSTER", "REPLICATE", &r_name]),
+            if knows_replica {
+                b"-ERR To set a master the node must be empty and without assigned slots.\r\n"
+                    .to_vec()
+            } else {
+                format!("-ERR Unknown node {}\r\n", r_name).into_bytes()
+            }
+        );
+        assert_eq!(rc.call(&["CLUSTER", "REPLICATE", &p_name]), b"+OK\r\n");
+        wait_ok(limit(), || {
+            let up = info_of(&mut rc, "master_link_status");
+            let n = String::from_utf8_lossy(&rc.call(&["DBSIZE"])).to_string();
+            if up == "up" && n == ":2000\r\n" {
+                Ok(())
+            } else {
+                Err(format!("link {} dbsize {}", up, n))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{:?} primary: {}\n{}", imp.kind(), e, r.log()));
+        // A replica redirects reads unless READONLY.
+        assert!(rc
+            .call(&["GET", "k1999"])
+            .starts_with(b"-MOVED 11325 127.0.0.1:"));
+        rc.call(&["READONLY"]);
+        assert_eq!(rc.call(&["GET", "k1999"]), pc.call(&["GET", "k1999"]));
+        assert_eq!(info_of(&mut rc, "role"), "slave");
+        let nodes = bulk_text(&rc.call(&["CLUSTER", "NODES"]));
+        let me = nodes.lines().find(|l| l.starts_with(&r_name)).unwrap();
+        assert!(
+            me.contains(&format!("myself,slave {}", p_name)),
+            "{}",
+            nodes
+        );
+        // The replica's shard is its primary's.
+        assert_eq!(bulk_text(&rc.call(&["CLUSTER", "MYSHARDID"])), p_name);
+        let saved = std::fs::read_to_string(&rconf).unwrap();
+        assert!(
+            saved.contains(&format!("myself,slave {}", p_name)),
+            "{}",
+            saved
+        );
+        let complained = r.log().to_lowercase().contains("set-cluster-node-id");
+        assert_eq!(complained, !knows_replica, "{:?}: {}", imp.kind(), r.log());
+        if matches!(r_imp, Impl::Ours) {
+            assert_eq!(
+                r.log()
+                    .contains("Primary does not understand REPLCONF set-cluster-node-id"),
+                !knows_replica
+            );
+        }
+        // A replica can replicate again (no-op), not FAILOVER with an unreachable primary
+        // (no bus link), and comes back as an empty primary with RESET.
+        assert_eq!(rc.call(&["CLUSTER", "REPLICATE", &p_name]), b"+OK\r\n");
+        assert_eq!(
+            rc.call(&["CLUSTER", "FAILOVER"]),
+            b"-ERR Master is down or failed, please use CLUSTER FAILOVER FORCE\r\n"
+        );
+        assert_eq!(
+            rc.call(&["CLUSTER", "FAILOVER", "bogus"]),
+            b"-ERR syntax error\r\n"
+        );
+        assert_eq!(rc.call(&["CLUSTER", "RESET"]), b"+OK\r\n");
+        assert_eq!(info_of(&mut rc, "role"), "master");
+        assert_eq!(rc.call(&["DBSIZE"]), b":0\r\n");
+    }
+}
+
+/// The errors of REPLICATE, FAILOVER and COUNT-FAILURE-REPORTS on a lone primary,
+/// compared with the reference.
+#[test]
+fn errors_match_reference() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let o = CNode::start(&Impl::Ours, &Opts::timeout(NODE_TIMEOUT));
+    let r = CNode::start(&Impl::Reference(bin), &Opts::timeout(NODE_TIMEOUT));
+    let mut nodes = [o, r];
+    for argv in [
+        vec!["CLUSTER", "REPLICATE", "nosuch"],
+        vec!["CLUSTER", "REPLICATE", "{id}"],
+        vec!["CLUSTER", "REPLICATE", "a", "b", "c"],
+        vec!["CLUSTER", "REPLICATE", "no", "two"],
+        vec!["CLUSTER", "REPLICATE", "NO", "ONE"],
+        vec!["CLUSTER", "REPLICATE"],
+        vec!["CLUSTER", "FAILOVER"],
+        vec!["CLUSTER", "FAILOVER", "force"],
+        vec!["CLUSTER", "FAILOVER", "TAKEOVER"],
+        vec!["CLUSTER", "FAILOVER", "foo"],
+        vec!["CLUSTER", "FAILOVER", "force", "x"],
+        vec!["CLUSTER", "COUNT-FAILURE-REPORTS", "{id}"],
+        vec!["CLUSTER", "COUNT-FAILURE-REPORTS", "nosuch"],
+    ] {
+        let mut replies = Vec::new();
+        for n in nodes.iter_mut() {
+            let id = n.id.clone();
+            let a: Vec<String> = argv.iter().map(|s| s.replace("{id}", &id)).collect();
+            let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+            replies.push(String::from_utf8_lossy(&n.call(&a)).replace(&id, "<ID>"));
+        }
+        assert_eq!(replies[0], replies[1], "{:?}", argv);
+    }
+}
+
+/// Loads `n` keys into the primaries of a cluster, each key to the owner of its slot
+/// (pipelined SETs), and returns how many went to each node.
+fn load_keys(nodes: &mut [CNode], n: usize) -> Vec<usize> {
+    let mut owner = vec![usize::MAX; 16384];
+    let text = nodes[0].text(&["CLUSTER", "NODES"]);
+    for (i, node) in nodes.iter().enumerate() {
+        let line = text.lines().find(|l| l.starts_with(&node.id)).unwrap();
+        for r in line.split(' ').skip(8) {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+            for s in owner.iter_mut().take(b + 1).skip(a) {
+                *s = i;
+            }
+        }
+    }
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); nodes.len()];
+    let mut counts = vec![0; nodes.len()];
+    for i in 0..n {
+        let k = format!("key:{}", i);
+        let o = owner[key_slot(k.as_bytes()) as usize];
+        bufs[o].extend(common::encode_command(&["SET", &k, &format!("v{}", i)]));
+        counts[o] += 1;
+    }
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.c.send_raw(&bufs[i]).unwrap();
+        for _ in 0..counts[i] {
+            let r = node.c.read_reply().unwrap();
+            assert_eq!(r, b"+OK\r\n");
+        }
+    }
+    counts
+}
+
+fn redis_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The issue's tests 1 and 2: our node joins a reference cluster made by `redis-cli
+/// --cluster create`, replicates one primary (100,000 keys in the cluster), then takes
+/// over when that primary is killed.
+#[test]
+#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
+fn replica_of_reference_primary_then_failover() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let o = opts();
+    let mut refs: Vec<CNode> = (0..3)
+        .map(|_| CNode::start(&Impl::Reference(bin.clone()), &o))
+        .collect();
+    let addrs: Vec<String> = refs
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(|s| s.as_str()));
+    args.push("--cluster-yes");
+    let (ok, out) = redis_cli(&args);
+    assert!(ok, "{}", out);
+    let ids: Vec<String> = refs.iter().map(|n| n.id.clone()).collect();
+    wait_ok(limit(), || {
+        for n in refs.iter_mut() {
+            common::cluster::node_sees_all(n, &ids)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let counts = load_keys(&mut refs, 100_000);
+    assert_eq!(counts.iter().sum::<usize>(), 100_000);
+
+    // Ours joins and replicates primary 0.
+    let mut ours = CNode::start(&Impl::Ours, &o);
+    ours.meet(&refs[1]);
+    let p0 = refs[0].id.clone();
+    let my = ours.id.clone();
+    wait_ok(limit(), || {
+        for n in refs.iter_mut() {
+            match n.node(&my) {
+                Some(l) if l.connected() && !l.has("handshake") => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, ours.log()));
+    ours.ok(&["CLUSTER", "REPLICATE", &p0]);
+    wait_ok(limit(), || {
+        for n in refs.iter_mut() {
+            match n.node(&my) {
+                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&p0) && l.connected() => {
+                }
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        let want = String::from_utf8_lossy(&refs[0].call(&["DBSIZE"])).to_string();
+        let got = String::from_utf8_lossy(&ours.call(&["DBSIZE"])).to_string();
+        if got != want {
+            return Err(format!("dbsize {} vs {}", got, want));
+        }
+        let po = info_of(&mut refs[0].c, "master_repl_offset");
+        let oo = info_of(&mut ours.c, "master_repl_offset");
+        if po != oo {
+            return Err(format!("offset {} vs {}", oo, po));
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, ours.log()));
+    assert_eq!(
+        refs[0].call(&["DEBUG", "DIGEST"]),
+        ours.call(&["DEBUG", "DIGEST"]),
+        "data differs from the primary's"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours.call(&["DBSIZE"])),
+        format!(":{}\r\n", counts[0])
+    );
+    let (ok, out) = redis_cli(&["--cluster", "check", &addrs[1]]);
+    assert!(ok, "--cluster check failed:\n{}", out);
+    assert!(out.contains("[OK] All nodes agree"), "{}", out);
+
+    // Test 2: kill primary 0; ours is elected and serves its slots.
+    let p0_slots = refs[0].node(&p0).unwrap().slot_count();
+    let killed = refs.remove(0);
+    drop(killed);
+    wait_ok(limit(), || {
+        if info_of(&mut ours.c, "role") != "master" {
+            return Err("ours is not a primary yet".into());
+        }
+        for n in refs.iter_mut() {
+            match n.node(&my) {
+                Some(l) if l.is_primary() && l.slot_count() == p0_slots => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        for n in refs.iter_mut().chain(std::iter::once(&mut ours)) {
+            let st = n.info_field("cluster_state");
+            if st != "ok" {
+                return Err(format!("{}: cluster_state:{}", n.label(), st));
+            }
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, ours.log()));
+    assert!(
+        ours.log().contains("Failover election won"),
+        "{}",
+        ours.log()
+    );
+    // A client asking another node follows MOVED to ours.
+    let key = (0..)
+        .map(|i| format!("key:{}", i))
+        .find(|k| {
+            let s = key_slot(k.as_bytes());
+            let line = ours.node(&my).unwrap();
+            line.slots.iter().any(|(a, b)| (*a..=*b).contains(&s))
+        })
+        .unwrap();
+    let want = format!("v{}", &key[4..]);
+    let port = refs[0].port().to_string();
+    let (ok, out) = redis_cli(&["-c", "-p", &port, "GET", &key]);
+    assert!(ok && out.trim() == want, "{} -> {}", key, out);
+}
+
+/// A replica of ours attached to a primary of ours in a cluster with two reference
+/// primaries, then a manual CLUSTER FAILOVER: the replica waits for the paused primary's
+/// offset, wins the election (FORCEACK votes of the reference primaries), and the old
+/// primary follows it as a replica, with the data intact.
+#[test]
+#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
+fn manual_failover_between_ours() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let o = opts();
+    let rb = Impl::Reference(bin);
+    let mut nodes = vec![
+        CNode::start(&Impl::Ours, &o),
+        CNode::start(&rb, &o),
+        CNode::start(&rb, &o),
+    ];
+    common::cluster::create_cluster(&mut nodes, limit())
+        .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[0].log()));
+    let counts = load_keys(&mut nodes, 3000);
+    let mut r = CNode::start(&Impl::Ours, &o);
+    r.meet(&nodes[1]);
+    let (p, rid) = (nodes[0].id.clone(), r.id.clone());
+    wait_ok(limit(), || match nodes[0].node(&rid) {
+        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
+        other => Err(format!("{:?}", other)),
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    r.ok(&["CLUSTER", "REPLICATE", &p]);
+    wait_ok(limit(), || {
+        for n in nodes.iter_mut() {
+            match n.node(&rid) {
+                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&p) => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        if info_of(&mut r.c, "master_link_status") != "up" {
+            return Err("link down".into());
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    // The primary lists its replica (the node id came with REPLCONF SET-CLUSTER-NODE-ID).
+    assert!(
+        nodes[0].text(&["CLUSTER", "REPLICAS", &p]).contains(&rid),
+        "{}",
+        nodes[0].text(&["CLUSTER", "NODES"])
+    );
+    let p_slots = nodes[0].node(&p).unwrap().slot_count();
+    r.ok(&["CLUSTER", "FAILOVER"]);
+    wait_ok(limit(), || {
+        if info_of(&mut r.c, "role") != "master" {
+            return Err("replica not promoted".into());
+        }
+        if info_of(&mut nodes[0].c, "role") != "slave" {
+            return Err("old primary not a replica".into());
+        }
+        for n in nodes.iter_mut().skip(1) {
+            match n.node(&rid) {
+                Some(l) if l.is_primary() && l.slot_count() == p_slots => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}\n--- replica:\n{}\n--- primary:\n{}",
+            e,
+            r.log(),
+            nodes[0].log()
+        )
+    });
+    let rl = r.log();
+    assert!(rl.contains("manual failover can start"), "{}", rl);
+    assert!(rl.contains("Failover election won"), "{}", rl);
+    assert!(nodes[0]
+        .log()
+        .contains("Manual failover requested by replica"));
+    assert_eq!(
+        String::from_utf8_lossy(&r.call(&["DBSIZE"])),
+        format!(":{}\r\n", counts[0])
+    );
+    // The old primary follows with the same data, and writes go to the new primary.
+    wait_ok(limit(), || {
+        if info_of(&mut nodes[0].c, "master_link_status") == "up" {
+            Ok(())
+        } else {
+            Err("old primary not linked".into())
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        r.call(&["DEBUG", "DIGEST"]),
+        nodes[0].call(&["DEBUG", "DIGEST"])
+    );
+}
