@@ -7,9 +7,10 @@
 //! default) the cluster is down; after setting it to `no` the reference turns
 //! `cluster_state:ok` from its cron, so the scenarios wait for it.
 //!
-//! Not covered here: MOVED/ASK targets (they need a second node: the decision is
-//! src/cluster/redirect.rs, unit-tested; inside a script every redirection gives the
-//! same text), READONLY callers on a replica and ASKING on an importing slot.
+//! `two_nodes_moved` joins two nodes over the bus for the MOVED case. Not covered: ASK
+//! and TRYAGAIN inside scripts (the decision is src/cluster/redirect.rs, unit-tested;
+//! inside a script every redirection gives the same text), READONLY callers on a
+//! replica and ASKING on an importing slot.
 //!
 //! Valkey 9.1.2 keeps a script client broken after a command of a script touches keys
 //! of two slots (`redis.call('mget','b','c')`): every later `server.call` of any script
@@ -264,4 +265,51 @@ fn keys_and_slots() {
         o.call(&["EVAL", "return server.call('get', 'b')", "0"]),
         b"$1\r\n1\r\n"
     );
+}
+
+/// Two primaries joined over the bus (node 0: slots 0-8191, node 1: the rest), ours and
+/// the reference: keys of the other node inside scripts (the MOVED case: one text),
+/// declared keys of the other node (MOVED before the script runs, port normalised).
+#[test]
+fn two_nodes_moved() {
+    use common::cluster::{create_cluster, CNode, Impl, Opts};
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let lines: &[&[&str]] = &[
+        &["EVAL", "return server.call('get', 'a')", "0"],
+        &["EVAL", "return server.pcall('set', 'a', 1)", "0"],
+        &["EVAL", "return server.call('get', 'b')", "0"],
+        &["EVAL", "return 1", "1", "a"],
+        &[
+            "EVAL",
+            "#!lua\nserver.call('set', 'b', 1) return server.call('get', 'a')",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=allow-cross-slot-keys\nreturn server.call('get', 'a')",
+            "0",
+        ],
+        &["READONLY"],
+        &["EVAL_RO", "return server.call('get', 'a')", "0"],
+        &["GET", "b"],
+    ];
+    let mut got = Vec::new();
+    for imp in [Impl::Ours, Impl::Reference(bin)] {
+        let mut nodes = vec![
+            CNode::start(&imp, &Opts::default()),
+            CNode::start(&imp, &Opts::default()),
+        ];
+        create_cluster(&mut nodes, Duration::from_secs(30)).expect("cluster up");
+        let other = nodes[1].port().to_string();
+        let mut out = Vec::new();
+        for argv in lines {
+            let r = escape(&nodes[0].call(argv));
+            out.push(r.replace(&other, "<port>"));
+        }
+        got.push(out);
+    }
+    assert_eq!(got[0], got[1], "ours, reference");
+    assert!(got[0][0].contains("non local key") && got[0][3].contains("MOVED"));
 }

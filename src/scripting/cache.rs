@@ -11,7 +11,7 @@ pub const LRU_LIST_LENGTH: usize = 500;
 
 pub struct Script {
     pub body: Vec<u8>,
-    pub func: mlua::Function,
+    pub func: super::LuaFn,
     /// Shebang flags ([`super::run::sflags`]), EVAL_COMPAT without a shebang.
     pub flags: u64,
     /// The script's stamp in the LRU, if it is evictable (added by EVAL).
@@ -56,7 +56,7 @@ impl ScriptCache {
         &mut self,
         sha: [u8; 40],
         body: Vec<u8>,
-        func: mlua::Function,
+        func: super::LuaFn,
         flags: u64,
         evictable: bool,
     ) {

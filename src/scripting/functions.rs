@@ -81,9 +81,8 @@ return function(...)
       fl[#fl + 1] = f
     end
   end
-  for _, e in ipairs(pending.list) do
-    if e[1] == name then error('\1Function already exists in the library', 0) end
-  end
+  if pending.names[name] then error('\1Function already exists in the library', 0) end
+  pending.names[name] = true
   pending.list[#pending.list + 1] = {name, cb, fl, desc}
 end
 "#;
@@ -91,7 +90,7 @@ end
 /// One registered function.
 pub struct FunctionInfo {
     pub name: String,
-    pub func: Function,
+    pub func: super::LuaFn,
     /// The script flags ([`sflags`]).
     pub flags: u64,
     /// The flag names, in definition order (FUNCTION LIST).
@@ -211,12 +210,18 @@ pub fn compile_library(vm: &LuaVm, code: &[u8]) -> Result<Library, String> {
     let chunk = vm
         .compile(body)
         .map_err(|e| format!("ERR Error compiling function: {}", e))?;
+    let chunk: Function = vm
+        .lua
+        .registry_value(&chunk)
+        .map_err(|e| format!("ERR {}", e))?;
     let pending: Table = vm
         .lua
         .named_registry_value(PENDING_KEY)
         .map_err(|e| format!("ERR {}", e))?;
     let list = vm.lua.create_table().map_err(|e| format!("ERR {}", e))?;
     let _ = pending.raw_set("list", list.clone());
+    let names = vm.lua.create_table().map_err(|e| format!("ERR {}", e))?;
+    let _ = pending.raw_set("names", names);
     let _ = pending.raw_set("active", true);
     // While loading, `server` / `redis` are the reduced table.
     let g = vm.lua.globals();
@@ -253,6 +258,7 @@ pub fn compile_library(vm: &LuaVm, code: &[u8]) -> Result<Library, String> {
     swap(full);
     let _ = pending.raw_set("active", false);
     let _ = pending.raw_set("list", Value::Nil);
+    let _ = pending.raw_set("names", Value::Nil);
     if let Err(e) = r {
         return Err(format!("ERR Error registering functions: ERR {}", e));
     }
@@ -268,6 +274,11 @@ pub fn compile_library(vm: &LuaVm, code: &[u8]) -> Result<Library, String> {
         let entry = entry.map_err(|e| format!("ERR {}", e))?;
         let fname: String = entry.raw_get(1).map_err(|e| format!("ERR {}", e))?;
         let func: Function = entry.raw_get(2).map_err(|e| format!("ERR {}", e))?;
+        let func = vm
+            .lua
+            .create_registry_value(func)
+            .map_err(|e| format!("ERR {}", e))?;
+        let func = std::rc::Rc::new(func);
         let fl: Table = entry.raw_get(3).map_err(|e| format!("ERR {}", e))?;
         let desc: Option<mlua::String> = entry.raw_get(4).ok();
         let mut flags = 0u64;

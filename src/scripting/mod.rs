@@ -136,6 +136,15 @@ impl Scripting {
     }
 }
 
+/// A compiled script or function: a reference in its state's Lua registry.
+///
+/// Not an `mlua::Function`: mlua keeps every `Function` handle in one auxiliary Lua
+/// stack of at most ~8000 slots and panics past it, so a server holding a handle per
+/// cached script died at the 8000th SCRIPT LOAD. A registry reference has no such
+/// bound; the handle exists only while the script runs. `Rc` because the commands take
+/// it out of the cache before running it.
+pub type LuaFn = std::rc::Rc<mlua::RegistryKey>;
+
 /// A Lua state taken out of the server together with every value that refers to it
 /// (the compiled scripts of the cache, the functions of the registry), to be dropped.
 ///

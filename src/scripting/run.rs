@@ -127,9 +127,13 @@ pub fn set_resp(resp: u8) {
 
 /// server.log at upstream's level (0 debug .. 3 warning).
 pub fn log(level: u8, msg: &[u8]) {
-    let m = String::from_utf8_lossy(msg);
+    // Upstream prefixes the engine's name.
+    let m = format!("<lua> {}", String::from_utf8_lossy(msg));
+    // The `log` levels map to upstream's: trace is debug, debug is verbose, info is
+    // notice, warn is warning (src/config.rs record_level).
     match level {
-        0 | 1 => debug!("{}", m),
+        0 => log::trace!("{}", m),
+        1 => debug!("{}", m),
         2 => info!("{}", m),
         _ => warn!("{}", m),
     }
@@ -604,7 +608,7 @@ pub fn run_script(
     srv: &mut Server,
     c: &mut Client,
     name: &str,
-    func: &mlua::Function,
+    func: &super::LuaFn,
     keys: &[Vec<u8>],
     args: &[Vec<u8>],
     flags: u32,
@@ -621,6 +625,14 @@ pub fn run_script(
     let Some(vm) = slot(srv, is_fn).take() else {
         c.reply.add_error("ERR scripting engine not initialized");
         return;
+    };
+    let func: mlua::Function = match vm.lua.registry_value(func) {
+        Ok(f) => f,
+        Err(e) => {
+            *slot(srv, is_fn) = Some(vm);
+            c.reply.add_error(&format!("ERR {}", e));
+            return;
+        }
     };
     let Some(mut sc) = script_client(srv) else {
         *slot(srv, is_fn) = Some(vm);
@@ -660,7 +672,7 @@ pub fn run_script(
     // SAFETY: the closure works on the raw stack of the state; the hook and the C
     // functions reach the server through SERVER (module comment).
     let res = unsafe {
-        vm.lua.exec_raw::<()>(func, |l| {
+        vm.lua.exec_raw::<()>(&func, |l| {
             if is_fn {
                 call_function(l, c, &fname, Some((keys, args)));
             } else {

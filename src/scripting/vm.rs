@@ -140,15 +140,16 @@ impl LuaVm {
 
     /// Compiles a script body (its shebang line already blanked) into a function.
     /// The error is the text after `Error compiling script (new function): `.
-    pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
+    pub fn compile(&self, body: &[u8]) -> Result<super::LuaFn, String> {
         match self
             .lua
             .load(body)
             .set_name(self.chunk_name())
             .set_mode(ChunkMode::Text)
             .into_function()
+            .and_then(|f| self.lua.create_registry_value(f))
         {
-            Ok(f) => Ok(f),
+            Ok(f) => Ok(std::rc::Rc::new(f)),
             Err(mlua::Error::SyntaxError { message, .. }) => Err(message),
             Err(mlua::Error::MemoryError(m)) => Err(m),
             Err(e) => Err(e.to_string()),
