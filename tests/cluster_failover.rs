@@ -328,7 +328,6 @@ fn redis_cli(args: &[&str]) -> (bool, String) {
 /// --cluster create`, replicates one primary (100,000 keys in the cluster), then takes
 /// over when that primary is killed.
 #[test]
-#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
 fn replica_of_reference_primary_then_failover() {
     let Some(bin) = require_reference() else {
         return;
@@ -455,7 +454,6 @@ fn replica_of_reference_primary_then_failover() {
 /// offset, wins the election (FORCEACK votes of the reference primaries), and the old
 /// primary follows it as a replica, with the data intact.
 #[test]
-#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
 fn manual_failover_between_ours() {
     let Some(bin) = require_reference() else {
         return;

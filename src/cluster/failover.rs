@@ -672,7 +672,7 @@ pub fn cron(srv: &mut Server) {
         let data = fo
             .map(|f| f.data_received)
             .unwrap_or(0)
-            .max(n.pong_received);
+            .max(n.data_received);
         let delay = (now - n.ping_sent).min(now - data);
         if delay > timeout && n.flags & (nflags::PFAIL | nflags::FAIL) == 0 {
             newly_pfail.push(id);
