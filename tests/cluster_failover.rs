@@ -278,6 +278,19 @@ fn errors_match_reference() {
         }
         assert_eq!(replies[0], replies[1], "{:?}", argv);
     }
+    // `cluster-replica-no-failover` shows as the NOFAILOVER flag of myself, and goes.
+    for (set, want) in [("yes", true), ("no", false)] {
+        for n in nodes.iter_mut() {
+            n.ok(&["CONFIG", "SET", "cluster-replica-no-failover", set]);
+            let id = n.id.clone();
+            let label = n.label();
+            wait_ok(limit(), || match n.node(&id) {
+                Some(l) if l.has("nofailover") == want => Ok(()),
+                other => Err(format!("{}: {:?}", label, other)),
+            })
+            .unwrap();
+        }
+    }
 }
 
 /// Loads `n` keys into the primaries of a cluster, each key to the owner of its slot
