@@ -525,7 +525,7 @@ pub fn info_memory(srv: &Server, s: &mut String) {
          mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n\
          mem_not_counted_for_evict:{}\r\nmem_replication_backlog:{}\r\n\
          mem_total_replication_buffers:{}\r\nmem_replicas_repl_buffer:0\r\n\
-         mem_clients_slaves:{}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\n\
+         mem_clients_slaves:{}\r\nmem_clients_normal:{}\r\nmem_cluster_links:{}\r\n\
          mem_cluster_slot_import:0\r\nmem_cluster_slot_export:0\r\nmem_aof_buffer:{}\r\n\
          mem_allocator:{}\r\nmem_overhead_db_hashtable_rehashing:{}\r\n\
          active_defrag_running:0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
@@ -543,6 +543,7 @@ pub fn info_memory(srv: &Server, s: &mut String) {
         mh.repl_backlog + mh.clients_replicas,
         mh.clients_replicas,
         mh.clients_normal,
+        crate::cluster::link::memory(srv),
         mh.aof_buffer,
         zmalloc::MALLOC_LIB,
         mh.overhead_db_hashtable_rehashing,

@@ -196,6 +196,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Cluster mode (`cluster-enabled yes`): the slot table (src/cluster/mod.rs).
     pub cluster: Option<Box<crate::cluster::ClusterState>>,
+    /// Cached connections to MIGRATE targets (src/commands/migrate.rs).
+    pub migrate_sockets: crate::commands::migrate::SocketCache,
 }
 
 impl Server {
@@ -273,6 +275,7 @@ impl Server {
             evict,
             scripting: crate::scripting::Scripting::new(),
             cluster,
+            migrate_sockets: Default::default(),
         }
     }
 
@@ -399,6 +402,7 @@ pub fn server_cron(el: &mut EventLoop, srv: &mut Server, _id: u64) -> i64 {
     // replicationCron, once per second.
     if srv.cronloops.is_multiple_of((srv.hz as u64).max(1)) {
         crate::replication::cron(el, srv);
+        crate::commands::migrate::close_timed_out_sockets(srv);
     }
     crate::tls::auto_reload_cron(srv);
     crate::tracking::cron(srv);

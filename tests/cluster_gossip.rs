@@ -91,6 +91,18 @@ fn ours_meets_reference_cluster() {
     );
     let links = all[3].text(&["INFO", "clients"]);
     assert!(links.contains("cluster_connections:6"), "{}", links);
+    let mem = all[3].text(&["INFO", "memory"]);
+    assert!(
+        !mem.contains("mem_cluster_links:0\r\n") && mem.contains("mem_cluster_links:"),
+        "{}",
+        mem
+    );
+    let links = all[3].call(&["CLUSTER", "LINKS"]);
+    assert!(
+        links.starts_with(b"*6\r\n"),
+        "{}",
+        String::from_utf8_lossy(&links)
+    );
     // The saved nodes.conf names all four nodes, and the reference parses it.
     all[3].ok(&["CLUSTER", "SAVECONFIG"]);
     let conf = common::cluster::read_conf(&all[3].conf_path());
@@ -273,5 +285,82 @@ fn forget_spreads() {
         res.unwrap();
         // FORGET of a blacklisted id replies OK.
         nodes[forgetter].ok(&["CLUSTER", "FORGET", &id]);
+    }
+}
+
+/// Our node's nodes.conf, written while it was part of a reference cluster, loads after a
+/// restart on another port: the node comes back with its id, reconnects on its own (no
+/// MEET), and the reference nodes take its new address.
+#[test]
+fn ours_restarts_from_nodes_conf() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let r = Impl::Reference(bin);
+    let mut nodes = start_nodes(&[r.clone(), r, Impl::Ours], &Opts::default());
+    create_cluster(&mut nodes, LIMIT).unwrap();
+    nodes[2].ok(&["CLUSTER", "SAVECONFIG"]);
+    let copy = std::env::temp_dir().join(format!(
+        "valkey-rs-cluster-gossip-{}-nodes.conf",
+        std::process::id()
+    ));
+    std::fs::copy(nodes[2].conf_path(), &copy).unwrap();
+    let old_id = nodes[2].id.clone();
+    drop(nodes.pop());
+    let o = Opts {
+        extra: vec![
+            "--cluster-config-file".into(),
+            copy.to_string_lossy().into_owned(),
+        ],
+        ..Opts::default()
+    };
+    nodes.push(CNode::start(&Impl::Ours, &o));
+    assert_eq!(nodes[2].id, old_id);
+    let res = wait_converged(&mut nodes, LIMIT);
+    let _ = std::fs::remove_file(&copy);
+    res.unwrap();
+    let port = nodes[2].port();
+    for n in nodes.iter_mut().take(2) {
+        let l = n.node(&old_id).unwrap();
+        assert_eq!(l.port, port, "{}: {}", n.label(), l.raw);
+    }
+}
+
+/// A killed node is seen `fail?` then `fail` by ours and by the reference nodes, through
+/// our pings (ping_sent) and the failure reports gossiped both ways; the survivors keep
+/// seeing each other connected.
+#[test]
+fn killed_node_is_marked_failing() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let r = Impl::Reference(bin);
+    let mut nodes = start_nodes(&[Impl::Ours, r.clone(), r, Impl::Ours], &Opts::default());
+    create_cluster(&mut nodes, LIMIT).unwrap();
+    let dead = nodes.remove(2);
+    let dead_id = dead.id.clone();
+    drop(dead);
+    let res = wait_ok(LIMIT, || {
+        for node in nodes.iter_mut() {
+            match node.node(&dead_id) {
+                Some(l) if l.has("fail") => {}
+                o => return Err(format!("{}: {:?}", node.label(), o.map(|l| l.raw))),
+            }
+        }
+        Ok(())
+    });
+    res.unwrap();
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    for node in nodes.iter_mut() {
+        for id in &ids {
+            let l = node.node(id).unwrap();
+            assert!(
+                l.connected() && !l.has("fail"),
+                "{}: {}",
+                node.label(),
+                l.raw
+            );
+        }
+        assert_eq!(node.info_field("cluster_state"), "fail", "{}", node.label());
     }
 }

@@ -296,8 +296,9 @@ fn noeviction_evicts_nothing() {
         assert_eq!(dbsize(&mut c), 2000, "{who}");
         assert_eq!(stat(&mut c, "stats", "evicted_keys"), 0, "{who}");
         assert!(stat(&mut c, "stats", "current_eviction_exceeded_time") >= 0);
-        // Deleting makes room again.
-        for i in 0..1000 {
+        // Deleting makes room again (1500 keys: with 1000 the room left under the limit
+        // depends on the allocator's size classes, and jemalloc's leave too little).
+        for i in 0..1500 {
             c.call(&["DEL", &format!("p:{i}")]);
         }
         let (ok, oom) = fill(&mut c, "n:", 0..10, 200, None);

@@ -97,6 +97,9 @@
 # worst PING round trip is reported, with the worst over the same time without any DEL (the
 # machine's noise). BENCH_LAZYFREE_RUNS lazy runs per server (median), then one synchronous
 # DEL (`lazyfree-lazy-user-del no`) for contrast. Target: worst PING under 5 ms.
+# The server's own view, which the machine's scheduling noise does not touch: the slowest
+# command while the value is freed (LATENCY LATEST, `latency-monitor-threshold 1`) and the
+# CPU the event loop's thread spent meanwhile (/proc/<pid>/task/<pid>/stat).
 #   BENCH_LAZYFREE_ELEMS   [10000000]
 #   BENCH_LAZYFREE_RUNS    [3]
 #   BENCH_LAZYFREE_SERVERS [valkey-rs reference]
@@ -116,6 +119,15 @@
 # requests [100000]) and GET at -P 1 (a third of that); for each, a short run with the same
 # 50 connections is dumped first, so the difference excludes connection setup and
 # handshakes. Not part of `make bench` (valgrind is slow); the counts do not depend on load.
+# `./utils/bench.sh cluster` runs only the cluster section (not part of a full run): a
+# three-primary cluster of valkey-rs and one of the reference (each node pinned like the
+# servers above, `cluster-enabled yes`, an explicit `cluster-port`, slots split in three by
+# ADDSLOTSRANGE, SET-CONFIG-EPOCH 1..3, MEET, then polled until every node reports
+# cluster_state:ok and three known nodes), then `redis-benchmark --cluster -t get,set`
+# (-c BENCH_CLIENTS -r 100000, -P 1 and 16) against each cluster, alternating, BENCH_RUNS
+# runs each; medians and the valkey-rs/upstream ratio (target >= 1.0).
+#   BENCH_CLUSTER_N        requests per run [BENCH_N/5]
+#   BENCH_CLUSTER_SERVERS  [valkey-rs reference]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -133,7 +145,7 @@ MODE=${1:-all}
 REPL_KEYS=${BENCH_REPL_KEYS:-1000000}
 REPL_RUNS=${BENCH_REPL_RUNS:-3}
 REPL_N=${BENCH_REPL_N:-$N}
-case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval]" >&2; exit 2 ;; esac
+case "$MODE" in all | rdb | aof | acl | tls | tls-instr | repl | evict | lazyfree | types | eval | cluster) ;; *) echo "usage: $0 [rdb|aof|acl|tls|tls-instr|repl|evict|lazyfree|types|eval|cluster]" >&2; exit 2 ;; esac
 
 # Custom command rows, for commands redis-benchmark has no -t test for: "NAME|COMMAND ARGS..."
 # (words split on spaces; redis-benchmark replaces __rand_int__ with a zero-padded 12-digit
@@ -518,6 +530,79 @@ eval_bench() {
     print_table "$csv" "Scripting" EVALSHA-3calls
 }
 
+# ---- Cluster: redis-benchmark --cluster against three primaries of each ---------------
+# cluster_start SERVER PREFIX: three nodes of SERVER in cluster mode, slots split in three,
+# met and converged; sets CPORTS (client ports) and appends the pids to PIDS and CPIDS.
+cluster_start() {
+    local server=$1 i port bus out
+    CPORTS=()
+    local buses=()
+    local ranges=("0 5460" "5461 10922" "10923 16383")
+    for i in 0 1 2; do
+        mkdir -p "$WORK/$2-$i"
+        port=$(free_port)
+        bus=$(free_port)
+        while [ "$bus" = "$port" ]; do bus=$(free_port); done
+        local pid
+        pid=$(start_server "$server" "$WORK/$2-$i" "$port" --cluster-enabled yes \
+            --cluster-port "$bus" --cluster-node-timeout 5000 \
+            --cluster-config-file nodes.conf)
+        PIDS+=("$pid")
+        CPIDS+=("$pid")
+        wait_ready "$port"
+        CPORTS+=("$port")
+        buses+=("$bus")
+        # shellcheck disable=SC2086
+        redis-cli -p "$port" CLUSTER ADDSLOTSRANGE ${ranges[$i]} >/dev/null
+        redis-cli -p "$port" CLUSTER SET-CONFIG-EPOCH $((i + 1)) >/dev/null
+    done
+    for i in 1 2; do
+        redis-cli -p "${CPORTS[$i]}" CLUSTER MEET 127.0.0.1 "${CPORTS[0]}" "${buses[0]}" >/dev/null
+    done
+    for _ in $(seq 1 600); do
+        out=ok
+        for port in "${CPORTS[@]}"; do
+            redis-cli -p "$port" CLUSTER INFO | tr -d '\r' |
+                grep -q '^cluster_known_nodes:3$' || out=
+            redis-cli -p "$port" CLUSTER INFO | tr -d '\r' |
+                grep -q '^cluster_state:ok$' || out=
+        done
+        [ -n "$out" ] && return 0
+        sleep 0.1
+    done
+    echo "$server: the cluster did not converge (cluster_state:ok, 3 known nodes)" >&2
+    for port in "${CPORTS[@]}"; do redis-cli -p "$port" CLUSTER NODES >&2; done
+    return 1
+}
+
+cluster_bench() {
+    local server run pipeline
+    local csv="$WORK/cluster.csv" n=${BENCH_CLUSTER_N:-$((N / 5))}
+    : >"$csv"
+    declare -A first=()
+    CPIDS=()
+    local servers=${BENCH_CLUSTER_SERVERS:-valkey-rs reference}
+    for server in $servers; do
+        cluster_start "$server" "cluster-$server" || exit 1
+        first[$server]=${CPORTS[0]}
+    done
+    echo "cluster: redis-benchmark --cluster -t get,set -c $CLIENTS -n $n -r 100000, $RUNS runs each" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            for server in $servers; do
+                echo "cluster run $run/$RUNS -P $pipeline $server" >&2
+                "${CLIENT_CPU[@]}" redis-benchmark --cluster -p "${first[$server]}" -c "$CLIENTS" \
+                    -n "$n" -r 100000 -P "$pipeline" -t get,set --csv 2>/dev/null |
+                    sed -n '/^"test"/,$p' | bench_csv "$server" "$pipeline" "$run" - >>"$csv" ||
+                    echo "redis-benchmark failed against $server (cluster -P $pipeline)" >&2
+            done
+        done
+    done
+    for pid in "${CPIDS[@]}"; do stop_pid "$pid"; done
+    echo
+    print_table "$csv" "Cluster, 3 primaries" SET
+}
+
 # ---- TLS: throughput over TLS vs plaintext on the same valkey-rs, handshakes/s ----------
 tls_bench() {
     local dir="$WORK/tls" port tport pid run pipeline mode
@@ -774,8 +859,8 @@ lazyfree_bench() {
     local server port pid elems=${BENCH_LAZYFREE_ELEMS:-10000000} runs=${BENCH_LAZYFREE_RUNS:-3}
     echo "Lazy free: DEL of a $elems-member set, a second client PINGing throughout, $runs lazy runs + 1 synchronous" >&2
     echo
-    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | p99.9 PING ms | worst PING ms, no DEL | p99.9, no DEL | freed after s |"
-    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|--------------:|----------------------:|--------------:|--------------:|"
+    echo "| server | members | lazyfree-lazy-user-del | DEL reply ms | worst PING ms (DEL until freed) | p99.9 PING ms | worst PING ms, no DEL | p99.9, no DEL | freed after s | slowest command ms (LATENCY, during the free) | event loop CPU ms (during the free) |"
+    echo "|--------|--------:|-----------------------|-------------:|--------------------------------:|--------------:|----------------------:|--------------:|--------------:|------:|------:|"
     for server in ${BENCH_LAZYFREE_SERVERS:-valkey-rs reference}; do
         mkdir -p "$WORK/lazyfree-$server"
         port=$(free_port)
@@ -783,7 +868,7 @@ lazyfree_bench() {
         PIDS+=("$pid")
         wait_ready "$port"
         "${CLIENT_CPU[@]}" python3 - "$server" "$port" "$elems" "$runs" <<'PY'
-import socket, statistics, subprocess, sys, time
+import os, socket, statistics, subprocess, sys, time
 
 server, port, n, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
@@ -868,31 +953,57 @@ def worst_ping(c, act):
     p.wait()
     return (float(worst), float(p999)), r
 
+def main_thread_ms():
+    # CPU time of the server's main thread (the event loop) so far, from /proc.
+    f = open("/proc/%d/task/%d/stat" % (pid, pid)).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+def parse(f):
+    line = f.readline()
+    if line[:1] == b"*":
+        return [parse(f) for _ in range(int(line[1:]))]
+    if line[:1] == b"$":
+        return f.read(int(line[1:]) + 2)[:-2]
+    return line[1:-2]
+
+def slowest_command_ms(c):
+    # LATENCY LATEST's max (4th field) for the "command" event; 0 when no command
+    # reached the 1 ms threshold.
+    c[0].sendall(enc("LATENCY", "LATEST"))
+    return max([int(e[3]) for e in parse(c[1]) if e[0] == b"command"] or [0])
+
 def del_and_wait(c):
+    call(c, "CONFIG", "SET", "latency-monitor-threshold", "1")
+    call(c, "LATENCY", "RESET")
+    cpu0 = main_thread_ms()
     t = time.perf_counter()
     assert call(c, "DEL", "big") == b"1"
     d = time.perf_counter() - t
     while info(c, "lazyfree_pending_objects") != 0:
         time.sleep(0.01)
     freed = time.perf_counter() - t
+    loop_cpu = main_thread_ms() - cpu0
+    slowest = slowest_command_ms(c)
+    call(c, "CONFIG", "SET", "latency-monitor-threshold", "0")
     time.sleep(0.05)
-    return d * 1000, freed
+    return d * 1000, freed, loop_cpu, slowest
 
 c = connect()
+pid = int([l for l in call(c, "INFO", "server").split(b"\r\n") if l.startswith(b"process_id:")][0][11:])
 rows = {"yes": [], "no": []}
 for lazy in ["yes"] * runs + ["no"]:
     call(c, "CONFIG", "SET", "lazyfree-lazy-user-del", lazy)
     build(c)
-    (worst, p999), (del_ms, freed) = worst_ping(c, lambda: del_and_wait(c))
+    (worst, p999), (del_ms, freed, loop_cpu, slowest) = worst_ping(c, lambda: del_and_wait(c))
     (noise, noise999), _ = worst_ping(c, lambda: time.sleep(freed + 0.05))
-    rows[lazy].append((del_ms, worst, noise, freed, p999, noise999))
-    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms, p99.9 %.2f ms (no DEL: %.2f, %.2f ms), freed after %.2f s, load %s"
-          % (server, lazy, del_ms, worst, p999, noise, noise999, freed,
+    rows[lazy].append((del_ms, worst, noise, freed, p999, noise999, slowest, loop_cpu))
+    print("%s lazyfree %s: DEL %.1f ms, worst PING %.2f ms, p99.9 %.2f ms (no DEL: %.2f, %.2f ms), freed after %.2f s, slowest command %d ms, event loop CPU %.0f ms, load %s"
+          % (server, lazy, del_ms, worst, p999, noise, noise999, freed, slowest, loop_cpu,
              open("/proc/loadavg").read().split()[0]), file=sys.stderr)
 for lazy in ["yes", "no"]:
     r = rows[lazy]
     med = lambda k: statistics.median(x[k] for x in r)
-    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (server, n, lazy, med(0), med(1), med(4), med(2), med(5), med(3)))
+    print("| %s | %d | %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.0f |" % (server, n, lazy, med(0), med(1), med(4), med(2), med(5), med(3), med(6), med(7)))
 PY
         stop_pid "$pid"
     done
@@ -1138,6 +1249,10 @@ if [ "$MODE" = acl ]; then
 fi
 if [ "$MODE" = tls ]; then
     tls_bench
+    exit 0
+fi
+if [ "$MODE" = cluster ]; then
+    cluster_bench
     exit 0
 fi
 if [ "$MODE" = tls-instr ]; then

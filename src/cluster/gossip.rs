@@ -120,7 +120,8 @@ pub fn header(srv: &Server) -> Header {
     };
     h.current_epoch = t.current_epoch;
     h.config_epoch = t.node_epoch(me);
-    h.offset = srv.repl.master_repl_offset.max(0) as u64;
+    h.offset = failover::my_offset(srv).max(0) as u64;
+    h.mflags[0] |= failover::header_mflags0(srv);
     h
 }
 
@@ -706,6 +707,8 @@ pub fn del_node(srv: &mut Server, id: NodeId) {
         return;
     };
     let links = [n.link, n.inbound_link];
+    let name = n.name.clone();
+    st.failover.forget(&name);
     for k in links.into_iter().flatten() {
         link::free_link(srv, k);
     }
@@ -939,8 +942,6 @@ fn update_slots_config_with(srv: &mut Server, sender: NodeId, ce: u64, slots: &b
     let mut become_replica = false;
     if new_primary.is_some() && cur_slots == 0 {
         if allow_migration || same_as_me {
-            // clusterSetPrimary is item E's (failover::set_primary), called below.
-            become_replica = true;
             info!(
                 "Configuration change detected. Reconfiguring myself as a replica of node {} in \
                  shard {}",
@@ -950,6 +951,7 @@ fn update_slots_config_with(srv: &mut Server, sender: NodeId, ce: u64, slots: &b
                     .map(|n| n.shard_id.clone())
                     .unwrap_or_default()
             );
+            become_replica = true;
         } else if me_primary && sender_slots >= migrated_our && !same_as_me {
             info!(
                 "My last slot was migrated to node {} in shard {}. I am now an empty primary.",
@@ -969,6 +971,8 @@ fn update_slots_config_with(srv: &mut Server, sender: NodeId, ce: u64, slots: &b
     }
     if become_replica {
         failover::set_primary(srv, sender, !same_as_me);
+        todo_save(srv, true);
+        broadcast_pong(srv, PongTarget::All);
     }
 }
 
@@ -1090,12 +1094,13 @@ fn process_gossip(srv: &mut Server, sender: Option<NodeId>, msg: &Message) {
                 if let Some(s) = sender {
                     failover::on_gossip_flags(srv, s, id, g.flags);
                 }
+                let reports = failover::count_failure_reports(srv, id);
                 let st = self::st(srv);
                 let Some(n) = st.nodes.get_mut(id) else {
                     continue;
                 };
                 let fail = nflags::PFAIL | nflags::FAIL;
-                if g.flags & fail == 0 && n.ping_sent == 0 && n.flags & fail == 0 {
+                if g.flags & fail == 0 && n.ping_sent == 0 && reports == 0 {
                     let pr = g.pong_received as i64 * 1000;
                     if pr <= now + 500 && pr > n.pong_received {
                         n.pong_received = pr;

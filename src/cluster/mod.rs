@@ -297,7 +297,14 @@ pub fn check_redirect(srv: &Server, c: &Client, id: usize) -> Option<String> {
     } else if def.key_specs.is_empty() && def.flags & cmdf::MOVABLE_KEYS == 0 {
         return None;
     }
-    let mut flags = def.flags;
+    // An EVAL/FCALL of a script with flags is a write or not by those flags (upstream's
+    // getCommandFlags).
+    let mut flags =
+        if def.flags & cmdf::NOSCRIPT != 0 && crate::commands::scripting::is_eval(def.name) {
+            crate::commands::scripting::eval_command_flags(srv, &c.argv, def.flags)
+        } else {
+            def.flags
+        };
     let mut keys: Vec<&[u8]> = Vec::new();
     let mut refs = Vec::new();
     if is_exec {
@@ -333,4 +340,46 @@ pub fn check_redirect(srv: &Server, c: &Client, id: usize) -> Option<String> {
     let mut exists =
         |k: &[u8]| srv.dbs[db].kv.get(k).is_some() && !crate::db::key_is_expired(srv, db, k);
     redirect::get_node_by_query(&view, &q, &mut exists).error_text(&view)
+}
+
+/// The redirection decision for a command run by a script (server.call, upstream's
+/// `scriptVerifyClusterState`): the keys of `c.argv` (command `id`), with the calling
+/// client's READONLY and ASKING flags. Returns the decision and the slot of the keys
+/// (`None` for a command without keys). Called only in cluster mode.
+pub fn script_redirect(
+    srv: &Server,
+    c: &Client,
+    id: usize,
+    readonly: bool,
+    asking: bool,
+) -> (redirect::Redirect, Option<u16>) {
+    let Some(st) = srv.cluster.as_deref() else {
+        return (redirect::Redirect::Local, None);
+    };
+    let def = srv.commands.commands[id].def;
+    let mut refs = Vec::new();
+    if crate::commands::server::get_keys_into(def, &c.argv, &mut refs).is_none() {
+        return (redirect::Redirect::Local, None);
+    }
+    let keys: Vec<&[u8]> = refs.iter().map(|k| c.argv[k.pos].as_slice()).collect();
+    let slot = keys.first().map(|k| slot::key_hash_slot(k));
+    let view = TableView {
+        st,
+        ok: st.state_ok(srv.config.cluster_require_full_coverage),
+    };
+    let q = Query {
+        keys: &keys,
+        is_write: def.flags & cmdf::WRITE != 0,
+        cmd_asking: def.flags & cmdf::ASKING != 0,
+        is_migrate: def.name == "migrate",
+        is_pubsubshard: def.flags & cmdf::PUBSUB != 0,
+        asking,
+        readonly,
+        allow_reads_when_down: srv.config.cluster_allow_reads_when_down,
+        allow_pubsubshard_when_down: srv.config.cluster_allow_pubsubshard_when_down,
+    };
+    let db = c.db;
+    let mut exists =
+        |k: &[u8]| srv.dbs[db].kv.get(k).is_some() && !crate::db::key_is_expired(srv, db, k);
+    (redirect::get_node_by_query(&view, &q, &mut exists), slot)
 }

@@ -364,13 +364,11 @@ impl NodeTable {
         s
     }
 
-    /// The CLUSTER NODES text (every line ends with `\n`).
+    /// The CLUSTER NODES text (every line ends with `\n`). Unlike nodes.conf, it lists
+    /// the nodes in handshake, as upstream.
     pub fn nodes_text(&self) -> String {
         let mut s = String::new();
         for (id, n) in self.iter() {
-            if n.flags & nflags::HANDSHAKE != 0 {
-                continue;
-            }
             s.push_str(&self.node_line(id, n, false));
             s.push('\n');
         }

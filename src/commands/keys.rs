@@ -1234,7 +1234,7 @@ fn dump_command(srv: &mut Server, c: &mut Client) {
 }
 
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
-fn restore_command(srv: &mut Server, c: &mut Client) {
+pub(crate) fn restore_command(srv: &mut Server, c: &mut Client) {
     let mut replace = false;
     let mut absttl = false;
     let mut lru_idle: i64 = -1;

@@ -432,7 +432,7 @@ pub struct CommandTable {
 }
 
 /// Every family's table.
-pub fn all_families() -> [&'static [CommandDef]; 23] {
+pub fn all_families() -> [&'static [CommandDef]; 24] {
     [
         string::COMMANDS,
         config::COMMANDS,
@@ -457,6 +457,7 @@ pub fn all_families() -> [&'static [CommandDef]; 23] {
         scripting::COMMANDS,
         function::COMMANDS,
         cluster::COMMANDS,
+        migrate::COMMANDS,
     ]
 }
 

@@ -869,6 +869,9 @@ pub fn get_keys(def: &CommandDef, argv: &[Vec<u8>]) -> Option<Vec<KeyRef>> {
 
 /// [`get_keys`] appending to a caller's buffer (the ACL gate reuses one).
 pub fn get_keys_into(def: &CommandDef, argv: &[Vec<u8>], keys: &mut Vec<KeyRef>) -> Option<()> {
+    if def.name == "migrate" {
+        return super::migrate::get_keys(def, argv, keys);
+    }
     let argc = argv.len() as i64;
     for spec in def.key_specs {
         let first: i64 = match spec.begin {
@@ -1413,7 +1416,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  total_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\n\
                  keyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\n\
                  pubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:{}\r\n\
-                 total_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
+                 total_forks:{}\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:0\r\n\
                  active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
                  active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
                  current_active_defrag_time:0\r\ntracking_total_keys:{}\r\n\
@@ -1464,6 +1467,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.pubsub.shard_channels.len(),
                 srv.rdb.stat_fork_time_us,
                 srv.rdb.stat_total_forks,
+                srv.migrate_sockets.count(),
                 srv.tracking.total_keys(),
                 srv.tracking.total_items(),
                 srv.tracking.total_prefixes(),

@@ -1,0 +1,267 @@
+//! Scripts in cluster mode (issue 12): the cluster checks of every `server.call`
+//! (upstream's scriptVerifyClusterState) and of EVAL/FCALL themselves, compared byte for
+//! byte with the reference on one-node clusters.
+//!
+//! Each server serves half of the slots (ADDSLOTSRANGE 0 8191): `b` (3300) and `c` (7365)
+//! are served here, `a` (15495) is not. With `cluster-require-full-coverage yes` (the
+//! default) the cluster is down; after setting it to `no` the reference turns
+//! `cluster_state:ok` from its cron, so the scenarios wait for it.
+//!
+//! Not covered here: MOVED/ASK targets (they need a second node: the decision is
+//! src/cluster/redirect.rs, unit-tested; inside a script every redirection gives the
+//! same text), READONLY callers on a replica and ASKING on an importing slot.
+//!
+//! Valkey 9.1.2 keeps a script client broken after a command of a script touches keys
+//! of two slots (`redis.call('mget','b','c')`): every later `server.call` of any script
+//! on that node fails with `Attempted to access a non local key in a cluster node`, even
+//! PING. We do not copy that; the case runs last, once, on each server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{escape, free_port, require_reference, wait_for, Conn, Server};
+
+/// Starts ours and the reference in cluster mode, each serving slots 0-8191.
+fn pair() -> Option<(Server, Server)> {
+    let bin = require_reference()?;
+    let start = |reference: bool| {
+        let cport = free_port().to_string();
+        let args = ["--cluster-enabled", "yes", "--cluster-port", &cport];
+        let s = if reference {
+            Server::reference(&bin, &args)
+        } else {
+            Server::ours(&args)
+        };
+        let r = s.conn().call(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
+        assert_eq!(r, b"+OK\r\n");
+        s
+    };
+    Some((start(false), start(true)))
+}
+
+/// Waits until the reference reports `cluster_state:<want>`.
+fn wait_ref_state(reference: &Server, want: &str) {
+    let mut c = reference.conn();
+    let line = format!("cluster_state:{}", want);
+    let ok = wait_for(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&c.call(&["CLUSTER", "INFO"])).contains(&line)
+    });
+    assert!(ok, "reference never reached {}", line);
+}
+
+/// Sends `argv` to both and asserts identical reply bytes.
+#[track_caller]
+fn same(ours: &mut Conn, reference: &mut Conn, argv: &[&str]) -> Vec<u8> {
+    let want = reference.call(argv);
+    let got = ours.call(argv);
+    assert_eq!(
+        escape(&got),
+        escape(&want),
+        "reply to {:?} differs from the reference",
+        argv
+    );
+    want
+}
+
+#[track_caller]
+fn all_same(o: &mut Conn, r: &mut Conn, lines: &[&[&str]]) {
+    for argv in lines {
+        same(o, r, argv);
+    }
+}
+
+/// A library whose functions touch the keys they are given and others.
+const LIB: &str = "#!lua name=cl\n\
+    server.register_function('getk', function(k, a) return server.call('get', k[1]) end)\n\
+    server.register_function('setk', function(k, a) return server.call('set', k[1], a[1]) end)\n\
+    server.register_function{function_name='rgetk', callback=function(k, a) \
+        return server.call('get', k[1]) end, flags={'no-writes'}}\n\
+    server.register_function('two', function(k, a) \
+        server.call('set', 'b', 1) return server.call('set', 'c', 1) end)\n\
+    server.register_function{function_name='twox', callback=function(k, a) \
+        server.call('set', 'b', 1) return server.call('set', 'c', 1) end, \
+        flags={'allow-cross-slot-keys'}}\n\
+    server.register_function('geta', function(k, a) return server.pcall('get', 'a') end)";
+
+#[test]
+fn cluster_down() {
+    let Some((ours, reference)) = pair() else {
+        return;
+    };
+    let (mut o, mut r) = (ours.conn(), reference.conn());
+    same(&mut o, &mut r, &["FUNCTION", "LOAD", LIB]);
+    all_same(
+        &mut o,
+        &mut r,
+        &[
+            // Down: every keyed command of a script is refused, keyless ones run.
+            &["EVAL", "return server.call('get', 'b')", "0"],
+            &["EVAL", "return server.call('set', 'b', 1)", "0"],
+            &["EVAL", "return server.call('object', 'encoding', 'b')", "0"],
+            &["EVAL", "return server.pcall('get', 'b')", "0"],
+            &["EVAL", "return server.call('ping')", "0"],
+            &["EVAL", "return server.call('dbsize')", "0"],
+            &["EVAL", "#!lua\nreturn server.call('get', 'b')", "0"],
+            &["EVAL", "return 1", "1", "b"],
+            &["FCALL", "getk", "1", "b"],
+            &["FCALL", "geta", "0"],
+            // Reads allowed while down: writes of a script get their own text, and an
+            // EVAL/FCALL that may write (by its flags) is refused before it runs.
+            &["CONFIG", "SET", "cluster-allow-reads-when-down", "yes"],
+            &["EVAL", "return server.call('get', 'b')", "0"],
+            &["EVAL", "return server.call('set', 'b', 1)", "0"],
+            &["EVAL", "return server.call('incr', 'b')", "1", "b"],
+            &["EVAL", "#!lua\nreturn 1", "1", "b"],
+            &["EVAL", "#!lua\nreturn 1", "0"],
+            &[
+                "EVAL",
+                "#!lua flags=no-writes\nreturn server.call('get', KEYS[1])",
+                "1",
+                "b",
+            ],
+            // The cluster check comes before the read-only-script check (9.1.2).
+            &[
+                "EVAL",
+                "#!lua flags=no-writes\nreturn server.call('set', KEYS[1], 1)",
+                "1",
+                "b",
+            ],
+            &["EVAL_RO", "return server.call('get', KEYS[1])", "1", "b"],
+            &["EVAL_RO", "return server.call('set', KEYS[1], 1)", "1", "b"],
+            &["FCALL", "getk", "1", "b"],
+            &["FCALL", "setk", "1", "b", "1"],
+            &["FCALL", "rgetk", "1", "b"],
+            &["FCALL_RO", "rgetk", "1", "b"],
+            &["CONFIG", "SET", "cluster-allow-reads-when-down", "no"],
+            &["INFO", "errorstats"],
+        ],
+    );
+}
+
+#[test]
+fn keys_and_slots() {
+    let Some((ours, reference)) = pair() else {
+        return;
+    };
+    let (mut o, mut r) = (ours.conn(), reference.conn());
+    same(
+        &mut o,
+        &mut r,
+        &["CONFIG", "SET", "cluster-require-full-coverage", "no"],
+    );
+    wait_ref_state(&reference, "ok");
+    same(&mut o, &mut r, &["FUNCTION", "LOAD", LIB]);
+    let checks: &[&[&str]] = &[
+        &["CLUSTER", "KEYSLOT", "a"],
+        &["CLUSTER", "KEYSLOT", "b"],
+        &["CLUSTER", "KEYSLOT", "c"],
+        // Keys served here.
+        &["EVAL", "return server.call('set', 'b', 'v')", "0"],
+        &["EVAL", "return server.call('get', KEYS[1])", "1", "b"],
+        &["EVAL", "return {server.call('incr', 'n{b}'), server.call('get', 'b')}", "0"],
+        // A slot nobody serves: refused inside the script, and before it runs when
+        // declared.
+        &["EVAL", "return server.call('get', 'a')", "0"],
+        &["EVAL", "return server.pcall('get', 'a')", "0"],
+        &["EVAL", "local ok, e = pcall(server.call, 'get', 'a') return e", "0"],
+        &["EVAL", "#!lua\nreturn server.call('set', 'a', 1)", "0"],
+        &["EVAL", "return 1", "1", "a"],
+        &["EVAL", "return 1", "2", "b", "c"],
+        &["EVAL", "return 1", "2", "b", "{b}x"],
+        &["FCALL", "getk", "1", "a"],
+        &["FCALL", "geta", "0"],
+        // Compatibility mode (no shebang): keys of several slots across calls.
+        &["EVAL", "server.call('set', 'b', 1) return server.call('set', 'c', 2)", "0"],
+        &["EVAL", "return server.call('get', 'c')", "1", "b"],
+        // With a shebang: every key in one slot, the declared keys' one first.
+        &["EVAL", "#!lua\nserver.call('set', 'b', 1) return server.call('set', '{b}x', 2)", "0"],
+        &["EVAL", "#!lua\nserver.call('set', 'b', 1) return server.call('set', 'c', 2)", "0"],
+        &["EVAL", "#!lua\nreturn server.call('get', 'c')", "1", "b"],
+        &["EVAL", "#!lua\nreturn server.call('get', '{b}z')", "1", "b"],
+        &["EVAL", "#!lua\nreturn server.pcall('get', 'c')", "1", "b"],
+        &["EVAL", "#!lua\nserver.call('ping') return server.call('get', 'c')", "1", "b"],
+        &["EVAL", "#!lua flags=allow-cross-slot-keys\nreturn server.call('get', 'c')", "1", "b"],
+        &[
+            "EVAL",
+            "#!lua flags=allow-cross-slot-keys\nserver.call('set', 'b', 1) return server.call('set', 'c', 2)",
+            "0",
+        ],
+        // A refused call keeps the script's slot (the error is catchable).
+        &[
+            "EVAL",
+            "#!lua\nlocal e = server.pcall('get', 'c') return {e, server.call('get', 'b')}",
+            "1",
+            "b",
+        ],
+        // Functions: no cross-slot keys unless flagged.
+        &["FCALL", "two", "0"],
+        &["FCALL", "twox", "0"],
+        &["FCALL", "getk", "1", "c"],
+        &["FCALL_RO", "rgetk", "1", "c"],
+        &["GET", "b"],
+        &["GET", "c"],
+    ];
+    all_same(&mut o, &mut r, checks);
+    // The order of the checks: OOM, then ACL, then cluster, then read-only scripts.
+    let lines: &[&[&str]] = &[
+        &["ACL", "SETUSER", "u", "on", "nopass", "~b", "+@all"],
+        &["ACL", "SETUSER", "w", "on", "nopass", "~*", "+@all", "-set"],
+        &["AUTH", "u", "x"],
+        &["EVAL", "return server.call('get', 'a')", "0"],
+        &["EVAL", "return server.call('get', 'c')", "0"],
+        &["AUTH", "w", "x"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn server.call('set', 'b', 1)",
+            "0",
+        ],
+        &["EVAL", "return server.call('set', 'a', 1)", "0"],
+        &["AUTH", "default", "x"],
+        &["CONFIG", "SET", "maxmemory", "1"],
+        &["EVAL", "return server.call('set', 'a', 1)", "0"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn server.call('set', 'b', 1)",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=allow-oom\nreturn server.call('set', 'a', 1)",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn server.call('publish', 'b', 'x')",
+            "0",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn server.call('pfcount', 'b')",
+            "0",
+        ],
+        &["CONFIG", "SET", "maxmemory", "0"],
+        &["INFO", "errorstats"],
+        &["ACL", "LOG"],
+    ];
+    for argv in lines {
+        if argv[0] == "ACL" && argv[1] == "LOG" {
+            // Entries carry times and client ids: compare their count and reasons.
+            let (a, b) = (o.call(argv), r.call(argv));
+            assert_eq!(a[..4], b[..4], "ACL LOG length");
+            continue;
+        }
+        same(&mut o, &mut r, argv);
+    }
+    // Last (see the module comment): one command with keys of two slots.
+    same(
+        &mut o,
+        &mut r,
+        &["EVAL", "return server.call('mget', 'b', 'c')", "0"],
+    );
+    // Ours keeps working after it.
+    assert_eq!(
+        o.call(&["EVAL", "return server.call('get', 'b')", "0"]),
+        b"$1\r\n1\r\n"
+    );
+}
