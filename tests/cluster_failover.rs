@@ -278,6 +278,19 @@ fn errors_match_reference() {
         }
         assert_eq!(replies[0], replies[1], "{:?}", argv);
     }
+    // `cluster-replica-no-failover` shows as the NOFAILOVER flag of myself, and goes.
+    for (set, want) in [("yes", true), ("no", false)] {
+        for n in nodes.iter_mut() {
+            n.ok(&["CONFIG", "SET", "cluster-replica-no-failover", set]);
+            let id = n.id.clone();
+            let label = n.label();
+            wait_ok(limit(), || match n.node(&id) {
+                Some(l) if l.has("nofailover") == want => Ok(()),
+                other => Err(format!("{}: {:?}", label, other)),
+            })
+            .unwrap();
+        }
+    }
 }
 
 /// Loads `n` keys into the primaries of a cluster, each key to the owner of its slot
@@ -328,7 +341,6 @@ fn redis_cli(args: &[&str]) -> (bool, String) {
 /// --cluster create`, replicates one primary (100,000 keys in the cluster), then takes
 /// over when that primary is killed.
 #[test]
-#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
 fn replica_of_reference_primary_then_failover() {
     let Some(bin) = require_reference() else {
         return;
@@ -411,6 +423,7 @@ fn replica_of_reference_primary_then_failover() {
     let p0_slots = refs[0].node(&p0).unwrap().slot_count();
     let killed = refs.remove(0);
     drop(killed);
+    let t0 = std::time::Instant::now();
     wait_ok(limit(), || {
         if info_of(&mut ours.c, "role") != "master" {
             return Err("ours is not a primary yet".into());
@@ -430,6 +443,13 @@ fn replica_of_reference_primary_then_failover() {
         Ok(())
     })
     .unwrap_or_else(|e| panic!("{}\n{}", e, ours.log()));
+    eprintln!(
+        "kill -> ours elected and seen everywhere: {:?}",
+        t0.elapsed()
+    );
+    if std::env::var("CLUSTER_FAILOVER_LOG").is_ok() {
+        eprintln!("{}", ours.log());
+    }
     assert!(
         ours.log().contains("Failover election won"),
         "{}",
@@ -455,7 +475,6 @@ fn replica_of_reference_primary_then_failover() {
 /// offset, wins the election (FORCEACK votes of the reference primaries), and the old
 /// primary follows it as a replica, with the data intact.
 #[test]
-#[ignore = "needs the cluster bus (item D, branch cluster-link)"]
 fn manual_failover_between_ours() {
     let Some(bin) = require_reference() else {
         return;
@@ -545,5 +564,117 @@ fn manual_failover_between_ours() {
     assert_eq!(
         r.call(&["DEBUG", "DIGEST"]),
         nodes[0].call(&["DEBUG", "DIGEST"])
+    );
+}
+
+/// Our nodes as primaries and voters: three primaries of ours and a reference replica of
+/// the first. A manual CLUSTER FAILOVER on the reference replica (our primary pauses and
+/// sends its offset, our primaries grant FORCEACK votes), our old primary follows it; then
+/// the reference node is killed and our old primary is elected back (our primaries detect
+/// the failure, agree on FAIL and vote).
+#[test]
+fn reference_replica_with_our_primaries() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let o = opts();
+    let mut nodes: Vec<CNode> = (0..3).map(|_| CNode::start(&Impl::Ours, &o)).collect();
+    common::cluster::create_cluster(&mut nodes, limit())
+        .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[0].log()));
+    let counts = load_keys(&mut nodes, 3000);
+    let mut r = CNode::start(&Impl::Reference(bin), &o);
+    r.meet(&nodes[1]);
+    let (p, rid) = (nodes[0].id.clone(), r.id.clone());
+    wait_ok(limit(), || match nodes[0].node(&rid) {
+        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
+        other => Err(format!("{:?}", other)),
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    r.ok(&["CLUSTER", "REPLICATE", &p]);
+    wait_ok(limit(), || {
+        for n in nodes.iter_mut() {
+            match n.node(&rid) {
+                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&p) => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        if info_of(&mut r.c, "master_link_status") != "up" {
+            return Err("link down".into());
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    assert!(!r.log().to_lowercase().contains("set-cluster-node-id"));
+    let p_slots = nodes[0].node(&p).unwrap().slot_count();
+    let t0 = std::time::Instant::now();
+    r.ok(&["CLUSTER", "FAILOVER"]);
+    wait_ok(limit(), || {
+        if info_of(&mut r.c, "role") != "master" {
+            return Err("replica not promoted".into());
+        }
+        if info_of(&mut nodes[0].c, "role") != "slave" {
+            return Err("old primary not a replica".into());
+        }
+        for n in nodes.iter_mut().skip(1) {
+            match n.node(&rid) {
+                Some(l) if l.is_primary() && l.slot_count() == p_slots => {}
+                other => return Err(format!("{}: {:?}", n.label(), other)),
+            }
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}\n--- reference replica:\n{}\n--- our primary:\n{}",
+            e,
+            r.log(),
+            nodes[0].log()
+        )
+    });
+    eprintln!(
+        "manual failover to the reference replica: {:?}",
+        t0.elapsed()
+    );
+    assert!(nodes[0]
+        .log()
+        .contains("Manual failover requested by replica"));
+    for n in nodes.iter().skip(1) {
+        assert!(n.log().contains("Failover auth granted to"), "{}", n.log());
+    }
+    wait_ok(limit(), || {
+        if info_of(&mut nodes[0].c, "master_link_status") == "up" {
+            Ok(())
+        } else {
+            Err("old primary not linked".into())
+        }
+    })
+    .unwrap();
+    // Kill the reference primary: ours takes its slots back.
+    drop(r);
+    let t0 = std::time::Instant::now();
+    wait_ok(limit(), || {
+        if info_of(&mut nodes[0].c, "role") != "master" {
+            return Err("ours is not a primary yet".into());
+        }
+        for n in nodes.iter_mut() {
+            if n.node(&p).map(|l| l.slot_count()) != Some(p_slots) {
+                return Err(format!("{}: {:?}", n.label(), n.node(&p)));
+            }
+            if n.info_field("cluster_state") != "ok" {
+                return Err(format!("{}: state", n.label()));
+            }
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[0].log()));
+    eprintln!(
+        "kill -> our replica elected and seen everywhere: {:?}",
+        t0.elapsed()
+    );
+    let l1 = nodes[1].log();
+    assert!(l1.contains("as failing (quorum reached)") || l1.contains("FAIL message received"));
+    assert_eq!(
+        String::from_utf8_lossy(&nodes[0].call(&["DBSIZE"])),
+        format!(":{}\r\n", counts[0])
     );
 }

@@ -636,9 +636,22 @@ pub fn cron(srv: &mut Server) {
     let now = crate::util::mstime();
     let timeout = node_timeout(srv);
     let replicating = crate::replication::replica::is_replica(srv);
+    let nofailover = cfg_bool(srv, "cluster-replica-no-failover", false);
     let Some(st) = srv.cluster.as_deref_mut() else {
         return;
     };
+    // Upstream's clusterUpdateMyselfFlags: `cluster-replica-no-failover` shows as the
+    // NOFAILOVER flag of myself (gossiped, and in CLUSTER NODES).
+    let me = st.nodes.myself_mut();
+    let before = me.flags;
+    if nofailover {
+        me.flags |= nflags::NOFAILOVER;
+    } else {
+        me.flags &= !nflags::NOFAILOVER;
+    }
+    if me.flags != before {
+        st.save_config_or_die();
+    }
     // PFAIL: a ping pending and nothing received for longer than the node timeout.
     let mut newly_pfail = Vec::new();
     let mut orphaned = 0;
@@ -672,7 +685,7 @@ pub fn cron(srv: &mut Server) {
         let data = fo
             .map(|f| f.data_received)
             .unwrap_or(0)
-            .max(n.pong_received);
+            .max(n.data_received);
         let delay = (now - n.ping_sent).min(now - data);
         if delay > timeout && n.flags & (nflags::PFAIL | nflags::FAIL) == 0 {
             newly_pfail.push(id);

@@ -5,8 +5,9 @@
 //! ADDSLOTS*/DELSLOTS*, FLUSHSLOTS, SETSLOT, BUMPEPOCH, SET-CONFIG-EPOCH, SAVECONFIG, RESET
 //! and FORGET with their local effects on the node table and nodes.conf (no bus
 //! announcement yet); MYID, MYSHARDID, NODES, SLOTS, SHARDS, INFO, LINKS (empty),
-//! REPLICAS/SLAVES, COUNT-FAILURE-REPORTS (0) and HELP. MEET, REPLICATE, FAILOVER and the
-//! atomic slot migration subcommands are still `unknown subcommand`.
+//! REPLICAS/SLAVES and HELP. Item E: REPLICATE, FAILOVER and COUNT-FAILURE-REPORTS (the
+//! work is in src/cluster/failover.rs). The atomic slot migration subcommands are still
+//! `unknown subcommand`.
 
 use super::{acl_cat as cat, flags as f, CommandDef};
 use crate::client::{flags as cflags, Client};
