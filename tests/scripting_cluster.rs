@@ -7,10 +7,10 @@
 //! default) the cluster is down; after setting it to `no` the reference turns
 //! `cluster_state:ok` from its cron, so the scenarios wait for it.
 //!
-//! `two_nodes_moved` joins two nodes over the bus for the MOVED case. Not covered: ASK
-//! and TRYAGAIN inside scripts (the decision is src/cluster/redirect.rs, unit-tested;
-//! inside a script every redirection gives the same text), READONLY callers on a
-//! replica and ASKING on an importing slot.
+//! `two_nodes_moved` joins two nodes over the bus for the MOVED case.
+//! `migrating_importing_replica` covers a MIGRATING/IMPORTING slot (ASK and TRYAGAIN
+//! before a script runs and inside it, ASKING then EVAL/FCALL) and READONLY callers of
+//! EVAL_RO/FCALL_RO on a replica (CLUSTER REPLICATE), reads and writes.
 //!
 //! Valkey 9.1.2 keeps a script client broken after a command of a script touches keys
 //! of two slots (`redis.call('mget','b','c')`): every later `server.call` of any script
@@ -312,4 +312,235 @@ fn two_nodes_moved() {
     }
     assert_eq!(got[0], got[1], "ours, reference");
     assert!(got[0][0].contains("non local key") && got[0][3].contains("MOVED"));
+}
+
+/// One line of `INFO replication` ("" when absent).
+fn repl_field(c: &mut Conn, f: &str) -> String {
+    let t = String::from_utf8_lossy(&c.call(&["INFO", "replication"])).into_owned();
+    let p = format!("{}:", f);
+    t.lines()
+        .find_map(|l| l.strip_prefix(&p))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Three nodes, ours and the reference: primaries n0 (slots 0-8191) and n1 (the rest),
+/// and n2, a replica of n0 (CLUSTER REPLICATE). Slot 3300 (`b`) is MIGRATING on n0 to n1
+/// and IMPORTING on n1 from n0; `b` exists on n0, `{b}z` and `{b}w` do not. Scenarios:
+/// a missing key of the migrating slot inside scripts and declared (ASK), several keys
+/// with some missing (TRYAGAIN), ASKING then EVAL/FCALL on the importing node, and
+/// EVAL_RO/FCALL_RO from a READONLY client on the replica (reads and writes). Replies are
+/// compared byte for byte with ports normalised.
+#[test]
+fn migrating_importing_replica() {
+    use common::cluster::{create_cluster, wait_converged, CNode, Impl, Opts};
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    const MLIB: &str = "#!lua name=mg\n\
+        server.register_function('mgetk', function(k, a) return server.call('mget', unpack(k)) end)\n\
+        server.register_function{function_name='rsetk', callback=function(k, a) \
+            return server.call('set', k[1], 1) end, flags={'no-writes'}}";
+    // (node index, argv)
+    let lines: &[(usize, &[&str])] = &[
+        // n0, MIGRATING: present and missing keys inside scripts.
+        (0, &["EVAL", "return server.call('get', 'b')", "0"]),
+        (0, &["EVAL", "return server.call('get', '{b}z')", "0"]),
+        (0, &["EVAL", "return server.pcall('get', '{b}z')", "0"]),
+        (0, &["EVAL", "return server.call('set', '{b}z', 1)", "0"]),
+        (
+            0,
+            &["EVAL", "#!lua\nreturn server.call('get', '{b}z')", "0"],
+        ),
+        (0, &["EVAL", "return server.call('get', KEYS[1])", "1", "b"]),
+        (
+            0,
+            &["EVAL", "return server.call('get', KEYS[1])", "1", "{b}z"],
+        ),
+        (0, &["FCALL", "getk", "1", "b"]),
+        (0, &["FCALL", "getk", "1", "{b}z"]),
+        (0, &["FCALL", "geta", "0"]),
+        // Several keys, some missing (TRYAGAIN), all missing (ASK).
+        (0, &["EVAL", "return server.call('mget', 'b', '{b}z')", "0"]),
+        (
+            0,
+            &["EVAL", "return server.pcall('mget', '{b}w', '{b}z')", "0"],
+        ),
+        (0, &["EVAL", "return 1", "2", "b", "{b}z"]),
+        (0, &["EVAL", "return 1", "2", "{b}w", "{b}z"]),
+        (0, &["FCALL", "mgetk", "2", "b", "{b}z"]),
+        (0, &["MGET", "b", "{b}z"]),
+        (0, &["EVAL", "return server.call('get', 'b')", "0"]),
+        // n1, IMPORTING: without ASKING (MOVED), then ASKING before each script.
+        (1, &["EVAL", "return server.call('get', '{b}z')", "0"]),
+        (1, &["EVAL", "return 1", "1", "{b}z"]),
+        (1, &["ASKING"]),
+        (
+            1,
+            &["EVAL", "return server.call('get', KEYS[1])", "1", "{b}z"],
+        ),
+        (1, &["ASKING"]),
+        (1, &["EVAL", "return server.call('get', '{b}z')", "0"]),
+        (1, &["ASKING"]),
+        (
+            1,
+            &[
+                "EVAL",
+                "return server.call('set', KEYS[1], 'i')",
+                "1",
+                "{b}z",
+            ],
+        ),
+        (1, &["GET", "{b}z"]),
+        (1, &["ASKING"]),
+        (1, &["GET", "{b}z"]),
+        (1, &["ASKING"]),
+        (
+            1,
+            &[
+                "EVAL",
+                "return server.call('mget', KEYS[1], KEYS[2])",
+                "2",
+                "{b}z",
+                "{b}w",
+            ],
+        ),
+        (1, &["ASKING"]),
+        (
+            1,
+            &[
+                "EVAL",
+                "return server.call('mget', KEYS[1], KEYS[2])",
+                "2",
+                "{b}w",
+                "{b}v",
+            ],
+        ),
+        (1, &["ASKING"]),
+        (1, &["FCALL", "getk", "1", "{b}z"]),
+        (1, &["ASKING"]),
+        (1, &["EVAL", "return server.call('get', KEYS[1])", "1", "b"]),
+        (
+            1,
+            &["EVAL", "return server.call('get', KEYS[1])", "1", "{b}z"],
+        ),
+        // n2, replica of n0: without READONLY, then with it.
+        (
+            2,
+            &["EVAL_RO", "return server.call('get', KEYS[1])", "1", "c"],
+        ),
+        (2, &["EVAL_RO", "return server.call('get', 'c')", "0"]),
+        (2, &["FCALL_RO", "rgetk", "1", "c"]),
+        (2, &["READONLY"]),
+        (
+            2,
+            &["EVAL_RO", "return server.call('get', KEYS[1])", "1", "c"],
+        ),
+        (2, &["EVAL_RO", "return server.call('get', 'c')", "0"]),
+        (2, &["EVAL_RO", "return server.call('get', 'b')", "0"]),
+        (2, &["EVAL_RO", "return server.call('get', 'a')", "0"]),
+        (
+            2,
+            &[
+                "EVAL_RO",
+                "return server.call('mget', KEYS[1], 'b')",
+                "1",
+                "b",
+            ],
+        ),
+        (2, &["FCALL_RO", "rgetk", "1", "c"]),
+        (2, &["FCALL_RO", "rgetk", "1", "a"]),
+        (
+            2,
+            &[
+                "EVAL",
+                "#!lua flags=no-writes\nreturn server.call('get', KEYS[1])",
+                "1",
+                "c",
+            ],
+        ),
+        (2, &["EVAL", "return server.call('get', KEYS[1])", "1", "c"]),
+        // Writes there.
+        (
+            2,
+            &["EVAL_RO", "return server.call('set', KEYS[1], 1)", "1", "c"],
+        ),
+        (2, &["EVAL_RO", "return server.pcall('set', 'c', 1)", "0"]),
+        (
+            2,
+            &["EVAL", "return server.call('set', KEYS[1], 1)", "1", "c"],
+        ),
+        (2, &["EVAL", "return server.call('set', 'c', 1)", "0"]),
+        (
+            2,
+            &["EVAL", "#!lua\nreturn server.call('set', 'c', 1)", "0"],
+        ),
+        (2, &["FCALL_RO", "rsetk", "1", "c"]),
+        (2, &["FCALL", "setk", "1", "c", "1"]),
+        (2, &["GET", "c"]),
+        (2, &["READWRITE"]),
+        (2, &["EVAL_RO", "return server.call('get', 'c')", "0"]),
+        (0, &["EVAL", "return server.call('get', 'b')", "0"]),
+        (0, &["INFO", "errorstats"]),
+        (1, &["INFO", "errorstats"]),
+        (2, &["INFO", "errorstats"]),
+    ];
+    let mut got = Vec::new();
+    for imp in [Impl::Ours, Impl::Reference(bin)] {
+        let mut nodes = vec![
+            CNode::start(&imp, &Opts::default()),
+            CNode::start(&imp, &Opts::default()),
+        ];
+        create_cluster(&mut nodes, Duration::from_secs(20)).expect("cluster up");
+        let mut n2 = CNode::start(&imp, &Opts::default());
+        n2.meet(&nodes[0]);
+        nodes.push(n2);
+        wait_converged(&mut nodes, Duration::from_secs(20)).expect("replica joined");
+        let p0 = nodes[0].id.clone();
+        let p1 = nodes[1].id.clone();
+        nodes[2].ok(&["CLUSTER", "REPLICATE", &p0]);
+        nodes[0].ok(&["SET", "b", "v"]);
+        nodes[0].ok(&["SET", "c", "w"]);
+        for node in nodes.iter_mut().take(2) {
+            let r = node.call(&["FUNCTION", "LOAD", MLIB]);
+            assert_eq!(r, b"$2\r\nmg\r\n");
+            let r = node.call(&["FUNCTION", "LOAD", LIB]);
+            assert_eq!(r, b"$2\r\ncl\r\n");
+        }
+        let ok = wait_for(Duration::from_secs(20), || {
+            repl_field(&mut nodes[2].c, "master_link_status") == "up"
+                && nodes[2].call(&["DBSIZE"]) == b":2\r\n"
+        });
+        assert!(ok, "{}: replica never synced", nodes[2].label());
+        nodes[0].ok(&["CLUSTER", "SETSLOT", "3300", "MIGRATING", &p1]);
+        nodes[1].ok(&["CLUSTER", "SETSLOT", "3300", "IMPORTING", &p0]);
+        let ports: Vec<String> = nodes.iter().map(|n| n.port().to_string()).collect();
+        let mut out = Vec::new();
+        for (i, argv) in lines {
+            let mut r = escape(&nodes[*i].call(argv));
+            for (j, p) in ports.iter().enumerate() {
+                r = r.replace(p.as_str(), &format!("<p{}>", j));
+            }
+            out.push(format!("n{} {:?} -> {}", i, argv, r));
+        }
+        got.push(out);
+    }
+    for (o, r) in got[0].iter().zip(&got[1]) {
+        eprintln!("reference: {}", r);
+        if o != r {
+            eprintln!("     ours: {}", o);
+        }
+    }
+    assert_eq!(got[0], got[1], "ours, reference");
+    // The scenario reached the states it is about.
+    let all = got[0].join("\n");
+    for want in [
+        "-ASK 3300",
+        "-TRYAGAIN",
+        "n1 [\"FCALL\", \"getk\", \"1\", \"{b}z\"] -> $1\\r\\ni",
+        "-READONLY",
+    ] {
+        assert!(all.contains(want), "no {:?} in:\n{}", want, all);
+    }
 }
