@@ -289,7 +289,7 @@ pub fn parse(text: &str) -> Result<Option<NodeTable>, String> {
                 n.replicaof = Some(pid);
             }
             if let Some(pnode) = t.get_mut(pid) {
-                pnode.replicas.push(*id);
+                pnode.add_replica(*id);
             }
         }
         for s in 0..CLUSTER_SLOTS as u16 {

@@ -734,10 +734,14 @@ fn set_node_as_primary(st: &mut ClusterState, id: NodeId) {
     if n.is_primary() {
         return;
     }
+    let had_primary = n.replicaof.is_some();
     if let Some(p) = n.replicaof.and_then(|p| st.nodes.get_mut(p)) {
-        p.replicas.retain(|r| *r != id);
+        p.remove_replica(id);
     }
     let n = st.nodes.get_mut(id).expect("node");
+    if had_primary && id != MYSELF {
+        n.flags |= nflags::MIGRATE_TO;
+    }
     n.flags &= !nflags::REPLICA;
     n.flags |= nflags::PRIMARY;
     n.replicaof = None;
@@ -805,7 +809,7 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
     }
     if let Some(old) = st.nodes.get(s).and_then(|n| n.replicaof) {
         if let Some(p) = st.nodes.get_mut(old) {
-            p.replicas.retain(|r| *r != s);
+            p.remove_replica(s);
         }
     }
     let shard = st
@@ -814,9 +818,7 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
         .map(|n| n.shard_id.clone())
         .unwrap_or_default();
     if let Some(p) = st.nodes.get_mut(c) {
-        if !p.replicas.contains(&s) {
-            p.replicas.push(s);
-        }
+        p.add_replica(s);
     }
     let cname = node_name(st, c);
     let n = st.nodes.get_mut(s).expect("sender");

@@ -108,6 +108,24 @@ pub struct Node {
 }
 
 impl Node {
+    /// Upstream's `clusterNodeAddReplica`: a primary that has (had) a replica becomes a
+    /// replica-migration target (`MIGRATE_TO`).
+    pub fn add_replica(&mut self, id: NodeId) {
+        if !self.replicas.contains(&id) {
+            self.replicas.push(id);
+        }
+        self.flags |= nflags::MIGRATE_TO;
+    }
+
+    /// Upstream's `clusterNodeRemoveReplica`: the last replica gone clears `MIGRATE_TO`.
+    pub fn remove_replica(&mut self, id: NodeId) {
+        let before = self.replicas.len();
+        self.replicas.retain(|r| *r != id);
+        if before != self.replicas.len() && self.replicas.is_empty() {
+            self.flags &= !nflags::MIGRATE_TO;
+        }
+    }
+
     pub fn is_primary(&self) -> bool {
         self.flags & nflags::PRIMARY != 0
     }
@@ -228,7 +246,7 @@ impl NodeTable {
         };
         self.by_name.remove(&n.name);
         if let Some(p) = n.replicaof.and_then(|p| self.get_mut(p)) {
-            p.replicas.retain(|r| *r != id);
+            p.remove_replica(id);
         }
         for r in n.replicas {
             if let Some(r) = self.get_mut(r) {
