@@ -190,7 +190,9 @@ pub fn parse(text: &str) -> Result<Option<NodeTable>, String> {
                 "tcp-port" | "client-tcp-port" | "client-tls-port" => {
                     parse_port(v).ok_or_else(|| corrupted(line))?;
                 }
-                "client-ipv4" | "client-ipv6" | "availability-zone" => {}
+                "client-ipv4" => n.client_ipv4 = v.to_string(),
+                "client-ipv6" => n.client_ipv6 = v.to_string(),
+                "availability-zone" => {}
                 _ => return Err(corrupted(line)),
             }
         }

@@ -296,6 +296,12 @@ pub fn send_ping(srv: &mut Server, key: usize, ty: u16) {
         if !me.human_nodename.is_empty() {
             exts.push(Ext::human_nodename(me.human_nodename.as_bytes()));
         }
+        if !me.client_ipv4.is_empty() {
+            exts.push(Ext::client_ipv4(me.client_ipv4.as_bytes()));
+        }
+        if !me.client_ipv6.is_empty() {
+            exts.push(Ext::client_ipv6(me.client_ipv6.as_bytes()));
+        }
         let unix = now / 1000;
         for (name, exp) in &st.bus.blacklist {
             let ttl = exp / 1000 - unix;
@@ -1176,12 +1182,16 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let now = crate::util::mstime();
     let mut hostname = None;
     let mut human_name = None;
+    let mut ipv4 = None;
+    let mut ipv6 = None;
     let mut shard = None;
     let mut forget = Vec::new();
     for e in &p.exts {
         match e.data() {
             ExtData::Hostname(h) => hostname = Some(name_str(h)),
             ExtData::HumanNodename(h) => human_name = Some(name_str(h)),
+            ExtData::ClientIpv4(h) => ipv4 = Some(name_str(h)),
+            ExtData::ClientIpv6(h) => ipv6 = Some(name_str(h)),
             ExtData::ShardId(id) => shard = Some(name_str(id)),
             ExtData::ForgottenNode { name, ttl } => forget.push((name_str(name), ttl)),
             ExtData::Unknown(t) => debug!("Received unknown extension type {}", t),
@@ -1221,6 +1231,16 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let hu = human_name.unwrap_or_default();
     if n.human_nodename != hu {
         n.human_nodename = hu;
+        changed = true;
+    }
+    let v4 = ipv4.unwrap_or_default();
+    if n.client_ipv4 != v4 {
+        n.client_ipv4 = v4;
+        changed = true;
+    }
+    let v6 = ipv6.unwrap_or_default();
+    if n.client_ipv6 != v6 {
+        n.client_ipv6 = v6;
         changed = true;
     }
     let primary = n.replicaof.filter(|_| n.is_replica());
@@ -1292,6 +1312,22 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
         return;
     }
     let now = crate::util::mstime();
+    // Upstream's clusterUpdateMyselfAnnouncedIps: CONFIG SET of the client IPs applies
+    // from the next message.
+    let v4 = srv
+        .config
+        .get("cluster-announce-client-ipv4")
+        .unwrap_or_default();
+    let v6 = srv
+        .config
+        .get("cluster-announce-client-ipv6")
+        .unwrap_or_default();
+    let me = st(srv).nodes.myself_mut();
+    if me.client_ipv4 != v4 || me.client_ipv6 != v6 {
+        me.client_ipv4 = v4;
+        me.client_ipv6 = v6;
+        st(srv).bus.todo_save = true;
+    }
     let nt = node_timeout(srv);
     let hs = handshake_timeout(nt);
     let iteration = {
