@@ -400,23 +400,30 @@ fn meet_errors_match_reference() {
     }
 }
 
-/// `cluster-announce-client-ipv4` on a reference node and on ours: each sends it in ping
-/// extension 4 and the other shows it, for clients connected over IPv4, in CLUSTER NODES,
-/// SLOTS and SHARDS instead of the bus address (each node also shows its own); both
-/// nodes.conf files carry `client-ipv4=`, and ours reads it back after a restart.
+/// `cluster-announce-client-ipv4` and `cluster-announce-client-port` on a reference node
+/// and on ours: each sends them in ping extensions 4 and 6 and the other shows them, for
+/// clients connected over IPv4, in CLUSTER NODES, SLOTS and SHARDS instead of the bus
+/// address and port (each node also shows its own); both nodes.conf files carry
+/// `client-ipv4=` and `client-tcp-port=`, and ours reads them back after a restart.
 #[test]
 fn announced_client_ipv4_crosses_the_bus() {
     let Some(bin) = require_reference() else {
         return;
     };
     let announced = ["10.11.12.13", "10.21.22.23"];
+    let ports = [7101u16, 7202];
     let imps = [Impl::Reference(bin), Impl::Ours];
     let mut nodes: Vec<CNode> = imps
         .iter()
-        .zip(announced)
-        .map(|(imp, a)| {
+        .zip(announced.iter().zip(ports))
+        .map(|(imp, (a, p))| {
             let o = Opts {
-                extra: vec!["--cluster-announce-client-ipv4".into(), a.into()],
+                extra: vec![
+                    "--cluster-announce-client-ipv4".into(),
+                    a.to_string(),
+                    "--cluster-announce-client-port".into(),
+                    p.to_string(),
+                ],
                 ..Opts::default()
             };
             CNode::start(imp, &o)
@@ -426,9 +433,9 @@ fn announced_client_ipv4_crosses_the_bus() {
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     wait_ok(LIMIT, || {
         for v in nodes.iter_mut() {
-            for (id, a) in ids.iter().zip(announced) {
+            for ((id, a), p) in ids.iter().zip(announced).zip(ports) {
                 match v.node(id) {
-                    Some(l) if l.ip == a => {}
+                    Some(l) if l.ip == a && l.port == p => {}
                     other => return Err(format!("{} sees {:?}", v.label(), other)),
                 }
             }
@@ -439,31 +446,29 @@ fn announced_client_ipv4_crosses_the_bus() {
     for v in nodes.iter_mut() {
         for cmd in ["SLOTS", "SHARDS"] {
             let r = String::from_utf8_lossy(&v.call(&["CLUSTER", cmd])).into_owned();
-            for a in announced {
-                assert!(
-                    r.contains(&format!("\r\n{}\r\n", a)),
-                    "{} {}: {}",
-                    v.label(),
-                    cmd,
-                    r
-                );
+            for (a, p) in announced.iter().zip(ports) {
+                let what = format!("{} {}: {}", v.label(), cmd, r);
+                assert!(r.contains(&format!("\r\n{}\r\n", a)), "{}", what);
+                assert!(r.contains(&format!(":{}\r\n", p)), "{}", what);
             }
             assert!(!r.contains("127.0.0.1"), "{} {}: {}", v.label(), cmd, r);
         }
     }
-    // nodes.conf: the bus address, and the peer's announced IP as an aux field.
+    // nodes.conf: the bus address and port, the announced IP and port as aux fields.
     for (i, v) in nodes.iter_mut().enumerate() {
         v.ok(&["CLUSTER", "SAVECONFIG"]);
         let conf = std::fs::read_to_string(v.conf_path()).unwrap();
-        for (id, a) in ids.iter().zip(announced) {
+        for ((id, a), p) in ids.iter().zip(announced).zip(ports) {
             let line = conf.lines().find(|l| l.starts_with(id.as_str())).unwrap();
-            assert!(line.contains(" 127.0.0.1:"), "{}: {}", i, line);
+            let what = format!("{}: {}", i, line);
+            assert!(line.contains(" 127.0.0.1:"), "{}", what);
+            assert!(line.contains(&format!(",client-ipv4={}", a)), "{}", what);
             assert!(
-                line.contains(&format!(",client-ipv4={}", a)),
-                "{}: {}",
-                i,
-                line
+                line.contains(&format!(",client-tcp-port={}", p)),
+                "{}",
+                what
             );
+            assert!(!line.contains(&format!(":{}@", p)), "{}", what);
         }
     }
     let copy = std::env::temp_dir().join(format!(
@@ -482,8 +487,14 @@ fn announced_client_ipv4_crosses_the_bus() {
     let mut ours = CNode::start(&Impl::Ours, &o);
     let _ = std::fs::remove_file(&copy);
     let l = ours.node(&ids[0]).unwrap();
-    assert_eq!(l.ip, announced[0], "{}", l.raw);
+    assert_eq!(
+        (l.ip.as_str(), l.port),
+        (announced[0], ports[0]),
+        "{}",
+        l.raw
+    );
     // Not announced any more: ours shows its bus address.
     let me = ours.node(&ids[1]).unwrap();
     assert_ne!(me.ip, announced[1], "{}", me.raw);
+    assert_eq!(me.port, ours.port(), "{}", me.raw);
 }

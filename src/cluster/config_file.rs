@@ -187,8 +187,14 @@ pub fn parse(text: &str) -> Result<Option<NodeTable>, String> {
                 }
                 "nodename" => n.human_nodename = v.to_string(),
                 "tls-port" => n.tls_port = parse_port(v).ok_or_else(|| corrupted(line))?,
-                "tcp-port" | "client-tcp-port" | "client-tls-port" => {
+                "tcp-port" => {
                     parse_port(v).ok_or_else(|| corrupted(line))?;
+                }
+                "client-tcp-port" => {
+                    n.client_tcp_port = parse_port(v).ok_or_else(|| corrupted(line))?
+                }
+                "client-tls-port" => {
+                    n.client_tls_port = parse_port(v).ok_or_else(|| corrupted(line))?
                 }
                 "client-ipv4" => n.client_ipv4 = v.to_string(),
                 "client-ipv6" => n.client_ipv6 = v.to_string(),

@@ -302,6 +302,12 @@ pub fn send_ping(srv: &mut Server, key: usize, ty: u16) {
         if !me.client_ipv6.is_empty() {
             exts.push(Ext::client_ipv6(me.client_ipv6.as_bytes()));
         }
+        if me.client_tcp_port != 0 {
+            exts.push(Ext::client_tcp_port(me.client_tcp_port));
+        }
+        if me.client_tls_port != 0 {
+            exts.push(Ext::client_tls_port(me.client_tls_port));
+        }
         let unix = now / 1000;
         for (name, exp) in &st.bus.blacklist {
             let ttl = exp / 1000 - unix;
@@ -1184,6 +1190,8 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let mut human_name = None;
     let mut ipv4 = None;
     let mut ipv6 = None;
+    let mut tcp_port = 0;
+    let mut tls_port = 0;
     let mut shard = None;
     let mut forget = Vec::new();
     for e in &p.exts {
@@ -1192,6 +1200,8 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
             ExtData::HumanNodename(h) => human_name = Some(name_str(h)),
             ExtData::ClientIpv4(h) => ipv4 = Some(name_str(h)),
             ExtData::ClientIpv6(h) => ipv6 = Some(name_str(h)),
+            ExtData::ClientTcpPort(p) => tcp_port = p,
+            ExtData::ClientTlsPort(p) => tls_port = p,
             ExtData::ShardId(id) => shard = Some(name_str(id)),
             ExtData::ForgottenNode { name, ttl } => forget.push((name_str(name), ttl)),
             ExtData::Unknown(t) => debug!("Received unknown extension type {}", t),
@@ -1241,6 +1251,10 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let v6 = ipv6.unwrap_or_default();
     if n.client_ipv6 != v6 {
         n.client_ipv6 = v6;
+        changed = true;
+    }
+    if (n.client_tcp_port, n.client_tls_port) != (tcp_port, tls_port) {
+        (n.client_tcp_port, n.client_tls_port) = (tcp_port, tls_port);
         changed = true;
     }
     let primary = n.replicaof.filter(|_| n.is_replica());
@@ -1322,10 +1336,21 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
         .config
         .get("cluster-announce-client-ipv6")
         .unwrap_or_default();
+    let port = |srv: &Server, k: &str| -> u16 {
+        srv.config.get(k).and_then(|p| p.parse().ok()).unwrap_or(0)
+    };
+    let tcp = port(srv, "cluster-announce-client-port");
+    let tls = port(srv, "cluster-announce-client-tls-port");
     let me = st(srv).nodes.myself_mut();
-    if me.client_ipv4 != v4 || me.client_ipv6 != v6 {
+    if me.client_ipv4 != v4
+        || me.client_ipv6 != v6
+        || me.client_tcp_port != tcp
+        || me.client_tls_port != tls
+    {
         me.client_ipv4 = v4;
         me.client_ipv6 = v6;
+        me.client_tcp_port = tcp;
+        me.client_tls_port = tls;
         st(srv).bus.todo_save = true;
     }
     let nt = node_timeout(srv);

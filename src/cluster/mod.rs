@@ -223,6 +223,10 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
         .config
         .get("cluster-announce-client-ipv6")
         .unwrap_or_default();
+    let client_port =
+        |k: &str| -> u16 { srv.config.get(k).and_then(|p| p.parse().ok()).unwrap_or(0) };
+    let client_tcp = client_port("cluster-announce-client-port");
+    let client_tls = client_port("cluster-announce-client-tls-port");
     let st = srv.cluster.get_or_insert_with(Default::default);
     st.start_ms = crate::util::mstime();
     st.config_file = path;
@@ -251,6 +255,8 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
     me.human_nodename = nodename;
     me.client_ipv4 = ipv4;
     me.client_ipv6 = ipv6;
+    me.client_tcp_port = client_tcp;
+    me.client_tls_port = client_tls;
     if fresh {
         st.save_config()
             .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;
@@ -313,7 +319,7 @@ impl SlotView for TableView<'_> {
     }
     fn endpoint(&self, node: NodeId) -> (String, u16) {
         match self.st.nodes.get(node) {
-            Some(n) => (n.client_ip(self.v6).to_string(), n.tcp_port),
+            Some(n) => (n.client_ip(self.v6).to_string(), n.client_port()),
             None => (String::new(), 0),
         }
     }

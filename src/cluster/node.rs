@@ -97,6 +97,10 @@ pub struct Node {
     /// extensions 4 and 5; empty when not announced).
     pub client_ipv4: String,
     pub client_ipv6: String,
+    /// The ports announced for clients (`cluster-announce-client-port/-tls-port`,
+    /// extensions 6 and 7; 0 when not announced).
+    pub client_tcp_port: u16,
+    pub client_tls_port: u16,
     /// The gossiped replication offset.
     pub repl_offset: i64,
     /// A link is up (myself counts as connected).
@@ -114,6 +118,15 @@ pub struct Node {
 impl Node {
     /// Upstream's `clusterNodeIp` for a client: its announced client address of the
     /// client's family, else the bus-known IP.
+    pub fn client_port(&self) -> u16 {
+        // Upstream's `clusterNodeClientPort` without TLS (no `tls-cluster` here).
+        if self.client_tcp_port != 0 {
+            self.client_tcp_port
+        } else {
+            self.tcp_port
+        }
+    }
+
     pub fn client_ip(&self, v6: bool) -> &str {
         let a = if v6 {
             &self.client_ipv6
@@ -326,7 +339,8 @@ impl NodeTable {
         s.push_str(&n.name);
         s.push(' ');
         s.push_str(if aux { &n.ip } else { n.client_ip(v6) });
-        s.push_str(&format!(":{}@{}", n.tcp_port, n.cport));
+        let port = if aux { n.tcp_port } else { n.client_port() };
+        s.push_str(&format!(":{}@{}", port, n.cport));
         if aux {
             s.push(',');
             s.push_str(&n.hostname);
@@ -340,6 +354,12 @@ impl NodeTable {
             }
             if !n.client_ipv6.is_empty() {
                 s.push_str(&format!(",client-ipv6={}", n.client_ipv6));
+            }
+            if n.client_tcp_port != 0 {
+                s.push_str(&format!(",client-tcp-port={}", n.client_tcp_port));
+            }
+            if n.client_tls_port != 0 {
+                s.push_str(&format!(",client-tls-port={}", n.client_tls_port));
             }
         } else if !n.hostname.is_empty() {
             s.push(',');

@@ -662,7 +662,7 @@ fn add_slots_node(c: &mut Client, n: &Node) {
     c.reply.add_array_len(4);
     let ip = n.client_ip(client_v6(c)).as_bytes().to_vec();
     c.reply.add_bulk(&ip);
-    c.reply.add_long(n.tcp_port as i64);
+    c.reply.add_long(n.client_port() as i64);
     c.reply.add_bulk(n.name.as_bytes());
     if n.hostname.is_empty() {
         c.reply.add_map_len(0);
@@ -722,8 +722,8 @@ fn slots_command(srv: &mut Server, c: &mut Client) {
 /// One node of CLUSTER SHARDS.
 fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64) {
     let mut fields: Vec<(&str, Result<Vec<u8>, i64>)> = vec![("id", Ok(n.name.clone().into()))];
-    if n.tcp_port != 0 {
-        fields.push(("port", Err(n.tcp_port as i64)));
+    if n.client_port() != 0 {
+        fields.push(("port", Err(n.client_port() as i64)));
     }
     if n.tls_port != 0 {
         fields.push(("tls-port", Err(n.tls_port as i64)));
