@@ -399,3 +399,102 @@ fn meet_errors_match_reference() {
         );
     }
 }
+
+/// `cluster-announce-client-ipv4` and `cluster-announce-client-port` on a reference node
+/// and on ours: each sends them in ping extensions 4 and 6 and the other shows them, for
+/// clients connected over IPv4, in CLUSTER NODES, SLOTS and SHARDS instead of the bus
+/// address and port (each node also shows its own); both nodes.conf files carry
+/// `client-ipv4=` and `client-tcp-port=`, and ours reads them back after a restart.
+#[test]
+fn announced_client_ipv4_crosses_the_bus() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let announced = ["10.11.12.13", "10.21.22.23"];
+    let ports = [7101u16, 7202];
+    let imps = [Impl::Reference(bin), Impl::Ours];
+    let mut nodes: Vec<CNode> = imps
+        .iter()
+        .zip(announced.iter().zip(ports))
+        .map(|(imp, (a, p))| {
+            let o = Opts {
+                extra: vec![
+                    "--cluster-announce-client-ipv4".into(),
+                    a.to_string(),
+                    "--cluster-announce-client-port".into(),
+                    p.to_string(),
+                ],
+                ..Opts::default()
+            };
+            CNode::start(imp, &o)
+        })
+        .collect();
+    create_cluster(&mut nodes, LIMIT).unwrap();
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    wait_ok(LIMIT, || {
+        for v in nodes.iter_mut() {
+            for ((id, a), p) in ids.iter().zip(announced).zip(ports) {
+                match v.node(id) {
+                    Some(l) if l.ip == a && l.port == p => {}
+                    other => return Err(format!("{} sees {:?}", v.label(), other)),
+                }
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    for v in nodes.iter_mut() {
+        for cmd in ["SLOTS", "SHARDS"] {
+            let r = String::from_utf8_lossy(&v.call(&["CLUSTER", cmd])).into_owned();
+            for (a, p) in announced.iter().zip(ports) {
+                let what = format!("{} {}: {}", v.label(), cmd, r);
+                assert!(r.contains(&format!("\r\n{}\r\n", a)), "{}", what);
+                assert!(r.contains(&format!(":{}\r\n", p)), "{}", what);
+            }
+            assert!(!r.contains("127.0.0.1"), "{} {}: {}", v.label(), cmd, r);
+        }
+    }
+    // nodes.conf: the bus address and port, the announced IP and port as aux fields.
+    for (i, v) in nodes.iter_mut().enumerate() {
+        v.ok(&["CLUSTER", "SAVECONFIG"]);
+        let conf = std::fs::read_to_string(v.conf_path()).unwrap();
+        for ((id, a), p) in ids.iter().zip(announced).zip(ports) {
+            let line = conf.lines().find(|l| l.starts_with(id.as_str())).unwrap();
+            let what = format!("{}: {}", i, line);
+            assert!(line.contains(" 127.0.0.1:"), "{}", what);
+            assert!(line.contains(&format!(",client-ipv4={}", a)), "{}", what);
+            assert!(
+                line.contains(&format!(",client-tcp-port={}", p)),
+                "{}",
+                what
+            );
+            assert!(!line.contains(&format!(":{}@", p)), "{}", what);
+        }
+    }
+    let copy = std::env::temp_dir().join(format!(
+        "valkey-rs-cluster-gossip-ipv4-{}-nodes.conf",
+        std::process::id()
+    ));
+    std::fs::copy(nodes[1].conf_path(), &copy).unwrap();
+    nodes.clear();
+    let o = Opts {
+        extra: vec![
+            "--cluster-config-file".into(),
+            copy.to_string_lossy().into_owned(),
+        ],
+        ..Opts::default()
+    };
+    let mut ours = CNode::start(&Impl::Ours, &o);
+    let _ = std::fs::remove_file(&copy);
+    let l = ours.node(&ids[0]).unwrap();
+    assert_eq!(
+        (l.ip.as_str(), l.port),
+        (announced[0], ports[0]),
+        "{}",
+        l.raw
+    );
+    // Not announced any more: ours shows its bus address.
+    let me = ours.node(&ids[1]).unwrap();
+    assert_ne!(me.ip, announced[1], "{}", me.raw);
+    assert_eq!(me.port, ours.port(), "{}", me.raw);
+}

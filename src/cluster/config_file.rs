@@ -187,10 +187,18 @@ pub fn parse(text: &str) -> Result<Option<NodeTable>, String> {
                 }
                 "nodename" => n.human_nodename = v.to_string(),
                 "tls-port" => n.tls_port = parse_port(v).ok_or_else(|| corrupted(line))?,
-                "tcp-port" | "client-tcp-port" | "client-tls-port" => {
+                "tcp-port" => {
                     parse_port(v).ok_or_else(|| corrupted(line))?;
                 }
-                "client-ipv4" | "client-ipv6" | "availability-zone" => {}
+                "client-tcp-port" => {
+                    n.client_tcp_port = parse_port(v).ok_or_else(|| corrupted(line))?
+                }
+                "client-tls-port" => {
+                    n.client_tls_port = parse_port(v).ok_or_else(|| corrupted(line))?
+                }
+                "client-ipv4" => n.client_ipv4 = v.to_string(),
+                "client-ipv6" => n.client_ipv6 = v.to_string(),
+                "availability-zone" => {}
                 _ => return Err(corrupted(line)),
             }
         }
@@ -289,7 +297,7 @@ pub fn parse(text: &str) -> Result<Option<NodeTable>, String> {
                 n.replicaof = Some(pid);
             }
             if let Some(pnode) = t.get_mut(pid) {
-                pnode.replicas.push(*id);
+                pnode.add_replica(*id);
             }
         }
         for s in 0..CLUSTER_SLOTS as u16 {

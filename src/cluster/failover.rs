@@ -1052,7 +1052,7 @@ fn set_myself_primary(t: &mut NodeTable) {
         return;
     }
     if let Some(p) = me.replicaof.and_then(|p| t.get_mut(p)) {
-        p.replicas.retain(|r| *r != MYSELF);
+        p.remove_replica(MYSELF);
     }
     let me = t.myself_mut();
     me.flags &= !nflags::REPLICA;
@@ -1082,7 +1082,7 @@ pub fn set_primary(srv: &mut Server, primary: NodeId, full_sync: bool) {
         me.flags &= !(nflags::PRIMARY | nflags::MIGRATE_TO);
         me.flags |= nflags::REPLICA;
     } else if let Some(old) = me.replicaof.and_then(|o| t.get_mut(o)) {
-        old.replicas.retain(|r| *r != MYSELF);
+        old.remove_replica(MYSELF);
     }
     t.migrating.clear();
     t.importing.clear();
@@ -1090,9 +1090,7 @@ pub fn set_primary(srv: &mut Server, primary: NodeId, full_sync: bool) {
     me.replicaof = Some(primary);
     me.shard_id = shard;
     if let Some(p) = t.get_mut(primary) {
-        if !p.replicas.contains(&MYSELF) {
-            p.replicas.push(MYSELF);
-        }
+        p.add_replica(MYSELF);
     }
     if !ip.is_empty() && port != 0 {
         crate::replication::replica::set_primary(srv, ip, port);

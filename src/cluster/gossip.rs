@@ -296,6 +296,18 @@ pub fn send_ping(srv: &mut Server, key: usize, ty: u16) {
         if !me.human_nodename.is_empty() {
             exts.push(Ext::human_nodename(me.human_nodename.as_bytes()));
         }
+        if !me.client_ipv4.is_empty() {
+            exts.push(Ext::client_ipv4(me.client_ipv4.as_bytes()));
+        }
+        if !me.client_ipv6.is_empty() {
+            exts.push(Ext::client_ipv6(me.client_ipv6.as_bytes()));
+        }
+        if me.client_tcp_port != 0 {
+            exts.push(Ext::client_tcp_port(me.client_tcp_port));
+        }
+        if me.client_tls_port != 0 {
+            exts.push(Ext::client_tls_port(me.client_tls_port));
+        }
         let unix = now / 1000;
         for (name, exp) in &st.bus.blacklist {
             let ttl = exp / 1000 - unix;
@@ -734,10 +746,14 @@ fn set_node_as_primary(st: &mut ClusterState, id: NodeId) {
     if n.is_primary() {
         return;
     }
+    let had_primary = n.replicaof.is_some();
     if let Some(p) = n.replicaof.and_then(|p| st.nodes.get_mut(p)) {
-        p.replicas.retain(|r| *r != id);
+        p.remove_replica(id);
     }
     let n = st.nodes.get_mut(id).expect("node");
+    if had_primary && id != MYSELF {
+        n.flags |= nflags::MIGRATE_TO;
+    }
     n.flags &= !nflags::REPLICA;
     n.flags |= nflags::PRIMARY;
     n.replicaof = None;
@@ -805,7 +821,7 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
     }
     if let Some(old) = st.nodes.get(s).and_then(|n| n.replicaof) {
         if let Some(p) = st.nodes.get_mut(old) {
-            p.replicas.retain(|r| *r != s);
+            p.remove_replica(s);
         }
     }
     let shard = st
@@ -814,9 +830,7 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
         .map(|n| n.shard_id.clone())
         .unwrap_or_default();
     if let Some(p) = st.nodes.get_mut(c) {
-        if !p.replicas.contains(&s) {
-            p.replicas.push(s);
-        }
+        p.add_replica(s);
     }
     let cname = node_name(st, c);
     let n = st.nodes.get_mut(s).expect("sender");
@@ -1174,12 +1188,20 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let now = crate::util::mstime();
     let mut hostname = None;
     let mut human_name = None;
+    let mut ipv4 = None;
+    let mut ipv6 = None;
+    let mut tcp_port = 0;
+    let mut tls_port = 0;
     let mut shard = None;
     let mut forget = Vec::new();
     for e in &p.exts {
         match e.data() {
             ExtData::Hostname(h) => hostname = Some(name_str(h)),
             ExtData::HumanNodename(h) => human_name = Some(name_str(h)),
+            ExtData::ClientIpv4(h) => ipv4 = Some(name_str(h)),
+            ExtData::ClientIpv6(h) => ipv6 = Some(name_str(h)),
+            ExtData::ClientTcpPort(p) => tcp_port = p,
+            ExtData::ClientTlsPort(p) => tls_port = p,
             ExtData::ShardId(id) => shard = Some(name_str(id)),
             ExtData::ForgottenNode { name, ttl } => forget.push((name_str(name), ttl)),
             ExtData::Unknown(t) => debug!("Received unknown extension type {}", t),
@@ -1219,6 +1241,20 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let hu = human_name.unwrap_or_default();
     if n.human_nodename != hu {
         n.human_nodename = hu;
+        changed = true;
+    }
+    let v4 = ipv4.unwrap_or_default();
+    if n.client_ipv4 != v4 {
+        n.client_ipv4 = v4;
+        changed = true;
+    }
+    let v6 = ipv6.unwrap_or_default();
+    if n.client_ipv6 != v6 {
+        n.client_ipv6 = v6;
+        changed = true;
+    }
+    if (n.client_tcp_port, n.client_tls_port) != (tcp_port, tls_port) {
+        (n.client_tcp_port, n.client_tls_port) = (tcp_port, tls_port);
         changed = true;
     }
     let primary = n.replicaof.filter(|_| n.is_replica());
@@ -1290,6 +1326,33 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
         return;
     }
     let now = crate::util::mstime();
+    // Upstream's clusterUpdateMyselfAnnouncedIps: CONFIG SET of the client IPs applies
+    // from the next message.
+    let v4 = srv
+        .config
+        .get("cluster-announce-client-ipv4")
+        .unwrap_or_default();
+    let v6 = srv
+        .config
+        .get("cluster-announce-client-ipv6")
+        .unwrap_or_default();
+    let port = |srv: &Server, k: &str| -> u16 {
+        srv.config.get(k).and_then(|p| p.parse().ok()).unwrap_or(0)
+    };
+    let tcp = port(srv, "cluster-announce-client-port");
+    let tls = port(srv, "cluster-announce-client-tls-port");
+    let me = st(srv).nodes.myself_mut();
+    if me.client_ipv4 != v4
+        || me.client_ipv6 != v6
+        || me.client_tcp_port != tcp
+        || me.client_tls_port != tls
+    {
+        me.client_ipv4 = v4;
+        me.client_ipv6 = v6;
+        me.client_tcp_port = tcp;
+        me.client_tls_port = tls;
+        st(srv).bus.todo_save = true;
+    }
     let nt = node_timeout(srv);
     let hs = handshake_timeout(nt);
     let iteration = {

@@ -215,6 +215,18 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
         .config
         .get("cluster-announce-human-nodename")
         .unwrap_or_default();
+    let ipv4 = srv
+        .config
+        .get("cluster-announce-client-ipv4")
+        .unwrap_or_default();
+    let ipv6 = srv
+        .config
+        .get("cluster-announce-client-ipv6")
+        .unwrap_or_default();
+    let client_port =
+        |k: &str| -> u16 { srv.config.get(k).and_then(|p| p.parse().ok()).unwrap_or(0) };
+    let client_tcp = client_port("cluster-announce-client-port");
+    let client_tls = client_port("cluster-announce-client-tls-port");
     let st = srv.cluster.get_or_insert_with(Default::default);
     st.start_ms = crate::util::mstime();
     st.config_file = path;
@@ -241,6 +253,10 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
     me.cport = cport;
     me.hostname = hostname;
     me.human_nodename = nodename;
+    me.client_ipv4 = ipv4;
+    me.client_ipv6 = ipv6;
+    me.client_tcp_port = client_tcp;
+    me.client_tls_port = client_tls;
     if fresh {
         st.save_config()
             .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;
@@ -277,6 +293,8 @@ pub fn start_bus(el: &mut crate::server::EventLoop, srv: &mut Server) -> Result<
 struct TableView<'a> {
     st: &'a ClusterState,
     ok: bool,
+    /// The client is connected over IPv6 (announced client IPs).
+    v6: bool,
 }
 
 impl SlotView for TableView<'_> {
@@ -301,7 +319,7 @@ impl SlotView for TableView<'_> {
     }
     fn endpoint(&self, node: NodeId) -> (String, u16) {
         match self.st.nodes.get(node) {
-            Some(n) => (n.ip.clone(), n.tcp_port),
+            Some(n) => (n.client_ip(self.v6).to_string(), n.client_port()),
             None => (String::new(), 0),
         }
     }
@@ -349,6 +367,7 @@ pub fn check_redirect(srv: &Server, c: &Client, id: usize) -> Option<String> {
     let view = TableView {
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
+        v6: c.addr.matches(':').count() > 1,
     };
     let q = Query {
         keys: &keys,
@@ -391,6 +410,7 @@ pub fn script_redirect(
     let view = TableView {
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
+        v6: c.addr.matches(':').count() > 1,
     };
     let q = Query {
         keys: &keys,

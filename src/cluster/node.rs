@@ -93,6 +93,14 @@ pub struct Node {
     pub cport: u16,
     pub hostname: String,
     pub human_nodename: String,
+    /// The addresses announced for clients (`cluster-announce-client-ipv4/ipv6`, ping
+    /// extensions 4 and 5; empty when not announced).
+    pub client_ipv4: String,
+    pub client_ipv6: String,
+    /// The ports announced for clients (`cluster-announce-client-port/-tls-port`,
+    /// extensions 6 and 7; 0 when not announced).
+    pub client_tcp_port: u16,
+    pub client_tls_port: u16,
     /// The gossiped replication offset.
     pub repl_offset: i64,
     /// A link is up (myself counts as connected).
@@ -108,6 +116,48 @@ pub struct Node {
 }
 
 impl Node {
+    /// Upstream's `clusterNodeIp` for a client: its announced client address of the
+    /// client's family, else the bus-known IP.
+    pub fn client_port(&self) -> u16 {
+        // Upstream's `clusterNodeClientPort` without TLS (no `tls-cluster` here).
+        if self.client_tcp_port != 0 {
+            self.client_tcp_port
+        } else {
+            self.tcp_port
+        }
+    }
+
+    pub fn client_ip(&self, v6: bool) -> &str {
+        let a = if v6 {
+            &self.client_ipv6
+        } else {
+            &self.client_ipv4
+        };
+        if a.is_empty() {
+            &self.ip
+        } else {
+            a
+        }
+    }
+
+    /// Upstream's `clusterNodeAddReplica`: a primary that has (had) a replica becomes a
+    /// replica-migration target (`MIGRATE_TO`).
+    pub fn add_replica(&mut self, id: NodeId) {
+        if !self.replicas.contains(&id) {
+            self.replicas.push(id);
+        }
+        self.flags |= nflags::MIGRATE_TO;
+    }
+
+    /// Upstream's `clusterNodeRemoveReplica`: the last replica gone clears `MIGRATE_TO`.
+    pub fn remove_replica(&mut self, id: NodeId) {
+        let before = self.replicas.len();
+        self.replicas.retain(|r| *r != id);
+        if before != self.replicas.len() && self.replicas.is_empty() {
+            self.flags &= !nflags::MIGRATE_TO;
+        }
+    }
+
     pub fn is_primary(&self) -> bool {
         self.flags & nflags::PRIMARY != 0
     }
@@ -228,7 +278,7 @@ impl NodeTable {
         };
         self.by_name.remove(&n.name);
         if let Some(p) = n.replicaof.and_then(|p| self.get_mut(p)) {
-            p.replicas.retain(|r| *r != id);
+            p.remove_replica(id);
         }
         for r in n.replicas {
             if let Some(r) = self.get_mut(r) {
@@ -284,12 +334,13 @@ impl NodeTable {
     /// One node line (upstream's `clusterGenNodeDescription`): with `aux` the nodes.conf
     /// form (`,hostname` always, then the aux fields), without it the CLUSTER NODES form.
     /// No trailing newline.
-    pub fn node_line(&self, id: NodeId, n: &Node, aux: bool) -> String {
+    pub fn node_line(&self, id: NodeId, n: &Node, aux: bool, v6: bool) -> String {
         let mut s = String::with_capacity(160);
         s.push_str(&n.name);
         s.push(' ');
-        s.push_str(&n.ip);
-        s.push_str(&format!(":{}@{}", n.tcp_port, n.cport));
+        s.push_str(if aux { &n.ip } else { n.client_ip(v6) });
+        let port = if aux { n.tcp_port } else { n.client_port() };
+        s.push_str(&format!(":{}@{}", port, n.cport));
         if aux {
             s.push(',');
             s.push_str(&n.hostname);
@@ -298,6 +349,18 @@ impl NodeTable {
                 s.push_str(&format!(",nodename={}", n.human_nodename));
             }
             s.push_str(&format!(",shard-id={}", n.shard_id));
+            if !n.client_ipv4.is_empty() {
+                s.push_str(&format!(",client-ipv4={}", n.client_ipv4));
+            }
+            if !n.client_ipv6.is_empty() {
+                s.push_str(&format!(",client-ipv6={}", n.client_ipv6));
+            }
+            if n.client_tcp_port != 0 {
+                s.push_str(&format!(",client-tcp-port={}", n.client_tcp_port));
+            }
+            if n.client_tls_port != 0 {
+                s.push_str(&format!(",client-tls-port={}", n.client_tls_port));
+            }
         } else if !n.hostname.is_empty() {
             s.push(',');
             s.push_str(&n.hostname);
@@ -354,7 +417,7 @@ impl NodeTable {
             if n.flags & nflags::HANDSHAKE != 0 {
                 continue;
             }
-            s.push_str(&self.node_line(id, n, true));
+            s.push_str(&self.node_line(id, n, true, false));
             s.push('\n');
         }
         s.push_str(&format!(
@@ -366,10 +429,11 @@ impl NodeTable {
 
     /// The CLUSTER NODES text (every line ends with `\n`). Unlike nodes.conf, it lists
     /// the nodes in handshake, as upstream.
-    pub fn nodes_text(&self) -> String {
+    /// `v6`: the asking client is connected over IPv6 (for the announced client IPs).
+    pub fn nodes_text(&self, v6: bool) -> String {
         let mut s = String::new();
         for (id, n) in self.iter() {
-            s.push_str(&self.node_line(id, n, false));
+            s.push_str(&self.node_line(id, n, false, v6));
             s.push('\n');
         }
         s

@@ -478,12 +478,17 @@ fn myshardid_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_bulk(id.as_bytes());
 }
 
+/// The client is connected over IPv6 (its address has more than one ':').
+fn client_v6(c: &Client) -> bool {
+    c.addr.matches(':').count() > 1
+}
+
 /// CLUSTER NODES: one line per node, each ending with `\n`.
 fn nodes_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
-    let text = state(srv).nodes.nodes_text();
+    let text = state(srv).nodes.nodes_text(client_v6(c));
     c.reply.add_verbatim(text.as_bytes(), "txt");
 }
 
@@ -655,8 +660,9 @@ fn meet_command(srv: &mut Server, c: &mut Client) {
 /// One node of CLUSTER SLOTS: endpoint, port, id, metadata map.
 fn add_slots_node(c: &mut Client, n: &Node) {
     c.reply.add_array_len(4);
-    c.reply.add_bulk(n.ip.as_bytes());
-    c.reply.add_long(n.tcp_port as i64);
+    let ip = n.client_ip(client_v6(c)).as_bytes().to_vec();
+    c.reply.add_bulk(&ip);
+    c.reply.add_long(n.client_port() as i64);
     c.reply.add_bulk(n.name.as_bytes());
     if n.hostname.is_empty() {
         c.reply.add_map_len(0);
@@ -716,14 +722,15 @@ fn slots_command(srv: &mut Server, c: &mut Client) {
 /// One node of CLUSTER SHARDS.
 fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64) {
     let mut fields: Vec<(&str, Result<Vec<u8>, i64>)> = vec![("id", Ok(n.name.clone().into()))];
-    if n.tcp_port != 0 {
-        fields.push(("port", Err(n.tcp_port as i64)));
+    if n.client_port() != 0 {
+        fields.push(("port", Err(n.client_port() as i64)));
     }
     if n.tls_port != 0 {
         fields.push(("tls-port", Err(n.tls_port as i64)));
     }
-    fields.push(("ip", Ok(n.ip.clone().into())));
-    fields.push(("endpoint", Ok(n.ip.clone().into())));
+    let ip = n.client_ip(client_v6(c)).to_string();
+    fields.push(("ip", Ok(ip.clone().into())));
+    fields.push(("endpoint", Ok(ip.into())));
     if !n.hostname.is_empty() {
         fields.push(("hostname", Ok(n.hostname.clone().into())));
     }
@@ -842,7 +849,8 @@ fn replicas_command(srv: &mut Server, c: &mut Client) {
     c.reply.add_array_len(n.replicas.len());
     for r in &n.replicas {
         if let Some(rn) = t.get(*r) {
-            c.reply.add_bulk(t.node_line(*r, rn, false).as_bytes());
+            let v6 = client_v6(c);
+            c.reply.add_bulk(t.node_line(*r, rn, false, v6).as_bytes());
         }
     }
 }
