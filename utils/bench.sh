@@ -137,6 +137,9 @@
 # runs each; medians and the valkey-rs/upstream ratio (target >= 1.0).
 #   BENCH_CLUSTER_N        requests per run [BENCH_N/5]
 #   BENCH_CLUSTER_SERVERS  [valkey-rs reference]
+#   BENCH_CLUSTER_NODES    primaries per cluster, 3 or 1 (one node owning every slot: the
+#                          per-server cost of cluster mode without six servers sharing the
+#                          cores) [3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -546,8 +549,9 @@ cluster_start() {
     local server=$1 i port bus out
     CPORTS=()
     local buses=()
-    local ranges=("0 5460" "5461 10922" "10923 16383")
-    for i in 0 1 2; do
+    local ranges=("0 5460" "5461 10922" "10923 16383") count=${BENCH_CLUSTER_NODES:-3}
+    [ "$count" = 1 ] && ranges=("0 16383")
+    for i in $(seq 0 $((count - 1))); do
         mkdir -p "$WORK/$2-$i"
         port=$(free_port)
         bus=$(free_port)
@@ -565,21 +569,21 @@ cluster_start() {
         redis-cli -p "$port" CLUSTER ADDSLOTSRANGE ${ranges[$i]} >/dev/null
         redis-cli -p "$port" CLUSTER SET-CONFIG-EPOCH $((i + 1)) >/dev/null
     done
-    for i in 1 2; do
+    for i in $(seq 1 $((count - 1))); do
         redis-cli -p "${CPORTS[$i]}" CLUSTER MEET 127.0.0.1 "${CPORTS[0]}" "${buses[0]}" >/dev/null
     done
     for _ in $(seq 1 600); do
         out=ok
         for port in "${CPORTS[@]}"; do
             redis-cli -p "$port" CLUSTER INFO | tr -d '\r' |
-                grep -q '^cluster_known_nodes:3$' || out=
+                grep -q "^cluster_known_nodes:$count\$" || out=
             redis-cli -p "$port" CLUSTER INFO | tr -d '\r' |
                 grep -q '^cluster_state:ok$' || out=
         done
         [ -n "$out" ] && return 0
         sleep 0.1
     done
-    echo "$server: the cluster did not converge (cluster_state:ok, 3 known nodes)" >&2
+    echo "$server: the cluster did not converge (cluster_state:ok, $count known nodes)" >&2
     for port in "${CPORTS[@]}"; do redis-cli -p "$port" CLUSTER NODES >&2; done
     return 1
 }
@@ -590,7 +594,8 @@ cluster_bench() {
     : >"$csv"
     declare -A first=()
     CPIDS=()
-    local servers=${BENCH_CLUSTER_SERVERS:-valkey-rs reference}
+    local servers=${BENCH_CLUSTER_SERVERS:-valkey-rs reference} cflag=--cluster
+    [ "${BENCH_CLUSTER_NODES:-3}" = 1 ] && cflag=
     for server in $servers; do
         cluster_start "$server" "cluster-$server" || exit 1
         first[$server]=${CPORTS[0]}
@@ -600,7 +605,10 @@ cluster_bench() {
         for pipeline in 1 16; do
             for server in $servers; do
                 echo "cluster run $run/$RUNS -P $pipeline $server" >&2
-                "${CLIENT_CPU[@]}" redis-benchmark --cluster -p "${first[$server]}" -c "$CLIENTS" \
+                # redis-benchmark refuses `--cluster` with one node; that node owns every
+                # slot, so plain mode sends everything to the right place.
+                # shellcheck disable=SC2086
+                "${CLIENT_CPU[@]}" redis-benchmark $cflag -p "${first[$server]}" -c "$CLIENTS" \
                     -n "$n" -r 100000 -P "$pipeline" -t get,set --csv 2>/dev/null |
                     sed -n '/^"test"/,$p' | bench_csv "$server" "$pipeline" "$run" - >>"$csv" ||
                     echo "redis-benchmark failed against $server (cluster -P $pipeline)" >&2
@@ -609,7 +617,7 @@ cluster_bench() {
     done
     for pid in "${CPIDS[@]}"; do stop_pid "$pid"; done
     echo
-    print_table "$csv" "Cluster, 3 primaries" SET
+    print_table "$csv" "Cluster, ${BENCH_CLUSTER_NODES:-3} primaries" SET
 }
 
 # ---- TLS: throughput over TLS vs plaintext on the same valkey-rs, handshakes/s ----------
