@@ -100,7 +100,7 @@ fuzz-bus:
 # BUS_PROC_SEEDS seeds of BUS_PROC_MSGS messages each.
 BUS_PROC_SEEDS ?= 20
 BUS_PROC_MSGS ?= 20000
-fuzz-bus-proc: deps
+fuzz-bus-proc:
 	BUS_PROC_SEEDS=$(BUS_PROC_SEEDS) BUS_PROC_MSGS=$(BUS_PROC_MSGS) $(CARGO) test --release \
 		--test cluster_bus_fuzz -- --nocapture
 

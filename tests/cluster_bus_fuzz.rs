@@ -8,9 +8,9 @@
 //! unknown or replica senders; PUBLISH with empty or large channels; `replicaof` naming the
 //! sender or the receiver; forgotten-node extensions naming the receiver.
 //!
-//! A three-node cluster of ours plus a fake node (a listener of this test that answers the
-//! node's PINGs, joined with a MEET); node 0 receives the messages on new bus links, in
-//! batches. After each batch the process is alive, its log has no panic and it answers
+//! A cluster of ours (two primaries, a replica of the first) plus a fake node (a listener of
+//! this test that answers the node's PINGs, joined with a MEET); the first primary (odd
+//! seeds) or the replica (even seeds) receives the messages on new bus links, in batches. After each batch the process is alive, its log has no panic and it answers
 //! PING on its client port. Seeds are fixed; `BUS_PROC_SEEDS` (number of seeds) and
 //! `BUS_PROC_MSGS` (messages per seed) make longer runs (`make fuzz-bus-proc`).
 //! `BUS_PROC_SEED` runs that one seed only (to replay a failure); `BUS_PROC_SHOW_LOG` prints
@@ -354,18 +354,34 @@ fn run_seed(seed: u64, msgs: usize) {
     let mut nodes: Vec<CNode> = (0..3)
         .map(|_| CNode::start(&Impl::Ours, &Opts::default()))
         .collect();
-    create_cluster(&mut nodes, Duration::from_secs(30)).expect("cluster up");
+    // Two primaries and a replica of node 0. Odd seeds send to node 0 (a primary with a
+    // replica), even seeds to node 2 (the replica).
+    create_cluster(&mut nodes[..2], Duration::from_secs(30)).expect("cluster up");
+    {
+        let (first, rest) = nodes.split_first_mut().unwrap();
+        rest[1].meet(first);
+        let id0 = first.id.clone();
+        let r = &mut rest[1];
+        assert!(
+            common::wait_for(Duration::from_secs(20), || r
+                .node(&id0)
+                .is_some_and(|n| n.connected() && !n.has("handshake"))),
+            "the replica-to-be never met node 0"
+        );
+        r.ok(&["CLUSTER", "REPLICATE", &id0]);
+    }
+    let t = if seed % 2 == 1 { 0 } else { 2 };
     let id = |n: &CNode| -> Name { n.id.as_bytes().try_into().expect("40-byte id") };
     let names = Names {
-        me: id(&nodes[0]),
-        peers: nodes[1..].iter().map(id).collect(),
+        me: id(&nodes[t]),
+        peers: (0..3).filter(|&i| i != t).map(|i| id(&nodes[i])).collect(),
         unknown: {
             let mut r = XorShift(seed ^ 0x5eed);
             (0..4).map(|_| hex_name(&mut r)).collect()
         },
     };
     let mut rng = XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let cport = nodes[0].cport;
+    let cport = nodes[t].cport;
     // The fake node joins first (MEET to its listener, the node connects and gets PONGs).
     let fake = names.unknown[0];
     let fake_cport = fake_node(fake);
@@ -382,7 +398,7 @@ fn run_seed(seed: u64, msgs: usize) {
         s.write_all(&encode(&meet)).expect("send MEET");
         let fake_id = String::from_utf8_lossy(&fake).into_owned();
         let known = common::wait_for(Duration::from_secs(10), || {
-            nodes[0]
+            nodes[t]
                 .node(&fake_id)
                 .is_some_and(|n| n.connected() && !n.has("handshake"))
         });
@@ -395,22 +411,21 @@ fn run_seed(seed: u64, msgs: usize) {
     while sent < msgs {
         for _ in 0..batch {
             let m = message(&mut rng, &names);
-            // A closed link (upstream closes some, e.g. a MEET-less unknown sender's
-            // PING is fine but a write may race a close): reconnect and go on.
+            // If the node closed the link, reconnect and go on.
             if link.write_all(&encode(&m)).is_err() {
                 link = connect(cport);
                 reconnects += 1;
             }
             sent += 1;
-            // New links now and then: the first message of a link is the one that
-            // decides whether the node learns the sender.
+            // New links now and then: upstream binds an inbound link to the first known
+            // sender on it and takes later messages on it as from that node.
             if rng.chance(20) {
                 link = connect(cport);
                 reconnects += 1;
             }
         }
         check_alive(
-            &mut nodes[0],
+            &mut nodes[t],
             &format!("seed {seed}, after {sent} messages"),
         );
     }
@@ -421,14 +436,14 @@ fn run_seed(seed: u64, msgs: usize) {
     }
     // The messages were read and processed, not dropped with the link: the node's
     // received counter (which also counts the peers' own PINGs and PONGs) covers most.
-    let info = nodes[0].info();
+    let info = nodes[t].info();
     let received: u64 = info
         .get("cluster_stats_messages_received")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    eprintln!("seed {seed}: sent {sent}, node 0 received {received} ({reconnects} links)");
+    eprintln!("seed {seed}: sent {sent}, node {t} received {received} ({reconnects} links)");
     if std::env::var_os("BUS_PROC_SHOW_LOG").is_some() {
-        eprintln!("{}", nodes[0].log());
+        eprintln!("{}", nodes[t].log());
     }
     assert!(
         received >= sent as u64 / 2,
