@@ -319,17 +319,13 @@ fn function_command(srv: &mut Server, c: &mut Client) {
                 c.reply.add_error(&e);
                 return;
             }
-            if c.argv.len() == 3
-                && !c.argv[2].eq_ignore_ascii_case(b"sync")
-                && !c.argv[2].eq_ignore_ascii_case(b"async")
-            {
-                c.reply
-                    .add_error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+            let Some(lazy) = super::server::flush_mode(
+                srv,
+                c,
+                2,
+                "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
+            ) else {
                 return;
-            }
-            let lazy = match c.argv.get(2) {
-                Some(m) => m.eq_ignore_ascii_case(b"async"),
-                None => srv.config.lazyfree_lazy_user_flush,
             };
             srv.scripting.flush_functions(lazy);
             srv.dirty += 1;

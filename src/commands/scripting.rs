@@ -359,24 +359,15 @@ fn script_command(srv: &mut Server, c: &mut Client) {
             ],
         ),
         b"flush" => {
-            if c.argv.len() > 3 {
-                c.reply
-                    .add_error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
-                return;
-            }
-            if c.argv.len() == 3
-                && !c.argv[2].eq_ignore_ascii_case(b"sync")
-                && !c.argv[2].eq_ignore_ascii_case(b"async")
-            {
-                c.reply
-                    .add_error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
-                return;
-            }
             // ASYNC (or no mode and lazyfree-lazy-user-flush) closes the old state on the
             // lazyfree thread when it holds many scripts.
-            let lazy = match c.argv.get(2) {
-                Some(m) => m.eq_ignore_ascii_case(b"async"),
-                None => srv.config.lazyfree_lazy_user_flush,
+            let Some(lazy) = super::server::flush_mode(
+                srv,
+                c,
+                2,
+                "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+            ) else {
+                return;
             };
             srv.scripting.flush(lazy);
             c.reply.add_ok();

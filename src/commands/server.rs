@@ -356,12 +356,19 @@ fn dbsize_command(srv: &mut Server, c: &mut Client) {
 /// Parses the optional ASYNC|SYNC argument of FLUSHDB / FLUSHALL: whether to free in the
 /// background (default `lazyfree-lazy-user-flush`), None after a syntax error reply.
 fn flush_lazy(srv: &Server, c: &mut Client) -> Option<bool> {
-    match c.argv.len() {
-        1 => Some(srv.config.lazyfree_lazy_user_flush),
-        2 if eq_ic(&c.argv[1], "async") => Some(true),
-        2 if eq_ic(&c.argv[1], "sync") => Some(false),
+    flush_mode(srv, c, 1, reply::ERR_SYNTAX)
+}
+
+/// The optional ASYNC|SYNC argument at `at` (the last one) of a FLUSH-like command
+/// (FLUSHDB, FLUSHALL, SCRIPT FLUSH, FUNCTION FLUSH): whether to free in the background,
+/// `lazyfree-lazy-user-flush` without it; None after replying `err`.
+pub(crate) fn flush_mode(srv: &Server, c: &mut Client, at: usize, err: &str) -> Option<bool> {
+    match c.argv.len().checked_sub(at) {
+        Some(0) => Some(srv.config.lazyfree_lazy_user_flush),
+        Some(1) if eq_ic(&c.argv[at], "async") => Some(true),
+        Some(1) if eq_ic(&c.argv[at], "sync") => Some(false),
         _ => {
-            c.reply.add_error(reply::ERR_SYNTAX);
+            c.reply.add_error(err);
             None
         }
     }
