@@ -137,6 +137,7 @@
 # runs each; medians and the valkey-rs/upstream ratio (target >= 1.0).
 #   BENCH_CLUSTER_N        requests per run [BENCH_N/5]
 #   BENCH_CLUSTER_SERVERS  [valkey-rs reference]
+#   BENCH_CLUSTER_MODE     per-node: the three primaries one at a time (cluster_per_node)
 #   BENCH_CLUSTER_NODES    primaries per cluster, 3 or 1 (one node owning every slot: the
 #                          per-server cost of cluster mode without six servers sharing the
 #                          cores) [3]
@@ -588,6 +589,60 @@ cluster_start() {
     return 1
 }
 
+# The issue's "three single-node runs" (BENCH_CLUSTER_MODE=per-node): in each three-primary
+# cluster, redis-benchmark runs against one primary at a time with keys of a hash tag that
+# primary owns (`{tag}:key:__rand_int__`, -r 100000), so every request takes the cluster
+# path (slot, owner, redirect check) on a server that has CPU 0 to itself. One row per test
+# and pipeline: the mean of the three nodes' rps (latencies: the worst node's), medians over
+# the runs. -n is BENCH_CLUSTER_N at -P 1 and eight times that at -P 16.
+cluster_per_node() {
+    local csv=$1 servers=$2 run pipeline server i c slot n test lo hi row total
+    local -n node_ports=$3
+    local -a tags=() ranges=("0 5460" "5461 10922" "10923 16383") ports cmd p50s p99s
+    local any=${node_ports[${servers%% *}]%% *}
+    # One hash tag per primary, from the slots it owns.
+    for i in 0 1 2; do
+        read -r lo hi <<<"${ranges[$i]}"
+        for c in $(seq 0 999); do
+            slot=$(redis-cli -p "$any" CLUSTER KEYSLOT "{n$c}" | tr -d '\r')
+            if [ "$slot" -ge "$lo" ] && [ "$slot" -le "$hi" ]; then
+                tags+=("{n$c}")
+                break
+            fi
+        done
+    done
+    echo "cluster per node: redis-benchmark -c $CLIENTS -r 100000 SET/GET {tag}:key, tags ${tags[*]}, $RUNS runs" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            n=${BENCH_CLUSTER_N:-$((N / 5))}
+            [ "$pipeline" = 16 ] && n=$((n * 8))
+            for test in SET GET; do
+                for server in $servers; do
+                    read -r -a ports <<<"${node_ports[$server]}"
+                    total=0 p50s=() p99s=()
+                    for i in 0 1 2; do
+                        echo "cluster per-node run $run/$RUNS -P $pipeline $test $server node $i" >&2
+                        cmd=(SET "${tags[$i]}:key:__rand_int__" xxx)
+                        [ "$test" = GET ] && cmd=(GET "${tags[$i]}:key:__rand_int__")
+                        row=$("${CLIENT_CPU[@]}" redis-benchmark -p "${ports[$i]}" -c "$CLIENTS" \
+                            -n "$n" -r 100000 -P "$pipeline" --csv "${cmd[@]}" 2>/dev/null |
+                            bench_csv "$server" "$pipeline" "$run" "$test" | tail -1)
+                        if [ -z "$row" ]; then
+                            echo "redis-benchmark failed ($server node $i)" >&2
+                            continue
+                        fi
+                        total=$(awk -F, -v t="$total" '{printf "%.2f", t + $5}' <<<"$row")
+                        p50s+=("$(cut -d, -f6 <<<"$row")")
+                        p99s+=("$(cut -d, -f7 <<<"$row")")
+                    done
+                    total=$(awk -v t="$total" 'BEGIN {printf "%.2f", t / 3}')
+                    echo "$server,$pipeline,$run,$test,$total,$(printf '%s\n' "${p50s[@]}" | sort -g | tail -1),$(printf '%s\n' "${p99s[@]}" | sort -g | tail -1)" >>"$csv"
+                done
+            done
+        done
+    done
+}
+
 cluster_bench() {
     local server run pipeline
     local csv="$WORK/cluster.csv" n=${BENCH_CLUSTER_N:-$((N / 5))}
@@ -596,10 +651,19 @@ cluster_bench() {
     CPIDS=()
     local servers=${BENCH_CLUSTER_SERVERS:-valkey-rs reference} cflag=--cluster
     [ "${BENCH_CLUSTER_NODES:-3}" = 1 ] && cflag=
+    declare -A nodes=()
     for server in $servers; do
         cluster_start "$server" "cluster-$server" || exit 1
         first[$server]=${CPORTS[0]}
+        nodes[$server]="${CPORTS[*]}"
     done
+    if [ "${BENCH_CLUSTER_MODE:-}" = per-node ]; then
+        cluster_per_node "$csv" "$servers" nodes
+        for pid in "${CPIDS[@]}"; do stop_pid "$pid"; done
+        echo
+        print_table "$csv" "Cluster, 3 primaries, per node" SET
+        return
+    fi
     echo "cluster: redis-benchmark --cluster -t get,set -c $CLIENTS -n $n -r 100000, $RUNS runs each" >&2
     for run in $(seq 1 "$RUNS"); do
         for pipeline in 1 16; do
