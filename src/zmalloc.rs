@@ -18,10 +18,10 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[cfg(feature = "jemalloc")]
+use jemalloc::Jemalloc as Inner;
 #[cfg(not(feature = "jemalloc"))]
 use std::alloc::System as Inner;
-#[cfg(feature = "jemalloc")]
-use tikv_jemallocator::Jemalloc as Inner;
 
 /// INFO `mem_allocator`, as upstream's `ZMALLOC_LIB`.
 #[cfg(not(feature = "jemalloc"))]
@@ -46,7 +46,58 @@ pub unsafe fn usable_size(ptr: *const u8) -> usize {
     }
     #[cfg(feature = "jemalloc")]
     {
-        tikv_jemallocator::usable_size(ptr)
+        tikv_jemalloc_sys::malloc_usable_size(ptr as *const libc::c_void)
+    }
+}
+
+/// jemalloc as a Rust allocator, for jemalloc built with upstream's 8-byte quantum
+/// (`.cargo/config.toml`): a plain `malloc` is only 8-byte aligned there (a 24-byte block
+/// is one of the 24-byte class), so every request that needs more alignment names it
+/// (`MALLOCX_ALIGN`). tikv-jemallocator's own allocator assumes a 16-byte quantum and
+/// would hand a 24-byte, 16-aligned request (a hash table's control bytes, read with
+/// aligned SSE loads) an 8-aligned block.
+#[cfg(feature = "jemalloc")]
+mod jemalloc {
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::os::raw::{c_int, c_void};
+    use tikv_jemalloc_sys as je;
+
+    /// The quantum jemalloc is configured with: every block is aligned to it.
+    const QUANTUM: usize = 8;
+
+    #[inline]
+    fn flags(align: usize) -> c_int {
+        if align <= QUANTUM {
+            0
+        } else {
+            je::MALLOCX_ALIGN(align)
+        }
+    }
+
+    pub struct Jemalloc;
+
+    // SAFETY: each method forwards to the jemalloc call with the same contract, with the
+    // layout's alignment passed whenever the quantum does not already guarantee it.
+    unsafe impl GlobalAlloc for Jemalloc {
+        #[inline]
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            je::mallocx(layout.size(), flags(layout.align())) as *mut u8
+        }
+
+        #[inline]
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            je::mallocx(layout.size(), flags(layout.align()) | je::MALLOCX_ZERO) as *mut u8
+        }
+
+        #[inline]
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            je::sdallocx(ptr as *mut c_void, layout.size(), flags(layout.align()))
+        }
+
+        #[inline]
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            je::rallocx(ptr as *mut c_void, new_size, flags(layout.align())) as *mut u8
+        }
     }
 }
 
