@@ -23,28 +23,10 @@ mod common;
 
 use bus::*;
 use common::cluster::{create_cluster, CNode, Impl, Opts};
+use common::XorShift;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-}
 
 fn env_u64(k: &str, d: u64) -> u64 {
     std::env::var(k)

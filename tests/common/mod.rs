@@ -123,6 +123,15 @@ impl Server {
         Server::start(Kind::Reference, bin, extra)
     }
 
+    /// Starts the reference `bin` when `reference`, else valkey-rs.
+    pub fn either(reference: bool, bin: &Path, extra: &[&str]) -> Server {
+        if reference {
+            Server::reference(bin, extra)
+        } else {
+            Server::ours(extra)
+        }
+    }
+
     /// Starts a server and waits until it answers on its port. Retries on another port if
     /// the chosen one was taken in the meantime.
     pub fn start(kind: Kind, bin: &Path, extra: &[&str]) -> Server {
@@ -631,6 +640,66 @@ pub fn servers(extra: &[&str]) -> Vec<Server> {
     targets().iter().map(|t| t.start(extra)).collect()
 }
 
+/// Ours and the reference, both started with `extra`; None when the reference is missing
+/// and may be skipped (see [`require_reference`]).
+pub fn ours_and_reference(extra: &[&str]) -> Option<(Server, Server)> {
+    let bin = require_reference()?;
+    Some((Server::ours(extra), Server::reference(&bin, extra)))
+}
+
+/// Sends `argv` to both and asserts identical reply bytes; returns them.
+#[track_caller]
+pub fn same<A: AsRef<[u8]>>(ours: &mut Conn, reference: &mut Conn, argv: &[A]) -> Vec<u8> {
+    let want = reference.call(argv);
+    let got = ours.call(argv);
+    assert_eq!(
+        escape(&got),
+        escape(&want),
+        "reply to {} differs from the reference",
+        show_argv(argv)
+    );
+    want
+}
+
+/// The corpus test of a differential file: `corpus` run as [`run_corpus`] does on ours
+/// and on the reference, in RESP2 and RESP3; every reply must be equal.
+pub fn assert_corpus_matches(corpus: &str, reset: &[&[&str]], reconnect: bool) {
+    let Some((ours, refs)) = ours_and_reference(&[]) else {
+        return;
+    };
+    let diffs = corpus_diffs(&ours, &refs, |s, resp3| {
+        run_corpus(s, resp3, corpus, reset, reconnect)
+    });
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+/// Whether no AOF rewrite is in progress or scheduled (one INFO persistence).
+pub fn aof_rewrite_idle(c: &mut Conn) -> bool {
+    let info = c.call(&["INFO", "persistence"]);
+    info_field(&info, "aof_rewrite_in_progress") == Some(0)
+        && info_field(&info, "aof_rewrite_scheduled") == Some(0)
+}
+
+/// Sends SHUTDOWN NOSAVE on `c` and asserts that `s` stops accepting connections within
+/// 10 s.
+#[track_caller]
+pub fn assert_shutdown_nosave(s: &Server, c: &mut Conn) {
+    c.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
+    let gone = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", s.port)).is_err()
+    });
+    assert!(
+        gone,
+        "{}: SHUTDOWN NOSAVE did not end the server",
+        s.kind.name()
+    );
+}
+
 /// Runs a corpus of command lines on `s` (in RESP3 after HELLO 3 when `resp3`): blank
 /// lines and `#` comments are skipped, `---` starts a section (on a fresh connection when
 /// `reconnect`), and `reset`'s commands run before the first line and each section.
@@ -741,6 +810,29 @@ pub fn assert_silent(s: &Server, c: &mut Conn) {
 pub fn client_id(c: &mut Conn) -> String {
     let r = c.call(&["CLIENT", "ID"]);
     String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned()
+}
+
+/// Xorshift64 (13, 7, 17): the generator of the cluster bus fuzzers, whose seeds name
+/// their cases.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// True once in `n` (on average).
+    pub fn chance(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
 }
 
 /// A small deterministic PRNG (xorshift64*) for the randomized tests: a failing seed
