@@ -143,6 +143,19 @@ fn same_state(a: &(std::collections::BTreeMap<String, String>, Vec<u8>, Vec<u8>)
     assert_eq!(b.2, b":7\r\n");
 }
 
+/// Starts a server on `dir` with `args`, writes [`populate`]'s dataset, SAVEs, and returns
+/// its [`state`].
+fn populate_and_save(
+    dir: &TempDir,
+    args: &[&str],
+) -> (std::collections::BTreeMap<String, String>, Vec<u8>, Vec<u8>) {
+    let s = Proc::start(dir.path(), args);
+    let mut c = s.conn();
+    populate(&mut c);
+    assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    state(&mut c)
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -298,9 +311,7 @@ fn aof_round_trip_every_type() {
                 b"+Background append only file rewriting started\r\n"
             );
             assert!(wait_for(Duration::from_secs(10), || {
-                info_str(&mut c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
-                    && info_str(&mut c, "persistence", "aof_rewrite_scheduled").as_deref()
-                        == Some("0")
+                common::aof_rewrite_idle(&mut c)
             }));
             ok(&mut c, &["RPUSH", "list", "after-rewrite"]);
             ok(&mut c, &["INCRBY", "int", "5"]);
@@ -340,6 +351,13 @@ fn expect_refusal(dir: &TempDir, file: &Path, args: &[&str], tamper: &dyn Fn(&mu
     std::fs::write(file, &good).unwrap();
 }
 
+/// Tamper: a copy of the last chunk appended.
+fn append_last_chunk(b: &mut Vec<u8>) {
+    let c = chunks(b);
+    let last = b[c[c.len() - 1]..].to_vec();
+    b.extend_from_slice(&last);
+}
+
 fn swap_chunks(b: &mut Vec<u8>, i: usize) {
     let c = chunks(b);
     let (a, m, e) = (c[i], c[i + 1], c[i + 2]);
@@ -356,12 +374,7 @@ fn tampered_files_are_refused() {
     let key = key_file(&dir, "key", 3, 0o600, false);
     let other = key_file(&dir, "other", 4, 0o600, false);
     let args = ["--save", "", "--persistence-encryption-key-file", &key];
-    {
-        let s = Proc::start(dir.path(), &args);
-        let mut c = s.conn();
-        populate(&mut c);
-        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
-    }
+    populate_and_save(&dir, &args);
     let rdb = dir.file("dump.rdb");
     let n = chunks(&std::fs::read(&rdb).unwrap()).len();
     assert!(n >= 4, "{n} chunks");
@@ -398,11 +411,7 @@ fn tampered_files_are_refused() {
     expect_refusal(&dir, &rdb, &args, &|b| b.truncate(b.len() - 5));
     expect_refusal(&dir, &rdb, &args, &|b| b.truncate(HEADER + 100));
     // An appended chunk: a copy of the last one, or the first one.
-    expect_refusal(&dir, &rdb, &args, &|b| {
-        let c = chunks(b);
-        let last = b[c[c.len() - 1]..].to_vec();
-        b.extend_from_slice(&last);
-    });
+    expect_refusal(&dir, &rdb, &args, &append_last_chunk);
     expect_refusal(&dir, &rdb, &args, &|b| {
         let c = chunks(b);
         let first = b[c[0]..c[1]].to_vec();
@@ -447,11 +456,7 @@ fn tampered_aof_is_refused_and_torn_tail_is_truncated() {
     expect_refusal(&dir, &incr, &args, &|b| swap_chunks(b, 2));
     // A whole appended chunk (a copy) fails authentication even with
     // aof-load-truncated yes.
-    expect_refusal(&dir, &incr, &args, &|b| {
-        let c = chunks(b);
-        let last = b[c[c.len() - 1]..].to_vec();
-        b.extend_from_slice(&last);
-    });
+    expect_refusal(&dir, &incr, &args, &append_last_chunk);
     expect_refusal(&dir, &base, &args, &|b| b.truncate(b.len() - 1));
     // A valid file in the wrong role: the incr file's content as the base.
     let incr_bytes = std::fs::read(&incr).unwrap();
@@ -557,22 +562,17 @@ fn reference_refuses_encrypted_files() {
     };
     let dir = TempDir::new("enc-ref");
     let key = key_file(&dir, "key", 7, 0o600, false);
-    {
-        let s = Proc::start(
-            dir.path(),
-            &[
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--persistence-encryption-key-file",
-                &key,
-            ],
-        );
-        let mut c = s.conn();
-        populate(&mut c);
-        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
-    }
+    populate_and_save(
+        &dir,
+        &[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--persistence-encryption-key-file",
+            &key,
+        ],
+    );
     // The RDB: "Wrong signature", exit status 1, no crash.
     match Proc::try_start(&reference, dir.path(), &["--save", ""], false) {
         Ok(_) => panic!("the reference started on an encrypted dump.rdb"),
@@ -679,13 +679,7 @@ fn key_rotation() {
     let a = key_file(&dir, "a", 11, 0o600, false);
     let b = key_file(&dir, "b", 12, 0o600, false);
     // A plaintext dump first: turning encryption on still loads it.
-    let want = {
-        let s = Proc::start(dir.path(), &["--save", ""]);
-        let mut c = s.conn();
-        populate(&mut c);
-        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
-        state(&mut c)
-    };
+    let want = populate_and_save(&dir, &["--save", ""]);
     let s = Proc::start(
         dir.path(),
         &["--save", "", "--persistence-encryption-key-file", &a],
@@ -813,22 +807,17 @@ fn key_rotation() {
 fn check_tools_take_key_file() {
     let dir = TempDir::new("enc-tools");
     let key = key_file(&dir, "key", 13, 0o600, false);
-    {
-        let s = Proc::start(
-            dir.path(),
-            &[
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--persistence-encryption-key-file",
-                &key,
-            ],
-        );
-        let mut c = s.conn();
-        populate(&mut c);
-        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
-    }
+    populate_and_save(
+        &dir,
+        &[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--persistence-encryption-key-file",
+            &key,
+        ],
+    );
     let rdb_tool = env!("CARGO_BIN_EXE_valkey-rs-check-rdb");
     let aof_tool = env!("CARGO_BIN_EXE_valkey-rs-check-aof");
     let dump = dir.file("dump.rdb").to_string_lossy().into_owned();
