@@ -863,36 +863,16 @@ impl Proc {
 /// (PONG) or has exited, or after `limit` (then `exit` is None and it is running).
 fn try_start(bin: &Path, dir: &Path, extra: &[&str], limit: Duration) -> Proc {
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).expect("create log");
-    let log2 = log.try_clone().expect("clone log");
     let port = free_port();
-    let d = dir.to_string_lossy().into_owned();
-    let ps = port.to_string();
-    let mut args = vec![
-        "--port",
-        &ps,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--daemonize",
-        "no",
-        "--enable-debug-command",
-        "yes",
-        "--dir",
-        &d,
-        "--appendonly",
-        "yes",
-    ];
-    args.extend_from_slice(extra);
+    let mut args = common::base_args(port, dir);
+    for a in ["--save", "", "--daemonize", "no", "--appendonly", "yes"]
+        .iter()
+        .chain(extra)
+    {
+        args.push(a.to_string());
+    }
     let t0 = Instant::now();
-    let child = Command::new(bin)
-        .args(&args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
-        .spawn()
+    let child = common::spawn_logged(Command::new(bin).args(&args), dir, &log_path, false)
         .unwrap_or_else(|e| panic!("spawn {}: {}", bin.display(), e));
     let mut p = Proc {
         child,

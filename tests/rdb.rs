@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -752,13 +752,11 @@ struct StartOutcome {
 /// Starts `bin` on `dir` and waits up to `limit` for it to exit; kills it if it runs on.
 fn start_expecting_exit(bin: &Path, dir: &Path, limit: Duration) -> StartOutcome {
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).expect("create log");
-    let log2 = log.try_clone().expect("clone log");
     let port = free_port().to_string();
     let d = dir.to_string_lossy().into_owned();
     let t0 = Instant::now();
-    let mut child = Command::new(bin)
-        .args([
+    let mut child = common::spawn_logged(
+        Command::new(bin).args([
             "--port",
             &port,
             "--bind",
@@ -771,13 +769,12 @@ fn start_expecting_exit(bin: &Path, dir: &Path, limit: Duration) -> StartOutcome
             "no",
             "--dir",
             &d,
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {}", bin.display(), e));
+        ]),
+        dir,
+        &log_path,
+        false,
+    )
+    .unwrap_or_else(|e| panic!("spawn {}: {}", bin.display(), e));
     let mut exit = None;
     let mut last_ping = t0;
     while t0.elapsed() < limit {

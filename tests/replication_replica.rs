@@ -10,13 +10,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::repl::{env_num, info_num, info_str, pipeline, v};
+use common::proc::BIN;
+use common::repl::{env_num, eof_fullsync, fake_primary_accept, info_num, info_str, pipeline, v};
 use common::{free_port, require_reference, wait_for, Conn, Rng, Server};
-
-const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
 
 /// A valkey-rs process on its own directory, which survives restarts (removed on drop
 /// of the last use by the test through [`Ours::cleanup`]).
@@ -28,33 +27,16 @@ struct Ours {
 
 impl Ours {
     fn start(dir: &Path, port: u16, extra: &[&str]) -> Ours {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .expect("log");
-        let log2 = log.try_clone().expect("log");
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--enable-debug-command".into(),
-            "yes".into(),
-            "--dir".into(),
-            dir.to_string_lossy().into_owned(),
-            "--save".into(),
-            "".into(),
-        ];
+        let mut args = common::base_args(port, dir);
+        args.extend(["--save".into(), "".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(BIN)
-            .args(&args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .expect("spawn valkey-rs");
+        let child = common::spawn_logged(
+            Command::new(BIN).args(&args),
+            dir,
+            &dir.join("server.log"),
+            true,
+        )
+        .expect("spawn valkey-rs");
         let o = Ours {
             child,
             port,
@@ -392,41 +374,10 @@ fn replica_hides_expired_keys_until_the_primary_deletes_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// One command read from the replica by the fake primary.
-fn read_command(r: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Vec<String>> {
-    use std::io::{BufRead, Read};
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
-        let mut b = vec![0u8; len + 2];
-        r.read_exact(&mut b).ok()?;
-        b.truncate(len);
-        out.push(String::from_utf8_lossy(&b).into_owned());
-    }
-    Some(out)
-}
-
 /// Accepts one replica and answers its handshake; returns the PSYNC arguments and the
 /// stream to write the rest of the script on.
 fn fake_handshake(l: &std::net::TcpListener) -> (Vec<String>, std::net::TcpStream) {
-    use std::io::Write;
-    let (s, _) = l.accept().expect("accept");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let mut r = std::io::BufReader::new(s);
-    loop {
-        let cmd = read_command(&mut r).expect("handshake command");
-        match cmd[0].to_ascii_uppercase().as_str() {
-            "PING" => w.write_all(b"+PONG\r\n").unwrap(),
-            "PSYNC" => return (cmd, w),
-            _ => w.write_all(b"+OK\r\n").unwrap(),
-        }
-    }
+    fake_primary_accept(l, Duration::from_secs(30)).expect("handshake")
 }
 
 #[test]
@@ -460,11 +411,7 @@ fn corrupt_payload_keeps_data_and_malformed_stream_reconnects() {
     // 2. The retry: an empty RDB with the EOF mark, then one command, then garbage.
     let (psync, mut w) = fake_handshake(&l);
     assert_eq!(psync[1..], ["?".to_string(), "-1".to_string()]);
-    let mark = "m".repeat(40);
-    let mut payload = format!("+FULLRESYNC {id} 100\r\n$EOF:{mark}\r\n").into_bytes();
-    payload.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
-    payload.extend_from_slice(mark.as_bytes());
-    w.write_all(&payload).unwrap();
+    w.write_all(&eof_fullsync(&id, 100)).unwrap();
     let up = wait_for(Duration::from_secs(10), || {
         info_str(&mut r, "master_link_status") == "up"
     });

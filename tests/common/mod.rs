@@ -100,6 +100,38 @@ fn make_temp_dir() -> PathBuf {
     dir
 }
 
+/// The directives every test server starts with: its port on loopback, DEBUG enabled and
+/// its directory.
+pub fn base_args(port: u16, dir: &Path) -> Vec<String> {
+    vec![
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--enable-debug-command".into(),
+        "yes".into(),
+        "--dir".into(),
+        dir.to_string_lossy().into_owned(),
+    ]
+}
+
+/// Spawns `cmd` in `dir` with stdin closed and stdout and stderr to the file `log`
+/// (appended to when `append`, else created anew).
+pub fn spawn_logged(cmd: &mut Command, dir: &Path, log: &Path, append: bool) -> io::Result<Child> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(log)?;
+    let f2 = f.try_clone()?;
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(f))
+        .stderr(Stdio::from(f2))
+        .spawn()
+}
+
 /// A running server process on a loopback port; killed (and its directory removed) on drop.
 pub struct Server {
     pub kind: Kind,
@@ -111,11 +143,7 @@ pub struct Server {
 impl Server {
     /// Starts valkey-rs with `extra` directives (`["--timeout", "1"]`).
     pub fn ours(extra: &[&str]) -> Server {
-        Server::start(
-            Kind::Ours,
-            Path::new(env!("CARGO_BIN_EXE_valkey-rs-server")),
-            extra,
-        )
+        Server::start(Kind::Ours, Path::new(proc::BIN), extra)
     }
 
     /// Starts the reference with `extra` directives.
@@ -139,30 +167,18 @@ impl Server {
         for _attempt in 0..5 {
             let port = free_port();
             let dir = make_temp_dir();
-            let log = std::fs::File::create(dir.join("server.log")).expect("create log");
-            let log2 = log.try_clone().expect("clone log");
-            let mut args: Vec<String> = vec![
-                "--port".into(),
-                port.to_string(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--enable-debug-command".into(),
-                "yes".into(),
-                "--dir".into(),
-                dir.to_string_lossy().into_owned(),
-            ];
+            let mut args = base_args(port, &dir);
             for a in ["--save", "", "--appendonly", "no", "--daemonize", "no"] {
                 args.push(a.into());
             }
             args.extend(extra.iter().map(|s| s.to_string()));
-            let child = Command::new(bin)
-                .args(&args)
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log2))
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawning {}: {}", bin.display(), e));
+            let child = spawn_logged(
+                Command::new(bin).args(&args),
+                &dir,
+                &dir.join("server.log"),
+                false,
+            )
+            .unwrap_or_else(|e| panic!("spawning {}: {}", bin.display(), e));
             let mut srv = Server {
                 kind,
                 port,
@@ -700,6 +716,40 @@ pub fn assert_shutdown_nosave(s: &Server, c: &mut Conn) {
     );
 }
 
+/// What each step of a scenario returned, as raw bytes, under a label (the command line).
+pub type Transcript = Vec<(String, Vec<u8>)>;
+
+/// Sends `argv` on `c` and records the reply under the command line.
+pub fn step(t: &mut Transcript, c: &mut Conn, argv: &[&str]) {
+    let r = c.call(argv);
+    t.push((argv.join(" "), r));
+}
+
+/// Runs `f` on every server of [`servers`]`(extra)` (ours, and the reference when
+/// installed) and asserts that the transcripts are equal, step by step and in length.
+pub fn compare_transcripts(extra: &[&str], f: impl Fn(&Server) -> Transcript) {
+    let mut first: Option<(String, Transcript)> = None;
+    for s in servers(extra) {
+        let t = f(&s);
+        match &first {
+            None => first = Some((s.kind.name().to_string(), t)),
+            Some((name, want)) => {
+                for (i, (a, b)) in want.iter().zip(t.iter()).enumerate() {
+                    assert_eq!(
+                        escape(&a.1),
+                        escape(&b.1),
+                        "step {i} ({} / {}): {name} vs {}",
+                        a.0,
+                        b.0,
+                        s.kind.name()
+                    );
+                }
+                assert_eq!(want.len(), t.len(), "transcript lengths");
+            }
+        }
+    }
+}
+
 /// Runs a corpus of command lines on `s` (in RESP3 after HELLO 3 when `resp3`): blank
 /// lines and `#` comments are skipped, `---` starts a section (on a fresh connection when
 /// `reconnect`), and `reset`'s commands run before the first line and each section.
@@ -771,6 +821,53 @@ pub fn corpus_diffs(
         }
     }
     diffs
+}
+
+/// The end offset of the RESP value starting at `pos`.
+pub fn resp_end(bs: &[u8], pos: usize) -> Option<usize> {
+    let line_end = pos + bs.get(pos..)?.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(bs.get(pos + 1..line_end)?).ok()?;
+    let after = line_end + 2;
+    match *bs.get(pos)? {
+        b'$' | b'=' | b'!' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                Some(after)
+            } else {
+                Some(after + n as usize + 2)
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n: i64 = head.parse().ok()?;
+            let n = if bs[pos] == b'%' || bs[pos] == b'|' {
+                n * 2
+            } else {
+                n
+            };
+            let mut p = after;
+            for _ in 0..n.max(0) {
+                p = resp_end(bs, p)?;
+            }
+            Some(p)
+        }
+        _ => Some(after),
+    }
+}
+
+/// The header line and the top-level elements of an aggregate reply.
+pub fn resp_items(reply: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
+    if reply.is_empty() || !b"*~%".contains(&reply[0]) {
+        return None;
+    }
+    let he = reply.windows(2).position(|w| w == b"\r\n")? + 2;
+    let mut out = Vec::new();
+    let mut p = he;
+    while p < reply.len() {
+        let e = resp_end(reply, p)?;
+        out.push(&reply[p..e]);
+        p = e;
+    }
+    Some((&reply[..he], out))
 }
 
 /// Asserts the reply bytes, naming the server.

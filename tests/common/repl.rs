@@ -1,7 +1,9 @@
 //! Helpers the replication tests share: INFO fields, pipelined loads, attaching a
 //! replica, and the size knobs read from the environment.
 
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
 
 use super::{encode_command, info_field, Conn, Server, READ_TIMEOUT};
 
@@ -78,4 +80,58 @@ pub fn digest(c: &mut Conn) -> Vec<u8> {
     let d = c.call(&["DEBUG", "DIGEST"]);
     c.set_read_timeout(READ_TIMEOUT);
     d
+}
+
+/// One command (a RESP array of bulk strings) read by a fake primary from its replica.
+pub fn read_command(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut b = vec![0u8; len + 2];
+        r.read_exact(&mut b).ok()?;
+        b.truncate(len);
+        out.push(String::from_utf8_lossy(&b).into_owned());
+    }
+    Some(out)
+}
+
+/// A fake primary: accepts a replica on `l` within `limit` and answers its handshake
+/// (+PONG, +OK); returns the PSYNC arguments and the socket to write the rest on.
+pub fn fake_primary_accept(l: &TcpListener, limit: Duration) -> Option<(Vec<String>, TcpStream)> {
+    l.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + limit;
+    let s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return None,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    loop {
+        let cmd = read_command(&mut r)?;
+        match cmd[0].to_ascii_uppercase().as_str() {
+            "PING" => w.write_all(b"+PONG\r\n").unwrap(),
+            "PSYNC" => return Some((cmd, w)),
+            _ => w.write_all(b"+OK\r\n").unwrap(),
+        }
+    }
+}
+
+/// A fake primary's full sync: `+FULLRESYNC <id> <offset>` and an empty RDB sent with
+/// an EOF mark (the diskless form).
+pub fn eof_fullsync(id: &str, offset: u64) -> Vec<u8> {
+    let mark = "m".repeat(40);
+    let mut payload = format!("+FULLRESYNC {id} {offset}\r\n$EOF:{mark}\r\n").into_bytes();
+    payload.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
+    payload.extend_from_slice(mark.as_bytes());
+    payload
 }
