@@ -13,7 +13,21 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{one_node_pair, wait_cluster_state};
-use common::{same, Conn};
+use common::{same, Conn, Server};
+
+/// A one-node pair serving every slot (once the reference says `cluster_state:ok`), and
+/// a connection to each.
+fn full_pair() -> Option<(Server, Server, Conn, Conn)> {
+    let (o, r) = one_node_pair(&[])?;
+    let (mut oc, mut rc) = (o.conn(), r.conn());
+    same(
+        &mut oc,
+        &mut rc,
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
+    );
+    wait_cluster_state(&r, "ok");
+    Some((o, r, oc, rc))
+}
 
 /// The elements of a flat array of bulk strings, sorted (GETKEYSINSLOT's order is the
 /// order of a hash table).
@@ -29,16 +43,9 @@ fn sorted_bulks(reply: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn key_slots_counts_and_errors() {
-    let Some((o, r)) = one_node_pair(&[]) else {
+    let Some((_o, _r, mut oc, mut rc)) = full_pair() else {
         return;
     };
-    let (mut oc, mut rc) = (o.conn(), r.conn());
-    same(
-        &mut oc,
-        &mut rc,
-        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
-    );
-    wait_cluster_state(&r, "ok");
 
     // Key slots, with the hash-tag rules (docs/cluster-plan.md 5.1).
     for k in [
@@ -167,16 +174,9 @@ fn key_slots_counts_and_errors() {
 
 #[test]
 fn crossslot_and_transactions() {
-    let Some((o, r)) = one_node_pair(&[]) else {
+    let Some((_o, _r, mut oc, mut rc)) = full_pair() else {
         return;
     };
-    let (mut oc, mut rc) = (o.conn(), r.conn());
-    same(
-        &mut oc,
-        &mut rc,
-        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
-    );
-    wait_cluster_state(&r, "ok");
     for argv in [
         &["MSET", "a", "1", "b", "2"][..],
         &["MSET", "{x}a", "1", "{x}b", "2"],
@@ -333,12 +333,9 @@ fn server_mode(c: &mut Conn) -> String {
 /// (EVAL and FCALL), one without it runs.
 #[test]
 fn no_cluster_script_flag() {
-    let Some((ours, reference)) = one_node_pair(&[]) else {
+    let Some((_ours, _reference, mut o, mut r)) = full_pair() else {
         return;
     };
-    let (mut o, mut r) = (ours.conn(), reference.conn());
-    same(&mut o, &mut r, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    wait_cluster_state(&reference, "ok");
     same(
         &mut o,
         &mut r,

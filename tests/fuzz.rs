@@ -1837,14 +1837,8 @@ fn hostile_commands_match_reference() {
     let Some(ref_bin) = common::require_reference() else {
         return;
     };
-    let ops: usize = std::env::var("FUZZ_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2500);
-    let seeds: Vec<u64> = match std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(s) => vec![s],
-        None => vec![1, 2],
-    };
+    let ops = common::repl::env_num("FUZZ_OPS", 2500) as usize;
+    let seeds = common::repl::env_seeds("FUZZ_SEED", &[1, 2]);
     // FUZZ_OURS_PORT=n: fuzz a valkey-rs started by hand (e.g. under valgrind) instead.
     let external: Option<u16> = std::env::var("FUZZ_OURS_PORT")
         .ok()

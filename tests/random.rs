@@ -443,17 +443,8 @@ fn random_commands_match_reference() {
     let Some(ref_bin) = common::require_reference() else {
         return;
     };
-    let ops: usize = std::env::var("RANDOM_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2500);
-    let seeds: Vec<u64> = match std::env::var("RANDOM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(s) => vec![s],
-        None => vec![1, 2, 3],
-    };
+    let ops = common::repl::env_num("RANDOM_OPS", 2500) as usize;
+    let seeds = common::repl::env_seeds("RANDOM_SEED", &[1, 2, 3]);
     let ours = Server::ours(&[]);
     let theirs = Server::reference(&ref_bin, &[]);
     let mut failures = Vec::new();

@@ -16,11 +16,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::repl::{
-    attach, digest, env_num, eof_fullsync, fake_primary_accept, info_num, info_str, pipeline, v,
+    attach, digest, env_num, eof_fullsync, fake_primary_accept, fake_primary_for, info_num,
+    info_str, pipeline, v,
 };
 use common::{require_reference, wait_for, Conn, Rng, Server};
 
@@ -352,11 +353,8 @@ fn replica_drops_a_silent_primary_after_repl_timeout() {
     let opts = ["--repl-timeout", "2"];
     let servers = [Server::ours(&opts), Server::reference(&refbin, &opts)];
     for srv in &servers {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let fport = l.local_addr().unwrap().port().to_string();
         let mut c = srv.conn();
-        c.call(&["REPLICAOF", "127.0.0.1", &fport]);
-        let (_, mut w) = fake_primary_accept(&l, Duration::from_secs(10)).expect("handshake");
+        let (l, mut w) = fake_primary_for(&mut c);
         let id = "b".repeat(40);
         w.write_all(&eof_fullsync(&id, 500)).unwrap();
         // The stream starts once the replica has the payload (it ends with the mark).
@@ -550,11 +548,8 @@ fn stream_sent_with_the_sync_reply_is_applied() {
     };
     let servers = [Server::ours(&[]), Server::reference(&refbin, &[])];
     for srv in &servers {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let fport = l.local_addr().unwrap().port().to_string();
         let mut c = srv.conn();
-        c.call(&["REPLICAOF", "127.0.0.1", &fport]);
-        let (_, mut w) = fake_primary_accept(&l, Duration::from_secs(10)).expect("handshake");
+        let (l, mut w) = fake_primary_for(&mut c);
         let id = "c".repeat(40);
         let set1 = b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$1\r\nv\r\n";
         let mut out = format!("+FULLRESYNC {id} 200\r\n$18\r\n").into_bytes();

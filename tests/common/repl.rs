@@ -15,6 +15,26 @@ pub fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The seeds to run: the one in the environment variable `name` (e.g. `FUZZ_SEED`), or
+/// `default`.
+pub fn env_seeds(name: &str, default: &[u64]) -> Vec<u64> {
+    match std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+        Some(s) => vec![s],
+        None => default.to_vec(),
+    }
+}
+
+/// A fake primary for `c`: a listener on a free loopback port, `REPLICAOF` to it, and the
+/// handshake answered ([`fake_primary_accept`], 10 s); the listener (for reconnections)
+/// and the socket to write the sync on.
+pub fn fake_primary_for(c: &mut Conn) -> (TcpListener, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fport = l.local_addr().unwrap().port().to_string();
+    c.call(&["REPLICAOF", "127.0.0.1", &fport]);
+    let (_, w) = fake_primary_accept(&l, Duration::from_secs(10)).expect("handshake");
+    (l, w)
+}
+
 /// An `INFO all` field as text ("" when absent).
 pub fn info_str(c: &mut Conn, field: &str) -> String {
     let r = c.call(&["INFO", "all"]);
