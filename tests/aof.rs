@@ -538,11 +538,6 @@ fn crash_everysec_loses_at_most_the_last_seconds() {
 // 2. Interop: appendonlydir from the reference on valkey-rs, and the reverse.
 // ---------------------------------------------------------------------------------------
 
-fn compressible(n: usize, tag: &str) -> Vec<u8> {
-    let pat = format!("{}-0123456789-", tag);
-    pat.bytes().cycle().take(n).collect()
-}
-
 /// Part 1 (before BGREWRITEAOF): every type and encoding, TTLs, several dbs.
 fn dataset_part1(c: &mut Conn) {
     let mut rng = Rng(0x5eed_a0f1);
@@ -894,15 +889,6 @@ fn try_start(bin: &Path, dir: &Path, extra: &[&str], limit: Duration) -> Proc {
     }
     p.log = std::fs::read_to_string(&log_path).unwrap_or_default();
     p
-}
-
-/// Whether `log` has "offset" followed by a number (e.g. "at offset 123").
-fn names_offset(log: &str) -> bool {
-    let l = log.to_ascii_lowercase();
-    l.match_indices("offset").any(|(i, _)| {
-        let rest = l[i + 6..].trim_start_matches([' ', ':', '=', '[']);
-        rest.starts_with(|c: char| c.is_ascii_digit())
-    })
 }
 
 fn log_tail(log: &str) -> String {

@@ -78,11 +78,6 @@ fn rand_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| rng.next() as u8).collect()
 }
 
-fn compressible(n: usize, tag: &str) -> Vec<u8> {
-    let pat = format!("{}-0123456789-", tag);
-    pat.bytes().cycle().take(n).collect()
-}
-
 /// Issues the same commands to any server; the result covers every type and encoding.
 fn build_dataset(c: &mut Conn) {
     let mut rng = Rng(0x5eed_0005);
@@ -806,15 +801,6 @@ fn start_expecting_exit(bin: &Path, dir: &Path, limit: Duration) -> StartOutcome
 
 fn ours_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_valkey-rs-server"))
-}
-
-/// Whether `log` has "offset" followed by a number (e.g. "at offset 123").
-fn names_offset(log: &str) -> bool {
-    let l = log.to_ascii_lowercase();
-    l.match_indices("offset").any(|(i, _)| {
-        let rest = l[i + 6..].trim_start_matches([' ', ':', '=', '[']);
-        rest.starts_with(|c: char| c.is_ascii_digit())
-    })
 }
 
 /// valkey-rs must refuse `bytes` as dump.rdb: exit non-zero within a few seconds, no

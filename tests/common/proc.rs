@@ -14,6 +14,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
+/// The permission bits of `p` (`0o600`, ...).
+pub fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
+
 /// A scratch directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
