@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::repl::{
     attach, digest, env_num, eof_fullsync, fake_primary_accept, fake_primary_for, info_num,
-    info_str, pipeline, v,
+    info_str, pipeline, v, wait_in_sync,
 };
 use common::{require_reference, wait_for, Conn, Rng, Server};
 
@@ -91,27 +91,6 @@ fn write_load(c: &mut Conn, ms: u64, seed: u64) {
             v(&["SET", "last", "1"]),
             v(&["SELECT", "0"]),
         ],
-    );
-}
-
-/// Waits until every replica applied all the top primary produced.
-fn wait_in_sync(top: &mut Conn, replicas: &mut [&mut Conn]) {
-    let ok = wait_for(Duration::from_secs(30), || {
-        let p1 = info_num(top, "master_repl_offset");
-        let all = replicas.iter_mut().all(|r| {
-            info_str(r, "master_link_status") == "up" && info_num(r, "slave_repl_offset") == p1
-        });
-        all && info_num(top, "master_repl_offset") == p1
-    });
-    let offs: Vec<i64> = replicas
-        .iter_mut()
-        .map(|r| info_num(r, "slave_repl_offset"))
-        .collect();
-    assert!(
-        ok,
-        "offsets never matched: primary {} replicas {:?}",
-        info_num(top, "master_repl_offset"),
-        offs
     );
 }
 

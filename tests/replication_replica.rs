@@ -14,7 +14,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::proc::BIN;
-use common::repl::{env_num, eof_fullsync, fake_primary_accept, info_num, info_str, pipeline, v};
+use common::repl::{
+    env_num, eof_fullsync, fake_primary_accept, info_num, info_str, pipeline, v, wait_in_sync,
+};
 use common::{free_port, require_reference, wait_for, Conn, Rng, Server};
 
 /// A valkey-rs process on its own directory, which survives restarts (removed on drop
@@ -160,23 +162,6 @@ fn write_load(c: &mut Conn, ms: u64, seed: u64) {
     }
 }
 
-/// Waits until the replica applied everything the primary produced (the primary's
-/// offset is read twice around the replica's so a PING in between is noticed).
-fn wait_in_sync(primary: &mut Conn, replica: &mut Conn) {
-    let ok = wait_for(Duration::from_secs(30), || {
-        let p1 = info_num(primary, "master_repl_offset");
-        let r = info_num(replica, "slave_repl_offset");
-        let p2 = info_num(primary, "master_repl_offset");
-        p1 == r && r == p2 && info_str(replica, "master_link_status") == "up"
-    });
-    assert!(
-        ok,
-        "offsets never matched: primary {} replica {}",
-        info_num(primary, "master_repl_offset"),
-        info_num(replica, "slave_repl_offset")
-    );
-}
-
 fn digests_equal(primary: &mut Conn, replica: &mut Conn) {
     let a = primary
         .cmd(&["DEBUG", "DIGEST"])
@@ -236,7 +221,7 @@ fn full_scenario(diskless: &str) {
     );
     // The load runs while the sync happens.
     write_load(&mut p, load_ms, 7);
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     digests_equal(&mut p, &mut r);
     assert_eq!(info_str(&mut r, "role"), "slave");
     assert_eq!(info_num(&mut r, "master_port"), primary.port as i64);
@@ -261,7 +246,7 @@ fn full_scenario(diskless: &str) {
     let partial_before = info_num(&mut p, "sync_partial_ok");
     p.call(&["CLIENT", "KILL", "TYPE", "replica"]);
     write_load(&mut p, load_ms / 2, 11);
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     digests_equal(&mut p, &mut r);
     assert_eq!(info_num(&mut p, "sync_full"), full_before, "{}", ours.log());
     assert_eq!(info_num(&mut p, "sync_partial_ok"), partial_before + 1);
@@ -273,7 +258,7 @@ fn full_scenario(diskless: &str) {
     let replicaof = format!("127.0.0.1 {}", primary.port);
     ours = Ours::start(&dir, port, &["--replicaof", &replicaof]);
     let mut r = ours.conn();
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     digests_equal(&mut p, &mut r);
     assert_eq!(info_num(&mut p, "sync_full"), full_before, "{}", ours.log());
     assert_eq!(info_num(&mut p, "sync_partial_ok"), partial_before + 2);
@@ -360,7 +345,7 @@ fn replica_hides_expired_keys_until_the_primary_deletes_them() {
     r.call(&["REPLICAOF", "127.0.0.1", &pport]);
     p.call(&["SET", "k", "v", "PX", "300"]);
     p.call(&["SET", "counter", "1", "PX", "300"]);
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     std::thread::sleep(Duration::from_millis(500));
     // Logically expired: hidden from reads, still stored (DBSIZE counts it), as upstream.
     assert_eq!(r.call(&["GET", "k"]), b"$-1\r\n");
@@ -368,7 +353,7 @@ fn replica_hides_expired_keys_until_the_primary_deletes_them() {
     assert_eq!(r.call(&["DBSIZE"]), b":2\r\n");
     // The primary's access deletes it and replicates the DEL.
     assert_eq!(p.call(&["GET", "k"]), b"$-1\r\n");
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     assert_eq!(r.call(&["DBSIZE"]), b":1\r\n");
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{encode_command, info_field, Conn, Server, READ_TIMEOUT};
+use super::{encode_command, info_field, wait_for, Conn, Server, READ_TIMEOUT};
 
 /// A numeric knob from the environment (e.g. `REPL_TEST_KEYS`), or `default`.
 pub fn env_num(name: &str, default: u64) -> u64 {
@@ -154,4 +154,26 @@ pub fn eof_fullsync(id: &str, offset: u64) -> Vec<u8> {
     payload.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
     payload.extend_from_slice(mark.as_bytes());
     payload
+}
+
+/// Waits until every replica's link is up and each applied all that `top` produced (the
+/// primary's offset is read again after the replicas', so a PING in between is noticed).
+pub fn wait_in_sync(top: &mut Conn, replicas: &mut [&mut Conn]) {
+    let ok = wait_for(Duration::from_secs(30), || {
+        let p1 = info_num(top, "master_repl_offset");
+        let all = replicas.iter_mut().all(|r| {
+            info_str(r, "master_link_status") == "up" && info_num(r, "slave_repl_offset") == p1
+        });
+        all && info_num(top, "master_repl_offset") == p1
+    });
+    let offs: Vec<i64> = replicas
+        .iter_mut()
+        .map(|r| info_num(r, "slave_repl_offset"))
+        .collect();
+    assert!(
+        ok,
+        "offsets never matched: primary {} replicas {:?}",
+        info_num(top, "master_repl_offset"),
+        offs
+    );
 }
