@@ -4,7 +4,8 @@
 //! chunk are refused with the file and offset in the log and the server not starting;
 //! SIGKILL with `appendfsync always` loses nothing acknowledged; upstream's
 //! valkey-server refuses an encrypted file without crashing; key file permissions;
-//! key rotation; the check tools with `--key-file`.
+//! key rotation; the check tools with `--key-file`; each file bound to its identity
+//! (swapped, renamed, older files refused); `--truncate-to-timestamp` on encrypted files.
 
 mod common;
 
