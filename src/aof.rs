@@ -1770,9 +1770,10 @@ fn decrypt_aof(
     buf: Vec<u8>,
 ) -> Result<(Vec<u8>, bool), LoadStatus> {
     let name = want.name.as_str();
-    // A crash while the header of a new incremental file was being written.
+    // A crash while the header of a new incremental file was being written. A base is
+    // renamed into place only once complete: a torn header there is damage, not a crash.
     if ::rdb::crypt::is_partial_header(&buf) {
-        if !srv.aof.load_truncated {
+        if !srv.aof.load_truncated || want.role == ::rdb::crypt::Role::AofBase {
             warn!(
                 "The encrypted AOF file {} ends inside its header (offset {})",
                 name,

@@ -466,6 +466,20 @@ fn tampered_aof_is_refused_and_torn_tail_is_truncated() {
         b.extend_from_slice(&last);
     });
     expect_refusal(&dir, &base, &args, &|b| b.truncate(b.len() - 1));
+    // A base cut inside its header is damage (a base is renamed into place complete),
+    // not a torn write: refused even with aof-load-truncated yes.
+    {
+        let good = std::fs::read(&base).unwrap();
+        std::fs::write(&base, &good[..HEADER + 3]).unwrap();
+        let log = refused(&dir, &args);
+        assert!(log.contains("ends inside its header"), "{log}");
+        assert_eq!(
+            std::fs::read(&base).unwrap(),
+            &good[..HEADER + 3],
+            "base cut"
+        );
+        std::fs::write(&base, &good).unwrap();
+    }
     // A valid file in the wrong role: the incr file's content as the base.
     let incr_bytes = std::fs::read(&incr).unwrap();
     let log = {
