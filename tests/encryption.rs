@@ -1451,3 +1451,90 @@ fn appendonly_turned_on_at_runtime_names_its_files_right() {
     assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
     assert_eq!(get(&mut c, "after"), b"$1\r\n3\r\n");
 }
+
+/// A snapshot in format 1 (the first build's: a 48-byte header, no identity), encrypted
+/// here independently of the server's code (ring directly, the layout of
+/// docs/encryption.md): it still loads, with a warning; the next SAVE writes format 2.
+#[test]
+fn format_1_files_still_load() {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    struct Len(usize);
+    impl ring::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let dir = TempDir::new("enc-v1");
+    let key = key_file(&dir, "key", 26, 0o600, true);
+    let raw: Vec<u8> = std::fs::read(&key).unwrap();
+    {
+        let s = Proc::start(dir.path(), &["--save", ""]);
+        let mut c = s.conn();
+        ok(&mut c, &["SET", "k", "v1-file"]);
+        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    }
+    let plain = std::fs::read(dir.file("dump.rdb")).unwrap();
+    assert!(plain.starts_with(b"REDIS") || plain.starts_with(b"VALKEY"));
+    let fp = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw),
+        b"valkey-rs key fingerprint v1",
+    );
+    let mut h = Vec::new();
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&[1, 1, 1, 0]);
+    h.extend_from_slice(&65536u32.to_le_bytes());
+    h.extend_from_slice(&fp.as_ref()[..8]);
+    h.extend_from_slice(&[0x5a; 24]);
+    let mut okm = [0u8; 44];
+    ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &h[24..48])
+        .extract(&raw)
+        .expand(&[b"valkey-rs persistence encryption v1"], Len(44))
+        .unwrap()
+        .fill(&mut okm)
+        .unwrap();
+    let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &okm[..32]).unwrap());
+    // One chunk (the dump is far below 64 KiB), flagged final and commit, index 0.
+    assert!(plain.len() < 65536);
+    let word = plain.len() as u32 | 1 << 31 | 1 << 30;
+    let mut aad = h.clone();
+    aad.extend_from_slice(&0u64.to_be_bytes());
+    aad.extend_from_slice(&word.to_le_bytes());
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&okm[32..]);
+    let mut data = plain.clone();
+    let tag = aead
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&aad[..]),
+            &mut data,
+        )
+        .unwrap();
+    let mut file = h.clone();
+    file.extend_from_slice(&word.to_le_bytes());
+    file.extend_from_slice(&data);
+    file.extend_from_slice(tag.as_ref());
+    std::fs::write(dir.file("dump.rdb"), &file).unwrap();
+    let args = ["--save", "", "--persistence-encryption-key-file", &key];
+    let s = Proc::start(dir.path(), &args);
+    let mut c = s.conn();
+    assert_eq!(get(&mut c, "k"), b"$7\r\nv1-file\r\n");
+    assert!(
+        s.log_text().contains("has no identity (format version 1)"),
+        "{}",
+        s.log_text()
+    );
+    assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    let b = std::fs::read(dir.file("dump.rdb")).unwrap();
+    assert_eq!(b[8], 2, "SAVE writes format 2");
+    assert!(contains(&b[..header_len(&b)], b"dump.rdb"));
+    // A format 1 file altered in its header (the reserved byte) is refused.
+    let mut bad = file.clone();
+    bad[11] = 3;
+    std::fs::write(dir.file("dump.rdb"), &bad).unwrap();
+    drop(s);
+    let log = refused(&dir, &args);
+    assert!(
+        log.contains("dump.rdb") && log.contains("offset 11"),
+        "{log}"
+    );
+}
