@@ -11,7 +11,7 @@
 //! file than the manifest names (renamed or swapped); a torn last batch of the last
 //! file is a truncated AOF (`--fix` cuts it back to the last complete batch).
 //! `--truncate-to-timestamp` re-encrypts what it keeps into a new file (a new salt, the
-//! same key and identity), renamed over the old one: a `#TS:` annotation is rarely at
+//! same key and identity), renamed over the old one: a `#TS:` annotation need not be at
 //! a batch boundary, and re-sealing a cut batch under its old chunk indexes would
 //! reuse GCM nonces.
 
