@@ -27,8 +27,10 @@
 # "" and a key file by CONFIG SET on one server, BENCH_RDB_RUNS times each; load until
 # PONG of the plaintext and of the encrypted dump.rdb, alternating; then SET throughput
 # with appendonly yes / appendfsync always (BENCH_AOF_ALWAYS_N requests, -P 1 and 16,
-# BENCH_RUNS runs each, two servers alternating). Medians; cost = on/off - 1 (targets:
-# at most +10% SAVE and load time, at most -5% SET throughput).
+# BENCH_ENCRYPT_RUNS runs each [BENCH_RUNS if set, else 5: the -P 16 spread between runs
+# is about +-15%], two servers alternating). Every loop runs off first in odd runs and on
+# first in even runs (a fixed order biased the result). Medians; cost = on/off - 1
+# (targets: at most +10% SAVE and load time, at most -5% SET throughput).
 #
 # `./utils/bench.sh rdb` runs only the RDB section (it also runs last in a full run): a
 # mixed dataset of BENCH_RDB_KEYS keys (60% strings, 10% each lists, hashes, sets, zsets of
@@ -137,6 +139,7 @@
 # runs each; medians and the valkey-rs/upstream ratio (target >= 1.0).
 #   BENCH_CLUSTER_N        requests per run [BENCH_N/5]
 #   BENCH_CLUSTER_SERVERS  [valkey-rs reference]
+#   BENCH_CLUSTER_MODE     per-node: the three primaries one at a time (cluster_per_node)
 #   BENCH_CLUSTER_NODES    primaries per cluster, 3 or 1 (one node owning every slot: the
 #                          per-server cost of cluster mode without six servers sharing the
 #                          cores) [3]
@@ -588,6 +591,60 @@ cluster_start() {
     return 1
 }
 
+# The issue's "three single-node runs" (BENCH_CLUSTER_MODE=per-node): in each three-primary
+# cluster, redis-benchmark runs against one primary at a time with keys of a hash tag that
+# primary owns (`{tag}:key:__rand_int__`, -r 100000), so every request takes the cluster
+# path (slot, owner, redirect check) on a server that has CPU 0 to itself. One row per test
+# and pipeline: the mean of the three nodes' rps (latencies: the worst node's), medians over
+# the runs. -n is BENCH_CLUSTER_N at -P 1 and eight times that at -P 16.
+cluster_per_node() {
+    local csv=$1 servers=$2 run pipeline server i c slot n test lo hi row total
+    local -n node_ports=$3
+    local -a tags=() ranges=("0 5460" "5461 10922" "10923 16383") ports cmd p50s p99s
+    local any=${node_ports[${servers%% *}]%% *}
+    # One hash tag per primary, from the slots it owns.
+    for i in 0 1 2; do
+        read -r lo hi <<<"${ranges[$i]}"
+        for c in $(seq 0 999); do
+            slot=$(redis-cli -p "$any" CLUSTER KEYSLOT "{n$c}" | tr -d '\r')
+            if [ "$slot" -ge "$lo" ] && [ "$slot" -le "$hi" ]; then
+                tags+=("{n$c}")
+                break
+            fi
+        done
+    done
+    echo "cluster per node: redis-benchmark -c $CLIENTS -r 100000 SET/GET {tag}:key, tags ${tags[*]}, $RUNS runs" >&2
+    for run in $(seq 1 "$RUNS"); do
+        for pipeline in 1 16; do
+            n=${BENCH_CLUSTER_N:-$((N / 5))}
+            [ "$pipeline" = 16 ] && n=$((n * 8))
+            for test in SET GET; do
+                for server in $servers; do
+                    read -r -a ports <<<"${node_ports[$server]}"
+                    total=0 p50s=() p99s=()
+                    for i in 0 1 2; do
+                        echo "cluster per-node run $run/$RUNS -P $pipeline $test $server node $i" >&2
+                        cmd=(SET "${tags[$i]}:key:__rand_int__" xxx)
+                        [ "$test" = GET ] && cmd=(GET "${tags[$i]}:key:__rand_int__")
+                        row=$("${CLIENT_CPU[@]}" redis-benchmark -p "${ports[$i]}" -c "$CLIENTS" \
+                            -n "$n" -r 100000 -P "$pipeline" --csv "${cmd[@]}" 2>/dev/null |
+                            bench_csv "$server" "$pipeline" "$run" "$test" | tail -1)
+                        if [ -z "$row" ]; then
+                            echo "redis-benchmark failed ($server node $i)" >&2
+                            continue
+                        fi
+                        total=$(awk -F, -v t="$total" '{printf "%.2f", t + $5}' <<<"$row")
+                        p50s+=("$(cut -d, -f6 <<<"$row")")
+                        p99s+=("$(cut -d, -f7 <<<"$row")")
+                    done
+                    total=$(awk -v t="$total" 'BEGIN {printf "%.2f", t / 3}')
+                    echo "$server,$pipeline,$run,$test,$total,$(printf '%s\n' "${p50s[@]}" | sort -g | tail -1),$(printf '%s\n' "${p99s[@]}" | sort -g | tail -1)" >>"$csv"
+                done
+            done
+        done
+    done
+}
+
 cluster_bench() {
     local server run pipeline
     local csv="$WORK/cluster.csv" n=${BENCH_CLUSTER_N:-$((N / 5))}
@@ -596,10 +653,19 @@ cluster_bench() {
     CPIDS=()
     local servers=${BENCH_CLUSTER_SERVERS:-valkey-rs reference} cflag=--cluster
     [ "${BENCH_CLUSTER_NODES:-3}" = 1 ] && cflag=
+    declare -A nodes=()
     for server in $servers; do
         cluster_start "$server" "cluster-$server" || exit 1
         first[$server]=${CPORTS[0]}
+        nodes[$server]="${CPORTS[*]}"
     done
+    if [ "${BENCH_CLUSTER_MODE:-}" = per-node ]; then
+        cluster_per_node "$csv" "$servers" nodes
+        for pid in "${CPIDS[@]}"; do stop_pid "$pid"; done
+        echo
+        print_table "$csv" "Cluster, 3 primaries, per node" SET
+        return
+    fi
     echo "cluster: redis-benchmark --cluster -t get,set -c $CLIENTS -n $n -r 100000, $RUNS runs each" >&2
     for run in $(seq 1 "$RUNS"); do
         for pipeline in 1 16; do
@@ -1239,6 +1305,8 @@ tls_instr() {
 # ---- Encryption at rest: SAVE, load, AOF-always SET, off versus on --------------------
 encrypt_bench() {
     local dir="$WORK/enc" key port pid run t0 t1 reply ldir variant pipeline n=$AOF_ALWAYS_N
+    # Off first in odd runs, on first in even runs: neither side always runs first.
+    local order aof_runs=${BENCH_ENCRYPT_RUNS:-${BENCH_RUNS:-5}}
     rm -rf "$dir" && mkdir -p "$dir"
     key="$dir/key"
     head -c 32 /dev/urandom >"$key" && chmod 600 "$key"
@@ -1251,7 +1319,8 @@ encrypt_bench() {
     "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe <"$dir/dataset.resp" >/dev/null
     keys[n]=$(redis-cli -p "$port" DBSIZE)
     for run in $(seq 1 "$RDB_RUNS"); do
-        for variant in off on; do
+        if ((run % 2)); then order="off on"; else order="on off"; fi
+        for variant in $order; do
             if [ "$variant" = on ]; then
                 redis-cli -p "$port" CONFIG SET persistence-encryption-key-file "$key" >/dev/null
             else
@@ -1268,7 +1337,8 @@ encrypt_bench() {
     stop_pid "$pid"
     head -c 8 "$dir/dump-on.rdb" | grep -q VKRS-ENC || echo "dump-on.rdb is not encrypted" >&2
     for run in $(seq 1 "$RDB_RUNS"); do
-        for variant in off on; do
+        if ((run % 2)); then order="off on"; else order="on off"; fi
+        for variant in $order; do
             ldir="$dir/load-$variant"
             rm -rf "$ldir" && mkdir -p "$ldir"
             cp "$dir/dump-$variant.rdb" "$ldir/dump.rdb"
@@ -1309,10 +1379,11 @@ encrypt_bench() {
         aport[$variant]=$port
         wait_ready "$port"
     done
-    for run in $(seq 1 "$RUNS"); do
+    for run in $(seq 1 "$aof_runs"); do
+        if ((run % 2)); then order="off on"; else order="on off"; fi
         for pipeline in 1 16; do
-            for variant in off on; do
-                echo "encrypt aof-always run $run/$RUNS -P $pipeline $variant" >&2
+            for variant in $order; do
+                echo "encrypt aof-always run $run/$aof_runs -P $pipeline $variant" >&2
                 "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$variant]}" -c "$CLIENTS" \
                     -n "$n" -r 100000 -t set -P "$pipeline" --csv 2>/dev/null |
                     bench_csv "$variant" "$pipeline" "$run" SET >>"$csv" ||
@@ -1326,7 +1397,7 @@ encrypt_bench() {
         stop_pid "${apid[$variant]}"
     done
     echo
-    echo "| encryption at rest, valkey-rs (median) | off | on | cost |"
+    echo "| encryption at rest, valkey-rs (median; $RDB_RUNS SAVE/load, $aof_runs SET runs) | off | on | cost |"
     echo "|--------|----:|---:|-----:|"
     python3 - "$csv" "${save_s[off]}" "${save_s[on]}" "${load_s[off]}" "${load_s[on]}" \
         "${keys[n]}" <<'PY'
