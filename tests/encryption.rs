@@ -1196,14 +1196,6 @@ fn check_aof(args: &[&str], stdin: &[u8]) -> (Option<i32>, String) {
     )
 }
 
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut v = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        v.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    v
-}
-
 /// `valkey-rs-check-aof --truncate-to-timestamp` on encrypted files: what it keeps is
 /// encrypted again (a new salt, the same key and identity) and loads; a `#TS:`
 /// annotation inside a batch (not at a chunk boundary) is honoured exactly. `--fix` on
@@ -1305,11 +1297,11 @@ fn check_aof_truncates_encrypted_files_to_a_timestamp() {
     let id = rdb::crypt::Identity::aof(false, 1, "appendonly.aof.1.incr.aof");
     let (mut sealer, mut file) = rdb::crypt::Sealer::new(&k, &id).unwrap();
     let mut batch = b"#TS:1000\r\n".to_vec();
-    batch.extend(resp(&["SET", "x", "1"]));
+    batch.extend(common::encode_command(&["SET", "x", "1"]));
     batch.extend_from_slice(b"#TS:2000\r\n");
-    batch.extend(resp(&["SET", "y", "2"]));
+    batch.extend(common::encode_command(&["SET", "y", "2"]));
     sealer.seal_batch(&batch, &mut file);
-    sealer.seal_batch(&resp(&["SET", "z", "3"]), &mut file);
+    sealer.seal_batch(&common::encode_command(&["SET", "z", "3"]), &mut file);
     std::fs::write(&incr, &file).unwrap();
     let manifest = dir
         .file("appendonlydir/appendonly.aof.manifest")
@@ -1380,7 +1372,7 @@ fn check_aof_truncates_encrypted_files_to_a_timestamp() {
     let cut = std::fs::read(&incr).unwrap();
     let d = rdb::crypt::decrypt(&cut, &[&k]).unwrap();
     let mut want = b"#TS:1000\r\n".to_vec();
-    want.extend(resp(&["SET", "x", "1"]));
+    want.extend(common::encode_command(&["SET", "x", "1"]));
     assert_eq!(d.plain, want);
     assert_eq!(d.identity.as_ref(), Some(&id));
     let s = Proc::start(dir.path(), &args);
