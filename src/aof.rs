@@ -26,7 +26,7 @@
 //! deletes the history files. A failure leaves the previous manifest in force.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,9 +114,10 @@ pub struct Aof {
     /// as ciphertext across a short write so no chunk index is ever reused).
     enc: Option<crate::rdb::crypt::Sealer>,
     enc_upto: usize,
-    /// What loading learnt of the last incremental file when it was encrypted: its
-    /// name, header and chunk count (to keep appending to it with the same key).
-    enc_resume: Option<(String, [u8; ::rdb::crypt::HEADER_LEN], u64, String)>,
+    /// The identity the running rewrite's base is encrypted as (its name and seq
+    /// predicted at fork; the base is renamed to exactly that), when a key was set.
+    /// With the `aof-use-rdb-preamble` value at fork, which its name follows.
+    rewrite_base_id: Option<(crate::rdb::crypt::Identity, bool)>,
 }
 
 /// Whether writes are fed to the AOF.
@@ -364,7 +365,8 @@ fn write_all(f: &File, mut buf: &[u8]) -> (usize, Option<io::Error>) {
 }
 
 /// With an encrypted incremental file, seals what `buf` holds past `enc_upto` as one
-/// batch (chunks of at most 64 KiB, the last flagged commit) in place of the plaintext.
+/// batch (chunks of at most 64 KiB, the last flagged commit) in place of the plaintext,
+/// in `buf` itself (no second buffer).
 fn seal_pending(a: &mut Aof) {
     let Some(sealer) = a.enc.as_mut() else {
         return;
@@ -372,20 +374,27 @@ fn seal_pending(a: &mut Aof) {
     if a.enc_upto >= a.buf.len() {
         return;
     }
-    let plain = a.buf.split_off(a.enc_upto);
-    sealer.seal_batch(&plain, &mut a.buf);
+    sealer.seal_batch_in_place(&mut a.buf, a.enc_upto);
     a.enc_upto = a.buf.len();
 }
 
-/// Starts a new incremental file `f`: with encryption on, its header is written now and
-/// a sealer kept for its batches. Returns the bytes written.
-fn start_incr_file(a: &mut Aof, f: &File) -> io::Result<u64> {
+/// The identity of the incremental file the manifest `am` names last: its seq and name.
+fn incr_identity(am: &Manifest) -> Option<crate::rdb::crypt::Identity> {
+    am.incrs
+        .last()
+        .map(|i| crate::rdb::crypt::Identity::aof(false, i.seq, &i.name))
+}
+
+/// Starts a new incremental file `f`, named in the manifest as `id` says: with
+/// encryption on, its header (binding it to `id`) is written now and a sealer kept for
+/// its batches. Returns the bytes written.
+fn start_incr_file(a: &mut Aof, f: &File, id: &crate::rdb::crypt::Identity) -> io::Result<u64> {
     a.enc = None;
     a.enc_upto = 0;
     let Some(key) = crate::rdb::crypt::current() else {
         return Ok(0);
     };
-    let (sealer, header) = crate::rdb::crypt::Sealer::new(&key, crate::rdb::crypt::Kind::Log)?;
+    let (sealer, header) = crate::rdb::crypt::Sealer::new(&key, id)?;
     let mut w = f;
     w.write_all(&header)?;
     // Commands fed before the switch belong to the new file: they are sealed at write.
@@ -740,41 +749,52 @@ pub fn open_on_server_start(srv: &mut Server) {
         let preamble = srv.aof.use_rdb_preamble;
         let base = am.new_base_mark_prev_history(&filename, preamble);
         let path = path_in_dir(srv, &base);
-        if !rewrite_append_only_file(srv, &path) {
+        let id = crate::rdb::crypt::Identity::aof(true, am.curr_base_seq, &base);
+        if !rewrite_append_only_file(srv, &path, &id) {
             std::process::exit(1);
         }
         info!("Creating AOF base file {} on server start", base);
         dirty = true;
     }
-    // An incremental file is appended to only when written the way new data would be:
-    // plaintext with encryption off, or with the current key (docs/encryption.md).
+    // An incremental file is appended to only when it is empty, or plaintext with
+    // encryption off. An encrypted file is never resumed: its next chunk indexes may
+    // already have been used for a torn batch (or a batch cut away), and a chunk index
+    // sealed twice with different data would reuse a GCM nonce (docs/encryption.md).
     let appendable = |srv: &Server, name: &str| -> bool {
-        let size = file_size(srv, name).unwrap_or(0);
-        let key = crate::rdb::crypt::current();
-        match (&srv.aof.enc_resume, key) {
-            (Some((n, _, _, fp)), Some(k)) if n == name => *fp == k.fingerprint(),
-            (Some((n, _, _, _)), None) if n == name => false,
-            (_, Some(_)) => size == 0,
-            (_, None) => true,
+        let path = path_in_dir(srv, name);
+        let mut head = [0u8; 8];
+        let n = File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        if n == 0 {
+            return true;
         }
+        crate::rdb::crypt::current().is_none() && !::rdb::crypt::is_encrypted(&head[..n])
     };
-    let name = match am.incrs.last() {
-        Some(i) if appendable(srv, &i.name) => i.name.clone(),
+    let (name, fresh) = match am.incrs.last() {
+        Some(i) if appendable(srv, &i.name) => (i.name.clone(), false),
         Some(i) => {
             info!(
-                "AOF incr file {} was written with another encryption setting: starting a \
-                 new incr file",
+                "AOF incr file {} is encrypted or encryption is on: starting a new incr file",
                 i.name
             );
             dirty = true;
-            am.new_incr(&filename)
+            (am.new_incr(&filename), true)
         }
         None => {
             dirty = true;
-            am.new_incr(&filename)
+            (am.new_incr(&filename), true)
         }
     };
-    let f = match open_0600(&path_in_dir(srv, &name), true) {
+    // A new encrypted file starts empty: a leftover under its name (not in the manifest,
+    // e.g. after the manifest was restored from a backup) is dropped, not appended to.
+    let opened = open_0600(&path_in_dir(srv, &name), true).and_then(|f| {
+        if fresh && crate::rdb::crypt::current().is_some() {
+            f.set_len(0)?;
+        }
+        Ok(f)
+    });
+    let f = match opened {
         Ok(f) => f,
         Err(e) => {
             warn!(
@@ -790,13 +810,10 @@ pub fn open_on_server_start(srv: &mut Server) {
     }
     srv.aof.manifest = am;
     let mut size = file_size(srv, &name).unwrap_or(0);
-    let resume = srv.aof.enc_resume.take();
-    match (resume, crate::rdb::crypt::current()) {
-        (Some((n, header, chunks, _)), Some(key)) if n == name && size > 0 => {
-            srv.aof.enc = Some(crate::rdb::crypt::Sealer::resume(&key, header, chunks));
-            srv.aof.enc_upto = 0;
-        }
-        _ if size == 0 => match start_incr_file(&mut srv.aof, &f) {
+    if size == 0 {
+        let id = incr_identity(&srv.aof.manifest)
+            .unwrap_or_else(|| crate::rdb::crypt::Identity::aof(false, 0, &name));
+        match start_incr_file(&mut srv.aof, &f, &id) {
             Ok(n) => size = n,
             Err(e) => {
                 warn!(
@@ -806,8 +823,7 @@ pub fn open_on_server_start(srv: &mut Server) {
                 );
                 std::process::exit(1);
             }
-        },
-        _ => {}
+        }
     }
     let a = &mut srv.aof;
     a.fd = Some(Arc::new(f));
@@ -857,8 +873,9 @@ impl Write for AutoSync {
 /// Writes the whole dataset as a base file to `path` (upstream's
 /// `rewriteAppendOnlyFile`): `temp-rewriteaof-<pid>.aof` in the working directory,
 /// fsynced, renamed to `path`. With `aof-use-rdb-preamble yes` it is an RDB with
-/// `aof-base` 1; otherwise commands.
-fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
+/// `aof-base` 1; otherwise commands. Encrypted (when a key is set) as the base `id`:
+/// the name and seq the manifest will give it.
+fn rewrite_append_only_file(srv: &Server, path: &Path, id: &crate::rdb::crypt::Identity) -> bool {
     let tmp = manifest::temp_rewrite_name(std::process::id());
     let file = match open_0600(Path::new(&tmp), false) {
         Ok(f) => f,
@@ -879,7 +896,7 @@ fn rewrite_append_only_file(srv: &Server, path: &Path) -> bool {
             0
         },
     };
-    let res = crate::rdb::crypt::MaybeEnc::new(file)
+    let res = crate::rdb::crypt::MaybeEnc::new(file, id)
         .and_then(|file| {
             if srv.aof.use_rdb_preamble {
                 crate::rdb::rdb_save_to_flags(srv, file, true)
@@ -1192,12 +1209,15 @@ fn open_new_incr_for_append(srv: &mut Server) -> bool {
         return true;
     }
     let filename = srv.config.appendfilename.clone();
+    // The identity the file gets in the manifest: while waiting for the first rewrite,
+    // the name its temp file is renamed to when the rewrite is done.
+    let mut named = srv.aof.manifest.clone();
+    let final_name = named.new_incr(&filename);
+    let id = crate::rdb::crypt::Identity::aof(false, named.curr_incr_seq, &final_name);
     let (name, temp_am) = if srv.aof.state == AofState::WaitRewrite {
         (manifest::temp_incr_name(&filename), None)
     } else {
-        let mut am = srv.aof.manifest.clone();
-        let n = am.new_incr(&filename);
-        (n, Some(am))
+        (final_name, Some(named))
     };
     let f = match open_0600(&path_in_dir(srv, &name), false) {
         Ok(f) => f,
@@ -1230,7 +1250,7 @@ fn open_new_incr_for_append(srv: &mut Server) -> bool {
         srv.aof.bio.submit(Job::Close(old));
         srv.aof.last_fsync_ms = srv.mstime;
     }
-    let head = match start_incr_file(&mut srv.aof, &f) {
+    let head = match start_incr_file(&mut srv.aof, &f, &id) {
         Ok(n) => n,
         Err(e) => {
             warn!(
@@ -1298,9 +1318,16 @@ pub fn rewrite_background(srv: &mut Server) -> bool {
         return false;
     }
     srv.aof.stat_rewrites += 1;
-    let work = |srv: &mut Server| {
+    // The name and seq the new base will have (its identity when encrypted).
+    let mut named = srv.aof.manifest.clone();
+    let base =
+        named.new_base_mark_prev_history(&srv.config.appendfilename, srv.aof.use_rdb_preamble);
+    let id = crate::rdb::crypt::Identity::aof(true, named.curr_base_seq, &base);
+    srv.aof.rewrite_base_id =
+        crate::rdb::crypt::current().map(|_| (id.clone(), srv.aof.use_rdb_preamble));
+    let work = move |srv: &mut Server| {
         let tmp = manifest::temp_rewrite_bg_name(std::process::id());
-        if rewrite_append_only_file(srv, Path::new(&tmp)) {
+        if rewrite_append_only_file(srv, Path::new(&tmp), &id) {
             info!("Successfully created the temporary AOF base file {}", tmp);
             true
         } else {
@@ -1376,7 +1403,22 @@ fn rewrite_done_ok(srv: &mut Server, pid: i32) {
     let tmpfile = manifest::temp_rewrite_bg_name(pid as u32);
     let filename = srv.config.appendfilename.clone();
     let mut am = srv.aof.manifest.clone();
-    let base = am.new_base_mark_prev_history(&filename, srv.aof.use_rdb_preamble);
+    // An encrypted base is named as its header says: the name chosen at fork (it
+    // differs from upstream's choice only if aof-use-rdb-preamble changed meanwhile).
+    let bound = srv.aof.rewrite_base_id.take();
+    let preamble = match &bound {
+        Some((_, p)) => *p,
+        None => srv.aof.use_rdb_preamble,
+    };
+    let base = am.new_base_mark_prev_history(&filename, preamble);
+    if let Some((id, _)) = bound.filter(|(id, _)| id.name != base || id.seq != am.curr_base_seq) {
+        warn!(
+            "The encrypted AOF base of the rewrite was written as {} but would be named {}",
+            id, base
+        );
+        rewrite_failed(srv);
+        return;
+    }
     let base_path = path_in_dir(srv, &base);
     if let Err(e) = std::fs::rename(&tmpfile, &base_path) {
         warn!(
@@ -1398,6 +1440,20 @@ fn rewrite_done_ok(srv: &mut Server, pid: i32) {
         let tmp_path = path_in_dir(srv, &tmp_incr);
         let incr = am.new_incr(&filename);
         let incr_path = path_in_dir(srv, &incr);
+        if let Some(s) = &srv.aof.enc {
+            let want = crate::rdb::crypt::Identity::aof(false, am.curr_incr_seq, &incr);
+            if *s.identity() != want {
+                warn!(
+                    "The temporary AOF incr file {} is encrypted as {} but would be named {}",
+                    tmp_incr,
+                    s.identity(),
+                    want
+                );
+                srv.aof.bio.submit(Job::Unlink(base_path));
+                rewrite_failed(srv);
+                return;
+            }
+        }
         if let Err(e) = std::fs::rename(&tmp_path, &incr_path) {
             warn!(
                 "Error trying to rename the temporary AOF incr file {} into {}: {}",
@@ -1651,7 +1707,8 @@ fn fake_client(srv: &mut Server) -> Option<crate::client::Client> {
 
 /// Replays one file of the AOF (`loadSingleAppendOnlyFile`): an RDB part first if the
 /// file starts with one, then the commands.
-fn load_single(srv: &mut Server, name: &str) -> LoadStatus {
+fn load_single(srv: &mut Server, f: &AofInfo, is_base: bool) -> LoadStatus {
+    let name = f.name.as_str();
     let path = path_in_dir(srv, name);
     let buf = match std::fs::read(&path) {
         Ok(b) => b,
@@ -1675,13 +1732,11 @@ fn load_single(srv: &mut Server, name: &str) -> LoadStatus {
     if buf.is_empty() {
         return LoadStatus::Empty;
     }
-    if srv.aof.enc_resume.as_ref().is_some_and(|r| r.0 == name) {
-        srv.aof.enc_resume = None;
-    }
     let mut torn = false;
     let encrypted = crate::rdb::crypt::is_encrypted(&buf) || ::rdb::crypt::is_partial_header(&buf);
     let buf = if encrypted {
-        match decrypt_aof(srv, name, &path, buf) {
+        let want = crate::rdb::crypt::Identity::aof(is_base, f.seq, name);
+        match decrypt_aof(srv, &want, &path, buf) {
             Ok((plain, t)) => {
                 torn = t;
                 plain
@@ -1704,18 +1759,21 @@ fn load_single(srv: &mut Server, name: &str) -> LoadStatus {
 }
 
 /// Decrypts an encrypted AOF file read whole (src/rdb/crypt.rs): a chunk failing
-/// authentication, a wrong key, a truncated base fail the load; a torn last batch of an
-/// incremental file is a truncated AOF (`aof-load-truncated` cuts the file back to its
-/// last committed batch). Returns the plaintext and whether the file was torn.
+/// authentication, a wrong key, a truncated base, a file written as another file than
+/// the manifest entry `want` (renamed or swapped) fail the load; a torn last batch of
+/// an incremental file is a truncated AOF (`aof-load-truncated` cuts the file back to
+/// its last committed batch). Returns the plaintext and whether the file was torn.
 fn decrypt_aof(
     srv: &mut Server,
-    name: &str,
+    want: &crate::rdb::crypt::Identity,
     path: &Path,
     buf: Vec<u8>,
 ) -> Result<(Vec<u8>, bool), LoadStatus> {
-    // A crash while the header of a new incremental file was being written.
+    let name = want.name.as_str();
+    // A crash while the header of a new incremental file was being written. A base is
+    // renamed into place only once complete: a torn header there is damage, not a crash.
     if ::rdb::crypt::is_partial_header(&buf) {
-        if !srv.aof.load_truncated {
+        if !srv.aof.load_truncated || want.role == ::rdb::crypt::Role::AofBase {
             warn!(
                 "The encrypted AOF file {} ends inside its header (offset {})",
                 name,
@@ -1752,19 +1810,18 @@ fn decrypt_aof(
             return Err(LoadStatus::Failed);
         }
     };
-    // The header's kind must match the file's role in the manifest.
-    let is_base = srv
-        .aof
-        .manifest
-        .base
-        .as_ref()
-        .is_some_and(|b| b.name == name);
-    let want = if is_base {
-        crate::rdb::crypt::Kind::Snapshot
-    } else {
-        crate::rdb::crypt::Kind::Log
-    };
-    if d.kind != want {
+    // The file must be the one the manifest names (its identity, authenticated with
+    // its chunks); a format 1 file has none: its kind must match its role.
+    if let Err(e) = crate::rdb::crypt::check_identity(&d, name, want, "the manifest") {
+        warn!("{}", e);
+        warn!(
+            "AOF loading aborted: the encrypted file {} is not the file the manifest names",
+            name
+        );
+        return Err(LoadStatus::Failed);
+    }
+    let is_base = want.role == ::rdb::crypt::Role::AofBase;
+    if d.kind != want.role.kind() {
         warn!(
             "AOF loading aborted: the encrypted file {} is a {:?} file (offset 10) but the \
              manifest names it as {}",
@@ -1775,9 +1832,6 @@ fn decrypt_aof(
         return Err(LoadStatus::Failed);
     }
     let Some(at) = d.torn_at else {
-        if d.kind == crate::rdb::crypt::Kind::Log {
-            srv.aof.enc_resume = Some((name.to_string(), d.header, d.chunks, d.fingerprint));
-        }
         return Ok((d.plain, false));
     };
     if !srv.aof.load_truncated {
@@ -1819,7 +1873,6 @@ fn decrypt_aof(
         "AOF {} loaded anyway because aof-load-truncated is enabled",
         name
     );
-    srv.aof.enc_resume = Some((name.to_string(), d.header, d.chunks, d.fingerprint));
     Ok((d.plain, true))
 }
 
@@ -2065,7 +2118,7 @@ fn load_append_only_files(srv: &mut Server) -> LoadStatus {
             base_size = file_size(srv, &f.name).unwrap_or(0);
         }
         let start = std::time::Instant::now();
-        ret = load_single(srv, &f.name);
+        ret = load_single(srv, f, *is_base);
         if ret == LoadStatus::Ok || (ret == LoadStatus::Truncated && last) {
             info!(
                 "DB loaded from {} file {}: {:.3} seconds",

@@ -304,7 +304,7 @@ pub fn rdb_save(srv: &mut Server, filename: &str) -> bool {
     };
     // The umask may have taken bits away; never more than 0600 either way.
     let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-    let res = crypt::MaybeEnc::new(file)
+    let res = crypt::MaybeEnc::new(file, &crypt::rdb_identity(filename))
         .and_then(|f| rdb_save_to(srv, f))
         .and_then(|f| f.finish())
         .map_err(|e| ("rdbSaveRio", e))
@@ -776,7 +776,10 @@ pub fn rdb_load(srv: &mut Server, filename: &str, merge: bool) -> Result<(), Loa
     // An encrypted file is decrypted and authenticated whole before any key is loaded:
     // a wrong key or a damaged chunk never leaves half a dataset.
     let buf = if crypt::is_encrypted(&raw) {
-        match crypt::decrypt_file(raw, filename) {
+        match crypt::decrypt_file(raw, filename).and_then(|d| {
+            crypt::check_identity(&d, filename, &crypt::rdb_identity(filename), "dbfilename")
+                .map(|_| d)
+        }) {
             Ok(d) => {
                 info!("Decrypted RDB file {} (key {})", filename, d.fingerprint);
                 d.plain

@@ -8,36 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, expect, servers, Conn, Server};
+use common::{escape, expect, servers, step, Conn, Server, Transcript};
 
-type Transcript = Vec<(String, Vec<u8>)>;
-
-fn step(t: &mut Transcript, c: &mut Conn, argv: &[&str]) {
-    let r = c.call(argv);
-    t.push((argv.join(" "), r));
-}
-
-/// Runs `f` on every server (ours, and the reference if installed); transcripts equal.
+/// Runs `f` on every server; transcripts equal.
 fn compare(f: impl Fn(&Server) -> Transcript) {
-    let mut first: Option<(String, Transcript)> = None;
-    for s in servers(&[]) {
-        let t = f(&s);
-        match &first {
-            None => first = Some((s.kind.name().to_string(), t)),
-            Some((name, want)) => {
-                for (a, b) in want.iter().zip(t.iter()) {
-                    assert_eq!(
-                        escape(&a.1),
-                        escape(&b.1),
-                        "{}: {name} vs {}",
-                        a.0,
-                        s.kind.name()
-                    );
-                }
-                assert_eq!(want.len(), t.len());
-            }
-        }
-    }
+    common::compare_transcripts(&[], f)
 }
 
 /// Runs `steps` as user `u` (created with `rules`) and records the replies.

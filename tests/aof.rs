@@ -538,11 +538,6 @@ fn crash_everysec_loses_at_most_the_last_seconds() {
 // 2. Interop: appendonlydir from the reference on valkey-rs, and the reverse.
 // ---------------------------------------------------------------------------------------
 
-fn compressible(n: usize, tag: &str) -> Vec<u8> {
-    let pat = format!("{}-0123456789-", tag);
-    pat.bytes().cycle().take(n).collect()
-}
-
 /// Part 1 (before BGREWRITEAOF): every type and encoding, TTLs, several dbs.
 fn dataset_part1(c: &mut Conn) {
     let mut rng = Rng(0x5eed_a0f1);
@@ -863,36 +858,16 @@ impl Proc {
 /// (PONG) or has exited, or after `limit` (then `exit` is None and it is running).
 fn try_start(bin: &Path, dir: &Path, extra: &[&str], limit: Duration) -> Proc {
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).expect("create log");
-    let log2 = log.try_clone().expect("clone log");
     let port = free_port();
-    let d = dir.to_string_lossy().into_owned();
-    let ps = port.to_string();
-    let mut args = vec![
-        "--port",
-        &ps,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--daemonize",
-        "no",
-        "--enable-debug-command",
-        "yes",
-        "--dir",
-        &d,
-        "--appendonly",
-        "yes",
-    ];
-    args.extend_from_slice(extra);
+    let mut args = common::base_args(port, dir);
+    for a in ["--save", "", "--daemonize", "no", "--appendonly", "yes"]
+        .iter()
+        .chain(extra)
+    {
+        args.push(a.to_string());
+    }
     let t0 = Instant::now();
-    let child = Command::new(bin)
-        .args(&args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
-        .spawn()
+    let child = common::spawn_logged(Command::new(bin).args(&args), dir, &log_path, false)
         .unwrap_or_else(|e| panic!("spawn {}: {}", bin.display(), e));
     let mut p = Proc {
         child,
@@ -914,15 +889,6 @@ fn try_start(bin: &Path, dir: &Path, extra: &[&str], limit: Duration) -> Proc {
     }
     p.log = std::fs::read_to_string(&log_path).unwrap_or_default();
     p
-}
-
-/// Whether `log` has "offset" followed by a number (e.g. "at offset 123").
-fn names_offset(log: &str) -> bool {
-    let l = log.to_ascii_lowercase();
-    l.match_indices("offset").any(|(i, _)| {
-        let rest = l[i + 6..].trim_start_matches([' ', ':', '=', '[']);
-        rest.starts_with(|c: char| c.is_ascii_digit())
-    })
 }
 
 fn log_tail(log: &str) -> String {

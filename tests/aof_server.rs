@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::proc::{Proc, TempDir, BIN};
+use common::proc::{file_mode, Proc, TempDir, BIN};
 use common::{info_field, wait_for, Conn};
 
 /// The AOF tests run without RDB save points, so only the AOF carries the data.
@@ -24,10 +23,6 @@ fn try_start(bin: &Path, dir: &Path, extra: &[&str], umask: bool) -> Result<Proc
 fn start(dir: &Path, extra: &[&str]) -> Proc {
     try_start(Path::new(BIN), dir, extra, false)
         .unwrap_or_else(|log| panic!("start failed:\n{log}"))
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -103,7 +98,7 @@ fn fresh_start_layout_modes_and_info() {
     )
     .unwrap_or_else(|l| panic!("{l}"));
     let ad = dir.0.join("appendonlydir");
-    assert_eq!(mode(&ad), 0o700);
+    assert_eq!(file_mode(&ad), 0o700);
     assert_eq!(
         names(&ad),
         [
@@ -113,7 +108,7 @@ fn fresh_start_layout_modes_and_info() {
         ]
     );
     for n in names(&ad) {
-        assert_eq!(mode(&ad.join(&n)), 0o600, "{n}");
+        assert_eq!(file_mode(&ad.join(&n)), 0o600, "{n}");
     }
     let m = std::fs::read_to_string(dir.aof("appendonly.aof.manifest")).expect("manifest");
     assert_eq!(

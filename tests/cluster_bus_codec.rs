@@ -834,21 +834,6 @@ fn framing_splits_a_stream() {
 
 // ---- fuzz ----
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// One mutation of a valid message: byte flips, truncation, field overrides (counts and
 /// lengths at 0, 1, max, just under and over totlen), extension chains, types, random bytes.
 fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {

@@ -23,35 +23,11 @@ mod common;
 
 use bus::*;
 use common::cluster::{create_cluster, CNode, Impl, Opts};
+use common::repl::env_num;
+use common::XorShift;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-}
-
-fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 fn hex_name(rng: &mut XorShift) -> Name {
     let mut n = [0u8; NAME_LEN];
@@ -455,11 +431,11 @@ fn run_seed(seed: u64, msgs: usize) {
 fn hostile_well_formed_messages_never_kill_the_node() {
     if let Ok(s) = std::env::var("BUS_PROC_SEED") {
         let seed = s.parse().expect("BUS_PROC_SEED is a number");
-        run_seed(seed, env_u64("BUS_PROC_MSGS", 3000) as usize);
+        run_seed(seed, env_num("BUS_PROC_MSGS", 3000) as usize);
         return;
     }
-    let seeds = env_u64("BUS_PROC_SEEDS", 5);
-    let msgs = env_u64("BUS_PROC_MSGS", 6000) as usize;
+    let seeds = env_num("BUS_PROC_SEEDS", 5);
+    let msgs = env_num("BUS_PROC_MSGS", 6000) as usize;
     for seed in 1..=seeds {
         run_seed(seed, msgs);
     }

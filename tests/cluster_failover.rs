@@ -8,12 +8,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::cluster::{bulk_text, wait_ok, CNode, Impl, Opts};
-use common::{require_reference, Conn, Server};
+use common::cluster::{
+    bulk_text, cli_create, key_slot, parse_info, redis_cli, slot_owners, wait_ok, CNode, Impl, Opts,
+};
+use common::proc::TempDir;
+use common::repl::{info_str, link_up};
+use common::{require_reference, Server};
 
 const NODE_TIMEOUT: u64 = 1000;
 
@@ -26,62 +28,6 @@ fn opts() -> Opts {
 
 fn limit() -> Duration {
     Duration::from_millis(NODE_TIMEOUT * 20)
-}
-
-/// CRC16/XMODEM and the key slot, as the client sees it (no hash tags in these keys).
-fn key_slot(key: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in key {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc & 16383
-}
-
-fn info_of(c: &mut Conn, field: &str) -> String {
-    let r = bulk_text(&c.call(&["INFO", "all"]));
-    r.lines()
-        .find_map(|l| l.strip_prefix(&format!("{}:", field)))
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
-
-fn cluster_info_of(c: &mut Conn, field: &str) -> String {
-    let r = bulk_text(&c.call(&["CLUSTER", "INFO"]));
-    r.lines()
-        .find_map(|l| l.strip_prefix(&format!("{}:", field)))
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
-
-/// A temp dir for hand-written nodes.conf files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!(
-            "valkey-rs-cluster-failover-{}-{}",
-            std::process::id(),
-            tag
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("mkdir");
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// One nodes.conf line.
@@ -107,10 +53,7 @@ fn start_with_conf(imp: &Impl, conf: &std::path::Path) -> Server {
         "--repl-diskless-sync-delay",
         "0",
     ];
-    match imp {
-        Impl::Ours => Server::ours(&args),
-        Impl::Reference(b) => Server::reference(b, &args),
-    }
+    imp.start(&args)
 }
 
 /// CLUSTER REPLICATE without the bus: the primary is known from nodes.conf. Our node
@@ -132,8 +75,8 @@ fn replicate_from_nodes_conf() {
         // The reference as the replica of ours: checks ours as a primary and this test.
         (Impl::Ours, rb.clone(), true),
     ] {
-        let dir = Dir::new(&format!(
-            "{:?}-{:?}-{}",
+        let dir = TempDir::new(&format!(
+            "cluster-failover-{:?}-{:?}-{}",
             imp.kind(),
             r_imp.kind(),
             knows_replica
@@ -148,9 +91,10 @@ fn replicate_from_nodes_conf() {
         let p = start_with_conf(&imp, &pconf);
         let mut pc = p.conn();
         wait_ok(limit(), || {
-            match cluster_info_of(&mut pc, "cluster_state").as_str() {
-                "ok" => Ok(()),
-                s => Err(s.to_string()),
+            let info = parse_info(&bulk_text(&pc.call(&["CLUSTER", "INFO"])));
+            match info.get("cluster_state").map(String::as_str) {
+                Some("ok") => Ok(()),
+                s => Err(format!("{:?}", s)),
             }
         })
         .unwrap();
@@ -187,7 +131,7 @@ fn replicate_from_nodes_conf() {
         );
         assert_eq!(rc.call(&["CLUSTER", "REPLICATE", &p_name]), b"+OK\r\n");
         wait_ok(limit(), || {
-            let up = info_of(&mut rc, "master_link_status");
+            let up = info_str(&mut rc, "master_link_status");
             let n = String::from_utf8_lossy(&rc.call(&["DBSIZE"])).to_string();
             if up == "up" && n == ":2000\r\n" {
                 Ok(())
@@ -202,7 +146,7 @@ fn replicate_from_nodes_conf() {
             .starts_with(b"-MOVED 11325 127.0.0.1:"));
         rc.call(&["READONLY"]);
         assert_eq!(rc.call(&["GET", "k1999"]), pc.call(&["GET", "k1999"]));
-        assert_eq!(info_of(&mut rc, "role"), "slave");
+        assert_eq!(info_str(&mut rc, "role"), "slave");
         let nodes = bulk_text(&rc.call(&["CLUSTER", "NODES"]));
         let me = nodes.lines().find(|l| l.starts_with(&r_name)).unwrap();
         assert!(
@@ -239,7 +183,7 @@ fn replicate_from_nodes_conf() {
             b"-ERR syntax error\r\n"
         );
         assert_eq!(rc.call(&["CLUSTER", "RESET"]), b"+OK\r\n");
-        assert_eq!(info_of(&mut rc, "role"), "master");
+        assert_eq!(info_str(&mut rc, "role"), "master");
         assert_eq!(rc.call(&["DBSIZE"]), b":0\r\n");
     }
 }
@@ -296,18 +240,7 @@ fn errors_match_reference() {
 /// Loads `n` keys into the primaries of a cluster, each key to the owner of its slot
 /// (pipelined SETs), and returns how many went to each node.
 fn load_keys(nodes: &mut [CNode], n: usize) -> Vec<usize> {
-    let mut owner = vec![usize::MAX; 16384];
-    let text = nodes[0].text(&["CLUSTER", "NODES"]);
-    for (i, node) in nodes.iter().enumerate() {
-        let line = text.lines().find(|l| l.starts_with(&node.id)).unwrap();
-        for r in line.split(' ').skip(8) {
-            let (a, b) = r.split_once('-').unwrap_or((r, r));
-            let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
-            for s in owner.iter_mut().take(b + 1).skip(a) {
-                *s = i;
-            }
-        }
-    }
+    let owner = slot_owners(nodes);
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); nodes.len()];
     let mut counts = vec![0; nodes.len()];
     for i in 0..n {
@@ -326,17 +259,6 @@ fn load_keys(nodes: &mut [CNode], n: usize) -> Vec<usize> {
     counts
 }
 
-fn redis_cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new("redis-cli")
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 /// The tests 1 and 2: our node joins a reference cluster made by `redis-cli
 /// --cluster create`, replicates one primary (100,000 keys in the cluster), then takes
 /// over when that primary is killed.
@@ -353,11 +275,7 @@ fn replica_of_reference_primary_then_failover() {
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port()))
         .collect();
-    let mut args = vec!["--cluster", "create"];
-    args.extend(addrs.iter().map(|s| s.as_str()));
-    args.push("--cluster-yes");
-    let (ok, out) = redis_cli(&args);
-    assert!(ok, "{}", out);
+    cli_create(&refs, &[]);
     let ids: Vec<String> = refs.iter().map(|n| n.id.clone()).collect();
     wait_ok(limit(), || {
         for n in refs.iter_mut() {
@@ -398,8 +316,8 @@ fn replica_of_reference_primary_then_failover() {
         if got != want {
             return Err(format!("dbsize {} vs {}", got, want));
         }
-        let po = info_of(&mut refs[0].c, "master_repl_offset");
-        let oo = info_of(&mut ours.c, "master_repl_offset");
+        let po = info_str(&mut refs[0].c, "master_repl_offset");
+        let oo = info_str(&mut ours.c, "master_repl_offset");
         if po != oo {
             return Err(format!("offset {} vs {}", oo, po));
         }
@@ -425,15 +343,10 @@ fn replica_of_reference_primary_then_failover() {
     drop(killed);
     let t0 = std::time::Instant::now();
     wait_ok(limit(), || {
-        if info_of(&mut ours.c, "role") != "master" {
+        if info_str(&mut ours.c, "role") != "master" {
             return Err("ours is not a primary yet".into());
         }
-        for n in refs.iter_mut() {
-            match n.node(&my) {
-                Some(l) if l.is_primary() && l.slot_count() == p0_slots => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
+        primary_seen(&mut refs, &my, p0_slots)?;
         for n in refs.iter_mut().chain(std::iter::once(&mut ours)) {
             let st = n.info_field("cluster_state");
             if st != "ok" {
@@ -491,26 +404,10 @@ fn manual_failover_between_ours() {
     let counts = load_keys(&mut nodes, 3000);
     let mut r = CNode::start(&Impl::Ours, &o);
     r.meet(&nodes[1]);
+    nodes.push(r);
+    replicate(&mut nodes, 3, 0);
+    let mut r = nodes.pop().unwrap();
     let (p, rid) = (nodes[0].id.clone(), r.id.clone());
-    wait_ok(limit(), || match nodes[0].node(&rid) {
-        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
-        other => Err(format!("{:?}", other)),
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
-    r.ok(&["CLUSTER", "REPLICATE", &p]);
-    wait_ok(limit(), || {
-        for n in nodes.iter_mut() {
-            match n.node(&rid) {
-                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&p) => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
-        if info_of(&mut r.c, "master_link_status") != "up" {
-            return Err("link down".into());
-        }
-        Ok(())
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
     // The primary lists its replica (the node id came with REPLCONF SET-CLUSTER-NODE-ID).
     assert!(
         nodes[0].text(&["CLUSTER", "REPLICAS", &p]).contains(&rid),
@@ -519,22 +416,7 @@ fn manual_failover_between_ours() {
     );
     let p_slots = nodes[0].node(&p).unwrap().slot_count();
     r.ok(&["CLUSTER", "FAILOVER"]);
-    wait_ok(limit(), || {
-        if info_of(&mut r.c, "role") != "master" {
-            return Err("replica not promoted".into());
-        }
-        if info_of(&mut nodes[0].c, "role") != "slave" {
-            return Err("old primary not a replica".into());
-        }
-        for n in nodes.iter_mut().skip(1) {
-            match n.node(&rid) {
-                Some(l) if l.is_primary() && l.slot_count() == p_slots => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
-        Ok(())
-    })
-    .unwrap_or_else(|e| {
+    wait_ok(limit(), || failed_over(&mut nodes, &mut r, p_slots)).unwrap_or_else(|e| {
         panic!(
             "{}\n--- replica:\n{}\n--- primary:\n{}",
             e,
@@ -553,14 +435,7 @@ fn manual_failover_between_ours() {
         format!(":{}\r\n", counts[0])
     );
     // The old primary follows with the same data, and writes go to the new primary.
-    wait_ok(limit(), || {
-        if info_of(&mut nodes[0].c, "master_link_status") == "up" {
-            Ok(())
-        } else {
-            Err("old primary not linked".into())
-        }
-    })
-    .unwrap();
+    wait_link_up(&mut nodes[0]);
     assert_eq!(
         r.call(&["DEBUG", "DIGEST"]),
         nodes[0].call(&["DEBUG", "DIGEST"])
@@ -584,46 +459,15 @@ fn reference_replica_with_our_primaries() {
     let counts = load_keys(&mut nodes, 3000);
     let mut r = CNode::start(&Impl::Reference(bin), &o);
     r.meet(&nodes[1]);
-    let (p, rid) = (nodes[0].id.clone(), r.id.clone());
-    wait_ok(limit(), || match nodes[0].node(&rid) {
-        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
-        other => Err(format!("{:?}", other)),
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
-    r.ok(&["CLUSTER", "REPLICATE", &p]);
-    wait_ok(limit(), || {
-        for n in nodes.iter_mut() {
-            match n.node(&rid) {
-                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&p) => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
-        if info_of(&mut r.c, "master_link_status") != "up" {
-            return Err("link down".into());
-        }
-        Ok(())
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    nodes.push(r);
+    replicate(&mut nodes, 3, 0);
+    let mut r = nodes.pop().unwrap();
+    let p = nodes[0].id.clone();
     assert!(!r.log().to_lowercase().contains("set-cluster-node-id"));
     let p_slots = nodes[0].node(&p).unwrap().slot_count();
     let t0 = std::time::Instant::now();
     r.ok(&["CLUSTER", "FAILOVER"]);
-    wait_ok(limit(), || {
-        if info_of(&mut r.c, "role") != "master" {
-            return Err("replica not promoted".into());
-        }
-        if info_of(&mut nodes[0].c, "role") != "slave" {
-            return Err("old primary not a replica".into());
-        }
-        for n in nodes.iter_mut().skip(1) {
-            match n.node(&rid) {
-                Some(l) if l.is_primary() && l.slot_count() == p_slots => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
-        Ok(())
-    })
-    .unwrap_or_else(|e| {
+    wait_ok(limit(), || failed_over(&mut nodes, &mut r, p_slots)).unwrap_or_else(|e| {
         panic!(
             "{}\n--- reference replica:\n{}\n--- our primary:\n{}",
             e,
@@ -641,25 +485,16 @@ fn reference_replica_with_our_primaries() {
     for n in nodes.iter().skip(1) {
         assert!(n.log().contains("Failover auth granted to"), "{}", n.log());
     }
-    wait_ok(limit(), || {
-        if info_of(&mut nodes[0].c, "master_link_status") == "up" {
-            Ok(())
-        } else {
-            Err("old primary not linked".into())
-        }
-    })
-    .unwrap();
+    wait_link_up(&mut nodes[0]);
     // Kill the reference primary: ours takes its slots back.
     drop(r);
     let t0 = std::time::Instant::now();
     wait_ok(limit(), || {
-        if info_of(&mut nodes[0].c, "role") != "master" {
+        if info_str(&mut nodes[0].c, "role") != "master" {
             return Err("ours is not a primary yet".into());
         }
+        primary_seen(&mut nodes, &p, p_slots)?;
         for n in nodes.iter_mut() {
-            if n.node(&p).map(|l| l.slot_count()) != Some(p_slots) {
-                return Err(format!("{}: {:?}", n.label(), n.node(&p)));
-            }
             if n.info_field("cluster_state") != "ok" {
                 return Err(format!("{}: state", n.label()));
             }
@@ -695,29 +530,75 @@ fn primaries_and_spares(imp: &Impl, n: usize, m: usize, extra: &[&str]) -> Vec<C
     nodes
 }
 
-/// `nodes[r]` replicates `nodes[p]`.
+/// `nodes[r]` replicates `nodes[p]`: once each sees the other connected (handshake
+/// over), CLUSTER REPLICATE, then a wait for [`replica_seen`].
 fn replicate(nodes: &mut [CNode], r: usize, p: usize) {
     let pid = nodes[p].id.clone();
     let rid = nodes[r].id.clone();
-    wait_ok(limit(), || match nodes[r].node(&pid) {
-        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
-        other => Err(format!("{:?}", other)),
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[r].log()));
-    nodes[r].ok(&["CLUSTER", "REPLICATE", &pid]);
     wait_ok(limit(), || {
-        for n in nodes.iter_mut() {
-            match n.node(&rid) {
-                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&pid) => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
+        for (a, b) in [(r, &pid), (p, &rid)] {
+            match nodes[a].node(b) {
+                Some(l) if l.connected() && !l.has("handshake") => {}
+                other => return Err(format!("{}: {:?}", nodes[a].label(), other)),
             }
-        }
-        if info_of(&mut nodes[r].c, "master_link_status") != "up" {
-            return Err("link down".into());
         }
         Ok(())
     })
     .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[r].log()));
+    nodes[r].ok(&["CLUSTER", "REPLICATE", &pid]);
+    wait_ok(limit(), || replica_seen(nodes, r, &pid))
+        .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[r].log()));
+}
+
+/// Every node of `nodes` lists `nodes[r]` as a replica of `pid`, and `nodes[r]`'s link
+/// to its primary is up.
+fn replica_seen(nodes: &mut [CNode], r: usize, pid: &str) -> Result<(), String> {
+    let rid = nodes[r].id.clone();
+    for n in nodes.iter_mut() {
+        match n.node(&rid) {
+            Some(l) if l.has("slave") && l.primary.as_deref() == Some(pid) => {}
+            other => return Err(format!("{}: {:?}", n.label(), other)),
+        }
+    }
+    if info_str(&mut nodes[r].c, "master_link_status") != "up" {
+        return Err("link down".into());
+    }
+    Ok(())
+}
+
+/// Every node of `nodes` lists `id` as a primary with `slots` slots.
+fn primary_seen(nodes: &mut [CNode], id: &str, slots: usize) -> Result<(), String> {
+    for n in nodes.iter_mut() {
+        match n.node(id) {
+            Some(l) if l.is_primary() && l.slot_count() == slots => {}
+            other => return Err(format!("{}: {:?}", n.label(), other)),
+        }
+    }
+    Ok(())
+}
+
+/// After CLUSTER FAILOVER on `r`, a replica of `nodes[0]`: `r` is a primary, `nodes[0]` a
+/// replica, and the other nodes list `r` as a primary with `slots` slots.
+fn failed_over(nodes: &mut [CNode], r: &mut CNode, slots: usize) -> Result<(), String> {
+    if info_str(&mut r.c, "role") != "master" {
+        return Err("replica not promoted".into());
+    }
+    if info_str(&mut nodes[0].c, "role") != "slave" {
+        return Err("old primary not a replica".into());
+    }
+    primary_seen(&mut nodes[1..], &r.id, slots)
+}
+
+/// Waits until the link of replica `n` to its primary is up.
+fn wait_link_up(n: &mut CNode) {
+    wait_ok(limit(), || {
+        if link_up(&mut n.c) {
+            Ok(())
+        } else {
+            Err("old primary not linked".into())
+        }
+    })
+    .unwrap();
 }
 
 /// Waits until every live node in `nodes` (indexes `live`) flags `id` as `fail`.
@@ -746,25 +627,13 @@ fn migration_scenario(imp: &Impl) -> Duration {
     let (a, c) = (nodes[0].id.clone(), nodes[1].id.clone());
     let (r1, r2) = (nodes[2].id.clone(), nodes[3].id.clone());
     let (mover, stayer) = if r1 < r2 { (2, 3) } else { (3, 2) };
-    let mover_id = nodes[mover].id.clone();
     let r3 = nodes[4].id.clone();
     let t0 = std::time::Instant::now();
     drop(nodes.pop());
     wait_fail_seen(&mut nodes, &[0, 1, 2, 3], &r3);
     let t_fail = t0.elapsed();
-    wait_ok(limit(), || {
-        for n in nodes.iter_mut() {
-            match n.node(&mover_id) {
-                Some(l) if l.has("slave") && l.primary.as_deref() == Some(&c) => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
-        if info_of(&mut nodes[mover].c, "master_link_status") != "up" {
-            return Err("link down".into());
-        }
-        Ok(())
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[mover].log()));
+    wait_ok(limit(), || replica_seen(&mut nodes, mover, &c))
+        .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[mover].log()));
     let took = t0.elapsed();
     eprintln!(
         "{}: R3 FAIL after {:?}, replica migrated after {:?}",
@@ -814,7 +683,7 @@ fn no_failover_scenario(imp: &Impl) {
     let window = std::time::Instant::now() + Duration::from_millis(2000 + 1000 + NODE_TIMEOUT);
     while std::time::Instant::now() < window {
         assert_eq!(
-            info_of(&mut nodes[2].c, "role"),
+            info_str(&mut nodes[2].c, "role"),
             "slave",
             "{}",
             nodes[2].log()
@@ -826,16 +695,10 @@ fn no_failover_scenario(imp: &Impl) {
     nodes[2].ok(&["CONFIG", "SET", "cluster-replica-no-failover", "no"]);
     let t0 = std::time::Instant::now();
     wait_ok(limit(), || {
-        if info_of(&mut nodes[2].c, "role") != "master" {
+        if info_str(&mut nodes[2].c, "role") != "master" {
             return Err("not promoted".into());
         }
-        for n in nodes.iter_mut() {
-            match n.node(&rid) {
-                Some(l) if l.is_primary() && l.slot_count() == slots => {}
-                other => return Err(format!("{}: {:?}", n.label(), other)),
-            }
-        }
-        Ok(())
+        primary_seen(&mut nodes, &rid, slots)
     })
     .unwrap_or_else(|e| panic!("{}\n{}", e, nodes[2].log()));
     eprintln!(

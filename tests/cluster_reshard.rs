@@ -14,34 +14,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{create_cluster, start_nodes, CNode, Impl, Opts};
+use common::cluster::{
+    cli_create, create_cluster, key_slot, redis_cli, slot_owners, start_nodes, CNode, Impl, Opts,
+};
 use common::{escape, require_reference, Conn};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// CRC16/XMODEM of the key's hash tag (or of the whole key), & 16383.
-fn key_slot(key: &[u8]) -> u16 {
-    let mut k = key;
-    if let Some(s) = key.iter().position(|&b| b == b'{') {
-        if let Some(e) = key[s + 1..].iter().position(|&b| b == b'}') {
-            if e > 0 {
-                k = &key[s + 1..s + 1 + e];
-            }
-        }
-    }
-    let mut crc: u16 = 0;
-    for &b in k {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc & 16383
-}
 
 /// The commands that create key `i` (several types; every 4th key with a TTL), and the
 /// command that reads it back.
@@ -74,18 +52,7 @@ fn key_cmds(i: usize) -> (String, Vec<Vec<String>>, Vec<String>) {
 /// CLUSTER NODES says), pipelined per node.
 fn load_keys(nodes: &mut [CNode], n: usize) {
     let count = nodes.len();
-    let ids: Vec<String> = nodes.iter().map(|x| x.id.clone()).collect();
-    let mut owner_of = vec![usize::MAX; 16384];
-    for line in nodes[0].nodes() {
-        let Some(idx) = ids.iter().position(|id| *id == line.id) else {
-            continue;
-        };
-        for &(a, b) in &line.slots {
-            for s in a..=b {
-                owner_of[s as usize] = idx;
-            }
-        }
-    }
+    let owner_of = slot_owners(nodes);
     let mut conns: Vec<Conn> = nodes.iter().map(|x| x.srv.conn()).collect();
     let mut pending = vec![0usize; count];
     for i in 0..n {
@@ -151,20 +118,6 @@ fn read_all(nodes: &[CNode], n: usize) -> Vec<(Vec<u8>, bool)> {
             (v, !ttl.starts_with(b":-"))
         })
         .collect()
-}
-
-fn redis_cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new("redis-cli")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// `redis-cli --cluster check` through `node`: exit 0, all agree, all slots covered, no
@@ -350,15 +303,7 @@ fn issue_test3_reshard_under_load() {
         _ => Impl::Ours,
     };
     let mut nodes = start_nodes(&vec![imp; 6], &Opts::default());
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
-    let mut args = vec!["--cluster", "create"];
-    args.extend(addrs.iter().map(|s| s.as_str()));
-    args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-    let (ok, out) = redis_cli(&args);
-    assert!(ok, "--cluster create failed:\n{out}");
+    let out = cli_create(&nodes, &["--cluster-replicas", "1"]);
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     common::cluster::wait_converged(&mut nodes, LIMIT).unwrap();
     let slots: usize = nodes.iter_mut().map(my_slots).sum();

@@ -12,46 +12,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, free_port, require_reference, wait_for, Conn, Server};
+use common::cluster::{one_node_pair, wait_cluster_state};
+use common::{same, Conn, Server};
 
-/// Starts ours and the reference in cluster mode.
-fn pair(extra: &[&str]) -> Option<(Server, Server)> {
-    let bin = require_reference()?;
-    let start = |reference: bool| {
-        let cport = free_port().to_string();
-        let mut args = vec!["--cluster-enabled", "yes", "--cluster-port", &cport];
-        args.extend_from_slice(extra);
-        if reference {
-            Server::reference(&bin, &args)
-        } else {
-            Server::ours(&args)
-        }
-    };
-    Some((start(false), start(true)))
-}
-
-/// Waits until the reference reports `cluster_state:<want>`.
-fn wait_ref_state(reference: &Server, want: &str) {
-    let mut c = reference.conn();
-    let line = format!("cluster_state:{}", want);
-    let ok = wait_for(Duration::from_secs(10), || {
-        String::from_utf8_lossy(&c.call(&["CLUSTER", "INFO"])).contains(&line)
-    });
-    assert!(ok, "reference never reached {}", line);
-}
-
-/// Sends `argv` to both and asserts identical reply bytes; returns them.
-#[track_caller]
-fn same(ours: &mut Conn, reference: &mut Conn, argv: &[&str]) -> Vec<u8> {
-    let want = reference.call(argv);
-    let got = ours.call(argv);
-    assert_eq!(
-        escape(&got),
-        escape(&want),
-        "reply to {:?} differs from the reference",
-        argv
+/// A one-node pair serving every slot (once the reference says `cluster_state:ok`), and
+/// a connection to each.
+fn full_pair() -> Option<(Server, Server, Conn, Conn)> {
+    let (o, r) = one_node_pair(&[])?;
+    let (mut oc, mut rc) = (o.conn(), r.conn());
+    same(
+        &mut oc,
+        &mut rc,
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
     );
-    want
+    wait_cluster_state(&r, "ok");
+    Some((o, r, oc, rc))
 }
 
 /// The elements of a flat array of bulk strings, sorted (GETKEYSINSLOT's order is the
@@ -68,43 +43,35 @@ fn sorted_bulks(reply: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn key_slots_counts_and_errors() {
-    let Some((o, r)) = pair(&[]) else {
+    let Some((_o, _r, mut oc, mut rc)) = full_pair() else {
         return;
     };
-    let (mut oc, mut rc) = (o.conn(), r.conn());
-    let s = |oc: &mut Conn, rc: &mut Conn, argv: &[&str]| same(oc, rc, argv);
-    s(
-        &mut oc,
-        &mut rc,
-        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
-    );
-    wait_ref_state(&r, "ok");
 
     // Key slots, with the hash-tag rules (docs/cluster-plan.md 5.1).
     for k in [
         "key:1", "{user}a", "a{}b", "{}x", "a{b}{c}", "{{a}}", "foo", "", "}{x}", "a{bc",
     ] {
-        s(&mut oc, &mut rc, &["CLUSTER", "KEYSLOT", k]);
+        same(&mut oc, &mut rc, &["CLUSTER", "KEYSLOT", k]);
     }
     // Per-slot counts and keys.
     for k in ["foo", "{user}a", "{user}b", "{user}c", "key:1"] {
-        s(&mut oc, &mut rc, &["SET", k, "v"]);
+        same(&mut oc, &mut rc, &["SET", k, "v"]);
     }
-    s(&mut oc, &mut rc, &["HSET", "{user}h", "f", "v"]);
+    same(&mut oc, &mut rc, &["HSET", "{user}h", "f", "v"]);
     let user = String::from_utf8(rc.call(&["CLUSTER", "KEYSLOT", "{user}"])).unwrap();
     let user = user.trim_start_matches(':').trim_end().to_string();
     assert_eq!(
-        s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]),
+        same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]),
         b":4\r\n"
     );
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", "12182"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", "0"]);
-    s(
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", "12182"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", "0"]);
+    same(
         &mut oc,
         &mut rc,
         &["CLUSTER", "GETKEYSINSLOT", "12182", "10"],
     );
-    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "0"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "0"]);
     for n in ["2", "10"] {
         let want = rc.call(&["CLUSTER", "GETKEYSINSLOT", &user, n]);
         let got = oc.call(&["CLUSTER", "GETKEYSINSLOT", &user, n]);
@@ -113,30 +80,30 @@ fn key_slots_counts_and_errors() {
             assert_eq!(sorted_bulks(&got), sorted_bulks(&want));
         }
     }
-    s(&mut oc, &mut rc, &["DEL", "{user}a", "{user}b"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
-    s(&mut oc, &mut rc, &["RENAME", "{user}c", "{user}d"]);
+    same(&mut oc, &mut rc, &["DEL", "{user}a", "{user}b"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    same(&mut oc, &mut rc, &["RENAME", "{user}c", "{user}d"]);
     let want = rc.call(&["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
     let got = oc.call(&["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
     assert_eq!(sorted_bulks(&got), sorted_bulks(&want));
     assert_eq!(sorted_bulks(&got).len(), 2);
     // The index survives a reload (keys inserted by the RDB loader) and follows the
     // deletion of an expired key.
-    s(&mut oc, &mut rc, &["DEBUG", "RELOAD"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
-    s(&mut oc, &mut rc, &["SET", "{user}e", "v", "PX", "1"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    same(&mut oc, &mut rc, &["DEBUG", "RELOAD"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    same(&mut oc, &mut rc, &["SET", "{user}e", "v", "PX", "1"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
     std::thread::sleep(Duration::from_millis(20));
-    s(&mut oc, &mut rc, &["GET", "{user}e"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
-    s(&mut oc, &mut rc, &["FLUSHALL"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
-    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
-    s(&mut oc, &mut rc, &["SET", "{user}f", "v"]);
-    s(&mut oc, &mut rc, &["FLUSHALL", "ASYNC"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
-    s(&mut oc, &mut rc, &["SET", "{user}g", "v"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+    same(&mut oc, &mut rc, &["GET", "{user}e"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    same(&mut oc, &mut rc, &["FLUSHALL"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    same(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
+    same(&mut oc, &mut rc, &["SET", "{user}f", "v"]);
+    same(&mut oc, &mut rc, &["FLUSHALL", "ASYNC"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "COUNTKEYSINSLOT", &user]);
+    same(&mut oc, &mut rc, &["SET", "{user}g", "v"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "GETKEYSINSLOT", &user, "10"]);
 
     // Argument errors (5.4).
     for argv in [
@@ -170,20 +137,20 @@ fn key_slots_counts_and_errors() {
         &["READONLY", "x"],
         &["READWRITE", "x"],
     ] {
-        s(&mut oc, &mut rc, argv);
+        same(&mut oc, &mut rc, argv);
     }
     // DELSLOTS then ADDSLOTS (a slot given twice is refused before any change).
-    s(&mut oc, &mut rc, &["CLUSTER", "DELSLOTS", "5", "6"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "DELSLOTS", "5"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "DELSLOTSRANGE", "4", "7"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTS", "5", "7", "5"]);
-    s(
+    same(&mut oc, &mut rc, &["CLUSTER", "DELSLOTS", "5", "6"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "DELSLOTS", "5"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "DELSLOTSRANGE", "4", "7"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTS", "5", "7", "5"]);
+    same(
         &mut oc,
         &mut rc,
         &["CLUSTER", "ADDSLOTSRANGE", "5", "6", "6", "6"],
     );
-    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTSRANGE", "5", "6"]);
-    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTS", "5"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTSRANGE", "5", "6"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTS", "5"]);
 
     // The cluster-mode rules of databases.
     for argv in [
@@ -199,7 +166,7 @@ fn key_slots_counts_and_errors() {
         &["READWRITE"],
         &["INFO", "cluster"],
     ] {
-        s(&mut oc, &mut rc, argv);
+        same(&mut oc, &mut rc, argv);
     }
     assert_eq!(server_mode(&mut oc), server_mode(&mut rc));
     assert_eq!(server_mode(&mut rc), "server_mode:cluster");
@@ -207,17 +174,9 @@ fn key_slots_counts_and_errors() {
 
 #[test]
 fn crossslot_and_transactions() {
-    let Some((o, r)) = pair(&[]) else {
+    let Some((_o, _r, mut oc, mut rc)) = full_pair() else {
         return;
     };
-    let (mut oc, mut rc) = (o.conn(), r.conn());
-    let s = |oc: &mut Conn, rc: &mut Conn, argv: &[&str]| same(oc, rc, argv);
-    s(
-        &mut oc,
-        &mut rc,
-        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
-    );
-    wait_ref_state(&r, "ok");
     for argv in [
         &["MSET", "a", "1", "b", "2"][..],
         &["MSET", "{x}a", "1", "{x}b", "2"],
@@ -257,10 +216,10 @@ fn crossslot_and_transactions() {
         &["EXEC"],
         &["INFO", "cluster"],
     ] {
-        s(&mut oc, &mut rc, argv);
+        same(&mut oc, &mut rc, argv);
     }
     // The rejections are counted as upstream (errorstats and rejected_calls).
-    s(&mut oc, &mut rc, &["INFO", "errorstats"]);
+    same(&mut oc, &mut rc, &["INFO", "errorstats"]);
     let stat = |c: &mut Conn, cmd: &str| -> String {
         let info = String::from_utf8(c.call(&["INFO", "commandstats"])).unwrap();
         info.lines()
@@ -281,17 +240,16 @@ fn crossslot_and_transactions() {
 
 #[test]
 fn clusterdown_texts() {
-    let Some((o, r)) = pair(&[]) else {
+    let Some((o, r)) = one_node_pair(&[]) else {
         return;
     };
     let (mut oc, mut rc) = (o.conn(), r.conn());
-    let s = |oc: &mut Conn, rc: &mut Conn, argv: &[&str]| same(oc, rc, argv);
     // No slot at all.
-    s(&mut oc, &mut rc, &["GET", "b"]);
-    s(&mut oc, &mut rc, &["PING"]);
+    same(&mut oc, &mut rc, &["GET", "b"]);
+    same(&mut oc, &mut rc, &["PING"]);
     // Half of the slots: "a" (15495) is unassigned, "b" (3300) served here, and the
     // cluster is down (full coverage required).
-    s(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
+    same(&mut oc, &mut rc, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
     for argv in [
         &["GET", "a"][..],
         &["GET", "b"],
@@ -316,11 +274,11 @@ fn clusterdown_texts() {
         &["SPUBLISH", "b", "m"],
         &["CONFIG", "SET", "cluster-require-full-coverage", "no"],
     ] {
-        s(&mut oc, &mut rc, argv);
+        same(&mut oc, &mut rc, argv);
     }
     // Without full coverage the served half works (the reference updates its state
     // from its cron).
-    wait_ref_state(&r, "ok");
+    wait_cluster_state(&r, "ok");
     for argv in [
         &["SET", "b", "1"][..],
         &["GET", "b"],
@@ -330,16 +288,15 @@ fn clusterdown_texts() {
         &["GET", "b"],
         &["INFO", "errorstats"],
     ] {
-        s(&mut oc, &mut rc, argv);
+        same(&mut oc, &mut rc, argv);
     }
 }
 
 #[test]
 fn standalone_mode() {
-    let Some(bin) = require_reference() else {
+    let Some((o, r)) = common::ours_and_reference(&[]) else {
         return;
     };
-    let (o, r) = (Server::ours(&[]), Server::reference(&bin, &[]));
     let (mut oc, mut rc) = (o.conn(), r.conn());
     for argv in [
         &["CLUSTER", "KEYSLOT", "{user}a"][..],
@@ -376,12 +333,9 @@ fn server_mode(c: &mut Conn) -> String {
 /// (EVAL and FCALL), one without it runs.
 #[test]
 fn no_cluster_script_flag() {
-    let Some((ours, reference)) = pair(&[]) else {
+    let Some((_ours, _reference, mut o, mut r)) = full_pair() else {
         return;
     };
-    let (mut o, mut r) = (ours.conn(), reference.conn());
-    same(&mut o, &mut r, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    wait_ref_state(&reference, "ok");
     same(
         &mut o,
         &mut r,

@@ -140,8 +140,7 @@ fn build(c: &mut Conn, cmds: &[Vec<Vec<u8>>]) {
 }
 
 fn pair() -> Option<(Server, Server)> {
-    let bin = require_reference()?;
-    Some((Server::ours(CONFIG), Server::reference(&bin, CONFIG)))
+    common::ours_and_reference(CONFIG)
 }
 
 #[test]
@@ -241,11 +240,9 @@ fn payload(body: &[u8], ver: u16) -> Vec<u8> {
 }
 
 /// Sends the same commands to both servers and asserts equal replies.
+#[track_caller]
 fn same(a: &mut Conn, b: &mut Conn, cmd: &[&[u8]]) -> Vec<u8> {
-    let ra = a.call(cmd);
-    let rb = b.call(cmd);
-    assert_eq!(escape(&ra), escape(&rb), "{}", escape(&cmd.join(&b' ')));
-    ra
+    common::same(a, b, cmd)
 }
 
 #[test]

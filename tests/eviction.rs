@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::repl::env_num;
 use common::{escape, info_field, require_reference, used_memory, Conn, Server};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -33,18 +34,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Both servers (valkey-rs first), or None when the reference is missing and may be
 /// skipped.
 fn both(extra: &[&str]) -> Option<Vec<Server>> {
-    let bin = require_reference()?;
-    Some(vec![Server::ours(extra), Server::reference(&bin, extra)])
+    common::ours_and_reference(extra).map(|(o, r)| vec![o, r])
 }
 
 /// Sends `SET <prefix><i> <value> [EX ttl(i)]` for every i of `range`, pipelined in
@@ -508,7 +501,7 @@ fn watch<F: FnOnce() + Send>(s: &Server, load: F) -> Watch {
 #[test]
 fn flood_stays_under_the_limit_and_serves() {
     let _g = serial();
-    let mb = env_u64("EVICT_FLOOD_MB", 32);
+    let mb = env_num("EVICT_FLOOD_MB", 32);
     let limit = (mb << 20) as i64;
     let Some(servers) = both(&[
         "--maxmemory",
@@ -694,7 +687,7 @@ fn lru_test_hit_rate_close_to_reference() {
     let Some(servers) = both(&["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]) else {
         return;
     };
-    let secs = env_u64("EVICT_LRU_SECS", 8);
+    let secs = env_num("EVICT_LRU_SECS", 8);
     let rates: Vec<Vec<f64>> = std::thread::scope(|sc| {
         let hs: Vec<_> = servers
             .iter()

@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::proc::TempDir;
 use common::{escape, require_reference, Conn, Server};
 
 /// One command per line (redis-cli quoting); `---` resets both servers (FLUSHALL,
@@ -81,30 +82,9 @@ FUNCTION NOPE
 COMMAND INFO fcall fcall_ro
 "##;
 
-fn run_corpus(s: &Server, resp3: bool) -> Vec<(String, Vec<u8>)> {
-    common::run_corpus(
-        s,
-        resp3,
-        CORPUS,
-        &[&["FUNCTION", "FLUSH"], &["FLUSHALL"]],
-        false,
-    )
-}
-
 #[test]
 fn corpus_matches_reference() {
-    let Some(bin) = require_reference() else {
-        return;
-    };
-    let ours = Server::ours(&[]);
-    let refs = Server::reference(&bin, &[]);
-    let diffs = common::corpus_diffs(&ours, &refs, run_corpus);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    common::assert_corpus_matches(CORPUS, &[&["FUNCTION", "FLUSH"], &["FLUSHALL"]], false);
 }
 
 #[test]
@@ -159,15 +139,7 @@ fn function_kill() {
             s.kind.name(),
             escape(&r)
         );
-        other.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
-        let gone = common::wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err()
-        });
-        assert!(
-            gone,
-            "{}: SHUTDOWN NOSAVE did not end the server",
-            s.kind.name()
-        );
+        common::assert_shutdown_nosave(&s, &mut other);
     }
 }
 
@@ -188,11 +160,7 @@ fn persistence_sequence(s: &Server) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
     run(&mut c, &["FCALL", "pf", "0"]);
     run(&mut c, &["FUNCTION", "LIST", "WITHCODE"]);
     run(&mut c, &["BGREWRITEAOF"]);
-    let done = common::wait_for(Duration::from_secs(10), || {
-        let info = c.call(&["INFO", "persistence"]);
-        common::info_field(&info, "aof_rewrite_in_progress") == Some(0)
-            && common::info_field(&info, "aof_rewrite_scheduled") == Some(0)
-    });
+    let done = common::wait_for(Duration::from_secs(10), || common::aof_rewrite_idle(&mut c));
     assert!(done, "{}: rewrite did not finish", s.kind.name());
     run(&mut c, &["DEBUG", "LOADAOF"]);
     run(&mut c, &["FCALL", "pf", "0"]);
@@ -220,9 +188,6 @@ fn bulk_payload(r: &[u8]) -> Vec<u8> {
 
 #[test]
 fn persistence_dump_restore() {
-    let Some(bin) = require_reference() else {
-        return;
-    };
     let args = [
         "--enable-debug-command",
         "yes",
@@ -231,8 +196,9 @@ fn persistence_dump_restore() {
         "--aof-use-rdb-preamble",
         "no",
     ];
-    let ours = Server::ours(&args);
-    let refs = Server::reference(&bin, &args);
+    let Some((ours, refs)) = common::ours_and_reference(&args) else {
+        return;
+    };
     let (a, dump_a) = persistence_sequence(&ours);
     let (b, dump_b) = persistence_sequence(&refs);
     for ((line, ra), (_, rb)) in a.iter().zip(b.iter()) {
@@ -475,28 +441,15 @@ fn restart_keeps_functions() {
         return;
     };
     let run = |reference: bool, mode: &str| -> Vec<String> {
-        let dir = std::env::temp_dir().join(format!(
-            "valkey-rs-fnrestart-{}-{}-{}",
-            std::process::id(),
-            mode,
-            reference
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = dir.to_string_lossy().into_owned();
+        let dir = TempDir::new(&format!("fnrestart-{}-{}", mode, reference));
+        let d = dir.dir_arg();
         let mut args = vec!["--dir", d.as_str()];
         match mode {
             "rdb" => {}
             "aof-rewrite" => args.extend(["--appendonly", "yes"]),
             _ => args.extend(["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]),
         }
-        let start = |args: &[&str]| {
-            if reference {
-                Server::reference(&bin, args)
-            } else {
-                Server::ours(args)
-            }
-        };
+        let start = |args: &[&str]| Server::either(reference, &bin, args);
         let s = start(&args);
         let mut c = s.conn();
         c.set_read_timeout(Duration::from_secs(20));
@@ -509,11 +462,8 @@ fn restart_keeps_functions() {
         call(&mut c, &["FCALL", "r1", "1", "k"]);
         if mode == "aof-rewrite" {
             call(&mut c, &["BGREWRITEAOF"]);
-            let done = common::wait_for(Duration::from_secs(10), || {
-                let info = c.call(&["INFO", "persistence"]);
-                common::info_field(&info, "aof_rewrite_in_progress") == Some(0)
-                    && common::info_field(&info, "aof_rewrite_scheduled") == Some(0)
-            });
+            let done =
+                common::wait_for(Duration::from_secs(10), || common::aof_rewrite_idle(&mut c));
             assert!(done, "rewrite did not finish");
         }
         call(&mut c, &["FUNCTION", "LOAD", RESTART_LIBS[3]]);
@@ -537,7 +487,7 @@ fn restart_keeps_functions() {
         }
         assert!(c.closed_within(Duration::from_secs(10)), "no shutdown");
         drop(s);
-        let files: Vec<String> = std::fs::read_dir(&dir)
+        let files: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -562,7 +512,6 @@ fn restart_keeps_functions() {
             out.push(format!("{} {:?}", f, common::info_field(&info, f)));
         }
         drop(s);
-        let _ = std::fs::remove_dir_all(&dir);
         out
     };
     for mode in ["rdb", "aof-rewrite", "aof"] {

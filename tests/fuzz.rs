@@ -36,7 +36,7 @@
 
 mod common;
 
-use common::{escape_short, show_argv, Conn, Rng, Server};
+use common::{escape_short, resp_items, show_argv, Conn, Rng, Server};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -1326,56 +1326,9 @@ impl Gen {
     }
 }
 
-/// The end offset of the RESP value starting at `pos`.
-fn skip(bs: &[u8], pos: usize) -> Option<usize> {
-    let line_end = pos + bs.get(pos..)?.windows(2).position(|w| w == b"\r\n")?;
-    let head = std::str::from_utf8(bs.get(pos + 1..line_end)?).ok()?;
-    let after = line_end + 2;
-    match *bs.get(pos)? {
-        b'$' | b'=' | b'!' => {
-            let n: i64 = head.parse().ok()?;
-            if n < 0 {
-                Some(after)
-            } else {
-                Some(after + n as usize + 2)
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n: i64 = head.parse().ok()?;
-            let n = if bs[pos] == b'%' || bs[pos] == b'|' {
-                n * 2
-            } else {
-                n
-            };
-            let mut p = after;
-            for _ in 0..n.max(0) {
-                p = skip(bs, p)?;
-            }
-            Some(p)
-        }
-        _ => Some(after),
-    }
-}
-
-/// The header line and the top-level elements of an aggregate reply.
-fn items(reply: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
-    if reply.is_empty() || !b"*~%".contains(&reply[0]) {
-        return None;
-    }
-    let he = reply.windows(2).position(|w| w == b"\r\n")? + 2;
-    let mut out = Vec::new();
-    let mut p = he;
-    while p < reply.len() {
-        let e = skip(reply, p)?;
-        out.push(&reply[p..e]);
-        p = e;
-    }
-    Some((&reply[..he], out))
-}
-
 /// Puts an unordered reply in canonical order (elements, or pairs, sorted by bytes).
 fn canonical(reply: &[u8], pairs: bool) -> Vec<u8> {
-    let Some((head, its)) = items(reply) else {
+    let Some((head, its)) = resp_items(reply) else {
         return reply.to_vec();
     };
     let mut out = head.to_vec();
@@ -1415,7 +1368,7 @@ fn shape(reply: &[u8]) -> Vec<u8> {
 
 /// Field TTL replies with every positive integer replaced by `:P`.
 fn ttl_canon(reply: &[u8]) -> Vec<u8> {
-    let Some((head, its)) = items(reply) else {
+    let Some((head, its)) = resp_items(reply) else {
         return reply.to_vec();
     };
     let mut out = head.to_vec();
@@ -1436,7 +1389,7 @@ fn ttl_canon(reply: &[u8]) -> Vec<u8> {
 
 /// See [`Cmp::Alpha`].
 fn alpha_canon(reply: &[u8], limit: bool) -> Vec<u8> {
-    let Some((head, its)) = items(reply) else {
+    let Some((head, its)) = resp_items(reply) else {
         return reply.to_vec();
     };
     let mut out = if limit {
@@ -1464,7 +1417,7 @@ fn alpha_canon(reply: &[u8], limit: bool) -> Vec<u8> {
 /// SCAN replies: errors exactly; the elements (canonical) when both scans started at 0
 /// and finished in one call, else only the shape.
 fn scan_canon(reply: &[u8], pairs: bool, from_zero: bool) -> Vec<u8> {
-    let Some((_, its)) = items(reply) else {
+    let Some((_, its)) = resp_items(reply) else {
         return reply.to_vec();
     };
     if its.len() == 2 && its[0] == b"$1\r\n0\r\n" && from_zero {
@@ -1884,14 +1837,8 @@ fn hostile_commands_match_reference() {
     let Some(ref_bin) = common::require_reference() else {
         return;
     };
-    let ops: usize = std::env::var("FUZZ_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2500);
-    let seeds: Vec<u64> = match std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(s) => vec![s],
-        None => vec![1, 2],
-    };
+    let ops = common::repl::env_num("FUZZ_OPS", 2500) as usize;
+    let seeds = common::repl::env_seeds("FUZZ_SEED", &[1, 2]);
     // FUZZ_OURS_PORT=n: fuzz a valkey-rs started by hand (e.g. under valgrind) instead.
     let external: Option<u16> = std::env::var("FUZZ_OURS_PORT")
         .ok()

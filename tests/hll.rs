@@ -7,14 +7,8 @@
 
 mod common;
 
+use common::repl::env_num;
 use common::{escape_short, require_reference, Conn, Rng, Server};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The payload of a bulk-string reply.
 fn bulk(reply: &[u8]) -> Vec<u8> {
@@ -111,7 +105,7 @@ fn cross_check_sparse_and_dense() {
     let Some(mut p) = Pair::start() else {
         return;
     };
-    let seed = env_u64("HLL_SEED", 0x5eed_4411);
+    let seed = env_num("HLL_SEED", 0x5eed_4411);
     for (i, &n) in [10usize, 1000, 100_000].iter().enumerate() {
         let key = format!("h{n}");
         let s = seed.wrapping_add(i as u64 * 7919);
@@ -236,7 +230,7 @@ fn crafted_corrupted_hlls() {
     let Some(mut p) = Pair::start() else {
         return;
     };
-    let mut r = Rng(env_u64("HLL_SEED", 77) | 1);
+    let mut r = Rng(env_num("HLL_SEED", 77) | 1);
     let mut dense_bad = b"HYLL\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80".to_vec();
     dense_bad.resize(16 + 12288 - 1, 0xff);
     let mut dense_max = b"HYLL\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80".to_vec();
@@ -280,7 +274,7 @@ fn crafted_corrupted_hlls() {
         p.both(&[b"PFCOUNT", key.as_bytes(), b"c0", b"c13"]);
     }
     // Random opcode streams: around 16384 registers, often not exactly.
-    let n = env_u64("HLL_FUZZ", 300);
+    let n = env_num("HLL_FUZZ", 300);
     for i in 0..n {
         let mut body = Vec::new();
         let mut regs = 0u64;

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::proc::{Proc, TempDir, BIN};
+use common::proc::{file_mode, Proc, TempDir, BIN};
 use common::{info_field, wait_for, Conn};
 
 fn info_text(c: &mut Conn, section: &str) -> String {
@@ -32,10 +31,6 @@ fn wait_bgsave_done(c: &mut Conn) {
         info_field(&c.call(&["INFO", "persistence"]), "rdb_bgsave_in_progress") == Some(0)
     });
     assert!(ok, "bgsave still running");
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
 }
 
 /// Fills several dbs with every type, some keys with a TTL.
@@ -117,7 +112,7 @@ fn save_then_restart_keeps_everything() {
         assert!((now - last).abs() <= 2, "LASTSAVE {last} vs now {now}");
         snap
     };
-    assert_eq!(mode(&dir.file("dump.rdb")), 0o600);
+    assert_eq!(file_mode(&dir.file("dump.rdb")), 0o600);
     let s = Proc::start(&dir.0, &["--save", ""]);
     let mut c = s.conn();
     let mut after = snapshot(&mut c);
@@ -159,7 +154,7 @@ fn bgsave_with_permissive_umask_writes_0600() {
     let temp = wait_for(Duration::from_secs(5), || {
         std::fs::read_dir(&dir.0).unwrap().flatten().any(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with("temp-") && n.ends_with(".rdb") && mode(&e.path()) == 0o600
+            n.starts_with("temp-") && n.ends_with(".rdb") && file_mode(&e.path()) == 0o600
         })
     });
     assert!(temp, "no 0600 temp file seen");
@@ -168,7 +163,7 @@ fn bgsave_with_permissive_umask_writes_0600() {
         info_str(&mut c, "persistence", "rdb_last_bgsave_status"),
         "ok"
     );
-    assert_eq!(mode(&dir.file("dump.rdb")), 0o600);
+    assert_eq!(file_mode(&dir.file("dump.rdb")), 0o600);
     let stats = c.call(&["INFO", "stats"]);
     assert_eq!(info_field(&stats, "total_forks"), Some(1));
     assert!(info_field(&stats, "latest_fork_usec").unwrap_or(0) > 0);

@@ -7,14 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, info_field, servers, used_memory, wait_for, Conn, Server};
+use common::{info_field, servers, step, used_memory, wait_for, Conn, Server, Transcript};
 
-/// A transcript: what each step returned, as raw bytes.
-type Transcript = Vec<(String, Vec<u8>)>;
-
-fn step(t: &mut Transcript, c: &mut Conn, argv: &[&str]) {
-    let r = c.call(argv);
-    t.push((argv.join(" "), r));
+/// Runs `f` on every server; transcripts equal.
+fn compare(f: impl Fn(&Server) -> Transcript) {
+    common::compare_transcripts(&[], f)
 }
 
 /// Reads `n` replies/pushes from `c` into the transcript.
@@ -29,29 +26,6 @@ fn recv(t: &mut Transcript, c: &mut Conn, n: usize, label: &str) {
 fn multi(t: &mut Transcript, c: &mut Conn, argv: &[&str], n: usize) {
     c.send(argv).unwrap();
     recv(t, c, n, &argv.join(" "));
-}
-
-/// Runs `f` on every server and asserts the transcripts are equal.
-fn compare(f: impl Fn(&Server) -> Transcript) {
-    let mut first: Option<(String, Transcript)> = None;
-    for s in servers(&[]) {
-        let t = f(&s);
-        match &first {
-            None => first = Some((s.kind.name().to_string(), t)),
-            Some((name, want)) => {
-                for (i, (a, b)) in want.iter().zip(t.iter()).enumerate() {
-                    assert_eq!(
-                        escape(&a.1),
-                        escape(&b.1),
-                        "step {i} ({}): {name} vs {}",
-                        a.0,
-                        s.kind.name()
-                    );
-                }
-                assert_eq!(want.len(), t.len(), "transcript lengths");
-            }
-        }
-    }
 }
 
 #[test]

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{escape_short, show_argv, Conn, Rng, Server};
+use common::{escape_short, resp_items, show_argv, Conn, Rng, Server};
 
 /// Every key the stream touches: a pair per type (so collections grow deep) and two
 /// shared keys (so types collide: WRONGTYPE, overwrites, conversions by store commands).
@@ -302,57 +302,15 @@ enum Order {
     Pairs,
 }
 
-/// The end offset of the RESP value starting at `pos`.
-fn skip(b: &[u8], pos: usize) -> Option<usize> {
-    let line_end = pos + b.get(pos..)?.windows(2).position(|w| w == b"\r\n")?;
-    let head = std::str::from_utf8(b.get(pos + 1..line_end)?).ok()?;
-    let after = line_end + 2;
-    match *b.get(pos)? {
-        b'$' | b'=' | b'!' => {
-            let n: i64 = head.parse().ok()?;
-            if n < 0 {
-                Some(after)
-            } else {
-                Some(after + n as usize + 2)
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n: i64 = head.parse().ok()?;
-            let n = if b[pos] == b'%' || b[pos] == b'|' {
-                n * 2
-            } else {
-                n
-            };
-            let mut p = after;
-            for _ in 0..n.max(0) {
-                p = skip(b, p)?;
-            }
-            Some(p)
-        }
-        _ => Some(after),
-    }
-}
-
 /// Puts an unordered reply in canonical order (elements, or pairs, sorted by bytes).
 fn canonical(reply: &[u8], order: Order) -> Vec<u8> {
-    if order == Order::Exact || reply.is_empty() || !b"*~%".contains(&reply[0]) {
+    if order == Order::Exact {
         return reply.to_vec();
     }
-    let Some(he) = reply.windows(2).position(|w| w == b"\r\n") else {
+    let Some((head, mut items)) = resp_items(reply) else {
         return reply.to_vec();
     };
-    let mut items = Vec::new();
-    let mut p = he + 2;
-    while p < reply.len() {
-        match skip(reply, p) {
-            Some(e) => {
-                items.push(reply[p..e].to_vec());
-                p = e;
-            }
-            None => return reply.to_vec(),
-        }
-    }
-    let mut out = reply[..he + 2].to_vec();
+    let mut out = head.to_vec();
     if order == Order::Pairs {
         let mut pairs: Vec<Vec<u8>> = items.chunks(2).map(|c| c.concat()).collect();
         pairs.sort();
@@ -485,17 +443,8 @@ fn random_commands_match_reference() {
     let Some(ref_bin) = common::require_reference() else {
         return;
     };
-    let ops: usize = std::env::var("RANDOM_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2500);
-    let seeds: Vec<u64> = match std::env::var("RANDOM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(s) => vec![s],
-        None => vec![1, 2, 3],
-    };
+    let ops = common::repl::env_num("RANDOM_OPS", 2500) as usize;
+    let seeds = common::repl::env_seeds("RANDOM_SEED", &[1, 2, 3]);
     let ours = Server::ours(&[]);
     let theirs = Server::reference(&ref_bin, &[]);
     let mut failures = Vec::new();

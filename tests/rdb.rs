@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,11 +76,6 @@ fn ours() -> Target {
 
 fn rand_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| rng.next() as u8).collect()
-}
-
-fn compressible(n: usize, tag: &str) -> Vec<u8> {
-    let pat = format!("{}-0123456789-", tag);
-    pat.bytes().cycle().take(n).collect()
 }
 
 /// Issues the same commands to any server; the result covers every type and encoding.
@@ -752,13 +747,11 @@ struct StartOutcome {
 /// Starts `bin` on `dir` and waits up to `limit` for it to exit; kills it if it runs on.
 fn start_expecting_exit(bin: &Path, dir: &Path, limit: Duration) -> StartOutcome {
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).expect("create log");
-    let log2 = log.try_clone().expect("clone log");
     let port = free_port().to_string();
     let d = dir.to_string_lossy().into_owned();
     let t0 = Instant::now();
-    let mut child = Command::new(bin)
-        .args([
+    let mut child = common::spawn_logged(
+        Command::new(bin).args([
             "--port",
             &port,
             "--bind",
@@ -771,13 +764,12 @@ fn start_expecting_exit(bin: &Path, dir: &Path, limit: Duration) -> StartOutcome
             "no",
             "--dir",
             &d,
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {}", bin.display(), e));
+        ]),
+        dir,
+        &log_path,
+        false,
+    )
+    .unwrap_or_else(|e| panic!("spawn {}: {}", bin.display(), e));
     let mut exit = None;
     let mut last_ping = t0;
     while t0.elapsed() < limit {
@@ -809,15 +801,6 @@ fn start_expecting_exit(bin: &Path, dir: &Path, limit: Duration) -> StartOutcome
 
 fn ours_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_valkey-rs-server"))
-}
-
-/// Whether `log` has "offset" followed by a number (e.g. "at offset 123").
-fn names_offset(log: &str) -> bool {
-    let l = log.to_ascii_lowercase();
-    l.match_indices("offset").any(|(i, _)| {
-        let rest = l[i + 6..].trim_start_matches([' ', ':', '=', '[']);
-        rest.starts_with(|c: char| c.is_ascii_digit())
-    })
 }
 
 /// valkey-rs must refuse `bytes` as dump.rdb: exit non-zero within a few seconds, no

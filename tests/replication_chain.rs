@@ -15,11 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::repl::{attach, digest, env_num, info_num, info_str, pipeline, v};
+use common::repl::{
+    attach, digest, env_num, eof_fullsync, fake_primary_accept, fake_primary_for, info_num,
+    info_str, pipeline, v, wait_in_sync,
+};
 use common::{require_reference, wait_for, Conn, Rng, Server};
 
 /// Keys of every type in dbs 0 and 2.
@@ -88,27 +91,6 @@ fn write_load(c: &mut Conn, ms: u64, seed: u64) {
             v(&["SET", "last", "1"]),
             v(&["SELECT", "0"]),
         ],
-    );
-}
-
-/// Waits until every replica applied all the top primary produced.
-fn wait_in_sync(top: &mut Conn, replicas: &mut [&mut Conn]) {
-    let ok = wait_for(Duration::from_secs(30), || {
-        let p1 = info_num(top, "master_repl_offset");
-        let all = replicas.iter_mut().all(|r| {
-            info_str(r, "master_link_status") == "up" && info_num(r, "slave_repl_offset") == p1
-        });
-        all && info_num(top, "master_repl_offset") == p1
-    });
-    let offs: Vec<i64> = replicas
-        .iter_mut()
-        .map(|r| info_num(r, "slave_repl_offset"))
-        .collect();
-    assert!(
-        ok,
-        "offsets never matched: primary {} replicas {:?}",
-        info_num(top, "master_repl_offset"),
-        offs
     );
 }
 
@@ -340,49 +322,6 @@ fn failover(upstream_top: bool) {
 // ---------------------------------------------------------------------------------------
 // repl-timeout
 
-fn read_command(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
-        let mut b = vec![0u8; len + 2];
-        r.read_exact(&mut b).ok()?;
-        b.truncate(len);
-        out.push(String::from_utf8_lossy(&b).into_owned());
-    }
-    Some(out)
-}
-
-/// Accepts a replica within `limit`, answers its handshake; the PSYNC arguments and the
-/// socket.
-fn fake_primary_accept(l: &TcpListener, limit: Duration) -> Option<(Vec<String>, TcpStream)> {
-    l.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + limit;
-    let s = loop {
-        match l.accept() {
-            Ok((s, _)) => break s,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => return None,
-        }
-    };
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let mut r = BufReader::new(s);
-    loop {
-        let cmd = read_command(&mut r)?;
-        match cmd[0].to_ascii_uppercase().as_str() {
-            "PING" => w.write_all(b"+PONG\r\n").unwrap(),
-            "PSYNC" => return Some((cmd, w)),
-            _ => w.write_all(b"+OK\r\n").unwrap(),
-        }
-    }
-}
-
 /// A primary that completes a full sync and then goes silent: the replica drops the
 /// link after `repl-timeout` and reconnects with a partial resync, as the reference does.
 #[test]
@@ -393,17 +332,10 @@ fn replica_drops_a_silent_primary_after_repl_timeout() {
     let opts = ["--repl-timeout", "2"];
     let servers = [Server::ours(&opts), Server::reference(&refbin, &opts)];
     for srv in &servers {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let fport = l.local_addr().unwrap().port().to_string();
         let mut c = srv.conn();
-        c.call(&["REPLICAOF", "127.0.0.1", &fport]);
-        let (_, mut w) = fake_primary_accept(&l, Duration::from_secs(10)).expect("handshake");
+        let (l, mut w) = fake_primary_for(&mut c);
         let id = "b".repeat(40);
-        let mark = "m".repeat(40);
-        let mut payload = format!("+FULLRESYNC {id} 500\r\n$EOF:{mark}\r\n").into_bytes();
-        payload.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
-        payload.extend_from_slice(mark.as_bytes());
-        w.write_all(&payload).unwrap();
+        w.write_all(&eof_fullsync(&id, 500)).unwrap();
         // The stream starts once the replica has the payload (it ends with the mark).
         let linked = wait_for(Duration::from_secs(10), || {
             info_str(&mut c, "master_link_status") == "up"
@@ -595,11 +527,8 @@ fn stream_sent_with_the_sync_reply_is_applied() {
     };
     let servers = [Server::ours(&[]), Server::reference(&refbin, &[])];
     for srv in &servers {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let fport = l.local_addr().unwrap().port().to_string();
         let mut c = srv.conn();
-        c.call(&["REPLICAOF", "127.0.0.1", &fport]);
-        let (_, mut w) = fake_primary_accept(&l, Duration::from_secs(10)).expect("handshake");
+        let (l, mut w) = fake_primary_for(&mut c);
         let id = "c".repeat(40);
         let set1 = b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$1\r\nv\r\n";
         let mut out = format!("+FULLRESYNC {id} 200\r\n$18\r\n").into_bytes();

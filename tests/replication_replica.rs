@@ -10,13 +10,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::repl::{env_num, info_num, info_str, pipeline, v};
+use common::proc::BIN;
+use common::repl::{
+    env_num, eof_fullsync, fake_primary_accept, info_num, info_str, pipeline, v, wait_in_sync,
+};
 use common::{free_port, require_reference, wait_for, Conn, Rng, Server};
-
-const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
 
 /// A valkey-rs process on its own directory, which survives restarts (removed on drop
 /// of the last use by the test through [`Ours::cleanup`]).
@@ -28,33 +29,16 @@ struct Ours {
 
 impl Ours {
     fn start(dir: &Path, port: u16, extra: &[&str]) -> Ours {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .expect("log");
-        let log2 = log.try_clone().expect("log");
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--enable-debug-command".into(),
-            "yes".into(),
-            "--dir".into(),
-            dir.to_string_lossy().into_owned(),
-            "--save".into(),
-            "".into(),
-        ];
+        let mut args = common::base_args(port, dir);
+        args.extend(["--save".into(), "".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(BIN)
-            .args(&args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .expect("spawn valkey-rs");
+        let child = common::spawn_logged(
+            Command::new(BIN).args(&args),
+            dir,
+            &dir.join("server.log"),
+            true,
+        )
+        .expect("spawn valkey-rs");
         let o = Ours {
             child,
             port,
@@ -178,23 +162,6 @@ fn write_load(c: &mut Conn, ms: u64, seed: u64) {
     }
 }
 
-/// Waits until the replica applied everything the primary produced (the primary's
-/// offset is read twice around the replica's so a PING in between is noticed).
-fn wait_in_sync(primary: &mut Conn, replica: &mut Conn) {
-    let ok = wait_for(Duration::from_secs(30), || {
-        let p1 = info_num(primary, "master_repl_offset");
-        let r = info_num(replica, "slave_repl_offset");
-        let p2 = info_num(primary, "master_repl_offset");
-        p1 == r && r == p2 && info_str(replica, "master_link_status") == "up"
-    });
-    assert!(
-        ok,
-        "offsets never matched: primary {} replica {}",
-        info_num(primary, "master_repl_offset"),
-        info_num(replica, "slave_repl_offset")
-    );
-}
-
 fn digests_equal(primary: &mut Conn, replica: &mut Conn) {
     let a = primary
         .cmd(&["DEBUG", "DIGEST"])
@@ -254,7 +221,7 @@ fn full_scenario(diskless: &str) {
     );
     // The load runs while the sync happens.
     write_load(&mut p, load_ms, 7);
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     digests_equal(&mut p, &mut r);
     assert_eq!(info_str(&mut r, "role"), "slave");
     assert_eq!(info_num(&mut r, "master_port"), primary.port as i64);
@@ -279,7 +246,7 @@ fn full_scenario(diskless: &str) {
     let partial_before = info_num(&mut p, "sync_partial_ok");
     p.call(&["CLIENT", "KILL", "TYPE", "replica"]);
     write_load(&mut p, load_ms / 2, 11);
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     digests_equal(&mut p, &mut r);
     assert_eq!(info_num(&mut p, "sync_full"), full_before, "{}", ours.log());
     assert_eq!(info_num(&mut p, "sync_partial_ok"), partial_before + 1);
@@ -291,7 +258,7 @@ fn full_scenario(diskless: &str) {
     let replicaof = format!("127.0.0.1 {}", primary.port);
     ours = Ours::start(&dir, port, &["--replicaof", &replicaof]);
     let mut r = ours.conn();
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     digests_equal(&mut p, &mut r);
     assert_eq!(info_num(&mut p, "sync_full"), full_before, "{}", ours.log());
     assert_eq!(info_num(&mut p, "sync_partial_ok"), partial_before + 2);
@@ -378,7 +345,7 @@ fn replica_hides_expired_keys_until_the_primary_deletes_them() {
     r.call(&["REPLICAOF", "127.0.0.1", &pport]);
     p.call(&["SET", "k", "v", "PX", "300"]);
     p.call(&["SET", "counter", "1", "PX", "300"]);
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     std::thread::sleep(Duration::from_millis(500));
     // Logically expired: hidden from reads, still stored (DBSIZE counts it), as upstream.
     assert_eq!(r.call(&["GET", "k"]), b"$-1\r\n");
@@ -386,47 +353,16 @@ fn replica_hides_expired_keys_until_the_primary_deletes_them() {
     assert_eq!(r.call(&["DBSIZE"]), b":2\r\n");
     // The primary's access deletes it and replicates the DEL.
     assert_eq!(p.call(&["GET", "k"]), b"$-1\r\n");
-    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut [&mut r]);
     assert_eq!(r.call(&["DBSIZE"]), b":1\r\n");
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// One command read from the replica by the fake primary.
-fn read_command(r: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Vec<String>> {
-    use std::io::{BufRead, Read};
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
-        let mut b = vec![0u8; len + 2];
-        r.read_exact(&mut b).ok()?;
-        b.truncate(len);
-        out.push(String::from_utf8_lossy(&b).into_owned());
-    }
-    Some(out)
-}
-
 /// Accepts one replica and answers its handshake; returns the PSYNC arguments and the
 /// stream to write the rest of the script on.
 fn fake_handshake(l: &std::net::TcpListener) -> (Vec<String>, std::net::TcpStream) {
-    use std::io::Write;
-    let (s, _) = l.accept().expect("accept");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let mut r = std::io::BufReader::new(s);
-    loop {
-        let cmd = read_command(&mut r).expect("handshake command");
-        match cmd[0].to_ascii_uppercase().as_str() {
-            "PING" => w.write_all(b"+PONG\r\n").unwrap(),
-            "PSYNC" => return (cmd, w),
-            _ => w.write_all(b"+OK\r\n").unwrap(),
-        }
-    }
+    fake_primary_accept(l, Duration::from_secs(30)).expect("handshake")
 }
 
 #[test]
@@ -460,11 +396,7 @@ fn corrupt_payload_keeps_data_and_malformed_stream_reconnects() {
     // 2. The retry: an empty RDB with the EOF mark, then one command, then garbage.
     let (psync, mut w) = fake_handshake(&l);
     assert_eq!(psync[1..], ["?".to_string(), "-1".to_string()]);
-    let mark = "m".repeat(40);
-    let mut payload = format!("+FULLRESYNC {id} 100\r\n$EOF:{mark}\r\n").into_bytes();
-    payload.extend_from_slice(b"REDIS0011\xff\0\0\0\0\0\0\0\0");
-    payload.extend_from_slice(mark.as_bytes());
-    w.write_all(&payload).unwrap();
+    w.write_all(&eof_fullsync(&id, 100)).unwrap();
     let up = wait_for(Duration::from_secs(10), || {
         info_str(&mut r, "master_link_status") == "up"
     });

@@ -219,31 +219,9 @@ EVAL "redis.call('set', 'kept', 1); error('after write')" 0
 GET kept
 "##;
 
-/// Sends the corpus to `c` and returns (line, reply) pairs.
-fn run_corpus(s: &Server, resp3: bool) -> Vec<(String, Vec<u8>)> {
-    common::run_corpus(
-        s,
-        resp3,
-        CORPUS,
-        &[&["SCRIPT", "FLUSH"], &["FLUSHALL"]],
-        true,
-    )
-}
-
 #[test]
 fn corpus_matches_reference() {
-    let Some(bin) = require_reference() else {
-        return;
-    };
-    let ours = Server::ours(&[]);
-    let refs = Server::reference(&bin, &[]);
-    let diffs = common::corpus_diffs(&ours, &refs, run_corpus);
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    common::assert_corpus_matches(CORPUS, &[&["SCRIPT", "FLUSH"], &["FLUSHALL"]], true);
 }
 
 /// The commands of the AOF's incremental file(s), as argv lists.
@@ -486,7 +464,7 @@ fn memory_bound_and_recursion() {
 /// tables and the string metatable can not be changed.
 #[test]
 fn readonly_tables() {
-    let Some(bin) = require_reference() else {
+    let Some((ours, refs)) = common::ours_and_reference(&[]) else {
         return;
     };
     let cases = [
@@ -498,13 +476,9 @@ fn readonly_tables() {
         "table.insert(string, 1)",
         "setmetatable(_G, nil)",
     ];
-    let ours = Server::ours(&[]);
-    let refs = Server::reference(&bin, &[]);
     let (mut a, mut b) = (ours.conn(), refs.conn());
     for code in cases {
-        let ra = a.call(&["EVAL", code, "0"]);
-        let rb = b.call(&["EVAL", code, "0"]);
-        assert_eq!(escape(&ra), escape(&rb), "{code}");
+        common::same(&mut a, &mut b, &["EVAL", code, "0"]);
     }
 }
 
@@ -785,15 +759,7 @@ fn busy_script_and_kill() {
               dataset. You can either wait the script termination or kill the server in a \
               hard way using the SHUTDOWN NOSAVE command.\r\n",
         );
-        other.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
-        let gone = common::wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err()
-        });
-        assert!(
-            gone,
-            "{}: SHUTDOWN NOSAVE did not end the server",
-            s.kind.name()
-        );
+        common::assert_shutdown_nosave(&s, &mut other);
     }
 }
 
@@ -820,22 +786,13 @@ fn set_repl_targets() {
         redis.set_repl(redis.REPL_ALL); redis.call('set', 'e', '1')";
     let mut got = Vec::new();
     for reference in [false, true] {
-        let start = |a: &[&str]| {
-            if reference {
-                Server::reference(&bin, a)
-            } else {
-                Server::ours(a)
-            }
-        };
+        let start = |a: &[&str]| Server::either(reference, &bin, a);
         let p = start(&args);
         let r = start(&[]);
         let mut pc = p.conn();
         let mut rc = r.conn();
         rc.call(&["REPLICAOF", "127.0.0.1", &p.port.to_string()]);
-        let up = common::wait_for(Duration::from_secs(10), || {
-            String::from_utf8_lossy(&rc.call(&["INFO", "replication"]))
-                .contains("master_link_status:up")
-        });
+        let up = common::wait_for(Duration::from_secs(10), || common::repl::link_up(&mut rc));
         assert!(up, "replica never synced");
         let mut out = vec![escape(&pc.call(&["EVAL", script, "0"]))];
         // One target for a whole script of two writes (MULTI/EXEC on that target only).

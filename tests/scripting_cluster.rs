@@ -21,48 +21,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::{escape, free_port, require_reference, wait_for, Conn, Server};
+use common::cluster::{one_node_pair, wait_cluster_state};
+use common::{escape, require_reference, same, wait_for, Conn, Server};
 
-/// Starts ours and the reference in cluster mode, each serving slots 0-8191.
+/// Ours and the reference as one-node clusters, each serving slots 0-8191.
 fn pair() -> Option<(Server, Server)> {
-    let bin = require_reference()?;
-    let start = |reference: bool| {
-        let cport = free_port().to_string();
-        let args = ["--cluster-enabled", "yes", "--cluster-port", &cport];
-        let s = if reference {
-            Server::reference(&bin, &args)
-        } else {
-            Server::ours(&args)
-        };
-        let r = s.conn().call(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
-        assert_eq!(r, b"+OK\r\n");
-        s
-    };
-    Some((start(false), start(true)))
-}
-
-/// Waits until the reference reports `cluster_state:<want>`.
-fn wait_ref_state(reference: &Server, want: &str) {
-    let mut c = reference.conn();
-    let line = format!("cluster_state:{}", want);
-    let ok = wait_for(Duration::from_secs(10), || {
-        String::from_utf8_lossy(&c.call(&["CLUSTER", "INFO"])).contains(&line)
-    });
-    assert!(ok, "reference never reached {}", line);
-}
-
-/// Sends `argv` to both and asserts identical reply bytes.
-#[track_caller]
-fn same(ours: &mut Conn, reference: &mut Conn, argv: &[&str]) -> Vec<u8> {
-    let want = reference.call(argv);
-    let got = ours.call(argv);
-    assert_eq!(
-        escape(&got),
-        escape(&want),
-        "reply to {:?} differs from the reference",
-        argv
-    );
-    want
+    let (o, r) = one_node_pair(&[])?;
+    for s in [&o, &r] {
+        assert_eq!(
+            s.conn().call(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]),
+            b"+OK\r\n"
+        );
+    }
+    Some((o, r))
 }
 
 #[track_caller]
@@ -151,7 +122,7 @@ fn keys_and_slots() {
         &mut r,
         &["CONFIG", "SET", "cluster-require-full-coverage", "no"],
     );
-    wait_ref_state(&reference, "ok");
+    wait_cluster_state(&reference, "ok");
     same(&mut o, &mut r, &["FUNCTION", "LOAD", LIB]);
     let checks: &[&[&str]] = &[
         &["CLUSTER", "KEYSLOT", "a"],
@@ -312,17 +283,6 @@ fn two_nodes_moved() {
     }
     assert_eq!(got[0], got[1], "ours, reference");
     assert!(got[0][0].contains("non local key") && got[0][3].contains("MOVED"));
-}
-
-/// One line of `INFO replication` ("" when absent).
-fn repl_field(c: &mut Conn, f: &str) -> String {
-    let t = String::from_utf8_lossy(&c.call(&["INFO", "replication"])).into_owned();
-    let p = format!("{}:", f);
-    t.lines()
-        .find_map(|l| l.strip_prefix(&p))
-        .unwrap_or("")
-        .trim()
-        .to_string()
 }
 
 /// Three nodes, ours and the reference: primaries n0 (slots 0-8191) and n1 (the rest),
@@ -509,8 +469,7 @@ fn migrating_importing_replica() {
             assert_eq!(r, b"$2\r\ncl\r\n");
         }
         let ok = wait_for(Duration::from_secs(20), || {
-            repl_field(&mut nodes[2].c, "master_link_status") == "up"
-                && nodes[2].call(&["DBSIZE"]) == b":2\r\n"
+            common::repl::link_up(&mut nodes[2].c) && nodes[2].call(&["DBSIZE"]) == b":2\r\n"
         });
         assert!(ok, "{}: replica never synced", nodes[2].label());
         nodes[0].ok(&["CLUSTER", "SETSLOT", "3300", "MIGRATING", &p1]);

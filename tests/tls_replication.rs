@@ -9,7 +9,7 @@ mod tlskit;
 
 use common::*;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tlskit::{client_config, Pki, TlsClient};
@@ -66,8 +66,6 @@ impl TlsServer {
             let port = free_port();
             let dir = pki.dir.join(format!("{}-{}", tag, attempt));
             std::fs::create_dir_all(&dir).unwrap();
-            let log = std::fs::File::create(dir.join("server.log")).unwrap();
-            let log2 = log.try_clone().unwrap();
             let mut args: Vec<String> = [
                 "--port",
                 "0",
@@ -94,14 +92,13 @@ impl TlsServer {
             args.push("--dir".into());
             args.push(dir.to_string_lossy().into_owned());
             args.extend(extra.iter().map(|s| s.to_string()));
-            let child = Command::new(env!("CARGO_BIN_EXE_valkey-rs-server"))
-                .args(&args)
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log2))
-                .spawn()
-                .expect("spawn valkey-rs");
+            let child = common::spawn_logged(
+                Command::new(common::proc::BIN).args(&args),
+                &dir,
+                &dir.join("server.log"),
+                false,
+            )
+            .expect("spawn valkey-rs");
             let mut s = TlsServer {
                 child,
                 port,

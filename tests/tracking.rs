@@ -14,10 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client_id, encode_command, escape, info_field, servers, Conn, Server};
-
-/// What each step returned, as raw bytes.
-type Transcript = Vec<(String, Vec<u8>)>;
+use common::{client_id, encode_command, escape, info_field, servers, Conn, Server, Transcript};
 
 /// A scenario's recorder: the transcript and the client ids to hide.
 #[derive(Default)]
@@ -128,30 +125,13 @@ fn resp3(s: &Server) -> Conn {
     c
 }
 
-/// Runs `f` on every server and asserts the transcripts are equal.
+/// Runs `f` on every server with a fresh [`Rec`] and asserts the transcripts are equal.
 fn compare(extra: &[&str], f: impl Fn(&Server, &mut Rec)) {
-    let mut first: Option<(String, Transcript)> = None;
-    for s in servers(extra) {
+    common::compare_transcripts(extra, |s| {
         let mut rec = Rec::default();
-        f(&s, &mut rec);
-        let t = rec.t;
-        match &first {
-            None => first = Some((s.kind.name().to_string(), t)),
-            Some((name, want)) => {
-                for (i, (a, b)) in want.iter().zip(t.iter()).enumerate() {
-                    assert_eq!(
-                        escape(&a.1),
-                        escape(&b.1),
-                        "step {i} ({} / {}): {name} vs {}",
-                        a.0,
-                        b.0,
-                        s.kind.name()
-                    );
-                }
-                assert_eq!(want.len(), t.len(), "transcript lengths");
-            }
-        }
-    }
+        f(s, &mut rec);
+        rec.t
+    })
 }
 
 /// Waits until the server dropped client `id` (CLIENT LIST ID no longer lists it).

@@ -27,8 +27,10 @@
 # "" and a key file by CONFIG SET on one server, BENCH_RDB_RUNS times each; load until
 # PONG of the plaintext and of the encrypted dump.rdb, alternating; then SET throughput
 # with appendonly yes / appendfsync always (BENCH_AOF_ALWAYS_N requests, -P 1 and 16,
-# BENCH_RUNS runs each, two servers alternating). Medians; cost = on/off - 1 (targets:
-# at most +10% SAVE and load time, at most -5% SET throughput).
+# BENCH_ENCRYPT_RUNS runs each [BENCH_RUNS if set, else 5: the -P 16 spread between runs
+# is about +-15%], two servers alternating). Every loop runs off first in odd runs and on
+# first in even runs (a fixed order biased the result). Medians; cost = on/off - 1
+# (targets: at most +10% SAVE and load time, at most -5% SET throughput).
 #
 # `./utils/bench.sh rdb` runs only the RDB section (it also runs last in a full run): a
 # mixed dataset of BENCH_RDB_KEYS keys (60% strings, 10% each lists, hashes, sets, zsets of
@@ -1303,6 +1305,8 @@ tls_instr() {
 # ---- Encryption at rest: SAVE, load, AOF-always SET, off versus on --------------------
 encrypt_bench() {
     local dir="$WORK/enc" key port pid run t0 t1 reply ldir variant pipeline n=$AOF_ALWAYS_N
+    # Off first in odd runs, on first in even runs: neither side always runs first.
+    local order aof_runs=${BENCH_ENCRYPT_RUNS:-${BENCH_RUNS:-5}}
     rm -rf "$dir" && mkdir -p "$dir"
     key="$dir/key"
     head -c 32 /dev/urandom >"$key" && chmod 600 "$key"
@@ -1315,7 +1319,8 @@ encrypt_bench() {
     "${CLIENT_CPU[@]}" redis-cli -p "$port" --pipe <"$dir/dataset.resp" >/dev/null
     keys[n]=$(redis-cli -p "$port" DBSIZE)
     for run in $(seq 1 "$RDB_RUNS"); do
-        for variant in off on; do
+        if ((run % 2)); then order="off on"; else order="on off"; fi
+        for variant in $order; do
             if [ "$variant" = on ]; then
                 redis-cli -p "$port" CONFIG SET persistence-encryption-key-file "$key" >/dev/null
             else
@@ -1332,7 +1337,8 @@ encrypt_bench() {
     stop_pid "$pid"
     head -c 8 "$dir/dump-on.rdb" | grep -q VKRS-ENC || echo "dump-on.rdb is not encrypted" >&2
     for run in $(seq 1 "$RDB_RUNS"); do
-        for variant in off on; do
+        if ((run % 2)); then order="off on"; else order="on off"; fi
+        for variant in $order; do
             ldir="$dir/load-$variant"
             rm -rf "$ldir" && mkdir -p "$ldir"
             cp "$dir/dump-$variant.rdb" "$ldir/dump.rdb"
@@ -1373,10 +1379,11 @@ encrypt_bench() {
         aport[$variant]=$port
         wait_ready "$port"
     done
-    for run in $(seq 1 "$RUNS"); do
+    for run in $(seq 1 "$aof_runs"); do
+        if ((run % 2)); then order="off on"; else order="on off"; fi
         for pipeline in 1 16; do
-            for variant in off on; do
-                echo "encrypt aof-always run $run/$RUNS -P $pipeline $variant" >&2
+            for variant in $order; do
+                echo "encrypt aof-always run $run/$aof_runs -P $pipeline $variant" >&2
                 "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$variant]}" -c "$CLIENTS" \
                     -n "$n" -r 100000 -t set -P "$pipeline" --csv 2>/dev/null |
                     bench_csv "$variant" "$pipeline" "$run" SET >>"$csv" ||
@@ -1390,7 +1397,7 @@ encrypt_bench() {
         stop_pid "${apid[$variant]}"
     done
     echo
-    echo "| encryption at rest, valkey-rs (median) | off | on | cost |"
+    echo "| encryption at rest, valkey-rs (median; $RDB_RUNS SAVE/load, $aof_runs SET runs) | off | on | cost |"
     echo "|--------|----:|---:|-----:|"
     python3 - "$csv" "${save_s[off]}" "${save_s[on]}" "${load_s[off]}" "${load_s[on]}" \
         "${keys[n]}" <<'PY'

@@ -7,8 +7,13 @@
 //!
 //! `--key-file <file>` (twice for a new and an old key) opens encrypted files
 //! (docs/encryption.md): each is decrypted and authenticated whole; a chunk failing
-//! authentication is an error with its offset; a torn last batch of the last file is a
-//! truncated AOF (`--fix` cuts it back to the last complete batch).
+//! authentication is an error with its offset, and so is a file written as another
+//! file than the manifest names (renamed or swapped); a torn last batch of the last
+//! file is a truncated AOF (`--fix` cuts it back to the last complete batch).
+//! `--truncate-to-timestamp` re-encrypts what it keeps into a new file (a new salt, the
+//! same key and identity), renamed over the old one: a `#TS:` annotation need not be at
+//! a batch boundary, and re-sealing a cut batch under its old chunk indexes would
+//! reuse GCM nonces.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -16,6 +21,7 @@ use std::process::exit;
 
 use aof::check::{check_stream, Options, Outcome};
 use aof::manifest::{Manifest, MANIFEST_MAX_LINE};
+use rdb::crypt::{Decrypted, Identity, Kind};
 use rdb::file::{Loader, VersionCheck};
 use rdb::object::Limits;
 
@@ -139,14 +145,22 @@ fn file_is_rdb(ctx: &Ctx, name: &str, path: &str) -> bool {
     }
 }
 
-fn check_single(ctx: &Ctx, name: &str, path: &str, last_file: bool, preamble: bool) -> i32 {
+/// `want`: the identity the manifest gives the file (None for a file checked alone).
+fn check_single(
+    ctx: &Ctx,
+    name: &str,
+    path: &str,
+    last_file: bool,
+    preamble: bool,
+    want: Option<&Identity>,
+) -> i32 {
     let buf = read_file(path, true);
     let size = buf.len() as u64;
     if size == 0 {
         return CHECK_EMPTY;
     }
     if rdb::crypt::is_encrypted(&buf) {
-        return check_encrypted(ctx, name, path, last_file, &buf);
+        return check_encrypted(ctx, name, path, last_file, &buf, want);
     }
     let start = if preamble {
         check_rdb_preamble(&buf, path)
@@ -189,32 +203,84 @@ fn check_single(ctx: &Ctx, name: &str, path: &str, last_file: bool, preamble: bo
     finish_check(ctx, name, path, last_file, size, pos, line)
 }
 
-/// An encrypted file: decrypted whole, its plaintext checked as a plain file's; only a
-/// torn last batch can be fixed (cut at a batch boundary, never inside a chunk).
-fn check_encrypted(ctx: &Ctx, name: &str, path: &str, last_file: bool, buf: &[u8]) -> i32 {
-    if ctx.to_timestamp != 0 {
-        die(&[format!(
-            "--truncate-to-timestamp can't cut the encrypted file {name}, aborting..."
-        )]);
-    }
+/// An encrypted file: decrypted whole, its identity compared with the manifest's
+/// entry, its plaintext checked as a plain file's; only a torn last batch can be fixed
+/// (cut at a batch boundary, never inside a chunk). `--truncate-to-timestamp`
+/// re-encrypts the part kept ([`reseal`]).
+fn check_encrypted(
+    ctx: &Ctx,
+    name: &str,
+    path: &str,
+    last_file: bool,
+    buf: &[u8],
+    want: Option<&Identity>,
+) -> i32 {
     let d = decrypt(ctx, name, buf);
     println!(
         "AOF {name} is encrypted (key fingerprint {}), {} bytes decrypted",
         d.fingerprint,
         d.plain.len()
     );
+    match (&d.identity, want) {
+        (Some(found), Some(want)) => {
+            if let Some(why) = rdb::crypt::identity_mismatch(found, want, "the manifest") {
+                die(&[format!("AOF {name} is not valid: encrypted file, it {why}")]);
+            }
+        }
+        (Some(found), None) => {
+            println!("AOF {name} was written as {found}");
+            let base = Path::new(path).file_name().map(|n| n.to_string_lossy());
+            if base.as_deref() != Some(found.name.as_str()) {
+                println!(
+                    "Warning: AOF {name} is not named {}: valkey-rs-server loads it only \
+                     under that name, in that role",
+                    found.name
+                );
+            }
+        }
+        (None, _) => println!(
+            "Warning: AOF {name} has no identity (encryption format 1): a renamed or \
+             swapped copy would load as well"
+        ),
+    }
     let start = if is_rdb(&d.plain) {
         check_rdb_preamble(&d.plain, name)
     } else {
         0
     };
     let opt = Options {
-        to_timestamp: 0,
+        to_timestamp: ctx.to_timestamp,
         last_file,
         path,
     };
     match check_stream(&d.plain, start, &opt) {
         Outcome::Abort(lines) => die(&lines),
+        Outcome::TruncateAtTimestamp { offset } => {
+            let id = d.identity.clone().or_else(|| want.cloned());
+            let keep = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(d.plain.len());
+            match id.map(|id| reseal(ctx, path, &d, &id, keep)) {
+                Some(Ok(())) => {
+                    println!(
+                        "AOF {name} is encrypted: its first {keep} decrypted bytes were \
+                         encrypted again into a new file (new salt, same key and identity)"
+                    );
+                    return CHECK_TIMESTAMP_TRUNCATED;
+                }
+                Some(Err(e)) => die(&[format!(
+                    "Failed to truncate AOF {path} to timestamp {}: {}",
+                    ctx.to_timestamp,
+                    strerror(&e)
+                )]),
+                None => die(&[format!(
+                    "Failed to truncate AOF {path} to timestamp {}: an encrypted file of \
+                     format 1 checked alone has no identity to write it with (check the \
+                     manifest instead)",
+                    ctx.to_timestamp
+                )]),
+            }
+        }
         Outcome::Analyzed { ok_up_to, .. } if ok_up_to < d.plain.len() as u64 => die(&[format!(
             "AOF {name} is not valid: its decrypted content is damaged at offset {ok_up_to} \
              (inside an encrypted chunk, it can't be fixed)"
@@ -224,6 +290,54 @@ fn check_encrypted(ctx: &Ctx, name: &str, path: &str, last_file: bool, buf: &[u8
     let size = buf.len() as u64;
     let pos = d.torn_at.map_or(size, |_| d.committed_len);
     finish_check(ctx, name, path, last_file, size, pos, 0)
+}
+
+/// Replaces the encrypted file at `path` by a new one holding the first `keep` bytes of
+/// its plaintext, written as `id` with the key that opened it: a temp file in the same
+/// directory (0600), fsynced, renamed over `path`, the directory fsynced.
+fn reseal(ctx: &Ctx, path: &str, d: &Decrypted, id: &Identity, keep: usize) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(key) = ctx.keys.iter().find(|k| k.fingerprint() == d.fingerprint) else {
+        return Err(std::io::Error::other(
+            "the key that opened the file is gone",
+        ));
+    };
+    let plain = &d.plain[..keep];
+    let out = match id.role.kind() {
+        Kind::Snapshot => {
+            let mut w = rdb::crypt::EncWriter::new(Vec::new(), key, id)?;
+            w.write_all(plain)?;
+            w.finish()?
+        }
+        Kind::Log => {
+            let (mut s, mut out) = rdb::crypt::Sealer::new(key, id)?;
+            if !plain.is_empty() {
+                s.seal_batch(plain, &mut out);
+            }
+            out
+        }
+    };
+    let p = Path::new(path);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    let tmp = dir.join(format!("temp-check-aof-{}.tmp", std::process::id()));
+    let res = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&out)?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, p))
+        .and_then(|_| std::fs::File::open(&dir)?.sync_all());
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 fn finish_check(
@@ -313,7 +427,8 @@ fn check_multi_part(ctx: &Ctx, dir: &Path, manifest_path: &str, text: &[u8]) {
             "Start to check BASE AOF ({} format).",
             if preamble { "RDB" } else { "RESP" }
         );
-        let ret = check_single(ctx, &b.name, &p, num == total, preamble);
+        let want = Identity::aof(true, b.seq, &b.name);
+        let ret = check_single(ctx, &b.name, &p, num == total, preamble, Some(&want));
         print_style(ctx, ret, &b.name, "BASE AOF");
     }
     if !am.incrs.is_empty() {
@@ -321,7 +436,8 @@ fn check_multi_part(ctx: &Ctx, dir: &Path, manifest_path: &str, text: &[u8]) {
         for i in &am.incrs {
             num += 1;
             let p = path_of(&i.name);
-            let ret = check_single(ctx, &i.name, &p, num == total, false);
+            let want = Identity::aof(false, i.seq, &i.name);
+            let ret = check_single(ctx, &i.name, &p, num == total, false, Some(&want));
             print_style(ctx, ret, &i.name, "INCR AOF");
         }
     }
@@ -393,7 +509,7 @@ fn main() {
         };
         drop(head);
         println!("Start checking Old-Style AOF");
-        let ret = check_single(&ctx, &filepath, &filepath, true, preamble);
+        let ret = check_single(&ctx, &filepath, &filepath, true, preamble, None);
         print_style(&ctx, ret, &filepath, "AOF");
     }
     exit(0)

@@ -121,6 +121,24 @@ fn main() -> ExitCode {
                     d.fingerprint,
                     d.plain.len()
                 );
+                let base = std::path::Path::new(path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                match &d.identity {
+                    Some(id) => {
+                        println!("[info] written as {id}");
+                        if id.role != rdb::crypt::Role::Rdb || base.as_deref() != Some(&id.name) {
+                            println!(
+                                "[warning] valkey-rs-server loads this file only as {id} \
+                                 (a renamed or swapped file is refused)"
+                            );
+                        }
+                    }
+                    None => println!(
+                        "[warning] no identity (encryption format 1): a renamed or swapped \
+                         copy would load as well"
+                    ),
+                }
                 d.plain
             }
             Err(e) => {

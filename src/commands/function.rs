@@ -178,19 +178,9 @@ fn fcall_ro_command(srv: &mut Server, c: &mut Client) {
 /// FCALL / FCALL_RO (upstream's fcallCommandGeneric).
 fn fcall_generic(srv: &mut Server, c: &mut Client, ro: bool) {
     c.flags |= cflags::PREVENT_PROP;
-    let Some(numkeys) = crate::util::parse_i64_strict(&c.argv[2]) else {
-        c.reply.add_error("ERR Bad number of keys provided");
+    let Some(nk) = super::scripting::numkeys_arg(c, "ERR Bad number of keys provided") else {
         return;
     };
-    if numkeys > (c.argv.len() - 3) as i64 {
-        c.reply
-            .add_error("ERR Number of keys can't be greater than number of args");
-        return;
-    }
-    if numkeys < 0 {
-        c.reply.add_error("ERR Number of keys can't be negative");
-        return;
-    }
     let Some((func, fl, name)) = srv
         .scripting
         .libs
@@ -211,19 +201,7 @@ fn fcall_generic(srv: &mut Server, c: &mut Client, ro: bool) {
             return;
         }
     };
-    let nk = numkeys as usize;
-    let argv = std::mem::take(&mut c.argv);
-    crate::scripting::run::run_script(
-        srv,
-        c,
-        &name,
-        &func,
-        &argv[3..3 + nk],
-        &argv[3 + nk..],
-        run_flags,
-        VmKind::Function,
-    );
-    c.argv = argv;
+    super::scripting::run_with_argv(srv, c, &name, &func, nk, run_flags, VmKind::Function);
 }
 
 fn function_command(srv: &mut Server, c: &mut Client) {

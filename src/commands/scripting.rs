@@ -267,20 +267,9 @@ fn evalsha_ro_command(srv: &mut Server, c: &mut Client) {
 fn eval_generic(srv: &mut Server, c: &mut Client, evalsha: bool, ro: bool) {
     // The script's writes are propagated as they run; EVAL itself never is.
     c.flags |= cflags::PREVENT_PROP;
-    let Some(numkeys) = crate::util::parse_i64_strict(&c.argv[2]) else {
-        c.reply
-            .add_error("ERR value is not an integer or out of range");
+    let Some(nk) = numkeys_arg(c, "ERR value is not an integer or out of range") else {
         return;
     };
-    if numkeys > (c.argv.len() - 3) as i64 {
-        c.reply
-            .add_error("ERR Number of keys can't be greater than number of args");
-        return;
-    }
-    if numkeys < 0 {
-        c.reply.add_error("ERR Number of keys can't be negative");
-        return;
-    }
     let sha = if evalsha {
         match sha_key(&c.argv[1]) {
             Some(s) if srv.scripting.cache.contains(&s) => s,
@@ -317,21 +306,52 @@ fn eval_generic(srv: &mut Server, c: &mut Client, evalsha: bool, ro: bool) {
             return;
         }
     };
-    let nk = numkeys as usize;
-    let argv = std::mem::take(&mut c.argv);
     let name = String::from_utf8_lossy(&sha).into_owned();
+    run_with_argv(srv, c, &name, &func, nk, run_flags, VmKind::Eval);
+    srv.scripting.cache.touch(&sha);
+}
+
+/// The numkeys argument (argv[2]) of EVAL and FCALL; on a bad one, the error reply
+/// (`not_int` when it is not an integer) and None.
+pub(super) fn numkeys_arg(c: &mut Client, not_int: &str) -> Option<usize> {
+    let Some(numkeys) = crate::util::parse_i64_strict(&c.argv[2]) else {
+        c.reply.add_error(not_int);
+        return None;
+    };
+    if numkeys > (c.argv.len() - 3) as i64 {
+        c.reply
+            .add_error("ERR Number of keys can't be greater than number of args");
+        return None;
+    }
+    if numkeys < 0 {
+        c.reply.add_error("ERR Number of keys can't be negative");
+        return None;
+    }
+    Some(numkeys as usize)
+}
+
+/// Runs `func` with the `nk` keys after argv[2] and the arguments after them.
+pub(super) fn run_with_argv(
+    srv: &mut Server,
+    c: &mut Client,
+    name: &str,
+    func: &crate::scripting::LuaFn,
+    nk: usize,
+    run_flags: u32,
+    kind: VmKind,
+) {
+    let argv = std::mem::take(&mut c.argv);
     crate::scripting::run::run_script(
         srv,
         c,
-        &name,
-        &func,
+        name,
+        func,
         &argv[3..3 + nk],
         &argv[3 + nk..],
         run_flags,
-        VmKind::Eval,
+        kind,
     );
     c.argv = argv;
-    srv.scripting.cache.touch(&sha);
 }
 
 fn script_command(srv: &mut Server, c: &mut Client) {

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-pub use ::rdb::crypt::{is_encrypted, EncWriter, Key, Kind, Sealer};
+pub use ::rdb::crypt::{is_encrypted, EncWriter, Identity, Key, Sealer};
 
 use crate::config::Config;
 
@@ -66,6 +66,43 @@ pub fn decrypt_file(buf: Vec<u8>, name: &str) -> Result<::rdb::crypt::Decrypted,
     })
 }
 
+/// The identity an RDB file at `path` is loaded (and written) as: its file name
+/// (`dbfilename`).
+pub fn rdb_identity(path: &str) -> Identity {
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string());
+    Identity::rdb(&name)
+}
+
+/// Checks that a decrypted file is the one expected (`want`, as `by` names it): a file
+/// renamed or swapped with another authenticates but was written as another identity.
+/// A format 1 file has no identity: it loads, with a warning.
+pub fn check_identity(
+    d: &::rdb::crypt::Decrypted,
+    file: &str,
+    want: &Identity,
+    by: &str,
+) -> Result<(), String> {
+    match &d.identity {
+        Some(found) => match ::rdb::crypt::identity_mismatch(found, want, by) {
+            Some(why) => Err(format!(
+                "Can't load the encrypted file {file} (header offset 11): it {why}"
+            )),
+            None => Ok(()),
+        },
+        None => {
+            log::warn!(
+                "The encrypted file {} has no identity (format version 1): a renamed or \
+                 swapped copy would load as well; the next save or rewrite replaces it",
+                file
+            );
+            Ok(())
+        }
+    }
+}
+
 /// INFO persistence: whether encryption is on and the key fingerprints (never a key).
 /// Only when a key is configured: otherwise INFO lists exactly upstream's fields.
 pub fn info_fields(s: &mut String) {
@@ -92,10 +129,11 @@ pub enum MaybeEnc<W: std::io::Write> {
 }
 
 impl<W: std::io::Write> MaybeEnc<W> {
-    /// Starts a snapshot file on `out` (writes the header when encrypting).
-    pub fn new(out: W) -> std::io::Result<MaybeEnc<W>> {
+    /// Starts a snapshot file on `out`, to be named as `id` says (writes the header,
+    /// which binds the file to `id`, when encrypting).
+    pub fn new(out: W, id: &Identity) -> std::io::Result<MaybeEnc<W>> {
         Ok(match current() {
-            Some(key) => MaybeEnc::Enc(Box::new(EncWriter::new(out, &key)?)),
+            Some(key) => MaybeEnc::Enc(Box::new(EncWriter::new(out, &key, id)?)),
             None => MaybeEnc::Plain(out),
         })
     }
@@ -154,6 +192,7 @@ pub fn open_plain_snapshot(path: &str) -> std::io::Result<(std::fs::File, u64)> 
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
     let d = decrypt_file(buf, path).map_err(std::io::Error::other)?;
+    check_identity(&d, path, &rdb_identity(path), "dbfilename").map_err(std::io::Error::other)?;
     // SAFETY: memfd_create with a static NUL-terminated name; a non-negative result is
     // a fresh descriptor owned by the File built from it.
     let fd = unsafe { libc::memfd_create(c"valkey-rs-sync".as_ptr(), libc::MFD_CLOEXEC) };
@@ -168,8 +207,8 @@ pub fn open_plain_snapshot(path: &str) -> std::io::Result<(std::fs::File, u64)> 
 }
 
 /// Writes a snapshot received from a primary to `path` (created 0600), encrypted when
-/// a key is set.
-pub fn write_snapshot_file(path: &str, payload: &[u8]) -> std::io::Result<()> {
+/// a key is set, as the RDB file `name` (it is renamed to it).
+pub fn write_snapshot_file(path: &str, name: &str, payload: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
@@ -178,7 +217,7 @@ pub fn write_snapshot_file(path: &str, payload: &[u8]) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    let mut w = MaybeEnc::new(f)?;
+    let mut w = MaybeEnc::new(f, &rdb_identity(name))?;
     w.write_all(payload)?;
     w.finish()?;
     Ok(())

@@ -1199,7 +1199,7 @@ fn load_payload(srv: &mut Server, payload: &[u8]) -> bool {
     if mode == "disabled" {
         let tmp = format!("temp-{}.{}.rdb", srv.unixtime, std::process::id());
         // Encrypted at rest like any snapshot when a key is set (src/rdb/crypt.rs).
-        let res = crate::rdb::crypt::write_snapshot_file(&tmp, payload)
+        let res = crate::rdb::crypt::write_snapshot_file(&tmp, &srv.config.dbfilename, payload)
             .and_then(|_| std::fs::rename(&tmp, &srv.config.dbfilename));
         if let Err(e) = res {
             warn!(

@@ -229,6 +229,27 @@ pub struct AddOut {
     pub newscore: f64,
 }
 
+/// The score ZADD gives a member already at `cur` (upstream's zsetAdd, the same for both
+/// encodings): `Some(None)` when it stays as it is (NX, or LT/GT refuse the new score),
+/// None when INCR makes it NaN.
+#[inline]
+fn existing_score(f: AddFlags, score: f64, cur: f64) -> Option<Option<f64>> {
+    if f.nx {
+        return Some(None);
+    }
+    let mut score = score;
+    if f.incr {
+        score += cur;
+        if score.is_nan() {
+            return None;
+        }
+    }
+    if (f.lt && score >= cur) || (f.gt && score <= cur) {
+        return Some(None);
+    }
+    Some(Some(score))
+}
+
 /// The large encoding: member index and ordered index over the same nodes.
 pub struct Big {
     dict: Dict<MemberKey>,
@@ -617,21 +638,10 @@ impl ZSet {
         let mut out = AddOut::default();
         if let ZRepr::Listpack(lp) = self.rm() {
             if let Some((ep, cur)) = Self::lp_find(lp, member) {
-                if f.nx {
+                let Some(score) = existing_score(f, score, cur)? else {
                     out.nop = true;
                     return Some(out);
-                }
-                let mut score = score;
-                if f.incr {
-                    score += cur;
-                    if score.is_nan() {
-                        return None;
-                    }
-                }
-                if (f.lt && score >= cur) || (f.gt && score <= cur) {
-                    out.nop = true;
-                    return Some(out);
-                }
+                };
                 out.newscore = score;
                 if score != cur {
                     lp.delete_range_pos(ep, 2);
@@ -659,22 +669,11 @@ impl ZSet {
             return None;
         };
         if let Some(node) = b.dict.find(member) {
-            if f.nx {
-                out.nop = true;
-                return Some(out);
-            }
             let cur = pl_score(b.dict.payload(node));
-            let mut score = score;
-            if f.incr {
-                score += cur;
-                if score.is_nan() {
-                    return None;
-                }
-            }
-            if (f.lt && score >= cur) || (f.gt && score <= cur) {
+            let Some(score) = existing_score(f, score, cur)? else {
                 out.nop = true;
                 return Some(out);
-            }
+            };
             out.newscore = score;
             if score != cur {
                 b.update_score(node, score);

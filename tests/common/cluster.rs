@@ -98,10 +98,7 @@ impl CNode {
             &nt,
         ];
         args.extend(o.extra.iter().map(|s| s.as_str()));
-        let srv = match imp {
-            Impl::Ours => Server::ours(&args),
-            Impl::Reference(b) => Server::reference(b, &args),
-        };
+        let srv = imp.start(&args);
         let mut c = srv.conn();
         let id = bulk_text(&c.call(&["CLUSTER", "MYID"]));
         CNode {
@@ -425,4 +422,115 @@ pub fn bulk_text(r: &[u8]) -> String {
 /// Reads a nodes.conf file and parses it.
 pub fn read_conf(path: &Path) -> Vec<NodeLine> {
     parse_nodes(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+impl Impl {
+    /// Starts a plain [`Server`] of this implementation with `args`.
+    pub fn start(&self, args: &[&str]) -> Server {
+        match self {
+            Impl::Ours => Server::ours(args),
+            Impl::Reference(b) => Server::reference(b, args),
+        }
+    }
+}
+
+/// Ours and the reference as lone cluster nodes (`cluster-enabled yes`, a free
+/// `cluster-port` each, no slots yet) started with `extra`; None when the reference is
+/// missing and may be skipped.
+pub fn one_node_pair(extra: &[&str]) -> Option<(Server, Server)> {
+    let bin = super::require_reference()?;
+    let start = |reference: bool| {
+        let cport = free_port().to_string();
+        let mut args = vec!["--cluster-enabled", "yes", "--cluster-port", &cport];
+        args.extend_from_slice(extra);
+        Server::either(reference, &bin, &args)
+    };
+    Some((start(false), start(true)))
+}
+
+/// Waits (10 s) until `s` reports `cluster_state:<want>` in CLUSTER INFO.
+#[track_caller]
+pub fn wait_cluster_state(s: &Server, want: &str) {
+    let mut c = s.conn();
+    let line = format!("cluster_state:{}", want);
+    let ok = super::wait_for(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&c.call(&["CLUSTER", "INFO"])).contains(&line)
+    });
+    assert!(ok, "{} never reached {}", s.kind.name(), line);
+}
+
+/// The key's slot as a client computes it: CRC16/XMODEM of the hash tag (the part between
+/// the first `{` and the next `}`, when not empty) or of the whole key, & 16383.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let mut k = key;
+    if let Some(s) = key.iter().position(|&b| b == b'{') {
+        if let Some(e) = key[s + 1..].iter().position(|&b| b == b'}') {
+            if e > 0 {
+                k = &key[s + 1..s + 1 + e];
+            }
+        }
+    }
+    let mut crc: u16 = 0;
+    for &b in k {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc & 16383
+}
+
+/// For each slot, the index in `nodes` of the node that serves it as `nodes[0]`'s CLUSTER
+/// NODES says (`usize::MAX` when none does).
+pub fn slot_owners(nodes: &mut [CNode]) -> Vec<usize> {
+    let ids: Vec<String> = nodes.iter().map(|x| x.id.clone()).collect();
+    let mut owner = vec![usize::MAX; 16384];
+    for line in nodes[0].nodes() {
+        let Some(idx) = ids.iter().position(|id| *id == line.id) else {
+            continue;
+        };
+        for &(a, b) in &line.slots {
+            for s in a..=b {
+                owner[s as usize] = idx;
+            }
+        }
+    }
+    owner
+}
+
+/// Runs `redis-cli` with `args` (stdin closed): whether it exited 0, and stdout then
+/// stderr.
+pub fn redis_cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("redis-cli")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("redis-cli");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `redis-cli --cluster create` over `nodes` with the options `more` and `--cluster-yes`;
+/// asserts that it exits 0 and returns its output.
+#[track_caller]
+pub fn cli_create(nodes: &[CNode], more: &[&str]) -> String {
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(|s| s.as_str()));
+    args.extend_from_slice(more);
+    args.push("--cluster-yes");
+    let (ok, out) = redis_cli(&args);
+    assert!(ok, "--cluster create failed:\n{out}");
+    out
 }

@@ -353,3 +353,18 @@ pub fn short(s: &str) -> String {
         format!("{}... ({} chars)", &s[..end], s.len())
     }
 }
+
+/// Bytes that compress well: `<tag>-0123456789-` repeated to `n` bytes.
+pub fn compressible(n: usize, tag: &str) -> Vec<u8> {
+    let pat = format!("{}-0123456789-", tag);
+    pat.bytes().cycle().take(n).collect()
+}
+
+/// Whether `log` has "offset" followed by a number (e.g. "at offset 123").
+pub fn names_offset(log: &str) -> bool {
+    let l = log.to_ascii_lowercase();
+    l.match_indices("offset").any(|(i, _)| {
+        let rest = l[i + 6..].trim_start_matches([' ', ':', '=', '[']);
+        rest.starts_with(|c: char| c.is_ascii_digit())
+    })
+}

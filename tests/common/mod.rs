@@ -100,6 +100,38 @@ fn make_temp_dir() -> PathBuf {
     dir
 }
 
+/// The directives every test server starts with: its port on loopback, DEBUG enabled and
+/// its directory.
+pub fn base_args(port: u16, dir: &Path) -> Vec<String> {
+    vec![
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--enable-debug-command".into(),
+        "yes".into(),
+        "--dir".into(),
+        dir.to_string_lossy().into_owned(),
+    ]
+}
+
+/// Spawns `cmd` in `dir` with stdin closed and stdout and stderr to the file `log`
+/// (appended to when `append`, else created anew).
+pub fn spawn_logged(cmd: &mut Command, dir: &Path, log: &Path, append: bool) -> io::Result<Child> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(log)?;
+    let f2 = f.try_clone()?;
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(f))
+        .stderr(Stdio::from(f2))
+        .spawn()
+}
+
 /// A running server process on a loopback port; killed (and its directory removed) on drop.
 pub struct Server {
     pub kind: Kind,
@@ -111,16 +143,21 @@ pub struct Server {
 impl Server {
     /// Starts valkey-rs with `extra` directives (`["--timeout", "1"]`).
     pub fn ours(extra: &[&str]) -> Server {
-        Server::start(
-            Kind::Ours,
-            Path::new(env!("CARGO_BIN_EXE_valkey-rs-server")),
-            extra,
-        )
+        Server::start(Kind::Ours, Path::new(proc::BIN), extra)
     }
 
     /// Starts the reference with `extra` directives.
     pub fn reference(bin: &Path, extra: &[&str]) -> Server {
         Server::start(Kind::Reference, bin, extra)
+    }
+
+    /// Starts the reference `bin` when `reference`, else valkey-rs.
+    pub fn either(reference: bool, bin: &Path, extra: &[&str]) -> Server {
+        if reference {
+            Server::reference(bin, extra)
+        } else {
+            Server::ours(extra)
+        }
     }
 
     /// Starts a server and waits until it answers on its port. Retries on another port if
@@ -130,30 +167,18 @@ impl Server {
         for _attempt in 0..5 {
             let port = free_port();
             let dir = make_temp_dir();
-            let log = std::fs::File::create(dir.join("server.log")).expect("create log");
-            let log2 = log.try_clone().expect("clone log");
-            let mut args: Vec<String> = vec![
-                "--port".into(),
-                port.to_string(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--enable-debug-command".into(),
-                "yes".into(),
-                "--dir".into(),
-                dir.to_string_lossy().into_owned(),
-            ];
+            let mut args = base_args(port, &dir);
             for a in ["--save", "", "--appendonly", "no", "--daemonize", "no"] {
                 args.push(a.into());
             }
             args.extend(extra.iter().map(|s| s.to_string()));
-            let child = Command::new(bin)
-                .args(&args)
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log2))
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawning {}: {}", bin.display(), e));
+            let child = spawn_logged(
+                Command::new(bin).args(&args),
+                &dir,
+                &dir.join("server.log"),
+                false,
+            )
+            .unwrap_or_else(|e| panic!("spawning {}: {}", bin.display(), e));
             let mut srv = Server {
                 kind,
                 port,
@@ -631,6 +656,100 @@ pub fn servers(extra: &[&str]) -> Vec<Server> {
     targets().iter().map(|t| t.start(extra)).collect()
 }
 
+/// Ours and the reference, both started with `extra`; None when the reference is missing
+/// and may be skipped (see [`require_reference`]).
+pub fn ours_and_reference(extra: &[&str]) -> Option<(Server, Server)> {
+    let bin = require_reference()?;
+    Some((Server::ours(extra), Server::reference(&bin, extra)))
+}
+
+/// Sends `argv` to both and asserts identical reply bytes; returns them.
+#[track_caller]
+pub fn same<A: AsRef<[u8]>>(ours: &mut Conn, reference: &mut Conn, argv: &[A]) -> Vec<u8> {
+    let want = reference.call(argv);
+    let got = ours.call(argv);
+    assert_eq!(
+        escape(&got),
+        escape(&want),
+        "reply to {} differs from the reference",
+        show_argv(argv)
+    );
+    want
+}
+
+/// The corpus test of a differential file: `corpus` run as [`run_corpus`] does on ours
+/// and on the reference, in RESP2 and RESP3; every reply must be equal.
+pub fn assert_corpus_matches(corpus: &str, reset: &[&[&str]], reconnect: bool) {
+    let Some((ours, refs)) = ours_and_reference(&[]) else {
+        return;
+    };
+    let diffs = corpus_diffs(&ours, &refs, |s, resp3| {
+        run_corpus(s, resp3, corpus, reset, reconnect)
+    });
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+/// Whether no AOF rewrite is in progress or scheduled (one INFO persistence).
+pub fn aof_rewrite_idle(c: &mut Conn) -> bool {
+    let info = c.call(&["INFO", "persistence"]);
+    info_field(&info, "aof_rewrite_in_progress") == Some(0)
+        && info_field(&info, "aof_rewrite_scheduled") == Some(0)
+}
+
+/// Sends SHUTDOWN NOSAVE on `c` and asserts that `s` stops accepting connections within
+/// 10 s.
+#[track_caller]
+pub fn assert_shutdown_nosave(s: &Server, c: &mut Conn) {
+    c.send(&["SHUTDOWN", "NOSAVE"]).unwrap();
+    let gone = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", s.port)).is_err()
+    });
+    assert!(
+        gone,
+        "{}: SHUTDOWN NOSAVE did not end the server",
+        s.kind.name()
+    );
+}
+
+/// What each step of a scenario returned, as raw bytes, under a label (the command line).
+pub type Transcript = Vec<(String, Vec<u8>)>;
+
+/// Sends `argv` on `c` and records the reply under the command line.
+pub fn step(t: &mut Transcript, c: &mut Conn, argv: &[&str]) {
+    let r = c.call(argv);
+    t.push((argv.join(" "), r));
+}
+
+/// Runs `f` on every server of [`servers`]`(extra)` (ours, and the reference when
+/// installed) and asserts that the transcripts are equal, step by step and in length.
+pub fn compare_transcripts(extra: &[&str], f: impl Fn(&Server) -> Transcript) {
+    let mut first: Option<(String, Transcript)> = None;
+    for s in servers(extra) {
+        let t = f(&s);
+        match &first {
+            None => first = Some((s.kind.name().to_string(), t)),
+            Some((name, want)) => {
+                for (i, (a, b)) in want.iter().zip(t.iter()).enumerate() {
+                    assert_eq!(
+                        escape(&a.1),
+                        escape(&b.1),
+                        "step {i} ({} / {}): {name} vs {}",
+                        a.0,
+                        b.0,
+                        s.kind.name()
+                    );
+                }
+                assert_eq!(want.len(), t.len(), "transcript lengths");
+            }
+        }
+    }
+}
+
 /// Runs a corpus of command lines on `s` (in RESP3 after HELLO 3 when `resp3`): blank
 /// lines and `#` comments are skipped, `---` starts a section (on a fresh connection when
 /// `reconnect`), and `reset`'s commands run before the first line and each section.
@@ -704,6 +823,53 @@ pub fn corpus_diffs(
     diffs
 }
 
+/// The end offset of the RESP value starting at `pos`.
+pub fn resp_end(bs: &[u8], pos: usize) -> Option<usize> {
+    let line_end = pos + bs.get(pos..)?.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(bs.get(pos + 1..line_end)?).ok()?;
+    let after = line_end + 2;
+    match *bs.get(pos)? {
+        b'$' | b'=' | b'!' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                Some(after)
+            } else {
+                Some(after + n as usize + 2)
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n: i64 = head.parse().ok()?;
+            let n = if bs[pos] == b'%' || bs[pos] == b'|' {
+                n * 2
+            } else {
+                n
+            };
+            let mut p = after;
+            for _ in 0..n.max(0) {
+                p = resp_end(bs, p)?;
+            }
+            Some(p)
+        }
+        _ => Some(after),
+    }
+}
+
+/// The header line and the top-level elements of an aggregate reply.
+pub fn resp_items(reply: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
+    if reply.is_empty() || !b"*~%".contains(&reply[0]) {
+        return None;
+    }
+    let he = reply.windows(2).position(|w| w == b"\r\n")? + 2;
+    let mut out = Vec::new();
+    let mut p = he;
+    while p < reply.len() {
+        let e = resp_end(reply, p)?;
+        out.push(&reply[p..e]);
+        p = e;
+    }
+    Some((&reply[..he], out))
+}
+
 /// Asserts the reply bytes, naming the server.
 #[track_caller]
 pub fn expect(srv: &Server, got: &[u8], want: &[u8]) {
@@ -741,6 +907,29 @@ pub fn assert_silent(s: &Server, c: &mut Conn) {
 pub fn client_id(c: &mut Conn) -> String {
     let r = c.call(&["CLIENT", "ID"]);
     String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned()
+}
+
+/// Xorshift64 (13, 7, 17): the generator of the cluster bus fuzzers, whose seeds name
+/// their cases.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// True once in `n` (on average).
+    pub fn chance(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
 }
 
 /// A small deterministic PRNG (xorshift64*) for the randomized tests: a failing seed

@@ -3,16 +3,22 @@
 //! restart a server on the files a previous one left).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{free_port, wait_for, Conn};
+use super::{base_args, free_port, spawn_logged, wait_for, Conn};
 
 /// The valkey-rs binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_valkey-rs-server");
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// The permission bits of `p` (`0o600`, ...).
+pub fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
 
 /// A scratch directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -73,20 +79,8 @@ impl Proc {
     pub fn try_start(bin: &Path, dir: &Path, extra: &[&str], umask: bool) -> Result<Proc, String> {
         let port = free_port();
         let log = dir.join(format!("server-{}.log", port));
-        let f = std::fs::File::create(&log).expect("log");
-        let f2 = f.try_clone().expect("log");
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--enable-debug-command".into(),
-            "yes".into(),
-            "--enable-protected-configs".into(),
-            "yes".into(),
-            "--dir".into(),
-            dir.to_string_lossy().into_owned(),
-        ];
+        let mut args = base_args(port, dir);
+        args.extend(["--enable-protected-configs".into(), "yes".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut cmd = if umask {
             let mut c = Command::new("sh");
@@ -100,13 +94,7 @@ impl Proc {
             c.args(&args);
             c
         };
-        let child = cmd
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(f))
-            .stderr(Stdio::from(f2))
-            .spawn()
-            .expect("spawn");
+        let child = spawn_logged(&mut cmd, dir, &log, false).expect("spawn");
         let mut p = Proc { child, port, log };
         let up = wait_for(Duration::from_secs(10), || {
             if let Ok(Some(_)) = p.child.try_wait() {
