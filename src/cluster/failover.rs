@@ -1098,6 +1098,8 @@ pub fn set_primary(srv: &mut Server, primary: NodeId, full_sync: bool) {
             srv.repl.replica.cached = None;
         }
     }
+    // Before the slots this node leaves go (upstream's clusterSetPrimary).
+    crate::cluster::remove_not_owned_shard_channels(srv);
     reset_manual_failover(srv);
     let st = srv.cluster.as_deref_mut().expect("cluster");
     st.failover.auth_time = 0;

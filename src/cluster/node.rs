@@ -180,6 +180,10 @@ pub struct NodeTable {
     pub importing: BTreeMap<u16, NodeId>,
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
+    /// Slots unassigned (or moved to another node) since the shard channels were last
+    /// checked: their subscribers are unsubscribed (`clusterDelSlot` →
+    /// `removeChannelsInSlot`) by [`crate::cluster::remove_channels_in_dropped_slots`].
+    pub dropped_slots: Vec<u16>,
 }
 
 impl NodeTable {
@@ -206,6 +210,7 @@ impl NodeTable {
             importing: BTreeMap::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
+            dropped_slots: Vec::new(),
         }
     }
 
@@ -269,6 +274,7 @@ impl NodeTable {
         for s in 0..CLUSTER_SLOTS {
             if self.owner[s] == Some(id) {
                 self.owner[s] = None;
+                self.dropped_slots.push(s as u16);
             }
         }
         self.migrating.retain(|_, n| *n != id);
@@ -290,6 +296,9 @@ impl NodeTable {
     /// Gives slot `s` to `id` (taking it from its previous owner).
     pub fn add_slot(&mut self, s: u16, id: NodeId) {
         if let Some(prev) = self.owner[s as usize] {
+            if prev != id {
+                self.dropped_slots.push(s);
+            }
             if let Some(p) = self.get_mut(prev) {
                 p.slots.clear(s);
             }
@@ -303,6 +312,7 @@ impl NodeTable {
     /// Unassigns slot `s`.
     pub fn del_slot(&mut self, s: u16) {
         if let Some(prev) = self.owner[s as usize].take() {
+            self.dropped_slots.push(s);
             if let Some(p) = self.get_mut(prev) {
                 p.slots.clear(s);
             }
