@@ -41,6 +41,12 @@ fn handshake_timeout(nt: i64) -> i64 {
     nt.max(1000)
 }
 
+/// A node that must be in the table (the sender of the message being processed) is not:
+/// logged, and the rest of the work is dropped instead of panicking.
+fn vanished(what: &str) {
+    warn!("Cluster: the sender node is gone while {}; dropped", what);
+}
+
 fn st(srv: &mut Server) -> &mut ClusterState {
     srv.cluster.as_deref_mut().expect("cluster mode")
 }
@@ -401,7 +407,10 @@ fn process_packet(srv: &mut Server, key: usize, msg: Message) {
             st.nodes.current_epoch = h.current_epoch;
             st.bus.todo_save = true;
         }
-        let n = st.nodes.get_mut(s).expect("sender");
+        let Some(n) = st.nodes.get_mut(s) else {
+            vanished("processing a message from it");
+            return;
+        };
         if claims_primary && claimed_ce > n.config_epoch {
             n.config_epoch = claimed_ce;
             st.bus.todo_save = true;
@@ -461,7 +470,10 @@ fn process_packet(srv: &mut Server, key: usize, msg: Message) {
                 Some(s) => {
                     let hs = handshake_timeout(node_timeout(srv));
                     let st = self::st(srv);
-                    let n = st.nodes.get(s).expect("sender");
+                    let Some(n) = st.nodes.get(s) else {
+                        vanished("processing a MEET from it");
+                        return;
+                    };
                     if let Some(out) = n.link.filter(|_| now - n.ctime > hs) {
                         if out != key {
                             info!(
@@ -579,7 +591,10 @@ fn process_packet(srv: &mut Server, key: usize, msg: Message) {
             }
             let st = self::st(srv);
             let me = st.nodes.myself();
-            let sn = st.nodes.get(s).expect("sender");
+            let Some(sn) = st.nodes.get(s) else {
+                vanished("checking its configEpoch");
+                return;
+            };
             if me.is_primary() && sn.is_primary() && claimed_ce == me.config_epoch {
                 handle_epoch_collision(srv, s);
             }
@@ -808,7 +823,10 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
                 slots.len()
             );
         }
-        let n = st.nodes.get_mut(s).expect("sender");
+        let Some(n) = st.nodes.get_mut(s) else {
+            vanished("turning it into a replica");
+            return;
+        };
         n.flags &= !(nflags::PRIMARY | nflags::MIGRATE_TO);
         n.flags |= nflags::REPLICA;
         st.bus.todo_save = true;
@@ -833,7 +851,10 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
         p.add_replica(s);
     }
     let cname = node_name(st, c);
-    let n = st.nodes.get_mut(s).expect("sender");
+    let Some(n) = st.nodes.get_mut(s) else {
+        vanished("turning it into a replica");
+        return;
+    };
     n.replicaof = Some(c);
     info!(
         "Node {} ({}) is now a replica of node {} in shard {}",
@@ -1082,7 +1103,10 @@ fn handle_epoch_collision(srv: &mut Server, s: NodeId) {
     let e = st.nodes.current_epoch;
     st.nodes.myself_mut().config_epoch = e;
     st.save_config_or_die();
-    let sn = st.nodes.get(s).expect("sender");
+    let Some(sn) = st.nodes.get(s) else {
+        vanished("handling a configEpoch collision");
+        return;
+    };
     info!(
         "WARNING: configEpoch collision with node {} ({}). configEpoch set to {}",
         sn.name, sn.human_nodename, e
@@ -1264,7 +1288,10 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
             .map(|p| p.shard_id.clone())
     });
     if let Some(sh) = shard {
-        let n = st.nodes.get_mut(s).expect("sender");
+        let Some(n) = st.nodes.get_mut(s) else {
+            vanished("reading its shard id extension");
+            return;
+        };
         if n.shard_id != sh {
             n.shard_id = sh.clone();
             changed = true;
