@@ -674,9 +674,48 @@ fn setslot_scenario(imp: &Impl) -> (Vec<String>, Duration) {
     })
     .unwrap_or_else(|e| panic!("replica never applied the SETSLOT: {}", e));
     t.push(format!("replica states later: {}", myself_states(&mut r)));
+    // CLIENT UNBLOCK on SETSLOTs and a WAIT waiting for the (sleeping) replica.
+    let mut x = a.srv.conn();
+    let mut y = a.srv.conn();
+    let mut w = a.srv.conn();
+    let ids: Vec<String> = [&mut x, &mut y, &mut w]
+        .into_iter()
+        .map(common::client_id)
+        .collect();
+    sleeper.send(&["DEBUG", "SLEEP", "1.5"]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    x.send(&["CLUSTER", "SETSLOT", SLOT_A, "STABLE", "TIMEOUT", "0"])
+        .unwrap();
+    y.send(&["CLUSTER", "SETSLOT", SLOT_A, "STABLE", "TIMEOUT", "0"])
+        .unwrap();
+    w.send(&["WAIT", "2", "0"]).unwrap();
+    wait_blocked(a, 3);
+    t.push(format!(
+        "unblock x: {}",
+        escape(&a.call(&["CLIENT", "UNBLOCK", &ids[0]]))
+    ));
+    t.push(format!("x -> {}", escape(&reply_of(&mut x))));
+    t.push(format!(
+        "unblock y error: {}",
+        escape(&a.call(&["CLIENT", "UNBLOCK", &ids[1], "ERROR"]))
+    ));
+    t.push(format!("y -> {}", escape(&reply_of(&mut y))));
+    t.push(format!(
+        "unblock w: {}",
+        escape(&a.call(&["CLIENT", "UNBLOCK", &ids[2]]))
+    ));
+    t.push(format!("w -> {}", escape(&reply_of(&mut w))));
+    t.push(format!("x then PING: {}", escape(&x.call(&["PING"]))));
+    t.push(format!("sleep: {}", escape(&sleeper.read_reply().unwrap())));
+    t.push(format!("primary states: {}", myself_states(a)));
     t.extend(stats(
         a,
-        &["cmdstat_cluster|setslot", "errorstat_NOREPLICAS"],
+        &[
+            "cmdstat_cluster|setslot",
+            "cmdstat_wait",
+            "errorstat_NOREPLICAS",
+            "errorstat_UNBLOCKED",
+        ],
     ));
     (t, took)
 }

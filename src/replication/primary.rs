@@ -911,6 +911,22 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
     srv.repl.primary.get_ack = true;
 }
 
+/// Takes `c` out of the clients waiting for replicas (CLIENT UNBLOCK), with its reply as
+/// on timeout (upstream's `replyToBlockedClientTimedOut`): WAIT's acknowledgement count,
+/// CLUSTER SETSLOT's `-NOREPLICAS`. None when `c` does not wait for replicas.
+pub fn take_waiter(srv: &mut Server, c: &Client) -> Option<Result<i64, &'static str>> {
+    let p = &mut srv.repl.primary;
+    let i = p
+        .waiters
+        .iter()
+        .position(|w| w.slot == c.slot && w.id == c.id)?;
+    let w = p.waiters.remove(i);
+    if w.setslot {
+        return Some(Err("NOREPLICAS Not enough good replicas to write."));
+    }
+    Some(Ok(count_acks(srv, w.offset)))
+}
+
 /// The online replicas running 8.0 or later (upstream: version > 7.2.255), which CLUSTER
 /// SETSLOT waits for.
 pub fn setslot_eligible_replicas(srv: &Server) -> i64 {
