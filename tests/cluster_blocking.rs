@@ -740,3 +740,77 @@ fn setslot_waits_for_replicas() {
         want.join("\n")
     );
 }
+
+/// A primary owning one slot gives it away with SETSLOT NODE: with
+/// `cluster-allow-replica-migration yes` (the default) it becomes a replica of the new
+/// owner at once, with `no` it stays an empty primary; the log says which.
+fn last_slot_scenario(imp: &Impl, allow: &str) -> Vec<String> {
+    let o = Opts {
+        extra: vec!["--cluster-allow-replica-migration".into(), allow.into()],
+        ..Opts::default()
+    };
+    let mut nodes = vec![CNode::start(imp, &o), CNode::start(imp, &o)];
+    nodes[0].ok(&["CLUSTER", "ADDSLOTS", "0"]);
+    nodes[0].ok(&["CLUSTER", "SET-CONFIG-EPOCH", "1"]);
+    nodes[1].ok(&["CLUSTER", "ADDSLOTSRANGE", "1", "16383"]);
+    nodes[1].ok(&["CLUSTER", "SET-CONFIG-EPOCH", "2"]);
+    common::cluster::meet_all(&mut nodes);
+    common::cluster::wait_converged(&mut nodes, LIMIT).unwrap_or_else(|e| panic!("{}", e));
+    let (ida, idb) = (nodes[0].id.clone(), nodes[1].id.clone());
+    let mut t = Vec::new();
+    let a = &mut nodes[0];
+    t.push(format!(
+        "setslot 0 node B: {}",
+        escape(&a.call(&["CLUSTER", "SETSLOT", "0", "NODE", &idb]))
+    ));
+    let me = a.nodes().into_iter().find(|l| l.myself()).unwrap();
+    t.push(format!(
+        "A at once: {} primary {}",
+        me.flags.join(","),
+        me.primary
+            .as_deref()
+            .unwrap_or("-")
+            .replace(&idb, "B")
+            .replace(&ida, "A")
+    ));
+    let log = a.log();
+    t.push(format!(
+        "log: lost my last slot {}, empty primary {}",
+        log.contains(
+            "Lost my last slot during slot migration. Reconfiguring myself as a replica of"
+        ),
+        log.contains("I am now an empty primary.")
+    ));
+    if allow == "yes" {
+        wait_ok(LIMIT, || {
+            let r = a.text(&["INFO", "replication"]);
+            if r.contains("master_link_status:up") {
+                Ok(())
+            } else {
+                Err(r)
+            }
+        })
+        .unwrap_or_else(|e| panic!("{}: {}\n{}", a.label(), e, a.log()));
+        t.push("A replicates B".into());
+    }
+    t
+}
+
+#[test]
+fn setslot_last_slot_makes_a_replica() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    for allow in ["yes", "no"] {
+        let want = last_slot_scenario(&Impl::Reference(bin.clone()), allow);
+        let got = last_slot_scenario(&Impl::Ours, allow);
+        eprintln!("reference ({}):\n{}", allow, want.join("\n"));
+        assert_eq!(
+            got,
+            want,
+            "\nours:\n{}\nreference:\n{}",
+            got.join("\n"),
+            want.join("\n")
+        );
+    }
+}
