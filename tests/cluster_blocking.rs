@@ -814,3 +814,123 @@ fn setslot_last_slot_makes_a_replica() {
         );
     }
 }
+
+/// `availability-zone` (9.1): node A has one; B sees it in CLUSTER SHARDS, CLUSTER SLOTS
+/// and its nodes.conf (gossiped with ping extension 9); A shows it in INFO and HELLO;
+/// CONFIG SET to "" clears it everywhere.
+fn zone_scenario(imp_a: &Impl, imp_b: &Impl) -> Vec<String> {
+    let oa = Opts {
+        extra: vec!["--availability-zone".into(), "az-one".into()],
+        ..Opts::default()
+    };
+    let mut nodes = vec![
+        CNode::start(imp_a, &oa),
+        CNode::start(imp_b, &Opts::default()),
+    ];
+    create_cluster(&mut nodes, LIMIT).unwrap_or_else(|e| panic!("{}", e));
+    let (pa, pb) = (nodes[0].port(), nodes[1].port());
+    let (ida, idb) = (nodes[0].id.clone(), nodes[1].id.clone());
+    let names = |s: String| -> String {
+        s.replace(&ida, "A")
+            .replace(&idb, "B")
+            .replace(&format!(":{}\\r", pa), ":PA\\r")
+            .replace(&format!(":{}\\r", pb), ":PB\\r")
+    };
+    let mut t = Vec::new();
+    // B learns the zone from A's pings.
+    let b_sees = |b: &mut CNode, want: bool| {
+        wait_ok(LIMIT, || {
+            let r = escape(&b.call(&["CLUSTER", "SLOTS"]));
+            if r.contains("az-one") == want {
+                Ok(())
+            } else {
+                Err(r)
+            }
+        })
+        .unwrap_or_else(|e| panic!("{}: {}", b.label(), e));
+    };
+    b_sees(&mut nodes[1], true);
+    let b = &mut nodes[1];
+    t.push(format!(
+        "B slots: {}",
+        names(escape(&b.call(&["CLUSTER", "SLOTS"])))
+    ));
+    b.c.call(&["HELLO", "3"]);
+    t.push(format!(
+        "B slots resp3: {}",
+        names(escape(&b.call(&["CLUSTER", "SLOTS"])))
+    ));
+    // SHARDS: the node maps of A (the shard id and offsets vary).
+    let shards = String::from_utf8_lossy(&b.call(&["CLUSTER", "SHARDS"])).into_owned();
+    t.push(format!(
+        "B shards: zone of A listed after health: {}, once: {}",
+        shards.contains(
+            "$6\r\nhealth\r\n$6\r\nonline\r\n$17\r\navailability-zone\r\n$6\r\naz-one\r\n"
+        ),
+        shards.matches("availability-zone").count() == 1
+    ));
+    b.ok(&["CLUSTER", "SAVECONFIG"]);
+    let conf = std::fs::read_to_string(b.conf_path()).unwrap();
+    let line = conf
+        .lines()
+        .find(|l| l.starts_with(&ida))
+        .unwrap_or("")
+        .to_string();
+    let aux = line
+        .split(' ')
+        .nth(1)
+        .and_then(|a| a.split_once(','))
+        .map(|(_, aux)| aux.split(",shard-id=").next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    t.push(format!("B nodes.conf aux of A: {}", aux));
+    let a = &mut nodes[0];
+    let info = a.text(&["INFO", "server"]);
+    t.push(format!(
+        "A info: {:?}",
+        info.lines()
+            .find(|l| l.starts_with("availability_zone"))
+            .map(|l| l.trim().to_string())
+    ));
+    let hello = escape(&a.call(&["HELLO", "3"]));
+    t.push(format!(
+        "A hello: cluster mode {}, zone last {}",
+        hello.contains("$4\\r\\nmode\\r\\n$7\\r\\ncluster"),
+        hello.ends_with("$17\\r\\navailability_zone\\r\\n$6\\r\\naz-one\\r\\n")
+    ));
+    a.ok(&["CONFIG", "SET", "availability-zone", ""]);
+    b_sees(&mut nodes[1], false);
+    let b = &mut nodes[1];
+    b.ok(&["CLUSTER", "SAVECONFIG"]);
+    let conf = std::fs::read_to_string(b.conf_path()).unwrap();
+    t.push(format!(
+        "B nodes.conf after clear: zone {}",
+        conf.contains("availability-zone")
+    ));
+    let a = &mut nodes[0];
+    let hello = escape(&a.call(&["HELLO", "2"]));
+    t.push(format!(
+        "A hello after clear: zone {}",
+        hello.contains("availability_zone")
+    ));
+    t
+}
+
+#[test]
+fn availability_zone_crosses_the_bus() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let r = Impl::Reference(bin);
+    let want = zone_scenario(&r, &r);
+    eprintln!("reference:\n{}", want.join("\n"));
+    for (a, b) in [(&Impl::Ours, &r), (&r, &Impl::Ours)] {
+        let got = zone_scenario(a, b);
+        assert_eq!(
+            got,
+            want,
+            "\nours:\n{}\nreference:\n{}",
+            got.join("\n"),
+            want.join("\n")
+        );
+    }
+}

@@ -314,6 +314,9 @@ pub fn send_ping(srv: &mut Server, key: usize, ty: u16) {
         if me.client_tls_port != 0 {
             exts.push(Ext::client_tls_port(me.client_tls_port));
         }
+        if !me.availability_zone.is_empty() {
+            exts.push(Ext::availability_zone(me.availability_zone.as_bytes()));
+        }
         let unix = now / 1000;
         for (name, exp) in &st.bus.blacklist {
             let ttl = exp / 1000 - unix;
@@ -1217,6 +1220,7 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let mut tcp_port = 0;
     let mut tls_port = 0;
     let mut shard = None;
+    let mut zone = None;
     let mut forget = Vec::new();
     for e in &p.exts {
         match e.data() {
@@ -1227,9 +1231,9 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
             ExtData::ClientTcpPort(p) => tcp_port = p,
             ExtData::ClientTlsPort(p) => tls_port = p,
             ExtData::ShardId(id) => shard = Some(name_str(id)),
+            ExtData::AvailabilityZone(z) => zone = Some(name_str(z)),
             ExtData::ForgottenNode { name, ttl } => forget.push((name_str(name), ttl)),
             ExtData::Unknown(t) => debug!("Received unknown extension type {}", t),
-            _ => {}
         }
     }
     for (name, ttl) in forget {
@@ -1279,6 +1283,12 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     }
     if (n.client_tcp_port, n.client_tls_port) != (tcp_port, tls_port) {
         (n.client_tcp_port, n.client_tls_port) = (tcp_port, tls_port);
+        changed = true;
+    }
+    // Absent: the node has none (any more).
+    let az = zone.unwrap_or_default();
+    if n.availability_zone != az {
+        n.availability_zone = az;
         changed = true;
     }
     let primary = n.replicaof.filter(|_| n.is_replica());
@@ -1368,6 +1378,13 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     };
     let tcp = port(srv, "cluster-announce-client-port");
     let tls = port(srv, "cluster-announce-client-tls-port");
+    // Upstream's clusterUpdateMyselfAvailabilityZone: CONFIG SET availability-zone.
+    let az = srv.config.get("availability-zone").unwrap_or_default();
+    let me = st(srv).nodes.myself_mut();
+    if me.availability_zone != az {
+        me.availability_zone = az;
+        st(srv).bus.todo_save = true;
+    }
     let me = st(srv).nodes.myself_mut();
     if me.client_ipv4 != v4
         || me.client_ipv6 != v6

@@ -225,6 +225,7 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
         .unwrap_or_default();
     let client_port =
         |k: &str| -> u16 { srv.config.get(k).and_then(|p| p.parse().ok()).unwrap_or(0) };
+    let zone = srv.config.get("availability-zone").unwrap_or_default();
     let client_tcp = client_port("cluster-announce-client-port");
     let client_tls = client_port("cluster-announce-client-tls-port");
     let st = srv.cluster.get_or_insert_with(Default::default);
@@ -257,6 +258,7 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
     me.client_ipv6 = ipv6;
     me.client_tcp_port = client_tcp;
     me.client_tls_port = client_tls;
+    me.availability_zone = zone;
     if fresh {
         st.save_config()
             .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;

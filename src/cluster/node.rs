@@ -93,6 +93,9 @@ pub struct Node {
     pub cport: u16,
     pub hostname: String,
     pub human_nodename: String,
+    /// `availability-zone` of the node (ping extension 9, `availability-zone=` in
+    /// nodes.conf), "" when not set.
+    pub availability_zone: String,
     /// The addresses announced for clients (`cluster-announce-client-ipv4/ipv6`, ping
     /// extensions 4 and 5; empty when not announced).
     pub client_ipv4: String,
@@ -352,25 +355,29 @@ impl NodeTable {
         let port = if aux { n.tcp_port } else { n.client_port() };
         s.push_str(&format!(":{}@{}", port, n.cport));
         if aux {
+            // Upstream writes its aux table backwards (shard-id last).
             s.push(',');
             s.push_str(&n.hostname);
+            if !n.availability_zone.is_empty() {
+                s.push_str(&format!(",availability-zone={}", n.availability_zone));
+            }
+            if n.client_tls_port != 0 {
+                s.push_str(&format!(",client-tls-port={}", n.client_tls_port));
+            }
+            if n.client_tcp_port != 0 {
+                s.push_str(&format!(",client-tcp-port={}", n.client_tcp_port));
+            }
+            if !n.client_ipv6.is_empty() {
+                s.push_str(&format!(",client-ipv6={}", n.client_ipv6));
+            }
+            if !n.client_ipv4.is_empty() {
+                s.push_str(&format!(",client-ipv4={}", n.client_ipv4));
+            }
             s.push_str(&format!(",tls-port={}", n.tls_port));
             if !n.human_nodename.is_empty() {
                 s.push_str(&format!(",nodename={}", n.human_nodename));
             }
             s.push_str(&format!(",shard-id={}", n.shard_id));
-            if !n.client_ipv4.is_empty() {
-                s.push_str(&format!(",client-ipv4={}", n.client_ipv4));
-            }
-            if !n.client_ipv6.is_empty() {
-                s.push_str(&format!(",client-ipv6={}", n.client_ipv6));
-            }
-            if n.client_tcp_port != 0 {
-                s.push_str(&format!(",client-tcp-port={}", n.client_tcp_port));
-            }
-            if n.client_tls_port != 0 {
-                s.push_str(&format!(",client-tls-port={}", n.client_tls_port));
-            }
         } else if !n.hostname.is_empty() {
             s.push(',');
             s.push_str(&n.hostname);

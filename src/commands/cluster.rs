@@ -666,12 +666,17 @@ fn add_slots_node(c: &mut Client, n: &Node) {
     c.reply.add_bulk(&ip);
     c.reply.add_long(n.client_port() as i64);
     c.reply.add_bulk(n.name.as_bytes());
-    if n.hostname.is_empty() {
-        c.reply.add_map_len(0);
-    } else {
-        c.reply.add_map_len(1);
-        c.reply.add_bulk(b"hostname");
-        c.reply.add_bulk(n.hostname.as_bytes());
+    let mut meta: Vec<(&[u8], &[u8])> = Vec::new();
+    if !n.hostname.is_empty() {
+        meta.push((b"hostname", n.hostname.as_bytes()));
+    }
+    if !n.availability_zone.is_empty() {
+        meta.push((b"availability-zone", n.availability_zone.as_bytes()));
+    }
+    c.reply.add_map_len(meta.len());
+    for (k, v) in meta {
+        c.reply.add_bulk(k);
+        c.reply.add_bulk(v);
     }
 }
 
@@ -752,6 +757,9 @@ fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset
         "online"
     };
     fields.push(("health", Ok(health.into())));
+    if !n.availability_zone.is_empty() {
+        fields.push(("availability-zone", Ok(n.availability_zone.clone().into())));
+    }
     let _ = t;
     c.reply.add_map_len(fields.len());
     for (k, v) in fields {
