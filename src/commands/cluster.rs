@@ -1200,7 +1200,16 @@ fn setslot_command(srv: &mut Server, c: &mut Client) {
     c.flags &= !cflags::REPLICATION_DONE;
     if !me_replica && !done && !state(srv).nodes.myself().replicas.is_empty() {
         let eligible = crate::replication::primary::setslot_eligible_replicas(srv);
-        if eligible > 0 {
+        if eligible > 0 && c.has_flag(cflags::IN_EXEC | cflags::DENY_BLOCKING) {
+            // Inside MULTI/EXEC the client can not block: the replicas get the command
+            // and it applies here at once (9.1.2 fails an assertion and exits here).
+            crate::propagate::also_propagate(
+                srv,
+                c.db,
+                c.argv.clone(),
+                crate::propagate::PROPAGATE_REPL,
+            );
+        } else if eligible > 0 {
             crate::propagate::also_propagate(
                 srv,
                 c.db,
