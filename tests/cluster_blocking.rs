@@ -971,3 +971,89 @@ fn availability_zone_crosses_the_bus() {
         );
     }
 }
+
+/// `cluster-preferred-endpoint-type` ip / hostname / unknown-endpoint: the endpoint of
+/// MOVED, of CLUSTER SLOTS (first element and metadata, RESP2 and RESP3) and of CLUSTER
+/// SHARDS, for a node with a hostname (A) and one without (B).
+fn endpoint_scenario(imp: &Impl) -> Vec<String> {
+    let oa = Opts {
+        extra: vec!["--cluster-announce-hostname".into(), "host-a".into()],
+        ..Opts::default()
+    };
+    let mut nodes = vec![CNode::start(imp, &oa), CNode::start(imp, &Opts::default())];
+    create_cluster(&mut nodes, LIMIT).unwrap_or_else(|e| panic!("{}", e));
+    let (pa, pb) = (nodes[0].port(), nodes[1].port());
+    let (ida, idb) = (nodes[0].id.clone(), nodes[1].id.clone());
+    let norm = |s: String| -> String {
+        s.replace(&ida, "A")
+            .replace(&idb, "B")
+            .replace(&pa.to_string(), "PA")
+            .replace(&pb.to_string(), "PB")
+    };
+    let mut t = Vec::new();
+    // B has A's hostname from its pings.
+    wait_ok(LIMIT, || {
+        let r = escape(&nodes[1].call(&["CLUSTER", "SLOTS"]));
+        if r.contains("host-a") {
+            Ok(())
+        } else {
+            Err(r)
+        }
+    })
+    .unwrap();
+    for ty in ["ip", "hostname", "unknown-endpoint"] {
+        for n in nodes.iter_mut() {
+            n.ok(&["CONFIG", "SET", "cluster-preferred-endpoint-type", ty]);
+        }
+        let (left, right) = nodes.split_at_mut(1);
+        let (a, b) = (&mut left[0], &mut right[0]);
+        t.push(format!(
+            "{} MOVED from B: {}",
+            ty,
+            norm(escape(&b.call(&["GET", "bar"])))
+        ));
+        t.push(format!(
+            "{} MOVED from A: {}",
+            ty,
+            norm(escape(&a.call(&["GET", "foo"])))
+        ));
+        t.push(format!(
+            "{} slots: {}",
+            ty,
+            norm(escape(&b.call(&["CLUSTER", "SLOTS"])))
+        ));
+        let mut c3 = b.srv.conn();
+        c3.call(&["HELLO", "3"]);
+        t.push(format!(
+            "{} slots resp3: {}",
+            ty,
+            norm(escape(&c3.call(&["CLUSTER", "SLOTS"])))
+        ));
+        let shards = escape(&b.call(&["CLUSTER", "SHARDS"]));
+        let mut eps: Vec<String> = shards
+            .split("$8\\r\\nendpoint\\r\\n")
+            .skip(1)
+            .map(|rest| rest.split("\\r\\n$").take(2).collect::<Vec<_>>().join("|"))
+            .collect();
+        eps.sort();
+        t.push(format!("{} shards endpoints: {:?}", ty, eps));
+    }
+    t
+}
+
+#[test]
+fn preferred_endpoint_type() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let want = endpoint_scenario(&Impl::Reference(bin));
+    eprintln!("reference:\n{}", want.join("\n"));
+    let got = endpoint_scenario(&Impl::Ours);
+    assert_eq!(
+        got,
+        want,
+        "\nours:\n{}\nreference:\n{}",
+        got.join("\n"),
+        want.join("\n")
+    );
+}

@@ -298,6 +298,28 @@ struct TableView<'a> {
     ok: bool,
     /// The client is connected over IPv6 (announced client IPs).
     v6: bool,
+    /// For `cluster-preferred-endpoint-type` (read only when a redirect names a node).
+    cfg: &'a crate::config::Config,
+}
+
+/// `cluster-preferred-endpoint-type`: 0 ip, 1 hostname, 2 unknown-endpoint.
+pub fn endpoint_type(cfg: &crate::config::Config) -> u8 {
+    match cfg.get("cluster-preferred-endpoint-type").as_deref() {
+        Some("hostname") => 1,
+        Some("unknown-endpoint") => 2,
+        _ => 0,
+    }
+}
+
+/// Upstream's `clusterNodePreferredEndpoint`: the node's client IP, its hostname (`?`
+/// when it has none), or "" (unknown-endpoint).
+pub fn preferred_endpoint(n: &node::Node, ty: u8, v6: bool) -> String {
+    match ty {
+        1 if n.hostname.is_empty() => "?".to_string(),
+        1 => n.hostname.clone(),
+        2 => String::new(),
+        _ => n.client_ip(v6).to_string(),
+    }
 }
 
 impl SlotView for TableView<'_> {
@@ -322,7 +344,10 @@ impl SlotView for TableView<'_> {
     }
     fn endpoint(&self, node: NodeId) -> (String, u16) {
         match self.st.nodes.get(node) {
-            Some(n) => (n.client_ip(self.v6).to_string(), n.client_port()),
+            Some(n) => (
+                preferred_endpoint(n, endpoint_type(self.cfg), self.v6),
+                n.client_port(),
+            ),
             None => (String::new(), 0),
         }
     }
@@ -371,6 +396,7 @@ pub fn check_redirect(srv: &Server, c: &Client, id: usize) -> Option<String> {
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
         v6: c.addr.matches(':').count() > 1,
+        cfg: &srv.config,
     };
     let q = Query {
         keys: &keys,
@@ -414,6 +440,7 @@ pub fn script_redirect(
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
         v6: c.addr.matches(':').count() > 1,
+        cfg: &srv.config,
     };
     let q = Query {
         keys: &keys,
@@ -471,6 +498,7 @@ pub fn blocked_client_redirect(srv: &Server, c: &Client) -> Option<String> {
         st,
         ok: true,
         v6: c.addr.matches(':').count() > 1,
+        cfg: &srv.config,
     };
     redirect::Redirect::Moved(slot, n).error_text(&view)
 }

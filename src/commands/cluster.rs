@@ -660,14 +660,23 @@ fn meet_command(srv: &mut Server, c: &mut Client) {
 }
 
 /// One node of CLUSTER SLOTS: endpoint, port, id, metadata map.
-fn add_slots_node(c: &mut Client, n: &Node) {
+fn add_slots_node(c: &mut Client, n: &Node, ty: u8) {
     c.reply.add_array_len(4);
-    let ip = n.client_ip(client_v6(c)).as_bytes().to_vec();
-    c.reply.add_bulk(&ip);
+    let ip = n.client_ip(client_v6(c)).to_string();
+    match ty {
+        1 => c
+            .reply
+            .add_bulk(crate::cluster::preferred_endpoint(n, ty, client_v6(c)).as_bytes()),
+        2 => c.reply.add_null(),
+        _ => c.reply.add_bulk(ip.as_bytes()),
+    }
     c.reply.add_long(n.client_port() as i64);
     c.reply.add_bulk(n.name.as_bytes());
     let mut meta: Vec<(&[u8], &[u8])> = Vec::new();
-    if !n.hostname.is_empty() {
+    if ty != 0 {
+        meta.push((b"ip", ip.as_bytes()));
+    }
+    if ty != 1 && !n.hostname.is_empty() {
         meta.push((b"hostname", n.hostname.as_bytes()));
     }
     if !n.availability_zone.is_empty() {
@@ -690,6 +699,7 @@ fn slots_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
+    let ty = crate::cluster::endpoint_type(&srv.config);
     let st = srv.cluster.as_deref().expect("cluster mode");
     let t = &st.nodes;
     let mut runs: Vec<(u16, u16, NodeId)> = Vec::new();
@@ -719,15 +729,15 @@ fn slots_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_array_len(3 + reps.len());
         c.reply.add_long(a as i64);
         c.reply.add_long(b as i64);
-        add_slots_node(c, n);
+        add_slots_node(c, n, ty);
         for r in reps {
-            add_slots_node(c, r);
+            add_slots_node(c, r, ty);
         }
     }
 }
 
 /// One node of CLUSTER SHARDS.
-fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64) {
+fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64, ty: u8) {
     let mut fields: Vec<(&str, Result<Vec<u8>, i64>)> = vec![("id", Ok(n.name.clone().into()))];
     if n.client_port() != 0 {
         fields.push(("port", Err(n.client_port() as i64)));
@@ -736,8 +746,9 @@ fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset
         fields.push(("tls-port", Err(n.tls_port as i64)));
     }
     let ip = n.client_ip(client_v6(c)).to_string();
-    fields.push(("ip", Ok(ip.clone().into())));
-    fields.push(("endpoint", Ok(ip.into())));
+    fields.push(("ip", Ok(ip.into())));
+    let ep = crate::cluster::preferred_endpoint(n, ty, client_v6(c));
+    fields.push(("endpoint", Ok(ep.into())));
     if !n.hostname.is_empty() {
         fields.push(("hostname", Ok(n.hostname.clone().into())));
     }
@@ -777,6 +788,7 @@ fn shards_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     let my_offset = srv.repl.master_repl_offset;
+    let ty = crate::cluster::endpoint_type(&srv.config);
     let st = srv.cluster.as_deref().expect("cluster mode");
     let t = &st.nodes;
     let mut shards: Vec<(String, Vec<NodeId>)> = Vec::new();
@@ -807,7 +819,7 @@ fn shards_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_array_len(ids.len());
         for id in &ids {
             if let Some(n) = t.get(*id) {
-                add_shard_node(c, t, *id, n, my_offset);
+                add_shard_node(c, t, *id, n, my_offset, ty);
             }
         }
         c.reply.add_bulk(b"id");
