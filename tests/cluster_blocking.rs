@@ -1057,3 +1057,86 @@ fn preferred_endpoint_type() {
         want.join("\n")
     );
 }
+
+/// A primary with a replica gives its last slot away: the replica gets the SETSLOT first,
+/// loses its shard's last slot and follows the new owner; the primary's reply and both
+/// roles afterwards.
+fn last_slot_with_replica_scenario(imp: &Impl) -> Vec<String> {
+    let o = Opts::default();
+    let mut nodes = vec![CNode::start(imp, &o), CNode::start(imp, &o)];
+    nodes[0].ok(&["CLUSTER", "ADDSLOTS", "0"]);
+    nodes[0].ok(&["CLUSTER", "SET-CONFIG-EPOCH", "1"]);
+    nodes[1].ok(&["CLUSTER", "ADDSLOTSRANGE", "1", "16383"]);
+    nodes[1].ok(&["CLUSTER", "SET-CONFIG-EPOCH", "2"]);
+    common::cluster::meet_all(&mut nodes);
+    common::cluster::wait_converged(&mut nodes, LIMIT).unwrap_or_else(|e| panic!("{}", e));
+    let mut r = CNode::start(imp, &o);
+    r.meet(&nodes[0]);
+    let (ida, idb) = (nodes[0].id.clone(), nodes[1].id.clone());
+    wait_ok(LIMIT, || match r.node(&ida) {
+        Some(l) if l.connected() && !l.has("handshake") => Ok(()),
+        other => Err(format!("{:?}", other)),
+    })
+    .unwrap();
+    r.ok(&["CLUSTER", "REPLICATE", &ida]);
+    wait_ok(LIMIT, || {
+        if nodes[0]
+            .text(&["INFO", "replication"])
+            .contains("state=online")
+        {
+            Ok(())
+        } else {
+            Err("replica not online".into())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e, r.log()));
+    let mut t = Vec::new();
+    let start = Instant::now();
+    let reply = escape(&nodes[0].call(&["CLUSTER", "SETSLOT", "0", "NODE", &idb]));
+    t.push(format!("setslot 0 node B: {}", reply));
+    t.push(format!(
+        "took over 1.5 s: {}",
+        start.elapsed() > Duration::from_millis(1500)
+    ));
+    let roles = |n: &mut CNode| -> String {
+        let me = n.nodes().into_iter().find(|l| l.myself()).unwrap();
+        format!(
+            "{} primary {}",
+            me.flags.join(","),
+            me.primary
+                .as_deref()
+                .unwrap_or("-")
+                .replace(&idb, "B")
+                .replace(&ida, "A")
+        )
+    };
+    t.push(format!("A: {}", roles(&mut nodes[0])));
+    wait_ok(LIMIT, || {
+        let s = roles(&mut r);
+        if s.contains("primary B") {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    })
+    .unwrap_or_else(|e| panic!("replica: {}\n{}", e, r.log()));
+    t.push(format!("R: {}", roles(&mut r)));
+    t
+}
+
+#[test]
+fn setslot_last_slot_with_a_replica() {
+    let Some(bin) = require_reference() else {
+        return;
+    };
+    let want = last_slot_with_replica_scenario(&Impl::Reference(bin));
+    eprintln!("reference:\n{}", want.join("\n"));
+    let got = last_slot_with_replica_scenario(&Impl::Ours);
+    assert_eq!(
+        got,
+        want,
+        "\nours:\n{}\nreference:\n{}",
+        got.join("\n"),
+        want.join("\n")
+    );
+}
