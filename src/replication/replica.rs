@@ -410,6 +410,10 @@ fn drop_primary_client(srv: &mut Server, cache: bool) {
         if c.id == id {
             c.flags |= cflags::CLOSE_ASAP;
         }
+    } else if srv.current_client == Some(slot) {
+        // The primary's own command (a replicated CLUSTER SETSLOT taking this shard's
+        // last slot): it stops reading its stream once the command returns.
+        srv.current_client_add_flags |= cflags::CLOSE_ASAP;
     }
     crate::networking::free_client_async(srv, slot, id);
 }
