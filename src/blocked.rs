@@ -352,13 +352,47 @@ fn update_stats_on_unblock(srv: &mut Server, c: &mut Client, rejected: bool, rep
 
 /// Replies to a blocked client as on timeout and unblocks it (`unblockClientOnTimeout`).
 pub fn unblock_client_on_timeout(srv: &mut Server, c: &mut Client) {
-    // Lists, sorted sets and streams all answer a null array.
     let before = c.reply.buf.len();
-    c.reply.add_null_array();
+    match crate::replication::primary::take_waiter(srv, c) {
+        // Lists, sorted sets and streams all answer a null array.
+        None => c.reply.add_null_array(),
+        // WAIT: the replicas that acknowledged so far.
+        Some(Ok(acks)) => c.reply.add_long(acks),
+        // CLUSTER SETSLOT waiting for its replicas.
+        Some(Err(e)) => {
+            c.reply.add_error(e);
+            srv.stats.note_error(&c.reply);
+        }
+    }
     update_stats_on_unblock(srv, c, false, before);
     c.flags &= !cflags::PENDING_COMMAND;
     unblock_client(srv, c, true);
     schedule_write(srv, c);
+}
+
+/// Replies `err` to a blocked client as on timeout (no rejected call) and unblocks it:
+/// a CLUSTER SETSLOT whose replicas did not acknowledge it in time (`-NOREPLICAS`).
+pub fn unblock_client_on_timeout_error(srv: &mut Server, c: &mut Client, err: &str) {
+    let before = c.reply.buf.len();
+    c.reply.add_error(err);
+    srv.stats.note_error(&c.reply);
+    update_stats_on_unblock(srv, c, false, before);
+    c.flags &= !cflags::PENDING_COMMAND;
+    unblock_client(srv, c, true);
+    schedule_write(srv, c);
+}
+
+/// Unblocks the client in `slot` and runs its pending command again (a CLUSTER SETSLOT
+/// its replicas acknowledged), as for a key that got ready. The wait counts as a call of
+/// its own, as upstream's `unblockClientWaitingReplicas` does.
+pub fn unblock_and_reexecute(srv: &mut Server, slot: usize) {
+    let Some(mut c) = crate::networking::take_client(srv, slot) else {
+        return;
+    };
+    let before = c.reply.buf.len();
+    update_stats_on_unblock(srv, &mut c, false, before);
+    crate::networking::put_client(srv, c);
+    unblock_client_on_key(srv, slot);
 }
 
 /// Replies `err` to a blocked client and unblocks it (`unblockClientOnError`).
@@ -367,6 +401,12 @@ pub fn unblock_client_on_error(srv: &mut Server, c: &mut Client, err: &str) {
     c.reply.add_error(err);
     srv.stats.note_error(&c.reply);
     update_stats_on_unblock(srv, c, true, before);
+    // A client waiting for replicas (WAIT, CLUSTER SETSLOT) leaves their queue, which
+    // counts the call once more (upstream's unblockClientWaitingReplicas).
+    if c.bstate.is_none() && crate::replication::primary::take_waiter(srv, c).is_some() {
+        let at = c.reply.buf.len();
+        update_stats_on_unblock(srv, c, false, at);
+    }
     c.flags &= !cflags::PENDING_COMMAND;
     unblock_client(srv, c, true);
     schedule_write(srv, c);

@@ -130,6 +130,9 @@ pub mod flags {
     pub const DENY_BLOCKING: u64 = 1 << 41;
     /// The command runs again after the client was unblocked on a key.
     pub const REEXECUTING: u64 = 1 << 51;
+    /// CLUSTER SETSLOT runs again after the replicas acknowledged it (upstream's
+    /// `replication_done`).
+    pub const REPLICATION_DONE: u64 = 1 << 54;
     /// The client scripts run their commands through (upstream's CLIENT_SCRIPT): the
     /// gate hands it to `scripting::run::gate`.
     pub const SCRIPT: u64 = 1 << 8;

@@ -1427,6 +1427,10 @@ pub fn clients_cron(srv: &mut Server) {
     let (mut visited, mut scanned) = (0, 0);
     let mut to_close = Vec::new();
     let mut over = Vec::new();
+    // Cluster mode: blocked clients whose slot went away (upstream's
+    // clientsCronHandleTimeout → clusterRedirectBlockedClientIfNeeded).
+    let cluster = srv.cluster.is_some();
+    let mut blocked = Vec::new();
     while visited < iterations && scanned < cap {
         let here = slot;
         slot = (slot + 1) % cap;
@@ -1449,6 +1453,9 @@ pub fn clients_cron(srv: &mut Server) {
             to_close.push((here, c.id));
             continue;
         }
+        if cluster && c.has_flag(cflags::BLOCKED) {
+            blocked.push(here);
+        }
         if c.query_buf.is_empty() && c.query_buf.capacity() > PROTO_IOBUF_LEN * 2 {
             c.query_buf = Vec::new();
         }
@@ -1470,6 +1477,9 @@ pub fn clients_cron(srv: &mut Server) {
     }
     for slot in over {
         check_output_buffer_limits_slot(srv, slot);
+    }
+    if !blocked.is_empty() {
+        crate::cluster::redirect_blocked_clients(srv, &blocked);
     }
 }
 

@@ -198,7 +198,7 @@ pub fn parse(text: &str) -> Result<Option<NodeTable>, String> {
                 }
                 "client-ipv4" => n.client_ipv4 = v.to_string(),
                 "client-ipv6" => n.client_ipv6 = v.to_string(),
-                "availability-zone" => {}
+                "availability-zone" => n.availability_zone = v.to_string(),
                 _ => return Err(corrupted(line)),
             }
         }

@@ -586,9 +586,13 @@ pub fn on_message(srv: &mut Server, sender: NodeId, msg: &Message) {
     let fail_time = fo.fail_time;
     if matches!(msg.body, Body::Pong(_)) {
         if flags & nflags::PFAIL != 0 {
-            st.nodes.get_mut(sender).expect("node").flags &= !nflags::PFAIL;
+            if let Some(n) = st.nodes.get_mut(sender) {
+                n.flags &= !nflags::PFAIL;
+            }
         } else if flags & nflags::FAIL != 0 {
-            let n = st.nodes.get(sender).expect("node");
+            let Some(n) = st.nodes.get(sender) else {
+                return;
+            };
             let undo = n.is_replica() || n.slots.count() == 0;
             let late = n.is_primary() && now - fail_time > timeout * FAIL_UNDO_TIME_MULT;
             if undo {
@@ -608,7 +612,9 @@ pub fn on_message(srv: &mut Server, sender: NodeId, msg: &Message) {
                 );
             }
             if undo || late {
-                st.nodes.get_mut(sender).expect("node").flags &= !nflags::FAIL;
+                if let Some(n) = st.nodes.get_mut(sender) {
+                    n.flags &= !nflags::FAIL;
+                }
                 st.save_config_or_die();
             }
         }
@@ -1098,6 +1104,8 @@ pub fn set_primary(srv: &mut Server, primary: NodeId, full_sync: bool) {
             srv.repl.replica.cached = None;
         }
     }
+    // Before the slots this node leaves go (upstream's clusterSetPrimary).
+    crate::cluster::remove_not_owned_shard_channels(srv);
     reset_manual_failover(srv);
     let st = srv.cluster.as_deref_mut().expect("cluster");
     st.failover.auth_time = 0;

@@ -41,6 +41,12 @@ fn handshake_timeout(nt: i64) -> i64 {
     nt.max(1000)
 }
 
+/// A node that must be in the table (the sender of the message being processed) is not:
+/// logged, and the rest of the work is dropped instead of panicking.
+fn vanished(what: &str) {
+    warn!("Cluster: the sender node is gone while {}; dropped", what);
+}
+
 fn st(srv: &mut Server) -> &mut ClusterState {
     srv.cluster.as_deref_mut().expect("cluster mode")
 }
@@ -308,6 +314,9 @@ pub fn send_ping(srv: &mut Server, key: usize, ty: u16) {
         if me.client_tls_port != 0 {
             exts.push(Ext::client_tls_port(me.client_tls_port));
         }
+        if !me.availability_zone.is_empty() {
+            exts.push(Ext::availability_zone(me.availability_zone.as_bytes()));
+        }
         let unix = now / 1000;
         for (name, exp) in &st.bus.blacklist {
             let ttl = exp / 1000 - unix;
@@ -401,7 +410,10 @@ fn process_packet(srv: &mut Server, key: usize, msg: Message) {
             st.nodes.current_epoch = h.current_epoch;
             st.bus.todo_save = true;
         }
-        let n = st.nodes.get_mut(s).expect("sender");
+        let Some(n) = st.nodes.get_mut(s) else {
+            vanished("processing a message from it");
+            return;
+        };
         if claims_primary && claimed_ce > n.config_epoch {
             n.config_epoch = claimed_ce;
             st.bus.todo_save = true;
@@ -461,7 +473,10 @@ fn process_packet(srv: &mut Server, key: usize, msg: Message) {
                 Some(s) => {
                     let hs = handshake_timeout(node_timeout(srv));
                     let st = self::st(srv);
-                    let n = st.nodes.get(s).expect("sender");
+                    let Some(n) = st.nodes.get(s) else {
+                        vanished("processing a MEET from it");
+                        return;
+                    };
                     if let Some(out) = n.link.filter(|_| now - n.ctime > hs) {
                         if out != key {
                             info!(
@@ -579,7 +594,10 @@ fn process_packet(srv: &mut Server, key: usize, msg: Message) {
             }
             let st = self::st(srv);
             let me = st.nodes.myself();
-            let sn = st.nodes.get(s).expect("sender");
+            let Some(sn) = st.nodes.get(s) else {
+                vanished("checking its configEpoch");
+                return;
+            };
             if me.is_primary() && sn.is_primary() && claimed_ce == me.config_epoch {
                 handle_epoch_collision(srv, s);
             }
@@ -808,7 +826,10 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
                 slots.len()
             );
         }
-        let n = st.nodes.get_mut(s).expect("sender");
+        let Some(n) = st.nodes.get_mut(s) else {
+            vanished("turning it into a replica");
+            return;
+        };
         n.flags &= !(nflags::PRIMARY | nflags::MIGRATE_TO);
         n.flags |= nflags::REPLICA;
         st.bus.todo_save = true;
@@ -833,7 +854,10 @@ fn role_change(srv: &mut Server, s: NodeId, h: &Header, claims_primary: bool, wa
         p.add_replica(s);
     }
     let cname = node_name(st, c);
-    let n = st.nodes.get_mut(s).expect("sender");
+    let Some(n) = st.nodes.get_mut(s) else {
+        vanished("turning it into a replica");
+        return;
+    };
     n.replicaof = Some(c);
     info!(
         "Node {} ({}) is now a replica of node {} in shard {}",
@@ -1082,7 +1106,10 @@ fn handle_epoch_collision(srv: &mut Server, s: NodeId) {
     let e = st.nodes.current_epoch;
     st.nodes.myself_mut().config_epoch = e;
     st.save_config_or_die();
-    let sn = st.nodes.get(s).expect("sender");
+    let Some(sn) = st.nodes.get(s) else {
+        vanished("handling a configEpoch collision");
+        return;
+    };
     info!(
         "WARNING: configEpoch collision with node {} ({}). configEpoch set to {}",
         sn.name, sn.human_nodename, e
@@ -1193,6 +1220,7 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
     let mut tcp_port = 0;
     let mut tls_port = 0;
     let mut shard = None;
+    let mut zone = None;
     let mut forget = Vec::new();
     for e in &p.exts {
         match e.data() {
@@ -1203,9 +1231,9 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
             ExtData::ClientTcpPort(p) => tcp_port = p,
             ExtData::ClientTlsPort(p) => tls_port = p,
             ExtData::ShardId(id) => shard = Some(name_str(id)),
+            ExtData::AvailabilityZone(z) => zone = Some(name_str(z)),
             ExtData::ForgottenNode { name, ttl } => forget.push((name_str(name), ttl)),
             ExtData::Unknown(t) => debug!("Received unknown extension type {}", t),
-            _ => {}
         }
     }
     for (name, ttl) in forget {
@@ -1257,6 +1285,12 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
         (n.client_tcp_port, n.client_tls_port) = (tcp_port, tls_port);
         changed = true;
     }
+    // Absent: the node has none (any more).
+    let az = zone.unwrap_or_default();
+    if n.availability_zone != az {
+        n.availability_zone = az;
+        changed = true;
+    }
     let primary = n.replicaof.filter(|_| n.is_replica());
     let shard = shard.or_else(|| {
         primary
@@ -1264,7 +1298,10 @@ fn process_extensions(srv: &mut Server, s: NodeId, msg: &Message) {
             .map(|p| p.shard_id.clone())
     });
     if let Some(sh) = shard {
-        let n = st.nodes.get_mut(s).expect("sender");
+        let Some(n) = st.nodes.get_mut(s) else {
+            vanished("reading its shard id extension");
+            return;
+        };
         if n.shard_id != sh {
             n.shard_id = sh.clone();
             changed = true;
@@ -1341,6 +1378,13 @@ pub fn cron(el: &mut EventLoop, srv: &mut Server) {
     };
     let tcp = port(srv, "cluster-announce-client-port");
     let tls = port(srv, "cluster-announce-client-tls-port");
+    // Upstream's clusterUpdateMyselfAvailabilityZone: CONFIG SET availability-zone.
+    let az = srv.config.get("availability-zone").unwrap_or_default();
+    let me = st(srv).nodes.myself_mut();
+    if me.availability_zone != az {
+        me.availability_zone = az;
+        st(srv).bus.todo_save = true;
+    }
     let me = st(srv).nodes.myself_mut();
     if me.client_ipv4 != v4
         || me.client_ipv6 != v6

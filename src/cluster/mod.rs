@@ -225,6 +225,7 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
         .unwrap_or_default();
     let client_port =
         |k: &str| -> u16 { srv.config.get(k).and_then(|p| p.parse().ok()).unwrap_or(0) };
+    let zone = srv.config.get("availability-zone").unwrap_or_default();
     let client_tcp = client_port("cluster-announce-client-port");
     let client_tls = client_port("cluster-announce-client-tls-port");
     let st = srv.cluster.get_or_insert_with(Default::default);
@@ -257,6 +258,7 @@ pub fn init_at_startup(srv: &mut Server) -> Result<(), String> {
     me.client_ipv6 = ipv6;
     me.client_tcp_port = client_tcp;
     me.client_tls_port = client_tls;
+    me.availability_zone = zone;
     if fresh {
         st.save_config()
             .map_err(|e| format!("Fatal: can't update cluster config file. ({})", e))?;
@@ -274,6 +276,7 @@ pub fn cron_event(el: &mut crate::server::EventLoop, srv: &mut Server, _id: u64)
 pub fn before_sleep(el: &mut crate::server::EventLoop, srv: &mut Server) {
     if srv.cluster.is_some() {
         gossip::before_sleep(el, srv);
+        remove_channels_in_dropped_slots(srv, None);
     }
 }
 
@@ -295,6 +298,28 @@ struct TableView<'a> {
     ok: bool,
     /// The client is connected over IPv6 (announced client IPs).
     v6: bool,
+    /// For `cluster-preferred-endpoint-type` (read only when a redirect names a node).
+    cfg: &'a crate::config::Config,
+}
+
+/// `cluster-preferred-endpoint-type`: 0 ip, 1 hostname, 2 unknown-endpoint.
+pub fn endpoint_type(cfg: &crate::config::Config) -> u8 {
+    match cfg.get("cluster-preferred-endpoint-type").as_deref() {
+        Some("hostname") => 1,
+        Some("unknown-endpoint") => 2,
+        _ => 0,
+    }
+}
+
+/// Upstream's `clusterNodePreferredEndpoint`: the node's client IP, its hostname (`?`
+/// when it has none), or "" (unknown-endpoint).
+pub fn preferred_endpoint(n: &node::Node, ty: u8, v6: bool) -> String {
+    match ty {
+        1 if n.hostname.is_empty() => "?".to_string(),
+        1 => n.hostname.clone(),
+        2 => String::new(),
+        _ => n.client_ip(v6).to_string(),
+    }
 }
 
 impl SlotView for TableView<'_> {
@@ -319,7 +344,10 @@ impl SlotView for TableView<'_> {
     }
     fn endpoint(&self, node: NodeId) -> (String, u16) {
         match self.st.nodes.get(node) {
-            Some(n) => (n.client_ip(self.v6).to_string(), n.client_port()),
+            Some(n) => (
+                preferred_endpoint(n, endpoint_type(self.cfg), self.v6),
+                n.client_port(),
+            ),
             None => (String::new(), 0),
         }
     }
@@ -368,6 +396,7 @@ pub fn check_redirect(srv: &Server, c: &Client, id: usize) -> Option<String> {
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
         v6: c.addr.matches(':').count() > 1,
+        cfg: &srv.config,
     };
     let q = Query {
         keys: &keys,
@@ -411,6 +440,7 @@ pub fn script_redirect(
         st,
         ok: st.state_ok(srv.config.cluster_require_full_coverage),
         v6: c.addr.matches(':').count() > 1,
+        cfg: &srv.config,
     };
     let q = Query {
         keys: &keys,
@@ -427,4 +457,160 @@ pub fn script_redirect(
     let mut exists =
         |k: &[u8]| srv.dbs[db].kv.get(k).is_some() && !crate::db::key_is_expired(srv, db, k);
     (redirect::get_node_by_query(&view, &q, &mut exists), slot)
+}
+
+/// Upstream's `clusterRedirectBlockedClientIfNeeded`: the error for a client blocked on
+/// keys (lists, sorted sets, streams; not WAIT) that this node no longer serves.
+/// `CLUSTERDOWN The cluster is down` when the cluster state is `fail` (even with
+/// `cluster-allow-reads-when-down`: only a write could unblock it), `CLUSTERDOWN Hash
+/// slot not served` for an unassigned slot, `MOVED` when another node owns the slot and
+/// this one does not import it. A READONLY client blocked in a read command (XREAD) on a
+/// replica of the slot's owner stays. None: the client stays blocked.
+pub fn blocked_client_redirect(srv: &Server, c: &Client) -> Option<String> {
+    let st = srv.cluster.as_deref()?;
+    if !c.has_flag(cflags::BLOCKED) {
+        return None;
+    }
+    // Blocked on keys: WAIT and the pause leave no keys.
+    let (key, _) = c.bstate.as_deref()?.keys.first()?;
+    if !st.state_ok(srv.config.cluster_require_full_coverage) {
+        return Some(redirect::ERR_DOWN_STATE.to_string());
+    }
+    let slot = slot::key_hash_slot(key);
+    let t = &st.nodes;
+    let mut node = t.owner[slot as usize];
+    let me = t.myself();
+    if c.has_flag(cflags::READONLY) && me.is_replica() && me.replicaof == node {
+        let write = srv.commands.lookup(&c.argv).map_or(true, |id| {
+            srv.commands.commands[id].def.flags & cmdf::WRITE != 0
+        });
+        if !write {
+            node = Some(MYSELF);
+        }
+    }
+    if node == Some(MYSELF) || t.importing.contains_key(&slot) {
+        return None;
+    }
+    let Some(n) = node else {
+        return Some(redirect::ERR_DOWN_UNBOUND.to_string());
+    };
+    let view = TableView {
+        st,
+        ok: true,
+        v6: c.addr.matches(':').count() > 1,
+        cfg: &srv.config,
+    };
+    redirect::Redirect::Moved(slot, n).error_text(&view)
+}
+
+/// Redirects (with [`blocked_client_redirect`]'s error) and unblocks the blocked clients in
+/// `slots` whose keys this node no longer serves: upstream's `clientsCronHandleTimeout`
+/// part for cluster mode, called by the clients cron for the clients it visits.
+pub fn redirect_blocked_clients(srv: &mut Server, slots: &[usize]) {
+    if srv.cluster.is_none() {
+        return;
+    }
+    for &slot in slots {
+        let err = match srv.clients.get(slot) {
+            Some(Some(c)) => blocked_client_redirect(srv, c),
+            _ => None,
+        };
+        let Some(err) = err else {
+            continue;
+        };
+        if let Some(mut c) = crate::networking::take_client(srv, slot) {
+            crate::blocked::unblock_client_on_error(srv, &mut c, &err);
+            crate::networking::put_client(srv, c);
+        }
+    }
+}
+
+/// Upstream's `pubsubShardUnsubscribeAllChannelsInSlot` for every slot the node table
+/// unassigned since the last call (`clusterDelSlot` calls `removeChannelsInSlot`): each
+/// subscriber of a shard channel of those slots is unsubscribed from it and gets a
+/// `sunsubscribe` message. `cur` is the client whose command is running (out of the
+/// client table), if any. Called after the cluster commands that drop slots and at
+/// before-sleep (slots lost to gossip, UPDATE, failover).
+pub fn remove_channels_in_dropped_slots(srv: &mut Server, cur: Option<&mut Client>) {
+    let Some(st) = srv.cluster.as_deref_mut() else {
+        return;
+    };
+    if st.nodes.dropped_slots.is_empty() {
+        return;
+    }
+    let mut dropped = slot::SlotBitmap::default();
+    for s in st.nodes.dropped_slots.drain(..) {
+        dropped.set(s);
+    }
+    remove_shard_channels_where(srv, cur, |s| dropped.test(s));
+}
+
+/// Upstream's `removeAllNotOwnedShardChannelSubscriptions`, when this node becomes a
+/// replica of another primary: the shard channels of every slot its new primary does not
+/// own go.
+pub fn remove_not_owned_shard_channels(srv: &mut Server) {
+    let Some(st) = srv.cluster.as_deref() else {
+        return;
+    };
+    let me = st.nodes.myself();
+    let primary = if me.is_primary() {
+        Some(MYSELF)
+    } else {
+        me.replicaof
+    };
+    let owner = st.nodes.owner.clone();
+    remove_shard_channels_where(srv, None, |s| owner[s as usize] != primary);
+}
+
+/// Unsubscribes (with a `sunsubscribe` message each) every subscriber of the shard
+/// channels whose slot satisfies `gone`.
+fn remove_shard_channels_where(
+    srv: &mut Server,
+    mut cur: Option<&mut Client>,
+    gone: impl Fn(u16) -> bool,
+) {
+    if srv.pubsub.shard_channels.is_empty() {
+        return;
+    }
+    let chans: Vec<(Vec<u8>, Vec<usize>)> = srv
+        .pubsub
+        .shard_channels
+        .iter()
+        .filter(|(ch, _)| gone(slot::key_hash_slot(ch)))
+        .map(|(ch, set)| (ch.clone(), set.iter().copied().collect()))
+        .collect();
+    for (ch, subs) in chans {
+        for slot in subs {
+            match cur.as_deref_mut() {
+                Some(c) if c.slot == slot => {
+                    crate::pubsub::unsubscribe_channel(
+                        srv,
+                        c,
+                        &ch,
+                        crate::pubsub::Kind::Shard,
+                        true,
+                    );
+                    crate::pubsub::unmark_if_idle(srv, c);
+                }
+                _ => {
+                    let Some(mut c) = crate::networking::take_client(srv, slot) else {
+                        continue;
+                    };
+                    crate::pubsub::unsubscribe_channel(
+                        srv,
+                        &mut c,
+                        &ch,
+                        crate::pubsub::Kind::Shard,
+                        true,
+                    );
+                    crate::pubsub::unmark_if_idle(srv, &mut c);
+                    if c.has_pending_replies() && !c.pending_write {
+                        c.pending_write = true;
+                        srv.clients_pending_write.push(c.slot);
+                    }
+                    crate::networking::put_client(srv, c);
+                }
+            }
+        }
+    }
 }

@@ -93,6 +93,9 @@ pub struct Node {
     pub cport: u16,
     pub hostname: String,
     pub human_nodename: String,
+    /// `availability-zone` of the node (ping extension 9, `availability-zone=` in
+    /// nodes.conf), "" when not set.
+    pub availability_zone: String,
     /// The addresses announced for clients (`cluster-announce-client-ipv4/ipv6`, ping
     /// extensions 4 and 5; empty when not announced).
     pub client_ipv4: String,
@@ -180,6 +183,10 @@ pub struct NodeTable {
     pub importing: BTreeMap<u16, NodeId>,
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
+    /// Slots unassigned (or moved to another node) since the shard channels were last
+    /// checked: their subscribers are unsubscribed (`clusterDelSlot` →
+    /// `removeChannelsInSlot`) by [`crate::cluster::remove_channels_in_dropped_slots`].
+    pub dropped_slots: Vec<u16>,
 }
 
 impl NodeTable {
@@ -206,6 +213,7 @@ impl NodeTable {
             importing: BTreeMap::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
+            dropped_slots: Vec::new(),
         }
     }
 
@@ -269,6 +277,7 @@ impl NodeTable {
         for s in 0..CLUSTER_SLOTS {
             if self.owner[s] == Some(id) {
                 self.owner[s] = None;
+                self.dropped_slots.push(s as u16);
             }
         }
         self.migrating.retain(|_, n| *n != id);
@@ -290,6 +299,9 @@ impl NodeTable {
     /// Gives slot `s` to `id` (taking it from its previous owner).
     pub fn add_slot(&mut self, s: u16, id: NodeId) {
         if let Some(prev) = self.owner[s as usize] {
+            if prev != id {
+                self.dropped_slots.push(s);
+            }
             if let Some(p) = self.get_mut(prev) {
                 p.slots.clear(s);
             }
@@ -303,6 +315,7 @@ impl NodeTable {
     /// Unassigns slot `s`.
     pub fn del_slot(&mut self, s: u16) {
         if let Some(prev) = self.owner[s as usize].take() {
+            self.dropped_slots.push(s);
             if let Some(p) = self.get_mut(prev) {
                 p.slots.clear(s);
             }
@@ -342,25 +355,29 @@ impl NodeTable {
         let port = if aux { n.tcp_port } else { n.client_port() };
         s.push_str(&format!(":{}@{}", port, n.cport));
         if aux {
+            // Upstream writes its aux table backwards (shard-id last).
             s.push(',');
             s.push_str(&n.hostname);
+            if !n.availability_zone.is_empty() {
+                s.push_str(&format!(",availability-zone={}", n.availability_zone));
+            }
+            if n.client_tls_port != 0 {
+                s.push_str(&format!(",client-tls-port={}", n.client_tls_port));
+            }
+            if n.client_tcp_port != 0 {
+                s.push_str(&format!(",client-tcp-port={}", n.client_tcp_port));
+            }
+            if !n.client_ipv6.is_empty() {
+                s.push_str(&format!(",client-ipv6={}", n.client_ipv6));
+            }
+            if !n.client_ipv4.is_empty() {
+                s.push_str(&format!(",client-ipv4={}", n.client_ipv4));
+            }
             s.push_str(&format!(",tls-port={}", n.tls_port));
             if !n.human_nodename.is_empty() {
                 s.push_str(&format!(",nodename={}", n.human_nodename));
             }
             s.push_str(&format!(",shard-id={}", n.shard_id));
-            if !n.client_ipv4.is_empty() {
-                s.push_str(&format!(",client-ipv4={}", n.client_ipv4));
-            }
-            if !n.client_ipv6.is_empty() {
-                s.push_str(&format!(",client-ipv6={}", n.client_ipv6));
-            }
-            if n.client_tcp_port != 0 {
-                s.push_str(&format!(",client-tcp-port={}", n.client_tcp_port));
-            }
-            if n.client_tls_port != 0 {
-                s.push_str(&format!(",client-tls-port={}", n.client_tls_port));
-            }
         } else if !n.hostname.is_empty() {
             s.push(',');
             s.push_str(&n.hostname);

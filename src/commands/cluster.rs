@@ -360,6 +360,8 @@ fn addslots_command(srv: &mut Server, c: &mut Client) {
     }
     st.save_config_or_die();
     c.reply.add_ok();
+    // After the reply: pushes to the running client follow it, as upstream.
+    crate::cluster::remove_channels_in_dropped_slots(srv, Some(c));
 }
 
 /// ASKING: the next command may touch a slot this node imports.
@@ -658,18 +660,32 @@ fn meet_command(srv: &mut Server, c: &mut Client) {
 }
 
 /// One node of CLUSTER SLOTS: endpoint, port, id, metadata map.
-fn add_slots_node(c: &mut Client, n: &Node) {
+fn add_slots_node(c: &mut Client, n: &Node, ty: u8) {
     c.reply.add_array_len(4);
-    let ip = n.client_ip(client_v6(c)).as_bytes().to_vec();
-    c.reply.add_bulk(&ip);
+    let ip = n.client_ip(client_v6(c)).to_string();
+    match ty {
+        1 => c
+            .reply
+            .add_bulk(crate::cluster::preferred_endpoint(n, ty, client_v6(c)).as_bytes()),
+        2 => c.reply.add_null(),
+        _ => c.reply.add_bulk(ip.as_bytes()),
+    }
     c.reply.add_long(n.client_port() as i64);
     c.reply.add_bulk(n.name.as_bytes());
-    if n.hostname.is_empty() {
-        c.reply.add_map_len(0);
-    } else {
-        c.reply.add_map_len(1);
-        c.reply.add_bulk(b"hostname");
-        c.reply.add_bulk(n.hostname.as_bytes());
+    let mut meta: Vec<(&[u8], &[u8])> = Vec::new();
+    if ty != 0 {
+        meta.push((b"ip", ip.as_bytes()));
+    }
+    if ty != 1 && !n.hostname.is_empty() {
+        meta.push((b"hostname", n.hostname.as_bytes()));
+    }
+    if !n.availability_zone.is_empty() {
+        meta.push((b"availability-zone", n.availability_zone.as_bytes()));
+    }
+    c.reply.add_map_len(meta.len());
+    for (k, v) in meta {
+        c.reply.add_bulk(k);
+        c.reply.add_bulk(v);
     }
 }
 
@@ -683,6 +699,7 @@ fn slots_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
+    let ty = crate::cluster::endpoint_type(&srv.config);
     let st = srv.cluster.as_deref().expect("cluster mode");
     let t = &st.nodes;
     let mut runs: Vec<(u16, u16, NodeId)> = Vec::new();
@@ -712,15 +729,15 @@ fn slots_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_array_len(3 + reps.len());
         c.reply.add_long(a as i64);
         c.reply.add_long(b as i64);
-        add_slots_node(c, n);
+        add_slots_node(c, n, ty);
         for r in reps {
-            add_slots_node(c, r);
+            add_slots_node(c, r, ty);
         }
     }
 }
 
 /// One node of CLUSTER SHARDS.
-fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64) {
+fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset: i64, ty: u8) {
     let mut fields: Vec<(&str, Result<Vec<u8>, i64>)> = vec![("id", Ok(n.name.clone().into()))];
     if n.client_port() != 0 {
         fields.push(("port", Err(n.client_port() as i64)));
@@ -729,8 +746,9 @@ fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset
         fields.push(("tls-port", Err(n.tls_port as i64)));
     }
     let ip = n.client_ip(client_v6(c)).to_string();
-    fields.push(("ip", Ok(ip.clone().into())));
-    fields.push(("endpoint", Ok(ip.into())));
+    fields.push(("ip", Ok(ip.into())));
+    let ep = crate::cluster::preferred_endpoint(n, ty, client_v6(c));
+    fields.push(("endpoint", Ok(ep.into())));
     if !n.hostname.is_empty() {
         fields.push(("hostname", Ok(n.hostname.clone().into())));
     }
@@ -750,6 +768,9 @@ fn add_shard_node(c: &mut Client, t: &NodeTable, id: NodeId, n: &Node, my_offset
         "online"
     };
     fields.push(("health", Ok(health.into())));
+    if !n.availability_zone.is_empty() {
+        fields.push(("availability-zone", Ok(n.availability_zone.clone().into())));
+    }
     let _ = t;
     c.reply.add_map_len(fields.len());
     for (k, v) in fields {
@@ -767,6 +788,7 @@ fn shards_command(srv: &mut Server, c: &mut Client) {
         return;
     }
     let my_offset = srv.repl.master_repl_offset;
+    let ty = crate::cluster::endpoint_type(&srv.config);
     let st = srv.cluster.as_deref().expect("cluster mode");
     let t = &st.nodes;
     let mut shards: Vec<(String, Vec<NodeId>)> = Vec::new();
@@ -797,7 +819,7 @@ fn shards_command(srv: &mut Server, c: &mut Client) {
         c.reply.add_array_len(ids.len());
         for id in &ids {
             if let Some(n) = t.get(*id) {
-                add_shard_node(c, t, *id, n, my_offset);
+                add_shard_node(c, t, *id, n, my_offset, ty);
             }
         }
         c.reply.add_bulk(b"id");
@@ -1051,6 +1073,8 @@ fn flushslots_command(srv: &mut Server, c: &mut Client) {
     }
     st.save_config_or_die();
     c.reply.add_ok();
+    // After the reply: pushes to the running client follow it, as upstream.
+    crate::cluster::remove_channels_in_dropped_slots(srv, Some(c));
 }
 
 /// The keys of slot `s` in the first database.
@@ -1058,12 +1082,25 @@ fn keys_in_slot(srv: &Server, s: u16) -> usize {
     srv.dbs.first().map_or(0, |d| d.kv.count_keys_in_slot(s))
 }
 
+/// The default `TIMEOUT` of CLUSTER SETSLOT on a primary with replicas (upstream's
+/// `CLUSTER_OPERATION_TIMEOUT`, ms).
+const SETSLOT_TIMEOUT_MS: i64 = 2000;
+
 /// CLUSTER SETSLOT slot IMPORTING id | MIGRATING id | STABLE | NODE id [TIMEOUT ms].
+///
+/// On a primary with online replicas (version 8.0 and later) the command is first sent to
+/// them through the replication stream and the client blocks until they all acknowledged
+/// it (as WAIT does, src/replication/primary.rs); then it runs again here and applies
+/// (upstream's replication of SETSLOT, Valkey 8.0). `TIMEOUT` bounds the wait (default
+/// 2 s, 0 = forever); past it the reply is `-NOREPLICAS` and nothing changes here. The
+/// replica applies what its primary sends.
 fn setslot_command(srv: &mut Server, c: &mut Client) {
     if !enabled(srv, c) {
         return;
     }
-    if state(srv).nodes.myself().is_replica() {
+    let from_primary = c.has_flag(cflags::PRIMARY);
+    let me_replica = state(srv).nodes.myself().is_replica();
+    if me_replica && !from_primary {
         c.reply
             .add_error("ERR Please use SETSLOT only with masters.");
         return;
@@ -1081,7 +1118,7 @@ fn setslot_command(srv: &mut Server, c: &mut Client) {
     match action.as_slice() {
         b"migrating" | b"importing" if argc >= 5 => {
             let mig = action[0] == b'm';
-            if mig && owner != Some(MYSELF) {
+            if mig && !me_replica && owner != Some(MYSELF) {
                 c.reply
                     .add_error(&format!("ERR I'm not the owner of hash slot {}", slot));
                 return;
@@ -1134,7 +1171,10 @@ fn setslot_command(srv: &mut Server, c: &mut Client) {
             );
             return;
         }
-    }
+    };
+    // The absolute deadline (ms, 0 = none) as getTimeoutFromObjectOrReply in ms.
+    let now = srv.mstime;
+    let mut deadline = now + SETSLOT_TIMEOUT_MS;
     let mut i = optpos;
     while i < argc {
         if c.argv[i].eq_ignore_ascii_case(b"timeout") {
@@ -1142,51 +1182,158 @@ fn setslot_command(srv: &mut Server, c: &mut Client) {
                 c.reply.add_error("ERR Missing timeout value");
                 return;
             }
-            if crate::util::parse_i64_strict(&c.argv[i + 1]).is_none() {
-                c.reply
-                    .add_error("ERR timeout is not an integer or out of range");
-                return;
+            match crate::util::parse_i64_strict(&c.argv[i + 1]) {
+                None => {
+                    c.reply
+                        .add_error("ERR timeout is not an integer or out of range");
+                    return;
+                }
+                Some(t) if t < 0 => {
+                    c.reply.add_error("ERR timeout is negative");
+                    return;
+                }
+                Some(0) => deadline = 0,
+                Some(t) => match t.checked_add(now) {
+                    Some(d) => deadline = d,
+                    None => {
+                        c.reply.add_error("ERR timeout is out of range");
+                        return;
+                    }
+                },
             }
             i += 2;
         } else {
             i += 1;
         }
     }
+    // A primary with replicas sends the command to them first and applies it once they
+    // all acknowledged it (the re-execution has REPLICATION_DONE).
+    let done = c.flags & cflags::REPLICATION_DONE != 0;
+    c.flags &= !cflags::REPLICATION_DONE;
+    if !me_replica && !done && !state(srv).nodes.myself().replicas.is_empty() {
+        let eligible = crate::replication::primary::setslot_eligible_replicas(srv);
+        if eligible > 0 && c.has_flag(cflags::IN_EXEC | cflags::DENY_BLOCKING) {
+            // Inside MULTI/EXEC the client can not block: the replicas get the command
+            // and it applies here at once (9.1.2 fails an assertion and exits here).
+            crate::propagate::also_propagate(
+                srv,
+                c.db,
+                c.argv.clone(),
+                crate::propagate::PROPAGATE_REPL,
+            );
+        } else if eligible > 0 {
+            crate::propagate::also_propagate(
+                srv,
+                c.db,
+                c.argv.clone(),
+                crate::propagate::PROPAGATE_REPL,
+            );
+            let offset = srv.repl.master_repl_offset + 1;
+            crate::replication::primary::block_for_replica_ack(srv, c, offset, eligible, deadline);
+            return;
+        }
+    }
     let nkeys = keys_in_slot(srv, slot);
+    let allow_migration =
+        srv.config.get("cluster-allow-replica-migration").as_deref() != Some("no");
     let st = state(srv);
+    let node_desc = |st: &ClusterState, id: NodeId| {
+        st.nodes
+            .get(id)
+            .map_or((String::new(), String::new(), String::new()), |n| {
+                (n.name.clone(), n.human_nodename.clone(), n.shard_id.clone())
+            })
+    };
+    let mut new_primary = None;
     match action.as_slice() {
         b"migrating" => {
-            st.nodes.migrating.insert(slot, target.expect("target"));
+            let id = target.expect("target");
+            let (nm, hn, _) = node_desc(st, id);
+            log::info!("Migrating slot {} to node {} ({})", slot, nm, hn);
+            st.nodes.migrating.insert(slot, id);
         }
         b"importing" => {
-            st.nodes.importing.insert(slot, target.expect("target"));
+            let id = target.expect("target");
+            let (nm, hn, _) = node_desc(st, id);
+            log::info!("Importing slot {} from node {} ({})", slot, nm, hn);
+            st.nodes.importing.insert(slot, id);
         }
         b"stable" => {
+            log::info!("Marking slot {} stable", slot);
             st.nodes.migrating.remove(&slot);
             st.nodes.importing.remove(&slot);
         }
         _ => {
             let id = target.expect("target");
+            let (nm, hn, shard) = node_desc(st, id);
+            log::info!(
+                "Assigning slot {} to node {} ({}) in shard {}",
+                slot,
+                nm,
+                hn,
+                shard
+            );
             if nkeys == 0 {
                 st.nodes.migrating.remove(&slot);
             }
-            if id == MYSELF && st.nodes.importing.remove(&slot).is_some() {
-                // The import is over: a new configEpoch without consensus, as upstream.
-                let max = st.nodes.max_epoch();
-                let mine = st.nodes.myself().config_epoch;
-                if mine == 0 || mine != max {
-                    st.nodes.current_epoch += 1;
-                    let e = st.nodes.current_epoch;
-                    st.nodes.myself_mut().config_epoch = e;
-                }
-            }
+            let me = st.nodes.myself();
+            let my_primary = if me.is_replica() {
+                me.replicaof
+            } else {
+                Some(MYSELF)
+            };
+            let slot_was_mine = owner.is_some() && owner == my_primary;
             st.nodes.del_slot(slot);
             st.nodes.add_slot(slot, id);
+            let shard_is_empty = my_primary
+                .and_then(|p| st.nodes.get(p))
+                .is_some_and(|p| p.slots.count() == 0);
+            if slot_was_mine && shard_is_empty && id != MYSELF {
+                if allow_migration {
+                    log::info!(
+                        "Lost my last slot during slot migration. Reconfiguring myself as a \
+                         replica of {} ({}) in shard {}",
+                        nm,
+                        hn,
+                        shard
+                    );
+                    new_primary = Some(id);
+                } else if !me_replica {
+                    log::info!(
+                        "My last slot was migrated to node {} ({}) in shard {}. I am now an \
+                         empty primary.",
+                        nm,
+                        hn,
+                        shard
+                    );
+                }
+            }
+            let mine = st.nodes.myself().replicaof;
+            if (id == MYSELF || Some(id) == mine) && st.nodes.importing.remove(&slot).is_some() {
+                // Only the primary ends an import with a new configEpoch, without
+                // consensus, as upstream.
+                if id == MYSELF {
+                    let max = st.nodes.max_epoch();
+                    let mine = st.nodes.myself().config_epoch;
+                    if mine == 0 || mine != max {
+                        st.nodes.current_epoch += 1;
+                        let e = st.nodes.current_epoch;
+                        st.nodes.myself_mut().config_epoch = e;
+                        log::info!("ConfigEpoch updated after importing slot {}", slot);
+                    }
+                }
+            }
         }
     }
+    if let Some(p) = new_primary {
+        // A full sync: the new shard has another replication history.
+        crate::cluster::failover::set_primary(srv, p, true);
+    }
     // Without fsync, as upstream (a reshard sends five SETSLOTs per slot).
-    st.save_config_or_die_with(false);
+    state(srv).save_config_or_die_with(false);
     c.reply.add_ok();
+    // After the reply: pushes to the running client follow it, as upstream.
+    crate::cluster::remove_channels_in_dropped_slots(srv, Some(c));
 }
 
 /// CLUSTER FORGET node-id.
@@ -1224,6 +1371,8 @@ fn forget_command(srv: &mut Server, c: &mut Client) {
     crate::cluster::gossip::del_node(srv, id);
     state(srv).save_config_or_die();
     c.reply.add_ok();
+    // After the reply: pushes to the running client follow it, as upstream.
+    crate::cluster::remove_channels_in_dropped_slots(srv, Some(c));
 }
 
 /// CLUSTER RESET [HARD|SOFT]: slot states closed, slots released, other nodes forgotten;
@@ -1296,4 +1445,6 @@ fn reset_command(srv: &mut Server, c: &mut Client) {
     }
     st.save_config_or_die();
     c.reply.add_ok();
+    // After the reply: pushes to the running client follow it, as upstream.
+    crate::cluster::remove_channels_in_dropped_slots(srv, Some(c));
 }

@@ -650,8 +650,19 @@ fn hello_command(srv: &mut Server, c: &mut Client) {
         c.name = if n.is_empty() { None } else { Some(n) };
     }
     c.reply.resp = ver as u8;
+    let zone = srv.config.get("availability-zone").unwrap_or_default();
+    let mode: &[u8] = if srv.config.cluster_enabled {
+        b"cluster"
+    } else {
+        b"standalone"
+    };
+    let role: &[u8] = if crate::replication::replica::is_replica(srv) {
+        b"replica"
+    } else {
+        b"master"
+    };
     let r = &mut c.reply;
-    r.add_map_len(7);
+    r.add_map_len(if zone.is_empty() { 7 } else { 8 });
     r.add_bulk(b"server");
     r.add_bulk(b"valkey");
     r.add_bulk(b"version");
@@ -661,11 +672,15 @@ fn hello_command(srv: &mut Server, c: &mut Client) {
     r.add_bulk(b"id");
     r.add_long(c.id as i64);
     r.add_bulk(b"mode");
-    r.add_bulk(b"standalone");
+    r.add_bulk(mode);
     r.add_bulk(b"role");
-    r.add_bulk(b"master");
+    r.add_bulk(role);
     r.add_bulk(b"modules");
     r.add_array_len(0);
+    if !zone.is_empty() {
+        r.add_bulk(b"availability_zone");
+        r.add_bulk(zone.as_bytes());
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -965,6 +965,7 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
     let prev_no_touch = srv.current_client_no_touch;
     srv.current_client_no_touch = c.has_flag(cflags::NO_TOUCH) && def.name != "touch";
     let dirty_before = srv.dirty;
+    let offset_before = srv.repl.master_repl_offset;
     // Handlers may move arguments into the keyspace (SET takes its value buffer), so a
     // write's argv is copied first when it may have to be propagated.
     let mut saved_argv = (def.flags & flags::WRITE != 0
@@ -1053,8 +1054,9 @@ pub fn call(srv: &mut Server, c: &mut Client, id: usize) {
         let arbitrary = matches!(def.name, "scan" | "keys" | "randomkey");
         crate::propagate::propagate_pending_as(srv, !arbitrary);
     }
-    if srv.propagation.nesting == 0 {
-        // The stream offset after the client's last top-level command, for WAIT.
+    if srv.propagation.nesting == 0 && srv.repl.master_repl_offset != offset_before {
+        // The stream offset after the client's last command that fed the stream, for
+        // WAIT (upstream's call(): only when the offset moved).
         c.woff = srv.repl.master_repl_offset;
     }
     // Messages published to the client itself follow its reply (after the whole EXEC).

@@ -1321,7 +1321,7 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                  process_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\n\
                  uptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\n\
                  clients_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\
-                 io_threads_active:0\r\navailability_zone:\r\n",
+                 io_threads_active:0\r\navailability_zone:{}\r\n",
                 VALKEY_VERSION,
                 if srv.config.cluster_enabled {
                     "cluster"
@@ -1340,7 +1340,8 @@ fn info_section(srv: &Server, c: &Client, name: &str, s: &mut String) {
                 srv.hz,
                 srv.lruclock,
                 srv.executable,
-                srv.config_file.as_deref().unwrap_or("")
+                srv.config_file.as_deref().unwrap_or(""),
+                srv.config.get("availability-zone").unwrap_or_default()
             );
             let mut binds = String::new();
             if srv.config.bind.is_empty() {

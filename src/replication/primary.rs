@@ -70,6 +70,8 @@ pub struct ReplicaLink {
     pub rdb_io_ms: i64,
     /// REPLCONF SET-CLUSTER-NODE-ID: the replica's cluster node name (cluster mode).
     pub cluster_node_id: Option<String>,
+    /// REPLCONF version as a number (`major << 16 | minor << 8 | patch`, 0 if unknown).
+    pub version: i64,
 }
 
 impl ReplicaLink {
@@ -92,6 +94,7 @@ impl ReplicaLink {
             bulk: None,
             rdb_io_ms: now_ms,
             cluster_node_id: None,
+            version: 0,
         }
     }
 }
@@ -226,6 +229,9 @@ struct Waiter {
     numreplicas: i64,
     /// Absolute ms, 0 = forever.
     deadline: i64,
+    /// A CLUSTER SETSLOT waiting for its replicas: run again when acknowledged,
+    /// `-NOREPLICAS` on timeout (instead of WAIT's count).
+    setslot: bool,
 }
 
 /// What a primary keeps for its replicas.
@@ -794,6 +800,7 @@ pub fn replconf_command(srv: &mut Server, c: &mut Client) {
                 .and_then(|m| m.parse::<u32>().ok())
                 .unwrap_or(0);
             link(c, now).rdb_version = if major >= 9 { ::rdb::RDB_VERSION } else { 11 };
+            link(c, now).version = version_number(&v);
         } else if eq_ic(&opt, "set-cluster-node-id") {
             // A cluster replica names itself (it must be a node we know).
             let Some(st) = srv.cluster.as_deref() else {
@@ -829,6 +836,24 @@ pub fn replconf_command(srv: &mut Server, c: &mut Client) {
 fn link(c: &mut Client, now: i64) -> &mut ReplicaLink {
     c.repl
         .get_or_insert_with(|| Box::new(ReplicaLink::new(now)))
+}
+
+/// "x.y.z" as `x << 16 | y << 8 | z` (upstream's `version2num`), 0 when malformed.
+fn version_number(v: &str) -> i64 {
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() != 3 {
+        return 0;
+    }
+    let mut n = 0i64;
+    for p in parts {
+        match p.parse::<u8>() {
+            Ok(x) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                n = (n << 8) | x as i64
+            }
+            _ => return 0,
+        }
+    }
+    n
 }
 
 /// WAIT numreplicas timeout (upstream's `waitCommand`).
@@ -881,6 +906,65 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
         offset,
         numreplicas: num,
         deadline,
+        setslot: false,
+    });
+    srv.repl.primary.get_ack = true;
+}
+
+/// Takes `c` out of the clients waiting for replicas (CLIENT UNBLOCK), with its reply as
+/// on timeout (upstream's `replyToBlockedClientTimedOut`): WAIT's acknowledgement count,
+/// CLUSTER SETSLOT's `-NOREPLICAS`. None when `c` does not wait for replicas.
+pub fn take_waiter(srv: &mut Server, c: &Client) -> Option<Result<i64, &'static str>> {
+    let p = &mut srv.repl.primary;
+    let i = p
+        .waiters
+        .iter()
+        .position(|w| w.slot == c.slot && w.id == c.id)?;
+    let w = p.waiters.remove(i);
+    if w.setslot {
+        return Some(Err("NOREPLICAS Not enough good replicas to write."));
+    }
+    Some(Ok(count_acks(srv, w.offset)))
+}
+
+/// The online replicas running 8.0 or later (upstream: version > 7.2.255), which CLUSTER
+/// SETSLOT waits for.
+pub fn setslot_eligible_replicas(srv: &Server) -> i64 {
+    let mut n = 0;
+    for &(slot, id) in &srv.repl.primary.replicas {
+        if let Some(Some(c)) = srv.clients.get(slot) {
+            if c.id == id
+                && c.repl
+                    .as_ref()
+                    .is_some_and(|r| r.state == SyncState::Online && r.version > 0x0702ff)
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Blocks the running CLUSTER SETSLOT until `num` replicas acknowledged `offset` or
+/// `deadline` (absolute ms, 0 = never) passes (upstream's `blockClientForReplicaAck` with
+/// a pending command).
+pub fn block_for_replica_ack(
+    srv: &mut Server,
+    c: &mut Client,
+    offset: i64,
+    num: i64,
+    deadline: i64,
+) {
+    c.bstate = None;
+    c.flags |= cflags::BLOCKED | cflags::PENDING_COMMAND;
+    srv.blocked.blocked_clients += 1;
+    srv.repl.primary.waiters.push(Waiter {
+        slot: c.slot,
+        id: c.id,
+        offset,
+        numreplicas: num,
+        deadline,
+        setslot: true,
     });
     srv.repl.primary.get_ack = true;
 }
@@ -1724,6 +1808,27 @@ pub fn before_sleep(el: &mut EventLoop, srv: &mut Server) {
         let timed_out = w.deadline != 0 && now >= w.deadline;
         if acks < w.numreplicas && !timed_out {
             kept.push(w);
+            continue;
+        }
+        if w.setslot {
+            let current = matches!(srv.clients.get(w.slot), Some(Some(c))
+                if c.id == w.id && c.has_flag(cflags::BLOCKED));
+            if !current {
+                continue;
+            }
+            if acks >= w.numreplicas {
+                if let Some(Some(c)) = srv.clients.get_mut(w.slot) {
+                    c.flags |= cflags::REPLICATION_DONE;
+                }
+                crate::blocked::unblock_and_reexecute(srv, w.slot);
+            } else if let Some(mut c) = take_client(srv, w.slot) {
+                crate::blocked::unblock_client_on_timeout_error(
+                    srv,
+                    &mut c,
+                    "NOREPLICAS Not enough good replicas to write.",
+                );
+                put_client(srv, c);
+            }
             continue;
         }
         let Some(mut c) = take_client(srv, w.slot) else {

@@ -362,8 +362,15 @@ pub fn unset_primary(srv: &mut Server) {
 }
 
 /// Upstream's `disconnectAllBlockedClients`: clients blocked on keys would wait for
-/// writes that only the new primary can make; they get an error instead.
+/// writes that only the new primary can make; they get an error instead. In cluster mode
+/// only the clients whose slot this node no longer serves are redirected (`MOVED`), the
+/// others stay blocked (upstream's `clusterRedirectBlockedClientIfNeeded`).
 fn disconnect_blocked_clients(srv: &mut Server) {
+    if srv.cluster.is_some() {
+        let slots: Vec<usize> = srv.clients.iter().map(|(slot, _)| slot).collect();
+        crate::cluster::redirect_blocked_clients(srv, &slots);
+        return;
+    }
     let slots: Vec<usize> = srv
         .clients
         .iter()
@@ -403,6 +410,10 @@ fn drop_primary_client(srv: &mut Server, cache: bool) {
         if c.id == id {
             c.flags |= cflags::CLOSE_ASAP;
         }
+    } else if srv.current_client == Some(slot) {
+        // The primary's own command (a replicated CLUSTER SETSLOT taking this shard's
+        // last slot): it stops reading its stream once the command returns.
+        srv.current_client_add_flags |= cflags::CLOSE_ASAP;
     }
     crate::networking::free_client_async(srv, slot, id);
 }
