@@ -1268,12 +1268,7 @@ pub fn manual_failover(
 
 /// Upstream's `clusterBumpConfigEpochWithoutConsensus`.
 fn bump_epoch_without_consensus(st: &mut super::ClusterState) {
-    let max = st.nodes.max_epoch();
-    let mine = st.nodes.myself().config_epoch;
-    if mine == 0 || mine != max {
-        st.nodes.current_epoch += 1;
-        let e = st.nodes.current_epoch;
-        st.nodes.myself_mut().config_epoch = e;
+    if let Some(e) = st.nodes.bump_epoch_without_consensus() {
         st.save_config_or_die();
         info!("New configEpoch set to {}", e);
     }

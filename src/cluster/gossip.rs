@@ -1039,12 +1039,7 @@ fn delete_keys_in_slot(srv: &mut Server, slot: u16) {
 }
 
 fn bump_epoch_without_consensus(st: &mut ClusterState) {
-    let max = st.nodes.max_epoch();
-    let mine = st.nodes.myself().config_epoch;
-    if mine == 0 || mine != max {
-        st.nodes.current_epoch += 1;
-        let e = st.nodes.current_epoch;
-        st.nodes.myself_mut().config_epoch = e;
+    if let Some(e) = st.nodes.bump_epoch_without_consensus() {
         st.bus.todo_save = true;
         st.bus.todo_fsync = true;
         info!("New configEpoch set to {}", e);

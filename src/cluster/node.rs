@@ -344,6 +344,22 @@ impl NodeTable {
             .max(self.current_epoch)
     }
 
+    /// Upstream's `clusterBumpConfigEpochWithoutConsensus` without the save: when this
+    /// node's configEpoch is 0 or not the largest known, currentEpoch goes up by one and
+    /// becomes this node's configEpoch. Returns the new epoch, None when nothing changed
+    /// (the caller saves the config and logs as its upstream counterpart does).
+    pub fn bump_epoch_without_consensus(&mut self) -> Option<u64> {
+        let max = self.max_epoch();
+        let mine = self.myself().config_epoch;
+        if mine != 0 && mine == max {
+            return None;
+        }
+        self.current_epoch += 1;
+        let e = self.current_epoch;
+        self.myself_mut().config_epoch = e;
+        Some(e)
+    }
+
     /// One node line (upstream's `clusterGenNodeDescription`): with `aux` the nodes.conf
     /// form (`,hostname` always, then the aux fields), without it the CLUSTER NODES form.
     /// No trailing newline.

@@ -1312,15 +1312,8 @@ fn setslot_command(srv: &mut Server, c: &mut Client) {
             if (id == MYSELF || Some(id) == mine) && st.nodes.importing.remove(&slot).is_some() {
                 // Only the primary ends an import with a new configEpoch, without
                 // consensus, as upstream.
-                if id == MYSELF {
-                    let max = st.nodes.max_epoch();
-                    let mine = st.nodes.myself().config_epoch;
-                    if mine == 0 || mine != max {
-                        st.nodes.current_epoch += 1;
-                        let e = st.nodes.current_epoch;
-                        st.nodes.myself_mut().config_epoch = e;
-                        log::info!("ConfigEpoch updated after importing slot {}", slot);
-                    }
+                if id == MYSELF && st.nodes.bump_epoch_without_consensus().is_some() {
+                    log::info!("ConfigEpoch updated after importing slot {}", slot);
                 }
             }
         }

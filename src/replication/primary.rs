@@ -895,8 +895,20 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
     } else {
         0
     };
-    // A WAIT blocks without keys: drop any old key-blocking state so the shared unblock
-    // path releases nothing else.
+    push_waiter(srv, c, offset, num, deadline, false);
+}
+
+/// Blocks `c` until `num` replicas acknowledged `offset` or `deadline` passes (shared by
+/// WAIT and CLUSTER SETSLOT): no key-blocking state, so the shared unblock path releases
+/// nothing else.
+fn push_waiter(
+    srv: &mut Server,
+    c: &mut Client,
+    offset: i64,
+    num: i64,
+    deadline: i64,
+    setslot: bool,
+) {
     c.bstate = None;
     c.flags |= cflags::BLOCKED;
     srv.blocked.blocked_clients += 1;
@@ -906,7 +918,7 @@ pub fn wait_command(srv: &mut Server, c: &mut Client) {
         offset,
         numreplicas: num,
         deadline,
-        setslot: false,
+        setslot,
     });
     srv.repl.primary.get_ack = true;
 }
@@ -955,18 +967,8 @@ pub fn block_for_replica_ack(
     num: i64,
     deadline: i64,
 ) {
-    c.bstate = None;
-    c.flags |= cflags::BLOCKED | cflags::PENDING_COMMAND;
-    srv.blocked.blocked_clients += 1;
-    srv.repl.primary.waiters.push(Waiter {
-        slot: c.slot,
-        id: c.id,
-        offset,
-        numreplicas: num,
-        deadline,
-        setslot: true,
-    });
-    srv.repl.primary.get_ack = true;
+    c.flags |= cflags::PENDING_COMMAND;
+    push_waiter(srv, c, offset, num, deadline, true);
 }
 
 /// ROLE, the primary form: `master`, the offset, and each replica's ip, port and
