@@ -1304,7 +1304,7 @@ tls_instr() {
 
 # ---- Encryption at rest: SAVE, load, AOF-always SET, off versus on --------------------
 encrypt_bench() {
-    local dir="$WORK/enc" key port pid run t0 t1 reply ldir variant pipeline n=$AOF_ALWAYS_N
+    local dir="$WORK/enc" key port pid run t0 t1 reply ldir variant pipeline n=$AOF_ALWAYS_N c0 c1
     # Off first in odd runs, on first in even runs: neither side always runs first.
     local order aof_runs=${BENCH_ENCRYPT_RUNS:-${BENCH_RUNS:-5}}
     rm -rf "$dir" && mkdir -p "$dir"
@@ -1384,10 +1384,15 @@ encrypt_bench() {
         for pipeline in 1 16; do
             for variant in $order; do
                 echo "encrypt aof-always run $run/$aof_runs -P $pipeline $variant" >&2
+                # The event loop thread's CPU time (ns) around the run: the cost of the
+                # cipher without the fsync waits, whose length varies from run to run.
+                c0=$(awk '{print $1}' "/proc/${apid[$variant]}/task/${apid[$variant]}/schedstat")
                 "${CLIENT_CPU[@]}" redis-benchmark -p "${aport[$variant]}" -c "$CLIENTS" \
                     -n "$n" -r 100000 -t set -P "$pipeline" --csv 2>/dev/null |
-                    bench_csv "$variant" "$pipeline" "$run" SET >>"$csv" ||
+                    bench_csv "$variant" "$pipeline" "$run" SET >"$dir/row" ||
                     echo "redis-benchmark failed ($variant -P $pipeline)" >&2
+                c1=$(awk '{print $1}' "/proc/${apid[$variant]}/task/${apid[$variant]}/schedstat")
+                awk -v ns=$(((c1 - c0) / n)) '{print $0 "," ns}' "$dir/row" >>"$csv"
             done
         done
     done
@@ -1405,15 +1410,22 @@ import statistics, sys
 csv, so, sn, lo, ln, keys = sys.argv[1:]
 print("| SAVE, %s keys (s) | %s | %s | %+.1f%% |" % (keys, so, sn, (float(sn) / float(so) - 1) * 100))
 print("| load until PONG (s) | %s | %s | %+.1f%% |" % (lo, ln, (float(ln) / float(lo) - 1) * 100))
-rows = {}
+rows, cpu = {}, {}
 for line in open(csv):
-    variant, pipeline, run, test, rps = line.strip().split(",")[:5]
-    rows.setdefault((int(pipeline), variant), []).append(float(rps))
+    f = line.strip().split(",")
+    variant, pipeline, rps, ns = f[0], int(f[1]), float(f[4]), float(f[7])
+    rows.setdefault((pipeline, variant), []).append(rps)
+    cpu.setdefault((pipeline, variant), []).append(ns)
 for p in (1, 16):
     off = statistics.median(rows.get((p, "off"), [0]))
     on = statistics.median(rows.get((p, "on"), [0]))
     cost = (on / off - 1) * 100 if off else 0
     print("| SET rps, appendfsync always, -P %d | %.0f | %.0f | %+.1f%% |" % (p, off, on, cost))
+for p in (1, 16):
+    off = statistics.median(cpu.get((p, "off"), [0]))
+    on = statistics.median(cpu.get((p, "on"), [0]))
+    cost = (on / off - 1) * 100 if off else 0
+    print("| event loop CPU ns per SET, -P %d | %.0f | %.0f | %+.1f%% |" % (p, off, on, cost))
 PY
     rm -rf "$dir"
 }
