@@ -526,13 +526,18 @@ pub fn disconnect_replicas(srv: &mut Server) {
 
 /// Count of replicas that acknowledged `offset` (upstream's `replicationCountAcksByOffset`).
 fn count_acks(srv: &Server, offset: i64) -> i64 {
+    count_online_replicas(srv, |r| r.ack_off >= offset)
+}
+
+/// Count of the online replicas whose replication state passes `pred`.
+fn count_online_replicas(srv: &Server, pred: impl Fn(&ReplicaLink) -> bool) -> i64 {
     let mut n = 0;
     for &(slot, id) in &srv.repl.primary.replicas {
         if let Some(Some(c)) = srv.clients.get(slot) {
             if c.id == id
                 && c.repl
                     .as_ref()
-                    .is_some_and(|r| r.state == SyncState::Online && r.ack_off >= offset)
+                    .is_some_and(|r| r.state == SyncState::Online && pred(r))
             {
                 n += 1;
             }
@@ -942,19 +947,7 @@ pub fn take_waiter(srv: &mut Server, c: &Client) -> Option<Result<i64, &'static 
 /// The online replicas running 8.0 or later (upstream: version > 7.2.255), which CLUSTER
 /// SETSLOT waits for.
 pub fn setslot_eligible_replicas(srv: &Server) -> i64 {
-    let mut n = 0;
-    for &(slot, id) in &srv.repl.primary.replicas {
-        if let Some(Some(c)) = srv.clients.get(slot) {
-            if c.id == id
-                && c.repl
-                    .as_ref()
-                    .is_some_and(|r| r.state == SyncState::Online && r.version > 0x0702ff)
-            {
-                n += 1;
-            }
-        }
-    }
-    n
+    count_online_replicas(srv, |r| r.version > 0x0702ff)
 }
 
 /// Blocks the running CLUSTER SETSLOT until `num` replicas acknowledged `offset` or
